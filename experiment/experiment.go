@@ -1,0 +1,267 @@
+package experiment
+
+import (
+	"bytes"
+	"encoding/json"
+	"math"
+	"regexp"
+	"strconv"
+	"time"
+)
+
+// Status is the life-cycle state of an experiment. Only drafts may be edited;
+// starting an experiment locks its design (pre-registration).
+type Status string
+
+// The experiment states.
+const (
+	Draft   Status = "draft"
+	Running Status = "running"
+	Stopped Status = "stopped"
+)
+
+// Variant is one arm of an experiment. Weights of an experiment's variants sum to 1.
+type Variant struct {
+	Name   string  `json:"name"`
+	Weight float64 `json:"weight"`
+}
+
+// Range is a half-open interval [Start, End) of the unit interval, e.g. the slice of
+// a layer that an experiment occupies.
+type Range struct {
+	Start float64 `json:"start"`
+	End   float64 `json:"end"`
+}
+
+// Contains reports whether Start <= x < End.
+func (r Range) Contains(x float64) bool { return x >= r.Start && x < r.End }
+
+// Overlaps reports whether two half-open ranges share any point.
+func (r Range) Overlaps(o Range) bool { return r.Start < o.End && o.Start < r.End }
+
+// MetricRef names a registered metric in an experiment. In JSON it is either the
+// metric's name as a string or an object {"name", "primary"}.
+type MetricRef struct {
+	Name    string `json:"name"`
+	Primary bool   `json:"primary,omitempty"`
+}
+
+// UnmarshalJSON accepts "revenue" or {"name": "revenue", "primary": true}.
+func (m *MetricRef) UnmarshalJSON(b []byte) error {
+	b = bytes.TrimSpace(b)
+	if len(b) > 0 && b[0] == '"' {
+		*m = MetricRef{}
+		return json.Unmarshal(b, &m.Name)
+	}
+	type plain MetricRef
+	var p plain
+	if err := json.Unmarshal(b, &p); err != nil {
+		return err
+	}
+	*m = MetricRef(p)
+	return nil
+}
+
+// AnalysisPlan is the pre-registered analysis of an experiment.
+type AnalysisPlan struct {
+	PrimaryMetric string  `json:"primary_metric,omitempty"`
+	Alpha         float64 `json:"alpha,omitempty"`             // default 0.05
+	MDE           float64 `json:"mde,omitempty"`               // minimum detectable (relative) effect
+	Sequential    bool    `json:"sequential,omitempty"`        // always-valid confidence sequences
+	Tuning        float64 `json:"sequential_tuning,omitempty"` // N* of the confidence sequence, default 5000
+	Correction    string  `json:"correction,omitempty"`        // "holm" (default), "bh" or "none"
+}
+
+// Experiment is a registered randomized experiment.
+type Experiment struct {
+	Key         string       `json:"key"`
+	Name        string       `json:"name,omitempty"`
+	Description string       `json:"description,omitempty"`
+	Variants    []Variant    `json:"variants"`
+	Coverage    *float64     `json:"coverage,omitempty"`     // share of eligible units included, default 1
+	HashVersion int          `json:"hash_version,omitempty"` // 1 or 2, default 2
+	Seed        string       `json:"seed,omitempty"`         // hash seed, default Key
+	Layer       string       `json:"layer,omitempty"`        // mutual-exclusion layer
+	LayerRange  *Range       `json:"layer_range,omitempty"`  // this experiment's slice of the layer
+	Holdout     string       `json:"holdout,omitempty"`      // permanent holdout units are kept out of
+	Metrics     []MetricRef  `json:"metrics,omitempty"`
+	Analysis    AnalysisPlan `json:"analysis"`
+	Status      Status       `json:"status"`
+	CreatedAt   time.Time    `json:"created_at"`
+	UpdatedAt   time.Time    `json:"updated_at"`
+	StartedAt   *time.Time   `json:"started_at,omitempty"`
+	StoppedAt   *time.Time   `json:"stopped_at,omitempty"`
+}
+
+// CoverageOr1 returns the coverage, 1 when unset.
+func (e *Experiment) CoverageOr1() float64 {
+	if e.Coverage == nil {
+		return 1
+	}
+	return *e.Coverage
+}
+
+// Weights returns the variant weights in order.
+func (e *Experiment) Weights() []float64 {
+	w := make([]float64, len(e.Variants))
+	for i, v := range e.Variants {
+		w[i] = v.Weight
+	}
+	return w
+}
+
+// ApplyDefaults fills the documented defaults: seed = key, coverage = 1,
+// hash version 2, alpha 0.05, Holm correction, status draft.
+func (e *Experiment) ApplyDefaults() {
+	if e.Seed == "" {
+		e.Seed = e.Key
+	}
+	if e.Coverage == nil {
+		one := 1.0
+		e.Coverage = &one
+	}
+	if e.HashVersion == 0 {
+		e.HashVersion = 2
+	}
+	if e.Analysis.Alpha == 0 {
+		e.Analysis.Alpha = 0.05
+	}
+	if e.Analysis.Correction == "" {
+		e.Analysis.Correction = "holm"
+	}
+	if e.Analysis.Sequential && e.Analysis.Tuning == 0 {
+		e.Analysis.Tuning = 5000
+	}
+	if e.Status == "" {
+		e.Status = Draft
+	}
+	if e.Analysis.PrimaryMetric == "" {
+		for _, m := range e.Metrics {
+			if m.Primary {
+				e.Analysis.PrimaryMetric = m.Name
+			}
+		}
+	}
+}
+
+var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$`)
+
+// ValidKey reports whether s is a usable key or name: 1–128 characters of letters,
+// digits, '_', '.', '-', starting with a letter or digit.
+func ValidKey(s string) bool { return keyPattern.MatchString(s) }
+
+func invalid(op, field, format string, args ...any) error {
+	return E(op, Invalid, Field(field), Errorf(format, args...))
+}
+
+// Validate checks the experiment's design after ApplyDefaults and returns an
+// Invalid error naming the first offending field.
+func (e *Experiment) Validate() error {
+	const op = "experiment.Validate"
+	if !ValidKey(e.Key) {
+		return invalid(op, "key", "must be 1-128 letters, digits, '_', '.' or '-', got %q", e.Key)
+	}
+	if len(e.Variants) < 2 {
+		return invalid(op, "variants", "need at least 2 variants, got %d", len(e.Variants))
+	}
+	seen := make(map[string]bool, len(e.Variants))
+	sum := 0.0
+	for i, v := range e.Variants {
+		f := func(name string) string { return "variants[" + strconv.Itoa(i) + "]." + name }
+		if v.Name == "" {
+			return invalid(op, f("name"), "must not be empty")
+		}
+		if seen[v.Name] {
+			return invalid(op, f("name"), "duplicate variant name %q", v.Name)
+		}
+		seen[v.Name] = true
+		if math.IsNaN(v.Weight) || v.Weight < 0 || v.Weight > 1 {
+			return invalid(op, f("weight"), "must be in [0, 1], got %g", v.Weight)
+		}
+		sum += v.Weight
+	}
+	if math.Abs(sum-1) > 1e-9 {
+		return invalid(op, "variants", "weights must sum to 1, got %g", sum)
+	}
+	if c := e.CoverageOr1(); math.IsNaN(c) || c < 0 || c > 1 {
+		return invalid(op, "coverage", "must be in [0, 1], got %g", c)
+	}
+	if e.HashVersion != 1 && e.HashVersion != 2 {
+		return invalid(op, "hash_version", "must be 1 or 2, got %d", e.HashVersion)
+	}
+	if e.Layer != "" {
+		if !ValidKey(e.Layer) {
+			return invalid(op, "layer", "invalid layer name %q", e.Layer)
+		}
+		if e.LayerRange == nil {
+			return invalid(op, "layer_range", "required when layer is set: the experiment's slice {start, end} of the layer")
+		}
+	}
+	if r := e.LayerRange; r != nil {
+		if e.Layer == "" {
+			return invalid(op, "layer", "layer_range given without a layer")
+		}
+		if !(r.Start >= 0 && r.End <= 1 && r.Start < r.End) {
+			return invalid(op, "layer_range", "must satisfy 0 <= start < end <= 1, got [%g, %g)", r.Start, r.End)
+		}
+	}
+	if e.Holdout != "" && !ValidKey(e.Holdout) {
+		return invalid(op, "holdout", "invalid holdout name %q", e.Holdout)
+	}
+	if a := e.Analysis.Alpha; !(a > 0 && a < 1) {
+		return invalid(op, "analysis.alpha", "must be in (0, 1), got %g", a)
+	}
+	switch e.Analysis.Correction {
+	case "holm", "bh", "none":
+	default:
+		return invalid(op, "analysis.correction", `must be "holm", "bh" or "none", got %q`, e.Analysis.Correction)
+	}
+	if e.Analysis.MDE < 0 {
+		return invalid(op, "analysis.mde", "must not be negative, got %g", e.Analysis.MDE)
+	}
+	if e.Analysis.Tuning < 0 {
+		return invalid(op, "analysis.sequential_tuning", "must be positive, got %g", e.Analysis.Tuning)
+	}
+	names := map[string]bool{}
+	for i, m := range e.Metrics {
+		if !ValidKey(m.Name) {
+			return invalid(op, "metrics["+strconv.Itoa(i)+"]", "invalid metric name %q", m.Name)
+		}
+		if names[m.Name] {
+			return invalid(op, "metrics["+strconv.Itoa(i)+"]", "duplicate metric %q", m.Name)
+		}
+		names[m.Name] = true
+	}
+	if p := e.Analysis.PrimaryMetric; p != "" && !names[p] {
+		return invalid(op, "analysis.primary_metric", "%q is not among the experiment's metrics", p)
+	}
+	switch e.Status {
+	case Draft, Running, Stopped:
+	default:
+		return invalid(op, "status", "unknown status %q", e.Status)
+	}
+	return nil
+}
+
+// SameDesign reports whether a and b have the same pre-registered design: variants,
+// weights, coverage, hashing, layer slice, holdout, metrics and analysis plan.
+// Running experiments may only change fields outside the design (name, description).
+func SameDesign(a, b *Experiment) bool {
+	ja, _ := json.Marshal(designOf(a))
+	jb, _ := json.Marshal(designOf(b))
+	return bytes.Equal(ja, jb)
+}
+
+func designOf(e *Experiment) any {
+	return struct {
+		V  []Variant
+		C  float64
+		H  int
+		S  string
+		L  string
+		LR *Range
+		HO string
+		M  []MetricRef
+		A  AnalysisPlan
+	}{e.Variants, e.CoverageOr1(), e.HashVersion, e.Seed, e.Layer, e.LayerRange, e.Holdout, e.Metrics, e.Analysis}
+}
