@@ -2,10 +2,265 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/liftlab/lift/analysis"
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/store"
 )
 
-// runAnalyze is a placeholder until the analyze command lands.
+const analyzeDescription = `Analyze an A/B test from a CSV or Parquet file with one row per unit: a column
+naming each unit's variant and a metric column (plus, optionally, a pre-period
+covariate for CUPED or a denominator for a ratio metric). The file is read by
+DuckDB, which computes per-variant sums in one GROUP BY; the statistics run on
+those sums.
+
+Every variant is compared with the control: absolute and relative effects with
+Welch t intervals and p-values (or always-valid sequential intervals), a
+sample-ratio-mismatch check against the weights, and with --covariate the
+CUPED-adjusted effects. The metric type is "proportion" when every value is 0
+or 1, "ratio" with --denominator, and "mean" otherwise.`
+
+// analyzeFlags are the parsed flags of "lift analyze".
+type analyzeFlags struct {
+	data, variant, metric, covariate, denominator string
+	control, typ, weights, format, alternative    string
+	alpha, tuning, srmThreshold                   float64
+	sequential                                    bool
+}
+
 func runAnalyze(ctx context.Context, e *env, args []string) error {
-	return errors.New("not implemented yet")
+	var f analyzeFlags
+	fs := e.flags("analyze", "--data FILE --variant COL --metric COL [flags]", analyzeDescription)
+	fs.StringVar(&f.data, "data", "", "CSV (.csv, .tsv, .csv.gz) or Parquet file, one row per unit (required)")
+	fs.StringVar(&f.variant, "variant", "", "column with each unit's variant name (required)")
+	fs.StringVar(&f.metric, "metric", "", "column with the metric value (required)")
+	fs.StringVar(&f.covariate, "covariate", "", "column with a pre-exposure covariate: CUPED-adjusted comparisons")
+	fs.StringVar(&f.denominator, "denominator", "", "column with the denominator of a ratio metric (Σmetric/Σdenominator)")
+	fs.StringVar(&f.control, "control", "", `control variant (default: the variant named "control", else the first by name)`)
+	fs.StringVar(&f.typ, "type", "", "metric type: mean or proportion (default: proportion when every value is 0 or 1)")
+	fs.StringVar(&f.weights, "weights", "", "configured traffic weights for the SRM check, e.g. a=0.5,b=0.5 (default: equal)")
+	fs.Float64Var(&f.alpha, "alpha", analysis.DefaultAlpha, "significance level; intervals have coverage 1-alpha")
+	fs.BoolVar(&f.sequential, "sequential", false, "always-valid sequential intervals (may be read at any time)")
+	fs.Float64Var(&f.tuning, "tuning", analysis.DefaultSequentialTuning, "sequential tuning parameter N*: the total sample size where intervals are tightest")
+	fs.StringVar(&f.alternative, "alternative", "two-sided", "alternative hypothesis: two-sided, greater or less")
+	fs.Float64Var(&f.srmThreshold, "srm-threshold", analysis.DefaultSRMThreshold, "SRM p-value below which a mismatch is flagged")
+	fs.StringVar(&f.format, "format", "json", "output format: json or text")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	res, err := analyzeFile(ctx, f)
+	if err != nil {
+		return err
+	}
+	if f.format == "text" {
+		return writeAnalysisText(e.stdout, res)
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(res)
+}
+
+func usageError(field, format string, args ...any) error {
+	return experiment.E("analyze", experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
+}
+
+// analyzeFile checks the flags, reads the sums and runs the analysis.
+func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, error) {
+	var none analysis.MetricResult
+	for _, req := range []struct{ name, v string }{{"--data", f.data}, {"--variant", f.variant}, {"--metric", f.metric}} {
+		if req.v == "" {
+			return none, usageError(req.name, "is required")
+		}
+	}
+	if f.format != "json" && f.format != "text" {
+		return none, usageError("--format", `must be "json" or "text", got %q`, f.format)
+	}
+	switch f.typ {
+	case "", "mean", "proportion", "ratio":
+	default:
+		return none, usageError("--type", `must be "mean" or "proportion", got %q`, f.typ)
+	}
+	if f.denominator != "" && f.typ != "" && f.typ != "ratio" {
+		return none, usageError("--type", "a metric with --denominator is a ratio metric; leave --type out")
+	}
+	if f.denominator == "" && f.typ == "ratio" {
+		return none, usageError("--type", "a ratio metric needs --denominator")
+	}
+	if f.denominator != "" && f.covariate != "" {
+		return none, usageError("--covariate", "CUPED for a ratio metric needs the denominator's pre-period too; use --covariate without --denominator")
+	}
+	if !(f.alpha > 0 && f.alpha < 1) {
+		return none, usageError("--alpha", "must be in (0, 1), got %g", f.alpha)
+	}
+	if f.sequential && !(f.tuning > 0) {
+		return none, usageError("--tuning", "must be positive, got %g", f.tuning)
+	}
+	weights, err := parseWeights(f.weights)
+	if err != nil {
+		return none, err
+	}
+	sums, err := store.ReadFileStats(ctx, store.FileStatsQuery{Path: f.data, Variant: f.variant, Metric: f.metric, Covariate: f.covariate, Denominator: f.denominator})
+	if err != nil {
+		return none, err
+	}
+	names := make([]string, len(sums.Arms))
+	for i, a := range sums.Arms {
+		names[i] = a.Name
+	}
+	if len(sums.Arms) < 2 {
+		return none, experiment.E("analyze", experiment.InsufficientData, experiment.Field(f.variant),
+			experiment.Errorf("column %q has a single variant %q; need a control and at least one treatment", f.variant, names[0]))
+	}
+	in := analysis.Input{
+		Metric: f.metric, Alpha: f.alpha, Alternative: analysis.Alternative(f.alternative),
+		Covariate: f.covariate, SRMThreshold: f.srmThreshold,
+	}
+	switch {
+	case f.denominator != "":
+		in.Type = analysis.Ratio
+	case f.typ == "proportion" && !sums.MetricBinary:
+		return none, usageError(f.metric, "--type proportion needs every value of column %q to be 0 or 1", f.metric)
+	case f.typ == "mean" || (f.typ == "" && !sums.MetricBinary):
+		in.Type = analysis.Mean
+	default:
+		in.Type = analysis.Proportion
+	}
+	in.CovariateType = analysis.Mean
+	if in.Type == analysis.Proportion && sums.CovariateBinary {
+		in.CovariateType = analysis.Proportion
+	}
+	if f.sequential {
+		in.SequentialTuning = f.tuning
+	}
+	in.Control = f.control
+	if in.Control == "" {
+		in.Control = names[0]
+		for _, n := range names {
+			if strings.EqualFold(n, "control") {
+				in.Control = n
+				break
+			}
+		}
+	} else if !contains(names, in.Control) {
+		return none, usageError("--control", "no variant %q in column %q (variants: %s)", in.Control, f.variant, strings.Join(names, ", "))
+	}
+	for name := range weights {
+		if !contains(names, name) {
+			return none, usageError("--weights", "no variant %q in column %q (variants: %s)", name, f.variant, strings.Join(names, ", "))
+		}
+	}
+	for _, a := range sums.Arms {
+		in.Arms = append(in.Arms, analysis.Arm{
+			Name: a.Name, Weight: weights[a.Name], N: a.N,
+			Sum: a.Sum, SumSquares: a.SumSquares,
+			CovariateSum: a.CovariateSum, CovariateSumSquares: a.CovariateSumSquares, CrossSum: a.CrossSum,
+			DenominatorSum: a.DenominatorSum, DenominatorSumSquares: a.DenominatorSumSquares, MetricDenominatorSum: a.MetricDenominatorSum,
+		})
+	}
+	res, err := analysis.Analyze(in)
+	if err != nil {
+		return none, err
+	}
+	return res, nil
+}
+
+func contains(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// parseWeights parses "a=0.5,b=0.5"; variants left out get weight 0 (skipped by
+// the SRM check). An empty string means equal weights.
+func parseWeights(s string) (map[string]float64, error) {
+	w := map[string]float64{}
+	if strings.TrimSpace(s) == "" {
+		return w, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" {
+			return nil, usageError("--weights", "want NAME=WEIGHT pairs separated by commas, got %q", part)
+		}
+		v, err := strconv.ParseFloat(val, 64)
+		if err != nil || !(v >= 0) || math.IsInf(v, 0) {
+			return nil, usageError("--weights", "weight of %q must be a number ≥ 0, got %q", name, val)
+		}
+		if _, dup := w[name]; dup {
+			return nil, usageError("--weights", "variant %q given twice", name)
+		}
+		w[name] = v
+	}
+	return w, nil
+}
+
+// writeAnalysisText prints a result as readable tables.
+func writeAnalysisText(out io.Writer, r analysis.MetricResult) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	seq := "fixed horizon"
+	if r.Sequential {
+		seq = fmt.Sprintf("sequential (N* = %g)", r.Tuning)
+	}
+	fmt.Fprintf(w, "metric %s (%s), control %s, alpha %g, %s, %s\n", r.Metric, r.Type, r.Control, r.Alpha, r.Alternative, seq)
+	srm := "ok"
+	if r.SRM.Mismatch {
+		srm = "MISMATCH: the traffic split differs from the weights; do not trust the effects"
+	}
+	fmt.Fprintf(w, "sample ratio: p = %.4g (%s)\n", r.SRM.PValue, srm)
+	if r.CUPED != nil {
+		fmt.Fprintf(w, "CUPED on %s: theta = %.4g, variance reduction %.1f%%\n", r.CUPED.Covariate, r.CUPED.Theta, 100*r.CUPED.VarianceReduction)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "variant\tn\tmean\tvariance\tweight\t")
+	for _, v := range r.Variants {
+		fmt.Fprintf(w, "%s\t%d\t%.6g\t%.6g\t%.4g\t\n", v.Name, v.N, v.Mean, v.Variance, v.Weight)
+	}
+	fmt.Fprintln(w)
+	level := fmt.Sprintf("%g%% CI", 100*(1-r.Alpha))
+	fmt.Fprintf(w, "comparison\teffect\testimate\t%s\tp-value\tnotes\t\n", level)
+	for _, c := range r.Comparisons {
+		notes := strings.Join(c.Flags, ", ")
+		if c.CUPED != nil && len(r.Comparisons) > 1 {
+			notes = strings.TrimPrefix(notes+fmt.Sprintf(", theta %.4g", c.CUPED.Theta), ", ")
+		}
+		vs := c.Variant + " vs " + r.Control
+		fmt.Fprintf(w, "%s\tabsolute\t%.6g\t%s\t%s\t%s\t\n", vs, c.Absolute.Estimate, interval(c.Absolute, 1, ""), pText(c.Absolute.PValue, c.Adjusted, false), notes)
+		fmt.Fprintf(w, "\trelative\t%+.2f%%\t%s\t%s\t\t\n", 100*c.Relative.Estimate, interval(c.Relative, 100, "%"), pText(c.Relative.PValue, c.Adjusted, true))
+	}
+	return w.Flush()
+}
+
+func interval(e analysis.Effect, scale float64, unit string) string {
+	b := func(x float64) string {
+		switch {
+		case math.IsInf(x, -1):
+			return "-inf"
+		case math.IsInf(x, 1):
+			return "+inf"
+		}
+		return strconv.FormatFloat(scale*x, 'g', 4, 64) + unit
+	}
+	return "[" + b(e.CILow) + ", " + b(e.CIHigh) + "]"
+}
+
+func pText(p float64, adj *analysis.Adjusted, relative bool) string {
+	s := strconv.FormatFloat(p, 'g', 4, 64)
+	if adj != nil {
+		a := adj.Absolute
+		if relative {
+			a = adj.Relative
+		}
+		s += fmt.Sprintf(" (%s %.4g)", adj.Method, a)
+	}
+	return s
 }

@@ -2,10 +2,210 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/liftlab/lift/analysis"
+	"github.com/liftlab/lift/assign"
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/store"
 )
 
-// runDemo is a placeholder until the demo command lands.
+const demoDescription = `
+Simulate an experiment end to end on a fresh DuckDB file: register a layer, a 5%
+permanent holdout and a 50/50 experiment in the layer, start it, assign --units
+simulated units with the same in-process assignment the server uses, log their
+exposures through the store's exposure writer, and print the units per arm, the
+holdout and the sample-ratio check (chi-square).
+
+Without --db the file is created in a new temporary folder, whose path is printed;
+open it with DuckDB or point "lift serve --db" at it to look further.`
+
+// demo is one run of "lift demo": its settings and what each stage leaves for
+// the next. Stages are methods, run in order by runDemo; later stages (outcomes,
+// analysis, reports, journeys) are added as further methods and one line each in
+// runDemo.
+type demo struct {
+	out   io.Writer
+	db    *store.DB
+	units int
+	rng   *rand.Rand
+	start time.Time // first simulated exposure time
+
+	layer   *experiment.Layer
+	holdout *experiment.Holdout
+	exp     *experiment.Experiment
+	unitIDs []string         // the simulated units, in order
+	counts  map[string]int64 // exposures per variant as stored ("" = holdout)
+}
+
 func runDemo(ctx context.Context, e *env, args []string) error {
-	return errors.New("not implemented yet")
+	fs := e.flags("demo", "[--db PATH] [--units N] [--seed N]", demoDescription)
+	path := fs.String("db", "", "DuckDB `file` to create (must not exist); default a new file in a temporary folder")
+	units := fs.Int("units", 100_000, "number of simulated units")
+	seed := fs.Uint64("seed", 1, "seed of the simulated unit ids and times")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if *units < 1 {
+		return experiment.E("demo", experiment.Invalid, experiment.Field("--units"), experiment.Errorf("must be at least 1, got %d", *units))
+	}
+	file, err := demoFile(*path)
+	if err != nil {
+		return err
+	}
+	sopt := store.DefaultOptions()
+	sopt.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db, err := store.Open(ctx, file, sopt)
+	if err != nil {
+		return err
+	}
+	d := &demo{
+		out: e.stdout, db: db, units: *units,
+		rng:   rand.New(rand.NewPCG(*seed, 0x11f7)),
+		start: time.Now().UTC().Add(-14 * 24 * time.Hour).Truncate(time.Hour),
+	}
+	fmt.Fprintf(d.out, "Lift demo\n  database    %s\n", file)
+	for _, stage := range []func(context.Context) error{
+		d.register,
+		d.expose,
+		d.sampleRatio,
+	} {
+		if err := stage(ctx); err != nil {
+			db.Close()
+			return err
+		}
+	}
+	if err := db.Close(); err != nil {
+		return fmt.Errorf("closing %s: %w", file, err)
+	}
+	fmt.Fprintf(d.out, "\nThe file is ready: lift serve --db %s\n", file)
+	return nil
+}
+
+// demoFile returns the file to create: the given path, which must not exist, or
+// a new temporary folder's lift.duckdb.
+func demoFile(path string) (string, error) {
+	if path == "" {
+		dir, err := os.MkdirTemp("", "lift-demo-")
+		if err != nil {
+			return "", fmt.Errorf("creating a temporary folder: %w", err)
+		}
+		return filepath.Join(dir, "lift.duckdb"), nil
+	}
+	if _, err := os.Stat(path); err == nil {
+		return "", experiment.E("demo", experiment.Invalid, experiment.Field("--db"),
+			experiment.Errorf("%s already exists; the demo needs a fresh file (give a new path, or none for a temporary one)", path))
+	}
+	return path, nil
+}
+
+// register creates the layer, the 5% holdout and the 50/50 experiment, and starts it.
+func (d *demo) register(ctx context.Context) error {
+	const actor = "demo"
+	var err error
+	if d.layer, err = d.db.CreateLayer(ctx, actor, &experiment.Layer{Name: "site", Description: "every page of the shop"}); err != nil {
+		return err
+	}
+	if d.holdout, err = d.db.CreateHoldout(ctx, actor, &experiment.Holdout{
+		Name: "global", Description: "kept out of every experiment, to measure their long-run effect", Fraction: 0.05}); err != nil {
+		return err
+	}
+	exp := &experiment.Experiment{
+		Key:         "checkout-button",
+		Name:        "Green checkout button",
+		Variants:    []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "treatment", Weight: 0.5}},
+		Layer:       d.layer.Name,
+		LayerRange:  &experiment.Range{Start: 0, End: 1},
+		Holdout:     d.holdout.Name,
+		Description: "Does a green checkout button raise conversion?",
+	}
+	if _, err = d.db.CreateExperiment(ctx, actor, exp); err != nil {
+		return err
+	}
+	if d.exp, err = d.db.StartExperiment(ctx, actor, exp.Key); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "  layer       %s\n", d.layer.Name)
+	fmt.Fprintf(d.out, "  holdout     %s: %g%% of all units, version %d (salt %q)\n", d.holdout.Name, 100*d.holdout.Fraction, d.holdout.Version, d.holdout.Salt)
+	fmt.Fprintf(d.out, "  experiment  %s: control 50%% / treatment 50%%, all of layer %s, holdout %s, hash v%d (%s)\n",
+		d.exp.Key, d.exp.Layer, d.exp.Holdout, d.exp.HashVersion, d.exp.Status)
+	return nil
+}
+
+// expose simulates the units: each is assigned in process (as GET /v1/assign
+// does) and its exposure is logged through the store's writer in batches, as the
+// server logs them; units outside the experiment and its holdout are not logged.
+func (d *demo) expose(ctx context.Context) error {
+	const batch = 10_000
+	plan, err := assign.Compile(d.exp, d.holdout)
+	if err != nil {
+		return err
+	}
+	began := time.Now()
+	d.unitIDs = make([]string, d.units)
+	xs := make([]experiment.Exposure, 0, batch)
+	span := int64(14 * 24 * time.Hour)
+	var a experiment.Assignment
+	for i := range d.unitIDs {
+		u := fmt.Sprintf("user-%016x", d.rng.Uint64())
+		d.unitIDs[i] = u
+		if err := plan.AssignTo(&a, u); err != nil {
+			return err
+		}
+		ts := d.start.Add(time.Duration(d.rng.Int64N(span)))
+		switch {
+		case a.InExperiment:
+			xs = append(xs, experiment.Exposure{Experiment: d.exp.Key, Unit: u, Variant: *a.Variant, TS: ts, Source: "assign"})
+		case a.Holdout != nil && a.Holdout.InHoldout:
+			xs = append(xs, experiment.Exposure{Experiment: d.exp.Key, Unit: u, TS: ts, InHoldout: true, HoldoutVersion: a.Holdout.Version, Source: "assign"})
+		}
+		if len(xs) == batch || i == len(d.unitIDs)-1 {
+			if err := d.db.LogExposures(ctx, xs); err != nil {
+				return err
+			}
+			xs = xs[:0]
+		}
+	}
+	took := time.Since(began)
+	if d.counts, err = d.db.ExposureCounts(ctx, d.exp.Key); err != nil {
+		return err
+	}
+	fmt.Fprintf(d.out, "\nSimulated %d units in %s (assignment and exposure logging through the store).\n", d.units, took.Round(time.Millisecond))
+	fmt.Fprintf(d.out, "Exposures in the file:\n  %-12s %9s %8s\n", "arm", "units", "share")
+	for _, name := range []string{"control", "treatment", ""} {
+		label := name
+		if name == "" {
+			label = "holdout"
+		}
+		fmt.Fprintf(d.out, "  %-12s %9d %7.2f%%\n", label, d.counts[name], 100*float64(d.counts[name])/float64(d.units))
+	}
+	if out := int64(d.units) - d.counts["control"] - d.counts["treatment"] - d.counts[""]; out != 0 {
+		fmt.Fprintf(d.out, "  %-12s %9d %7.2f%%\n", "not exposed", out, 100*float64(out)/float64(d.units))
+	}
+	return nil
+}
+
+// sampleRatio prints the sample-ratio-mismatch check of the arms against their
+// configured weights (analysis.SRM: Pearson's chi-square, df = arms − 1).
+func (d *demo) sampleRatio(context.Context) error {
+	users := make([]float64, len(d.exp.Variants))
+	weights := make([]float64, len(d.exp.Variants))
+	for i, v := range d.exp.Variants {
+		users[i] = float64(d.counts[v.Name])
+		weights[i] = v.Weight
+	}
+	p := analysis.SRM(users, weights)
+	verdict := "no mismatch"
+	if p < analysis.DefaultSRMThreshold {
+		verdict = "MISMATCH: the arms are not split as configured; do not trust results"
+	}
+	fmt.Fprintf(d.out, "\nSample-ratio check (chi-square of control/treatment against 50/50): p = %.4f, %s (threshold %g)\n",
+		p, verdict, analysis.DefaultSRMThreshold)
+	return nil
 }

@@ -2,10 +2,55 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/liftlab/lift/api"
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/store"
 )
 
-// runReport is a placeholder until the report command lands.
+// runReport writes an experiment's report to a folder, offline, from the DuckDB file.
 func runReport(ctx context.Context, e *env, args []string) error {
-	return errors.New("not implemented yet")
+	fs := e.flags("report", "--db PATH --experiment KEY --out DIR [--private]", `
+Write an experiment's report into DIR: report.html (self-contained, charts inlined),
+report.md, report.json, results.csv and plots/NAME.{png,svg,pdf} for every chart.
+Numbers are exact unless --private is given: then they are differentially private
+and the release spends the experiment's per-release ε from its privacy budget
+(nothing when the data has not changed since the last release). The DuckDB file must
+not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/report.html instead.`)
+	db := fs.String("db", "", "DuckDB file (required)")
+	key := fs.String("experiment", "", "experiment key (required)")
+	out := fs.String("out", "", "output folder, created if needed (required)")
+	private := fs.Bool("private", false, "DP-noised numbers only (spends privacy budget)")
+	who := fs.String("who", "lift report", "name recorded in the privacy ledger for --private")
+	width := fs.Float64("width", 7, "chart width in inches")
+	height := fs.Float64("height", 4.5, "chart height in inches")
+	dpi := fs.Int("dpi", 120, "PNG resolution in dots per inch")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	for _, f := range []struct{ name, v string }{{"db", *db}, {"experiment", *key}, {"out", *out}} {
+		if f.v == "" {
+			return experiment.E("lift report", experiment.Invalid, experiment.Field("--"+f.name), experiment.Errorf("is required"))
+		}
+	}
+	opt := store.DefaultOptions()
+	opt.Logger = slog.New(slog.DiscardHandler)
+	sdb, err := store.Open(ctx, *db, opt)
+	if err != nil {
+		return err
+	}
+	defer sdb.Close()
+	r, err := api.BuildReport(ctx, sdb, *key, api.ReportOptions{Private: *private, Who: *who})
+	if err != nil {
+		return err
+	}
+	paths, err := r.WriteDir(*out, reports.RenderOptions{Width: *width, Height: *height, DPI: *dpi})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "wrote %d files to %s (%s): report.html, report.md, report.json, results.csv, plots/\n", len(paths), *out, r.Privacy.Caption())
+	return nil
 }

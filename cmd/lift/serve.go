@@ -3,9 +3,179 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/liftlab/lift/api"
+	"github.com/liftlab/lift/store"
 )
 
-// runServe is a placeholder until the serve command lands.
+const serveDescription = `
+Run the HTTP API (REST v1, JSON) over a DuckDB file. The server is the one
+process that writes the file; other tools talk to it with --server URL.
+
+On first start it prints a bootstrap admin key once, unless LIFT_ADMIN_KEY is set
+(at least 16 characters), in which case that secret is the admin key. Requests
+carry "Authorization: Bearer KEY".
+
+SIGTERM or SIGINT stops it gracefully: it stops accepting connections, lets
+in-flight requests finish (up to --drain), flushes the exposure queue into the
+file and exits 0. Every exposure that was acknowledged is in the file.
+
+Environment: LIFT_ADMIN_KEY   the bootstrap admin key (optional)`
+
+// serveConfig is what the serve flags set.
+type serveConfig struct {
+	db             string
+	addr           string
+	drain          time.Duration
+	requestTimeout time.Duration
+	bodyLimit      int64
+	logLevel       string
+	logFormat      string
+}
+
 func runServe(ctx context.Context, e *env, args []string) error {
-	return errors.New("not implemented yet")
+	var cfg serveConfig
+	fs := e.flags("serve", "[--db PATH] [--addr HOST:PORT] [flags]", serveDescription)
+	fs.StringVar(&cfg.db, "db", "lift.duckdb", "DuckDB `file` (created with its schema when absent)")
+	fs.StringVar(&cfg.addr, "addr", "127.0.0.1:8080", "`host:port` to listen on (port 0 picks a free one; the address is printed)")
+	fs.DurationVar(&cfg.drain, "drain", 30*time.Second, "on shutdown, how long in-flight requests may take to finish")
+	fs.DurationVar(&cfg.requestTimeout, "request-timeout", 30*time.Second, "deadline of each request")
+	fs.Int64Var(&cfg.bodyLimit, "body-limit", 32<<20, "largest request body in `bytes`")
+	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text or json")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	logger, err := serveLogger(e, cfg)
+	if err != nil {
+		return err
+	}
+	sopt := store.DefaultOptions()
+	sopt.Logger = logger
+	db, err := store.Open(ctx, cfg.db, sopt)
+	if err != nil {
+		return err
+	}
+	closeDB := sync.OnceValue(db.Close)
+	defer closeDB()
+
+	printed, err := db.EnsureAdminKey(ctx, e.lookupEnv("LIFT_ADMIN_KEY"))
+	if err != nil {
+		return err
+	}
+	if printed != "" {
+		fmt.Fprintf(e.stdout, "Bootstrap admin key (shown once, store it now):\n\n    %s\n\n", printed)
+	}
+	srv, err := api.New(apiOptions(db, logger, cfg))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
+	}
+	fmt.Fprintf(e.stdout, "lift serving on http://%s (database %s)\n", ln.Addr(), db.Path())
+	if err := serveUntilDone(ctx, ln, srv, cfg.drain, logger, backgroundTasks(db, srv, logger)); err != nil {
+		closeDB()
+		return err
+	}
+	if err := closeDB(); err != nil {
+		return fmt.Errorf("flushing and closing %s: %w", cfg.db, err)
+	}
+	logger.Info("stopped", "database", cfg.db)
+	return nil
+}
+
+// apiOptions builds the API's dependencies. Areas that add Options fields wire
+// them here.
+func apiOptions(db *store.DB, logger *slog.Logger, cfg serveConfig) api.Options {
+	opt := api.DefaultOptions()
+	opt.Store = db
+	opt.Logger = logger
+	opt.RequestTimeout = cfg.requestTimeout
+	opt.BodyLimit = cfg.bodyLimit
+	return opt
+}
+
+// backgroundTask is work that runs beside the HTTP server for as long as it
+// serves (scheduled jobs, holdout rotation, digests). run must return soon after
+// ctx is done; the store is closed only after every task has returned.
+type backgroundTask struct {
+	name string
+	run  func(ctx context.Context) error
+}
+
+// backgroundTasks lists the tasks "lift serve" runs beside the API. Areas that
+// need background work add theirs here, one line each.
+func backgroundTasks(db *store.DB, srv *api.Server, logger *slog.Logger) []backgroundTask {
+	return nil
+}
+
+// serveUntilDone serves HTTP on ln and runs the background tasks until ctx is
+// done (a signal), then shuts down in order: stop accepting and drain in-flight
+// requests (at most drain), then stop the background tasks. The caller closes the
+// store afterwards, which flushes the exposure queue.
+func serveUntilDone(ctx context.Context, ln net.Listener, srv *api.Server, drain time.Duration, logger *slog.Logger, tasks []backgroundTask) error {
+	hs := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	taskCtx, stopTasks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTasks()
+	var wg sync.WaitGroup
+	for _, t := range tasks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := t.run(taskCtx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("background task failed", "task", t.name, "error", err.Error())
+			}
+		}()
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- hs.Serve(ln) }()
+
+	var err error
+	select {
+	case err = <-serveErr:
+		err = fmt.Errorf("serving: %w", err)
+	case <-ctx.Done():
+		logger.Info("shutting down: draining in-flight requests", "drain", drain.String())
+		drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), drain)
+		if derr := hs.Shutdown(drainCtx); derr != nil {
+			_ = hs.Close()
+			err = fmt.Errorf("requests still running after --drain %s were cut: %w", drain, derr)
+		}
+		cancel()
+		if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = fmt.Errorf("serving: %w", serr)
+		}
+	}
+	stopTasks()
+	wg.Wait()
+	return err
+}
+
+func serveLogger(e *env, cfg serveConfig) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", cfg.logLevel)
+	}
+	hopt := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(cfg.logFormat) {
+	case "text":
+		return slog.New(slog.NewTextHandler(e.stderr, hopt)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(e.stderr, hopt)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", cfg.logFormat)
 }

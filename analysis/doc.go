@@ -1,0 +1,23 @@
+// Package analysis is Lift's statistics core: pure functions over per-variant
+// sufficient statistics (n, Σy, Σy², and for CUPED Σx, Σx², Σxy; for ratio
+// metrics Σd, Σd², Σyd, …), so that the same code serves sums computed by DuckDB
+// on a laptop or by a distributed warehouse. It does no I/O and reads no clock or
+// global randomness; simulations take a rand.Source.
+//
+// The conventions follow GrowthBook's stats engine (gbstats 0.8.0) so that results
+// can be compared one to one:
+//
+//   - Mean metrics use the sample variance (Σy² − (Σy)²/n)/(n−1); proportion
+//     metrics use p(1−p).
+//   - The absolute effect is ȳ_b − ȳ_a with variance v_b/n_b + v_a/n_a; the
+//     relative effect (lift) is (ȳ_b − ȳ_a)/|ȳ_a| with its variance by the delta
+//     method. Degrees of freedom are Welch–Satterthwaite on the per-arm variances;
+//     intervals and p-values use Student's t.
+//   - Ratio metrics (Σy/Σd) use the delta method for the per-arm variance.
+//   - CUPED pools θ = Cov(y, x)/Var(x) over the two arms being compared.
+//   - Sequential testing uses the asymptotic confidence sequences of
+//     Waudby-Smith et al. (2023, arXiv:2103.06476).
+//
+// Analyze is the entry point for one metric; SRM, Holm, BenjaminiHochberg,
+// SampleSize, MDE and LinRegression are usable on their own.
+package analysis

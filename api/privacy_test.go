@@ -1,0 +1,120 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+)
+
+// setupPrivate registers bounded metrics and a running experiment with 400 units per
+// variant: control units buy once for 10, treatment units for 12.
+func setupPrivate(t *testing.T, ts *tserver) {
+	t.Helper()
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum",
+		"bounds": map[string]float64{"lower": 0, "upper": 50}}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "converted", "event_type": "purchase", "aggregation": "binary"}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "visits", "event_type": "visit", "aggregation": "count"}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{
+		"key": "checkout", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}},
+		"metrics": []map[string]any{{"name": "revenue", "primary": true}, {"name": "converted"}, {"name": "visits"}},
+	}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/checkout/start", nil, nil)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	var xs []experiment.Exposure
+	var evs []experiment.Event
+	for i := range 800 {
+		v, price := "control", 10.0
+		if i%2 == 1 {
+			v, price = "treatment", 12
+		}
+		u := fmt.Sprintf("u%d", i)
+		xs = append(xs, experiment.Exposure{Experiment: "checkout", Unit: u, Variant: v, TS: t0})
+		evs = append(evs, experiment.Event{EventID: "e" + u, Unit: u, Type: "purchase", TS: t0.Add(time.Hour), Value: price})
+	}
+	ctx := context.Background()
+	if err := ts.db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestPrivateResults(t *testing.T) {
+	ts := newTestServer(t)
+	setupPrivate(t, ts)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	status, b := ts.do("GET", "/v1/experiments/checkout/results/private", viewer, nil)
+	if e := errorOf(t, b); status != 404 || !strings.Contains(e.Message, "no privacy budget") {
+		t.Fatalf("without a budget: %d %+v", status, e)
+	}
+	if status, _ := ts.do("PUT", "/v1/experiments/checkout/privacy", viewer, map[string]any{"epsilon": 1, "release_epsilon": 0.4}); status != 403 {
+		t.Fatalf("viewer sets the budget: %d, want 403", status)
+	}
+	status, b = ts.do("PUT", "/v1/experiments/checkout/privacy", ts.admin, map[string]any{"epsilon": 1, "release_epsilon": 2})
+	if e := errorOf(t, b); status != 400 || !strings.Contains(e.Message, "release_epsilon") {
+		t.Fatalf("bad budget: %d %+v", status, e)
+	}
+	var acct experiment.PrivacyAccount
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 1, "delta": 0, "release_epsilon": 0.4}, &acct)
+	if acct.Budget.ReleaseEpsilon != 0.4 || acct.EpsilonSpent != 0 {
+		t.Fatalf("account %+v", acct)
+	}
+
+	var r PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &r)
+	if math.Abs(r.Private.EpsilonSpent-0.4) > 1e-12 || math.Abs(r.Private.EpsilonLeft-0.6) > 1e-12 || r.Private.Reused {
+		t.Errorf("private = %+v, want 0.4 spent, 0.6 left", r.Private)
+	}
+	if _, ok := r.Omitted["visits"]; !ok || len(r.Metrics) != 2 {
+		t.Errorf("metrics %d, omitted %v: want revenue and converted released, visits (no bounds) omitted", len(r.Metrics), r.Omitted)
+	}
+	// The noise is Laplace with ε/5 per query (counts + 2 metrics × 2 sums):
+	// count sd = √2·5/0.4 ≈ 17.7 units; the revenue mean's noise sd ≈ √2·25·12.5/400 ≈ 1.1.
+	// Six standard deviations make a false failure negligible.
+	for v, n := range r.Exposures {
+		if math.Abs(float64(n)-400) > 6*17.7 {
+			t.Errorf("noised units of %s: %d, want 400 ± 106", v, n)
+		}
+	}
+	rev := r.Metrics[0]
+	if rev.Name != "revenue" || math.Abs(rev.Variants[0].Mean-10) > 6*1.1 || math.Abs(rev.Variants[1].Mean-12) > 6*1.1 || rev.Comparisons[0].Absolute.SE < 1 {
+		t.Errorf("revenue release %+v", rev)
+	}
+
+	// Same data: served again, nothing spent.
+	var again PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &again)
+	if !again.Private.Reused || again.Private.EpsilonSpent != r.Private.EpsilonSpent || again.Metrics[0].Variants[0].Mean != rev.Variants[0].Mean {
+		t.Errorf("unchanged data: %+v, want the same release reused", again.Private)
+	}
+	// New data: a new release spends 0.4 more; the next one would need 1.2 > 1.
+	ctx := context.Background()
+	add := func(id string) {
+		if _, _, err := ts.db.IngestEvents(ctx, []experiment.Event{{EventID: id, Unit: "u0", Type: "purchase", TS: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Value: 5}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	add("x1")
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &r)
+	if math.Abs(r.Private.EpsilonSpent-0.8) > 1e-12 {
+		t.Errorf("second release: spent %g, want 0.8", r.Private.EpsilonSpent)
+	}
+	add("x2")
+	status, b = ts.do("GET", "/v1/experiments/checkout/results/private", viewer, nil)
+	e := errorOf(t, b)
+	const want = "privacy budget of experiment checkout exhausted: ε spent 0.8 of 1, this release needs 0.4"
+	if status != http.StatusConflict || e.Code != "budget_exhausted" || e.Message != want {
+		t.Errorf("over budget: %d %+v, want 409 budget_exhausted %q", status, e, want)
+	}
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
+	if len(acct.Entries) != 2 || acct.Entries[0].Who != "exec" || math.Abs(acct.EpsilonSpent-0.8) > 1e-12 {
+		t.Errorf("ledger after a refusal: %+v", acct)
+	}
+}

@@ -1,0 +1,246 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/liftlab/lift/analysis"
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/privacy"
+	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/store"
+)
+
+// reportRoutes serve reports, charts and CSV. Viewer keys get DP numbers (spending
+// the experiment's budget once per change of the data); analysts and admins get
+// exact numbers unless they ask for ?private=true.
+func (s *Server) reportRoutes() {
+	priv := []param{{Name: "private", Type: "boolean", Description: "DP-noised numbers even for analysts (viewers always get them)"}}
+	s.route(http.MethodGet, "/v1/experiments/:key/report.html", experiment.RoleViewer, s.getReportHTML, op{
+		Summary: "The experiment report as one self-contained HTML page (charts inlined as SVG)", ContentType: "text/html", Query: priv})
+	s.route(http.MethodGet, "/v1/experiments/:key/plots/:file", experiment.RoleViewer, s.getPlot, op{
+		Summary:     "One chart of the report: NAME.png, NAME.svg or NAME.pdf",
+		Description: "NAME is one of forest, cumulative (exact reports only) and exposures.", ContentType: "image/svg+xml", Query: priv})
+	s.route(http.MethodGet, "/v1/experiments/:key/results.csv", experiment.RoleViewer, s.getResultsCSV, op{
+		Summary: "The results table as CSV, one row per metric and variant", ContentType: "text/csv", Query: priv})
+}
+
+func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
+	return BuildReport(c.Request().Context(), s.db, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
+}
+
+func (s *Server) getReportHTML(c echo.Context) error {
+	r, err := s.reportFor(c)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := r.HTML(&b, reports.RenderOptions{}); err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "text/html; charset=utf-8", b.Bytes())
+}
+
+func (s *Server) getPlot(c echo.Context) error {
+	name, ext, ok := strings.Cut(c.Param("file"), ".")
+	f, err := reports.ParseFormat(ext)
+	if !ok || err != nil {
+		return experiment.E("api.plot", experiment.Invalid, experiment.Field("file"), experiment.Errorf("must be NAME.png, NAME.svg or NAME.pdf, got %q", c.Param("file")))
+	}
+	r, err := s.reportFor(c)
+	if err != nil {
+		return err
+	}
+	ch, ok := r.Chart(name)
+	if !ok {
+		return experiment.E("api.plot", experiment.NotFound, experiment.Errorf("this report has no chart %q; it has %s", name, strings.Join(r.ChartNames(), ", ")))
+	}
+	b, err := reports.Bytes(ch, f, reports.RenderOptions{})
+	if err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, f.ContentType(), b)
+}
+
+func (s *Server) getResultsCSV(c echo.Context) error {
+	r, err := s.reportFor(c)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := r.CSV(&b); err != nil {
+		return err
+	}
+	return c.Blob(http.StatusOK, "text/csv; charset=utf-8", b.Bytes())
+}
+
+// ReportOptions configure BuildReport.
+type ReportOptions struct {
+	Private bool             // DP numbers only (spends the experiment's per-release ε unless the data is unchanged)
+	Who     string           // recorded in the privacy ledger
+	Now     func() time.Time // report time, default time.Now
+	Privacy privacy.Options  // noise of private reports
+}
+
+// BuildReport assembles an experiment's report from the store: the results table,
+// the forest plot of relative lifts, exposures with the SRM p-value and, for exact
+// reports, the cumulative daily effect of the primary metric. Private reports hold
+// only the numbers of one DP release (PrivateExperimentResults); the daily series is
+// left out of them because each day would be another release.
+func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions) (*reports.Report, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	e, err := db.GetExperiment(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	r := &reports.Report{Experiment: e.Key, Name: e.Name, Description: e.Description, Status: string(e.Status), GeneratedAt: o.Now().UTC()}
+	if r.Name == "" {
+		r.Name = e.Key
+	}
+	weights := map[string]float64{}
+	for _, v := range e.Variants {
+		weights[v.Name] = v.Weight
+	}
+	forest := &reports.Forest{Unit: "relative lift, %", Level: 0.95}
+	exposures := &reports.Exposures{}
+	addExposures := func(counts map[string]int64) {
+		var total float64
+		for _, n := range counts {
+			total += float64(n)
+		}
+		for _, v := range e.Variants {
+			exposures.Counts = append(exposures.Counts, reports.VariantCount{Variant: v.Name, Units: float64(counts[v.Name]), Expected: total * v.Weight})
+		}
+	}
+	var charts []reports.Chart
+	if o.Private {
+		pr, err := PrivateExperimentResults(ctx, db, key, o.Who, o.Privacy)
+		if err != nil {
+			return nil, err
+		}
+		r.Privacy = reports.Privacy{Private: true, Epsilon: pr.Private.Epsilon}
+		left := pr.Private.EpsilonLeft
+		r.EpsilonLeft = &left
+		r.Alpha = pr.Alpha
+		p := pr.SRM.PValue
+		r.SRMPValue = &p
+		for _, m := range pr.Metrics {
+			means := map[string]privacy.VariantRelease{}
+			for _, v := range m.Variants {
+				means[v.Variant] = v
+			}
+			ctl := means[m.Control]
+			for _, cmp := range m.Comparisons {
+				v := means[cmp.Variant]
+				row := reports.Result{Metric: m.Name, Variant: cmp.Variant, Control: m.Control, N: v.N, Mean: v.Mean, ControlN: ctl.N, ControlMean: ctl.Mean,
+					Absolute: reports.Estimate(cmp.Absolute)}
+				if cmp.Relative != nil {
+					rel := reports.Estimate(*cmp.Relative)
+					row.Relative = &rel
+				}
+				r.Results = append(r.Results, row)
+			}
+		}
+		addExposures(pr.Exposures)
+		exposures.SRMPValue = p
+		for name, why := range pr.Omitted {
+			r.Notes = append(r.Notes, "Metric "+name+" is not in this private report: "+why+".")
+		}
+		r.Notes = append(r.Notes, "The cumulative daily chart is left out of private reports: each day would be another release spending budget.")
+	} else {
+		res, err := db.ExperimentResults(ctx, key, store.ResultsOptions{NoSnapshot: true})
+		if err != nil {
+			return nil, err
+		}
+		r.Alpha = res.Alpha
+		p := res.SRM.PValue
+		r.SRMPValue = &p
+		primary := ""
+		for _, m := range res.Metrics {
+			if m.Error != "" {
+				r.Notes = append(r.Notes, "Metric "+m.Name+" could not be analyzed: "+m.Error)
+				continue
+			}
+			if m.Primary || primary == "" {
+				primary = m.Name
+			}
+			byName := map[string]analysis.VariantSummary{}
+			for _, v := range m.Variants {
+				byName[v.Name] = v
+			}
+			ctl := byName[m.Control]
+			for _, cmp := range m.Comparisons {
+				v := byName[cmp.Variant]
+				row := reports.Result{Metric: m.Name, Variant: cmp.Variant, Control: m.Control, N: v.N, Mean: v.Mean, ControlN: ctl.N, ControlMean: ctl.Mean,
+					Absolute: estimate(cmp.Absolute)}
+				if finiteEffect(cmp.Relative) && ctl.Mean != 0 {
+					rel := estimate(cmp.Relative)
+					row.Relative = &rel
+				}
+				r.Results = append(r.Results, row)
+			}
+		}
+		addExposures(res.Exposures)
+		exposures.SRMPValue = p
+		if primary != "" {
+			if d, err := db.DailyResults(ctx, key, primary); err == nil {
+				cum := &reports.Cumulative{Metric: primary, Unit: "relative lift, %", Level: 1 - r.Alpha}
+				for _, day := range d.Days {
+					t, err := time.Parse("2006-01-02", day.Date)
+					if err != nil || len(day.Comparisons) == 0 || !finiteEffect(day.Comparisons[0].Relative) {
+						continue
+					}
+					rel := day.Comparisons[0].Relative
+					cum.Points = append(cum.Points, reports.TimeEffect{Time: t.Add(24 * time.Hour), Interval: reports.Interval{Estimate: 100 * rel.Estimate, Low: 100 * rel.CILow, High: 100 * rel.CIHigh}})
+				}
+				if len(cum.Points) >= 2 {
+					charts = append(charts, cum)
+				}
+			}
+		}
+	}
+	for _, x := range r.Results {
+		if x.Relative != nil {
+			forest.Effects = append(forest.Effects, reports.Effect{Label: x.Metric + ": " + x.Variant,
+				Interval: reports.Interval{Estimate: 100 * x.Relative.Estimate, Low: 100 * x.Relative.CILow, High: 100 * x.Relative.CIHigh}})
+		}
+	}
+	forest.Level = 1 - r.Alpha
+	forest.Privacy, exposures.Privacy = r.Privacy, r.Privacy
+	for _, c := range charts {
+		if cum, ok := c.(*reports.Cumulative); ok {
+			cum.Privacy = r.Privacy
+		}
+	}
+	var all []reports.Chart
+	if len(forest.Effects) > 0 {
+		all = append(all, forest)
+	}
+	all = append(all, charts...)
+	if len(exposures.Counts) > 0 {
+		all = append(all, exposures)
+	}
+	r.Charts = all
+	return r, nil
+}
+
+func finiteEffect(e analysis.Effect) bool {
+	for _, v := range []float64{e.Estimate, e.SE, e.CILow, e.CIHigh} {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return false
+		}
+	}
+	return true
+}
+
+func estimate(e analysis.Effect) reports.Estimate {
+	return reports.Estimate{Estimate: e.Estimate, SE: e.SE, CILow: e.CILow, CIHigh: e.CIHigh, PValue: e.PValue}
+}

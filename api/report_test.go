@@ -1,0 +1,70 @@
+package api
+
+import (
+	"bytes"
+	"encoding/csv"
+	"image/png"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/liftlab/lift/experiment"
+)
+
+func TestReportRoutes(t *testing.T) {
+	ts := newTestServer(t)
+	setupPrivate(t, ts)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+
+	status, b := ts.do("GET", "/v1/experiments/checkout/report.html", analyst, nil)
+	h := string(b)
+	if status != 200 || !strings.Contains(h, "Exact numbers (not DP-noised)") || strings.Count(h, "<svg ") != 2 || !strings.Contains(h, "revenue") {
+		t.Fatalf("analyst report: %d, %d charts\n%.400s", status, strings.Count(h, "<svg "), h)
+	}
+	// Viewers see DP numbers only; without a budget there are none to see.
+	status, b = ts.do("GET", "/v1/experiments/checkout/report.html", viewer, nil)
+	if e := errorOf(t, b); status != 404 || !strings.Contains(e.Message, "no privacy budget") {
+		t.Fatalf("viewer without budget: %d %+v", status, e)
+	}
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 1, "release_epsilon": 0.5}, nil)
+	status, b = ts.do("GET", "/v1/experiments/checkout/report.html", viewer, nil)
+	h = string(b)
+	if status != 200 || !strings.Contains(h, "DP-noised (ε = 0.5)") || strings.Contains(h, "Exact numbers") || !strings.Contains(h, "visits is not in this private report") {
+		t.Fatalf("viewer report: %d\n%.600s", status, h)
+	}
+	// Charts and CSV of the same data reuse the release: still one spend.
+	resp := ts.request("GET", "/v1/experiments/checkout/plots/forest.png", viewer, nil, nil)
+	img, err := png.Decode(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.Header.Get("Content-Type") != "image/png" || img.Bounds().Dx() != 840 {
+		t.Fatalf("forest.png: %v %s", err, resp.Header.Get("Content-Type"))
+	}
+	status, b = ts.do("GET", "/v1/experiments/checkout/results.csv", viewer, nil)
+	rows, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if status != 200 || err != nil || len(rows) != 3 || rows[0][0] != "metric" || rows[1][17] != "true" || rows[1][18] != "0.5" {
+		t.Fatalf("viewer CSV: %d %v %v", status, err, rows)
+	}
+	var acct experiment.PrivacyAccount
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
+	if len(acct.Entries) != 1 {
+		t.Errorf("%d ledger entries after a report, a chart and a CSV of the same data, want 1", len(acct.Entries))
+	}
+	// Analysts get exact CSV, or DP with ?private=true.
+	status, b = ts.do("GET", "/v1/experiments/checkout/results.csv", analyst, nil)
+	if rows, _ := csv.NewReader(bytes.NewReader(b)).ReadAll(); status != 200 || len(rows) != 4 || rows[1][17] != "false" {
+		t.Errorf("analyst CSV: %d %v", status, rows)
+	}
+	status, b = ts.do("GET", "/v1/experiments/checkout/plots/forest.svg?private=true", analyst, nil)
+	if status != 200 || !bytes.Contains(b, []byte("DP-noised")) {
+		t.Errorf("analyst ?private=true plot: %d", status)
+	}
+	for _, c := range []struct {
+		path   string
+		status int
+	}{{"/v1/experiments/checkout/plots/nope.svg", 404}, {"/v1/experiments/checkout/plots/forest.gif", 400}, {"/v1/experiments/nope/report.html", 404}} {
+		if status, b := ts.do("GET", c.path, analyst, nil); status != c.status {
+			t.Errorf("%s: %d %s, want %d", c.path, status, b, c.status)
+		}
+	}
+}

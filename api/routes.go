@@ -1,0 +1,15 @@
+package api
+
+// routes declares every route, one line per area. An area adds its own file with
+// a xxxRoutes method that calls s.route for each of its routes, and one line here.
+func (s *Server) routes() {
+	s.systemRoutes()
+	s.keyRoutes()
+	s.registryRoutes()
+	s.assignRoutes()
+	s.exposureRoutes()
+	s.eventRoutes()
+	s.metricDefRoutes()
+	s.resultRoutes()
+	s.privacyRoutes()
+}

@@ -1,0 +1,237 @@
+package api
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/store"
+)
+
+// Options are the Server's dependencies and limits. Zero fields take the values
+// of DefaultOptions.
+type Options struct {
+	Store    *store.DB            // the registry and exposure log (required)
+	Logger   *slog.Logger         // default slog.Default()
+	Now      func() time.Time     // clock for exposure timestamps, default time.Now
+	Registry *prometheus.Registry // Prometheus registry served at /metrics; default a new one
+
+	RequestTimeout   time.Duration // deadline of each request's context, default 30s
+	BodyLimit        int64         // largest request body in bytes, default 32 MiB
+	MaxAssignBatch   int           // most units in one POST /v1/assign, default 10,000
+	MaxExposureBatch int           // most exposures in one POST /v1/exposures, default 100,000
+	PlanTTL          time.Duration // how long a compiled assignment plan is reused, default 5s
+}
+
+// DefaultOptions returns the documented defaults (without a store).
+func DefaultOptions() Options {
+	return Options{
+		Logger:           slog.Default(),
+		Now:              time.Now,
+		RequestTimeout:   30 * time.Second,
+		BodyLimit:        32 << 20,
+		MaxAssignBatch:   10_000,
+		MaxExposureBatch: 100_000,
+		PlanTTL:          5 * time.Second,
+	}
+}
+
+func (o *Options) fill() {
+	d := DefaultOptions()
+	if o.Logger == nil {
+		o.Logger = d.Logger
+	}
+	if o.Now == nil {
+		o.Now = d.Now
+	}
+	if o.Registry == nil {
+		o.Registry = prometheus.NewRegistry()
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = d.RequestTimeout
+	}
+	if o.BodyLimit <= 0 {
+		o.BodyLimit = d.BodyLimit
+	}
+	if o.MaxAssignBatch <= 0 {
+		o.MaxAssignBatch = d.MaxAssignBatch
+	}
+	if o.MaxExposureBatch <= 0 {
+		o.MaxExposureBatch = d.MaxExposureBatch
+	}
+	if o.PlanTTL <= 0 {
+		o.PlanTTL = d.PlanTTL
+	}
+}
+
+// Server is the HTTP API. Create it with New and serve Handler.
+type Server struct {
+	opt     Options
+	db      *store.DB
+	log     *slog.Logger
+	echo    *echo.Echo
+	metrics *metrics
+	plans   *planCache
+	bufs    bufferPool // response buffers of the assignment routes
+	table   []route    // every declared route, in declaration order (for /openapi.json)
+
+	docOnce sync.Once // the OpenAPI document, built on first request
+	doc     []byte
+	docErr  error
+
+	ridPrefix string
+	ridSeq    atomic.Uint64
+}
+
+// New builds the server and its routes.
+func New(opt Options) (*Server, error) {
+	if opt.Store == nil {
+		return nil, experiment.E("api.New", experiment.Invalid, experiment.Errorf("Options.Store is required"))
+	}
+	opt.fill()
+	s := &Server{opt: opt, db: opt.Store, log: opt.Logger}
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("api.New: request id prefix: %w", err)
+	}
+	s.ridPrefix = hex.EncodeToString(b[:]) + "-"
+	m, err := newMetrics(opt.Registry)
+	if err != nil {
+		return nil, fmt.Errorf("api.New: %w", err)
+	}
+	s.metrics = m
+	s.plans = newPlanCache(s.db, opt.PlanTTL)
+
+	e := echo.New()
+	e.HideBanner = true
+	e.HidePort = true
+	e.HTTPErrorHandler = s.handleError
+	e.Use(s.requestID, s.observe, s.recover, s.deadline)
+	s.echo = e
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the HTTP handler serving every route.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// InvalidatePlans drops every cached assignment plan, so that registry changes
+// made outside this server (for example a scheduled holdout rotation) take effect
+// at once rather than after Options.PlanTTL.
+func (s *Server) InvalidatePlans() { s.plans.invalidateAll() }
+
+const ctxRequestID = "lift.request_id"
+
+// requestID takes a sane X-Request-ID from the client or makes one, echoes it in
+// the response and keeps it for logs and error bodies.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		rid := c.Request().Header.Get(echo.HeaderXRequestID)
+		if !saneRequestID(rid) {
+			rid = s.ridPrefix + strconv.FormatUint(s.ridSeq.Add(1), 36)
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, rid)
+		c.Set(ctxRequestID, rid)
+		return next(c)
+	}
+}
+
+func saneRequestID(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] <= ' ' || s[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+func requestIDOf(c echo.Context) string {
+	rid, _ := c.Get(ctxRequestID).(string)
+	return rid
+}
+
+// recover turns a panic in a handler into a 500 answer and a logged stack.
+func (s *Server) recover(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) (err error) {
+		defer func() {
+			if r := recover(); r != nil {
+				if r == http.ErrAbortHandler {
+					panic(r)
+				}
+				s.log.Error("panic in handler", "request_id", requestIDOf(c), "method", c.Request().Method,
+					"path", c.Path(), "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+				err = experiment.E("api", experiment.Internal, experiment.Errorf("panic: %v", r))
+			}
+		}()
+		return next(c)
+	}
+}
+
+// deadline gives each request's context the configured timeout.
+func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		ctx, cancel := context.WithTimeout(c.Request().Context(), s.opt.RequestTimeout)
+		defer cancel()
+		c.SetRequest(c.Request().WithContext(ctx))
+		return next(c)
+	}
+}
+
+// observe logs every request (slog) and records the Prometheus request counter and
+// latency histogram, labelled by route pattern rather than raw path.
+func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			// Answer now so that the status is known to the log and the metrics.
+			s.handleError(err, c)
+		}
+		d := time.Since(start)
+		status := c.Response().Status
+		route := c.Path()
+		if route == "" {
+			route = "unmatched"
+		}
+		method := c.Request().Method
+		s.metrics.observe(method, route, status, d)
+		lvl := slog.LevelInfo
+		if status >= 500 {
+			lvl = slog.LevelError
+		}
+		if s.log.Enabled(c.Request().Context(), lvl) {
+			attrs := []slog.Attr{
+				slog.String("request_id", requestIDOf(c)),
+				slog.String("method", method),
+				slog.String("route", route),
+				slog.String("path", c.Request().URL.Path),
+				slog.Int("status", status),
+				slog.Duration("duration", d),
+				slog.Int64("bytes_out", c.Response().Size),
+			}
+			if k := keyOf(c); k != nil {
+				attrs = append(attrs, slog.String("key", k.Name))
+			}
+			if err != nil {
+				attrs = append(attrs, slog.String("error", err.Error()))
+			}
+			s.log.LogAttrs(c.Request().Context(), lvl, "http request", attrs...)
+		}
+		return nil
+	}
+}

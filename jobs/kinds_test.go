@@ -1,0 +1,114 @@
+package jobs
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/store"
+)
+
+// seedSRM stores a running 50/50 experiment whose exposures are 1,000 control vs
+// 1,300 treatment (chi-square p ≈ 4e-10, an SRM), with an "unsubscribes" guardrail
+// that treatment raises from 5% to 20% of units, all on 2026-11-10.
+func seedSRM(t *testing.T, db *store.DB) {
+	t.Helper()
+	ctx := context.Background()
+	lower := false
+	if _, err := db.CreateMetric(ctx, "test", &experiment.Metric{Name: "unsubscribes", EventType: "unsubscribe", Aggregation: experiment.Binary, Higher: &lower}); err != nil {
+		t.Fatal(err)
+	}
+	e := &experiment.Experiment{Key: "promo", Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "treatment", Weight: 0.5}}, Metrics: []experiment.MetricRef{{Name: "unsubscribes"}}}
+	if _, err := db.CreateExperiment(ctx, "test", e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.StartExperiment(ctx, "test", "promo"); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Date(2026, 11, 10, 12, 0, 0, 0, time.UTC)
+	var xs []experiment.Exposure
+	var evs []experiment.Event
+	for i := 0; i < 2300; i++ {
+		v, rate := "control", 20
+		if i >= 1000 {
+			v, rate = "treatment", 5
+		}
+		u := fmt.Sprintf("u%d", i)
+		xs = append(xs, experiment.Exposure{Experiment: "promo", Unit: u, Variant: v, TS: ts})
+		if i%rate == 0 {
+			evs = append(evs, experiment.Event{EventID: "e" + u, Unit: u, Type: "unsubscribe", TS: ts.Add(time.Hour), Value: 1})
+		}
+	}
+	if err := db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestMonitorAlerts(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir()+"/lift.duckdb", store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	seedSRM(t, db)
+
+	var mu sync.Mutex
+	var got []webhookBody
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		var wb webhookBody
+		if err := json.Unmarshal(b, &wb); err != nil {
+			t.Errorf("webhook body %s: %v", b, err)
+		}
+		mu.Lock()
+		got = append(got, wb)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+
+	now := time.Date(2026, 11, 16, 6, 0, 0, 0, time.UTC) // six days after the last data
+	d := Deps{Store: db, Now: func() time.Time { return now }}
+	params, _ := json.Marshal(MonitorParams{Webhook: hook.URL, StaleAfter: experiment.Duration(48 * time.Hour)})
+	j := &experiment.Job{Name: "watch", Kind: experiment.JobMonitor, Every: experiment.Duration(6 * time.Hour), Params: params}
+	for run := 0; run < 2; run++ { // the second run of the same period must not alert again
+		if _, err := Kinds(d)[experiment.JobMonitor](ctx, j, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	kinds := map[string]int{}
+	for _, b := range got {
+		kinds[b.Alert.Kind]++
+		if !strings.Contains(b.Text, "promo") {
+			t.Errorf("Slack text %q does not name the experiment", b.Text)
+		}
+	}
+	if len(got) != 3 || kinds["srm"] != 1 || kinds["guardrail"] != 1 || kinds["stale_data"] != 1 {
+		t.Errorf("webhook got %v alerts (%d), want one srm, one guardrail, one stale_data", kinds, len(got))
+	}
+	as, err := db.ListAlerts(ctx, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(as) != 3 {
+		t.Fatalf("alert log has %d alerts, want 3", len(as))
+	}
+	for _, a := range as {
+		if !a.Delivered {
+			t.Errorf("alert %d (%s) not marked delivered", a.ID, a.Kind)
+		}
+	}
+}

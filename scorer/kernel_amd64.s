@@ -1,0 +1,85 @@
+#include "textflag.h"
+
+// REDUCE sums the 8 lanes of Y in the canonical order
+// ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) and stores the float32 at DST.
+#define REDUCE(Y, X, DST) \
+	VEXTRACTF128 $1, Y, X14 \
+	VADDPS       X14, X, X  \
+	VMOVHLPS     X, X14, X14 \
+	VADDPS       X14, X, X  \
+	VMOVSHDUP    X, X14     \
+	VADDSS       X14, X, X  \
+	VMOVSS       X, DST
+
+// func dot2x4AVX(q0, q1, y *float32, d, nb int, s0, s1 *float32)
+TEXT ·dot2x4AVX(SB), NOSPLIT, $0-56
+	MOVQ q0+0(FP), SI
+	MOVQ q1+8(FP), DI
+	MOVQ y+16(FP), BX
+	MOVQ d+24(FP), R10
+	MOVQ nb+32(FP), DX
+	MOVQ s0+40(FP), R8
+	MOVQ s1+48(FP), R9
+	SHLQ $2, R10 // row bytes
+
+items:
+	CMPQ DX, $4
+	JL   done
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	LEAQ   (BX)(R10*1), R11
+	LEAQ   (R11)(R10*1), R12
+	LEAQ   (R12)(R10*1), R13
+	XORQ   AX, AX
+
+inner:
+	VMOVUPS (SI)(AX*1), Y8
+	VMOVUPS (DI)(AX*1), Y9
+	VMOVUPS (BX)(AX*1), Y10
+	VMULPS  Y8, Y10, Y14
+	VADDPS  Y14, Y0, Y0
+	VMULPS  Y9, Y10, Y15
+	VADDPS  Y15, Y4, Y4
+	VMOVUPS (R11)(AX*1), Y11
+	VMULPS  Y8, Y11, Y14
+	VADDPS  Y14, Y1, Y1
+	VMULPS  Y9, Y11, Y15
+	VADDPS  Y15, Y5, Y5
+	VMOVUPS (R12)(AX*1), Y12
+	VMULPS  Y8, Y12, Y14
+	VADDPS  Y14, Y2, Y2
+	VMULPS  Y9, Y12, Y15
+	VADDPS  Y15, Y6, Y6
+	VMOVUPS (R13)(AX*1), Y13
+	VMULPS  Y8, Y13, Y14
+	VADDPS  Y14, Y3, Y3
+	VMULPS  Y9, Y13, Y15
+	VADDPS  Y15, Y7, Y7
+	ADDQ    $32, AX
+	CMPQ    AX, R10
+	JL      inner
+
+	REDUCE(Y0, X0, 0(R8))
+	REDUCE(Y1, X1, 4(R8))
+	REDUCE(Y2, X2, 8(R8))
+	REDUCE(Y3, X3, 12(R8))
+	REDUCE(Y4, X4, 0(R9))
+	REDUCE(Y5, X5, 4(R9))
+	REDUCE(Y6, X6, 8(R9))
+	REDUCE(Y7, X7, 12(R9))
+
+	LEAQ (R13)(R10*1), BX
+	ADDQ $16, R8
+	ADDQ $16, R9
+	SUBQ $4, DX
+	JMP  items
+
+done:
+	VZEROUPPER
+	RET

@@ -1,0 +1,574 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+	duckdb "github.com/marcboeker/go-duckdb/v2"
+)
+
+// expInfo is what exposure validation needs to know about an experiment.
+type expInfo struct {
+	variants map[string]bool
+	holdout  string
+}
+
+// forgetExperiment drops the cached validation info of an experiment after a change.
+func (db *DB) forgetExperiment(key string) {
+	db.cacheMu.Lock()
+	delete(db.expCache, key)
+	db.cacheMu.Unlock()
+}
+
+func (db *DB) setHoldoutVersion(name string, v int) {
+	db.cacheMu.Lock()
+	db.hoCache[name] = v
+	db.cacheMu.Unlock()
+}
+
+// experimentInfo returns the cached validation info of an experiment, loading it
+// on a miss; ok is false when the experiment does not exist.
+func (db *DB) experimentInfo(ctx context.Context, key string) (info *expInfo, ok bool, err error) {
+	db.cacheMu.RLock()
+	info, ok = db.expCache[key]
+	db.cacheMu.RUnlock()
+	if ok {
+		return info, true, nil
+	}
+	e, err := getExperiment(ctx, db.db, key)
+	if experiment.Is(err, experiment.NotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	info = &expInfo{variants: make(map[string]bool, len(e.Variants)), holdout: e.Holdout}
+	for _, v := range e.Variants {
+		info.variants[v.Name] = true
+	}
+	db.cacheMu.Lock()
+	db.expCache[key] = info
+	db.cacheMu.Unlock()
+	return info, true, nil
+}
+
+// holdoutVersion returns the current version of a holdout, cached.
+func (db *DB) holdoutVersion(ctx context.Context, name string) (int, error) {
+	db.cacheMu.RLock()
+	v, ok := db.hoCache[name]
+	db.cacheMu.RUnlock()
+	if ok {
+		return v, nil
+	}
+	if err := db.db.QueryRowContext(ctx, `SELECT version FROM holdouts WHERE name = ?`, name).Scan(&v); err != nil {
+		return 0, fmt.Errorf("holdout %q: %w", name, err)
+	}
+	db.setHoldoutVersion(name, v)
+	return v, nil
+}
+
+// prepareExposures validates xs and returns normalized copies: ts defaults to now,
+// holdout_version to the current version of the experiment's holdout.
+func (db *DB) prepareExposures(ctx context.Context, xs []experiment.Exposure) ([]experiment.Exposure, error) {
+	out := make([]experiment.Exposure, len(xs))
+	now := db.now()
+	var lastKey string
+	var last *expInfo
+	for i, x := range xs {
+		field := func(name string) experiment.Field {
+			return experiment.Field("exposures[" + strconv.Itoa(i) + "]." + name)
+		}
+		bad := func(name, format string, args ...any) error {
+			return experiment.E(experiment.Invalid, field(name), experiment.Errorf(format, args...))
+		}
+		if x.Experiment == "" {
+			return nil, bad("experiment", "must not be empty")
+		}
+		if x.Unit == "" {
+			return nil, bad("unit", "must not be empty")
+		}
+		for _, f := range []struct{ name, v string }{{"unit", x.Unit}, {"variant", x.Variant}, {"source", x.Source}} {
+			if strings.IndexByte(f.v, 0) >= 0 {
+				return nil, bad(f.name, "must not contain a NUL byte")
+			}
+		}
+		info := last
+		if last == nil || x.Experiment != lastKey {
+			var ok bool
+			var err error
+			info, ok, err = db.experimentInfo(ctx, x.Experiment)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return nil, bad("experiment", "unknown experiment %q", x.Experiment)
+			}
+			last, lastKey = info, x.Experiment
+		}
+		switch {
+		case x.InHoldout && info.holdout == "":
+			return nil, bad("in_holdout", "experiment %q names no holdout", x.Experiment)
+		case x.InHoldout && x.Variant != "":
+			return nil, bad("variant", "must be empty for a holdout unit, got %q", x.Variant)
+		case !x.InHoldout && !info.variants[x.Variant]:
+			if x.Variant == "" {
+				return nil, bad("variant", "must not be empty (only holdout units, with in_holdout true, have no variant)")
+			}
+			return nil, bad("variant", "%q is not a variant of experiment %q", x.Variant, x.Experiment)
+		case x.HoldoutVersion < 0:
+			return nil, bad("holdout_version", "must not be negative, got %d", x.HoldoutVersion)
+		case x.HoldoutVersion > 0 && info.holdout == "":
+			return nil, bad("holdout_version", "experiment %q names no holdout", x.Experiment)
+		}
+		if x.TS.IsZero() {
+			x.TS = now
+		}
+		if x.HoldoutVersion == 0 && info.holdout != "" {
+			v, err := db.holdoutVersion(ctx, info.holdout)
+			if err != nil {
+				return nil, err
+			}
+			x.HoldoutVersion = v
+		}
+		out[i] = x
+	}
+	return out, nil
+}
+
+// LogExposures validates the exposures and hands them to the single writer, and
+// returns nil only after they are committed: an acknowledged exposure survives a
+// crash. A bad row is an Invalid error naming it (e.g. "exposures[3].unit") and
+// nothing of the call is stored. When the queue stays full until ctx ends, or the
+// store is closing, the error is Unavailable and the caller should retry.
+func (db *DB) LogExposures(ctx context.Context, xs []experiment.Exposure) error {
+	const op = "store.LogExposures"
+	if len(xs) == 0 {
+		return nil
+	}
+	rows, err := db.prepareExposures(ctx, xs)
+	if err != nil {
+		return internal(op, err)
+	}
+	return internal(op, db.w.submit(ctx, rows))
+}
+
+// ExposureCounts returns the number of exposures of an experiment per variant;
+// holdout units count under "". An unknown experiment is NotFound.
+func (db *DB) ExposureCounts(ctx context.Context, experimentKey string) (map[string]int64, error) {
+	const op = "store.ExposureCounts"
+	if _, ok, err := db.experimentInfo(ctx, experimentKey); err != nil {
+		return nil, internal(op, err)
+	} else if !ok {
+		return nil, experiment.E(op, experiment.NotFound, experiment.Errorf("experiment %q not found", experimentKey))
+	}
+	rows, err := db.db.QueryContext(ctx, `SELECT coalesce(variant, ''), count(*) FROM exposures WHERE experiment = ? GROUP BY 1`, experimentKey)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	out := map[string]int64{}
+	for rows.Next() {
+		var v string
+		var n int64
+		if err := rows.Scan(&v, &n); err != nil {
+			return nil, internal(op, err)
+		}
+		out[v] = n
+	}
+	return out, internal(op, rows.Err())
+}
+
+// ---- the writer ----
+
+// request is one LogExposures call waiting for its group's commit.
+type request struct {
+	rows []experiment.Exposure
+	done chan error // buffered 1
+}
+
+// writer is the only path by which exposures reach the file. Callers queue
+// requests on one bounded channel; each of its lanes (Options.Writers, default 1)
+// owns a connection and a DuckDB appender and loops: it takes every request queued
+// (up to BatchRows rows, waiting up to FlushEvery for more), appends them in one
+// transaction, commits, and only then answers every request of that group with the
+// commit's result. With more than one lane, one lane appends while another waits
+// for its commit to reach the disk.
+type writer struct {
+	db    *DB
+	queue chan *request
+	lanes []*lane
+
+	mu     sync.RWMutex // guards closed against sends on a closed queue
+	closed bool
+	wg     sync.WaitGroup // running lanes
+	done   chan struct{}  // closed when every lane has returned
+
+	taken     atomic.Int64 // requests taken off the queue
+	committed atomic.Int64 // rows committed
+	failed    atomic.Int64 // rows whose group failed
+
+	// failCommit, when set (by tests), is called after a group is appended and
+	// before COMMIT; an error makes the group fail and roll back.
+	failCommit func() error
+	mode       appendMode // set by benchmarks before the first call
+}
+
+// appendMode chooses how a group reaches DuckDB. Both append inside the group's
+// transaction; see docs/bench/store.md for their speed.
+type appendMode int
+
+const (
+	// appendCoded sends the unit, ts and flags of each row and small integer codes
+	// for experiment, variant and source through a DuckDB query appender that
+	// decodes them with per-group lists: three fewer strings to copy into C per row.
+	appendCoded appendMode = iota
+	// appendRows sends every column of every row through a table appender.
+	appendRows
+)
+
+// lane is one writer connection with its appender, created on first use and
+// kept across groups.
+type lane struct {
+	conn *sql.Conn
+	app  *duckdb.Appender
+}
+
+var errClosed = experiment.E(experiment.Unavailable, experiment.Errorf("the store is closing; retry against the restarted server"))
+
+func newWriter(ctx context.Context, db *DB) (*writer, error) {
+	w := &writer{db: db, queue: make(chan *request, db.opt.QueueSize), done: make(chan struct{})}
+	for i := 0; i < db.opt.Writers; i++ {
+		conn, err := db.db.Conn(ctx)
+		if err != nil {
+			for _, l := range w.lanes {
+				l.conn.Close()
+			}
+			return nil, fmt.Errorf("exposure writer connection: %w", err)
+		}
+		w.lanes = append(w.lanes, &lane{conn: conn})
+	}
+	for _, l := range w.lanes {
+		w.wg.Add(1)
+		go w.loop(l)
+	}
+	go func() { w.wg.Wait(); close(w.done) }()
+	return w, nil
+}
+
+// submit queues rows and waits for their commit.
+func (w *writer) submit(ctx context.Context, rows []experiment.Exposure) error {
+	r := &request{rows: rows, done: make(chan error, 1)}
+	w.mu.RLock()
+	if w.closed {
+		w.mu.RUnlock()
+		return errClosed
+	}
+	select {
+	case w.queue <- r:
+		w.mu.RUnlock()
+	case <-ctx.Done():
+		w.mu.RUnlock()
+		return experiment.E(experiment.Unavailable, experiment.Errorf(
+			"exposure queue full (%d batches waiting) until the request ended: %w; retry later", cap(w.queue), ctx.Err()))
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return experiment.E(experiment.Unavailable, experiment.Errorf(
+			"request ended before the exposures were committed (%w); they may or may not be stored: retry, duplicates are harmless", ctx.Err()))
+	}
+}
+
+// close stops accepting requests, waits until every queued one is committed and
+// answered, and releases the connections.
+func (w *writer) close() error {
+	w.mu.Lock()
+	if w.closed {
+		w.mu.Unlock()
+		<-w.done
+		return nil
+	}
+	w.closed = true
+	close(w.queue)
+	w.mu.Unlock()
+	<-w.done
+	var errs []error
+	for _, l := range w.lanes {
+		if l.app != nil {
+			errs = append(errs, l.app.Close())
+		}
+		errs = append(errs, l.conn.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// WriterStats describes the exposure writer, e.g. for metrics.
+type WriterStats struct {
+	Queued    int   // batches waiting in the queue
+	QueueCap  int   // the queue's bound (Options.QueueSize)
+	Committed int64 // exposures committed since Open
+	Failed    int64 // exposures whose commit failed since Open
+}
+
+// WriterStats returns the exposure writer's current figures.
+func (db *DB) WriterStats() WriterStats {
+	return WriterStats{Queued: len(db.w.queue), QueueCap: cap(db.w.queue),
+		Committed: db.w.committed.Load(), Failed: db.w.failed.Load()}
+}
+
+func (w *writer) loop(l *lane) {
+	defer w.wg.Done()
+	maxRows := w.db.opt.BatchRows
+	var timer *time.Timer
+	for r := range w.queue {
+		w.taken.Add(1)
+		group := []*request{r}
+		n := len(r.rows)
+		open := true
+		// Take whatever is already queued.
+	drain:
+		for n < maxRows {
+			select {
+			case r2, ok := <-w.queue:
+				if !ok {
+					open = false
+					break drain
+				}
+				w.taken.Add(1)
+				group = append(group, r2)
+				n += len(r2.rows)
+			default:
+				break drain
+			}
+		}
+		// Then wait up to FlushEvery for more, so that concurrent callers share a commit.
+		if open && n < maxRows && w.db.opt.FlushEvery > 0 {
+			if timer == nil {
+				timer = time.NewTimer(w.db.opt.FlushEvery)
+			} else {
+				timer.Reset(w.db.opt.FlushEvery)
+			}
+		wait:
+			for n < maxRows {
+				select {
+				case r2, ok := <-w.queue:
+					if !ok {
+						break wait
+					}
+					w.taken.Add(1)
+					group = append(group, r2)
+					n += len(r2.rows)
+				case <-timer.C:
+					break wait
+				}
+			}
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		err := w.commit(l, group)
+		if err == nil {
+			w.committed.Add(int64(n))
+		} else {
+			w.failed.Add(int64(n))
+			w.db.log.Error("exposure commit failed", "requests", len(group), "rows", n, "err", err)
+		}
+		for _, g := range group {
+			g.done <- err
+		}
+	}
+}
+
+// commit appends every row of the group in one transaction: on any error the
+// transaction is rolled back, so a group is stored whole or not at all.
+func (w *writer) commit(l *lane, group []*request) (err error) {
+	ctx := context.Background()
+	if _, err := l.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return experiment.E(experiment.Internal, fmt.Errorf("storing exposures: begin: %w", err))
+	}
+	defer func() {
+		if err != nil {
+			if l.app != nil {
+				l.app.Close() // its error repeats err; a fresh appender is made next time
+				l.app = nil
+			}
+			if _, rerr := l.conn.ExecContext(ctx, "ROLLBACK"); rerr != nil {
+				err = errors.Join(err, fmt.Errorf("rollback: %w", rerr))
+			}
+			err = experiment.E(experiment.Internal, fmt.Errorf("storing exposures: %w", err))
+		}
+	}()
+	if w.mode == appendRows {
+		err = w.appendRows(l, group)
+	} else {
+		err = w.appendCoded(l, group)
+	}
+	if err != nil {
+		return err
+	}
+	if w.failCommit != nil {
+		if err := w.failCommit(); err != nil {
+			return err
+		}
+	}
+	if _, err := l.conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// appendRows appends the group through the lane's table appender (kept across groups).
+func (w *writer) appendRows(l *lane, group []*request) error {
+	if l.app == nil {
+		err := l.conn.Raw(func(dc any) error {
+			a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "exposures")
+			l.app = a
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("appender: %w", err)
+		}
+	}
+	a := l.app
+	var n int
+	for _, g := range group {
+		for i := range g.rows {
+			x := &g.rows[i]
+			var variant, hv, source driver.Value
+			if x.Variant != "" {
+				variant = x.Variant
+			}
+			if x.HoldoutVersion != 0 {
+				hv = int32(x.HoldoutVersion)
+			}
+			if x.Source != "" {
+				source = x.Source
+			}
+			if err := a.AppendRow(x.Experiment, x.Unit, variant, x.TS, x.InHoldout, hv, source); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+			if n++; n%w.db.opt.BatchRows == 0 {
+				if err := a.Flush(); err != nil {
+					return fmt.Errorf("flush: %w", err)
+				}
+			}
+		}
+	}
+	if err := a.Flush(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
+// dict numbers the distinct strings of one column of a group from 1 (DuckDB lists
+// are 1-based); "" has no code and stays NULL.
+type dict struct {
+	code  map[string]int32
+	words []string
+}
+
+func (d *dict) id(s string) driver.Value {
+	if s == "" {
+		return nil
+	}
+	c, ok := d.code[s]
+	if !ok {
+		if d.code == nil {
+			d.code = map[string]int32{}
+		}
+		d.words = append(d.words, s)
+		c = int32(len(d.words))
+		d.code[s] = c
+	}
+	return c
+}
+
+// literal writes the dictionary as a DuckDB list literal, quotes doubled.
+func (d *dict) literal() string {
+	var b strings.Builder
+	b.WriteByte('[')
+	for i, w := range d.words {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteByte('\'')
+		b.WriteString(strings.ReplaceAll(w, "'", "''"))
+		b.WriteByte('\'')
+	}
+	b.WriteString("]::VARCHAR[]")
+	return b.String()
+}
+
+var codedTypes = []duckdb.Type{duckdb.TYPE_INTEGER, duckdb.TYPE_VARCHAR, duckdb.TYPE_INTEGER,
+	duckdb.TYPE_TIMESTAMP_TZ, duckdb.TYPE_BOOLEAN, duckdb.TYPE_INTEGER, duckdb.TYPE_INTEGER}
+
+// appendCoded appends the group through a query appender: rows carry codes for
+// experiment, variant and source, decoded by the INSERT with the group's lists.
+func (w *writer) appendCoded(l *lane, group []*request) error {
+	var exps, vars, srcs dict
+	// First pass: build the dictionaries, so that the query can be written.
+	for _, g := range group {
+		for i := range g.rows {
+			x := &g.rows[i]
+			exps.id(x.Experiment)
+			vars.id(x.Variant)
+			srcs.id(x.Source)
+		}
+	}
+	query := "INSERT INTO exposures SELECT (" + exps.literal() + ")[e], unit, (" + vars.literal() + ")[v], ts, h, hv, (" +
+		srcs.literal() + ")[s] FROM appended_data"
+	types := make([]duckdb.TypeInfo, len(codedTypes))
+	for i, t := range codedTypes {
+		ti, err := duckdb.NewTypeInfo(t)
+		if err != nil {
+			return err
+		}
+		types[i] = ti
+	}
+	var a *duckdb.Appender
+	err := l.conn.Raw(func(dc any) error {
+		var err error
+		a, err = duckdb.NewQueryAppender(dc.(driver.Conn), query, "", types, []string{"e", "unit", "v", "ts", "h", "hv", "s"})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("query appender: %w", err)
+	}
+	var n int
+	for _, g := range group {
+		for i := range g.rows {
+			x := &g.rows[i]
+			var hv driver.Value
+			if x.HoldoutVersion != 0 {
+				hv = int32(x.HoldoutVersion)
+			}
+			if err := a.AppendRow(exps.id(x.Experiment), x.Unit, vars.id(x.Variant), x.TS, x.InHoldout, hv, srcs.id(x.Source)); err != nil {
+				a.Close()
+				return fmt.Errorf("append: %w", err)
+			}
+			if n++; n%w.db.opt.BatchRows == 0 {
+				if err := a.Flush(); err != nil {
+					a.Close()
+					return fmt.Errorf("flush: %w", err)
+				}
+			}
+		}
+	}
+	if err := a.Close(); err != nil {
+		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+package store_test
+
+import (
+	"bufio"
+	"context"
+	"database/sql"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/store"
+	_ "github.com/marcboeker/go-duckdb/v2"
+)
+
+func writeText(t testing.TB, dir, name, content string) string {
+	t.Helper()
+	p := filepath.Join(dir, name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// unitsCSV has small integers, so DuckDB's sums are exact.
+const unitsCSV = `Unit,Variant,Revenue,Pre,Sessions,Converted
+1,b,3,1,2,1
+2,a,1,2,1,0
+3,a,4,0,3,1
+4,b,0,5,1,0
+5,a,2,2,2,1
+`
+
+func TestReadFileStatsCSV(t *testing.T) {
+	path := writeText(t, t.TempDir(), "units.csv", unitsCSV)
+	// Column names match case-insensitively.
+	fs, err := store.ReadFileStats(context.Background(), store.FileStatsQuery{Path: path, Variant: "variant", Metric: "revenue", Covariate: "pre", Denominator: "sessions"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Hand sums: a = rows 2, 3, 5 (y 1, 4, 2; x 2, 0, 2; d 1, 3, 2);
+	// b = rows 1, 4 (y 3, 0; x 1, 5; d 2, 1).
+	want := []store.ArmSums{
+		{Name: "a", N: 3, Sum: 7, SumSquares: 21, CovariateSum: 4, CovariateSumSquares: 8, CrossSum: 6, DenominatorSum: 6, DenominatorSumSquares: 14, MetricDenominatorSum: 17},
+		{Name: "b", N: 2, Sum: 3, SumSquares: 9, CovariateSum: 6, CovariateSumSquares: 26, CrossSum: 3, DenominatorSum: 3, DenominatorSumSquares: 5, MetricDenominatorSum: 6},
+	}
+	if len(fs.Arms) != 2 || fs.Arms[0] != want[0] || fs.Arms[1] != want[1] {
+		t.Errorf("arms = %+v\nwant %+v", fs.Arms, want)
+	}
+	if fs.Rows != 5 || fs.MetricBinary || fs.CovariateBinary {
+		t.Errorf("rows %d binary %v/%v, want 5 false/false", fs.Rows, fs.MetricBinary, fs.CovariateBinary)
+	}
+	fs, err = store.ReadFileStats(context.Background(), store.FileStatsQuery{Path: path, Variant: "Variant", Metric: "Converted"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fs.MetricBinary || fs.Arms[0].Sum != 2 || fs.Arms[1].Sum != 1 {
+		t.Errorf("binary metric: %+v", fs)
+	}
+}
+
+func TestReadFileStatsParquet(t *testing.T) {
+	dir := t.TempDir()
+	csv := writeText(t, dir, "units.csv", unitsCSV)
+	pq := filepath.Join(dir, "units.parquet")
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(fmt.Sprintf(`COPY (SELECT * FROM read_csv('%s')) TO '%s' (FORMAT parquet)`, csv, pq)); err != nil {
+		t.Fatal(err)
+	}
+	q := store.FileStatsQuery{Variant: "variant", Metric: "revenue", Covariate: "pre"}
+	q.Path = csv
+	fromCSV, err := store.ReadFileStats(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q.Path = pq
+	fromPQ, err := store.ReadFileStats(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range fromCSV.Arms {
+		if fromCSV.Arms[i] != fromPQ.Arms[i] {
+			t.Errorf("parquet arm %+v != csv arm %+v", fromPQ.Arms[i], fromCSV.Arms[i])
+		}
+	}
+	// A text column in Parquet is reported with its row.
+	bad := filepath.Join(dir, "bad.parquet")
+	if _, err := db.Exec(fmt.Sprintf(`COPY (SELECT * FROM (VALUES ('a', '1'), ('b', '2'), ('a', 'n/a')) t(variant, y)) TO '%s' (FORMAT parquet)`, bad)); err != nil {
+		t.Fatal(err)
+	}
+	_, err = store.ReadFileStats(context.Background(), store.FileStatsQuery{Path: bad, Variant: "variant", Metric: "y"})
+	if err == nil || !strings.Contains(err.Error(), "row 3") || !strings.Contains(err.Error(), `"y"`) {
+		t.Errorf("err = %v, want the column y and row 3", err)
+	}
+}
+
+func TestReadFileStatsErrors(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, file, content string
+		q                   store.FileStatsQuery
+		want                []string
+	}{
+		{"missing column", "a.csv", unitsCSV, store.FileStatsQuery{Variant: "variant", Metric: "profit"}, []string{`"profit"`, "Unit, Variant, Revenue"}},
+		{"missing covariate", "a.csv", unitsCSV, store.FileStatsQuery{Variant: "variant", Metric: "revenue", Covariate: "before"}, []string{`"before"`}},
+		{"not a number", "b.csv", "v,y\na,1\nb,2\na,three\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{`"y"`, "row 3", "three", "not a number"}},
+		{"not finite", "c.csv", "v,y\na,1\nb,inf\na,3\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{`"y"`, "row 2", "not finite"}},
+		{"empty metric", "d.csv", "v,y\na,1\nb,\na,3\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{`"y"`, "row 2", "empty"}},
+		{"empty variant", "e.csv", "v,y\na,1\n,2\na,3\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{`"v"`, "row 2", "empty"}},
+		{"bad covariate late", "f.csv", "v,y,x\na,1,1\nb,2,2\na,3,3\nb,4,x4\n", store.FileStatsQuery{Variant: "v", Metric: "y", Covariate: "x"}, []string{`"x"`, "row 4", "x4"}},
+		{"no rows", "g.csv", "v,y\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{"no rows"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			c.q.Path = writeText(t, dir, c.file, c.content)
+			_, err := store.ReadFileStats(context.Background(), c.q)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			if k := experiment.KindOf(err); k != experiment.Invalid && k != experiment.InsufficientData {
+				t.Errorf("kind %v", k)
+			}
+			for _, s := range c.want {
+				if !strings.Contains(err.Error(), s) {
+					t.Errorf("error %q lacks %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// benchCSV returns the file named by LIFT_BENCH_CSV, or writes a seeded
+// 1,000,000-row file (variant, metric y, covariate x) to a temporary folder.
+func benchCSV(b *testing.B) string {
+	if p := os.Getenv("LIFT_BENCH_CSV"); p != "" {
+		return p
+	}
+	path := filepath.Join(b.TempDir(), "units.csv")
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	w := bufio.NewWriter(f)
+	r := rand.New(rand.NewPCG(1, 2))
+	fmt.Fprintln(w, "unit,variant,y,x")
+	for i := range 1_000_000 {
+		x := 10 + 3*r.NormFloat64()
+		fmt.Fprintf(w, "%d,%s,%.4f,%.4f\n", i, [2]string{"control", "treatment"}[r.IntN(2)], 0.8*x+2*r.NormFloat64(), x)
+	}
+	if err := w.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	f.Close()
+	return path
+}
+
+// BenchmarkFileStats compares DuckDB alone running the GROUP BY sums a CUPED
+// analysis needs with ReadFileStats (the same sums plus its checks). Set
+// LIFT_BENCH_CSV to a file with columns variant, y, x (see bench/analyze.sh).
+func BenchmarkFileStats(b *testing.B) {
+	path := benchCSV(b)
+	b.Run("duckdb_groupby", func(b *testing.B) {
+		for b.Loop() {
+			db, err := sql.Open("duckdb", "")
+			if err != nil {
+				b.Fatal(err)
+			}
+			rows, err := db.Query(`SELECT variant, count(*), sum(y), sum(y*y), sum(x), sum(x*x), sum(x*y) FROM read_csv('` + path + `') GROUP BY variant`)
+			if err != nil {
+				b.Fatal(err)
+			}
+			for rows.Next() {
+			}
+			if err := rows.Err(); err != nil {
+				b.Fatal(err)
+			}
+			rows.Close()
+			db.Close()
+		}
+	})
+	b.Run("read_file_stats", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := store.ReadFileStats(context.Background(), store.FileStatsQuery{Path: path, Variant: "variant", Metric: "y", Covariate: "x"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

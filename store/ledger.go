@@ -1,0 +1,307 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/liftlab/lift/experiment"
+)
+
+// Ledger keeps privacy budgets and the ledger of releases in DuckDB. It implements
+// privacy.LedgerStore: Spend reads what a scope has spent, checks the budget and
+// records the spend in one transaction, and spends are also serialized in the
+// process (DuckDB reports concurrent updates of one row as a conflict rather than
+// waiting), so concurrent releases can never overspend.
+type Ledger struct{ db *DB }
+
+// Ledger returns the privacy ledger of db.
+func (db *DB) Ledger() *Ledger { return &Ledger{db: db} }
+
+// checkScope returns NotFound unless scope names an existing experiment or holdout.
+func checkScope(ctx context.Context, q queryer, scope string) error {
+	kind, key, _ := strings.Cut(scope, ":")
+	var err error
+	switch kind {
+	case "experiment":
+		_, err = getExperiment(ctx, q, key)
+	case "holdout":
+		_, err = getHoldout(ctx, q, key)
+	default:
+		err = experiment.E(experiment.Invalid, experiment.Field("scope"), experiment.Errorf(`must be "experiment:KEY" or "holdout:NAME", got %q`, scope))
+	}
+	return err
+}
+
+// SetBudget sets the budget of scope (an existing experiment or holdout), keeping
+// what is spent, and writes an audit entry (entity "privacy", key scope).
+func (l *Ledger) SetBudget(ctx context.Context, scope string, b experiment.PrivacyBudget, who string) error {
+	const op = "store.SetBudget"
+	if err := b.Validate(); err != nil {
+		return experiment.E(op, err)
+	}
+	db := l.db
+	db.regMu.Lock()
+	defer db.regMu.Unlock()
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return internal(op, err)
+	}
+	defer tx.Rollback()
+	if err := checkScope(ctx, tx, scope); err != nil {
+		return experiment.E(op, err)
+	}
+	before, err := readBudget(ctx, tx, scope)
+	if err != nil && !experiment.Is(err, experiment.NotFound) {
+		return internal(op, err)
+	}
+	now := db.now()
+	if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_budgets
+		(scope, epsilon, delta, release_epsilon, release_delta, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (scope) DO UPDATE SET epsilon = excluded.epsilon, delta = excluded.delta,
+		release_epsilon = excluded.release_epsilon, release_delta = excluded.release_delta,
+		updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+		scope, b.Epsilon, b.Delta, b.ReleaseEpsilon, b.ReleaseDelta, now, who); err != nil {
+		return internal(op, err)
+	}
+	var prev any
+	if before != nil {
+		prev = before.Budget
+	}
+	if err := db.audit(ctx, tx, now, who, "set_budget", "privacy", scope, prev, b); err != nil {
+		return internal(op, err)
+	}
+	return internal(op, tx.Commit())
+}
+
+// readBudget reads a scope's budget and spent amounts (without entries).
+func readBudget(ctx context.Context, q queryer, scope string) (*experiment.PrivacyAccount, error) {
+	a := &experiment.PrivacyAccount{Scope: scope}
+	b := &a.Budget
+	err := q.QueryRowContext(ctx, `SELECT epsilon, delta, release_epsilon, release_delta, epsilon_spent, delta_spent
+		FROM privacy_budgets WHERE scope = ?`, scope).
+		Scan(&b.Epsilon, &b.Delta, &b.ReleaseEpsilon, &b.ReleaseDelta, &a.EpsilonSpent, &a.DeltaSpent)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, experiment.E(experiment.NotFound, experiment.Errorf("%s has no privacy budget; set one first", strings.Replace(scope, ":", " ", 1)))
+	}
+	if err != nil {
+		return nil, err
+	}
+	a.EpsilonLeft = max(b.Epsilon-a.EpsilonSpent, 0)
+	a.DeltaLeft = max(b.Delta-a.DeltaSpent, 0)
+	return a, nil
+}
+
+// Account returns the budget of scope, what is spent and left, and its limit newest
+// ledger entries (0 = all).
+func (l *Ledger) Account(ctx context.Context, scope string, limit int) (*experiment.PrivacyAccount, error) {
+	const op = "store.Account"
+	a, err := readBudget(ctx, l.db.db, scope)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	q := `SELECT scope, who, ts, what, epsilon, delta FROM privacy_ledger WHERE scope = ? ORDER BY id DESC`
+	args := []any{scope}
+	if limit > 0 {
+		q += ` LIMIT ?`
+		args = append(args, limit)
+	}
+	rows, err := l.db.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	a.Entries = []experiment.PrivacyEntry{}
+	for rows.Next() {
+		var e experiment.PrivacyEntry
+		if err := rows.Scan(&e.Scope, &e.Who, &e.When, &e.What, &e.Epsilon, &e.Delta); err != nil {
+			return nil, internal(op, err)
+		}
+		e.When = e.When.UTC()
+		a.Entries = append(a.Entries, e)
+	}
+	return a, internal(op, rows.Err())
+}
+
+// Spend records a release of (eps, delta) against scope, or refuses it with
+// experiment.BudgetExceeded when the budget would be exceeded; a refused or failed
+// spend stores nothing.
+func (l *Ledger) Spend(ctx context.Context, scope string, eps, delta float64, who, what string) error {
+	const op = "store.Spend"
+	db := l.db
+	db.regMu.Lock()
+	defer db.regMu.Unlock()
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
+		return internal(op, err)
+	}
+	defer tx.Rollback()
+	a, err := readBudget(ctx, tx, scope)
+	if err != nil {
+		return internal(op, err)
+	}
+	if err := a.Budget.Refuse(scope, a.EpsilonSpent, a.DeltaSpent, eps, delta); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE privacy_budgets SET epsilon_spent = epsilon_spent + ?, delta_spent = delta_spent + ? WHERE scope = ?`,
+		eps, delta, scope); err != nil {
+		return internal(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_ledger (scope, who, ts, what, epsilon, delta) VALUES (?, ?, ?, ?, ?, ?)`,
+		scope, who, db.now(), what, eps, delta); err != nil {
+		return internal(op, err)
+	}
+	return internal(op, tx.Commit())
+}
+
+// BoundedArm is one arm's statistics of a bounded metric: n units with a value and
+// the sums of the values clamped to the metric's bounds.
+type BoundedArm struct {
+	Arm   string
+	N     int64
+	Sum   float64 // Σ clamp(y)
+	SumSq float64 // Σ clamp(y)²
+}
+
+// BoundedMetric is one metric's bounded statistics, arms in Population.Arms order.
+// OwnCount is set for mean metrics, whose n leaves out units without events.
+type BoundedMetric struct {
+	Name     string
+	Bounds   experiment.Bounds
+	OwnCount bool
+	Arms     []BoundedArm
+}
+
+// BoundedStats are what a differentially private release reads.
+type BoundedStats struct {
+	Units   map[string]int64 // analyzed units per arm (exposed to exactly one arm)
+	Metrics []BoundedMetric
+}
+
+// BoundedStats computes, for each named metric and arm, the sufficient statistics
+// of the per-unit values clamped to the metric's declared bounds
+// (experiment.Metric.Bounds; a binary metric without bounds uses [0, 1]): each unit
+// contributes one value per metric, in [lower, upper], which is what gives a
+// differentially private release its sensitivity. Per-unit values follow the
+// metric's aggregation and window as in MetricStats; caps are ignored (a percentile
+// cap depends on the data; the bounds take their place). Ratio metrics and metrics
+// without bounds are refused with Invalid naming metrics[i].
+func (db *DB) BoundedStats(ctx context.Context, pop Population, names []string) (*BoundedStats, error) {
+	const op = "store.BoundedStats"
+	defs, err := db.resolveMetrics(ctx, names)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	out := &BoundedStats{Units: map[string]int64{}}
+	idx := map[string]int{}
+	for i, a := range pop.Arms {
+		idx[a] = i
+		out.Units[a] = 0
+	}
+	for i, n := range names {
+		m := defs[n]
+		f := experiment.Field(fmt.Sprintf("metrics[%d]", i))
+		b := m.Bounds
+		if b == nil && m.Aggregation == experiment.Binary {
+			b = &experiment.Bounds{Lower: 0, Upper: 1}
+		}
+		switch {
+		case m.Aggregation == experiment.Ratio:
+			return nil, experiment.E(op, experiment.Invalid, f, experiment.Errorf("ratio metric %q cannot be released privately; release its numerator and denominator", n))
+		case b == nil:
+			return nil, experiment.E(op, experiment.Invalid, f, experiment.Errorf("metric %q has no bounds: declare per-unit bounds {\"lower\", \"upper\"} to release it privately", n))
+		}
+		agg, val := "", ""
+		switch m.Aggregation {
+		case experiment.Sum:
+			agg, val = "sum(e.value)", "coalesce(pu.y, 0.0)"
+		case experiment.Count:
+			agg, val = "count(*)::DOUBLE", "coalesce(pu.y, 0.0)"
+		case experiment.Binary:
+			agg, val = "count(*)::DOUBLE", "CASE WHEN coalesce(pu.y, 0) > 0 THEN 1.0 ELSE 0.0 END"
+		case experiment.Mean:
+			agg, val = "avg(e.value)", "pu.y"
+		default:
+			return nil, experiment.E(op, experiment.Invalid, f, experiment.Errorf("metric %q: aggregation %q", n, m.Aggregation))
+		}
+		win := "dt >= 0"
+		if w := m.Window; w != nil {
+			win = fmt.Sprintf("dt >= %d AND dt < %d", int64(math.Round(w.StartDays*dayMicros)), int64(math.Round(w.EndDays*dayMicros)))
+		}
+		q := `WITH pop AS (` + pop.query() + `),
+u AS (SELECT unit, arm, t0 FROM pop WHERE arms = 1),
+ev AS (
+	SELECT e.unit, e.value, epoch_us(e.ts) - epoch_us(u.t0) AS dt
+	FROM events e JOIN u ON e.unit = u.unit
+	WHERE e.type = ` + sqlString(m.EventType) + ` AND ` + pop.untilCond("e.ts") + `
+),
+pu AS (SELECT unit, ` + strings.Replace(agg, "e.value", "value", 1) + ` AS y FROM ev WHERE ` + win + ` GROUP BY unit),
+v AS (SELECT u.arm, ` + val + ` AS y FROM u LEFT JOIN pu ON u.unit = pu.unit),
+w AS (
+	-- least and greatest ignore NULLs: a mean metric's "no events" must stay NULL.
+	SELECT arm, CASE WHEN y IS NULL THEN NULL ELSE greatest(least(y, ` + sqlFloat(b.Upper) + `), ` + sqlFloat(b.Lower) + `) END AS y FROM v
+)
+SELECT arm, count(*), count(y), coalesce(sum(y), 0), coalesce(sum(y*y), 0) FROM w GROUP BY arm`
+		rows, err := db.db.QueryContext(ctx, q, pop.Args...)
+		if err != nil {
+			return nil, experiment.E(op, experiment.Internal, fmt.Errorf("bounded stats of %q: %w", n, err))
+		}
+		bm := BoundedMetric{Name: n, Bounds: *b, OwnCount: m.Aggregation == experiment.Mean, Arms: make([]BoundedArm, len(pop.Arms))}
+		for j, a := range pop.Arms {
+			bm.Arms[j].Arm = a
+		}
+		for rows.Next() {
+			var arm string
+			var units int64
+			var a BoundedArm
+			if err := rows.Scan(&arm, &units, &a.N, &a.Sum, &a.SumSq); err != nil {
+				rows.Close()
+				return nil, experiment.E(op, experiment.Internal, err)
+			}
+			j, ok := idx[arm]
+			if !ok {
+				continue // a variant the experiment no longer lists
+			}
+			a.Arm = arm
+			bm.Arms[j] = a
+			out.Units[arm] = units
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, experiment.E(op, experiment.Internal, err)
+		}
+		out.Metrics = append(out.Metrics, bm)
+	}
+	return out, nil
+}
+
+// sqlFloat writes a finite float as a SQL DOUBLE literal.
+func sqlFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) + "::DOUBLE" }
+
+// SaveRelease stores a release document for scope and the hash of its input,
+// replacing an earlier one for the same input.
+func (l *Ledger) SaveRelease(ctx context.Context, scope, inputHash string, doc []byte) error {
+	_, err := l.db.db.ExecContext(ctx, `INSERT INTO privacy_releases (scope, input_hash, created_at, doc) VALUES (?, ?, ?, ?)
+		ON CONFLICT (scope, input_hash) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
+		scope, inputHash, l.db.now(), string(doc))
+	return internal("store.SaveRelease", err)
+}
+
+// Release returns the stored release document of scope for the input hash, or
+// NotFound.
+func (l *Ledger) Release(ctx context.Context, scope, inputHash string) ([]byte, error) {
+	var doc jsonText
+	err := l.db.db.QueryRowContext(ctx, `SELECT doc FROM privacy_releases WHERE scope = ? AND input_hash = ?`, scope, inputHash).Scan(&doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, experiment.E("store.Release", experiment.NotFound, experiment.Errorf("no release of %s for this input", scope))
+	}
+	if err != nil {
+		return nil, internal("store.Release", err)
+	}
+	return doc, nil
+}
