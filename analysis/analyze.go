@@ -291,6 +291,9 @@ func (in *Input) normalize() error {
 		if !(a.Weight >= 0) || math.IsInf(a.Weight, 0) {
 			return experiment.E(experiment.Invalid, f("weight"), experiment.Errorf("must be ≥ 0, got %g", a.Weight))
 		}
+		if in.Type == Proportion && !(a.Sum >= 0 && a.Sum <= float64(a.N)) {
+			return experiment.E(experiment.Invalid, f("sum"), experiment.Errorf("a proportion metric needs 0 ≤ sum ≤ n, got sum %g with n %d", a.Sum, a.N))
+		}
 		for name, v := range map[string]float64{
 			"sum": a.Sum, "sum_squares": a.SumSquares, "covariate_sum": a.CovariateSum,
 			"covariate_sum_squares": a.CovariateSumSquares, "cross_sum": a.CrossSum,
@@ -435,7 +438,11 @@ func (in *Input) compare(ca, cb *Arm) Comparison {
 	c.Absolute, flags = in.test(m.abs, math.Sqrt(m.absVar), dof, m.a.n+m.b.n)
 	c.Flags = append(c.Flags, flags...)
 	if m.a.unadj == 0 || !(m.relVar > 0) {
-		c.Flags = append(c.Flags, FlagZeroControlMean)
+		if m.a.unadj == 0 {
+			c.Flags = append(c.Flags, FlagZeroControlMean)
+		} else {
+			c.Flags = append(c.Flags, FlagZeroVariance)
+		}
 		c.Relative = uninformative
 		return c
 	}

@@ -78,6 +78,7 @@ func TestAnalyzeInvalid(t *testing.T) {
 		{"negative n", Input{Arms: []Arm{mean3("a", -1, 5, 10), mean3("b", 10, 5, 10)}}, "arms[0].n", experiment.Invalid},
 		{"nan sum", Input{Arms: []Arm{mean3("a", 10, math.NaN(), 10), mean3("b", 10, 5, 10)}}, "arms[0].sum", experiment.Invalid},
 		{"alternative", Input{Arms: two(), Alternative: "bigger"}, "alternative", experiment.Invalid},
+		{"proportion above n", Input{Type: Proportion, Arms: []Arm{{Name: "a", N: 5, Sum: 6}, {Name: "b", N: 5, Sum: 2}}}, "arms[0].sum", experiment.Invalid},
 	}
 	for _, c := range cases {
 		_, err := Analyze(c.in)

@@ -37,7 +37,7 @@ func (in *Input) cupedArm(a *Arm) cupedArm {
 	}
 }
 
-// Theta returns CUPED's θ pooled over arms a and b (gbstats compute_theta), or 0
+// theta returns CUPED's θ pooled over arms a and b (gbstats compute_theta), or 0
 // when the pooled metric or covariate has no variance.
 func (in *Input) theta(a, b *Arm) float64 {
 	n := float64(a.N + b.N)

@@ -2,7 +2,7 @@
 // sufficient statistics (n, Σy, Σy², and for CUPED Σx, Σx², Σxy; for ratio
 // metrics Σd, Σd², Σyd, …), so that the same code serves sums computed by DuckDB
 // on a laptop or by a distributed warehouse. It does no I/O and reads no clock or
-// global randomness; simulations take a rand.Source.
+// global randomness.
 //
 // The conventions follow GrowthBook's stats engine (gbstats 0.8.0) so that results
 // can be compared one to one:
@@ -18,6 +18,13 @@
 //   - Sequential testing uses the asymptotic confidence sequences of
 //     Waudby-Smith et al. (2023, arXiv:2103.06476).
 //
-// Analyze is the entry point for one metric; SRM, Holm, BenjaminiHochberg,
-// SampleSize, MDE and LinRegression are usable on their own.
+// Analyze is the entry point for one metric (sums in, MetricResult out; the
+// JSON of "lift analyze" and of the results API). Usable on their own: Welch and
+// WelchFromSamples, TTest, Sequential, SRM, HolmAdjust, BHAdjust and Adjust,
+// Power, SampleSize, MDE and Duration, and LinRegression (Lin 2013 regression
+// adjustment with robust standard errors, the one row-level estimator here).
+//
+// Caller bugs (mismatched lengths) panic; bad input is an experiment.Invalid
+// error naming the field; degenerate data (n < 2, zero variance, a zero control
+// mean) flags the comparison (see the Flag constants) and never yields NaN.
 package analysis

@@ -97,7 +97,16 @@ func TTest(est, se, dof, alpha float64, alt Alternative) Effect {
 	if !(se > 0) || !(dof > 0) {
 		panic("analysis: TTest needs se > 0 and dof > 0")
 	}
-	t := distuv.StudentsT{Mu: 0, Sigma: 1, Nu: dof}
+	// Beyond 1e7 degrees of freedom t is the normal distribution to double
+	// precision, and gonum's t quantile loses accuracy.
+	var t interface {
+		CDF(float64) float64
+		Survival(float64) float64
+		Quantile(float64) float64
+	} = distuv.StudentsT{Mu: 0, Sigma: 1, Nu: dof}
+	if dof > 1e7 {
+		t = distuv.UnitNormal
+	}
 	z := est / se
 	e := Effect{Estimate: est, SE: se, DF: dof}
 	switch alt {
@@ -112,6 +121,7 @@ func TTest(est, se, dof, alpha float64, alt Alternative) Effect {
 		e.CILow, e.CIHigh = est-h, est+h
 		e.PValue = 2 * t.Survival(math.Abs(z))
 	}
+	e.PValue = math.Max(0, math.Min(1, e.PValue))
 	return e
 }
 

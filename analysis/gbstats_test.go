@@ -92,6 +92,10 @@ func TestGBStatsTTests(t *testing.T) {
 		// TestSequentialOneSidedGreaterTTest.test_one_sided_ttest_absolute: the p-value is
 		// the bisection's result, so it is compared to the test's tolerance only.
 		{"sequential_greater_absolute", Input{Arms: armsA5(), SequentialTuning: 5000, Alternative: Greater}, false, want{0.23437666666666668, -0.12656844172804982, inf, 0.12983081254184736, 0.46316491943359384}, 1e-9},
+		// TestSequentialOneSidedLesserTTest.test_one_sided_ttest
+		{"sequential_less", Input{Arms: armsA5(), SequentialTuning: 5000, Alternative: Less}, true, want{0.5033610858562358, -inf, 1.4302867177403806, 0.3334122146400735, 0.4999}, 1e-9},
+		// TestSequentialOneSidedLesserTTest.test_one_sided_ttest_absolute
+		{"sequential_less_absolute", Input{Arms: armsA5(), SequentialTuning: 5000, Alternative: Less}, false, want{0.23437666666666668, -inf, 0.5953217750613832, 0.12983081254184736, 0.4999}, 1e-9},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

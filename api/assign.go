@@ -34,7 +34,7 @@ func (s *Server) assignRoutes() {
 	s.route(http.MethodGet, "/v1/assign", experiment.RoleAnalyst, s.assignOne, op{
 		Summary: "Assign one unit", Also: also, Response: experiment.Assignment{},
 		Description: "Running experiments only: a draft is 409. A stopped experiment answers every unit with variant null (serve the control experience) and logs nothing. " +
-			"With expose=true the exposure is committed before the answer (units outside the experiment and its holdout are not logged).",
+			"With expose=true the exposure is committed before the answer (units outside the experiment and its holdout are not logged); expose=true needs an ingest (or admin) key.",
 		Query: []param{
 			{Name: "experiment", Required: true, Description: "the experiment's key"},
 			{Name: "unit", Required: true, Description: "the unit id (user, device, account…)"},
@@ -43,6 +43,16 @@ func (s *Server) assignRoutes() {
 	s.route(http.MethodPost, "/v1/assign", experiment.RoleAnalyst, s.assignBatch, op{
 		Summary: "Assign a batch of units (at most 10,000)", Also: also, Request: assignBatchRequest{}, Response: assignBatchResponse{},
 		Description: "Same rules as GET /v1/assign. More than 10,000 units is 413."})
+}
+
+// mayExpose checks that the key may write exposures: expose=true needs a key
+// allowing role ingest (an ingest or admin key), not just one that may assign.
+func mayExpose(c echo.Context) error {
+	if k := keyOf(c); k != nil && !k.Role.Allows(experiment.RoleIngest) {
+		return experiment.E("api.assign", experiment.Forbidden, experiment.Field("expose"),
+			experiment.Errorf("expose=true writes exposures: API key %q has role %q, it needs role ingest", k.Name, k.Role))
+	}
+	return nil
 }
 
 // assignable returns the compiled experiment when it may be assigned: a draft is
@@ -94,6 +104,11 @@ func (s *Server) assignOne(c echo.Context) error {
 		}
 		expose = b
 	}
+	if expose {
+		if err := mayExpose(c); err != nil {
+			return err
+		}
+	}
 	unit := c.QueryParam("unit")
 	if unit == "" {
 		return experiment.E(op, experiment.Invalid, experiment.Field("unit"), experiment.Errorf("must not be empty"))
@@ -135,6 +150,11 @@ func (s *Server) assignBatch(c echo.Context) error {
 	if !decodeAssignFast(b, &req) {
 		req = assignBatchRequest{}
 		if err := decodeJSON(b, &req); err != nil {
+			return err
+		}
+	}
+	if req.Expose {
+		if err := mayExpose(c); err != nil {
 			return err
 		}
 	}

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/liftlab/lift/assign"
@@ -18,12 +19,15 @@ type compiled struct {
 	holdout  int             // the holdout version the plan hashes with; 0 without a holdout
 	variants map[string]bool // variant names, to check client-sent exposures
 	loaded   time.Time       // monotonic time of loading, for the TTL
+
+	refreshing atomic.Bool // one request reloads an expired entry; the others use it meanwhile
 }
 
 // planCache holds compiled plans per experiment key. Entries are dropped when
 // the API changes the experiment or rotates a holdout, and expire after ttl so
-// that changes made elsewhere (a scheduled rotation) are seen. Freshness is wall
-// time (time.Now), not the injected clock.
+// that changes made elsewhere (a scheduled rotation) are seen; one request
+// reloads an expired entry while concurrent ones keep using it. Freshness is
+// wall time (time.Now), not the injected clock.
 type planCache struct {
 	db  *store.DB
 	ttl time.Duration
@@ -42,13 +46,19 @@ func (pc *planCache) get(ctx context.Context, key string) (*compiled, error) {
 	pc.mu.RLock()
 	c := pc.m[key]
 	pc.mu.RUnlock()
-	if c != nil && time.Since(c.loaded) < pc.ttl {
-		return c, nil
+	if c != nil {
+		if time.Since(c.loaded) < pc.ttl || !c.refreshing.CompareAndSwap(false, true) {
+			return c, nil
+		}
 	}
-	c, err := pc.load(ctx, key)
+	fresh, err := pc.load(ctx, key)
 	if err != nil {
+		if c != nil {
+			c.refreshing.Store(false)
+		}
 		return nil, err
 	}
+	c = fresh
 	pc.mu.Lock()
 	pc.m[key] = c
 	pc.mu.Unlock()

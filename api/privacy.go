@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"net/http"
+	"sort"
 	"strconv"
 
 	"github.com/labstack/echo/v4"
@@ -44,7 +45,9 @@ type PrivateMetric struct {
 
 // PrivateResults is the results JSON with differentially private numbers.
 type PrivateResults struct {
-	Experiment string             `json:"experiment"`
+	Experiment string             `json:"experiment,omitempty"`
+	Holdout    string             `json:"holdout,omitempty"`
+	Version    int                `json:"version,omitempty"` // holdout version
 	Private    PrivateInfo        `json:"private"`
 	Exposures  map[string]int64   `json:"exposures"` // noised units per variant
 	SRM        analysis.SRMResult `json:"srm"`       // on the noised counts
@@ -68,6 +71,16 @@ func (s *Server) privacyRoutes() {
 	s.route(http.MethodGet, "/v1/experiments/:key/privacy", experiment.RoleViewer, s.getPrivacy, op{
 		Summary: "The privacy budget of an experiment, what is spent and the ledger of releases", Response: experiment.PrivacyAccount{},
 		Query: []param{{Name: "limit", Type: "integer", Description: "newest ledger entries to list, default 100"}}})
+	s.route(http.MethodPut, "/v1/holdouts/:name/privacy", experiment.RoleAdmin, s.putPrivacy, op{
+		Summary: "Set the differential-privacy budget of a holdout (its long-run incrementality releases)", Request: privacyBudgetIn{}, Response: experiment.PrivacyAccount{}})
+	s.route(http.MethodGet, "/v1/holdouts/:name/privacy", experiment.RoleViewer, s.getPrivacy, op{
+		Summary: "The privacy budget of a holdout, what is spent and the ledger", Response: experiment.PrivacyAccount{},
+		Query: []param{{Name: "limit", Type: "integer", Description: "newest ledger entries to list, default 100"}}})
+	s.route(http.MethodGet, "/v1/holdouts/:name/results/private", experiment.RoleViewer, s.getPrivateHoldoutResults, op{
+		Summary: "Differentially private long-run incrementality of a holdout version", Response: PrivateResults{},
+		Description: "Arms \"holdout\" (control) and \"exposed\" as in /v1/holdouts/NAME/results, released like the private " +
+			"results of an experiment and spent from the holdout's budget.",
+		Query: []param{{Name: "version", Type: "integer", Description: "holdout version (cohort); default the current one"}}})
 	s.route(http.MethodGet, "/v1/experiments/:key/results/private", experiment.RoleViewer, s.getPrivateResults, op{
 		Summary: "Differentially private results of an experiment", Response: PrivateResults{},
 		Description: "Noised per-variant counts, means and lifts with intervals that account for the noise, spending the " +
@@ -81,7 +94,7 @@ func (s *Server) putPrivacy(c echo.Context) error {
 	if err := s.decode(c, &in); err != nil {
 		return err
 	}
-	scope := privacy.ExperimentScope(c.Param("key"))
+	scope := scopeOf(c)
 	l := privacy.NewLedger(s.db.Ledger())
 	b := privacy.Budget{Epsilon: in.Epsilon, Delta: in.Delta, ReleaseEpsilon: in.ReleaseEpsilon, ReleaseDelta: in.ReleaseDelta}
 	if err := l.SetBudget(ctx, scope, b, actor(c)); err != nil {
@@ -103,15 +116,35 @@ func (s *Server) getPrivacy(c echo.Context) error {
 		}
 		limit = n
 	}
-	a, err := privacy.NewLedger(s.db.Ledger()).Account(c.Request().Context(), privacy.ExperimentScope(c.Param("key")), limit)
+	a, err := privacy.NewLedger(s.db.Ledger()).Account(c.Request().Context(), scopeOf(c), limit)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, a)
 }
 
+// scopeOf is the ledger scope of a privacy route: the experiment or the holdout.
+func scopeOf(c echo.Context) string {
+	if name := c.Param("name"); name != "" {
+		return privacy.HoldoutScope(name)
+	}
+	return privacy.ExperimentScope(c.Param("key"))
+}
+
 func (s *Server) getPrivateResults(c echo.Context) error {
 	r, err := PrivateExperimentResults(c.Request().Context(), s.db, c.Param("key"), actor(c), privacy.Options{})
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, r)
+}
+
+func (s *Server) getPrivateHoldoutResults(c echo.Context) error {
+	v, err := intParam(c, "version")
+	if err != nil {
+		return err
+	}
+	r, err := PrivateHoldoutResults(c.Request().Context(), s.db, c.Param("name"), int(v), actor(c), privacy.Options{})
 	if err != nil {
 		return err
 	}
@@ -135,38 +168,81 @@ func wantsPrivate(c echo.Context) bool {
 // would overspend, spending nothing). When a release of exactly the same input was
 // already made it is served again without spending: that is post-processing.
 func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) (*PrivateResults, error) {
-	const op = "api.PrivateResults"
 	e, err := db.GetExperiment(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	out := &PrivateResults{Experiment: key, Alpha: e.Analysis.Alpha, Omitted: map[string]string{}}
+	out := &PrivateResults{Experiment: key, Alpha: e.Analysis.Alpha}
+	var names []string
+	for _, m := range e.Metrics {
+		names = append(names, m.Name)
+	}
+	return privateResults(ctx, db, out, privacy.ExperimentScope(key), store.ExperimentPopulation(e), names, who, "results", opt)
+}
+
+// PrivateHoldoutResults is PrivateExperimentResults for a holdout version (0: the
+// current one): arms "holdout" (control) and "exposed", the metrics of the
+// experiments naming the holdout, spending from the holdout's budget.
+func PrivateHoldoutResults(ctx context.Context, db *store.DB, name string, version int, who string, opt privacy.Options) (*PrivateResults, error) {
+	const op = "api.PrivateHoldoutResults"
+	h, err := db.GetHoldout(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	if version == 0 {
+		version = h.Version
+	}
+	if version < 1 || version > h.Version {
+		return nil, experiment.E(op, experiment.NotFound, experiment.Field("version"), experiment.Errorf("holdout %q has versions 1 to %d, not %d", name, h.Version, version))
+	}
+	exps, err := db.ListExperiments(ctx)
+	if err != nil {
+		return nil, err
+	}
+	seen := map[string]bool{}
+	var names []string
+	for _, e := range exps {
+		for _, m := range e.Metrics {
+			if e.Holdout == name && !seen[m.Name] {
+				seen[m.Name] = true
+				names = append(names, m.Name)
+			}
+		}
+	}
+	sort.Strings(names)
+	out := &PrivateResults{Holdout: name, Version: version}
+	return privateResults(ctx, db, out, privacy.HoldoutScope(name), store.HoldoutPopulation(h, version), names, who, "holdout results v"+strconv.Itoa(version), opt)
+}
+
+// privateResults releases the bounded metrics among names over pop, spending from
+// scope (or reusing the stored release of the same input), and fills out.
+func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope string, pop store.Population, all []string, who, what string, opt privacy.Options) (*PrivateResults, error) {
+	const op = "api.PrivateResults"
 	if out.Alpha == 0 {
 		out.Alpha = 0.05
 	}
+	out.Omitted = map[string]string{}
 	opt.Alpha = out.Alpha
 	var names []string
-	for _, m := range e.Metrics {
-		def, err := db.GetMetric(ctx, m.Name)
+	for _, n := range all {
+		def, err := db.GetMetric(ctx, n)
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}
 		switch {
 		case def.Aggregation == experiment.Ratio:
-			out.Omitted[m.Name] = "ratio metrics are not released privately; release their numerator and denominator"
+			out.Omitted[n] = "ratio metrics are not released privately; release their numerator and denominator"
 		case def.Bounds == nil && def.Aggregation != experiment.Binary:
-			out.Omitted[m.Name] = "no per-unit bounds declared"
+			out.Omitted[n] = "no per-unit bounds declared"
 		default:
-			names = append(names, m.Name)
+			names = append(names, n)
 		}
 	}
-	pop := store.ExperimentPopulation(e)
 	bs, err := db.BoundedStats(ctx, pop, names)
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
 	in := PrivacyInput(bs, pop.Arms)
-	scope := privacy.ExperimentScope(key)
 	sl := db.Ledger()
 	l := privacy.NewLedger(sl)
 	inJSON, err := json.Marshal(struct {
@@ -192,7 +268,7 @@ func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string
 	} else if !experiment.Is(err, experiment.NotFound) {
 		return nil, err
 	} else {
-		if r, acct, err = l.ReleaseResults(ctx, scope, in, opt, who, "results"); err != nil {
+		if r, acct, err = l.ReleaseResults(ctx, scope, in, opt, who, what); err != nil {
 			return nil, err
 		}
 		doc, err := json.Marshal(r)

@@ -113,8 +113,65 @@ func TestPrivateResults(t *testing.T) {
 	if status != http.StatusConflict || e.Code != "budget_exhausted" || e.Message != want {
 		t.Errorf("over budget: %d %+v, want 409 budget_exhausted %q", status, e, want)
 	}
+	// Holdouts have budgets of their own.
+	ts.must(http.StatusCreated, "POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.05}, nil)
+	ts.must(http.StatusOK, "PUT", "/v1/holdouts/global/privacy", map[string]any{"epsilon": 3, "release_epsilon": 1}, nil)
+	var h experiment.PrivacyAccount
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/holdouts/global/privacy", nil, &h)
+	if h.Scope != "holdout:global" || h.Budget.Epsilon != 3 || h.EpsilonSpent != 0 {
+		t.Errorf("holdout account %+v", h)
+	}
+	if status, _ := ts.do("PUT", "/v1/holdouts/nope/privacy", ts.admin, map[string]any{"epsilon": 3, "release_epsilon": 1}); status != 404 {
+		t.Errorf("budget of an unknown holdout: %d, want 404", status)
+	}
 	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
 	if len(acct.Entries) != 2 || acct.Entries[0].Who != "exec" || math.Abs(acct.EpsilonSpent-0.8) > 1e-12 {
 		t.Errorf("ledger after a refusal: %+v", acct)
+	}
+}
+
+func TestPrivateHoldoutResults(t *testing.T) {
+	ts := newTestServer(t)
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "converted", "event_type": "purchase", "aggregation": "binary"}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.1}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{
+		"key": "promo", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}},
+		"holdout": "global", "metrics": []map[string]any{{"name": "converted"}},
+	}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/promo/start", nil, nil)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	var xs []experiment.Exposure
+	var evs []experiment.Event
+	for i := range 2000 {
+		u := fmt.Sprintf("u%d", i)
+		x := experiment.Exposure{Experiment: "promo", Unit: u, Variant: []string{"control", "treatment"}[i%2], TS: t0, HoldoutVersion: 1}
+		if i%10 == 0 {
+			x.Variant, x.InHoldout = "", true
+		}
+		xs = append(xs, x)
+		if i%3 == 0 {
+			evs = append(evs, experiment.Event{EventID: "e" + u, Unit: u, Type: "purchase", TS: t0.Add(time.Hour), Value: 1})
+		}
+	}
+	ctx := context.Background()
+	if err := ts.db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	viewer := ts.key("exec", experiment.RoleViewer)
+	ts.must(http.StatusOK, "PUT", "/v1/holdouts/global/privacy", map[string]any{"epsilon": 2, "release_epsilon": 1}, nil)
+	var r PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/holdouts/global/results/private", nil, &r)
+	// 200 holdout and 1800 exposed units; noise sd of a count √2·3/1 ≈ 4.2 (ε/3 per query).
+	if r.Holdout != "global" || r.Version != 1 || math.Abs(float64(r.Exposures["holdout"])-200) > 6*4.2 || math.Abs(float64(r.Exposures["exposed"])-1800) > 6*4.2 {
+		t.Errorf("holdout release: %+v", r)
+	}
+	if r.Private.EpsilonSpent != 1 || len(r.Metrics) != 1 || r.Metrics[0].Control != "holdout" {
+		t.Errorf("holdout release private %+v, metrics %+v", r.Private, r.Metrics)
+	}
+	if status, _ := ts.do("GET", "/v1/holdouts/global/results/private?version=2", viewer, nil); status != 404 {
+		t.Errorf("unknown version: %d, want 404", status)
 	}
 }

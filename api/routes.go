@@ -12,4 +12,7 @@ func (s *Server) routes() {
 	s.metricDefRoutes()
 	s.resultRoutes()
 	s.privacyRoutes()
+	s.jobRoutes()
+	s.journeyRoutes()
+	s.modelRoutes()
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/jobs"
+	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/store"
 )
 
@@ -28,11 +30,13 @@ type Options struct {
 	Now      func() time.Time     // clock for exposure timestamps, default time.Now
 	Registry *prometheus.Registry // Prometheus registry served at /metrics; default a new one
 
-	RequestTimeout   time.Duration // deadline of each request's context, default 30s
-	BodyLimit        int64         // largest request body in bytes, default 32 MiB
-	MaxAssignBatch   int           // most units in one POST /v1/assign, default 10,000
-	MaxExposureBatch int           // most exposures in one POST /v1/exposures, default 100,000
-	PlanTTL          time.Duration // how long a compiled assignment plan is reused, default 5s
+	RequestTimeout   time.Duration    // deadline of each request's context, default 30s
+	BodyLimit        int64            // largest request body in bytes, default 32 MiB
+	MaxAssignBatch   int              // most units in one POST /v1/assign, default 10,000
+	MaxExposureBatch int              // most exposures in one POST /v1/exposures, default 100,000
+	PlanTTL          time.Duration    // how long a compiled assignment plan is reused, default 5s
+	Jobs             *jobs.Scheduler  // the job scheduler; nil answers the job routes 503
+	Journeys         *journey.Decider // journey decisions and model cards (docs/journeys.md); nil answers decide and model routes 503
 }
 
 // DefaultOptions returns the documented defaults (without a store).

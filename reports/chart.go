@@ -123,6 +123,7 @@ type Exposures struct {
 // Incrementality plots a holdout's incremental effect (exposed population minus
 // holdout) over time with its confidence band.
 type Incrementality struct {
+	Title   string       `json:"title,omitempty"` // default "Incrementality of METRIC vs holdout HOLDOUT"
 	Holdout string       `json:"holdout"`
 	Metric  string       `json:"metric"`
 	Unit    string       `json:"unit"`
@@ -340,7 +341,11 @@ func (c *Incrementality) build() (*plot.Plot, error) {
 	if err := checkTimes(c, c.Points); err != nil {
 		return nil, err
 	}
-	p := newPlot(fmt.Sprintf("Incrementality of %s vs holdout %s", c.Metric, c.Holdout), c.Privacy, "date", withUnit("incremental effect", c.Unit))
+	title := c.Title
+	if title == "" {
+		title = fmt.Sprintf("Incrementality of %s vs holdout %s", c.Metric, c.Holdout)
+	}
+	p := newPlot(title, c.Privacy, "date", withUnit("incremental effect", c.Unit))
 	return p, timeBand(p, c.Points, c.Level)
 }
 

@@ -91,7 +91,7 @@ func Render(w io.Writer, c Chart, f Format, opt RenderOptions) error {
 	case PDF:
 		pc := vgpdf.New(wd, ht)
 		pc.EmbedFonts(true)
-		cw = pc
+		cw = pdfCanvas{pc}
 	default:
 		_, err := ParseFormat(string(f))
 		return experiment.E(op, err)

@@ -99,9 +99,11 @@ func (r *Report) JSON(w io.Writer) error {
 }
 
 // csvHeader is the first row of results CSV files.
-var csvHeader = []string{"metric", "variant", "control", "n", "mean", "control_n", "control_mean",
-	"abs_estimate", "abs_se", "abs_ci_low", "abs_ci_high", "abs_p_value",
-	"rel_estimate", "rel_se", "rel_ci_low", "rel_ci_high", "rel_p_value", "private", "epsilon"}
+func csvHeader() []string {
+	return []string{"metric", "variant", "control", "n", "mean", "control_n", "control_mean",
+		"abs_estimate", "abs_se", "abs_ci_low", "abs_ci_high", "abs_p_value",
+		"rel_estimate", "rel_se", "rel_ci_low", "rel_ci_high", "rel_p_value", "private", "epsilon"}
+}
 
 // CSV writes the results table as CSV with a header row (see csvHeader): one row per
 // metric and variant, numbers in full precision, relative columns empty when the
@@ -109,7 +111,7 @@ var csvHeader = []string{"metric", "variant", "control", "n", "mean", "control_n
 func (r *Report) CSV(w io.Writer) error {
 	cw := csv.NewWriter(w)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	if err := cw.Write(csvHeader); err != nil {
+	if err := cw.Write(csvHeader()); err != nil {
 		return experiment.E("reports.CSV", experiment.Internal, err)
 	}
 	eps := ""

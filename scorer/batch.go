@@ -164,9 +164,10 @@ func (b *Batcher) drain() {
 	}
 }
 
-// run scores one batch and answers each request. If the batch call fails because
-// of one bad request, every request is retried alone so that each gets its own
-// answer or error.
+// run scores one batch and answers each request. If the batch call is rejected as
+// invalid (one bad request), every request is retried alone so that each gets its
+// own answer or error; other failures (backend down, closed) go to every request
+// without retries.
 func (b *Batcher) run(batch []*batchRequest) {
 	live := batch[:0]
 	for _, r := range batch {
@@ -190,7 +191,7 @@ func (b *Batcher) run(batch []*batchRequest) {
 		b.maxSize.Store(n)
 	}
 	res, err := b.s.Score(b.ctx, queries, k, exclude)
-	if err != nil && len(live) > 1 {
+	if err != nil && len(live) > 1 && experiment.Is(err, experiment.Invalid) {
 		for _, r := range live {
 			one, err := b.s.Score(b.ctx, [][]float32{r.q}, r.k, [][]int32{r.exclude})
 			if err != nil {

@@ -26,9 +26,10 @@ import (
 //     (event_stage): by a DuckDB appender for batches and NDJSON, by DuckDB's own
 //     CSV and Parquet readers for files. Nothing durable is touched yet, and a bad
 //     row stops the load with its line (or row) number.
-//  2. One transaction copies the staged rows that are new into events: duplicates
-//     inside the load are dropped with DISTINCT ON (event_id), and those already
-//     stored with an anti-join on event_id. The number of rows inserted is the
+//  2. One transaction copies the staged rows that are new into events: those
+//     already stored are dropped by an anti-join on event_id, and when the load
+//     repeats an event_id (checked cheaply: count(DISTINCT hash(event_id))), only
+//     the first staged row of each is kept. The number of rows inserted is the
 //     number accepted; the rest are duplicates. The transaction first updates the
 //     single row of event_ingest_lock, so two concurrent loads cannot both insert
 //     the same event_id: the second one conflicts, rolls back and retries.
@@ -98,7 +99,11 @@ func (db *DB) IngestEvents(ctx context.Context, events []experiment.Event) (acce
 	if err != nil {
 		return 0, 0, experiment.E(op, experiment.Internal, fmt.Errorf("staging events: %w", err))
 	}
-	n, err := db.commitStage(ctx, conn)
+	ids := make(map[string]struct{}, len(events))
+	for i := range events {
+		ids[events[i].EventID] = struct{}{}
+	}
+	n, err := db.commitStage(ctx, conn, len(ids) == len(events))
 	if err != nil {
 		return 0, 0, experiment.E(op, err)
 	}
@@ -180,18 +185,28 @@ func appendStage(ctx context.Context, conn *sql.Conn, fill func(a *duckdb.Append
 	})
 }
 
-// insertStaged copies the new staged events into events; see the comment at the top.
-const insertStaged = `INSERT INTO events (event_id, unit, type, ts, value, properties)
+// insertStaged copies the new staged events into events; see the comment at the
+// top. insertUnique is the same when the staged event_ids are known to be
+// distinct: removing duplicates inside a load costs a hash aggregation of the
+// whole load, so it is done only when the load has some.
+const (
+	insertStaged = `INSERT INTO events (event_id, unit, type, ts, value, properties)
 SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties
-FROM (SELECT DISTINCT ON (event_id) * FROM temp.event_stage) s
+FROM temp.event_stage s SEMI JOIN (SELECT min(rowid) AS r FROM temp.event_stage GROUP BY event_id) k ON s.rowid = k.r
 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`
+	insertUnique = `INSERT INTO events (event_id, unit, type, ts, value, properties)
+SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties
+FROM temp.event_stage s
+WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`
+)
 
 // commitStage inserts the staged events in one transaction, retrying when a
 // concurrent ingest holds event_ingest_lock, and returns how many were new.
-func (db *DB) commitStage(ctx context.Context, conn *sql.Conn) (int64, error) {
+// unique says the staged event_ids are distinct.
+func (db *DB) commitStage(ctx context.Context, conn *sql.Conn, unique bool) (int64, error) {
 	backoff := time.Millisecond
 	for {
-		n, err := commitStageOnce(ctx, conn)
+		n, err := commitStageOnce(ctx, conn, unique)
 		if err == nil {
 			return n, nil
 		}
@@ -209,7 +224,7 @@ func (db *DB) commitStage(ctx context.Context, conn *sql.Conn) (int64, error) {
 	}
 }
 
-func commitStageOnce(ctx context.Context, conn *sql.Conn) (int64, error) {
+func commitStageOnce(ctx context.Context, conn *sql.Conn, unique bool) (int64, error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -218,7 +233,11 @@ func commitStageOnce(ctx context.Context, conn *sql.Conn) (int64, error) {
 	if _, err := tx.ExecContext(ctx, `UPDATE event_ingest_lock SET batches = batches + 1 WHERE id = 1`); err != nil {
 		return 0, err
 	}
-	res, err := tx.ExecContext(ctx, insertStaged)
+	q := insertStaged
+	if unique {
+		q = insertUnique
+	}
+	res, err := tx.ExecContext(ctx, q)
 	if err != nil {
 		return 0, err
 	}
@@ -265,14 +284,14 @@ func (db *DB) IngestFile(ctx context.Context, path string, format FileFormat, pr
 		return 0, 0, experiment.E(op, experiment.Internal, err)
 	}
 	defer db.releaseStage(conn)
-	var staged int64
+	var sg staged
 	switch format {
 	case CSV:
-		staged, err = stageCSV(ctx, conn, path)
+		sg, err = stageCSV(ctx, conn, path)
 	case Parquet:
-		staged, err = stageParquet(ctx, conn, path)
+		sg, err = stageParquet(ctx, conn, path)
 	case NDJSON:
-		staged, err = stageNDJSON(ctx, conn, path, func(done int64) { progress(done*9/10, total) })
+		sg, err = stageNDJSON(ctx, conn, path, func(done int64) { progress(done*9/10, total) })
 	default:
 		err = experiment.E(experiment.Invalid, experiment.Field("format"),
 			experiment.Errorf("unknown format %q: give csv, parquet or ndjson", format))
@@ -281,12 +300,12 @@ func (db *DB) IngestFile(ctx context.Context, path string, format FileFormat, pr
 		return 0, 0, experiment.E(op, err)
 	}
 	progress(total*9/10, total)
-	n, err := db.commitStage(ctx, conn)
+	n, err := db.commitStage(ctx, conn, sg.unique)
 	if err != nil {
 		return 0, 0, experiment.E(op, err)
 	}
 	progress(total, total)
-	return int(n), int(staged - n), nil
+	return int(n), int(sg.rows - n), nil
 }
 
 // sqlString quotes s as a SQL string literal.
@@ -334,17 +353,23 @@ func checkColumns(path string, cols map[string]string, order []string) error {
 	return nil
 }
 
+// staged describes a staged load: its rows, and whether their event_ids are distinct.
+type staged struct {
+	rows   int64
+	unique bool
+}
+
 // stageCSV reads a CSV file with DuckDB's reader into the staging table. Values
 // that do not parse as their column's type are collected by the reader's
 // store_rejects option with their line numbers.
-func stageCSV(ctx context.Context, conn *sql.Conn, path string) (int64, error) {
+func stageCSV(ctx context.Context, conn *sql.Conn, path string) (staged, error) {
 	sniff := `read_csv(` + sqlString(path) + `, header = true, all_varchar = true)`
 	cols, order, err := fileColumns(ctx, conn, sniff)
 	if err != nil {
-		return 0, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as CSV: %w", filepath.Base(path), err))
+		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as CSV: %w", filepath.Base(path), err))
 	}
 	if err := checkColumns(path, cols, order); err != nil {
-		return 0, err
+		return staged{}, err
 	}
 	want := map[string]string{"event_id": "VARCHAR", "unit": "VARCHAR", "type": "VARCHAR", "ts": "TIMESTAMPTZ", "value": "DOUBLE", "properties": "VARCHAR"}
 	var typeList []string
@@ -363,15 +388,15 @@ SELECT event_id, unit, type, ts, ` + value + ` AS value, ` + props + ` AS proper
 FROM read_csv(` + sqlString(path) + `, header = true, types = {` + strings.Join(typeList, ", ") + `},
 	store_rejects = true, rejects_table = 'event_rejects', rejects_scan = 'event_reject_scans')`
 	if _, err := conn.ExecContext(ctx, `DROP TABLE IF EXISTS temp.event_rejects; DROP TABLE IF EXISTS temp.event_reject_scans`); err != nil {
-		return 0, err
+		return staged{}, err
 	}
 	if _, err := conn.ExecContext(ctx, q); err != nil {
-		return 0, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as CSV: %w", filepath.Base(path), err))
+		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as CSV: %w", filepath.Base(path), err))
 	}
 	defer conn.ExecContext(context.Background(), `DROP TABLE IF EXISTS temp.event_rejects; DROP TABLE IF EXISTS temp.event_reject_scans`)
 	rows, err := conn.QueryContext(ctx, `SELECT line, column_name, error_type, csv_line FROM temp.event_rejects ORDER BY line LIMIT `+fmt.Sprint(maxReportedRows+1))
 	if err != nil {
-		return 0, err
+		return staged{}, err
 	}
 	var bad []string
 	for rows.Next() {
@@ -379,16 +404,16 @@ FROM read_csv(` + sqlString(path) + `, header = true, types = {` + strings.Join(
 		var col, typ, text sql.NullString
 		if err := rows.Scan(&line, &col, &typ, &text); err != nil {
 			rows.Close()
-			return 0, err
+			return staged{}, err
 		}
 		bad = append(bad, describeReject(line, col.String, typ.String, text.String))
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return staged{}, err
 	}
 	if len(bad) > 0 {
-		return 0, badRows(path, bad)
+		return staged{}, badRows(path, bad)
 	}
 	// Lines = staged row + 1 (the header): the reader keeps the file's order and
 	// nothing was rejected.
@@ -423,20 +448,21 @@ func badRows(path string, bad []string) error {
 // checkStaged finds staged rows with a missing field or properties that are not
 // JSON, and names them by position (pos is the SQL giving a row's line or row
 // number, unit the word for it). It returns the number of staged rows.
-func checkStaged(ctx context.Context, conn *sql.Conn, path, unit, pos string) (int64, error) {
+func checkStaged(ctx context.Context, conn *sql.Conn, path, unit, pos string) (staged, error) {
 	const badCond = `event_id IS NULL OR event_id = '' OR unit IS NULL OR unit = '' OR type IS NULL OR type = ''
 	OR ts IS NULL OR value IS NULL OR isnan(value) OR isinf(value) OR (properties IS NOT NULL AND NOT coalesce(json_valid(properties), false))`
-	var n, nbad int64
-	if err := conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE `+badCond+`) FROM temp.event_stage`).Scan(&n, &nbad); err != nil {
-		return 0, err
+	// Distinct hashes prove distinct ids; a collision only costs the slower insert.
+	var n, nbad, distinct int64
+	if err := conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE `+badCond+`), count(DISTINCT hash(event_id)) FROM temp.event_stage`).Scan(&n, &nbad, &distinct); err != nil {
+		return staged{}, err
 	}
 	if nbad == 0 {
-		return n, nil
+		return staged{rows: n, unique: distinct == n}, nil
 	}
 	rows, err := conn.QueryContext(ctx, `SELECT pos, event_id, unit, type, ts IS NULL, value, properties IS NOT NULL AND NOT coalesce(json_valid(properties), false)
 FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY pos LIMIT `+fmt.Sprint(maxReportedRows+1))
 	if err != nil {
-		return 0, err
+		return staged{}, err
 	}
 	defer rows.Close()
 	var bad []string
@@ -446,7 +472,7 @@ FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY
 		var noTS, badProps bool
 		var v sql.NullFloat64
 		if err := rows.Scan(&p, &id, &u, &ty, &noTS, &v, &badProps); err != nil {
-			return 0, err
+			return staged{}, err
 		}
 		var what string
 		switch {
@@ -466,22 +492,22 @@ FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY
 		bad = append(bad, fmt.Sprintf("%s %d: %s", unit, p, what))
 	}
 	if err := rows.Err(); err != nil {
-		return 0, err
+		return staged{}, err
 	}
-	return 0, badRows(path, bad)
+	return staged{}, badRows(path, bad)
 }
 
 // stageParquet reads a Parquet file into the staging table, casting columns that
 // are not already of the event type; a value that does not cast is reported with
 // its row number (from 1).
-func stageParquet(ctx context.Context, conn *sql.Conn, path string) (int64, error) {
+func stageParquet(ctx context.Context, conn *sql.Conn, path string) (staged, error) {
 	reader := `read_parquet(` + sqlString(path) + `)`
 	cols, order, err := fileColumns(ctx, conn, reader)
 	if err != nil {
-		return 0, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
+		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
 	}
 	if err := checkColumns(path, cols, order); err != nil {
-		return 0, err
+		return staged{}, err
 	}
 	// A column of the wrong type becomes NULL by TRY_CAST, and the check below
 	// reports it (NULL with a non-NULL source).
@@ -512,7 +538,7 @@ SELECT ` + col("event_id", "VARCHAR") + ` AS event_id, ` + col("unit", "VARCHAR"
 		value + ` AS value, ` + props + ` AS properties
 FROM read_parquet(` + sqlString(path) + `)`
 	if _, err := conn.ExecContext(ctx, q); err != nil {
-		return 0, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
+		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
 	}
 	return checkStaged(ctx, conn, path, "row", "row_number() OVER ()")
 }
@@ -529,10 +555,10 @@ type ndjsonEvent struct {
 
 // stageNDJSON parses an NDJSON file line by line in Go (exact line numbers, strict
 // fields) and appends the events to the staging table.
-func stageNDJSON(ctx context.Context, conn *sql.Conn, path string, progress func(done int64)) (int64, error) {
+func stageNDJSON(ctx context.Context, conn *sql.Conn, path string, progress func(done int64)) (staged, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, experiment.E(experiment.Invalid, experiment.Field("file"), err)
+		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), err)
 	}
 	defer f.Close()
 	var bad []string
@@ -573,12 +599,16 @@ func stageNDJSON(ctx context.Context, conn *sql.Conn, path string, progress func
 		return sc.Err()
 	})
 	if err != nil {
-		return 0, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s: %w", filepath.Base(path), err))
+		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s: %w", filepath.Base(path), err))
 	}
 	if len(bad) > 0 {
-		return 0, badRows(path, bad)
+		return staged{}, badRows(path, bad)
 	}
-	return n, nil
+	var distinct int64
+	if err := conn.QueryRowContext(ctx, `SELECT count(DISTINCT hash(event_id)) FROM temp.event_stage`).Scan(&distinct); err != nil {
+		return staged{}, err
+	}
+	return staged{rows: n, unique: distinct == n}, nil
 }
 
 // parseNDJSONLine decodes and checks one event; msg says what is wrong.

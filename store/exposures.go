@@ -219,10 +219,10 @@ type writer struct {
 	// failCommit, when set (by tests), is called after a group is appended and
 	// before COMMIT; an error makes the group fail and roll back.
 	failCommit func() error
-	mode       appendMode // set by benchmarks before the first call
+	mode       appendMode // set by tests and benchmarks between calls
 }
 
-// appendMode chooses how a group reaches DuckDB. Both append inside the group's
+// appendMode chooses how a group reaches DuckDB. All three append inside the group's
 // transaction; see docs/bench/store.md for their speed.
 type appendMode int
 
@@ -233,6 +233,9 @@ const (
 	appendCoded appendMode = iota
 	// appendRows sends every column of every row through a table appender.
 	appendRows
+	// appendValues runs INSERT ... VALUES with 50 rows of bound parameters per
+	// statement: the plain SQL path, kept to measure against the appenders.
+	appendValues
 )
 
 // lane is one writer connection with its appender, created on first use and
@@ -395,6 +398,7 @@ func (w *writer) loop(l *lane) {
 // commit appends every row of the group in one transaction: on any error the
 // transaction is rolled back, so a group is stored whole or not at all.
 func (w *writer) commit(l *lane, group []*request) (err error) {
+	// Not any caller's context: one caller giving up must not fail the others' commit.
 	ctx := context.Background()
 	if _, err := l.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return experiment.E(experiment.Internal, fmt.Errorf("storing exposures: begin: %w", err))
@@ -411,9 +415,12 @@ func (w *writer) commit(l *lane, group []*request) (err error) {
 			err = experiment.E(experiment.Internal, fmt.Errorf("storing exposures: %w", err))
 		}
 	}()
-	if w.mode == appendRows {
+	switch w.mode {
+	case appendRows:
 		err = w.appendRows(l, group)
-	} else {
+	case appendValues:
+		err = w.appendValues(l, group)
+	default:
 		err = w.appendCoded(l, group)
 	}
 	if err != nil {
@@ -569,6 +576,56 @@ func (w *writer) appendCoded(l *lane, group []*request) error {
 	}
 	if err := a.Close(); err != nil {
 		return fmt.Errorf("flush: %w", err)
+	}
+	return nil
+}
+
+// appendValues inserts the group with multi-row INSERT statements.
+func (w *writer) appendValues(l *lane, group []*request) error {
+	const per = 50
+	ctx := context.Background()
+	args := make([]any, 0, 7*per)
+	flush := func(rows int) error {
+		if rows == 0 {
+			return nil
+		}
+		var b strings.Builder
+		b.WriteString("INSERT INTO exposures VALUES ")
+		for i := 0; i < rows; i++ {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString("(?,?,?,?,?,?,?)")
+		}
+		_, err := l.conn.ExecContext(ctx, b.String(), args...)
+		args = args[:0]
+		return err
+	}
+	rows := 0
+	for _, g := range group {
+		for i := range g.rows {
+			x := &g.rows[i]
+			var variant, hv, source any
+			if x.Variant != "" {
+				variant = x.Variant
+			}
+			if x.HoldoutVersion != 0 {
+				hv = int32(x.HoldoutVersion)
+			}
+			if x.Source != "" {
+				source = x.Source
+			}
+			args = append(args, x.Experiment, x.Unit, variant, x.TS, x.InHoldout, hv, source)
+			if rows++; rows == per {
+				if err := flush(rows); err != nil {
+					return fmt.Errorf("insert: %w", err)
+				}
+				rows = 0
+			}
+		}
+	}
+	if err := flush(rows); err != nil {
+		return fmt.Errorf("insert: %w", err)
 	}
 	return nil
 }

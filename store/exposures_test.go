@@ -376,3 +376,52 @@ func sumWeights(vs []experiment.Variant) float64 {
 	}
 	return s
 }
+
+// A full queue pushes back: a call that cannot enqueue before its context ends
+// gets Unavailable and stores nothing, while queued calls still commit.
+func TestQueueFullPushesBack(t *testing.T) {
+	ctx := context.Background()
+	opt := DefaultOptions()
+	opt.QueueSize = 1
+	opt.FlushEvery = -1 // commit what is queued, wait for nothing
+	path := t.TempDir() + "/lift.duckdb"
+	db, err := Open(ctx, path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	setupExposures(t, db)
+	entered, release := make(chan struct{}), make(chan struct{})
+	db.w.failCommit = func() error { // holds the writer inside the first group's commit
+		select {
+		case entered <- struct{}{}:
+			<-release
+		default:
+		}
+		return nil
+	}
+	first := make(chan error, 1)
+	go func() { first <- db.LogExposures(ctx, batch("first", 10, time.Time{})) }()
+	<-entered // the writer holds "first"; the queue (1 batch) is empty
+	second := make(chan error, 1)
+	go func() { second <- db.LogExposures(ctx, batch("second", 10, time.Time{})) }()
+	for len(db.w.queue) == 0 { // wait until "second" fills the queue
+		time.Sleep(time.Millisecond)
+	}
+	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
+	err = db.LogExposures(short, batch("third", 10, time.Time{}))
+	cancel()
+	if !experiment.Is(err, experiment.Unavailable) || !strings.Contains(err.Error(), "queue full") {
+		t.Errorf("third call: got %v, want Unavailable (queue full)", err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Errorf("first: %v", err)
+	}
+	if err := <-second; err != nil {
+		t.Errorf("second: %v", err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM exposures`); n != 20 {
+		t.Errorf("%d rows, want 20 (first and second, not third)", n)
+	}
+}

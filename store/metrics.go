@@ -31,6 +31,11 @@ import (
 // fixed or the percentile of the analyzed units' values (zeros included) computed
 // by quantile_cont; the covariate is capped the same way with its own percentile.
 //
+// Floating-point sums depend on the order in which DuckDB's threads add, so the
+// per-arm sums are exact: each per-unit value is rounded to millionths and
+// summed as a 128-bit integer (HUGEINT), then divided back. The same rows thus
+// give the same statistics, and the same input hash, run after run.
+//
 // One query computes, for every metric of an experiment, the per-arm sufficient
 // statistics analysis.Arm needs: it joins each event of the metrics' types to the
 // unit's first exposure once, aggregates per unit with one FILTER clause per
@@ -376,7 +381,7 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 			// least ignores NULLs; a mean metric's "no events" must stay NULL.
 			v = fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE %s END", c.name, v)
 		}
-		capped = append(capped, fmt.Sprintf("%s AS %s", v, c.name))
+		capped = append(capped, fmt.Sprintf("CAST(round(%s * 1e6) AS HUGEINT) AS %s", v, c.name))
 		minLo = min(minLo, c.lo)
 		if c.hi < 0 {
 			openEnd = true
@@ -400,12 +405,16 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 		capsJoin = ", caps"
 	}
 
-	// Per-arm sums.
+	// Per-arm sums, exact over the per-unit values in millionths (see the top).
 	out := &compiled{metrics: names, cols: map[string][]string{}}
 	var sums []string
 	add := func(metric, alias, expr string) {
 		sums = append(sums, fmt.Sprintf("%s AS %s", expr, alias))
 		out.cols[metric] = append(out.cols[metric], alias)
+	}
+	s1 := func(a, filter string) string { return "CAST(sum(" + a + ")" + filter + " AS DOUBLE) / 1e6" }
+	s2 := func(a, b, filter string) string {
+		return "CAST(sum(" + a + "*" + b + ")" + filter + " AS DOUBLE) / 1e12"
 	}
 	for i, n := range names {
 		c := mc[n]
@@ -414,35 +423,36 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 		if defs[n].Aggregation == experiment.Ratio {
 			d := c.d.name
 			add(n, p+"n", "count(*)::DOUBLE")
-			add(n, p+"sy", "sum("+y+")")
-			add(n, p+"syy", "sum("+y+"*"+y+")")
-			add(n, p+"sd", "sum("+d+")")
-			add(n, p+"sdd", "sum("+d+"*"+d+")")
-			add(n, p+"syd", "sum("+y+"*"+d+")")
+			add(n, p+"sy", s1(y, ""))
+			add(n, p+"syy", s2(y, y, ""))
+			add(n, p+"sd", s1(d, ""))
+			add(n, p+"sdd", s2(d, d, ""))
+			add(n, p+"syd", s2(y, d, ""))
 			if c.x != nil {
 				x, d0 := c.x.name, c.d0.name
-				add(n, p+"sx", "sum("+x+")")
-				add(n, p+"sxx", "sum("+x+"*"+x+")")
-				add(n, p+"sxy", "sum("+x+"*"+y+")")
-				add(n, p+"sd0", "sum("+d0+")")
-				add(n, p+"sd0d0", "sum("+d0+"*"+d0+")")
-				add(n, p+"syd0", "sum("+y+"*"+d0+")")
-				add(n, p+"sxd", "sum("+x+"*"+d+")")
-				add(n, p+"sxd0", "sum("+x+"*"+d0+")")
-				add(n, p+"sdd0", "sum("+d+"*"+d0+")")
+				add(n, p+"sx", s1(x, ""))
+				add(n, p+"sxx", s2(x, x, ""))
+				add(n, p+"sxy", s2(x, y, ""))
+				add(n, p+"sd0", s1(d0, ""))
+				add(n, p+"sd0d0", s2(d0, d0, ""))
+				add(n, p+"syd0", s2(y, d0, ""))
+				add(n, p+"sxd", s2(x, d, ""))
+				add(n, p+"sxd0", s2(x, d0, ""))
+				add(n, p+"sdd0", s2(d, d0, ""))
 			}
 			continue
 		}
 		// Mean metrics leave out units without events (y NULL): count(y) and the
 		// covariate sums over the same units.
 		add(n, p+"n", "count("+y+")::DOUBLE")
-		add(n, p+"sy", "sum("+y+")")
-		add(n, p+"syy", "sum("+y+"*"+y+")")
+		add(n, p+"sy", s1(y, ""))
+		add(n, p+"syy", s2(y, y, ""))
 		if c.x != nil {
-			x := "coalesce(" + c.x.name + ", 0.0)"
-			add(n, p+"sx", "sum("+x+") FILTER (WHERE "+y+" IS NOT NULL)")
-			add(n, p+"sxx", "sum("+x+"*"+x+") FILTER (WHERE "+y+" IS NOT NULL)")
-			add(n, p+"sxy", "sum("+x+"*"+y+")")
+			x := "coalesce(" + c.x.name + ", 0)"
+			only := " FILTER (WHERE " + y + " IS NOT NULL)"
+			add(n, p+"sx", s1(x, only))
+			add(n, p+"sxx", s2(x, x, only))
+			add(n, p+"sxy", s2(x, y, ""))
 		}
 	}
 	if len(cols) == 0 {

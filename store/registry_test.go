@@ -316,7 +316,9 @@ func TestLayerSlices(t *testing.T) {
 		t.Fatalf("growing into b: got %v, want Invalid", err)
 	}
 	// A stopped experiment frees its slice.
-	db.StartExperiment(ctx, "alice", "b")
+	if _, err := db.StartExperiment(ctx, "alice", "b"); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.StopExperiment(ctx, "alice", "b"); err != nil {
 		t.Fatal(err)
 	}
@@ -402,5 +404,28 @@ func TestHoldoutVersions(t *testing.T) {
 	}
 	if a, _ := db.Audit(ctx, "holdout", "global", 0); len(a) != 3 || a[0].Action != "holdout.rotate" || a[0].Actor != "alice" || a[1].Actor != "scheduler" {
 		t.Errorf("holdout audit: %+v", a)
+	}
+}
+
+func TestOpenInMemory(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, "", Options{}) // zero Options: every field takes its default
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if db.Path() != "" {
+		t.Errorf("Path() = %q, want \"\"", db.Path())
+	}
+	setupExposures(t, db)
+	if err := db.LogExposures(ctx, batch("m", 40, time.Time{})); err != nil {
+		t.Fatal(err)
+	}
+	// 40 units: i = 19, 39 in the holdout; 20 even i control; 18 odd i treatment.
+	if got, err := db.ExposureCounts(ctx, "btn"); err != nil || got[""] != 2 || got["control"] != 20 || got["treatment"] != 18 {
+		t.Errorf("ExposureCounts = %v, %v", got, err)
+	}
+	if st := db.WriterStats(); st.Committed != 40 || st.QueueCap != 1024 || st.Failed != 0 {
+		t.Errorf("WriterStats = %+v", st)
 	}
 }

@@ -93,6 +93,9 @@ type DB struct {
 	keyCache map[string]*experiment.APIKey
 
 	w *writer
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 // Open opens (creating if needed) the DuckDB file at path, or an in-memory database
@@ -146,8 +149,13 @@ func isLockError(err error) bool {
 }
 
 // Close stops accepting exposures, commits everything already queued, checkpoints
-// the file and closes it.
+// the file and closes it. Later calls return the first call's result.
 func (db *DB) Close() error {
+	db.closeOnce.Do(func() { db.closeErr = db.close() })
+	return db.closeErr
+}
+
+func (db *DB) close() error {
 	var errs []error
 	if db.w != nil {
 		errs = append(errs, db.w.close())

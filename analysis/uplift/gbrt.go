@@ -315,6 +315,8 @@ type grower struct {
 	n, p   int
 	leaves []leafRange // of the last tree, for applyLeaves
 	rows   []int32
+	free   []*hist // histograms to reuse
+	tmp    []int32 // partition buffer
 }
 
 type leafRange struct {
@@ -344,12 +346,11 @@ func (g *grower) build(h *hist, rows []int32) {
 	}
 	hs := make([]*hist, parts)
 	hs[0] = h
+	for k := 1; k < parts; k++ {
+		hs[k] = g.getHist()
+	}
 	parallel(parts, func(k int) {
-		if k > 0 {
-			hs[k] = newHist(g.p)
-		} else {
-			clear(h.b)
-		}
+		clear(hs[k].b)
 		g.fill(hs[k], rows[k*len(rows)/parts:(k+1)*len(rows)/parts])
 	})
 	for k := 1; k < parts; k++ {
@@ -357,6 +358,24 @@ func (g *grower) build(h *hist, rows []int32) {
 			h.b[i].g += v.g
 			h.b[i].n += v.n
 		}
+		g.putHist(hs[k])
+	}
+}
+
+// getHist returns a histogram from the free list, or a new one: reusing them
+// keeps the garbage collector (and its preemption of the hot loops) quiet.
+func (g *grower) getHist() *hist {
+	if k := len(g.free); k > 0 {
+		h := g.free[k-1]
+		g.free = g.free[:k-1]
+		return h
+	}
+	return newHist(g.p)
+}
+
+func (g *grower) putHist(h *hist) {
+	if h != nil {
+		g.free = append(g.free, h)
 	}
 }
 
@@ -434,11 +453,14 @@ func (g *grower) grow(rows []int32) []node {
 	for _, i := range rows {
 		total += g.resid[i]
 	}
-	root := &pending{node: 0, start: 0, end: len(rows), sum: total, h: newHist(g.p)}
+	root := &pending{node: 0, start: 0, end: len(rows), sum: total, h: g.getHist()}
 	g.build(root.h, rows)
 	level := []*pending{root}
 	g.leaves = g.leaves[:0]
-	tmp := make([]int32, len(rows))
+	if cap(g.tmp) < len(rows) {
+		g.tmp = make([]int32, len(rows))
+	}
+	tmp := g.tmp[:len(rows)]
 	for depth := 0; depth < g.b.Depth && len(level) > 0; depth++ {
 		var next []*pending
 		for _, nd := range level {
@@ -446,6 +468,7 @@ func (g *grower) grow(rows []int32) []node {
 			s := g.best(nd.h, nd.sum, cnt)
 			if s.feature < 0 {
 				g.setLeaf(tree, nd)
+				g.putHist(nd.h)
 				continue
 			}
 			// Stable partition of the node's rows: bin ≤ s.bin to the left.
@@ -465,10 +488,12 @@ func (g *grower) grow(rows []int32) []node {
 				if small.end-small.start > large.end-large.start {
 					small, large = right, left
 				}
-				small.h = newHist(g.p)
+				small.h = g.getHist()
 				g.build(small.h, rows[small.start:small.end])
 				large.h = nd.h // reuse the parent's storage: large = parent − small
 				large.h.subtract(nd.h, small.h)
+			} else {
+				g.putHist(nd.h) // the children are leaves: no histogram needed
 			}
 			next = append(next, left, right)
 		}
@@ -476,6 +501,7 @@ func (g *grower) grow(rows []int32) []node {
 	}
 	for _, nd := range level {
 		g.setLeaf(tree, nd)
+		g.putHist(nd.h)
 	}
 	return tree
 }

@@ -234,21 +234,23 @@ func writeAnalysisText(out io.Writer, r analysis.MetricResult) error {
 			notes = strings.TrimPrefix(notes+fmt.Sprintf(", theta %.4g", c.CUPED.Theta), ", ")
 		}
 		vs := c.Variant + " vs " + r.Control
-		fmt.Fprintf(w, "%s\tabsolute\t%.6g\t%s\t%s\t%s\t\n", vs, c.Absolute.Estimate, interval(c.Absolute, 1, ""), pText(c.Absolute.PValue, c.Adjusted, false), notes)
-		fmt.Fprintf(w, "\trelative\t%+.2f%%\t%s\t%s\t\t\n", 100*c.Relative.Estimate, interval(c.Relative, 100, "%"), pText(c.Relative.PValue, c.Adjusted, true))
+		fmt.Fprintf(w, "%s\tabsolute\t%.6g\t%s\t%s\t%s\t\n", vs, c.Absolute.Estimate, interval(c.Absolute, false), pText(c.Absolute.PValue, c.Adjusted, false), notes)
+		fmt.Fprintf(w, "\trelative\t%+.2f%%\t%s\t%s\t\t\n", 100*c.Relative.Estimate, interval(c.Relative, true), pText(c.Relative.PValue, c.Adjusted, true))
 	}
 	return w.Flush()
 }
 
-func interval(e analysis.Effect, scale float64, unit string) string {
+func interval(e analysis.Effect, relative bool) string {
 	b := func(x float64) string {
 		switch {
 		case math.IsInf(x, -1):
 			return "-inf"
 		case math.IsInf(x, 1):
 			return "+inf"
+		case relative:
+			return fmt.Sprintf("%+.2f%%", 100*x)
 		}
-		return strconv.FormatFloat(scale*x, 'g', 4, 64) + unit
+		return strconv.FormatFloat(x, 'g', 4, 64)
 	}
 	return "[" + b(e.CILow) + ", " + b(e.CIHigh) + "]"
 }

@@ -137,6 +137,8 @@ func TestServeEndToEnd(t *testing.T) {
 		mu      sync.Mutex
 		acked   = map[string]bool{}
 		okCalls atomic.Int64
+		late    atomic.Int64 // answers received after SIGTERM: requests drained in flight
+		sent    atomic.Bool  // SIGTERM was sent
 		wg      sync.WaitGroup
 	)
 	const workers, perCall = 6, 200
@@ -177,6 +179,9 @@ func TestServeEndToEnd(t *testing.T) {
 					got = units
 				}
 				okCalls.Add(1)
+				if sent.Load() {
+					late.Add(1)
+				}
 				mu.Lock()
 				for _, u := range got {
 					acked[u] = true
@@ -190,6 +195,7 @@ func TestServeEndToEnd(t *testing.T) {
 	for okCalls.Load() < 40 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
+	sent.Store(true)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -237,5 +243,6 @@ func TestServeEndToEnd(t *testing.T) {
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged exposures are missing from the file", missing, len(acked))
 	}
-	t.Logf("%d calls acknowledged, %d exposures acknowledged, %d stored", okCalls.Load(), len(acked), len(stored))
+	t.Logf("%d calls acknowledged (%d answered after SIGTERM), %d exposures acknowledged, %d stored",
+		okCalls.Load(), late.Load(), len(acked), len(stored))
 }

@@ -2,10 +2,234 @@ package main
 
 import (
 	"context"
-	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/scorer"
+	"github.com/liftlab/lift/scorer/als"
+	"github.com/liftlab/lift/store"
 )
 
-// runModel is a placeholder until the model command lands.
+const modelDescription = `
+Train and inspect personalization models.
+
+  lift model train --db PATH --name NAME [--out DIR] [flags]
+      Fit implicit-feedback ALS (Hu, Koren & Volinsky 2008) on the interaction
+      events of the store: events of the --event-type types whose properties JSON
+      has an "item" (e.g. {"item": "sku-123"}); each event counts 1. Evaluates
+      recall@k and NDCG@k on held-out interactions (each user's last item) against
+      a most-popular baseline, refits on everything, and writes DIR/NAME.safetensors
+      with its model card DIR/NAME.card.json and DIR/NAME.card.md.
+
+  lift model card --file DIR/NAME.safetensors [--format markdown|json]
+      Print the card of a model file.`
+
 func runModel(ctx context.Context, e *env, args []string) error {
-	return errors.New("not implemented yet")
+	if len(args) == 0 || strings.HasPrefix(args[0], "-") {
+		fs := e.flags("model", "train|card [flags]", modelDescription)
+		if err := e.parse(fs, args); err != nil {
+			return err
+		}
+		fs.Usage()
+		return errUsage
+	}
+	switch args[0] {
+	case "train":
+		return runModelTrain(ctx, e, args[1:])
+	case "card":
+		return runModelCard(ctx, e, args[1:])
+	default:
+		fmt.Fprintf(e.stderr, "lift model: unknown subcommand %q (want train or card)\n", args[0])
+		return errUsage
+	}
+}
+
+// trainConfig is what "lift model train" is asked to do.
+type trainConfig struct {
+	db, name, out, eventTypes, version, from, to string
+	factors, iters, k                            int
+	lambda, alpha                                float64
+	seed                                         uint64
+	evaluateOnly                                 bool
+}
+
+func runModelTrain(ctx context.Context, e *env, args []string) error {
+	var c trainConfig
+	fs := e.flags("model train", "--db PATH --name NAME [--out DIR] [flags]", modelDescription)
+	fs.StringVar(&c.db, "db", "", "DuckDB `file` holding the interaction events (required)")
+	fs.StringVar(&c.name, "name", "", "model `name` (required): the file is NAME.safetensors")
+	fs.StringVar(&c.out, "out", ".", "`folder` to write the model and its card to (the server's --models folder)")
+	fs.StringVar(&c.eventTypes, "event-type", "view", "comma-separated event `types` that are interactions")
+	fs.StringVar(&c.from, "from", "", "use events at or after this `time` (RFC 3339 or YYYY-MM-DD)")
+	fs.StringVar(&c.to, "to", "", "use events before this `time` (RFC 3339 or YYYY-MM-DD)")
+	fs.StringVar(&c.version, "version", "", "model `version` (default the training time, 20060102T150405Z)")
+	fs.IntVar(&c.factors, "factors", 64, "embedding `dimension` d")
+	fs.IntVar(&c.iters, "iters", 15, "ALS `sweeps`")
+	fs.Float64Var(&c.lambda, "lambda", 0.1, "L2 regularization λ")
+	fs.Float64Var(&c.alpha, "alpha", 40, "confidence scale α (c = 1 + α·r)")
+	fs.IntVar(&c.k, "k", 10, "evaluation cut-off k of recall@k and NDCG@k")
+	fs.Uint64Var(&c.seed, "seed", 1, "seed of the initial factors")
+	fs.BoolVar(&c.evaluateOnly, "evaluate-only", false, "ship the model trained on the training split (skip the refit on all interactions)")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	return trainModel(ctx, e, c, time.Now())
+}
+
+func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error {
+	const op = "model train"
+	bad := func(flag, format string, args ...any) error {
+		return experiment.E(op, experiment.Invalid, experiment.Field(flag), experiment.Errorf(format, args...))
+	}
+	switch {
+	case c.db == "":
+		return bad("--db", "required: the DuckDB file with the interaction events")
+	case !experiment.ValidKey(c.name):
+		return bad("--name", "must be 1-128 letters, digits, '_', '.' or '-', got %q", c.name)
+	case c.factors < 1 || c.factors > 1024:
+		return bad("--factors", "must be in [1, 1024], got %d", c.factors)
+	case c.iters < 1:
+		return bad("--iters", "must be at least 1, got %d", c.iters)
+	case c.k < 1:
+		return bad("--k", "must be at least 1, got %d", c.k)
+	case !(c.lambda > 0):
+		return bad("--lambda", "must be positive, got %g", c.lambda)
+	case !(c.alpha > 0):
+		return bad("--alpha", "must be positive, got %g", c.alpha)
+	}
+	var from, to time.Time
+	var err error
+	if c.from != "" {
+		if from, err = parseTimeFlag(c.from); err != nil {
+			return bad("--from", "%v", err)
+		}
+	}
+	if c.to != "" {
+		if to, err = parseTimeFlag(c.to); err != nil {
+			return bad("--to", "%v", err)
+		}
+	}
+	var types []string
+	for _, t := range strings.Split(c.eventTypes, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			types = append(types, t)
+		}
+	}
+	if len(types) == 0 {
+		return bad("--event-type", "name at least one event type")
+	}
+	if _, err := os.Stat(c.db); err != nil {
+		return bad("--db", "%v", err)
+	}
+	if err := os.MkdirAll(c.out, 0o755); err != nil {
+		return bad("--out", "%v", err)
+	}
+	sopt := store.DefaultOptions()
+	sopt.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	db, err := store.Open(ctx, c.db, sopt)
+	if err != nil {
+		return err
+	}
+	inter, first, last, err := readInteractions(ctx, db, types, from, to)
+	db.Close()
+	if err != nil {
+		return err
+	}
+	if len(inter) == 0 {
+		return experiment.E(op, experiment.InsufficientData, experiment.Errorf(
+			"no events of type %s with an \"item\" property in %s: send interactions as events whose properties JSON has an item, e.g. {\"item\": \"sku-1\"}",
+			strings.Join(types, ", "), c.db))
+	}
+	fmt.Fprintf(e.stdout, "Training %s on %d interaction events (%s)\n", c.name, len(inter), strings.Join(types, ", "))
+	start := time.Now()
+	m, card, err := als.Build(ctx, inter, als.BuildOptions{
+		Options: als.Options{Factors: c.factors, Iterations: c.iters, Lambda: c.lambda, Alpha: c.alpha, Seed: c.seed},
+		K:       c.k, Name: c.name, Version: c.version, Now: now.UTC(), EvaluateOnly: c.evaluateOnly,
+		TrainingData: fmt.Sprintf("events of type %s with an \"item\" property, from %s to %s (%s)",
+			strings.Join(types, ", "), first.Format(time.RFC3339), last.Format(time.RFC3339), filepath.Base(c.db)),
+	})
+	if err != nil {
+		return err
+	}
+	card.Data.From, card.Data.To = first, last
+	path := filepath.Join(c.out, c.name+".safetensors")
+	if err := m.Save(ctx, path); err != nil {
+		return err
+	}
+	if err := card.Save(ctx, path); err != nil {
+		return err
+	}
+	jsonPath, mdPath := scorer.CardPaths(path)
+	ev := card.Evaluation
+	fmt.Fprintf(e.stdout, "  users %d  items %d  interactions %d  (%s)\n", card.Data.Users, card.Data.Items, card.Data.Interactions, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(e.stdout, "  held-out users %d: recall@%d %.4f  NDCG@%d %.4f   (most popular: %.4f / %.4f)\n",
+		ev.Users, ev.K, ev.Recall, ev.K, ev.NDCG, ev.BaselineRecall, ev.BaselineNDCG)
+	fmt.Fprintf(e.stdout, "  exposure Gini@%d %.3f, catalog coverage %.1f%%\n", card.Exposure.K, card.Exposure.Gini, 100*card.Exposure.Coverage)
+	fmt.Fprintf(e.stdout, "  model  %s\n  card   %s\n         %s\n", path, jsonPath, mdPath)
+	return nil
+}
+
+// readInteractions reads the interaction events of the store as ALS interactions
+// (weight 1 per event), with the first and last event times.
+func readInteractions(ctx context.Context, db *store.DB, types []string, from, to time.Time) ([]als.Interaction, time.Time, time.Time, error) {
+	var inter []als.Interaction
+	var first, last time.Time
+	_, err := db.ItemEvents(ctx, types, from, to, func(ev store.ItemEvent) error {
+		if first.IsZero() {
+			first = ev.TS.UTC()
+		}
+		last = ev.TS.UTC()
+		inter = append(inter, als.Interaction{User: ev.Unit, Item: ev.Item, Weight: 1, Time: ev.TS})
+		return nil
+	})
+	return inter, first, last, err
+}
+
+func parseTimeFlag(v string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	t, err := time.Parse(time.DateOnly, v)
+	if err != nil {
+		return time.Time{}, experiment.Errorf("want RFC 3339 or YYYY-MM-DD, got %q", v)
+	}
+	return t, nil
+}
+
+func runModelCard(ctx context.Context, e *env, args []string) error {
+	fs := e.flags("model card", "--file MODEL.safetensors [--format markdown|json]", modelDescription)
+	file := fs.String("file", "", "model `file` (its card NAME.card.json is read from beside it), or the card's .json file")
+	format := fs.String("format", "markdown", "output format: markdown or json")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	if *file == "" {
+		return experiment.E("model card", experiment.Invalid, experiment.Field("--file"), experiment.Errorf("required"))
+	}
+	jsonPath := *file
+	if !strings.HasSuffix(jsonPath, ".json") {
+		jsonPath, _ = scorer.CardPaths(*file)
+	}
+	card, err := scorer.LoadCard(ctx, jsonPath)
+	if err != nil {
+		return experiment.E("model card", experiment.Field("--file"), err)
+	}
+	switch *format {
+	case "markdown", "md":
+		fmt.Fprint(e.stdout, card.Markdown())
+	case "json":
+		b, err := card.JSON()
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "%s\n", b)
+	default:
+		return experiment.E("model card", experiment.Invalid, experiment.Field("--format"), experiment.Errorf("must be markdown or json, got %q", *format))
+	}
+	return nil
 }

@@ -73,7 +73,13 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if printed != "" {
 		fmt.Fprintf(e.stdout, "Bootstrap admin key (shown once, store it now):\n\n    %s\n\n", printed)
 	}
-	srv, err := api.New(apiOptions(db, logger, cfg))
+	sched, err := newScheduler(db, logger, nil)
+	if err != nil {
+		return err
+	}
+	aopt := apiOptions(db, logger, cfg)
+	aopt.Jobs = sched
+	srv, err := api.New(aopt)
 	if err != nil {
 		return err
 	}
@@ -82,7 +88,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
 	}
 	fmt.Fprintf(e.stdout, "lift serving on http://%s (database %s)\n", ln.Addr(), db.Path())
-	if err := serveUntilDone(ctx, ln, srv, cfg.drain, logger, backgroundTasks(db, srv, logger)); err != nil {
+	tasks := append(backgroundTasks(db, srv, logger), schedulerTask(sched), holdoutRotationTask(db, logger))
+	if err := serveUntilDone(ctx, ln, srv, cfg.drain, logger, tasks); err != nil {
 		closeDB()
 		return err
 	}

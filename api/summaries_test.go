@@ -1,0 +1,198 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/jobs"
+	"github.com/liftlab/lift/privacy"
+	"github.com/liftlab/lift/reports"
+)
+
+// newJobServer is a test server with a job scheduler whose digests use BuildDigest.
+func newJobServer(t *testing.T) *tserver {
+	t.Helper()
+	var sched *jobs.Scheduler
+	ts := newTestServer(t, func(o *Options) {
+		db := o.Store
+		kinds := jobs.Kinds(jobs.Deps{Store: db, Digest: func(ctx context.Context, j *experiment.Job, p time.Time, target string) (*experiment.Digest, error) {
+			return BuildDigest(ctx, db, j, p, target, DigestOptions{Privacy: privacy.DefaultOptions()})
+		}})
+		var err error
+		if sched, err = jobs.New(db, kinds, jobs.Options{Retries: -1}); err != nil {
+			t.Fatal(err)
+		}
+		o.Jobs = sched
+	})
+	if err := sched.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sched.Stop() })
+	return ts
+}
+
+func TestJobsAndSummaries(t *testing.T) {
+	ts := newJobServer(t)
+	setupPrivate(t, ts)
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	viewer := ts.key("exec", experiment.RoleViewer)
+
+	// Bad schedules are refused with the field named.
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"name": "w", "kind": "digest", "cron": "61 9 * * 1"}, "cron"},
+		{map[string]any{"name": "w", "kind": "fortnightly"}, "kind"},
+		{map[string]any{"name": "w", "kind": "digest", "cron": "0 9 * * 1", "time_zone": "Nowhere/City"}, "time_zone"},
+	} {
+		status, b := ts.do("POST", "/v1/jobs", ts.admin, tc.body)
+		if e := errorOf(t, b); status != 400 || !strings.Contains(e.Message, tc.field) {
+			t.Errorf("POST /v1/jobs %v = %d %+v, want 400 naming %s", tc.body, status, e, tc.field)
+		}
+	}
+	if status, _ := ts.do("POST", "/v1/jobs", viewer, map[string]any{"name": "w", "kind": "digest", "cron": "0 9 * * 1"}); status != 403 {
+		t.Errorf("viewer schedules a job: %d, want 403", status)
+	}
+	ts.must(http.StatusCreated, "POST", "/v1/jobs", map[string]any{"name": "weekly", "kind": "digest", "cron": "0 9 * * 1", "time_zone": "Europe/Paris", "target": "checkout"}, nil)
+	// A summary of an earlier period, so that the one triggered below has a trend.
+	ctx := context.Background()
+	j, err := ts.db.GetJob(ctx, "weekly")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := BuildDigest(ctx, ts.db, j, time.Now().Add(-7*24*time.Hour).Truncate(time.Second), "checkout", DigestOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.db.PublishDigest(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	var run experiment.JobRun
+	ts.must(http.StatusOK, "POST", "/v1/jobs/weekly/run", nil, &run)
+	if run.Status != experiment.RunSucceeded || run.Trigger != "manual" {
+		t.Fatalf("manual run = %+v", run)
+	}
+	var runs runList
+	ts.must(http.StatusOK, "GET", "/v1/jobs/weekly/runs", nil, &runs)
+	if len(runs.Runs) != 1 || runs.Runs[0].ID != run.ID {
+		t.Errorf("runs = %+v", runs)
+	}
+
+	var list summaryList
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/summaries", nil, &list)
+	if len(list.Summaries) != 2 {
+		t.Fatalf("summaries = %+v, want 2", list)
+	}
+	id := list.Summaries[0].ID
+	var d experiment.Digest
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/summaries/"+id, nil, &d)
+	var rd reports.Digest
+	if err := json.Unmarshal(d.JSON, &rd); err != nil {
+		t.Fatal(err)
+	}
+	// setupPrivate's treatment pays 12 against control's 10: a true lift of +20%.
+	if len(rd.Trend) != 2 {
+		t.Errorf("trend has %d points, want 2 (the earlier summary and this one)", len(rd.Trend))
+	}
+	if rd.Headline == nil || rd.Headline.Metric != "revenue" || !rd.Privacy.Private {
+		t.Fatalf("digest headline = %+v, privacy %+v", rd.Headline, rd.Privacy)
+	}
+	// Its interval accounts for sampling and noise, so the estimate lies within six of
+	// its standard errors of the true lift (a false failure is negligible).
+	if l := rd.Headline.Lift; math.Abs(l.Estimate-0.2) > 6*(l.High-l.Low)/(2*1.96) || !(l.Low < l.Estimate && l.Estimate < l.High) {
+		t.Errorf("released lift %+v is not consistent with the true +20%%", l)
+	}
+	status, pdf := ts.do("GET", "/v1/summaries/"+id+"/pdf", viewer, nil)
+	if status != 200 || !bytes.HasPrefix(pdf, []byte("%PDF-")) {
+		t.Errorf("PDF: %d, %d bytes", status, len(pdf))
+	}
+	// One release was spent; the digest is kept and not re-released for the same period.
+	var acct experiment.PrivacyAccount
+	ts.must(http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
+	if acct.EpsilonSpent != 1 {
+		t.Errorf("ε spent %g, want 1 (two digest releases of 0.5)", acct.EpsilonSpent)
+	}
+	again, err := BuildDigest(ctx, ts.db, j, d.Period, "checkout", DigestOptions{})
+	if err != nil || again.ID != id {
+		t.Fatalf("rebuilding the same period: %v", err)
+	}
+	ts.must(http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
+	if acct.EpsilonSpent != 1 {
+		t.Errorf("rebuilding the same period spent ε: %g", acct.EpsilonSpent)
+	}
+
+	// The page: no key → 401; ingest key → 403; a viewer key moves into a cookie.
+	if status, _ := ts.do("GET", "/summaries", "", nil); status != 401 {
+		t.Errorf("/summaries without a key: %d, want 401", status)
+	}
+	ing := ts.key("svc", experiment.RoleIngest)
+	if status, _ := ts.do("GET", "/summaries?key="+ing, "", nil); status != 403 {
+		t.Errorf("/summaries with an ingest key: %d, want 403", status)
+	}
+	chromiumCheck(t, ts.http.URL, viewer, id, rd.HeadlineText())
+}
+
+// chromiumCheck opens the summaries page and one summary in Debian's headless
+// Chromium, checks the rendered pages show the headline and the chart, and saves
+// a screenshot (path in the test log; LIFT_TEST_ARTIFACTS chooses the folder).
+func chromiumCheck(t *testing.T, base, key, id, headline string) {
+	bin, err := exec.LookPath("chromium")
+	if err != nil {
+		t.Log("chromium not installed (apt-get install chromium): browser check skipped")
+		return
+	}
+	out := os.Getenv("LIFT_TEST_ARTIFACTS")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "lift-test-artifacts")
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) []byte {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+			"--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}
+		cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
+		var stdout bytes.Buffer
+		cmd.Stdout = &stdout
+		if err := cmd.Run(); err != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			t.Fatalf("chromium %v: %v", args, err)
+		}
+		return stdout.Bytes()
+	}
+	list := string(run("--dump-dom", base+"/summaries?key="+key))
+	if !strings.Contains(list, "Incrementality summaries") || !strings.Contains(list, "/summaries/"+id) {
+		t.Errorf("the summaries page rendered by Chromium lacks the list:\n%s", list)
+	}
+	page := string(run("--dump-dom", base+"/summaries/"+id+"?key="+key))
+	for _, want := range []string{headline, "<svg", "differentially private"} {
+		if !strings.Contains(htmlText(page), want) {
+			t.Errorf("the summary page rendered by Chromium lacks %q", want)
+		}
+	}
+	shot := filepath.Join(out, "summary.png")
+	run("--window-size=1000,1300", "--screenshot="+shot, base+"/summaries/"+id+"?key="+key)
+	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
+		t.Errorf("screenshot %s: %v", shot, err)
+	} else {
+		t.Logf("screenshot of the summary page: %s", shot)
+	}
+}
+
+// htmlText undoes the entity escapes html/template puts in text ("+" → "&#43;").
+func htmlText(s string) string {
+	return strings.NewReplacer("&#43;", "+", "&amp;", "&", "&#39;", "'", "&#34;", `"`).Replace(s)
+}

@@ -1,0 +1,250 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/journey"
+	"github.com/liftlab/lift/scorer"
+	"github.com/liftlab/lift/scorer/als"
+	"github.com/liftlab/lift/store"
+)
+
+// journeyDemo are the sizes of the journey stage of "lift demo".
+type journeyDemo struct {
+	Users      int    // simulated users (default 4,000)
+	Items      int    // catalog size (default 2,000)
+	Categories int    // item categories; each user prefers one (default 20)
+	Views      int    // past views per user (default 12)
+	Seed       uint64 // seed of the simulation (default 1)
+	ModelDir   string // where the model is written (default a new temporary folder)
+}
+
+// demoJourney runs the journey stage of the demo on db: a synthetic catalog and
+// view history, an ALS model trained on it and served by the CPU scorer, a
+// journey with a permanent holdout, one decision per user, simulated clicks on
+// what was shown, and the personalized-vs-control comparison.
+func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error {
+	if o.Users <= 0 {
+		o.Users = 4000
+	}
+	if o.Items <= 0 {
+		o.Items = 2000
+	}
+	if o.Categories <= 0 {
+		o.Categories = 20
+	}
+	if o.Views <= 0 {
+		o.Views = 12
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	out := e.stdout
+	rng := rand.New(rand.NewPCG(o.Seed, 0x70e1))
+	start := time.Now().UTC().Add(-2 * 24 * time.Hour).Truncate(time.Hour)
+	cat := func(item int) int { return item % o.Categories }
+	itemID := func(i int) string { return "sku-" + strconv.Itoa(i) }
+
+	// 1. Past views: 80% in the user's preferred category, popular items more often.
+	pref := make([]int, o.Users)
+	recent := make([][]string, o.Users)
+	var events []experiment.Event
+	perCat := o.Items / o.Categories
+	for u := range o.Users {
+		pref[u] = rng.IntN(o.Categories)
+		for v := range o.Views {
+			c := pref[u]
+			if rng.Float64() >= 0.8 {
+				c = rng.IntN(o.Categories)
+			}
+			r := rng.Float64()
+			item := c + o.Categories*int(r*r*float64(perCat)) // skewed towards low ranks
+			ts := start.Add(-time.Duration(30*24-v*48) * time.Hour).Add(time.Duration(u) * time.Second)
+			props, _ := json.Marshal(map[string]string{"item": itemID(item)})
+			events = append(events, experiment.Event{EventID: fmt.Sprintf("jv-%d-%d", u, v), Unit: demoUser(u), Type: "view", TS: ts, Value: 1, Properties: props})
+			recent[u] = append([]string{itemID(item)}, recent[u]...)
+		}
+		recent[u] = recent[u][:min(5, len(recent[u]))]
+	}
+	if _, _, err := db.IngestEvents(ctx, events); err != nil {
+		return fmt.Errorf("journey demo: storing views: %w", err)
+	}
+	fmt.Fprintf(out, "\nPersonalized journey\n  catalog     %d items in %d categories; %d users with %d past views each\n", o.Items, o.Categories, o.Users, o.Views)
+
+	// 2. Train the model from the store, as "lift model train" does, and serve it.
+	inter, _, _, err := readInteractions(ctx, db, []string{"view"}, time.Time{}, time.Time{})
+	if err != nil {
+		return err
+	}
+	m, card, err := als.Build(ctx, inter, als.BuildOptions{
+		Options: als.Options{Factors: 16, Iterations: 8, Seed: o.Seed}, K: 10, Name: "demo-shop", Now: start,
+		TrainingData: "synthetic views of the lift demo",
+	})
+	if err != nil {
+		return fmt.Errorf("journey demo: training: %w", err)
+	}
+	dir := o.ModelDir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "lift-demo-models-"); err != nil {
+			return err
+		}
+	}
+	path := filepath.Join(dir, "demo-shop.safetensors")
+	if err := m.Save(ctx, path); err != nil {
+		return err
+	}
+	if err := card.Save(ctx, path); err != nil {
+		return err
+	}
+	ev := card.Evaluation
+	fmt.Fprintf(out, "  model       %s (ALS, d=16): recall@10 %.3f vs %.3f most-popular; NDCG@10 %.3f vs %.3f; exposure Gini %.2f\n",
+		path, ev.Recall, ev.BaselineRecall, ev.NDCG, ev.BaselineNDCG, card.Exposure.Gini)
+	models, err := journey.LoadModels(ctx, dir, journey.LoadOptions{Kind: scorer.KindCPU, Batch: scorer.BatchOptions{MaxWait: time.Millisecond}})
+	if err != nil {
+		return err
+	}
+	defer models.Close()
+
+	// 3. Register the journey: a 10% permanent holdout, a 50/50 experiment, a clicks metric.
+	const actor = "demo"
+	if _, err := db.CreateHoldout(ctx, actor, &experiment.Holdout{Name: "journeys-holdout", Fraction: 0.1,
+		Description: "units kept out of every personalized journey"}); err != nil {
+		return err
+	}
+	if _, err := db.CreateMetric(ctx, actor, &experiment.Metric{Name: "journey_clicks", EventType: "click", Aggregation: experiment.Count,
+		Description: "clicks on items shown by the home journey"}); err != nil {
+		return err
+	}
+	if _, err := db.CreateExperiment(ctx, actor, &experiment.Experiment{Key: "home-feed", Holdout: "journeys-holdout",
+		Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "personalized", Weight: 0.5}},
+		Metrics:  []experiment.MetricRef{{Name: "journey_clicks", Primary: true}}}); err != nil {
+		return err
+	}
+	if _, err := db.StartExperiment(ctx, actor, "home-feed"); err != nil {
+		return err
+	}
+	j, err := db.CreateJourney(ctx, actor, &experiment.Journey{Key: "home", Experiment: "home-feed", Model: "demo-shop", K: 10,
+		ControlPolicy: experiment.ControlPolicy{Kind: experiment.ControlPopular, EventType: "view", Days: 60}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  journey     %s: experiment %s, holdout %s, k=%d, budget %s, exploration %s %.2f, consent tier %d\n",
+		j.Key, j.Experiment, j.Holdout, j.K, time.Duration(j.LatencyBudget), j.Exploration.Kind, j.Exploration.Epsilon, j.ConsentTier)
+
+	// 4. One decision per user (10% gave functional consent only), 32 at a time.
+	clock := start
+	dec := journey.New(db, models, journey.Options{Now: func() time.Time { return clock }, Seed: o.Seed,
+		Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	consent := make([]int, o.Users)
+	for u := range consent {
+		consent[u] = experiment.ConsentPersonalization
+		if rng.Float64() < 0.1 {
+			consent[u] = experiment.ConsentFunctional
+		}
+	}
+	decisions := make([]*journey.Decision, o.Users)
+	errs := make([]error, o.Users)
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 32 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for u := range next {
+				decisions[u], errs[u] = dec.Decide(ctx, "home", journey.Request{Unit: demoUser(u),
+					Context: journey.Context{RecentItems: recent[u], ConsentTier: consent[u]}})
+			}
+		}()
+	}
+	for u := range o.Users {
+		next <- u
+	}
+	close(next)
+	wg.Wait()
+	guard := dec.Guardrails()
+	if err := dec.Close(); err != nil {
+		return err
+	}
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("journey demo: decide: %w", err)
+		}
+	}
+
+	// 5. Outcomes: a shown item is clicked with probability 6% in the user's
+	// preferred category and 1% otherwise.
+	events = events[:0]
+	for u, d := range decisions {
+		for i, it := range d.Items {
+			n, err := strconv.Atoi(it.ID[len("sku-"):])
+			if err != nil {
+				continue
+			}
+			p := 0.01
+			if cat(n) == pref[u] {
+				p = 0.06
+			}
+			if rng.Float64() < p {
+				events = append(events, experiment.Event{EventID: fmt.Sprintf("jc-%d-%d", u, i), Unit: demoUser(u), Type: "click",
+					TS: start.Add(time.Hour), Value: 1})
+			}
+		}
+	}
+	if _, _, err := db.IngestEvents(ctx, events); err != nil {
+		return fmt.Errorf("journey demo: storing clicks: %w", err)
+	}
+
+	// 6. The comparison the scheduled job runs.
+	cmp, err := journey.Compare(ctx, db, "home", start.Truncate(24*time.Hour), start.Add(48*time.Hour))
+	if err != nil {
+		return err
+	}
+	s := cmp.Summary
+	fmt.Fprintf(out, "  decisions   %d: personalized %d, control %d, holdout %d, fallback %d, ineligible %d\n",
+		s.Decisions, s.Personalized, s.Control, s.Holdout, s.Fallback, s.Ineligible)
+	for _, g := range guard {
+		fmt.Fprintf(out, "  guardrails  latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; fallback rate %.3f %v; ineligible %.3f; item-exposure Gini %.3f over %d items\n",
+			g.LatencyP50, g.LatencyP95, g.LatencyP99, g.FallbackRate, g.Fallbacks, g.IneligibleShare, g.Gini, g.DistinctItems)
+	}
+	printJourneyResult(out, "personalized vs control (intention to treat)", cmp.Results, cmp.ResultsError)
+	printJourneyResult(out, "exposed vs permanent holdout", cmp.HoldoutResults, cmp.HoldoutError)
+	return nil
+}
+
+func demoUser(u int) string { return "shopper-" + strconv.Itoa(u) }
+
+func printJourneyResult(out io.Writer, title string, r *store.Results, errText string) {
+	if r == nil {
+		fmt.Fprintf(out, "  %s: not available: %s\n", title, errText)
+		return
+	}
+	for _, mr := range r.Metrics {
+		if mr.Error != "" {
+			fmt.Fprintf(out, "  %s, %s: %s\n", title, mr.Name, mr.Error)
+			continue
+		}
+		fmt.Fprintf(out, "  %s, %s per unit:\n", title, mr.Name)
+		for _, v := range mr.Variants {
+			name := v.Name
+			if name == "" {
+				name = "holdout"
+			}
+			fmt.Fprintf(out, "    %-13s n=%-6d mean %.4f\n", name, v.N, v.Mean)
+		}
+		for _, c := range mr.Comparisons {
+			fmt.Fprintf(out, "    %s: %+.1f%% (95%% CI %+.1f%% to %+.1f%%), p = %.2g\n", c.Variant,
+				100*c.Relative.Estimate, 100*c.Relative.CILow, 100*c.Relative.CIHigh, c.Relative.PValue)
+		}
+	}
+}

@@ -1,0 +1,518 @@
+package journey
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"hash/fnv"
+	"log/slog"
+	"math"
+	mrand "math/rand/v2"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/liftlab/lift/assign"
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/scorer"
+	"github.com/liftlab/lift/store"
+)
+
+// Options configures a Decider. Zero fields take the defaults of DefaultOptions.
+type Options struct {
+	Now    func() time.Time // clock of exposure and decision timestamps, default time.Now
+	Logger *slog.Logger     // default slog.Default()
+	// Seed seeds exploration: each decision draws from a PCG source seeded with
+	// (Seed, FNV-1a of its decision id), so a decision can be replayed.
+	Seed uint64
+	// NewID returns a new decision id, default "dec_" and 32 random hex digits.
+	NewID func() string
+	// CacheTTL is how long a journey with its compiled assignment plan is reused
+	// before it is read again from the store (default 5s).
+	CacheTTL time.Duration
+	// PopularTTL is how long a "popular" control list is reused (default 1 minute).
+	PopularTTL time.Duration
+	// DecisionLog configures the batching writer of decisions.
+	DecisionLog store.DecisionLogOptions
+	// LatencyWindow is how many recent decision latencies per journey the live
+	// quantiles are computed over (default 4096).
+	LatencyWindow int
+}
+
+// DefaultOptions returns the defaults.
+func DefaultOptions() Options {
+	return Options{
+		Now: time.Now, Logger: slog.Default(), Seed: 1, NewID: newID,
+		CacheTTL: 5 * time.Second, PopularTTL: time.Minute, LatencyWindow: 4096,
+	}
+}
+
+func (o *Options) fill() {
+	d := DefaultOptions()
+	if o.Now == nil {
+		o.Now = d.Now
+	}
+	if o.Logger == nil {
+		o.Logger = d.Logger
+	}
+	if o.NewID == nil {
+		o.NewID = d.NewID
+	}
+	if o.CacheTTL <= 0 {
+		o.CacheTTL = d.CacheTTL
+	}
+	if o.PopularTTL <= 0 {
+		o.PopularTTL = d.PopularTTL
+	}
+	if o.LatencyWindow <= 0 {
+		o.LatencyWindow = d.LatencyWindow
+	}
+}
+
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic("journey: reading random decision id: " + err.Error())
+	}
+	return "dec_" + hex.EncodeToString(b[:])
+}
+
+// Request is the body of a decision: the unit and what the caller knows of it.
+type Request struct {
+	Unit    string  `json:"unit" required:"true" doc:"the unit (user) to decide for"`
+	Context Context `json:"context"`
+}
+
+// Context is what the caller knows of the unit at decision time.
+type Context struct {
+	// RecentItems are the unit's recent items, most recent first; units the model
+	// does not know are folded in from them, and they explain recommendations.
+	RecentItems []string `json:"recent_items,omitempty" doc:"the unit's recent item ids, most recent first (at most 1000)"`
+	// ConsentTier is the consent the unit granted: 0 none, 1 functional, 2
+	// personalization. Absent means 0: no personalization without consent.
+	ConsentTier int `json:"consent_tier" doc:"0 none (default), 1 functional, 2 personalization"`
+}
+
+// MaxRecentItems bounds Context.RecentItems.
+const MaxRecentItems = 1000
+
+// Item is one item of a decision.
+type Item struct {
+	ID     string  `json:"id"`
+	Score  float64 `json:"score"`
+	Reason string  `json:"reason"`
+}
+
+// Decision is the answer to a decision request.
+type Decision struct {
+	ID           string  `json:"decision_id"`
+	Journey      string  `json:"journey"`
+	Variant      *string `json:"variant"` // nil for holdout and ineligible units
+	Policy       string  `json:"policy"`  // personalized, control, holdout, fallback or ineligible
+	Items        []Item  `json:"items"`
+	ModelVersion string  `json:"model_version,omitempty"` // set when the model ranked the items
+	LatencyMS    float64 `json:"latency_ms"`              // time to decide, before logging
+	// Why is set for fallback and ineligible decisions: timeout, error, no_history,
+	// model_not_loaded; consent, not_in_experiment, experiment_not_running.
+	Why string `json:"why,omitempty"`
+}
+
+// Decider serves journeys: assignment → holdout/control/ineligible → the control
+// journey; treatment → the model's ranking within the latency budget, else the
+// control journey (fallback). Every decision is logged; units that entered the
+// experiment also get an exposure. It is safe for concurrent use.
+type Decider struct {
+	db     *store.DB
+	models *Models
+	opt    Options
+	log    *store.DecisionLog
+
+	loadMu   sync.Mutex // one load of a journey or popular list at a time (no stampede on expiry)
+	mu       sync.RWMutex
+	journeys map[string]*loaded
+	popular  map[string]*popularList
+
+	statsMu sync.Mutex
+	stats   map[string]*liveStats
+
+	closed atomic.Bool
+}
+
+// loaded is a journey with its experiment's compiled plan.
+type loaded struct {
+	j      *experiment.Journey
+	exp    *experiment.Experiment
+	plan   *assign.Plan
+	at     time.Time
+	fixed  []Item
+	treats map[string]bool // variants that get the model
+}
+
+type popularList struct {
+	items []Item
+	at    time.Time
+}
+
+// New returns a Decider over db serving models. Close it before closing db.
+func New(db *store.DB, models *Models, opt Options) *Decider {
+	opt.fill()
+	return &Decider{
+		db: db, models: models, opt: opt, log: db.NewDecisionLog(opt.DecisionLog),
+		journeys: map[string]*loaded{}, popular: map[string]*popularList{}, stats: map[string]*liveStats{},
+	}
+}
+
+// Models returns the models the Decider serves (nil when none were given).
+func (d *Decider) Models() *Models { return d.models }
+
+// Close flushes the decision log. It does not close the models or the store.
+func (d *Decider) Close() error {
+	d.closed.Store(true)
+	return d.log.Close()
+}
+
+// Invalidate drops the cached journey key (after a change in the registry).
+func (d *Decider) Invalidate(key string) {
+	d.mu.Lock()
+	delete(d.journeys, key)
+	d.mu.Unlock()
+}
+
+func (d *Decider) journey(ctx context.Context, key string) (*loaded, error) {
+	d.mu.RLock()
+	l := d.journeys[key]
+	d.mu.RUnlock()
+	if l != nil && time.Since(l.at) < d.opt.CacheTTL {
+		return l, nil
+	}
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	d.mu.RLock()
+	l = d.journeys[key]
+	d.mu.RUnlock()
+	if l != nil && time.Since(l.at) < d.opt.CacheTTL {
+		return l, nil
+	}
+	j, err := d.db.GetJourney(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	e, err := d.db.GetExperiment(ctx, j.Experiment)
+	if err != nil {
+		return nil, err
+	}
+	var h *experiment.Holdout
+	if e.Holdout != "" {
+		if h, err = d.db.GetHoldout(ctx, e.Holdout); err != nil {
+			return nil, err
+		}
+	}
+	plan, err := assign.Compile(e, h)
+	if err != nil {
+		return nil, err
+	}
+	l = &loaded{j: j, exp: e, plan: plan, at: time.Now(), treats: map[string]bool{}}
+	for _, v := range e.Variants {
+		if v.Name != j.Control {
+			l.treats[v.Name] = true
+		}
+	}
+	if j.ControlPolicy.Kind == experiment.ControlFixed {
+		for _, it := range j.ControlPolicy.Items[:min(j.K, len(j.ControlPolicy.Items))] {
+			l.fixed = append(l.fixed, Item{ID: it, Reason: "selected for everyone"})
+		}
+	}
+	d.mu.Lock()
+	d.journeys[key] = l
+	d.mu.Unlock()
+	return l, nil
+}
+
+// controlItems returns the control journey of l.
+func (d *Decider) controlItems(ctx context.Context, l *loaded) ([]Item, error) {
+	c := l.j.ControlPolicy
+	if c.Kind == experiment.ControlFixed {
+		return l.fixed, nil
+	}
+	key := c.EventType + "/" + strconv.Itoa(c.Days) + "/" + strconv.Itoa(l.j.K)
+	d.mu.RLock()
+	p := d.popular[key]
+	d.mu.RUnlock()
+	if p != nil && time.Since(p.at) < d.opt.PopularTTL {
+		return p.items, nil
+	}
+	d.loadMu.Lock()
+	defer d.loadMu.Unlock()
+	d.mu.RLock()
+	p = d.popular[key]
+	d.mu.RUnlock()
+	if p != nil && time.Since(p.at) < d.opt.PopularTTL {
+		return p.items, nil
+	}
+	since := d.opt.Now().Add(-time.Duration(c.Days) * 24 * time.Hour)
+	counts, err := d.db.PopularItems(ctx, c.EventType, since, l.j.K)
+	if err != nil {
+		return nil, err
+	}
+	reason := "popular in the last " + strconv.Itoa(c.Days) + " days"
+	items := make([]Item, len(counts))
+	for i, ct := range counts {
+		items[i] = Item{ID: ct.Item, Score: float64(ct.Count), Reason: reason}
+	}
+	d.mu.Lock()
+	d.popular[key] = &popularList{items: items, at: time.Now()}
+	d.mu.Unlock()
+	return items, nil
+}
+
+// Decide answers one decision request for journey key and logs it. Policies, in
+// order: consent below the journey's tier, a stopped or draft experiment, or a
+// unit outside the experiment → ineligible (control journey, no exposure); in
+// the holdout → holdout (control journey, holdout exposure); control variant →
+// control; a treatment variant → the model's top k within the latency budget
+// (personalized), or the control journey when the scorer misses the budget,
+// fails or cannot score the unit (fallback; the exposure keeps the assigned
+// variant: intention to treat).
+func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decision, error) {
+	const op = "journey.Decide"
+	if d.closed.Load() {
+		return nil, experiment.E(op, experiment.Unavailable, experiment.Errorf("the decider is closed"))
+	}
+	start := time.Now()
+	if len(req.Context.RecentItems) > MaxRecentItems {
+		return nil, experiment.E(op, experiment.TooLarge, experiment.Field("context.recent_items"),
+			experiment.Errorf("at most %d items, got %d", MaxRecentItems, len(req.Context.RecentItems)))
+	}
+	if req.Context.ConsentTier < 0 {
+		return nil, experiment.E(op, experiment.Invalid, experiment.Field("context.consent_tier"),
+			experiment.Errorf("must be 0 (none), 1 (functional) or 2 (personalization), got %d", req.Context.ConsentTier))
+	}
+	l, err := d.journey(ctx, key)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	var a experiment.Assignment
+	if err := l.plan.AssignTo(&a, req.Unit); err != nil {
+		return nil, experiment.E(op, experiment.Invalid, experiment.Field("unit"), experiment.Errorf("must be a non-empty UTF-8 string"))
+	}
+	dec := &Decision{ID: d.opt.NewID(), Journey: key}
+	var x *experiment.Exposure // nil: the unit did not enter the experiment
+	switch {
+	case req.Context.ConsentTier < l.j.ConsentTier:
+		dec.Policy, dec.Why = experiment.PolicyIneligible, "consent"
+	case l.exp.Status != experiment.Running:
+		dec.Policy, dec.Why = experiment.PolicyIneligible, "experiment_not_running"
+	case a.Holdout != nil && a.Holdout.InHoldout:
+		dec.Policy = experiment.PolicyHoldout
+		x = &experiment.Exposure{InHoldout: true, HoldoutVersion: a.Holdout.Version}
+	case !a.InExperiment:
+		dec.Policy, dec.Why = experiment.PolicyIneligible, "not_in_experiment"
+	default:
+		v := *a.Variant
+		dec.Variant = &v
+		x = &experiment.Exposure{Variant: v}
+		if a.Holdout != nil {
+			x.HoldoutVersion = a.Holdout.Version
+		}
+		if !l.treats[v] {
+			dec.Policy = experiment.PolicyControl
+			break
+		}
+		items, version, why := d.personalize(ctx, l, dec.ID, req, start)
+		if why != "" {
+			dec.Policy, dec.Why = experiment.PolicyFallback, why
+			break
+		}
+		dec.Policy, dec.Items, dec.ModelVersion = experiment.PolicyPersonalized, items, version
+	}
+	if dec.Policy != experiment.PolicyPersonalized {
+		if dec.Items, err = d.controlItems(ctx, l); err != nil {
+			return nil, experiment.E(op, err)
+		}
+	}
+	if dec.Items == nil {
+		dec.Items = []Item{}
+	}
+	dec.LatencyMS = float64(time.Since(start).Microseconds()) / 1000
+	if err := d.record(ctx, l, req.Unit, dec, x); err != nil {
+		return nil, experiment.E(op, err)
+	}
+	d.observe(key, dec)
+	return dec, nil
+}
+
+// personalize ranks the model's items for the unit; why is non-empty when it
+// could not (the caller falls back to the control journey).
+func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Request, start time.Time) (items []Item, version, why string) {
+	m, ok := d.models.Get(l.j.Model)
+	if !ok {
+		return nil, "", "model_not_loaded"
+	}
+	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(l.j.LatencyBudget)))
+	defer cancel()
+	sm := m.Model
+	q, _, err := sm.Query(req.Unit, req.Context.RecentItems)
+	if err != nil {
+		if experiment.KindOf(err) == experiment.InsufficientData {
+			return nil, "", "no_history"
+		}
+		d.opt.Logger.Warn("journey query vector", "journey", l.j.Key, "err", err)
+		return nil, "", "error"
+	}
+	history := make([]int32, 0, len(req.Context.RecentItems))
+	for _, it := range req.Context.RecentItems {
+		if i, ok := sm.ItemIndex(it); ok {
+			history = append(history, i)
+		}
+	}
+	rng := mrand.New(mrand.NewPCG(d.opt.Seed, fnv64(id)))
+	x := l.j.Exploration
+	if x.Kind == experiment.ExploreThompson && len(history) < x.MinHistory {
+		q = thompson(q, len(history), rng)
+	}
+	scored, err := m.batcher.Score(ctx, q, l.j.K, history)
+	if err == nil && ctx.Err() != nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
+			return nil, "", "timeout"
+		}
+		d.opt.Logger.Warn("journey scorer", "journey", l.j.Key, "model", m.Name, "err", err)
+		return nil, "", "error"
+	}
+	if x.Kind == experiment.ExploreEpsilonGreedy && x.Epsilon > 0 {
+		scored = explore(sm, q, scored, history, x.Epsilon, rng)
+	}
+	items = make([]Item, len(scored))
+	for i, s := range scored {
+		idx := s.Item
+		if idx < 0 {
+			idx = -idx - 1
+		}
+		items[i] = Item{ID: sm.ItemIDs[idx], Score: float64(s.Score), Reason: reason(sm, s, history)}
+	}
+	return items, m.Version(), ""
+}
+
+// exploredReason explains a slot filled by exploration.
+const exploredReason = "something new to explore"
+
+// explore replaces each slot, with probability ε, by a uniformly drawn catalog
+// item that is neither in the list nor in the history (ε-greedy exploration,
+// Sutton & Barto 2018 §2.2), scored with the same s = q·y_i + b_i. An explored
+// item i is returned as Item = −(i+1), so that the caller can tell it apart.
+func explore(m *scorer.Model, q []float32, scored []scorer.Scored, history []int32, eps float64, rng *mrand.Rand) []scorer.Scored {
+	n := m.NItems()
+	taken := make(map[int32]bool, len(scored)+len(history))
+	for _, s := range scored {
+		taken[s.Item] = true
+	}
+	for _, h := range history {
+		taken[h] = true
+	}
+	if len(taken) >= n {
+		return scored
+	}
+	for i := range scored {
+		if rng.Float64() >= eps {
+			continue
+		}
+		var it int32
+		for tries := 0; tries < 64; tries++ {
+			it = int32(rng.IntN(n))
+			if !taken[it] {
+				break
+			}
+		}
+		if taken[it] {
+			continue
+		}
+		taken[it] = true
+		scored[i] = scorer.Scored{Item: -(it + 1), Score: score(m, q, it)}
+	}
+	return scored
+}
+
+func score(m *scorer.Model, q []float32, it int32) float32 {
+	y := m.Item(int(it))
+	var s float32
+	for j, v := range y {
+		s += v * q[j]
+	}
+	if m.Bias != nil {
+		s += m.Bias[it]
+	}
+	return s
+}
+
+// reason explains a recommendation: the history item most similar to it.
+func reason(m *scorer.Model, s scorer.Scored, history []int32) string {
+	if s.Item < 0 {
+		return exploredReason
+	}
+	if best, _, ok := m.Nearest(s.Item, history); ok {
+		return "because you viewed " + m.ItemIDs[best]
+	}
+	return "recommended for you"
+}
+
+// thompson draws a query around q for a unit with n history items: q̃ = q + ε,
+// ε ~ N(0, σ²I) with σ = ‖q‖ / √(d·(n+1)), so the spread shrinks as the history
+// grows. It is a Gaussian posterior-sampling approximation in the spirit of
+// Thompson sampling for linear rewards (Agrawal & Goyal 2013), with the
+// posterior covariance replaced by an isotropic one of the same scale.
+func thompson(q []float32, n int, rng *mrand.Rand) []float32 {
+	var ss float64
+	for _, v := range q {
+		ss += float64(v) * float64(v)
+	}
+	sigma := math.Sqrt(ss / float64(len(q)*(n+1)))
+	out := make([]float32, len(q))
+	for i, v := range q {
+		out[i] = v + float32(sigma*rng.NormFloat64())
+	}
+	return out
+}
+
+func fnv64(s string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(s))
+	return h.Sum64()
+}
+
+// record logs the exposure (when the unit entered the experiment) and the
+// decision, concurrently, and returns once both are committed.
+func (d *Decider) record(ctx context.Context, l *loaded, unit string, dec *Decision, x *experiment.Exposure) error {
+	now := d.opt.Now().UTC()
+	var xerr error
+	var wg sync.WaitGroup
+	if x != nil {
+		x.Experiment, x.Unit, x.TS, x.Source = l.exp.Key, unit, now, "journey"
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			xerr = d.db.LogExposures(ctx, []experiment.Exposure{*x})
+		}()
+	}
+	items, err := json.Marshal(dec.Items)
+	if err != nil {
+		return err
+	}
+	row := store.Decision{
+		ID: dec.ID, TS: now, Journey: l.j.Key, Experiment: l.exp.Key, Unit: unit, Policy: dec.Policy,
+		Reason: dec.Why, Items: items, ModelVersion: dec.ModelVersion, LatencyMS: dec.LatencyMS,
+	}
+	if dec.Variant != nil {
+		row.Variant = *dec.Variant
+	}
+	if x != nil {
+		row.InHoldout, row.HoldoutVersion = x.InHoldout, x.HoldoutVersion
+	}
+	derr := d.log.Log(ctx, row)
+	wg.Wait()
+	return errors.Join(xerr, derr)
+}

@@ -1,0 +1,76 @@
+package reports
+
+import (
+	"bytes"
+	"html"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func sampleDigest() *Digest {
+	p := time.Date(2026, 11, 16, 9, 0, 0, 0, time.UTC)
+	d := &Digest{
+		Title: "Weekly incrementality: checkout redesign", Subject: "checkout", Period: p, GeneratedAt: p.Add(time.Minute),
+		Headline: &Headline{Metric: "revenue", Variant: "treatment", Level: 0.95, Lift: Interval{Estimate: 0.048, Low: 0.012, High: 0.084}, Units: 100000},
+		Verdict:  "The redesign raised revenue per unit by about 4.8%.",
+		Guardrails: []Guardrail{
+			{Metric: "unsubscribes", Variant: "treatment", Lift: Interval{Estimate: 0.01, Low: -0.05, High: 0.07}},
+			{Metric: "complaints", Variant: "treatment", Lift: Interval{Estimate: 0.30, Low: 0.10, High: 0.50}, Breach: true},
+		},
+		Privacy: Privacy{Private: true, Epsilon: 0.5},
+	}
+	for i := 3; i >= 0; i-- {
+		d.Trend = append(d.Trend, TimeEffect{Time: p.AddDate(0, 0, -7*i), Interval: Interval{Estimate: 0.03 + 0.006*float64(3-i), Low: 0.0 + 0.004*float64(3-i), High: 0.07 + 0.004*float64(3-i)}})
+	}
+	return d
+}
+
+func TestDigestDocuments(t *testing.T) {
+	d := sampleDigest()
+	h, err := d.HTMLBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"revenue (treatment vs control): +4.8% (95% CI +1.2% to +8.4%)",
+		"DP-noised (ε = 0.5)", "<svg", "breached", "holding", "The redesign raised revenue",
+	} {
+		if !strings.Contains(html.UnescapeString(string(h)), want) {
+			t.Errorf("digest HTML lacks %q", want)
+		}
+	}
+	if bytes.Contains(h, []byte("<script")) {
+		t.Error("digest HTML must be static")
+	}
+	pdf, err := d.PDFBytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(pdf, []byte("%PDF-")) || len(pdf) < 5000 {
+		t.Errorf("PDF: %d bytes starting %q", len(pdf), pdf[:min(8, len(pdf))])
+	}
+	if dir := os.Getenv("LIFT_DIGEST_OUT"); dir != "" { // for looking at the pages by eye
+		os.WriteFile(filepath.Join(dir, "digest.pdf"), pdf, 0o644)
+		os.WriteFile(filepath.Join(dir, "digest.html"), h, 0o644)
+	}
+	// A digest without a result yet still renders and says so.
+	empty := &Digest{Title: "t", Verdict: "Not enough data yet.", Privacy: Privacy{Private: true, Epsilon: 1}}
+	h2, err := empty.HTMLBytes()
+	if err != nil || !strings.Contains(string(h2), "No result yet") {
+		t.Errorf("empty digest: %v", err)
+	}
+	if _, err := empty.PDFBytes(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestWrap(t *testing.T) {
+	got := wrap("the quick brown fox jumps over the lazy dog", 10)
+	want := []string{"the quick", "brown fox", "jumps over", "the lazy", "dog"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("wrap = %q, want %q", got, want)
+	}
+}

@@ -1,0 +1,150 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/liftlab/lift/experiment"
+)
+
+// Unit attributes: a flat JSON object per unit (plan, country, tenure_days, ...)
+// that uplift models use as features. An upsert merges the attributes sent into
+// those stored, as a JSON merge patch (RFC 7396): a key sent replaces the stored
+// value, a key sent as null removes it, keys not sent are kept.
+
+// MaxAttributeName is the longest attribute name accepted, in bytes.
+const MaxAttributeName = 128
+
+// UnitAttributes are the attributes of one unit. Values are numbers (float64),
+// strings, booleans, or nil to remove the attribute.
+type UnitAttributes struct {
+	Unit       string         `json:"unit"`
+	Attributes map[string]any `json:"attributes"`
+}
+
+// upsertChunk is the number of units written by one INSERT statement.
+const upsertChunk = 500
+
+// UpsertUnitAttributes merges the attributes of each unit into the stored ones, all
+// units in one transaction: either every unit is written or none is. A unit named
+// twice in the batch gets both patches, in order. It returns the number of distinct
+// units written. Invalid, naming units[i].unit or units[i].attributes.NAME, when a
+// unit is empty or a value is not a finite number, a string, a boolean or null.
+func (db *DB) UpsertUnitAttributes(ctx context.Context, units []UnitAttributes) (int, error) {
+	const op = "store.UpsertUnitAttributes"
+	patches := map[string]map[string]any{}
+	var order []string
+	for i, u := range units {
+		if err := checkUnitAttributes(i, u); err != nil {
+			return 0, experiment.E(op, err)
+		}
+		p, ok := patches[u.Unit]
+		if !ok {
+			p = map[string]any{}
+			patches[u.Unit] = p
+			order = append(order, u.Unit)
+		}
+		for k, v := range u.Attributes {
+			p[k] = v
+		}
+	}
+	if len(order) == 0 {
+		return 0, nil
+	}
+	now := db.now()
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		for start := 0; start < len(order); start += upsertChunk {
+			chunk := order[start:min(start+upsertChunk, len(order))]
+			args := make([]any, 1, 2*len(chunk)+1)
+			args[0] = now // the SELECT's first placeholder
+			rows := make([]string, len(chunk))
+			for k, unit := range chunk {
+				doc, err := json.Marshal(patches[unit])
+				if err != nil {
+					return err
+				}
+				rows[k] = "(?, ?)"
+				args = append(args, unit, string(doc))
+			}
+			// The merge is computed in the SELECT, so that a null in the patch
+			// removes a stored key and is never stored itself.
+			q := `INSERT INTO unit_attributes (unit, attrs, updated_at)
+SELECT v.unit, json_merge_patch(coalesce(a.attrs, '{}'::JSON), v.patch::JSON), ?::TIMESTAMPTZ
+FROM (VALUES ` + strings.Join(rows, ", ") + `) v(unit, patch) LEFT JOIN unit_attributes a ON a.unit = v.unit
+ON CONFLICT (unit) DO UPDATE SET attrs = excluded.attrs, updated_at = excluded.updated_at`
+			if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+				return fmt.Errorf("units %d-%d: %w", start, start+len(chunk)-1, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, internal(op, err)
+	}
+	return len(order), nil
+}
+
+// checkUnitAttributes validates entry i of a batch.
+func checkUnitAttributes(i int, u UnitAttributes) error {
+	field := func(f string) experiment.Field { return experiment.Field(fmt.Sprintf("units[%d].%s", i, f)) }
+	if u.Unit == "" {
+		return experiment.E(experiment.Invalid, field("unit"), experiment.Errorf("is required"))
+	}
+	if !utf8.ValidString(u.Unit) {
+		return experiment.E(experiment.Invalid, field("unit"), experiment.Errorf("must be valid UTF-8"))
+	}
+	names := make([]string, 0, len(u.Attributes))
+	for k := range u.Attributes {
+		names = append(names, k)
+	}
+	sort.Strings(names) // report the first bad attribute deterministically
+	for _, k := range names {
+		if k == "" || len(k) > MaxAttributeName || !utf8.ValidString(k) {
+			return experiment.E(experiment.Invalid, field("attributes"), experiment.Errorf("attribute names must be 1-%d bytes of UTF-8, got %q", MaxAttributeName, k))
+		}
+		switch v := u.Attributes[k].(type) {
+		case nil, string, bool:
+		case float64:
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return experiment.E(experiment.Invalid, field("attributes."+k), experiment.Errorf("must be a finite number, got %g", v))
+			}
+		default:
+			return experiment.E(experiment.Invalid, field("attributes."+k), experiment.Errorf("must be a number, a string, a boolean or null, got %T", v))
+		}
+	}
+	return nil
+}
+
+// GetUnitAttributes returns the stored attributes of the named units; units
+// without attributes are absent from the map.
+func (db *DB) GetUnitAttributes(ctx context.Context, units []string) (map[string]map[string]any, error) {
+	const op = "store.GetUnitAttributes"
+	out := map[string]map[string]any{}
+	if len(units) == 0 {
+		return out, nil
+	}
+	rows, err := db.db.QueryContext(ctx, `SELECT unit, attrs FROM unit_attributes WHERE unit IN (SELECT unnest(?::VARCHAR[]))`, units)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var unit string
+		var doc jsonText
+		if err := rows.Scan(&unit, &doc); err != nil {
+			return nil, internal(op, err)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(doc, &m); err != nil {
+			return nil, internal(op, fmt.Errorf("unit %q: %w", unit, err))
+		}
+		out[unit] = m
+	}
+	return out, internal(op, rows.Err())
+}
