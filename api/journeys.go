@@ -1,7 +1,9 @@
 package api
 
 import (
+	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -81,8 +83,15 @@ func (s *Server) decider() (*journey.Decider, error) {
 }
 
 func (s *Server) createJourney(c echo.Context) error {
+	b, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	if err := noPrice(b); err != nil {
+		return err
+	}
 	var req journeyRequest
-	if err := s.decode(c, &req); err != nil {
+	if err := decodeJSON(b, &req); err != nil {
 		return err
 	}
 	j, err := s.db.CreateJourney(c.Request().Context(), actor(c), req.journey())
@@ -93,6 +102,21 @@ func (s *Server) createJourney(c echo.Context) error {
 		s.opt.Journeys.Invalidate(j.Key)
 	}
 	return c.JSON(http.StatusCreated, j)
+}
+
+// noPrice rejects a journey body with a price-like field, with the reason.
+func noPrice(b []byte) error {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(b, &top) != nil {
+		return nil // decodeJSON reports the malformed body
+	}
+	for k := range top {
+		if l := strings.ToLower(k); strings.Contains(l, "price") || strings.Contains(l, "discount") {
+			return experiment.E("api.createJourney", experiment.Invalid, experiment.Field(k), experiment.Errorf(
+				"journeys order content only and never set or vary prices: personalized pricing treats users unequally for the same product and is legally risky (see docs/journeys.md)"))
+		}
+	}
+	return nil
 }
 
 func (s *Server) listJourneys(c echo.Context) error {

@@ -15,4 +15,5 @@ func (s *Server) routes() {
 	s.jobRoutes()
 	s.journeyRoutes()
 	s.modelRoutes()
+	s.quasiRoutes()
 }

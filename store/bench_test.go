@@ -24,6 +24,11 @@ func BenchmarkLogExposures(b *testing.B) {
 		mode                      appendMode
 		goroutines, writers, thrd int
 	}{
+		{"csv/G=16/W=1", appendCSV, 16, 1, 0},
+		{"csv/G=64/W=1", appendCSV, 64, 1, 0},
+		{"csv/G=256/W=1", appendCSV, 256, 1, 0},
+		{"csv/G=64/W=2", appendCSV, 64, 2, 0},
+		{"csv/G=64/W=1/threads=1", appendCSV, 64, 1, 1},
 		{"coded/G=16/W=1", appendCoded, 16, 1, 0},
 		{"coded/G=64/W=1", appendCoded, 64, 1, 0},
 		{"coded/G=256/W=1", appendCoded, 256, 1, 0},
@@ -89,4 +94,80 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkExposureGroupPhases splits the cost of one group commit (64 batches of
+// 1,000 rows, one lane, no queue) into its phases: appending the rows inside the
+// transaction, and the COMMIT (write-ahead log, and DuckDB's automatic checkpoint
+// whenever the log passes its threshold). Each phase reports wall and CPU
+// nanoseconds per row; see docs/bench/store.md.
+func BenchmarkExposureGroupPhases(b *testing.B) {
+	cases := []struct {
+		name    string
+		mode    appendMode
+		threads int
+	}{
+		{"csv", appendCSV, 0},
+		{"coded", appendCoded, 0},
+		{"rows", appendRows, 0},
+		{"csv/threads=1", appendCSV, 1},
+		{"coded/threads=1", appendCoded, 1},
+	}
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			ctx := context.Background()
+			opt := DefaultOptions()
+			opt.Threads = c.threads
+			db, err := Open(ctx, b.TempDir()+"/lift.duckdb", opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer db.Close()
+			setupExposures(b, db)
+			ts := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+			group := make([]*request, 64)
+			for i := range group {
+				rows, err := db.prepareExposures(ctx, batch(fmt.Sprintf("b%d", i), 1000, ts))
+				if err != nil {
+					b.Fatal(err)
+				}
+				group[i] = &request{rows: rows}
+			}
+			w, l := db.w, db.w.lanes[0]
+			w.mode = c.mode
+			var appendWall, appendCPU, commitWall, commitCPU time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := l.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+					b.Fatal(err)
+				}
+				t0, c0 := time.Now(), cpuTime()
+				switch c.mode {
+				case appendCSV:
+					err = w.appendCSV(ctx, l, group)
+				case appendCoded:
+					err = w.appendCoded(l, group)
+				default:
+					err = w.appendRows(l, group)
+				}
+				if err != nil {
+					b.Fatal(err)
+				}
+				t1, c1 := time.Now(), cpuTime()
+				if _, err := l.conn.ExecContext(ctx, "COMMIT"); err != nil {
+					b.Fatal(err)
+				}
+				t2, c2 := time.Now(), cpuTime()
+				appendWall += t1.Sub(t0)
+				appendCPU += c1 - c0
+				commitWall += t2.Sub(t1)
+				commitCPU += c2 - c1
+			}
+			rows := float64(b.N) * 64_000
+			b.ReportMetric(float64(appendWall.Nanoseconds())/rows, "append-ns/row")
+			b.ReportMetric(float64(appendCPU.Nanoseconds())/rows, "append-cpu-ns/row")
+			b.ReportMetric(float64(commitWall.Nanoseconds())/rows, "commit-ns/row")
+			b.ReportMetric(float64(commitCPU.Nanoseconds())/rows, "commit-cpu-ns/row")
+		})
+	}
 }

@@ -57,7 +57,7 @@ func TestLogExposuresDurable(t *testing.T) {
 	for _, m := range []struct {
 		name string
 		mode appendMode
-	}{{"coded", appendCoded}, {"rows", appendRows}} {
+	}{{"csv", appendCSV}, {"coded", appendCoded}, {"rows", appendRows}} {
 		t.Run(m.name, func(t *testing.T) { testLogExposuresDurable(t, m.mode) })
 	}
 }
@@ -339,8 +339,8 @@ func TestFileHeldByAnotherProcess(t *testing.T) {
 	}
 }
 
-// Variant names are free text: quotes and non-ASCII must arrive intact whichever
-// append strategy a group takes.
+// Variant names and unit ids are free text: quotes, delimiters, line breaks, edge
+// spaces and non-ASCII must arrive intact whichever append strategy a group takes.
 func TestLogExposuresOddNames(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTest(t, nil)
@@ -353,10 +353,11 @@ func TestLogExposuresOddNames(t *testing.T) {
 	if _, err := db.CreateExperiment(ctx, "alice", e); err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []appendMode{appendCoded, appendRows} {
+	for _, mode := range []appendMode{appendCSV, appendCoded, appendRows} {
 		db.w.mode = mode
 		for i, n := range names {
-			xs := []experiment.Exposure{{Experiment: "odd", Unit: fmt.Sprintf("m%d-%d", mode, i), Variant: n, Source: "src'" + n}}
+			unit := fmt.Sprintf(" m%d-%d,\"%s\"\r\n\t ", mode, i, n)
+			xs := []experiment.Exposure{{Experiment: "odd", Unit: unit, Variant: n, Source: "src'" + n}}
 			if err := db.LogExposures(ctx, xs); err != nil {
 				t.Fatalf("mode %d, variant %q: %v", mode, n, err)
 			}

@@ -29,56 +29,7 @@ func TestExperimentResults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, defs := []string{}, map[string]*experiment.Metric{}
-	for _, m := range ms {
-		names = append(names, m.Name)
-		defs[m.Name] = m
-	}
-	want, multi := naiveStats(s, []string{"control", "treatment"}, names, defs)
-	if r.ExcludedMultiple != multi {
-		t.Errorf("excluded %d units exposed to both variants, want %d", r.ExcludedMultiple, multi)
-	}
-	if len(r.Metrics) != len(ms) {
-		t.Fatalf("%d metric results, want %d", len(r.Metrics), len(ms))
-	}
-	var all []*analysis.MetricResult
-	for i, m := range ms {
-		arms := want[m.Name]
-		arms[0].Weight, arms[1].Weight = 0.5, 0.5
-		in := analysis.Input{Metric: m.Name, Type: typeOf(m.Aggregation), Arms: arms, Alpha: 0.05}
-		plain, err := analysis.Analyze(in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		exp := plain
-		if m.Covariate != nil {
-			in.Covariate = r.Metrics[i].CUPED.Covariate
-			in.CovariateType = analysis.Mean
-			if m.Aggregation == experiment.Binary {
-				in.CovariateType = analysis.Proportion
-			}
-			if exp, err = analysis.Analyze(in); err != nil {
-				t.Fatal(err)
-			}
-		}
-		all = append(all, &exp)
-		got := r.Metrics[i]
-		if got.Name != m.Name || got.Error != "" {
-			t.Fatalf("metric %d: %q, error %q", i, got.Name, got.Error)
-		}
-		if m.Covariate != nil && !closeComparisons(got.Unadjusted, plain.Comparisons) {
-			t.Errorf("%s unadjusted:\n got %+v\nwant %+v", m.Name, got.Unadjusted, plain.Comparisons)
-		}
-		if m.Covariate == nil && got.Unadjusted != nil {
-			t.Errorf("%s has unadjusted comparisons without a covariate", m.Name)
-		}
-	}
-	analysis.Adjust(all, analysis.Holm)
-	for i := range ms {
-		if !closeComparisons(r.Metrics[i].Comparisons, all[i].Comparisons) {
-			t.Errorf("%s comparisons:\n got %+v\nwant %+v", ms[i].Name, r.Metrics[i].Comparisons, all[i].Comparisons)
-		}
-	}
+	checkNaive(t, r, s, ms, 0.05, 0, analysis.Holm)
 	if r.Snapshot == 0 || r.CodeVersion != "test" || len(r.InputHash) != 64 || !r.ComputedAt.Equal(c.Now()) {
 		t.Errorf("snapshot %d, code version %q, hash %q, computed at %v", r.Snapshot, r.CodeVersion, r.InputHash, r.ComputedAt)
 	}
@@ -127,6 +78,96 @@ func TestExperimentResults(t *testing.T) {
 	if err != nil || len(list) != 3 || list[0].ID != r3.Snapshot {
 		t.Errorf("ResultSnapshots: %+v, %v", list, err)
 	}
+}
+
+// checkNaive compares every metric of r with analysis.Analyze over the naive
+// statistics of s under the given plan.
+func checkNaive(t *testing.T, r *Results, s *synth, ms []*experiment.Metric, alpha, tuning float64, corr analysis.Correction) {
+	t.Helper()
+	names, defs := []string{}, map[string]*experiment.Metric{}
+	for _, m := range ms {
+		names = append(names, m.Name)
+		defs[m.Name] = m
+	}
+	want, multi := naiveStats(s, []string{"control", "treatment"}, names, defs)
+	if r.ExcludedMultiple != multi {
+		t.Errorf("excluded %d units exposed to both variants, want %d", r.ExcludedMultiple, multi)
+	}
+	if len(r.Metrics) != len(ms) {
+		t.Fatalf("%d metric results, want %d", len(r.Metrics), len(ms))
+	}
+	var all []*analysis.MetricResult
+	for i, m := range ms {
+		arms := want[m.Name]
+		arms[0].Weight, arms[1].Weight = 0.5, 0.5
+		in := analysis.Input{Metric: m.Name, Type: typeOf(m.Aggregation), Arms: arms, Alpha: alpha, SequentialTuning: tuning}
+		plain, err := analysis.Analyze(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		exp := plain
+		if m.Covariate != nil {
+			in.Covariate = r.Metrics[i].CUPED.Covariate
+			in.CovariateType = analysis.Mean
+			if m.Aggregation == experiment.Binary {
+				in.CovariateType = analysis.Proportion
+			}
+			if exp, err = analysis.Analyze(in); err != nil {
+				t.Fatal(err)
+			}
+		}
+		all = append(all, &exp)
+		got := r.Metrics[i]
+		if got.Name != m.Name || got.Error != "" {
+			t.Fatalf("metric %d: %q, error %q", i, got.Name, got.Error)
+		}
+		if m.Covariate != nil && !closeComparisons(got.Unadjusted, plain.Comparisons) {
+			t.Errorf("%s unadjusted:\n got %+v\nwant %+v", m.Name, got.Unadjusted, plain.Comparisons)
+		}
+		if m.Covariate == nil && got.Unadjusted != nil {
+			t.Errorf("%s has unadjusted comparisons without a covariate", m.Name)
+		}
+	}
+	analysis.Adjust(all, corr)
+	for i := range ms {
+		if !closeComparisons(r.Metrics[i].Comparisons, all[i].Comparisons) {
+			t.Errorf("%s comparisons:\n got %+v\nwant %+v", ms[i].Name, r.Metrics[i].Comparisons, all[i].Comparisons)
+		}
+	}
+}
+
+// TestResultsPlan: a sequential plan with Benjamini–Hochberg at α = 0.1 reaches
+// the analysis as such.
+func TestResultsPlan(t *testing.T) {
+	db, _ := openTest(t, nil)
+	ms := testMetrics()[:3]
+	s := genSynth(rand.New(rand.NewPCG(11, 12)), "seq", 300, t0)
+	e := abExperiment("seq")
+	e.Analysis = experiment.AnalysisPlan{Alpha: 0.1, Sequential: true, Tuning: 2000, Correction: "bh"}
+	e.Metrics = nil
+	for _, m := range ms {
+		if _, err := db.CreateMetric(context.Background(), "t", m); err != nil {
+			t.Fatal(err)
+		}
+		e.Metrics = append(e.Metrics, experiment.MetricRef{Name: m.Name})
+	}
+	if _, err := db.CreateExperiment(context.Background(), "t", e); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LogExposures(context.Background(), s.exposures); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := db.IngestEvents(context.Background(), s.events); err != nil {
+		t.Fatal(err)
+	}
+	r, err := db.ExperimentResults(context.Background(), "seq", ResultsOptions{NoSnapshot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Sequential || r.Correction != "bh" || r.Alpha != 0.1 || r.Snapshot != 0 || !r.Metrics[0].Sequential {
+		t.Errorf("plan not applied: sequential %v, correction %q, alpha %g, snapshot %d", r.Sequential, r.Correction, r.Alpha, r.Snapshot)
+	}
+	checkNaive(t, r, s, ms, 0.1, 2000, analysis.BenjaminiHochberg)
 }
 
 func closeComparisons(a, b []analysis.Comparison) bool {

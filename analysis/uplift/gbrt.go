@@ -232,7 +232,7 @@ func (b Boosting) fitBinned(bd *binned, y []float64) (Model, error) {
 		tree := g.grow(rows)
 		// Update the residuals of every row (not only the subsample).
 		if rng == nil {
-			g.applyLeaves(tree, b.LearningRate)
+			g.applyLeaves(tree)
 		} else {
 			parallelRange(n, func(lo, hi int) {
 				for i := lo; i < hi; i++ {
@@ -531,7 +531,7 @@ func (g *grower) setLeaf(tree []node, nd *pending) {
 
 // applyLeaves subtracts the new tree's predictions from the residuals using
 // the row ranges of its leaves (every row was in the tree's sample).
-func (g *grower) applyLeaves(tree []node, _ float64) {
+func (g *grower) applyLeaves(tree []node) {
 	for _, l := range g.leaves {
 		v := tree[l.node].Value
 		for _, i := range g.rows[l.start:l.end] {

@@ -18,10 +18,14 @@ import (
 
 const demoDescription = `
 Simulate an experiment end to end on a fresh DuckDB file: register a layer, a 5%
-permanent holdout and a 50/50 experiment in the layer, start it, assign --units
+permanent holdout, two metrics (revenue with a CUPED pre-period covariate, and
+conversion) and a 50/50 experiment in the layer, start it, assign --units
 simulated units with the same in-process assignment the server uses, log their
 exposures through the store's exposure writer, and print the units per arm, the
-holdout and the sample-ratio check (chi-square).
+holdout and the sample-ratio check (chi-square). Then simulate purchases before
+and after exposure with a known true effect (--effect, on revenue per unit;
+none on conversion), compute the results as GET /v1/experiments/KEY/results does,
+and print them with whether each interval contains the true effect.
 
 Without --db the file is created in a new temporary folder, whose path is printed;
 open it with DuckDB or point "lift serve --db" at it to look further.`
@@ -31,24 +35,27 @@ open it with DuckDB or point "lift serve --db" at it to look further.`
 // analysis, reports, journeys) are added as further methods and one line each in
 // runDemo.
 type demo struct {
-	out   io.Writer
-	db    *store.DB
-	units int
-	rng   *rand.Rand
-	start time.Time // first simulated exposure time
+	out    io.Writer
+	db     *store.DB
+	units  int
+	effect float64 // true relative effect on revenue per unit
+	rng    *rand.Rand
+	start  time.Time // first simulated exposure time
 
 	layer   *experiment.Layer
 	holdout *experiment.Holdout
 	exp     *experiment.Experiment
-	unitIDs []string         // the simulated units, in order
-	counts  map[string]int64 // exposures per variant as stored ("" = holdout)
+	unitIDs []string              // the simulated units, in order
+	exposed []experiment.Exposure // the exposures logged (one per exposed unit)
+	counts  map[string]int64      // exposures per variant as stored ("" = holdout)
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {
 	fs := e.flags("demo", "[--db PATH] [--units N] [--seed N]", demoDescription)
 	path := fs.String("db", "", "DuckDB `file` to create (must not exist); default a new file in a temporary folder")
 	units := fs.Int("units", 100_000, "number of simulated units")
-	seed := fs.Uint64("seed", 1, "seed of the simulated unit ids and times")
+	seed := fs.Uint64("seed", 1, "seed of the simulated unit ids, times and outcomes")
+	effect := fs.Float64("effect", 0.06, "true relative effect of treatment on revenue per unit")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -66,7 +73,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	d := &demo{
-		out: e.stdout, db: db, units: *units,
+		out: e.stdout, db: db, units: *units, effect: *effect,
 		rng:   rand.New(rand.NewPCG(*seed, 0x11f7)),
 		start: time.Now().UTC().Add(-14 * 24 * time.Hour).Truncate(time.Hour),
 	}
@@ -75,6 +82,8 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		d.register,
 		d.expose,
 		d.sampleRatio,
+		d.outcomes,
+		d.results,
 	} {
 		if err := stage(ctx); err != nil {
 			db.Close()
@@ -116,7 +125,11 @@ func (d *demo) register(ctx context.Context) error {
 		Name: "global", Description: "kept out of every experiment, to measure their long-run effect", Fraction: 0.05}); err != nil {
 		return err
 	}
+	if err := d.registerMetrics(ctx); err != nil {
+		return err
+	}
 	exp := &experiment.Experiment{
+		Metrics:     []experiment.MetricRef{{Name: "revenue", Primary: true}, {Name: "converted"}},
 		Key:         "checkout-button",
 		Name:        "Green checkout button",
 		Variants:    []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "treatment", Weight: 0.5}},
@@ -162,6 +175,7 @@ func (d *demo) expose(ctx context.Context) error {
 		switch {
 		case a.InExperiment:
 			xs = append(xs, experiment.Exposure{Experiment: d.exp.Key, Unit: u, Variant: *a.Variant, TS: ts, Source: "assign"})
+			d.exposed = append(d.exposed, xs[len(xs)-1])
 		case a.Holdout != nil && a.Holdout.InHoldout:
 			xs = append(xs, experiment.Exposure{Experiment: d.exp.Key, Unit: u, TS: ts, InHoldout: true, HoldoutVersion: a.Holdout.Version, Source: "assign"})
 		}

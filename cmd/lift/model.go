@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"os"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/scorer"
 	"github.com/liftlab/lift/scorer/als"
 	"github.com/liftlab/lift/store"
@@ -217,7 +220,8 @@ func runModelCard(ctx context.Context, e *env, args []string) error {
 	}
 	card, err := scorer.LoadCard(ctx, jsonPath)
 	if err != nil {
-		return experiment.E("model card", experiment.Field("--file"), err)
+		return experiment.E("model card", experiment.KindOf(err), experiment.Field("--file"),
+			experiment.Errorf("reading the card %s (written by lift model train beside the model): %v", jsonPath, err))
 	}
 	switch *format {
 	case "markdown", "md":
@@ -232,4 +236,69 @@ func runModelCard(ctx context.Context, e *env, args []string) error {
 		return experiment.E("model card", experiment.Invalid, experiment.Field("--format"), experiment.Errorf("must be markdown or json, got %q", *format))
 	}
 	return nil
+}
+
+// journeyFlags are the flags of "lift serve" that serve journeys.
+type journeyFlags struct {
+	models    string
+	scorer    string
+	scorerURL string
+}
+
+// addJourneyFlags declares --models, --scorer and --scorer-url on fs.
+func addJourneyFlags(fs *flag.FlagSet) *journeyFlags {
+	var jf journeyFlags
+	fs.StringVar(&jf.models, "models", "", "`folder` of personalization models (NAME.safetensors with NAME.card.json) served by POST /v1/journeys/KEY/decide; empty: no journeys")
+	fs.StringVar(&jf.scorer, "scorer", scorer.KindAuto, "scorer backend: auto (cuda when a GPU and the CUDA libraries are present, else cpu), cpu, cuda or remote")
+	fs.StringVar(&jf.scorerURL, "scorer-url", "", "base `URL` of the Open Inference Protocol server for --scorer remote, e.g. http://triton:8000")
+	return &jf
+}
+
+// openJourneys loads the models of jf.models and returns the Decider for
+// api.Options.Journeys, and a function that closes the Decider and the models;
+// call it before closing db. Without --models it returns a nil Decider.
+func openJourneys(ctx context.Context, db *store.DB, jf *journeyFlags, logger *slog.Logger) (*journey.Decider, func() error, error) {
+	if jf == nil || jf.models == "" {
+		return nil, func() error { return nil }, nil
+	}
+	sopt := scorer.DefaultOptions()
+	sopt.Logger = logger
+	sopt.URL = jf.scorerURL
+	ms, err := journey.LoadModels(ctx, jf.models, journey.LoadOptions{Kind: jf.scorer, Scorer: sopt})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, m := range ms.List() {
+		logger.Info("model loaded", "name", m.Name, "version", m.Version(), "items", m.Model.NItems(), "dim", m.Model.Dim, "backend", m.Scorer.Name())
+	}
+	d := journey.New(db, ms, journey.Options{Logger: logger})
+	return d, func() error { return errors.Join(d.Close(), ms.Close()) }, nil
+}
+
+// journeyRollupTask stores, every period, the daily guardrails of every journey
+// for yesterday and today (UTC), so that journey_daily is current for the
+// scheduled comparison.
+func journeyRollupTask(db *store.DB, logger *slog.Logger, period time.Duration) backgroundTask {
+	return backgroundTask{name: "journey guardrails roll-up", run: func(ctx context.Context) error {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			js, err := db.ListJourneys(ctx)
+			if err != nil {
+				logger.Warn("journey roll-up", "err", err)
+				continue
+			}
+			today := time.Now().UTC().Truncate(24 * time.Hour)
+			for _, j := range js {
+				if _, err := journey.Rollup(ctx, db, j.Key, today.Add(-24*time.Hour), today.Add(24*time.Hour)); err != nil {
+					logger.Warn("journey roll-up", "journey", j.Key, "err", err)
+				}
+			}
+		}
+	}}
 }

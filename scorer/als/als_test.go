@@ -228,3 +228,34 @@ func TestBuild(t *testing.T) {
 		t.Errorf("fold-in parameters not recorded: λ=%g α=%g", m.Meta.Lambda, m.Meta.Alpha)
 	}
 }
+
+func TestCGSolver(t *testing.T) {
+	ctx := context.Background()
+	inter := planted(300, 20, 5, 10, 2)
+	ds, _ := NewDataset(inter)
+	// With as many steps as dimensions, CG solves each d×d system exactly (up to
+	// rounding), so a one-sweep fit matches Cholesky's.
+	chol, _ := Train(ctx, ds, Options{Factors: 6, Iterations: 1, Alpha: 5})
+	cg, err := Train(ctx, ds, Options{Factors: 6, Iterations: 1, Alpha: 5, Solver: SolverCG, CGSteps: 6})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range chol.Items {
+		if d := chol.Items[i] - cg.Items[i]; d > 1e-4 || d < -1e-4 {
+			t.Fatalf("item factor %d: cholesky %g, cg %g", i, chol.Items[i], cg.Items[i])
+		}
+	}
+	// A few warm-started steps per sweep still learn the planted structure.
+	trainRows, test := LeaveLastOut(planted(1000, 60, 10, 12, 1))
+	train, _ := NewDataset(trainRows)
+	m, _ := Train(ctx, train, Options{Factors: 16, Iterations: 8, Alpha: 10, Solver: SolverCG})
+	cpu, _ := scorer.NewCPU(m, scorer.Options{})
+	met, _ := Evaluate(ctx, cpu, m, train, test, 10)
+	base, _ := EvaluatePopularity(ctx, train, test, 10)
+	if met.Recall < 1.5*base.Recall {
+		t.Errorf("CG ALS recall@10 %.3f does not beat popularity %.3f by 1.5×", met.Recall, base.Recall)
+	}
+	if _, err := Train(ctx, ds, Options{Solver: "qr"}); !experiment.Is(err, experiment.Invalid) {
+		t.Errorf("unknown solver: err = %v", err)
+	}
+}

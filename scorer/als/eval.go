@@ -324,7 +324,7 @@ func Build(ctx context.Context, inter []Interaction, o BuildOptions) (*scorer.Mo
 	}
 	card := &scorer.Card{
 		Name: o.Name, Version: o.Version, Created: o.Now.UTC(),
-		Algorithm: "implicit-feedback alternating least squares (Hu, Koren & Volinsky 2008)",
+		Algorithm: "implicit-feedback alternating least squares (Hu, Koren & Volinsky 2008), " + o.Solver + " solver",
 		Parameters: map[string]float64{
 			"factors": float64(o.Factors), "iterations": float64(o.Iterations),
 			"lambda": o.Lambda, "alpha": o.Alpha, "seed": float64(o.Seed),
@@ -352,6 +352,9 @@ func Build(ctx context.Context, inter []Interaction, o BuildOptions) (*scorer.Mo
 			"Users and items with few interactions get poorly estimated vectors; new users are folded in from recent items.",
 			"Implicit feedback reflects what was shown: popular items are over-represented, and recommendations can narrow onto them (watch the exposure Gini).",
 		},
+	}
+	if o.Solver == SolverCG {
+		card.Parameters["cg_steps"] = float64(o.CGSteps)
 	}
 	return final, card, nil
 }

@@ -1,0 +1,228 @@
+package api
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net/http"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/journey"
+	"github.com/liftlab/lift/scorer"
+)
+
+// writeTestModel writes a seeded 100-item model "shop" and its card to dir.
+func writeTestModel(t *testing.T, dir string) {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(3, 4))
+	m := &scorer.Model{Dim: 4, Meta: scorer.Metadata{Name: "shop", Version: "2026-11-20"}}
+	for i := range 100 {
+		m.ItemIDs = append(m.ItemIDs, "item-"+strconv.Itoa(i))
+		for range 4 {
+			m.Items = append(m.Items, float32(rng.NormFloat64()))
+		}
+	}
+	if err := m.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(dir, "shop.safetensors")
+	ctx := context.Background()
+	if err := m.Save(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	card := &scorer.Card{Name: "shop", Version: "2026-11-20", Algorithm: "test", IntendedUse: "ordering a home feed",
+		NotFor: []string{scorer.NotForPricing}, ProfileReset: scorer.DefaultProfileReset}
+	if err := card.Save(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// newJourneyServer is a test server with a Decider over the models of a fresh folder.
+func newJourneyServer(t *testing.T) *tserver {
+	t.Helper()
+	dir := t.TempDir()
+	writeTestModel(t, dir)
+	ms, err := journey.LoadModels(context.Background(), dir, journey.LoadOptions{Kind: scorer.KindCPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dec *journey.Decider
+	ts := newTestServer(t, func(o *Options) {
+		dec = journey.New(o.Store, ms, journey.Options{Logger: slog.New(slog.DiscardHandler)})
+		o.Journeys = dec
+	})
+	t.Cleanup(func() { dec.Close(); ms.Close() })
+	ts.setupRunning()
+	return ts
+}
+
+var homeJourney = map[string]any{
+	"key": "home", "experiment": "checkout", "model": "shop", "k": 3,
+	"control_policy": map[string]any{"kind": "fixed", "items": []string{"item-1", "item-2", "item-3"}},
+}
+
+func TestJourneyRegistry(t *testing.T) {
+	ts := newJourneyServer(t)
+	ingest := ts.key("collector", experiment.RoleIngest)
+	with := func(k string, v any) map[string]any {
+		m := map[string]any{}
+		for k, v := range homeJourney {
+			m[k] = v
+		}
+		m[k] = v
+		return m
+	}
+	bad := []struct {
+		name   string
+		key    string
+		body   any
+		status int
+		msg    string // the message must contain this
+	}{
+		{"price field", ts.admin, with("price", 9.99), 400, "never set or vary prices"},
+		{"unknown experiment", ts.admin, with("experiment", "nope"), 400, "experiment"},
+		{"holdout not the experiment's", ts.admin, with("holdout", "other"), 400, "holdout"},
+		{"unknown control variant", ts.admin, with("control", "blue"), 400, "control"},
+		{"k too large", ts.admin, with("k", 5000), 400, "k"},
+		{"bad control policy", ts.admin, with("control_policy", map[string]any{"kind": "random"}), 400, "control_policy.kind"},
+		{"negative budget", ts.admin, with("latency_budget", "-5ms"), 400, "latency_budget"},
+		{"epsilon above 1", ts.admin, with("exploration", map[string]any{"kind": "epsilon_greedy", "epsilon": 2}), 400, "exploration.epsilon"},
+		{"ingest key may not register", ingest, homeJourney, 403, "admin"},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			status, b := ts.do("POST", "/v1/journeys", tc.key, tc.body)
+			if status != tc.status {
+				t.Fatalf("status %d, want %d: %s", status, tc.status, b)
+			}
+			if e := errorOf(t, b); !strings.Contains(e.Message, tc.msg) {
+				t.Errorf("message %q does not name %q", e.Message, tc.msg)
+			}
+		})
+	}
+	var j experiment.Journey
+	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, &j)
+	// Defaults: control = first variant, holdout = the experiment's, 120 ms, ε = 0.05, tier 2.
+	if j.Control != "control" || j.Holdout != "global" || time.Duration(j.LatencyBudget) != 120*time.Millisecond ||
+		j.Exploration.Kind != "epsilon_greedy" || j.Exploration.Epsilon != 0.05 || j.ConsentTier != 2 {
+		t.Errorf("defaults not applied: %+v", j)
+	}
+	ts.must(http.StatusConflict, "POST", "/v1/journeys", homeJourney, nil)
+	var got experiment.Journey
+	ts.must(http.StatusOK, "GET", "/v1/journeys/home", nil, &got)
+	if got.Key != "home" || got.Model != "shop" {
+		t.Errorf("got %+v", got)
+	}
+	var list journeyList
+	ts.must(http.StatusOK, "GET", "/v1/journeys", nil, &list)
+	if len(list.Journeys) != 1 {
+		t.Errorf("list %+v", list)
+	}
+	ts.must(http.StatusNotFound, "GET", "/v1/journeys/nope", nil, nil)
+	audit, err := ts.db.Audit(context.Background(), "journey", "home", 10)
+	if err != nil || len(audit) != 1 || audit[0].Action != "journey.create" {
+		t.Errorf("audit %+v, %v", audit, err)
+	}
+}
+
+func TestJourneyDecideAPI(t *testing.T) {
+	ts := newJourneyServer(t)
+	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, nil)
+	ingest := ts.key("collector", experiment.RoleIngest)
+	analyst := ts.key("analyst", experiment.RoleAnalyst)
+	seen := map[string]bool{}
+	policies := map[string]int{}
+	for i := range 60 {
+		var d journey.Decision
+		ts.mustAs(ingest, http.StatusOK, "POST", "/v1/journeys/home/decide", map[string]any{
+			"unit": "u-" + strconv.Itoa(i), "context": map[string]any{"recent_items": []string{"item-5", "item-9"}, "consent_tier": 2}}, &d)
+		if seen[d.ID] {
+			t.Fatalf("decision id %s repeated", d.ID)
+		}
+		seen[d.ID] = true
+		policies[d.Policy]++
+		if len(d.Items) != 3 {
+			t.Errorf("decision %+v: want 3 items", d)
+		}
+		if d.Policy == experiment.PolicyPersonalized && (d.ModelVersion != "2026-11-20" || d.Variant == nil || *d.Variant != "treatment") {
+			t.Errorf("personalized decision %+v", d)
+		}
+	}
+	if policies[experiment.PolicyPersonalized] == 0 || policies[experiment.PolicyControl] == 0 {
+		t.Errorf("policies %v: want both arms among 60 units", policies)
+	}
+	var d journey.Decision
+	ts.mustAs(ingest, http.StatusOK, "POST", "/v1/journeys/home/decide", map[string]any{"unit": "u-1", "context": map[string]any{"consent_tier": 1}}, &d)
+	if d.Policy != experiment.PolicyIneligible || d.Variant != nil {
+		t.Errorf("functional consent: %+v, want ineligible without a variant", d)
+	}
+	for _, tc := range []struct {
+		name, path, key string
+		body            any
+		status          int
+	}{
+		{"unknown journey", "/v1/journeys/nope/decide", ingest, map[string]any{"unit": "u"}, 404},
+		{"analyst may not decide", "/v1/journeys/home/decide", analyst, map[string]any{"unit": "u"}, 403},
+		{"unknown field", "/v1/journeys/home/decide", ingest, map[string]any{"unit": "u", "price": 3}, 400},
+		{"empty unit", "/v1/journeys/home/decide", ingest, map[string]any{"unit": ""}, 400},
+	} {
+		if status, b := ts.do("POST", tc.path, tc.key, tc.body); status != tc.status {
+			t.Errorf("%s: status %d, want %d: %s", tc.name, status, tc.status, b)
+		}
+	}
+	// The guardrails are exported to Prometheus and served live.
+	status, b := ts.do("GET", "/metrics", "", nil)
+	if status != 200 || !strings.Contains(string(b), `lift_journey_decisions_total{journey="home",policy="personalized"}`) ||
+		!strings.Contains(string(b), `lift_journey_decision_latency_seconds{journey="home",quantile="0.99"}`) ||
+		!strings.Contains(string(b), `lift_journey_item_exposure_gini{journey="home"}`) {
+		t.Errorf("/metrics lacks the journey guardrails")
+	}
+	var g journey.Guardrails
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/journeys/home/guardrails", nil, &g)
+	if g.Decisions[experiment.PolicyIneligible] != 1 || g.IneligibleShare != 1.0/61 {
+		t.Errorf("guardrails %+v: want 1 ineligible of 61 decisions", g)
+	}
+	var cmp journey.Comparison
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/journeys/home/comparison", nil, &cmp)
+	if cmp.Summary.Decisions != 61 || cmp.Summary.Ineligible != 1 {
+		t.Errorf("comparison summary %+v: want 61 decisions, 1 ineligible", cmp.Summary)
+	}
+}
+
+func TestModelCardAPI(t *testing.T) {
+	ts := newJourneyServer(t)
+	analyst := ts.key("analyst", experiment.RoleAnalyst)
+	var card scorer.Card
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/models/shop/card", nil, &card)
+	if card.Name != "shop" || len(card.NotFor) == 0 || card.NotFor[0] != scorer.NotForPricing {
+		t.Errorf("card %+v", card)
+	}
+	resp := ts.request("GET", "/v1/models/shop/card", analyst, nil, http.Header{"Accept": {"text/markdown"}})
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/markdown") || !strings.Contains(string(b), "pricing") {
+		t.Errorf("markdown card: %d %s\n%s", resp.StatusCode, resp.Header.Get("Content-Type"), b)
+	}
+	ts.mustAs(analyst, http.StatusNotFound, "GET", "/v1/models/nope/card", nil, nil)
+	var list modelList
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/models", nil, &list)
+	if len(list.Models) != 1 || list.Models[0].Items != 100 || !list.Models[0].HasCard {
+		t.Errorf("models %+v", list)
+	}
+}
+
+func TestJourneysWithoutModels(t *testing.T) {
+	ts := newTestServer(t)
+	ts.setupRunning()
+	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, nil)
+	status, b := ts.do("POST", "/v1/journeys/home/decide", ts.admin, map[string]any{"unit": "u"})
+	if status != http.StatusServiceUnavailable || !strings.Contains(errorOf(t, b).Message, "--models") {
+		t.Errorf("decide without models: %d %s", status, b)
+	}
+}
