@@ -41,7 +41,11 @@ type plantedDiD struct {
 	post    []bool
 }
 
-func plantDiD(t *testing.T, ts *tserver) *plantedDiD {
+func plantDiD(t *testing.T, ts *tserver) *plantedDiD { return plantDiDTrend(t, ts, 0) }
+
+// plantDiDTrend is plantDiD with an extra trend of slope·t in the treated units
+// before the rollout (slope 0: parallel trends).
+func plantDiDTrend(t *testing.T, ts *tserver, slope float64) *plantedDiD {
 	t.Helper()
 	ctx := context.Background()
 	if _, err := ts.db.CreateMetric(ctx, "test", &experiment.Metric{Name: "spend", EventType: "purchase", Aggregation: experiment.Sum}); err != nil {
@@ -67,6 +71,9 @@ func plantDiD(t *testing.T, ts *tserver) *plantedDiD {
 			y := 20 + alpha + 0.3*float64(day) + r.NormFloat64()
 			if treated && day >= 7 {
 				y += p.delta
+			}
+			if treated && day < 7 {
+				y += slope * float64(day-7)
 			}
 			ts := quasiStart.AddDate(0, 0, day).Add(time.Duration(r.IntN(86400)) * time.Second)
 			evs = append(evs, experiment.Event{EventID: fmt.Sprintf("%s-%d", u, day), Unit: u, Type: "purchase", TS: ts, Value: y})
@@ -123,7 +130,9 @@ func TestDiDPlanted(t *testing.T) {
 				"metric": "spend", "treated": tc.treated, "control": tc.control, "rollout": "2026-03-08T00:00:00Z",
 				"from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z", "period": "day", "event_study": true,
 			}, &out)
-			t.Logf("estimate %.4f [%.4f, %.4f], pre-trend %+v", out.Estimate, out.CILow, out.CIHigh, out.PreTrend)
+			if out.PreTrend != nil && out.PreTrend.PValue != nil {
+				t.Logf("estimate %.4f [%.4f, %.4f], pre-trend p = %.3f", out.Estimate, out.CILow, out.CIHigh, *out.PreTrend.PValue)
+			}
 			if !(out.CILow <= p.delta && p.delta <= out.CIHigh) {
 				t.Errorf("95%% CI [%g, %g] does not cover the planted effect %g", out.CILow, out.CIHigh, p.delta)
 			}
@@ -151,6 +160,28 @@ func TestDiDPlanted(t *testing.T) {
 				t.Errorf("only %d of 7 post-rollout coefficients cover δ = %g: %+v", covered, p.delta, out.Events)
 			}
 		})
+	}
+}
+
+func TestDiDPreTrendWarning(t *testing.T) {
+	ts := newTestServer(t)
+	// Treated units catch up by 1 per day before the rollout: parallel trends fail.
+	plantDiDTrend(t, ts, 1)
+	var out didResult
+	ts.must(http.StatusOK, "POST", "/v1/analyses/did", map[string]any{
+		"metric": "spend", "treated": map[string]any{"units": []string{"t00", "t01", "t02", "t03", "t04", "t05", "t06", "t07", "t08", "t09"}},
+		"control": "rest", "rollout": "2026-03-08T00:00:00Z", "from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z", "event_study": true,
+	}, &out)
+	if out.PreTrend == nil || !out.PreTrend.Tested || *out.PreTrend.PValue >= 0.05 || out.PreTrend.Warning == "" {
+		t.Errorf("pre-trend test %+v: want a rejection with a warning", out.PreTrend)
+	}
+	// Weekly periods: the rollout week is the second of two, so no lead can be tested.
+	ts.must(http.StatusOK, "POST", "/v1/analyses/did", map[string]any{
+		"metric": "spend", "treated": map[string]any{"units": []string{"t00", "t01"}}, "control": "rest",
+		"rollout": "2026-03-08T00:00:00Z", "from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z", "period": "week", "event_study": true,
+	}, &out)
+	if out.Periods != 2 || out.RolloutPeriod != 1 || out.NObs != 2*100 || out.PreTrend == nil || out.PreTrend.Tested || out.PreTrend.Note == "" {
+		t.Errorf("weekly: periods %d rollout period %d n_obs %d pre-trend %+v; want 2, 1, 200, untested with a note", out.Periods, out.RolloutPeriod, out.NObs, out.PreTrend)
 	}
 }
 
@@ -294,7 +325,7 @@ func TestUpliftPlanted(t *testing.T) {
 				"experiment": "promo", "treatment": "treatment", "metric": "revenue", "features": []string{"age", "segment"},
 				"learner": tc.learner, "base": tc.base, "seed": 7, "bootstrap": 100,
 			}, &out)
-			t.Logf("ATE %.3f [%.3f, %.3f], Qini %.3f (low %v), AUUC %.3f", out.ATE.Estimate, out.ATE.CILow, out.ATE.CIHigh, out.Qini, *out.QiniLow, out.AUUC)
+			t.Logf("ATE %.3f [%.3f, %.3f], Qini %.3f (CI low %v), AUUC %.3f", out.ATE.Estimate, out.ATE.CILow, out.ATE.CIHigh, out.Qini, finiteOrNil(deref(out.QiniLow)), out.AUUC)
 			// The planted average effect is 1.5.
 			if !(out.ATE.CILow <= 1.5 && 1.5 <= out.ATE.CIHigh) {
 				t.Errorf("ATE CI [%g, %g] does not cover the planted 1.5", out.ATE.CILow, out.ATE.CIHigh)
@@ -418,6 +449,13 @@ func TestQuasiBadInput(t *testing.T) {
 	if err := ts.db.SQL().QueryRow(`SELECT count(*) FROM unit_attributes WHERE unit = 'a'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("unit a stored %d times after rejected batches (%v)", n, err)
 	}
+}
+
+func deref(p *float64) float64 {
+	if p == nil {
+		return math.NaN()
+	}
+	return *p
 }
 
 func TestQuasiRoles(t *testing.T) {

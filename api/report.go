@@ -29,6 +29,8 @@ func (s *Server) reportRoutes() {
 		Description: "NAME is one of forest, cumulative (exact reports only) and exposures.", ContentType: "image/svg+xml", Query: priv})
 	s.route(http.MethodGet, "/v1/experiments/:key/results.csv", experiment.RoleViewer, s.getResultsCSV, op{
 		Summary: "The results table as CSV, one row per metric and variant", ContentType: "text/csv", Query: priv})
+	s.route(http.MethodGet, "/v1/experiments/:key/results.parquet", experiment.RoleViewer, s.getResultsParquet, op{
+		Summary: "The results table as Parquet (the CSV's columns, typed)", ContentType: "application/vnd.apache.parquet", Query: priv})
 }
 
 func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
@@ -243,4 +245,21 @@ func finiteEffect(e analysis.Effect) bool {
 
 func estimate(e analysis.Effect) reports.Estimate {
 	return reports.Estimate{Estimate: e.Estimate, SE: e.SE, CILow: e.CILow, CIHigh: e.CIHigh, PValue: e.PValue}
+}
+
+func (s *Server) getResultsParquet(c echo.Context) error {
+	r, err := s.reportFor(c)
+	if err != nil {
+		return err
+	}
+	var b bytes.Buffer
+	if err := r.CSV(&b); err != nil {
+		return err
+	}
+	pq, err := s.db.CSVToParquet(c.Request().Context(), b.Bytes())
+	if err != nil {
+		return err
+	}
+	c.Response().Header().Set("Content-Disposition", `attachment; filename="`+c.Param("key")+`-results.parquet"`)
+	return c.Blob(http.StatusOK, "application/vnd.apache.parquet", pq)
 }

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"os"
+	"path/filepath"
+
 	"bytes"
 	"encoding/csv"
 	"image/png"
@@ -45,10 +48,24 @@ func TestReportRoutes(t *testing.T) {
 	if status != 200 || err != nil || len(rows) != 3 || rows[0][0] != "metric" || rows[1][17] != "true" || rows[1][18] != "0.5" {
 		t.Fatalf("viewer CSV: %d %v %v", status, err, rows)
 	}
+	// The same table as Parquet: DuckDB reads back the viewer's DP rows.
+	status, pq := ts.do("GET", "/v1/experiments/checkout/results.parquet", viewer, nil)
+	if status != 200 || !bytes.HasPrefix(pq, []byte("PAR1")) {
+		t.Fatalf("viewer Parquet: %d, %d bytes", status, len(pq))
+	}
+	pqPath := filepath.Join(t.TempDir(), "r.parquet")
+	if err := os.WriteFile(pqPath, pq, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var nrows int
+	var private bool
+	if err := ts.db.SQL().QueryRow(`SELECT count(*), bool_and(private) FROM read_parquet(?)`, pqPath).Scan(&nrows, &private); err != nil || nrows != len(rows)-1 || !private {
+		t.Errorf("Parquet read back: %d rows, private %v, %v; want %d private rows", nrows, private, err, len(rows)-1)
+	}
 	var acct experiment.PrivacyAccount
 	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
 	if len(acct.Entries) != 1 {
-		t.Errorf("%d ledger entries after a report, a chart and a CSV of the same data, want 1", len(acct.Entries))
+		t.Errorf("%d ledger entries after a report, a chart, a CSV and a Parquet of the same data, want 1", len(acct.Entries))
 	}
 	// Analysts get exact CSV, or DP with ?private=true.
 	status, b = ts.do("GET", "/v1/experiments/checkout/results.csv", analyst, nil)

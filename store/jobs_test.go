@@ -3,6 +3,8 @@ package store
 import (
 	"context"
 	"encoding/json"
+	"math"
+	"os"
 	"testing"
 	"time"
 
@@ -92,5 +94,29 @@ func TestJobsRunsAlertsDigests(t *testing.T) {
 	full, err := db2.GetDigest(ctx, ds[0].ID)
 	if err != nil || string(full.PDF) != "%PDF" || string(full.HTML) != "<p>" {
 		t.Fatalf("GetDigest = %+v, %v", full, err)
+	}
+}
+
+func TestCSVToParquet(t *testing.T) {
+	db, _ := openTest(t, nil)
+	ctx := context.Background()
+	pq, err := db.CSVToParquet(ctx, []byte("metric,variant,estimate\nrevenue,treatment,0.048\nconverted,treatment,-0.01\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pq) < 8 || string(pq[:4]) != "PAR1" || string(pq[len(pq)-4:]) != "PAR1" {
+		t.Fatalf("not a Parquet file: %d bytes", len(pq))
+	}
+	path := t.TempDir() + "/r.parquet"
+	if err := os.WriteFile(path, pq, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	var sum float64
+	if err := db.SQL().QueryRowContext(ctx, `SELECT count(*), sum(estimate) FROM read_parquet(?)`, path).Scan(&n, &sum); err != nil {
+		t.Fatal(err)
+	}
+	if n != 2 || math.Abs(sum-0.038) > 1e-12 {
+		t.Errorf("read back %d rows, Σ estimate %g; want 2 and 0.038", n, sum)
 	}
 }

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	duckdb "github.com/marcboeker/go-duckdb/v2"
 )
 
 // ---- journey registry ----
@@ -154,21 +156,8 @@ const decisionRowsPerInsert = 256
 func (db *DB) LogDecisions(ctx context.Context, ds []Decision) error {
 	const op = "store.LogDecisions"
 	for i := range ds {
-		d := &ds[i]
-		field := func(name string) experiment.Field { return experiment.Field(fmt.Sprintf("decisions[%d].%s", i, name)) }
-		switch {
-		case d.ID == "":
-			return experiment.E(op, experiment.Invalid, field("id"), experiment.Errorf("must not be empty"))
-		case d.Journey == "":
-			return experiment.E(op, experiment.Invalid, field("journey"), experiment.Errorf("must not be empty"))
-		case d.Experiment == "":
-			return experiment.E(op, experiment.Invalid, field("experiment"), experiment.Errorf("must not be empty"))
-		case d.Unit == "":
-			return experiment.E(op, experiment.Invalid, field("unit"), experiment.Errorf("must not be empty"))
-		case d.Policy == "":
-			return experiment.E(op, experiment.Invalid, field("policy"), experiment.Errorf("must not be empty"))
-		case len(d.Items) > 0 && !json.Valid(d.Items):
-			return experiment.E(op, experiment.Invalid, field("items"), experiment.Errorf("not valid JSON"))
+		if err := checkDecision(i, &ds[i]); err != nil {
+			return err
 		}
 	}
 	if len(ds) == 0 {
@@ -203,7 +192,7 @@ func (db *DB) LogDecisions(ctx context.Context, ds []Decision) error {
 					nullString(d.Reason), items, nullString(d.ModelVersion), d.LatencyMS, d.InHoldout, hv)
 			}
 			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
-				if strings.Contains(err.Error(), "PRIMARY KEY") || strings.Contains(err.Error(), "Duplicate key") {
+				if isDuplicate(err) {
 					return experiment.E(experiment.Conflict, experiment.Field("decision_id"), experiment.Errorf("a decision id is already stored: %v", err))
 				}
 				return err
@@ -212,6 +201,27 @@ func (db *DB) LogDecisions(ctx context.Context, ds []Decision) error {
 		return nil
 	})
 	return internal(op, err)
+}
+
+// checkDecision returns an Invalid error naming decisions[i].field for a bad row.
+func checkDecision(i int, d *Decision) error {
+	const op = "store.LogDecisions"
+	field := func(name string) experiment.Field { return experiment.Field(fmt.Sprintf("decisions[%d].%s", i, name)) }
+	switch {
+	case d.ID == "":
+		return experiment.E(op, experiment.Invalid, field("id"), experiment.Errorf("must not be empty"))
+	case d.Journey == "":
+		return experiment.E(op, experiment.Invalid, field("journey"), experiment.Errorf("must not be empty"))
+	case d.Experiment == "":
+		return experiment.E(op, experiment.Invalid, field("experiment"), experiment.Errorf("must not be empty"))
+	case d.Unit == "":
+		return experiment.E(op, experiment.Invalid, field("unit"), experiment.Errorf("must not be empty"))
+	case d.Policy == "":
+		return experiment.E(op, experiment.Invalid, field("policy"), experiment.Errorf("must not be empty"))
+	case len(d.Items) > 0 && !json.Valid(d.Items):
+		return experiment.E(op, experiment.Invalid, field("items"), experiment.Errorf("not valid JSON"))
+	}
+	return nil
 }
 
 // DecisionLogOptions configures a DecisionLog.
@@ -298,8 +308,13 @@ func (l *DecisionLog) Close() error {
 
 func (l *DecisionLog) loop() {
 	defer close(l.done)
+	var w *decisionAppender
+	defer func() {
+		if w != nil {
+			w.close()
+		}
+	}()
 	batch := make([]*decisionReq, 0, l.opt.MaxBatch)
-	rows := make([]Decision, 0, l.opt.MaxBatch)
 	for first := range l.reqs {
 		batch = append(batch[:0], first)
 		timer := time.NewTimer(l.opt.MaxWait)
@@ -316,29 +331,122 @@ func (l *DecisionLog) loop() {
 			}
 		}
 		timer.Stop()
-		rows = rows[:0]
+		// Bad rows are answered at once and left out: they must not fail their neighbours.
+		good := batch[:0]
 		for _, r := range batch {
-			rows = append(rows, r.d)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		err := l.db.LogDecisions(ctx, rows)
-		cancel()
-		if err != nil && len(batch) > 1 && experiment.KindOf(err) == experiment.Invalid {
-			// One bad row must not fail its neighbours: write them one by one.
-			for _, r := range batch {
-				ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				r.err <- l.db.LogDecisions(ctx, []Decision{r.d})
-				cancel()
+			if err := checkDecision(0, &r.d); err != nil {
+				r.err <- err
+				continue
 			}
+			good = append(good, r)
+		}
+		if len(good) == 0 {
 			continue
 		}
-		if err != nil {
-			l.db.log.Error("writing journey decisions", "rows", len(rows), "err", err)
+		var err error
+		if w == nil {
+			w, err = l.db.newDecisionAppender()
 		}
-		for _, r := range batch {
+		if err == nil {
+			err = w.commit(good)
+			if err != nil {
+				w.close()
+				w = nil
+			}
+		}
+		if err != nil {
+			l.db.log.Error("writing journey decisions", "rows", len(good), "err", err)
+			err = internal("store.DecisionLog", err)
+		}
+		for _, r := range good {
 			r.err <- err
 		}
 	}
+}
+
+// decisionAppender appends decisions on its own connection, one transaction per group.
+type decisionAppender struct {
+	db   *DB
+	conn *sql.Conn
+	app  *duckdb.Appender
+}
+
+func (db *DB) newDecisionAppender() (*decisionAppender, error) {
+	ctx := context.Background()
+	conn, err := db.db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("decision log connection: %w", err)
+	}
+	w := &decisionAppender{db: db, conn: conn}
+	err = conn.Raw(func(dc any) error {
+		a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "journey_decisions")
+		w.app = a
+		return err
+	})
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("decision appender: %w", err)
+	}
+	return w, nil
+}
+
+func (w *decisionAppender) close() {
+	if w.app != nil {
+		w.app.Close()
+	}
+	w.conn.Close()
+}
+
+// commit appends the group in one transaction: all rows or none.
+func (w *decisionAppender) commit(group []*decisionReq) error {
+	ctx := context.Background()
+	if _, err := w.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	now := w.db.now()
+	err := func() error {
+		for _, r := range group {
+			d := &r.d
+			ts := d.TS
+			if ts.IsZero() {
+				ts = now
+			}
+			items := string(d.Items)
+			if items == "" {
+				items = "[]"
+			}
+			var hv driver.Value
+			if d.HoldoutVersion > 0 {
+				hv = int32(d.HoldoutVersion)
+			}
+			if err := w.app.AppendRow(d.ID, ts.UTC(), d.Journey, d.Experiment, d.Unit, nullValue(d.Variant), d.Policy,
+				nullValue(d.Reason), items, nullValue(d.ModelVersion), d.LatencyMS, d.InHoldout, hv); err != nil {
+				return fmt.Errorf("append: %w", err)
+			}
+		}
+		return w.app.Flush()
+	}()
+	if err == nil {
+		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err == nil {
+			return nil
+		}
+	}
+	w.conn.ExecContext(ctx, "ROLLBACK")
+	if isDuplicate(err) {
+		return experiment.E(experiment.Conflict, experiment.Field("decision_id"), experiment.Errorf("a decision id is already stored: %v", err))
+	}
+	return err
+}
+
+func nullValue(s string) driver.Value {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func isDuplicate(err error) bool {
+	return err != nil && (strings.Contains(err.Error(), "PRIMARY KEY") || strings.Contains(err.Error(), "Duplicate key") || strings.Contains(err.Error(), "duplicate key"))
 }
 
 // ---- control policy and training data ----

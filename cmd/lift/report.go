@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"os"
+	"path/filepath"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -51,6 +55,17 @@ not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/re
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote %d files to %s (%s): report.html, report.md, report.json, results.csv, plots/\n", len(paths), *out, r.Privacy.Caption())
+	var csv bytes.Buffer
+	if err := r.CSV(&csv); err != nil {
+		return err
+	}
+	pq, err := sdb.CSVToParquet(ctx, csv.Bytes())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(*out, "results.parquet"), pq, 0o644); err != nil {
+		return fmt.Errorf("writing results.parquet: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "wrote %d files to %s (%s): report.html, report.md, report.json, results.csv, results.parquet, plots/\n", len(paths)+1, *out, r.Privacy.Caption())
 	return nil
 }

@@ -20,7 +20,7 @@ CREATE TABLE journey_decisions (
     variant         VARCHAR,          -- NULL for holdout and ineligible units
     policy          VARCHAR NOT NULL, -- personalized, control, holdout, fallback, ineligible
     reason          VARCHAR,          -- why a fallback or ineligible decision happened
-    items           JSON NOT NULL,    -- [{"id", "score", "reason"}] as shown
+    items           VARCHAR NOT NULL, -- JSON array [{"id", "score", "reason"}] as shown
     model_version   VARCHAR,
     latency_ms      DOUBLE NOT NULL,
     in_holdout      BOOLEAN NOT NULL,
