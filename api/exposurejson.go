@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"time"
 	"unicode/utf8"
 )
 
@@ -15,8 +16,13 @@ import (
 // unusual form, malformed JSON. The caller then decodes with encoding/json, which
 // yields the same values or the error message naming what is wrong, so the fast
 // path never changes what is accepted.
+//
+// Per exposure it allocates nothing: unit ids are substrings of one copy of the
+// body, experiment and variant names are shared with the previous equal ones,
+// and a timestamp whose "YYYY-MM-DDTHH:MM:SS" matches the previous one is
+// completed from its fraction (see tsCache).
 func decodeExposuresFast(b []byte, dst *[]exposureIn) bool {
-	p := fastParser{b: b}
+	p := fastParser{b: b, s: string(b)}
 	p.ws()
 	if !p.lit('{') {
 		return false
@@ -36,14 +42,17 @@ func decodeExposuresFast(b []byte, dst *[]exposureIn) bool {
 	}
 	p.ws()
 	out := (*dst)[:0]
-	if n := bytes.Count(b, []byte(`"unit"`)); n > 0 && cap(out) < n {
+	// Every exposure opens a '{' (so may a string): an upper bound, and one byte is
+	// much quicker to count than a word.
+	if n := bytes.Count(b, []byte{'{'}) - 1; n > 0 && cap(out) < n {
 		out = make([]exposureIn, 0, n)
 	}
-	var lastExp string
+	var names nameCache
+	var tc tsCache
 	if !p.lit(']') {
 		for {
 			var x exposureIn
-			if !p.exposure(&x, &lastExp) {
+			if !p.exposure(&x, &names, &tc) {
 				return false
 			}
 			out = append(out, x)
@@ -72,7 +81,88 @@ func decodeExposuresFast(b []byte, dst *[]exposureIn) bool {
 
 type fastParser struct {
 	b []byte
+	s string // string(b), when substrings of it are wanted (decodeExposuresFast)
 	i int
+}
+
+// str reads a string like rawString and returns it as a substring of p.s.
+func (p *fastParser) str() (string, bool) {
+	v, ok := p.rawString()
+	if !ok {
+		return "", false
+	}
+	end := p.i - 1
+	return p.s[end-len(v) : end], true
+}
+
+// nameCache shares the strings of the few distinct experiment and variant names
+// of a body.
+type nameCache struct{ names []string }
+
+func (c *nameCache) get(v []byte) string {
+	for _, n := range c.names {
+		if n == string(v) {
+			return n
+		}
+	}
+	n := string(v)
+	if len(c.names) < 16 {
+		c.names = append(c.names, n)
+	}
+	return n
+}
+
+// tsCache completes RFC 3339 UTC timestamps ("YYYY-MM-DDTHH:MM:SS[.fraction]Z")
+// whose first 19 bytes equal those of the last timestamp time.Time.UnmarshalJSON
+// parsed, from that timestamp's Unix second and the fraction. The result is the
+// time.Time UnmarshalJSON would give; anything else takes UnmarshalJSON.
+type tsCache struct {
+	prefix [19]byte
+	sec    int64
+	ok     bool
+}
+
+// parse sets *t from q, a JSON string (quotes included), and reports success.
+func (c *tsCache) parse(q []byte, t *time.Time) bool {
+	v := q[1 : len(q)-1]
+	if len(v) >= 20 && v[len(v)-1] == 'Z' && (v[19] == 'Z' || v[19] == '.') {
+		if c.ok && string(v[:19]) == string(c.prefix[:]) {
+			if ns, ok := fraction(v[19 : len(v)-1]); ok {
+				*t = time.Unix(c.sec, ns).UTC()
+				return true
+			}
+		}
+		if err := t.UnmarshalJSON(q); err != nil {
+			return false
+		}
+		if _, ok := fraction(v[19 : len(v)-1]); ok && t.Location() == time.UTC {
+			copy(c.prefix[:], v[:19])
+			c.sec, c.ok = t.Unix(), true
+		}
+		return true
+	}
+	return t.UnmarshalJSON(q) == nil
+}
+
+// fraction returns the nanoseconds of f, "" or "." and 1 to 9 digits.
+func fraction(f []byte) (int64, bool) {
+	if len(f) == 0 {
+		return 0, true
+	}
+	if f[0] != '.' || len(f) < 2 || len(f) > 10 {
+		return 0, false
+	}
+	var ns int64
+	for _, d := range f[1:] {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		ns = ns*10 + int64(d-'0')
+	}
+	for i := len(f) - 1; i < 9; i++ {
+		ns *= 10
+	}
+	return ns, true
 }
 
 func (p *fastParser) ws() {
@@ -130,7 +220,7 @@ func (p *fastParser) rawString() ([]byte, bool) {
 	return nil, false
 }
 
-func (p *fastParser) exposure(x *exposureIn, lastExp *string) bool {
+func (p *fastParser) exposure(x *exposureIn, names *nameCache, tc *tsCache) bool {
 	if !p.lit('{') {
 		return false
 	}
@@ -154,22 +244,19 @@ func (p *fastParser) exposure(x *exposureIn, lastExp *string) bool {
 			if !ok {
 				return false
 			}
-			if string(s) != *lastExp {
-				*lastExp = string(s)
-			}
-			x.Experiment = *lastExp
+			x.Experiment = names.get(s)
 		case "unit":
-			s, ok := p.rawString()
+			s, ok := p.str()
 			if !ok {
 				return false
 			}
-			x.Unit = string(s)
+			x.Unit = s
 		case "variant":
 			s, ok := p.rawString()
 			if !ok {
 				return false
 			}
-			x.Variant = string(s)
+			x.Variant = names.get(s)
 		case "ts":
 			if p.word("null") {
 				break
@@ -178,7 +265,7 @@ func (p *fastParser) exposure(x *exposureIn, lastExp *string) bool {
 			if _, ok := p.rawString(); !ok {
 				return false
 			}
-			if err := x.TS.UnmarshalJSON(p.b[start:p.i]); err != nil {
+			if !tc.parse(p.b[start:p.i], &x.TS) {
 				return false
 			}
 		case "in_holdout":

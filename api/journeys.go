@@ -187,6 +187,11 @@ func (s *Server) compareJourney(c echo.Context) error {
 			return experiment.E(op, experiment.Invalid, experiment.Field("from"), err)
 		}
 	}
+	if s.opt.Journeys != nil { // the decisions made so far are part of the comparison
+		if err := s.opt.Journeys.Flush(c.Request().Context()); err != nil {
+			return err
+		}
+	}
 	cmp, err := journey.Compare(c.Request().Context(), s.db, c.Param("key"), from, to)
 	if err != nil {
 		return err
@@ -216,7 +221,7 @@ func newGuardrailCollector(d *journey.Decider) *guardrailCollector {
 	return &guardrailCollector{
 		d:          d,
 		decisions:  prometheus.NewDesc("lift_journey_decisions_total", "Journey decisions, by journey and policy.", []string{"journey", "policy"}, nil),
-		fallbacks:  prometheus.NewDesc("lift_journey_fallbacks_total", "Journey fallbacks to the control journey, by journey and cause (timeout, error, no_history, model_not_loaded).", []string{"journey", "cause"}, nil),
+		fallbacks:  prometheus.NewDesc("lift_journey_fallbacks_total", "Journey fallbacks to the control journey, by journey and cause (timeout, overload, error, no_history, model_not_loaded).", []string{"journey", "cause"}, nil),
 		latency:    prometheus.NewDesc("lift_journey_decision_latency_seconds", "Decision latency quantiles over the most recent decisions of each journey.", []string{"journey", "quantile"}, nil),
 		fallback:   prometheus.NewDesc("lift_journey_fallback_rate", "fallback / (personalized + fallback) since start, per journey.", j, nil),
 		ineligible: prometheus.NewDesc("lift_journey_ineligible_share", "ineligible / decisions since start, per journey.", j, nil),

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -149,6 +150,10 @@ func TestJourneyDecideAPI(t *testing.T) {
 		policies[d.Policy]++
 		if len(d.Items) != 3 {
 			t.Errorf("decision %+v: want 3 items", d)
+		}
+		if d.Policy == experiment.PolicyPersonalized && policies[d.Policy] == 1 {
+			b, _ := json.Marshal(d)
+			t.Logf("first personalized decision (unit u-%d): %s", i, b)
 		}
 		if d.Policy == experiment.PolicyPersonalized && (d.ModelVersion != "2026-11-20" || d.Variant == nil || *d.Variant != "treatment") {
 			t.Errorf("personalized decision %+v", d)

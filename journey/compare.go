@@ -2,7 +2,9 @@ package journey
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/liftlab/lift/experiment"
@@ -145,4 +147,92 @@ func errText(err error) string {
 		return le.Message()
 	}
 	return err.Error()
+}
+
+// ScheduledParams are the settings of a journey_comparison job (its params JSON).
+type ScheduledParams struct {
+	// Window is how far back from the period the guardrail days reach (default 7 days).
+	Window experiment.Duration `json:"window,omitempty"`
+	// NoTrend skips the cumulative daily trend of the journey's primary metric.
+	NoTrend bool `json:"no_trend,omitempty"`
+}
+
+// ScheduledComparison is one journey's comparison as the scheduled job stores it:
+// the Comparison over the window ending at the period, and the cumulative daily
+// trend of the experiment's primary metric (the one marked primary, else the first).
+type ScheduledComparison struct {
+	*Comparison
+	Trend      *store.Daily `json:"trend,omitempty"`
+	TrendError string       `json:"trend_error,omitempty"`
+}
+
+// ScheduledCompare is the journey_comparison job kind (a jobs.Func): it compares
+// the job's target journey, or every registered journey, over the window ending
+// at period, and returns the comparisons.
+func ScheduledCompare(db *store.DB) func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
+	return func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
+		const op = "journey.ScheduledCompare"
+		var p ScheduledParams
+		if len(j.Params) > 0 {
+			if err := json.Unmarshal(j.Params, &p); err != nil {
+				return nil, experiment.E(op, experiment.Invalid, experiment.Field("params"), err)
+			}
+		}
+		if p.Window <= 0 {
+			p.Window = experiment.Duration(7 * 24 * time.Hour)
+		}
+		var keys []string
+		if j.Target != "" {
+			keys = []string{j.Target}
+		} else {
+			js, err := db.ListJourneys(ctx)
+			if err != nil {
+				return nil, experiment.E(op, err)
+			}
+			for _, x := range js {
+				keys = append(keys, x.Key)
+			}
+		}
+		to := period.UTC()
+		from := to.Add(-time.Duration(p.Window))
+		out := []ScheduledComparison{}
+		for _, k := range keys {
+			c, err := Compare(ctx, db, k, from, to)
+			if err != nil {
+				return nil, fmt.Errorf("comparing journey %s: %w", k, err)
+			}
+			sc := ScheduledComparison{Comparison: c}
+			if !p.NoTrend {
+				e, err := db.GetExperiment(ctx, c.Experiment)
+				if err != nil {
+					return nil, experiment.E(op, err)
+				}
+				if m := primaryMetric(e); m != "" {
+					if t, err := db.DailyResults(ctx, e.Key, m); err != nil {
+						if ctx.Err() != nil {
+							return nil, experiment.E(op, ctx.Err())
+						}
+						sc.TrendError = errText(err)
+					} else {
+						sc.Trend = t
+					}
+				}
+			}
+			out = append(out, sc)
+		}
+		return map[string]any{"comparisons": out}, nil
+	}
+}
+
+// primaryMetric is the metric marked primary, else the first; "" when none.
+func primaryMetric(e *experiment.Experiment) string {
+	for _, m := range e.Metrics {
+		if m.Primary {
+			return m.Name
+		}
+	}
+	if len(e.Metrics) > 0 {
+		return e.Metrics[0].Name
+	}
+	return ""
 }

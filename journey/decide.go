@@ -115,7 +115,8 @@ type Decision struct {
 	Items        []Item  `json:"items"`
 	ModelVersion string  `json:"model_version,omitempty"` // set when the model ranked the items
 	LatencyMS    float64 `json:"latency_ms"`              // time to decide, before logging
-	// Why is set for fallback and ineligible decisions: timeout, error, no_history,
+	// Why is set for fallback and ineligible decisions: timeout, overload (the
+	// scorer's queue could not be served within the budget), error, no_history,
 	// model_not_loaded; consent, not_in_experiment, experiment_not_running.
 	Why string `json:"why,omitempty"`
 }
@@ -168,6 +169,9 @@ func New(db *store.DB, models *Models, opt Options) *Decider {
 // Models returns the models the Decider serves (nil when none were given).
 func (d *Decider) Models() *Models { return d.models }
 
+// Flush returns once every decision made before the call is stored.
+func (d *Decider) Flush(ctx context.Context) error { return d.log.Flush(ctx) }
+
 // Close flushes the decision log. It does not close the models or the store.
 func (d *Decider) Close() error {
 	d.closed.Store(true)
@@ -188,7 +192,11 @@ func (d *Decider) journey(ctx context.Context, key string) (*loaded, error) {
 	if l != nil && time.Since(l.at) < d.opt.CacheTTL {
 		return l, nil
 	}
-	d.loadMu.Lock()
+	if l != nil && !d.loadMu.TryLock() {
+		return l, nil // another request is reloading it: use the previous one meanwhile
+	} else if l == nil {
+		d.loadMu.Lock()
+	}
 	defer d.loadMu.Unlock()
 	d.mu.RLock()
 	l = d.journeys[key]
@@ -244,7 +252,11 @@ func (d *Decider) controlItems(ctx context.Context, l *loaded) ([]Item, error) {
 	if p != nil && time.Since(p.at) < d.opt.PopularTTL {
 		return p.items, nil
 	}
-	d.loadMu.Lock()
+	if p != nil && !d.loadMu.TryLock() {
+		return p.items, nil // another request is reloading it: use the previous one meanwhile
+	} else if p == nil {
+		d.loadMu.Lock()
+	}
 	defer d.loadMu.Unlock()
 	d.mu.RLock()
 	p = d.popular[key]
@@ -373,10 +385,16 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Req
 	if x.Kind == experiment.ExploreThompson && len(history) < x.MinHistory {
 		q = thompson(q, len(history), rng)
 	}
+	deadline, _ := ctx.Deadline()
+	if !m.admit(time.Until(deadline)) {
+		return nil, "", "overload"
+	}
+	t0 := time.Now()
 	scored, err := m.batcher.Score(ctx, q, l.j.K, history)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
+	m.done(time.Since(t0), err == nil)
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || ctx.Err() != nil {
 			return nil, "", "timeout"
@@ -484,8 +502,10 @@ func fnv64(s string) uint64 {
 	return h.Sum64()
 }
 
-// record logs the exposure (when the unit entered the experiment) and the
-// decision, concurrently, and returns once both are committed.
+// record logs the exposure (when the unit entered the experiment) and queues the
+// decision. It returns once the exposure is committed (acknowledged = stored, as
+// for every exposure); the decision row is written with its group within
+// DecisionLog.MaxWait, and Close flushes the queue.
 func (d *Decider) record(ctx context.Context, l *loaded, unit string, dec *Decision, x *experiment.Exposure) error {
 	now := d.opt.Now().UTC()
 	var xerr error
@@ -512,7 +532,7 @@ func (d *Decider) record(ctx context.Context, l *loaded, unit string, dec *Decis
 	if x != nil {
 		row.InHoldout, row.HoldoutVersion = x.InHoldout, x.HoldoutVersion
 	}
-	derr := d.log.Log(ctx, row)
+	derr := d.log.Enqueue(ctx, row)
 	wg.Wait()
 	return errors.Join(xerr, derr)
 }

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,7 +75,7 @@ type fixture struct {
 
 // newFixture registers a 20% holdout, a running 50/50 experiment naming it, and a
 // journey "home" over model "shop" served by s (nil: the real CPU scorer).
-func newFixture(t *testing.T, s func(m *scorer.Model) scorer.Scorer, jr experiment.Journey) *fixture {
+func newFixture(t *testing.T, s func(m *scorer.Model) scorer.Scorer, jr experiment.Journey, batch ...scorer.BatchOptions) *fixture {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
@@ -89,8 +90,14 @@ func newFixture(t *testing.T, s func(m *scorer.Model) scorer.Scorer, jr experime
 	if err != nil {
 		t.Fatal(err)
 	}
+	// revenue per unit over the 14 days after exposure, CUPED-adjusted by the 14 days before.
+	if _, err := db.CreateMetric(ctx, "t", &experiment.Metric{Name: "revenue", EventType: "purchase", Aggregation: experiment.Sum,
+		Window: &experiment.Window{StartDays: 0, EndDays: 14}, Covariate: &experiment.Covariate{Days: 14}}); err != nil {
+		t.Fatal(err)
+	}
 	e, err := db.CreateExperiment(ctx, "t", &experiment.Experiment{Key: "home-exp", Holdout: "perm",
-		Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "personalized", Weight: 0.5}}})
+		Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "personalized", Weight: 0.5}},
+		Metrics:  []experiment.MetricRef{{Name: "revenue", Primary: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +115,11 @@ func newFixture(t *testing.T, s func(m *scorer.Model) scorer.Scorer, jr experime
 	} else if sc, err = scorer.NewCPU(m, scorer.Options{Workers: 1}); err != nil {
 		t.Fatal(err)
 	}
-	ms, err := journey.NewModels(scorer.BatchOptions{MaxWait: time.Millisecond}, &journey.Model{Name: "shop", Model: m, Scorer: sc})
+	bopt := scorer.BatchOptions{MaxWait: time.Millisecond}
+	if len(batch) > 0 {
+		bopt = batch[0]
+	}
+	ms, err := journey.NewModels(bopt, &journey.Model{Name: "shop", Model: m, Scorer: sc})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +131,9 @@ func newFixture(t *testing.T, s func(m *scorer.Model) scorer.Scorer, jr experime
 	if _, err := db.CreateJourney(ctx, "t", &jr); err != nil {
 		t.Fatal(err)
 	}
-	dec := journey.New(db, ms, journey.Options{Now: func() time.Time { return now }})
+	var seq atomic.Int64 // deterministic decision ids, hence deterministic exploration draws
+	dec := journey.New(db, ms, journey.Options{Now: func() time.Time { return now },
+		NewID: func() string { return "dec-" + strconv.FormatInt(seq.Add(1), 10) }})
 	t.Cleanup(func() { dec.Close() })
 	return &fixture{db: db, dec: dec, plan: plan, m: m, now: now}
 }
@@ -302,6 +315,9 @@ func TestDecidePolicies(t *testing.T) {
 			case tc.exposed && !tc.holdoutEx && counts[tc.variant] != 1:
 				t.Errorf("exposures %v, want one in %q", counts, tc.variant)
 			}
+			if err := f.dec.Flush(ctx); err != nil {
+				t.Fatal(err)
+			}
 			var policy, items string
 			if err := f.db.SQL().QueryRowContext(ctx, `SELECT policy, CAST(items AS VARCHAR) FROM journey_decisions WHERE decision_id = ?`, d.ID).Scan(&policy, &items); err != nil {
 				t.Fatalf("decision row: %v", err)
@@ -363,5 +379,109 @@ func TestDecideBadInput(t *testing.T) {
 				t.Fatalf("error %v (kind %v), want kind %v", err, experiment.KindOf(err), tc.kind)
 			}
 		})
+	}
+}
+
+func TestThompsonExploration(t *testing.T) {
+	// With thompson exploration and min_history 5, a unit with 1 recent item is
+	// ranked from a query drawn around its fold-in vector (a new draw per
+	// decision), and a unit with 5 recent items greedily (the same list each time).
+	f := newFixture(t, nil, experiment.Journey{K: 5, Exploration: experiment.Exploration{Kind: experiment.ExploreThompson, MinHistory: 5}})
+	ctx := context.Background()
+	unit := f.unitWhere(t, inVariant("personalized"))
+	lists := func(recent []string) (a, b []string) {
+		for i := range 2 {
+			d, err := f.dec.Decide(ctx, "home", journey.Request{Unit: unit, Context: journey.Context{RecentItems: recent, ConsentTier: 2}})
+			if err != nil || d.Policy != experiment.PolicyPersonalized {
+				t.Fatalf("decision %+v, %v", d, err)
+			}
+			for _, it := range d.Items {
+				if i == 0 {
+					a = append(a, it.ID)
+				} else {
+					b = append(b, it.ID)
+				}
+			}
+		}
+		return a, b
+	}
+	if a, b := lists([]string{"item-7"}); slices.Equal(a, b) {
+		t.Errorf("short history: two decisions gave the same list %v; want two posterior draws", a)
+	}
+	long := []string{"item-7", "item-8", "item-9", "item-10", "item-11"}
+	a, b := lists(long)
+	if !slices.Equal(a, b) {
+		t.Errorf("long history: lists %v and %v differ; want the greedy ranking", a, b)
+	}
+	q, _, _ := f.m.Query(unit, long)
+	var hist []int32
+	for _, r := range long {
+		i, _ := f.m.ItemIndex(r)
+		hist = append(hist, i)
+	}
+	if want := bruteTopK(f.m, q, 5, hist); !slices.Equal(a, want) {
+		t.Errorf("long history: %v, want the brute-force top 5 %v", a, want)
+	}
+}
+
+func TestDecideStoppedExperiment(t *testing.T) {
+	f := newFixture(t, nil, experiment.Journey{})
+	ctx := context.Background()
+	if _, err := f.db.StopExperiment(ctx, "t", "home-exp"); err != nil {
+		t.Fatal(err)
+	}
+	f.dec.Invalidate("home")
+	d, err := f.dec.Decide(ctx, "home", journey.Request{Unit: f.unitWhere(t, inVariant("personalized")), Context: journey.Context{ConsentTier: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Policy != experiment.PolicyIneligible || d.Why != "experiment_not_running" || d.Variant != nil || len(d.Items) != 3 {
+		t.Errorf("decision %+v: want the control journey, ineligible because the experiment stopped", d)
+	}
+	if counts, _ := f.db.ExposureCounts(ctx, "home-exp"); len(counts) != 0 {
+		t.Errorf("exposures %v after the experiment stopped", counts)
+	}
+}
+
+func TestDecideOverload(t *testing.T) {
+	// A scorer that takes 40 ms per batch of one: once a call has been timed, a
+	// request that would queue behind five or more others cannot finish within the
+	// 200 ms budget and falls back at once ("overload") instead of waiting it out.
+	f := newFixture(t, func(m *scorer.Model) scorer.Scorer {
+		cpu, err := scorer.NewCPU(m, scorer.Options{Workers: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &slowScorer{delay: 40 * time.Millisecond, inner: cpu}
+	}, experiment.Journey{K: 3, LatencyBudget: experiment.Duration(200 * time.Millisecond), Exploration: experiment.Exploration{Kind: experiment.ExploreNone}},
+		scorer.BatchOptions{MaxBatch: 1, MaxWait: time.Millisecond})
+	ctx := context.Background()
+	unit := f.unitWhere(t, inVariant("personalized"))
+	req := journey.Request{Unit: unit, Context: journey.Context{RecentItems: []string{"item-3"}, ConsentTier: 2}}
+	if d, err := f.dec.Decide(ctx, "home", req); err != nil || d.Policy != experiment.PolicyPersonalized {
+		t.Fatalf("priming decision %+v, %v", d, err)
+	}
+	whys := make(chan string, 12)
+	var wg sync.WaitGroup
+	for range 12 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			d, err := f.dec.Decide(ctx, "home", req)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			whys <- d.Policy + "/" + d.Why
+		}()
+	}
+	wg.Wait()
+	close(whys)
+	got := map[string]int{}
+	for w := range whys {
+		got[w]++
+	}
+	if got["fallback/overload"] == 0 || got["personalized/"] == 0 {
+		t.Errorf("outcomes %v: want some personalized and some overload fallbacks", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/scorer"
@@ -24,6 +26,47 @@ type Model struct {
 	Scorer  scorer.Scorer
 	Card    *scorer.Card // nil when the file has no card
 	batcher *scorer.Batcher
+
+	maxBatch int64
+	inflight atomic.Int64 // requests in the batcher now
+	ewma     atomic.Int64 // smoothed time of a successful batcher call, ns (0: none yet)
+}
+
+// admit reports whether a request arriving now can be ranked within remaining:
+// with n requests in the batcher (this one included) and a smoothed call time t,
+// it expects to wait ⌈n / MaxBatch⌉·t. The first batch's worth of requests is
+// always admitted, so that the estimate keeps being refreshed. The caller must
+// call done after the batcher call when admitted.
+func (m *Model) admit(remaining time.Duration) bool {
+	n := m.inflight.Add(1)
+	t := m.ewma.Load()
+	if n <= m.maxBatch || t == 0 {
+		return true
+	}
+	if time.Duration((n+m.maxBatch-1)/m.maxBatch*t) > remaining {
+		m.inflight.Add(-1)
+		return false
+	}
+	return true
+}
+
+// done records an admitted call's end; ok calls update the smoothed time
+// (exponential moving average, weight 1/8 on the newest).
+func (m *Model) done(took time.Duration, ok bool) {
+	m.inflight.Add(-1)
+	if !ok {
+		return
+	}
+	for {
+		old := m.ewma.Load()
+		v := int64(took)
+		if old != 0 {
+			v = old + (int64(took)-old)/8
+		}
+		if m.ewma.CompareAndSwap(old, v) {
+			return
+		}
+	}
 }
 
 // Version is the model's version from its metadata.
@@ -49,6 +92,10 @@ func NewModels(opts scorer.BatchOptions, ms ...*Model) (*Models, error) {
 				experiment.Errorf("duplicate model name %q", m.Name))
 		}
 		m.batcher = scorer.NewBatcher(m.Scorer, opts)
+		m.maxBatch = int64(opts.MaxBatch)
+		if m.maxBatch <= 0 {
+			m.maxBatch = 64 // scorer.BatchOptions' default
+		}
 		out.byName[m.Name] = m
 	}
 	return out, nil

@@ -204,9 +204,19 @@ WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`
 // concurrent ingest holds event_ingest_lock, and returns how many were new.
 // unique says the staged event_ids are distinct.
 func (db *DB) commitStage(ctx context.Context, conn *sql.Conn, unique bool) (int64, error) {
+	q := insertStaged
+	if unique {
+		q = insertUnique
+	}
+	return db.commitInsert(ctx, conn, q)
+}
+
+// commitInsert runs an INSERT into events in one transaction that first takes
+// event_ingest_lock, retrying on conflict, and returns the rows inserted.
+func (db *DB) commitInsert(ctx context.Context, conn *sql.Conn, insert string) (int64, error) {
 	backoff := time.Millisecond
 	for {
-		n, err := commitStageOnce(ctx, conn, unique)
+		n, err := commitInsertOnce(ctx, conn, insert)
 		if err == nil {
 			return n, nil
 		}
@@ -224,7 +234,7 @@ func (db *DB) commitStage(ctx context.Context, conn *sql.Conn, unique bool) (int
 	}
 }
 
-func commitStageOnce(ctx context.Context, conn *sql.Conn, unique bool) (int64, error) {
+func commitInsertOnce(ctx context.Context, conn *sql.Conn, insert string) (int64, error) {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, err
@@ -233,11 +243,7 @@ func commitStageOnce(ctx context.Context, conn *sql.Conn, unique bool) (int64, e
 	if _, err := tx.ExecContext(ctx, `UPDATE event_ingest_lock SET batches = batches + 1 WHERE id = 1`); err != nil {
 		return 0, err
 	}
-	q := insertStaged
-	if unique {
-		q = insertUnique
-	}
-	res, err := tx.ExecContext(ctx, q)
+	res, err := tx.ExecContext(ctx, insert)
 	if err != nil {
 		return 0, err
 	}
@@ -284,6 +290,16 @@ func (db *DB) IngestFile(ctx context.Context, path string, format FileFormat, pr
 		return 0, 0, experiment.E(op, experiment.Internal, err)
 	}
 	defer db.releaseStage(conn)
+	if format == Parquet {
+		rows, n, handled, err := db.ingestParquetDirect(ctx, conn, path)
+		if err != nil {
+			return 0, 0, experiment.E(op, err)
+		}
+		if handled {
+			progress(total, total)
+			return int(n), int(rows - n), nil
+		}
+	}
 	var sg staged
 	switch format {
 	case CSV:
@@ -445,12 +461,16 @@ func badRows(path string, bad []string) error {
 		experiment.Errorf("%s has bad rows, nothing was loaded: %s%s", filepath.Base(path), strings.Join(bad, "; "), more))
 }
 
+// badEventCond is true for an event row with a missing field, a value that is
+// not a finite number, or properties that are not JSON.
+const badEventCond = `event_id IS NULL OR event_id = '' OR unit IS NULL OR unit = '' OR type IS NULL OR type = ''
+	OR ts IS NULL OR value IS NULL OR isnan(value) OR isinf(value) OR (properties IS NOT NULL AND NOT coalesce(json_valid(properties), false))`
+
 // checkStaged finds staged rows with a missing field or properties that are not
 // JSON, and names them by position (pos is the SQL giving a row's line or row
 // number, unit the word for it). It returns the number of staged rows.
 func checkStaged(ctx context.Context, conn *sql.Conn, path, unit, pos string) (staged, error) {
-	const badCond = `event_id IS NULL OR event_id = '' OR unit IS NULL OR unit = '' OR type IS NULL OR type = ''
-	OR ts IS NULL OR value IS NULL OR isnan(value) OR isinf(value) OR (properties IS NOT NULL AND NOT coalesce(json_valid(properties), false))`
+	const badCond = badEventCond
 	// Distinct hashes prove distinct ids; a collision only costs the slower insert.
 	var n, nbad, distinct int64
 	if err := conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE `+badCond+`), count(DISTINCT hash(event_id)) FROM temp.event_stage`).Scan(&n, &nbad, &distinct); err != nil {
@@ -501,13 +521,26 @@ FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY
 // are not already of the event type; a value that does not cast is reported with
 // its row number (from 1).
 func stageParquet(ctx context.Context, conn *sql.Conn, path string) (staged, error) {
+	src, err := parquetSelect(ctx, conn, path)
+	if err != nil {
+		return staged{}, err
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE event_stage AS `+src); err != nil {
+		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
+	}
+	return checkStaged(ctx, conn, path, "row", "row_number() OVER ()")
+}
+
+// parquetSelect checks a Parquet file's columns and returns the SELECT that reads
+// it as events.
+func parquetSelect(ctx context.Context, conn *sql.Conn, path string) (string, error) {
 	reader := `read_parquet(` + sqlString(path) + `)`
 	cols, order, err := fileColumns(ctx, conn, reader)
 	if err != nil {
-		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
+		return "", experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
 	}
 	if err := checkColumns(path, cols, order); err != nil {
-		return staged{}, err
+		return "", err
 	}
 	// A column of the wrong type becomes NULL by TRY_CAST, and the check below
 	// reports it (NULL with a non-NULL source).
@@ -532,15 +565,35 @@ func stageParquet(ctx context.Context, conn *sql.Conn, path string) (staged, err
 			props = `NULLIF(CAST("properties" AS VARCHAR), '')`
 		}
 	}
-	q := `CREATE OR REPLACE TEMP TABLE event_stage AS
-SELECT ` + col("event_id", "VARCHAR") + ` AS event_id, ` + col("unit", "VARCHAR") + ` AS unit, ` +
+	return `SELECT ` + col("event_id", "VARCHAR") + ` AS event_id, ` + col("unit", "VARCHAR") + ` AS unit, ` +
 		col("type", "VARCHAR") + ` AS type, ` + col("ts", "TIMESTAMP WITH TIME ZONE") + ` AS ts, ` +
 		value + ` AS value, ` + props + ` AS properties
-FROM read_parquet(` + sqlString(path) + `)`
-	if _, err := conn.ExecContext(ctx, q); err != nil {
-		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
+FROM ` + reader, nil
+}
+
+// ingestParquetDirect loads a Parquet file without staging it: Parquet is
+// columnar and fast to read, so reading it twice (one pass to check every row
+// and that the event_ids are distinct, one to insert) beats writing and reading
+// a temporary copy. It reports handled = false when the file has bad rows or
+// repeats an event_id: the caller then takes the staged path, which names the
+// bad rows or removes the repeats.
+func (db *DB) ingestParquetDirect(ctx context.Context, conn *sql.Conn, path string) (rows, accepted int64, handled bool, err error) {
+	src, err := parquetSelect(ctx, conn, path)
+	if err != nil {
+		return 0, 0, false, err
 	}
-	return checkStaged(ctx, conn, path, "row", "row_number() OVER ()")
+	var nbad, distinct int64
+	q := `SELECT count(*), count(*) FILTER (WHERE ` + badEventCond + `), count(DISTINCT hash(event_id)) FROM (` + src + `)`
+	if err := conn.QueryRowContext(ctx, q).Scan(&rows, &nbad, &distinct); err != nil {
+		return 0, 0, false, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
+	}
+	if nbad > 0 || distinct != rows {
+		return 0, 0, false, nil
+	}
+	n, err := db.commitInsert(ctx, conn, `INSERT INTO events (event_id, unit, type, ts, value, properties)
+SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties FROM (`+src+`) s
+WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`)
+	return rows, n, true, err
 }
 
 // ndjsonEvent is one NDJSON line; Value is raw so that a string is reported, not coerced.

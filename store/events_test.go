@@ -220,12 +220,24 @@ func TestIngestParquet(t *testing.T) {
 	if want := 0.5 * 99 * 100 / 2; sum != want { // 0.5·Σ_{i<100} i
 		t.Errorf("sum of values %g, want %g", sum, want)
 	}
+	if a, d, err := db.IngestFile(ctx, good, Parquet, nil); err != nil || a != 0 || d != 100 {
+		t.Errorf("reloading the good parquet: %d, %d, %v; want 0, 100", a, d, err)
+	}
+	// A file that repeats an event_id takes the staged path, which keeps one.
+	dup := filepath.Join(dir, "dup.parquet")
+	if _, err := db.SQL().Exec(`COPY (SELECT 'r' || (i % 3) AS event_id, 'u' AS unit, 'visit' AS type,
+		TIMESTAMPTZ '2026-03-01 00:00:00+00' AS ts FROM range(5) t(i)) TO ` + sqlString(dup) + ` (FORMAT parquet)`); err != nil {
+		t.Fatal(err)
+	}
+	if a, d, err := db.IngestFile(ctx, dup, Parquet, nil); err != nil || a != 3 || d != 2 {
+		t.Errorf("parquet with repeated ids: %d, %d, %v; want 3, 2", a, d, err)
+	}
 	_, _, err = db.IngestFile(ctx, bad, Parquet, nil)
 	if err == nil || !strings.Contains(err.Error(), "row 5: ts is missing or not a timestamp") {
 		t.Errorf("bad parquet: %v; want row 5 named", err)
 	}
-	if n := count(t, db, `SELECT count(*) FROM events`); n != 100 {
-		t.Errorf("%d events after the failed load, want 100", n)
+	if n := count(t, db, `SELECT count(*) FROM events`); n != 103 {
+		t.Errorf("%d events after the failed load, want 103", n)
 	}
 }
 
@@ -339,13 +351,13 @@ func crashChild() {
 func TestSynthetic(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTest(t, nil)
-	o := SynthOptions{Experiment: "gen", Units: 4000, Events: 60_000, Effect: 0.1, Seed: 7}
+	o := SynthOptions{Experiment: "gen", Units: 3000, Events: 40_000, Effect: 0.1, Seed: 7}
 	e, err := db.GenerateSynthetic(ctx, "test", o)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n := count(t, db, `SELECT count(*) FROM events`); n != 60_000 {
-		t.Fatalf("%d events, want 60000", n)
+	if n := count(t, db, `SELECT count(*) FROM events`); n != 40_000 {
+		t.Fatalf("%d events, want 40000", n)
 	}
 	r, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{})
 	if err != nil {
@@ -371,7 +383,7 @@ func TestSynthetic(t *testing.T) {
 		t.Fatal(err)
 	}
 	db2, _ := openTest(t, nil)
-	if a, d, err := db2.IngestFile(ctx, evPath, "", nil); err != nil || a != 60_000 || d != 0 {
+	if a, d, err := db2.IngestFile(ctx, evPath, "", nil); err != nil || a != 40_000 || d != 0 {
 		t.Fatalf("ingesting the generated file: %d, %d, %v", a, d, err)
 	}
 	// An exact (integer) checksum of every field but properties.

@@ -57,7 +57,7 @@ func TestLogExposuresDurable(t *testing.T) {
 	for _, m := range []struct {
 		name string
 		mode appendMode
-	}{{"csv", appendCSV}, {"coded", appendCoded}, {"rows", appendRows}} {
+	}{{"packed", appendPacked}, {"csv", appendCSV}, {"coded", appendCoded}, {"rows", appendRows}} {
 		t.Run(m.name, func(t *testing.T) { testLogExposuresDurable(t, m.mode) })
 	}
 }
@@ -140,6 +140,7 @@ func TestLogExposuresInvalid(t *testing.T) {
 		{"holdout with variant", experiment.Exposure{Experiment: "btn", Unit: "u", Variant: "control", InHoldout: true}, "exposures[3].variant: must be empty for a holdout unit"},
 		{"holdout without holdout", experiment.Exposure{Experiment: "plain", Unit: "u", InHoldout: true}, `exposures[3].in_holdout: experiment "plain" names no holdout`},
 		{"NUL in unit", experiment.Exposure{Experiment: "btn", Unit: "a\x00b", Variant: "control"}, "exposures[3].unit: must not contain a NUL byte"},
+		{"invalid UTF-8 unit", experiment.Exposure{Experiment: "btn", Unit: "a\xffb", Variant: "control"}, "exposures[3].unit: must be valid UTF-8"},
 		{"negative version", experiment.Exposure{Experiment: "btn", Unit: "u", Variant: "control", HoldoutVersion: -1}, "exposures[3].holdout_version"},
 	}
 	for _, tt := range tests {
@@ -353,10 +354,11 @@ func TestLogExposuresOddNames(t *testing.T) {
 	if _, err := db.CreateExperiment(ctx, "alice", e); err != nil {
 		t.Fatal(err)
 	}
-	for _, mode := range []appendMode{appendCSV, appendCoded, appendRows} {
+	for _, mode := range []appendMode{appendPacked, appendCSV, appendCoded, appendRows} {
 		db.w.mode = mode
 		for i, n := range names {
-			unit := fmt.Sprintf(" m%d-%d,\"%s\"\r\n\t ", mode, i, n)
+			// \x01 is appendPacked's separator: such a group takes appendCoded.
+			unit := fmt.Sprintf(" m%d-%d,\"%s\"\r\n\t%s ", mode, i, n, []string{"", "\x01"}[i%2])
 			xs := []experiment.Exposure{{Experiment: "odd", Unit: unit, Variant: n, Source: "src'" + n}}
 			if err := db.LogExposures(ctx, xs); err != nil {
 				t.Fatalf("mode %d, variant %q: %v", mode, n, err)

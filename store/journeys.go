@@ -227,7 +227,7 @@ func checkDecision(i int, d *Decision) error {
 // DecisionLogOptions configures a DecisionLog.
 type DecisionLogOptions struct {
 	MaxBatch int           // most decisions per transaction, default 1024
-	MaxWait  time.Duration // how long the first decision of a batch waits for others, default 2ms
+	MaxWait  time.Duration // how long the first decision of a batch waits for others, default 10ms
 	Queue    int           // decisions that may wait, default 8192
 }
 
@@ -245,8 +245,9 @@ type DecisionLog struct {
 }
 
 type decisionReq struct {
-	d   Decision
-	err chan error
+	d     Decision
+	flush bool // a marker: answered once everything queued before it is written
+	err   chan error
 }
 
 // NewDecisionLog starts a batching writer of decisions over db. Close it before
@@ -256,7 +257,7 @@ func (db *DB) NewDecisionLog(opt DecisionLogOptions) *DecisionLog {
 		opt.MaxBatch = 1024
 	}
 	if opt.MaxWait <= 0 {
-		opt.MaxWait = 2 * time.Millisecond
+		opt.MaxWait = 10 * time.Millisecond
 	}
 	if opt.Queue <= 0 {
 		opt.Queue = 8192
@@ -289,6 +290,52 @@ func (l *DecisionLog) Log(ctx context.Context, d Decision) error {
 	case <-ctx.Done():
 		// The decision stays queued and will be written; the caller stops waiting.
 		return experiment.E(op, experiment.Unavailable, experiment.Errorf("waiting for the decision to commit: %v", ctx.Err()))
+	}
+}
+
+// Enqueue queues one decision and returns without waiting for its commit (it is
+// written with the next group, within MaxWait). A failed write is logged. When the
+// queue stays full until ctx ends it returns an Unavailable error.
+func (l *DecisionLog) Enqueue(ctx context.Context, d Decision) error {
+	const op = "store.DecisionLog.Enqueue"
+	if err := checkDecision(0, &d); err != nil {
+		return err
+	}
+	r := &decisionReq{d: d, err: make(chan error, 1)}
+	l.mu.RLock()
+	defer l.mu.RUnlock()
+	if l.closed {
+		return experiment.E(op, experiment.Unavailable, experiment.Errorf("decision log is closed"))
+	}
+	select {
+	case l.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return experiment.E(op, experiment.Unavailable, experiment.Errorf("decision queue full: %v", ctx.Err()))
+	}
+}
+
+// Flush returns once every decision queued before the call is written.
+func (l *DecisionLog) Flush(ctx context.Context) error {
+	const op = "store.DecisionLog.Flush"
+	r := &decisionReq{flush: true, err: make(chan error, 1)}
+	l.mu.RLock()
+	if l.closed {
+		l.mu.RUnlock()
+		return nil // Close wrote everything
+	}
+	select {
+	case l.reqs <- r:
+		l.mu.RUnlock()
+	case <-ctx.Done():
+		l.mu.RUnlock()
+		return experiment.E(op, experiment.Unavailable, ctx.Err())
+	}
+	select {
+	case err := <-r.err:
+		return err
+	case <-ctx.Done():
+		return experiment.E(op, experiment.Unavailable, ctx.Err())
 	}
 }
 
@@ -333,7 +380,12 @@ func (l *DecisionLog) loop() {
 		timer.Stop()
 		// Bad rows are answered at once and left out: they must not fail their neighbours.
 		good := batch[:0]
+		var flushes []*decisionReq
 		for _, r := range batch {
+			if r.flush {
+				flushes = append(flushes, r)
+				continue
+			}
 			if err := checkDecision(0, &r.d); err != nil {
 				r.err <- err
 				continue
@@ -341,6 +393,9 @@ func (l *DecisionLog) loop() {
 			good = append(good, r)
 		}
 		if len(good) == 0 {
+			for _, r := range flushes {
+				r.err <- nil
+			}
 			continue
 		}
 		var err error
@@ -359,6 +414,9 @@ func (l *DecisionLog) loop() {
 			err = internal("store.DecisionLog", err)
 		}
 		for _, r := range good {
+			r.err <- err
+		}
+		for _, r := range flushes {
 			r.err <- err
 		}
 	}

@@ -141,7 +141,23 @@ func TestJourneyDaysAndLog(t *testing.T) {
 	if err := log.Log(ctx, Decision{ID: "d-000", Journey: "home", Experiment: "feed", Unit: "u", Policy: "control"}); experiment.KindOf(err) != experiment.Conflict {
 		t.Errorf("repeated id: %v, want Conflict", err)
 	}
+	// Enqueue returns before the commit; Flush waits for it.
+	if err := log.Enqueue(ctx, Decision{ID: "d-async", TS: day.Add(30 * time.Hour), Journey: "home", Experiment: "feed", Unit: "u", Policy: "holdout", LatencyMS: 3}); err != nil {
+		t.Fatal(err)
+	}
+	if err := log.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, db, `SELECT count(*) FROM journey_decisions WHERE decision_id = 'd-async'`); n != 1 {
+		t.Errorf("enqueued decision not stored after Flush")
+	}
+	if err := log.Enqueue(ctx, Decision{ID: "d-bad", Journey: "home", Experiment: "feed", Policy: "control"}); experiment.KindOf(err) != experiment.Invalid {
+		t.Errorf("enqueue without a unit: %v, want Invalid", err)
+	}
 	log.Close()
+	if err := log.Enqueue(ctx, Decision{ID: "d-late", Journey: "home", Experiment: "feed", Unit: "u", Policy: "control"}); experiment.KindOf(err) != experiment.Unavailable {
+		t.Errorf("enqueue after Close: %v, want Unavailable", err)
+	}
 	if err := db.LogDecisions(ctx, []Decision{{ID: "x", Journey: "home", Experiment: "feed", Policy: "control"}}); err == nil || !strings.Contains(err.Error(), "decisions[0].unit") {
 		t.Errorf("missing unit: %v, want an error naming decisions[0].unit", err)
 	}
@@ -150,8 +166,8 @@ func TestJourneyDaysAndLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(days) != 2 {
-		t.Fatalf("%d days, want 2", len(days))
+	if len(days) != 2 || days[1].Decisions != 2 || days[1].Holdout != 1 {
+		t.Fatalf("days %+v, want 2 with 2 decisions on the second", days)
 	}
 	d := days[0]
 	if d.Decisions != 100 || d.Personalized != 45 || d.Fallback != 10 || d.Ineligible != 5 || d.Control != 40 {
@@ -180,7 +196,7 @@ func TestJourneyDaysAndLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	saved, err := db.SavedJourneyDays(ctx, "home", day, day.Add(48*time.Hour))
-	if err != nil || len(saved) != 2 || saved[0].Gini != 0.25 || saved[0].LatencyP99 != d.LatencyP99 || saved[1].Decisions != 1 {
+	if err != nil || len(saved) != 2 || saved[0].Gini != 0.25 || saved[0].LatencyP99 != d.LatencyP99 || saved[1].Decisions != 2 {
 		t.Errorf("saved %+v, %v", saved, err)
 	}
 }

@@ -31,10 +31,10 @@ import (
 // fixed or the percentile of the analyzed units' values (zeros included) computed
 // by quantile_cont; the covariate is capped the same way with its own percentile.
 //
-// Floating-point sums depend on the order in which DuckDB's threads add, so the
-// per-arm sums are exact: each per-unit value is rounded to millionths and
-// summed as a 128-bit integer (HUGEINT), then divided back. The same rows thus
-// give the same statistics, and the same input hash, run after run.
+// Floating-point sums depend, in their last bits, on the order in which DuckDB's
+// threads add. So that the same rows give the same snapshot input hash, the
+// query also returns exact checksums: per arm, the sum of each per-unit value
+// column rounded to millionths, as a 128-bit integer.
 //
 // One query computes, for every metric of an experiment, the per-arm sufficient
 // statistics analysis.Arm needs: it joins each event of the metrics' types to the
@@ -251,6 +251,10 @@ type Stats struct {
 	Metrics map[string][]analysis.Arm `json:"metrics"`
 	// Freshness is the latest exposure of the population and the latest event.
 	Freshness Freshness `json:"-"`
+	// Checksums are, per arm, the exact sums of every per-unit value column in
+	// millionths (128-bit integers, as text): unlike the float sums they do not
+	// depend on the order in which DuckDB's threads add, so they key the input hash.
+	Checksums map[string]string `json:"-"`
 }
 
 // column is one per-unit value: a base metric over the post-exposure window or
@@ -266,10 +270,9 @@ type column struct {
 
 // compiled is the SQL of one statistics query.
 type compiled struct {
-	sql     string
-	args    []any
-	metrics []string
-	cols    map[string][]string // metric → aliases of its output sums, in statSQL order
+	sql  string
+	args []any
+	cols map[string][]string // metric → aliases of its output sums, in query order
 }
 
 const dayMicros = 86_400_000_000
@@ -347,26 +350,35 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 	}
 
 	// Per-unit aggregates over the joined events.
-	var agg, vals, capped, caps []string
+	var agg, vals, capped, caps, checks []string
 	types := map[string]bool{}
 	minLo, maxHi := int64(0), int64(0)
 	openEnd := false
+	// Aggregates shared by several columns (a count and a binary metric of the
+	// same events and window, say) are computed once.
+	aggOf := map[string]string{}
+	aggFor := func(fn, cond string) string {
+		k := fn + "|" + cond
+		if a, ok := aggOf[k]; ok {
+			return a
+		}
+		a := fmt.Sprintf("a%d", len(aggOf))
+		aggOf[k] = a
+		agg = append(agg, fmt.Sprintf("%s FILTER (WHERE %s) AS %s", fn, cond, a))
+		return a
+	}
 	for _, c := range cols {
 		cond := c.cond
 		types[c.m.EventType] = true
 		switch c.m.Aggregation {
 		case experiment.Sum:
-			agg = append(agg, fmt.Sprintf("sum(value) FILTER (WHERE %s) AS %s", cond, c.name))
-			vals = append(vals, fmt.Sprintf("coalesce(pu.%s, 0.0) AS %s", c.name, c.name))
+			vals = append(vals, fmt.Sprintf("coalesce(pu.%s, 0.0) AS %s", aggFor("sum(value)", cond), c.name))
 		case experiment.Count:
-			agg = append(agg, fmt.Sprintf("count(*) FILTER (WHERE %s) AS %s", cond, c.name))
-			vals = append(vals, fmt.Sprintf("coalesce(pu.%s, 0)::DOUBLE AS %s", c.name, c.name))
+			vals = append(vals, fmt.Sprintf("coalesce(pu.%s, 0)::DOUBLE AS %s", aggFor("count(*)", cond), c.name))
 		case experiment.Binary:
-			agg = append(agg, fmt.Sprintf("count(*) FILTER (WHERE %s) AS %s", cond, c.name))
-			vals = append(vals, fmt.Sprintf("CASE WHEN coalesce(pu.%s, 0) > 0 THEN 1.0 ELSE 0.0 END AS %s", c.name, c.name))
+			vals = append(vals, fmt.Sprintf("CASE WHEN coalesce(pu.%s, 0) > 0 THEN 1.0 ELSE 0.0 END AS %s", aggFor("count(*)", cond), c.name))
 		case experiment.Mean:
-			agg = append(agg, fmt.Sprintf("avg(value) FILTER (WHERE %s) AS %s", cond, c.name))
-			vals = append(vals, fmt.Sprintf("pu.%s AS %s", c.name, c.name))
+			vals = append(vals, fmt.Sprintf("pu.%s AS %s", aggFor("avg(value)", cond), c.name))
 		default:
 			return nil, fmt.Errorf("metric %q: cannot aggregate %q per unit", c.m.Name, c.m.Aggregation)
 		}
@@ -381,7 +393,8 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 			// least ignores NULLs; a mean metric's "no events" must stay NULL.
 			v = fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE %s END", c.name, v)
 		}
-		capped = append(capped, fmt.Sprintf("CAST(round(%s * 1e6) AS HUGEINT) AS %s", v, c.name))
+		capped = append(capped, fmt.Sprintf("%s AS %s", v, c.name))
+		checks = append(checks, fmt.Sprintf("coalesce(sum(CAST(round(%s * 1e6) AS BIGINT)), 0)::VARCHAR", c.name))
 		minLo = min(minLo, c.lo)
 		if c.hi < 0 {
 			openEnd = true
@@ -405,17 +418,15 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 		capsJoin = ", caps"
 	}
 
-	// Per-arm sums, exact over the per-unit values in millionths (see the top).
-	out := &compiled{metrics: names, cols: map[string][]string{}}
+	// Per-arm sums (and the exact checksums of the input hash, see the top).
+	out := &compiled{cols: map[string][]string{}}
 	var sums []string
 	add := func(metric, alias, expr string) {
 		sums = append(sums, fmt.Sprintf("%s AS %s", expr, alias))
 		out.cols[metric] = append(out.cols[metric], alias)
 	}
-	s1 := func(a, filter string) string { return "CAST(sum(" + a + ")" + filter + " AS DOUBLE) / 1e6" }
-	s2 := func(a, b, filter string) string {
-		return "CAST(sum(" + a + "*" + b + ")" + filter + " AS DOUBLE) / 1e12"
-	}
+	s1 := func(a, filter string) string { return "sum(" + a + ")" + filter }
+	s2 := func(a, b, filter string) string { return "sum(" + a + "*" + b + ")" + filter }
 	for i, n := range names {
 		c := mc[n]
 		p := fmt.Sprintf("m%d_", i)
@@ -457,12 +468,12 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 	}
 	if len(cols) == 0 {
 		out.sql = `WITH pop AS (` + pop.query() + `)
-SELECT arm, count(*), NULL::BIGINT, NULL::BIGINT FROM pop WHERE arms = 1 GROUP BY arm
-UNION ALL SELECT NULL, count(*) FILTER (WHERE arms > 1), epoch_us(max(last)), (SELECT epoch_us(max(ts)) FROM events) FROM pop`
+SELECT arm, count(*), NULL::BIGINT, NULL::BIGINT, '' FROM pop WHERE arms = 1 GROUP BY arm
+UNION ALL SELECT NULL, count(*) FILTER (WHERE arms > 1), epoch_us(max(last)), (SELECT epoch_us(max(ts)) FROM events), NULL FROM pop`
 		out.args = pop.Args
 		return out, nil
 	}
-	out.sql = `WITH pop AS (` + pop.query() + `),
+	out.sql = `WITH pop AS MATERIALIZED (` + pop.query() + `),
 u AS (SELECT unit, arm, t0 FROM pop WHERE arms = 1),
 ev AS (
 	SELECT e.unit, e.type, e.value, epoch_us(e.ts) - epoch_us(u.t0) AS dt
@@ -478,11 +489,11 @@ v AS (
 	FROM u LEFT JOIN pu ON u.unit = pu.unit
 )` + capsCTE + `,
 w AS (SELECT arm, ` + strings.Join(capped, ", ") + ` FROM v` + capsJoin + `)
-SELECT arm, count(*) AS units, NULL::BIGINT, NULL::BIGINT, ` + strings.Join(sums, ",\n\t") + `
+SELECT arm, count(*) AS units, NULL::BIGINT, NULL::BIGINT, concat_ws(',', ` + strings.Join(checks, ", ") + `), ` + strings.Join(sums, ",\n\t") + `
 FROM w GROUP BY arm
 UNION ALL
 SELECT NULL, (SELECT count(*) FROM pop WHERE arms > 1), (SELECT epoch_us(max(last)) FROM pop),
-	(SELECT epoch_us(max(ts)) FROM events)` + strings.Repeat(", NULL", len(sums))
+	(SELECT epoch_us(max(ts)) FROM events), NULL` + strings.Repeat(", NULL", len(sums))
 	out.args = pop.Args
 	return out, nil
 }
@@ -495,7 +506,7 @@ func (db *DB) MetricStats(ctx context.Context, pop Population, names []string) (
 	if err != nil {
 		return nil, internal(op, err)
 	}
-	st := &Stats{Units: map[string]int64{}, Metrics: map[string][]analysis.Arm{}}
+	st := &Stats{Units: map[string]int64{}, Metrics: map[string][]analysis.Arm{}, Checksums: map[string]string{}}
 	armIdx := map[string]int{}
 	for i, a := range pop.Arms {
 		armIdx[a] = i
@@ -517,16 +528,17 @@ func (db *DB) MetricStats(ctx context.Context, pop Population, names []string) (
 		return nil, experiment.E(op, experiment.Internal, fmt.Errorf("metric query: %w", err))
 	}
 	defer rows.Close()
-	ncols := 4
+	ncols := 5
 	for _, n := range names {
 		ncols += len(c.cols[n])
 	}
-	vals := make([]sql.NullFloat64, ncols-4)
+	vals := make([]sql.NullFloat64, ncols-5)
 	for rows.Next() {
 		var arm sql.NullString
 		var units int64
 		var lastX, lastE sql.NullInt64
-		dst := []any{&arm, &units, &lastX, &lastE}
+		var check sql.NullString
+		dst := []any{&arm, &units, &lastX, &lastE, &check}
 		for i := range vals {
 			dst = append(dst, &vals[i])
 		}
@@ -551,6 +563,7 @@ func (db *DB) MetricStats(ctx context.Context, pop Population, names []string) (
 			continue
 		}
 		st.Units[arm.String] = units
+		st.Checksums[arm.String] = check.String
 		k := 0
 		for _, n := range names {
 			a := &st.Metrics[n][i]

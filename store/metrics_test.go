@@ -196,12 +196,6 @@ func naiveStats(s *synth, arms []string, names []string, defs map[string]*experi
 				}
 			}
 		}
-		defer func() {
-			// The SQL sums per-unit values rounded to millionths.
-			for i := range out {
-				out[i] = math.Round(out[i]*1e6) / 1e6
-			}
-		}()
 		if c := m.Cap; c != nil {
 			cp := c.Value
 			if c.Percentile > 0 {

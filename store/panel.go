@@ -190,27 +190,27 @@ func (db *DB) MetricPanel(ctx context.Context, q PanelQuery) (*Panel, error) {
 	var value string
 	switch m.Aggregation {
 	case experiment.Sum:
-		value = "coalesce(c.s, 0.0)"
+		value = "fsum(e.value)"
 	case experiment.Count:
-		value = "coalesce(c.n, 0)::DOUBLE"
+		value = "count(*)::DOUBLE"
 	case experiment.Binary:
-		value = "CASE WHEN coalesce(c.n, 0) > 0 THEN 1.0 ELSE 0.0 END"
+		value = "1.0"
 	}
+	// One row per unit (with its number), one per non-empty cell, and one with the
+	// count of overlapping units; the zeros are filled in here, not sent.
 	query := `WITH ` + selCTE + `,
 u AS (SELECT unit, min(g) AS g, count(DISTINCT g) AS groups FROM sel2 GROUP BY unit),
-one AS (SELECT unit, g FROM u WHERE groups = 1),
+one AS (SELECT unit, g, (row_number() OVER (ORDER BY unit) - 1)::BIGINT AS idx FROM u WHERE groups = 1),
 c AS (
-	SELECT e.unit, (epoch_us(e.ts) - ?::BIGINT) // ?::BIGINT AS p, fsum(e.value) AS s, count(*) AS n
-	FROM events e SEMI JOIN one ON e.unit = one.unit
+	SELECT one.idx, (epoch_us(e.ts) - ?::BIGINT) // ?::BIGINT AS p, ` + value + ` AS v
+	FROM events e JOIN one ON e.unit = one.unit
 	WHERE e.type = ? AND e.ts >= ? AND e.ts < ?
 	GROUP BY ALL
 )
-SELECT one.unit, one.g, p.p::BIGINT, ` + value + `
-FROM one CROSS JOIN range(0, ?) p(p) LEFT JOIN c ON c.unit = one.unit AND c.p = p.p
-UNION ALL
-SELECT NULL, (SELECT count(*) FROM u WHERE groups > 1), NULL, NULL
-ORDER BY 1 NULLS FIRST, 3`
-	args = append(args, from.UnixMicro(), plen.Microseconds(), m.EventType, from, to, periods)
+SELECT 0 AS kind, unit, g::BIGINT, idx, NULL::BIGINT, NULL::DOUBLE FROM one
+UNION ALL SELECT 1, NULL, NULL, idx, p::BIGINT, v FROM c
+UNION ALL SELECT 2, NULL, (SELECT count(*) FROM u WHERE groups > 1), NULL, NULL, NULL`
+	args = append(args, from.UnixMicro(), plen.Microseconds(), m.EventType, from, to)
 
 	rows, err := db.db.QueryContext(ctx, query, args...)
 	if err != nil {
@@ -218,32 +218,47 @@ ORDER BY 1 NULLS FIRST, 3`
 	}
 	defer rows.Close()
 	p := &Panel{Metric: m, From: from, Period: q.Period, Periods: periods, GroupUnits: make([]int, len(q.Groups))}
+	type cell struct {
+		idx, k int
+		v      float64
+	}
+	var cells []cell
 	for rows.Next() {
+		var kind int
 		var unit sql.NullString
-		var g int
-		var k sql.NullInt64
+		var g, idx, k sql.NullInt64
 		var v sql.NullFloat64
-		if err := rows.Scan(&unit, &g, &k, &v); err != nil {
+		if err := rows.Scan(&kind, &unit, &g, &idx, &k, &v); err != nil {
 			return nil, experiment.E(op, experiment.Internal, err)
 		}
-		if !unit.Valid {
-			p.Overlap = g
-			continue
+		switch kind {
+		case 0:
+			i := int(idx.Int64)
+			if i >= len(p.Units) {
+				p.Units = append(p.Units, make([]string, i+1-len(p.Units))...)
+				p.Group = append(p.Group, make([]int, i+1-len(p.Group))...)
+			}
+			p.Units[i], p.Group[i] = unit.String, int(g.Int64)
+			p.GroupUnits[g.Int64]++
+		case 1:
+			cells = append(cells, cell{int(idx.Int64), int(k.Int64), v.Float64})
+		case 2:
+			p.Overlap = int(g.Int64)
 		}
-		if n := len(p.Units); n == 0 || p.Units[n-1] != unit.String {
-			p.Units = append(p.Units, unit.String)
-			p.Group = append(p.Group, g)
-			p.GroupUnits[g]++
-		}
-		if len(p.Y) == MaxPanelCells {
-			return nil, experiment.E(op, experiment.TooLarge, experiment.Errorf("the panel has more than %d unit-period cells: shorten the time range, use weeks or fewer units", MaxPanelCells))
-		}
-		p.Unit = append(p.Unit, len(p.Units)-1)
-		p.Time = append(p.Time, int(k.Int64))
-		p.Y = append(p.Y, v.Float64)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, experiment.E(op, experiment.Internal, err)
+	}
+	if n := len(p.Units) * periods; n > MaxPanelCells {
+		return nil, experiment.E(op, experiment.TooLarge, experiment.Errorf("the panel would have %d unit-period cells, over the limit of %d: shorten the time range, use weeks or fewer units", n, MaxPanelCells))
+	}
+	n := len(p.Units) * periods
+	p.Unit, p.Time, p.Y = make([]int, n), make([]int, n), make([]float64, n)
+	for i := range n {
+		p.Unit[i], p.Time[i] = i/periods, i%periods
+	}
+	for _, c := range cells {
+		p.Y[c.idx*periods+c.k] = c.v
 	}
 	capValues(p.Y, m.Cap)
 	return p, nil

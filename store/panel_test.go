@@ -244,3 +244,32 @@ func TestCapValuesPercentile(t *testing.T) {
 		t.Errorf("capped %v, want %v", v, want)
 	}
 }
+
+// BenchmarkMetricPanel builds the daily panel of 100,000 units × 20 days (one
+// event per unit and day, 2,000,000 events), every unit in the rest group.
+//
+//	go test ./store/ -run '^$' -bench MetricPanel -benchtime 3x
+func BenchmarkMetricPanel(b *testing.B) {
+	db, _ := openTest(b, newClock())
+	ctx := context.Background()
+	if _, err := db.CreateMetric(ctx, "test", &experiment.Metric{Name: "orders", EventType: "order", Aggregation: experiment.Sum}); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := db.SQL().ExecContext(ctx, `INSERT INTO events
+		SELECT 'e' || u || '-' || d, 'u' || lpad(u::VARCHAR, 6, '0'), 'order',
+			TIMESTAMPTZ '2026-03-01 12:00:00+00' + INTERVAL (d) DAY, (u % 7) + d, NULL
+		FROM range(100000) t(u), range(20) s(d)`); err != nil {
+		b.Fatal(err)
+	}
+	q := PanelQuery{Metric: "orders", Groups: []UnitGroup{{Rest: true}}, From: panelFrom, To: panelFrom.AddDate(0, 0, 20), Period: Day}
+	b.ResetTimer()
+	for range b.N {
+		p, err := db.MetricPanel(ctx, q)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(p.Y) != 2_000_000 {
+			b.Fatalf("%d cells, want 2,000,000", len(p.Y))
+		}
+	}
+}

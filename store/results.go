@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"runtime/debug"
 	"sort"
-	"strconv"
 	"time"
 
 	"github.com/liftlab/lift/analysis"
@@ -302,29 +301,22 @@ func (db *DB) computeResults(ctx context.Context, r *Results, pop Population, na
 	return nil
 }
 
-// inputHash is the SHA-256 of everything the analysis read: the statistics, the
-// metric definitions, the arms and the plan. Sums are written with 12 significant
-// digits: DuckDB adds in parallel, so the last bits of a float sum may differ
-// between two runs over the same rows.
+// inputHash is the SHA-256 of everything the analysis read: per arm the unit
+// counts, the metric counts and the exact checksums of the per-unit values
+// (Stats.Checksums), the metric definitions, the arms and weights, and the plan.
+// The float sums themselves are left out: their last bits may differ between
+// two runs over the same rows.
 func inputHash(st *Stats, names []string, defs map[string]*experiment.Metric, pop Population, plan analysisPlan) string {
 	h := sha256.New()
-	g := func(v float64) string { return strconv.FormatFloat(v, 'g', 12, 64) }
 	fmt.Fprintf(h, "arms %q %v multiple %d plan %+v\n", pop.Arms, pop.Weights, st.MultipleArms, plan)
 	for _, a := range pop.Arms {
-		fmt.Fprintf(h, "units %q %d\n", a, st.Units[a])
+		fmt.Fprintf(h, "units %q %d checksums %s\n", a, st.Units[a], st.Checksums[a])
 	}
 	for _, n := range names {
 		d, _ := json.Marshal(defs[n])
 		fmt.Fprintf(h, "metric %s\n", d)
 		for _, a := range st.Metrics[n] {
-			fmt.Fprintf(h, "arm %q %d", a.Name, a.N)
-			for _, v := range []float64{a.Sum, a.SumSquares, a.CovariateSum, a.CovariateSumSquares, a.CrossSum,
-				a.DenominatorSum, a.DenominatorSumSquares, a.MetricDenominatorSum, a.DenominatorCovariateSum,
-				a.DenominatorCovariateSumSquares, a.MetricDenominatorCovariateSum, a.CovariateDenominatorSum,
-				a.CovariateDenominatorCovariateSum, a.DenominatorDenominatorCovariateSum} {
-				fmt.Fprintf(h, " %s", g(v))
-			}
-			fmt.Fprintln(h)
+			fmt.Fprintf(h, "arm %q n %d\n", a.Name, a.N)
 		}
 	}
 	return hex.EncodeToString(h.Sum(nil))

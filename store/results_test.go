@@ -396,9 +396,18 @@ func BenchmarkResults(b *testing.B) {
 	if _, err := db.SQL().ExecContext(ctx, `CHECKPOINT`); err != nil {
 		b.Fatal(err)
 	}
-	var liftT, bareT time.Duration
+	var liftT, bareT, statsT time.Duration
+	e, err := db.GetExperiment(ctx, "bench")
+	if err != nil {
+		b.Fatal(err)
+	}
 	for b.Loop() {
 		t := time.Now()
+		if _, err := db.MetricStats(ctx, ExperimentPopulation(e), []string{"revenue", "orders", "converted"}); err != nil {
+			b.Fatal(err)
+		}
+		statsT += time.Since(t)
+		t = time.Now()
 		r, err := db.ExperimentResults(ctx, "bench", ResultsOptions{})
 		if err != nil || len(r.Metrics) != 3 || r.Metrics[0].Error != "" {
 			b.Fatalf("results: %v", err)
@@ -416,6 +425,7 @@ func BenchmarkResults(b *testing.B) {
 	}
 	b.ReportMetric(liftT.Seconds()/float64(b.N), "lift_s/op")
 	b.ReportMetric(bareT.Seconds()/float64(b.N), "bare_s/op")
+	b.ReportMetric(statsT.Seconds()/float64(b.N), "stats_s/op")
 	b.ReportMetric(liftT.Seconds()/bareT.Seconds(), "lift/bare")
 }
 

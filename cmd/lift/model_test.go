@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/scorer"
 	"github.com/liftlab/lift/store"
 )
@@ -56,6 +58,7 @@ func TestModelTrainAndCard(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("train: %d\n%s\n%s", code, stdout, stderr)
 	}
+	t.Log(stdout)
 	if !strings.Contains(stdout, "Training shop on 4000 interaction events (view)") {
 		t.Errorf("train output: only the 4,000 views are interactions:\n%s", stdout)
 	}
@@ -81,6 +84,7 @@ func TestModelTrainAndCard(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, "shop.card.md")); err != nil {
 		t.Error(err)
 	}
+	serveTrainedModel(t, db, out)
 	code, stdout, _ = runLift(t, "model", "card", "--file", filepath.Join(out, "shop.safetensors"))
 	if code != 0 || !strings.Contains(stdout, "pricing") {
 		t.Errorf("card: %d\n%s", code, stdout)
@@ -114,5 +118,47 @@ func TestModelErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want an error naming %q", code, stderr, tc.want)
 			}
 		})
+	}
+}
+
+// serveTrainedModel loads the trained model the way "lift serve --models" does
+// and decides for a known user and a new one folded in from recent items.
+func serveTrainedModel(t *testing.T, dbPath, models string) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, dbPath, store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	logger := slog.New(slog.DiscardHandler)
+	dec, closeJourneys, err := openJourneys(ctx, db, &journeyFlags{models: models, scorer: scorer.KindCPU}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeJourneys()
+	if _, err := db.CreateExperiment(ctx, "t", &experiment.Experiment{Key: "feed",
+		Variants: []experiment.Variant{{Name: "control", Weight: 0}, {Name: "personalized", Weight: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.StartExperiment(ctx, "t", "feed"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.CreateJourney(ctx, "t", &experiment.Journey{Key: "home", Experiment: "feed", Model: "shop", K: 5,
+		Exploration:   experiment.Exploration{Kind: experiment.ExploreNone},
+		ControlPolicy: experiment.ControlPolicy{Kind: experiment.ControlPopular}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, req := range []journey.Request{
+		{Unit: "user-3", Context: journey.Context{ConsentTier: 2}},
+		{Unit: "newcomer", Context: journey.Context{ConsentTier: 2, RecentItems: []string{"i3", "i11"}}},
+	} {
+		d, err := dec.Decide(ctx, "home", req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d.Policy != experiment.PolicyPersonalized || len(d.Items) != 5 || d.ModelVersion != "v1" {
+			t.Errorf("%s: decision %+v", req.Unit, d)
+		}
 	}
 }
