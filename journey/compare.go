@@ -16,8 +16,14 @@ import (
 // from the stored decisions, with the Gini coefficient of each day's item
 // exposure counts (over the items shown that day; scorer.Gini), and stores them
 // in journey_daily (replacing earlier roll-ups of the same days).
+//
+// The window is widened to whole UTC days (from down to its midnight, to up to
+// the next one), so a stored day always counts all of its decisions so far: a
+// window that starts or ends within a day never replaces that day's roll-up with
+// part of it.
 func Rollup(ctx context.Context, db *store.DB, key string, from, to time.Time) ([]store.JourneyDay, error) {
 	const op = "journey.Rollup"
+	from, to = wholeDays(from, to)
 	if _, err := db.GetJourney(ctx, key); err != nil {
 		return nil, experiment.E(op, err)
 	}
@@ -79,7 +85,8 @@ type Summary struct {
 	GiniLast  float64 `json:"gini_last"`
 }
 
-// Compare computes the comparison of journey key over [from, to): it rolls up
+// Compare computes the comparison of journey key over [from, to), widened to
+// whole UTC days as Rollup does (From and To say which): it rolls up
 // (and stores) the window's daily guardrails, and computes the experiment's and
 // the holdout's results with store.ExperimentResults and store.HoldoutResults.
 // A results computation that fails on the data (for example no exposures yet) is
@@ -93,7 +100,8 @@ func Compare(ctx context.Context, db *store.DB, key string, from, to time.Time) 
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
-	c := &Comparison{Journey: j.Key, Experiment: j.Experiment, Holdout: j.Holdout, Control: j.Control, From: from.UTC(), To: to.UTC()}
+	from, to = wholeDays(from, to)
+	c := &Comparison{Journey: j.Key, Experiment: j.Experiment, Holdout: j.Holdout, Control: j.Control, From: from, To: to}
 	if c.Days, err = Rollup(ctx, db, key, from, to); err != nil {
 		return nil, experiment.E(op, err)
 	}
@@ -168,10 +176,16 @@ type ScheduledComparison struct {
 
 // ScheduledCompare is the journey_comparison job kind (a jobs.Func): it compares
 // the job's target journey, or every registered journey, over the window ending
-// at period, and returns the comparisons.
-func ScheduledCompare(db *store.DB) func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
+// at period, and returns the comparisons. d, when not nil, is the server's
+// Decider: its queued decisions are stored first, so that they count.
+func ScheduledCompare(db *store.DB, d *Decider) func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
 	return func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
 		const op = "journey.ScheduledCompare"
+		if d != nil {
+			if err := d.Flush(ctx); err != nil {
+				return nil, experiment.E(op, err)
+			}
+		}
 		var p ScheduledParams
 		if len(j.Params) > 0 {
 			if err := json.Unmarshal(j.Params, &p); err != nil {
@@ -235,4 +249,16 @@ func primaryMetric(e *experiment.Experiment) string {
 		return e.Metrics[0].Name
 	}
 	return ""
+}
+
+// wholeDays widens [from, to) to whole UTC days.
+func wholeDays(from, to time.Time) (time.Time, time.Time) {
+	const day = 24 * time.Hour
+	from = from.UTC().Truncate(day)
+	if t := to.UTC().Truncate(day); t.Equal(to) {
+		to = t
+	} else {
+		to = t.Add(day)
+	}
+	return from, to.UTC()
 }

@@ -88,6 +88,18 @@ func TestGuardrailsRollupCompare(t *testing.T) {
 	if err != nil || len(saved) != 1 || saved[0].Decisions != 120 {
 		t.Errorf("journey_daily %+v %v", saved, err)
 	}
+	// A window inside the day is widened to the whole day: the stored roll-up
+	// keeps every decision of the day.
+	part, err := journey.Compare(ctx, f.db, "home", f.now.Add(time.Hour), f.now.Add(2*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !part.From.Equal(day) || !part.To.Equal(day.Add(24*time.Hour)) || part.Summary.Decisions != 120 {
+		t.Errorf("partial window: [%s, %s) with %d decisions, want the whole day's 120", part.From, part.To, part.Summary.Decisions)
+	}
+	if saved, err := f.db.SavedJourneyDays(ctx, "home", day, day.Add(24*time.Hour)); err != nil || len(saved) != 1 || saved[0].Decisions != 120 {
+		t.Errorf("journey_daily after a partial window %+v %v", saved, err)
+	}
 	// No outcomes yet: the results say why rather than failing the comparison.
 	if cmp.Results == nil && cmp.ResultsError == "" {
 		t.Errorf("neither results nor a results error")
@@ -142,7 +154,7 @@ func TestScheduledCompare(t *testing.T) {
 	if err := f.dec.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	run := journey.ScheduledCompare(f.db)
+	run := journey.ScheduledCompare(f.db, f.dec)
 	job := &experiment.Job{Name: "weekly", Kind: experiment.JobJourneyComparison, Params: []byte(`{"window":"7d"}`)}
 	out, err := run(ctx, job, f.now.Add(72*time.Hour))
 	if err != nil {

@@ -31,85 +31,19 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Skip("builds the binary; skipped with -short")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "lift")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
 	dbPath := filepath.Join(dir, "lift.duckdb")
-	const adminKey = "lift_E2EADMINKEYE2EADMINKEY000000"
-	cmd := exec.Command(bin, "serve", "--db", dbPath, "--addr", "127.0.0.1:0", "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "LIFT_ADMIN_KEY="+adminKey)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	defer func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	}()
-	lines := bufio.NewScanner(stdout)
-	base := ""
-	for lines.Scan() {
-		line := lines.Text()
+	srv := startServe(t, buildLift(t), "--db", dbPath)
+	for _, line := range srv.printed {
 		if strings.Contains(line, "Bootstrap admin key") {
 			t.Errorf("printed a bootstrap key although LIFT_ADMIN_KEY was set: %q", line)
 		}
-		if rest, ok := strings.CutPrefix(line, "lift serving on "); ok {
-			base, _, _ = strings.Cut(rest, " ")
-			break
-		}
 	}
-	if base == "" {
-		t.Fatalf("the server printed no address; stderr:\n%s", stderr.String())
-	}
-	go func() {
-		_, _ = io.Copy(io.Discard, stdout)
-		done <- cmd.Wait()
-	}()
-
-	client := &http.Client{Timeout: 20 * time.Second}
-	call := func(method, path, key string, body any, out any) (int, error) {
-		var r io.Reader
-		if body != nil {
-			b, _ := json.Marshal(body)
-			r = bytes.NewReader(b)
-		}
-		req, _ := http.NewRequest(method, base+path, r)
-		req.Header.Set("Authorization", "Bearer "+key)
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(resp.Body)
-		if err != nil {
-			return 0, err
-		}
-		if out != nil && resp.StatusCode < 300 {
-			if err := json.Unmarshal(b, out); err != nil {
-				return 0, fmt.Errorf("decoding %s: %w", b, err)
-			}
-		}
-		if resp.StatusCode >= 300 {
-			return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
-		}
-		return resp.StatusCode, nil
-	}
+	call := srv.call
 	mustCall := func(method, path string, body any, out any) {
 		t.Helper()
-		if _, err := call(method, path, adminKey, body, out); err != nil {
-			t.Fatal(err)
-		}
+		srv.mustCall(t, method, path, body, out)
 	}
+	cmd, done, stderr := srv.cmd, srv.done, srv.stderr
 	mustCall("POST", "/v1/layers", map[string]any{"name": "site"}, nil)
 	mustCall("POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.05}, nil)
 	mustCall("POST", "/v1/experiments", map[string]any{
@@ -245,4 +179,124 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	t.Logf("%d calls acknowledged (%d answered after SIGTERM), %d exposures acknowledged, %d stored",
 		okCalls.Load(), late.Load(), len(acked), len(stored))
+}
+
+// e2eAdminKey is the admin key the servers of these tests start with (LIFT_ADMIN_KEY).
+const e2eAdminKey = "lift_E2EADMINKEYE2EADMINKEY000000"
+
+// buildLift builds the lift binary into a temporary folder and returns its path.
+func buildLift(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "lift")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// liftServer is a "lift serve" process started by a test.
+type liftServer struct {
+	base    string   // http://host:port
+	printed []string // stdout lines up to the address line
+	cmd     *exec.Cmd
+	done    chan error // receives the exit status
+	stderr  *bytes.Buffer
+	client  *http.Client
+}
+
+// startServe runs bin serve on a free port with e2eAdminKey as the admin key and
+// the given flags, and returns once it prints its address. The process is killed
+// at the end of the test unless the test stopped it.
+func startServe(t *testing.T, bin string, flags ...string) *liftServer {
+	t.Helper()
+	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, flags...)
+	s := &liftServer{cmd: exec.Command(bin, args...), done: make(chan error, 1), stderr: &bytes.Buffer{},
+		client: &http.Client{Timeout: 20 * time.Second}}
+	s.cmd.Env = append(os.Environ(), "LIFT_ADMIN_KEY="+e2eAdminKey)
+	stdout, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if s.cmd.ProcessState == nil {
+			_ = s.cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() {
+		line := lines.Text()
+		s.printed = append(s.printed, line)
+		if rest, ok := strings.CutPrefix(line, "lift serving on "); ok {
+			s.base, _, _ = strings.Cut(rest, " ")
+			break
+		}
+	}
+	go func() {
+		_, _ = io.Copy(io.Discard, stdout)
+		s.done <- s.cmd.Wait()
+	}()
+	if s.base == "" {
+		<-s.done
+		t.Fatalf("the server printed no address; stderr:\n%s", s.stderr.String())
+	}
+	return s
+}
+
+// call sends body as JSON with key and decodes a 2xx answer into out. A non-2xx
+// answer is an error carrying its status and body.
+func (s *liftServer) call(method, path, key string, body any, out any) (int, error) {
+	var r io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		r = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, s.base+path, r)
+	req.Header.Set("Authorization", "Bearer "+key)
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return 0, err
+	}
+	if resp.StatusCode >= 300 {
+		return resp.StatusCode, fmt.Errorf("%s %s: %d %s", method, path, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			return 0, fmt.Errorf("decoding %s: %w", b, err)
+		}
+	}
+	return resp.StatusCode, nil
+}
+
+// mustCall is call with the admin key, failing the test on an error.
+func (s *liftServer) mustCall(t *testing.T, method, path string, body any, out any) {
+	t.Helper()
+	if _, err := s.call(method, path, e2eAdminKey, body, out); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stop sends SIGTERM and waits for the exit, which must be status 0.
+func (s *liftServer) stop(t *testing.T) {
+	t.Helper()
+	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("lift serve exited with %v; stderr:\n%s", err, s.stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("lift serve did not exit within 60s of SIGTERM; stderr:\n%s", s.stderr.String())
+	}
 }

@@ -12,6 +12,9 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/api"
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/jobs"
+	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/store"
 )
 
@@ -50,6 +53,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 32<<20, "largest request body in `bytes`")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text or json")
+	jf := addJourneyFlags(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -73,12 +77,21 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if printed != "" {
 		fmt.Fprintf(e.stdout, "Bootstrap admin key (shown once, store it now):\n\n    %s\n\n", printed)
 	}
-	sched, err := newScheduler(db, logger, nil)
+	dec, closeJourneys, err := openJourneys(ctx, db, jf, logger)
+	if err != nil {
+		return err
+	}
+	closeJourneys = sync.OnceValue(closeJourneys)
+	defer closeJourneys()
+	sched, err := newScheduler(db, logger, map[experiment.JobKind]jobs.Func{
+		experiment.JobJourneyComparison: journey.ScheduledCompare(db, dec),
+	})
 	if err != nil {
 		return err
 	}
 	aopt := apiOptions(db, logger, cfg)
 	aopt.Jobs = sched
+	aopt.Journeys = dec
 	srv, err := api.New(aopt)
 	if err != nil {
 		return err
@@ -88,10 +101,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
 	}
 	fmt.Fprintf(e.stdout, "lift serving on http://%s (database %s)\n", ln.Addr(), db.Path())
-	tasks := append(backgroundTasks(db, srv, logger), schedulerTask(sched), holdoutRotationTask(db, logger))
+	tasks := append(backgroundTasks(db, srv, logger), schedulerTask(sched), holdoutRotationTask(db, logger),
+		journeyRollupTask(db, logger, 15*time.Minute))
 	if err := serveUntilDone(ctx, ln, srv, cfg.drain, logger, tasks); err != nil {
+		closeJourneys()
 		closeDB()
 		return err
+	}
+	if err := closeJourneys(); err != nil {
+		closeDB()
+		return fmt.Errorf("flushing the journey decision log: %w", err)
 	}
 	if err := closeDB(); err != nil {
 		return fmt.Errorf("flushing and closing %s: %w", cfg.db, err)

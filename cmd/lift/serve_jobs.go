@@ -12,7 +12,8 @@ import (
 )
 
 // newScheduler builds the job scheduler of "lift serve": results refreshes,
-// monitors and DP digests (journey comparisons once journeys are registered).
+// monitors and DP digests; extra adds kinds backed by other packages (journey
+// comparisons).
 func newScheduler(db *store.DB, logger *slog.Logger, extra map[experiment.JobKind]jobs.Func) (*jobs.Scheduler, error) {
 	kinds := jobs.Kinds(jobs.Deps{
 		Store: db,
