@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/liftlab/lift/analysis"
@@ -26,6 +27,12 @@ holdout and the sample-ratio check (chi-square). Then simulate purchases before
 and after exposure with a known true effect (--effect, on revenue per unit;
 none on conversion), compute the results as GET /v1/experiments/KEY/results does,
 and print them with whether each interval contains the true effect.
+
+Last, the journey stage: a synthetic catalog and view history, an ALS model
+trained on it (written beside the database, in DB-models/, with its model card),
+a "home" journey under a 50/50 experiment with a 10% permanent holdout served
+through the CPU scorer, one decision per simulated user, simulated clicks on what
+was shown, and the personalized-vs-control and exposed-vs-holdout results.
 
 Without --db the file is created in a new temporary folder, whose path is printed;
 open it with DuckDB or point "lift serve --db" at it to look further.`
@@ -77,6 +84,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		rng:   rand.New(rand.NewPCG(*seed, 0x11f7)),
 		start: time.Now().UTC().Add(-14 * 24 * time.Hour).Truncate(time.Hour),
 	}
+	models := strings.TrimSuffix(file, filepath.Ext(file)) + "-models" // the journey stage's trained model
 	fmt.Fprintf(d.out, "Lift demo\n  database    %s\n", file)
 	for _, stage := range []func(context.Context) error{
 		d.register,
@@ -84,6 +92,9 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		d.sampleRatio,
 		d.outcomes,
 		d.results,
+		func(ctx context.Context) error {
+			return demoJourney(ctx, e, db, journeyDemo{Seed: *seed, ModelDir: models})
+		},
 	} {
 		if err := stage(ctx); err != nil {
 			db.Close()
@@ -93,7 +104,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err := db.Close(); err != nil {
 		return fmt.Errorf("closing %s: %w", file, err)
 	}
-	fmt.Fprintf(d.out, "\nThe file is ready: lift serve --db %s\n", file)
+	fmt.Fprintf(d.out, "\nThe file is ready: lift serve --db %s --models %s\n", file, models)
 	return nil
 }
 

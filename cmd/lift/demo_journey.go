@@ -100,6 +100,9 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 			return err
 		}
 	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("journey demo: model folder: %w", err)
+	}
 	path := filepath.Join(dir, "demo-shop.safetensors")
 	if err := m.Save(ctx, path); err != nil {
 		return err
@@ -214,8 +217,12 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	fmt.Fprintf(out, "  decisions   %d: personalized %d, control %d, holdout %d, fallback %d, ineligible %d\n",
 		s.Decisions, s.Personalized, s.Control, s.Holdout, s.Fallback, s.Ineligible)
 	for _, g := range guard {
-		fmt.Fprintf(out, "  guardrails  latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; fallback rate %.3f %v; ineligible %.3f; item-exposure Gini %.3f over %d items\n",
-			g.LatencyP50, g.LatencyP95, g.LatencyP99, g.FallbackRate, g.Fallbacks, g.IneligibleShare, g.Gini, g.DistinctItems)
+		causes := ""
+		if len(g.Fallbacks) > 0 {
+			causes = fmt.Sprintf(" (by cause: %v)", g.Fallbacks)
+		}
+		fmt.Fprintf(out, "  guardrails  latency p50 %.1f ms, p95 %.1f ms, p99 %.1f ms; fallback rate %.3f%s; ineligible %.3f; item-exposure Gini %.3f over %d items\n",
+			g.LatencyP50, g.LatencyP95, g.LatencyP99, g.FallbackRate, causes, g.IneligibleShare, g.Gini, g.DistinctItems)
 	}
 	printJourneyResult(out, "personalized vs control (intention to treat)", cmp.Results, cmp.ResultsError)
 	printJourneyResult(out, "exposed vs permanent holdout", cmp.HoldoutResults, cmp.HoldoutError)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -173,6 +174,19 @@ func TestDemo(t *testing.T) {
 		if !strings.Contains(strings.Join(strings.Fields(stdout), " "), strings.Join(strings.Fields(want), " ")) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
+	}
+	// The journey stage served every simulated user (4,000) and left its model
+	// beside the database, for "lift serve --models".
+	var decisions int64
+	if err := s.SQL().QueryRowContext(context.Background(), `SELECT count(*) FROM journey_decisions WHERE journey = 'home'`).Scan(&decisions); err != nil || decisions != 4000 {
+		t.Errorf("journey decisions %d (%v), want 4000", decisions, err)
+	}
+	models := strings.TrimSuffix(db, ".duckdb") + "-models"
+	if _, err := os.Stat(filepath.Join(models, "demo-shop.safetensors")); err != nil {
+		t.Errorf("the demo's model: %v", err)
+	}
+	if !strings.Contains(stdout, "personalized vs control") || !strings.Contains(stdout, "--models "+models) {
+		t.Errorf("output lacks the journey stage:\n%s", stdout)
 	}
 	// The demo refuses to reuse a file.
 	if code, _, stderr := runLift(t, "demo", "--db", db); code != 1 || !strings.Contains(stderr, "already exists") {
