@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/http"
@@ -173,5 +174,50 @@ func TestPrivateHoldoutResults(t *testing.T) {
 	}
 	if status, _ := ts.do("GET", "/v1/holdouts/global/results/private?version=2", viewer, nil); status != 404 {
 		t.Errorf("unknown version: %d, want 404", status)
+	}
+}
+
+// TestResultsRouteIsPrivateForViewers checks the exact results routes: a viewer
+// key (or ?private=true) is answered with the DP release, spending from the
+// budget, and cannot reach exact snapshots or daily series.
+func TestResultsRouteIsPrivateForViewers(t *testing.T) {
+	ts := newTestServer(t)
+	setupPrivate(t, ts)
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 1, "release_epsilon": 0.4}, nil)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+
+	var exact map[string]json.RawMessage
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &exact)
+	if _, ok := exact["private"]; ok || exact["snapshot"] == nil {
+		t.Fatalf("analyst: want exact results with a snapshot, got keys of %v", exact)
+	}
+	var r PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &r)
+	if math.Abs(r.Private.EpsilonSpent-0.4) > 1e-12 || math.Abs(r.Private.EpsilonLeft-0.6) > 1e-12 || len(r.Metrics) != 2 {
+		t.Errorf("viewer: private %+v with %d metrics, want the release of 0.4 of 1", r.Private, len(r.Metrics))
+	}
+	// The analyst asking for the private numbers gets the same release (unchanged data).
+	var again PrivateResults
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/checkout/results?private=true", nil, &again)
+	if !again.Private.Reused || again.Metrics[0].Variants[0].Mean != r.Metrics[0].Variants[0].Mean {
+		t.Errorf("analyst ?private=true: %+v, want the viewer's release reused", again.Private)
+	}
+	for _, c := range []struct {
+		key, path string
+		status    int
+		field     string
+	}{
+		{viewer, "/v1/experiments/checkout/results?snapshot=1", http.StatusForbidden, "snapshot"},
+		{analyst, "/v1/experiments/checkout/results?private=maybe", http.StatusBadRequest, "private"},
+		{viewer, "/v1/experiments/checkout/results/daily?metric=revenue", http.StatusForbidden, ""},
+		{viewer, "/v1/experiments/checkout/results/snapshots", http.StatusForbidden, ""},
+		{viewer, "/v1/holdouts/global/results?metrics=revenue", http.StatusForbidden, "metrics"},
+	} {
+		status, b := ts.do("GET", c.path, c.key, nil)
+		e := errorOf(t, b)
+		if status != c.status || !strings.HasPrefix(e.Message, c.field) {
+			t.Errorf("GET %s: %d %+v, want %d on field %q", c.path, status, e, c.status, c.field)
+		}
 	}
 }

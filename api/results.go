@@ -15,18 +15,23 @@ type snapshotList struct {
 	Snapshots []store.SnapshotInfo `json:"snapshots"`
 }
 
-// resultRoutes serve exact results: analysts (and admins). Viewers see only
-// differentially private releases, elsewhere.
+// resultRoutes serve results. Analysts (and admins) see exact numbers; a viewer
+// key, or ?private=true, gets the differentially private release instead (as
+// /results/private answers it), and exact snapshots and daily series are not
+// theirs to read.
 func (s *Server) resultRoutes() {
-	const analyst = experiment.RoleAnalyst
-	s.route(http.MethodGet, "/v1/experiments/:key/results", analyst, s.experimentResults, op{
-		Summary: "Results of every metric of an experiment", Response: store.Results{},
+	const analyst, viewer = experiment.RoleAnalyst, experiment.RoleViewer
+	privateParam := param{Name: "private", Type: "boolean", Description: "true: answer the differentially private release (as /results/private does), spending from the privacy budget; always so for viewer keys"}
+	s.route(http.MethodGet, "/v1/experiments/:key/results", viewer, s.experimentResults, op{
+		Summary: "Results of every metric of an experiment (DP numbers for viewer keys)", Response: store.Results{},
 		Description: "Computes the per-variant sufficient statistics of each metric from the exposures and events " +
 			"(units exposed to more than one variant are excluded and counted), then the comparisons with the control: " +
 			"CUPED-adjusted where the metric has a covariate (the plain ones are in unadjusted), sequential intervals when " +
 			"the analysis plan says so, the plan's multiple-testing correction across metrics, SRM, exposure counts and " +
-			"data freshness. Each computation is stored as a snapshot; ?snapshot=ID returns a stored one unchanged.",
-		Query: []param{{Name: "snapshot", Type: "integer", Description: "id of a stored snapshot to return instead of computing"}}})
+			"data freshness. Each computation is stored as a snapshot; ?snapshot=ID returns a stored one unchanged. " +
+			"With a viewer key or ?private=true the answer is the differentially private release (PrivateResults, with " +
+			"\"private\": {\"epsilon_spent\", \"epsilon_left\"}), and ?snapshot is refused (403).",
+		Query: []param{{Name: "snapshot", Type: "integer", Description: "id of a stored snapshot to return instead of computing"}, privateParam}})
 	s.route(http.MethodGet, "/v1/experiments/:key/results/snapshots", analyst, s.experimentSnapshots, op{
 		Summary: "List the stored result snapshots of an experiment, newest first", Response: snapshotList{}})
 	s.route(http.MethodGet, "/v1/experiments/:key/results/daily", analyst, s.dailyResults, op{
@@ -34,14 +39,17 @@ func (s *Server) resultRoutes() {
 		Description: "Each day's point is the analysis as of the end of that UTC day (exposures and events before it), " +
 			"from the first exposure's day to the latest exposure or event (at most 120 days).",
 		Query: []param{{Name: "metric", Required: true, Description: "the metric's name (one of the experiment's)"}}})
-	s.route(http.MethodGet, "/v1/holdouts/:name/results", analyst, s.holdoutResults, op{
-		Summary: "Long-run incrementality: holdout units against the units exposed to the experiments naming the holdout", Response: store.Results{},
+	s.route(http.MethodGet, "/v1/holdouts/:name/results", viewer, s.holdoutResults, op{
+		Summary: "Long-run incrementality: holdout units against the units exposed to the experiments naming the holdout (DP numbers for viewer keys)", Response: store.Results{},
 		Description: "Arms are \"holdout\" (the control) and \"exposed\", by the exposures logged under the given version. " +
-			"The comparison estimates the combined effect of everything the holdout protects against. Stored as a snapshot.",
+			"The comparison estimates the combined effect of everything the holdout protects against. Stored as a snapshot. " +
+			"With a viewer key or ?private=true the answer is the holdout's differentially private release (as " +
+			"/v1/holdouts/NAME/results/private), and ?snapshot and ?metrics are refused.",
 		Query: []param{
 			{Name: "version", Type: "integer", Description: "holdout version (cohort); default the current one"},
 			{Name: "metrics", Description: "comma-separated metric names; default every metric of the experiments naming the holdout"},
 			{Name: "snapshot", Type: "integer", Description: "id of a stored snapshot to return instead of computing"},
+			privateParam,
 		}})
 }
 
@@ -61,9 +69,30 @@ func intParam(c echo.Context, name string) (int64, error) {
 	return n, nil
 }
 
+// exactOnly refuses, in a request answered with DP numbers, the parameters that
+// only make sense for exact results.
+func exactOnly(c echo.Context, names ...string) error {
+	for _, n := range names {
+		if c.QueryParam(n) != "" {
+			return experiment.E("api.results", experiment.Forbidden, experiment.Field(n),
+				experiment.Errorf("reads exact results, which need an analyst key (this request is answered with differentially private numbers)"))
+		}
+	}
+	return nil
+}
+
 func (s *Server) experimentResults(c echo.Context) error {
 	ctx := c.Request().Context()
 	key := c.Param("key")
+	if err := parseBoolParam(c, "private"); err != nil {
+		return err
+	}
+	if wantsPrivate(c) {
+		if err := exactOnly(c, "snapshot"); err != nil {
+			return err
+		}
+		return s.getPrivateResults(c)
+	}
 	id, err := intParam(c, "snapshot")
 	if err != nil {
 		return err
@@ -107,6 +136,15 @@ func (s *Server) dailyResults(c echo.Context) error {
 func (s *Server) holdoutResults(c echo.Context) error {
 	ctx := c.Request().Context()
 	name := c.Param("name")
+	if err := parseBoolParam(c, "private"); err != nil {
+		return err
+	}
+	if wantsPrivate(c) {
+		if err := exactOnly(c, "snapshot", "metrics"); err != nil {
+			return err
+		}
+		return s.getPrivateHoldoutResults(c)
+	}
 	id, err := intParam(c, "snapshot")
 	if err != nil {
 		return err
@@ -133,4 +171,14 @@ func (s *Server) holdoutResults(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, r)
+}
+
+// parseBoolParam checks that an optional boolean query parameter is one.
+func parseBoolParam(c echo.Context, name string) error {
+	if v := c.QueryParam(name); v != "" {
+		if _, err := strconv.ParseBool(v); err != nil {
+			return experiment.E("api.results", experiment.Invalid, experiment.Field(name), experiment.Errorf("must be true or false, got %q", v))
+		}
+	}
+	return nil
 }
