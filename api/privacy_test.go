@@ -134,33 +134,7 @@ func TestPrivateResults(t *testing.T) {
 func TestPrivateHoldoutResults(t *testing.T) {
 	ts := newTestServer(t)
 	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "converted", "event_type": "purchase", "aggregation": "binary"}, nil)
-	ts.must(http.StatusCreated, "POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.1}, nil)
-	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{
-		"key": "promo", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}},
-		"holdout": "global", "metrics": []map[string]any{{"name": "converted"}},
-	}, nil)
-	ts.must(http.StatusOK, "POST", "/v1/experiments/promo/start", nil, nil)
-	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
-	var xs []experiment.Exposure
-	var evs []experiment.Event
-	for i := range 2000 {
-		u := fmt.Sprintf("u%d", i)
-		x := experiment.Exposure{Experiment: "promo", Unit: u, Variant: []string{"control", "treatment"}[i%2], TS: t0, HoldoutVersion: 1}
-		if i%10 == 0 {
-			x.Variant, x.InHoldout = "", true
-		}
-		xs = append(xs, x)
-		if i%3 == 0 {
-			evs = append(evs, experiment.Event{EventID: "e" + u, Unit: u, Type: "purchase", TS: t0.Add(time.Hour), Value: 1})
-		}
-	}
-	ctx := context.Background()
-	if err := ts.db.LogExposures(ctx, xs); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
+	setupHoldout(t, ts)
 	viewer := ts.key("exec", experiment.RoleViewer)
 	ts.must(http.StatusOK, "PUT", "/v1/holdouts/global/privacy", map[string]any{"epsilon": 2, "release_epsilon": 1}, nil)
 	var r PrivateResults
@@ -219,5 +193,39 @@ func TestResultsRouteIsPrivateForViewers(t *testing.T) {
 		if status != c.status || !strings.HasPrefix(e.Message, c.field) {
 			t.Errorf("GET %s: %d %+v, want %d on field %q", c.path, status, e, c.status, c.field)
 		}
+	}
+}
+
+// setupHoldout registers holdout "global" (10%) and a running experiment "promo"
+// naming it, with 2,000 exposed units (every tenth in the holdout, version 1) of
+// which every third converted (metric "converted" must exist).
+func setupHoldout(t *testing.T, ts *tserver) {
+	t.Helper()
+	ts.must(http.StatusCreated, "POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.1}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{
+		"key": "promo", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}},
+		"holdout": "global", "metrics": []map[string]any{{"name": "converted"}},
+	}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/promo/start", nil, nil)
+	t0 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	var xs []experiment.Exposure
+	var evs []experiment.Event
+	for i := range 2000 {
+		u := fmt.Sprintf("u%d", i)
+		x := experiment.Exposure{Experiment: "promo", Unit: u, Variant: []string{"control", "treatment"}[i%2], TS: t0, HoldoutVersion: 1}
+		if i%10 == 0 {
+			x.Variant, x.InHoldout = "", true
+		}
+		xs = append(xs, x)
+		if i%3 == 0 {
+			evs = append(evs, experiment.Event{EventID: "e" + u, Unit: u, Type: "purchase", TS: t0.Add(time.Hour), Value: 1})
+		}
+	}
+	ctx := context.Background()
+	if err := ts.db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
 	}
 }

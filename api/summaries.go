@@ -26,9 +26,11 @@ type DigestOptions struct {
 	Privacy privacy.Options  // noise of the release
 }
 
-// BuildDigest builds the executive digest of an experiment for one period of a job:
-// one DP release of its results (spent from the experiment's privacy budget, on
-// behalf of "digest:JOB"), the headline relative lift of the primary metric, the
+// BuildDigest builds the executive digest of a target for one period of a job.
+// The target is an experiment key, "holdout:NAME" (the holdout's current cohort
+// against the exposed units, spent from the holdout's budget) or "journey:KEY"
+// (the journey's experiment: personalized vs control). The digest holds one DP
+// release of the results (spent from the budget, on behalf of "digest:JOB"), the headline relative lift of the primary metric, the
 // guardrails (metrics where lower is better), a plain-English verdict, and the
 // trend made of the earlier digests' headlines (no further privacy cost). When a
 // digest for that job, period and target exists already (a retried or restarted
@@ -43,27 +45,55 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 	} else if !experiment.Is(err, experiment.NotFound) {
 		return nil, err
 	}
-	e, err := db.GetExperiment(ctx, target)
-	if err != nil {
-		return nil, err
-	}
-	pr, err := PrivateExperimentResults(ctx, db, target, "digest:"+j.Name, o.Privacy)
-	if err != nil {
-		return nil, err
-	}
-	title := e.Name
-	if title == "" {
-		title = e.Key
+	who := "digest:" + j.Name
+	var (
+		pr             *PrivateResults
+		title, primary string
+		err            error
+	)
+	switch {
+	case strings.HasPrefix(target, jobs.SubjectHoldout+":"):
+		name := strings.TrimPrefix(target, jobs.SubjectHoldout+":")
+		if pr, err = PrivateHoldoutResults(ctx, db, name, 0, who, o.Privacy); err != nil {
+			return nil, err
+		}
+		title = fmt.Sprintf("Long-run incrementality: everything holdout %s (cohort v%d) is kept out of", name, pr.Version)
+	case strings.HasPrefix(target, jobs.SubjectJourney+":"):
+		key := strings.TrimPrefix(target, jobs.SubjectJourney+":")
+		jr, err := db.GetJourney(ctx, key)
+		if err != nil {
+			return nil, err
+		}
+		e, err := db.GetExperiment(ctx, jr.Experiment)
+		if err != nil {
+			return nil, err
+		}
+		if pr, err = PrivateExperimentResults(ctx, db, e.Key, who, o.Privacy); err != nil {
+			return nil, err
+		}
+		title, primary = "Personalized journey "+jr.Key+": personalized vs control journey", e.Analysis.PrimaryMetric
+	default:
+		e, err := db.GetExperiment(ctx, target)
+		if err != nil {
+			return nil, err
+		}
+		if pr, err = PrivateExperimentResults(ctx, db, target, who, o.Privacy); err != nil {
+			return nil, err
+		}
+		title = e.Name
+		if title == "" {
+			title = e.Key
+		}
+		title, primary = "Incrementality summary: "+title, e.Analysis.PrimaryMetric
 	}
 	rd := &reports.Digest{
-		Title:       "Incrementality summary: " + title,
-		Subject:     e.Key,
+		Title:       title,
+		Subject:     target,
 		Period:      period.UTC(),
 		GeneratedAt: o.Now().UTC(),
 		Privacy:     reports.Privacy{Private: true, Epsilon: pr.Private.Epsilon},
 	}
 	level := 1 - pr.Alpha
-	primary := e.Analysis.PrimaryMetric
 	for _, m := range pr.Metrics {
 		def, err := db.GetMetric(ctx, m.Name)
 		if err != nil {

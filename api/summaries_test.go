@@ -196,3 +196,66 @@ func chromiumCheck(t *testing.T, base, key, id, headline string) {
 func htmlText(s string) string {
 	return strings.NewReplacer("&#43;", "+", "&amp;", "&", "&#39;", "'", "&#34;", `"`).Replace(s)
 }
+
+// TestDigestSubjects publishes digests of a holdout and of a journey: each spends
+// from its own budget (the holdout's; the journey's experiment's), says what it
+// summarizes in its title, and a subject the scheduler does not know fails the run
+// with the field named.
+func TestDigestSubjects(t *testing.T) {
+	ts := newJobServer(t)
+	setupPrivate(t, ts)
+	setupHoldout(t, ts)
+	ctx := context.Background()
+	if _, err := ts.db.CreateJourney(ctx, "t", &experiment.Journey{Key: "home", Experiment: "checkout", Model: "shop", K: 3,
+		ControlPolicy: experiment.ControlPolicy{Kind: experiment.ControlFixed, Items: []string{"a", "b", "c"}}}); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	ts.must(http.StatusOK, "PUT", "/v1/holdouts/global/privacy", map[string]any{"epsilon": 2, "release_epsilon": 1}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/jobs", map[string]any{"name": "long-run", "kind": "digest", "every": "168h",
+		"target": "global", "params": map[string]any{"subject": "holdout"}}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/jobs", map[string]any{"name": "journeys", "kind": "digest", "every": "168h",
+		"params": map[string]any{"subject": "journey"}}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/jobs", map[string]any{"name": "teams", "kind": "digest", "every": "168h",
+		"params": map[string]any{"subject": "team"}}, nil)
+
+	for _, c := range []struct {
+		job, target, title, metric, variant, budget string
+		spent                                       float64
+	}{
+		{"long-run", "holdout:global", "holdout global (cohort v1)", "converted", "exposed", "/v1/holdouts/global/privacy", 1},
+		{"journeys", "journey:home", "Personalized journey home", "revenue", "treatment", "/v1/experiments/checkout/privacy", 0.5},
+	} {
+		var run experiment.JobRun
+		ts.must(http.StatusOK, "POST", "/v1/jobs/"+c.job+"/run", nil, &run)
+		if run.Status != experiment.RunSucceeded {
+			t.Fatalf("%s: run %+v", c.job, run)
+		}
+		var out struct {
+			Digests []string `json:"digests"`
+		}
+		if err := json.Unmarshal(run.Output, &out); err != nil || len(out.Digests) != 1 {
+			t.Fatalf("%s: output %s (%v)", c.job, run.Output, err)
+		}
+		var d experiment.Digest
+		ts.must(http.StatusOK, "GET", "/v1/summaries/"+out.Digests[0], nil, &d)
+		var rd reports.Digest
+		if err := json.Unmarshal(d.JSON, &rd); err != nil {
+			t.Fatal(err)
+		}
+		if d.Target != c.target || !strings.Contains(d.Title, c.title) || rd.Headline == nil ||
+			rd.Headline.Metric != c.metric || rd.Headline.Variant != c.variant || !rd.Privacy.Private {
+			t.Errorf("%s: digest %q %q headline %+v", c.job, d.Target, d.Title, rd.Headline)
+		}
+		var acct experiment.PrivacyAccount
+		ts.must(http.StatusOK, "GET", c.budget, nil, &acct)
+		if math.Abs(acct.EpsilonSpent-c.spent) > 1e-12 {
+			t.Errorf("%s: ε spent %g from %s, want %g", c.job, acct.EpsilonSpent, c.budget, c.spent)
+		}
+	}
+	var run experiment.JobRun
+	ts.must(http.StatusOK, "POST", "/v1/jobs/teams/run", nil, &run)
+	if run.Status != experiment.RunFailed || !strings.Contains(run.Error, "params.subject") {
+		t.Errorf("unknown subject: run %+v, want failed naming params.subject", run)
+	}
+}

@@ -18,9 +18,10 @@ type Deps struct {
 	Store *store.DB
 	HTTP  *http.Client     // webhook client, default one with a 10 s timeout
 	Now   func() time.Time // default time.Now
-	// Digest builds and publishes the executive digest of one target for one
-	// period; it is set by the server, which owns the privacy ledger and the
-	// report renderer. Nil leaves the digest kind unavailable.
+	// Digest builds the executive digest of one target for one period (an
+	// experiment key, "holdout:NAME" or "journey:KEY"; see DigestParams); it is
+	// set by the server, which owns the privacy ledger and the report renderer.
+	// Nil leaves the digest kind unavailable.
 	Digest func(ctx context.Context, j *experiment.Job, period time.Time, target string) (*experiment.Digest, error)
 	// Journeys compares personalized, control and holdout units of each journey;
 	// nil leaves the journey_comparison kind unavailable.
@@ -215,9 +216,81 @@ func (d Deps) post(ctx context.Context, url string, a *experiment.Alert) error {
 	return nil
 }
 
+// DigestParams are the settings of a digest job (its params JSON).
+type DigestParams struct {
+	// Subject is what the digest summarizes: "experiment" (the default: the
+	// target experiment, or every running one), "holdout" (the long-run
+	// incrementality of the target holdout's current cohort, or of every holdout)
+	// or "journey" (the target journey's experiment, personalized vs control, or
+	// every journey's).
+	Subject string `json:"subject,omitempty"`
+}
+
+// Digest subjects and the prefixes of their targets as Deps.Digest receives them:
+// an experiment key as it is, "holdout:NAME", "journey:KEY".
+const (
+	SubjectExperiment = "experiment"
+	SubjectHoldout    = "holdout"
+	SubjectJourney    = "journey"
+)
+
+// digestTargets resolves the targets of a digest job, prefixed by subject.
+func (d Deps) digestTargets(ctx context.Context, j *experiment.Job) ([]string, error) {
+	const op = "jobs.digest"
+	var p DigestParams
+	if len(j.Params) > 0 {
+		if err := json.Unmarshal(j.Params, &p); err != nil {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("params"), err)
+		}
+	}
+	var names []string
+	switch p.Subject {
+	case "", SubjectExperiment:
+		return d.targets(ctx, j)
+	case SubjectHoldout:
+		if j.Target != "" {
+			if _, err := d.Store.GetHoldout(ctx, j.Target); err != nil {
+				return nil, err
+			}
+			names = []string{j.Target}
+		} else {
+			hs, err := d.Store.ListHoldouts(ctx)
+			if err != nil {
+				return nil, err
+			}
+			for _, h := range hs {
+				names = append(names, h.Name)
+			}
+		}
+	case SubjectJourney:
+		if j.Target != "" {
+			if _, err := d.Store.GetJourney(ctx, j.Target); err != nil {
+				return nil, err
+			}
+			names = []string{j.Target}
+		} else {
+			js, err := d.Store.ListJourneys(ctx)
+			if err != nil {
+				return nil, err
+			}
+			for _, x := range js {
+				names = append(names, x.Key)
+			}
+		}
+	default:
+		return nil, experiment.E(op, experiment.Invalid, experiment.Field("params.subject"),
+			experiment.Errorf("must be experiment, holdout or journey, got %q", p.Subject))
+	}
+	sort.Strings(names)
+	for i, n := range names {
+		names[i] = p.Subject + ":" + n
+	}
+	return names, nil
+}
+
 // digest publishes one digest per target (idempotently, keyed by job and period).
 func (d Deps) digest(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
-	keys, err := d.targets(ctx, j)
+	keys, err := d.digestTargets(ctx, j)
 	if err != nil {
 		return nil, err
 	}
