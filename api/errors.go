@@ -105,7 +105,7 @@ func (s *Server) handleError(err error, c echo.Context) {
 	status, code, msg := describe(err)
 	rid := requestIDOf(c)
 	if status >= 500 {
-		s.log.Error("request failed", "request_id", rid, "method", c.Request().Method, "path", c.Request().URL.Path, "error", err.Error())
+		s.log.Error("request failed", "request_id", rid, "method", c.Request().Method, "path", logPath(c), "error", err.Error())
 	}
 	if status == http.StatusUnauthorized {
 		c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="lift"`)

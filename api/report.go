@@ -33,8 +33,23 @@ func (s *Server) reportRoutes() {
 		Summary: "The results table as Parquet (the CSV's columns, typed)", ContentType: "application/vnd.apache.parquet", Query: priv})
 }
 
+// reportFor builds the report a request asks for: through a share link (a
+// /shared/TOKEN/ route), always with DP numbers on behalf of "share:ID";
+// otherwise with the caller's key, DP numbers for viewers or with ?private=true.
 func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
-	return BuildReport(c.Request().Context(), s.db, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
+	ctx := c.Request().Context()
+	if token := c.Param("token"); token != "" {
+		l, err := s.db.ShareLinkByToken(ctx, token)
+		if err != nil {
+			return nil, err
+		}
+		h := c.Response().Header()
+		h.Set("Cache-Control", "no-store")
+		h.Set("Referrer-Policy", "no-referrer") // the token is in the URL
+		h.Set("X-Robots-Tag", "noindex")
+		return BuildReport(ctx, s.db, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now})
+	}
+	return BuildReport(ctx, s.db, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
 }
 
 func (s *Server) getReportHTML(c echo.Context) error {

@@ -12,6 +12,7 @@ func (s *Server) routes() {
 	s.metricDefRoutes()
 	s.resultRoutes()
 	s.privacyRoutes()
+	s.shareRoutes()
 	s.jobRoutes()
 	s.journeyRoutes()
 	s.modelRoutes()

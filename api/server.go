@@ -223,7 +223,7 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 				slog.String("request_id", requestIDOf(c)),
 				slog.String("method", method),
 				slog.String("route", route),
-				slog.String("path", c.Request().URL.Path),
+				slog.String("path", logPath(c)),
 				slog.Int("status", status),
 				slog.Duration("duration", d),
 				slog.Int64("bytes_out", c.Response().Size),
