@@ -148,21 +148,7 @@ func (db *DB) Authenticate(ctx context.Context, secret string) (*experiment.APIK
 // ListKeys returns every key, revoked ones included, oldest first. Secrets are
 // never stored, so never listed.
 func (db *DB) ListKeys(ctx context.Context) ([]*experiment.APIKey, error) {
-	const op = "store.ListKeys"
-	rows, err := db.db.QueryContext(ctx, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`)
-	if err != nil {
-		return nil, internal(op, err)
-	}
-	defer rows.Close()
-	out := []*experiment.APIKey{}
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, internal(op, err)
-		}
-		out = append(out, k)
-	}
-	return out, internal(op, rows.Err())
+	return queryAll(ctx, db.db, "store.ListKeys", scanKey, `SELECT `+keyColumns+` FROM api_keys ORDER BY created_at, id`)
 }
 
 // RevokeKey revokes the key with the id; it stops authenticating at once.

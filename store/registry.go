@@ -87,6 +87,25 @@ func internal(op string, err error) error {
 	return experiment.E(op, experiment.Internal, err)
 }
 
+// queryAll runs query on q and returns every row scanned by scan (an empty, not
+// nil, slice when there are none); errors are wrapped with op.
+func queryAll[T any](ctx context.Context, q queryer, op string, scan func(interface{ Scan(...any) error }) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := q.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	out := []T{}
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, internal(op, err)
+		}
+		out = append(out, v)
+	}
+	return out, internal(op, rows.Err())
+}
+
 // queryer is what *sql.DB and *sql.Tx have in common.
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

@@ -93,21 +93,8 @@ func (db *DB) ShareLinkByToken(ctx context.Context, token string) (*experiment.S
 // ListShareLinks returns the links of experiment key, revoked and expired ones
 // included, newest first.
 func (db *DB) ListShareLinks(ctx context.Context, key string) ([]*experiment.ShareLink, error) {
-	const op = "store.ListShareLinks"
-	rows, err := db.db.QueryContext(ctx, `SELECT `+shareColumns+` FROM share_links WHERE experiment = ? ORDER BY created_at DESC, id`, key)
-	if err != nil {
-		return nil, internal(op, err)
-	}
-	defer rows.Close()
-	out := []*experiment.ShareLink{}
-	for rows.Next() {
-		l, err := scanShare(rows)
-		if err != nil {
-			return nil, internal(op, err)
-		}
-		out = append(out, l)
-	}
-	return out, internal(op, rows.Err())
+	return queryAll(ctx, db.db, "store.ListShareLinks", scanShare,
+		`SELECT `+shareColumns+` FROM share_links WHERE experiment = ? ORDER BY created_at DESC, id`, key)
 }
 
 // RevokeShareLink revokes the link with the id; it stops working at once.
