@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"database/sql/driver"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -20,7 +21,8 @@ import (
 
 // Event ingest.
 //
-// Every load, a batch from the API or a whole file, takes the same two steps:
+// Every load, a batch from the API or a whole file, can take the same two steps
+// (the staged path):
 //
 //  1. The rows are validated and written to a per-connection TEMP table
 //     (event_stage): by a DuckDB appender for batches and NDJSON, by DuckDB's own
@@ -30,12 +32,18 @@ import (
 //     already stored are dropped by an anti-join on event_id, and when the load
 //     repeats an event_id (checked cheaply: count(DISTINCT hash(event_id))), only
 //     the first staged row of each is kept. The number of rows inserted is the
-//     number accepted; the rest are duplicates. The transaction first updates the
-//     single row of event_ingest_lock, so two concurrent loads cannot both insert
-//     the same event_id: the second one conflicts, rolls back and retries.
+//     number accepted; the rest are duplicates.
 //
-// A load is therefore committed whole or not at all, and DuckDB's write-ahead log
-// makes the commit durable before IngestEvents or IngestFile returns.
+// CSV and Parquet files first try the direct path (ingestDirect), which reads
+// the file straight into events inside the transaction, checking the rows on
+// the way, and gives up (rolls back) when the file has a bad row or repeats an
+// event_id; the staged path then names the bad rows or removes the repeats.
+//
+// Every transaction that inserts events first updates the single row of
+// event_ingest_lock, so two concurrent loads cannot both insert the same
+// event_id: the second one conflicts, rolls back and retries. A load is
+// therefore committed whole or not at all, and DuckDB's write-ahead log makes
+// the commit durable before IngestEvents or IngestFile returns.
 
 // FileFormat is the format of an event file.
 type FileFormat string
@@ -214,18 +222,39 @@ func (db *DB) commitStage(ctx context.Context, conn *sql.Conn, unique bool) (int
 // commitInsert runs an INSERT into events in one transaction that first takes
 // event_ingest_lock, retrying on conflict, and returns the rows inserted.
 func (db *DB) commitInsert(ctx context.Context, conn *sql.Conn, insert string) (int64, error) {
+	var n int64
+	err := lockedTx(ctx, conn, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, insert)
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, err
+}
+
+// lockedTx runs f in a transaction on conn that first takes event_ingest_lock,
+// and commits when f returns nil. A write-write conflict with a concurrent
+// ingest rolls back and runs f again after a short wait; a fallback error from
+// f is returned as it is, after the rollback.
+func lockedTx(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx) error) error {
 	backoff := time.Millisecond
 	for {
-		n, err := commitInsertOnce(ctx, conn, insert)
+		err := lockedTxOnce(ctx, conn, f)
 		if err == nil {
-			return n, nil
+			return nil
+		}
+		var fb *fallback
+		if errors.As(err, &fb) {
+			return err
 		}
 		if !isConflict(err) {
-			return 0, experiment.E(experiment.Internal, fmt.Errorf("storing events: %w", err))
+			return experiment.E(experiment.Internal, fmt.Errorf("storing events: %w", err))
 		}
 		select {
 		case <-ctx.Done():
-			return 0, experiment.E(experiment.Unavailable, fmt.Errorf("waiting for a concurrent event ingest: %w", ctx.Err()))
+			return experiment.E(experiment.Unavailable, fmt.Errorf("waiting for a concurrent event ingest: %w", ctx.Err()))
 		case <-time.After(backoff):
 		}
 		if backoff < 100*time.Millisecond {
@@ -234,25 +263,27 @@ func (db *DB) commitInsert(ctx context.Context, conn *sql.Conn, insert string) (
 	}
 }
 
-func commitInsertOnce(ctx context.Context, conn *sql.Conn, insert string) (int64, error) {
+func lockedTxOnce(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx) error) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, err
+		return err
 	}
 	defer tx.Rollback()
 	if _, err := tx.ExecContext(ctx, `UPDATE event_ingest_lock SET batches = batches + 1 WHERE id = 1`); err != nil {
-		return 0, err
+		return err
 	}
-	res, err := tx.ExecContext(ctx, insert)
-	if err != nil {
-		return 0, err
+	if err := f(tx); err != nil {
+		return err
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return 0, err
-	}
-	return n, tx.Commit()
+	return tx.Commit()
 }
+
+// fallback is the error of a direct load that gave up (see ingestDirect): why
+// says what made it give up, for the log.
+type fallback struct{ why error }
+
+func (f *fallback) Error() string { return "direct load gave up: " + f.why.Error() }
+func (f *fallback) Unwrap() error { return f.why }
 
 // isConflict reports whether err is a DuckDB write-write conflict between transactions.
 func isConflict(err error) bool {
@@ -290,8 +321,8 @@ func (db *DB) IngestFile(ctx context.Context, path string, format FileFormat, pr
 		return 0, 0, experiment.E(op, experiment.Internal, err)
 	}
 	defer db.releaseStage(conn)
-	if format == Parquet {
-		rows, n, handled, err := db.ingestParquetDirect(ctx, conn, path)
+	if format == CSV || format == Parquet {
+		rows, n, handled, err := db.ingestDirect(ctx, conn, path, format)
 		if err != nil {
 			return 0, 0, experiment.E(op, err)
 		}
@@ -375,17 +406,16 @@ type staged struct {
 	unique bool
 }
 
-// stageCSV reads a CSV file with DuckDB's reader into the staging table. Values
-// that do not parse as their column's type are collected by the reader's
-// store_rejects option with their line numbers.
-func stageCSV(ctx context.Context, conn *sql.Conn, path string) (staged, error) {
+// csvSelect checks a CSV file's header and returns the SELECT that reads it as
+// events with DuckDB's reader; opts are more reader options (", name = value").
+func csvSelect(ctx context.Context, conn *sql.Conn, path, opts string) (string, error) {
 	sniff := `read_csv(` + sqlString(path) + `, header = true, all_varchar = true)`
 	cols, order, err := fileColumns(ctx, conn, sniff)
 	if err != nil {
-		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as CSV: %w", filepath.Base(path), err))
+		return "", experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as CSV: %w", filepath.Base(path), err))
 	}
 	if err := checkColumns(path, cols, order); err != nil {
-		return staged{}, err
+		return "", err
 	}
 	want := map[string]string{"event_id": "VARCHAR", "unit": "VARCHAR", "type": "VARCHAR", "ts": "TIMESTAMPTZ", "value": "DOUBLE", "properties": "VARCHAR"}
 	var typeList []string
@@ -399,10 +429,20 @@ func stageCSV(ctx context.Context, conn *sql.Conn, path string) (staged, error) 
 	if _, ok := cols["properties"]; ok {
 		props = "NULLIF(properties, '')"
 	}
-	q := `CREATE OR REPLACE TEMP TABLE event_stage AS
-SELECT event_id, unit, type, ts, ` + value + ` AS value, ` + props + ` AS properties
-FROM read_csv(` + sqlString(path) + `, header = true, types = {` + strings.Join(typeList, ", ") + `},
-	store_rejects = true, rejects_table = 'event_rejects', rejects_scan = 'event_reject_scans')`
+	return `SELECT event_id, unit, type, ts, ` + value + ` AS value, ` + props + ` AS properties
+FROM read_csv(` + sqlString(path) + `, header = true, types = {` + strings.Join(typeList, ", ") + `}` + opts + `)`, nil
+}
+
+// stageCSV reads a CSV file with DuckDB's reader into the staging table. Values
+// that do not parse as their column's type are collected by the reader's
+// store_rejects option with their line numbers.
+func stageCSV(ctx context.Context, conn *sql.Conn, path string) (staged, error) {
+	src, err := csvSelect(ctx, conn, path, `,
+	store_rejects = true, rejects_table = 'event_rejects', rejects_scan = 'event_reject_scans'`)
+	if err != nil {
+		return staged{}, err
+	}
+	q := `CREATE OR REPLACE TEMP TABLE event_stage AS ` + src
 	if _, err := conn.ExecContext(ctx, `DROP TABLE IF EXISTS temp.event_rejects; DROP TABLE IF EXISTS temp.event_reject_scans`); err != nil {
 		return staged{}, err
 	}
@@ -571,29 +611,126 @@ func parquetSelect(ctx context.Context, conn *sql.Conn, path string) (string, er
 FROM ` + reader, nil
 }
 
-// ingestParquetDirect loads a Parquet file without staging it: Parquet is
-// columnar and fast to read, so reading it twice (one pass to check every row
-// and that the event_ids are distinct, one to insert) beats writing and reading
-// a temporary copy. It reports handled = false when the file has bad rows or
-// repeats an event_id: the caller then takes the staged path, which names the
-// bad rows or removes the repeats.
-func (db *DB) ingestParquetDirect(ctx context.Context, conn *sql.Conn, path string) (rows, accepted int64, handled bool, err error) {
-	src, err := parquetSelect(ctx, conn, path)
+// ingestDirect loads a CSV or Parquet file without staging it, in one
+// transaction that takes event_ingest_lock (see lockedTx):
+//
+//  1. One INSERT reads the file into events and checks every row on the way: a
+//     value that does not parse stops DuckDB's reader, and a row with a missing
+//     field, a value that is not finite or properties that are not JSON stops
+//     the statement through error(). When events already has rows, those
+//     already stored are dropped by an anti-join on the checked event_id, so the
+//     check covers them too.
+//  2. One aggregate over just the inserted rows (their rowids follow those of
+//     every stored row) checks that their event_ids are distinct; repeats among
+//     dropped rows are plain duplicates.
+//  3. When the anti-join may have dropped rows, the file's rows are counted for
+//     the duplicates figure: DuckDB counts CSV rows without converting their
+//     values, and Parquet rows from the file's footer.
+//
+// The file is thus parsed once and written once. When it has a bad row or
+// repeats an event_id among its new rows, ingestDirect rolls back and reports
+// handled = false: the caller then takes the staged path, which names the bad
+// lines or rows, or keeps the first row of each repeated event_id.
+func (db *DB) ingestDirect(ctx context.Context, conn *sql.Conn, path string, format FileFormat) (rows, accepted int64, handled bool, err error) {
+	var src string
+	switch format {
+	case CSV:
+		src, err = csvSelect(ctx, conn, path, "")
+	case Parquet:
+		src, err = parquetSelect(ctx, conn, path)
+	default:
+		return 0, 0, false, nil
+	}
 	if err != nil {
 		return 0, 0, false, err
 	}
-	var nbad, distinct int64
-	q := `SELECT count(*), count(*) FILTER (WHERE ` + badEventCond + `), count(DISTINCT hash(event_id)) FROM (` + src + `)`
-	if err := conn.QueryRowContext(ctx, q).Scan(&rows, &nbad, &distinct); err != nil {
-		return 0, 0, false, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
+	// giveUp turns an error of the file's statements into a fallback, unless the
+	// load must stop (canceled) or retry (a concurrent ingest).
+	giveUp := func(err error) error {
+		if ctx.Err() != nil || isConflict(err) {
+			return err
+		}
+		return &fallback{why: err}
 	}
-	if nbad > 0 || distinct != rows {
+	err = lockedTx(ctx, conn, func(tx *sql.Tx) error {
+		var last int64 // the largest rowid stored, -1 when events is empty
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), -1) FROM events`).Scan(&last); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, directInsert(src, last >= 0))
+		if err != nil {
+			return giveUp(err)
+		}
+		if accepted, err = res.RowsAffected(); err != nil {
+			return err
+		}
+		var n, distinct, threads int64
+		if err := tx.QueryRowContext(ctx, `SELECT current_setting('threads')`).Scan(&threads); err != nil {
+			return err
+		}
+		if err := tx.QueryRowContext(ctx, newRowsCheck(last, threads)).Scan(&n, &distinct); err != nil {
+			return err
+		}
+		switch {
+		case n != accepted:
+			return &fallback{why: fmt.Errorf("%d rows inserted, but %d rows follow the stored ones", accepted, n)}
+		case distinct != n:
+			// Distinct hashes prove distinct ids; a collision only costs the staged path.
+			return &fallback{why: fmt.Errorf("the file repeats an event_id (%d new rows, %d distinct id hashes)", n, distinct)}
+		}
+		rows = accepted
+		if last >= 0 {
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM (`+src+`)`).Scan(&rows); err != nil {
+				return giveUp(err)
+			}
+			if rows < accepted {
+				return &fallback{why: fmt.Errorf("%d rows inserted from a file of %d rows", accepted, rows)}
+			}
+		}
+		return nil
+	})
+	var fb *fallback
+	if errors.As(err, &fb) {
+		db.log.Debug("event file: direct load gave up, staging it", "file", filepath.Base(path), "format", string(format), "why", fb.why.Error())
 		return 0, 0, false, nil
 	}
-	n, err := db.commitInsert(ctx, conn, `INSERT INTO events (event_id, unit, type, ts, value, properties)
-SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties FROM (`+src+`) s
-WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`)
-	return rows, n, true, err
+	if err != nil {
+		return 0, 0, false, err
+	}
+	db.log.Debug("event file loaded directly", "file", filepath.Base(path), "format", string(format), "rows", rows, "new", accepted)
+	return rows, accepted, true, nil
+}
+
+// newRowsCheck is the query of ingestDirect that counts the rows after rowid
+// last, the rows the transaction inserted, and their distinct event_id hashes.
+// DuckDB 1.4 scans a transaction's own new rows with one thread (1.5 s for 10M
+// rows with 1 or 2 threads), so the query reads them in one branch per thread,
+// each taking the rowids of one residue, which spreads the scan and the
+// aggregation (1 s with 2 threads).
+func newRowsCheck(last, threads int64) string {
+	k := min(max(threads, 1), 8)
+	parts := make([]string, k)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`SELECT hash(event_id) AS h FROM events WHERE rowid > %d AND rowid %% %d = %d`, last, k, i)
+	}
+	return `SELECT count(*), count(DISTINCT h) FROM (` + strings.Join(parts, "\n\tUNION ALL ") + `)`
+}
+
+// directInsert is the INSERT of ingestDirect. The row check sits in the
+// expression of event_id, the key of the anti-join, so that no optimizer can
+// drop a row before it is checked.
+func directInsert(src string, antiJoin bool) string {
+	q := `INSERT INTO events (event_id, unit, type, ts, value, properties)
+SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties FROM (
+	SELECT CASE WHEN ` + badEventCond + ` THEN error('bad event row (the staged load names it)') ELSE event_id END AS event_id,
+		unit, type, ts, value, properties
+	FROM (` + src + `)
+) s`
+	if antiJoin {
+		q += `
+WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`
+	}
+	return q
 }
 
 // ndjsonEvent is one NDJSON line; Value is raw so that a string is reported, not coerced.

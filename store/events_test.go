@@ -2,10 +2,12 @@ package store
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"os"
 	"os/exec"
@@ -238,6 +240,204 @@ func TestIngestParquet(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM events`); n != 103 {
 		t.Errorf("%d events after the failed load, want 103", n)
+	}
+}
+
+// logBuffer collects a DB's log lines for a test.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// take returns the lines logged since the last call.
+func (l *logBuffer) take() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.buf.String()
+	l.buf.Reset()
+	return s
+}
+
+// openLogged opens a fresh database whose debug log goes to the returned buffer.
+func openLogged(t *testing.T) (*DB, *logBuffer) {
+	t.Helper()
+	logs := &logBuffer{}
+	opt := DefaultOptions()
+	opt.Logger = slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	db, err := Open(context.Background(), filepath.Join(t.TempDir(), "lift.duckdb"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db, logs
+}
+
+// The log lines of ingestDirect: which path an event file took.
+const (
+	logDirect = "event file loaded directly"
+	logStaged = "direct load gave up, staging it"
+)
+
+// TestIngestFileDirect checks which path IngestFile takes: a clean CSV or
+// Parquet file goes straight into events (also when some of its events are
+// already stored, and when a repeated event_id is among those), while a file
+// with a bad row or a repeated new event_id falls back to the staged path,
+// which names the bad lines, keeps the first row of a repeated id, and leaves
+// the store unchanged on error.
+func TestIngestFileDirect(t *testing.T) {
+	ctx := context.Background()
+	db, logs := openLogged(t)
+	const header = "event_id,unit,type,ts,value\n"
+	row := func(id string, v int) string { return fmt.Sprintf("%s,u1,visit,2026-03-01T10:00:00Z,%d\n", id, v) }
+	// A few thousand rows, so that the direct check reads several vectors.
+	var big strings.Builder
+	big.WriteString(header)
+	for i := range 5000 {
+		big.WriteString(row(fmt.Sprintf("big%d", i), i))
+	}
+	steps := []struct {
+		name, content  string
+		path           string // the log line wanted
+		accepted, dups int
+		errHas         []string
+		stored         int // events stored after the step
+	}{
+		{name: "clean csv, empty store", content: header + row("a1", 1) + row("a2", 2) + row("a3", 3), path: logDirect, accepted: 3, stored: 3},
+		{name: "reload", content: header + row("a1", 1) + row("a2", 2) + row("a3", 3), path: logDirect, dups: 3, stored: 3},
+		{name: "partly stored", content: header + row("a3", 3) + row("b1", 1) + row("a1", 1) + row("b2", 2), path: logDirect, accepted: 2, dups: 2, stored: 5},
+		{name: "stored id repeated", content: header + row("a2", 2) + row("c1", 1) + row("a2", 2), path: logDirect, accepted: 1, dups: 2, stored: 6},
+		{name: "large file", content: big.String(), path: logDirect, accepted: 5000, stored: 5006},
+		{name: "new id repeated", content: header + row("d1", 10) + row("d2", 2) + row("d1", 11) + row("a1", 1), path: logStaged, accepted: 2, dups: 2, stored: 5008},
+		{name: "missing unit", content: header + row("e1", 1) + "e2,,visit,2026-03-01T10:00:00Z,1\n", path: logStaged,
+			errHas: []string{"line 3: unit is missing"}, stored: 5008},
+		{name: "bad row already stored", content: header + row("e1", 1) + "a1,u1,,2026-03-01T10:00:00Z,1\n", path: logStaged,
+			errHas: []string{"line 3: type is missing"}, stored: 5008},
+		{name: "bad timestamp", content: header + row("e1", 1) + row("e2", 2) + "e3,u1,visit,tomorrow,1\n", path: logStaged,
+			errHas: []string{"line 4", "ts", "not a timestamp"}, stored: 5008},
+		{name: "value not finite", content: header + row("e1", 1) + "e2,u1,visit,2026-03-01T10:00:00Z,inf\n", path: logStaged,
+			errHas: []string{"line 3: value is not a finite number"}, stored: 5008},
+		{name: "properties not JSON", content: "event_id,unit,type,ts,properties\ne1,u1,visit,2026-03-01T10:00:00Z,{oops\n", path: logStaged,
+			errHas: []string{"line 2: properties is not JSON"}, stored: 5008},
+		{name: "bad last line of a large file", content: big.String() + "e9,u1,visit,2026-03-01T10:00:00Z,lots\n", path: logStaged,
+			errHas: []string{"line 5002", "value", "not a number"}, stored: 5008},
+	}
+	for i, s := range steps {
+		p := writeFile(t, fmt.Sprintf("f%d.csv", i), s.content)
+		a, d, err := db.IngestFile(ctx, p, "", nil)
+		if got := logs.take(); !strings.Contains(got, s.path) {
+			t.Errorf("%s: log %q, want %q", s.name, got, s.path)
+		}
+		if s.errHas != nil {
+			if err == nil || experiment.KindOf(err) != experiment.Invalid {
+				t.Errorf("%s: err = %v, want Invalid", s.name, err)
+			}
+			for _, want := range s.errHas {
+				if err != nil && !strings.Contains(err.Error(), want) {
+					t.Errorf("%s: error %q does not contain %q", s.name, err, want)
+				}
+			}
+		} else if err != nil || a != s.accepted || d != s.dups {
+			t.Errorf("%s: %d, %d, %v; want %d, %d", s.name, a, d, err, s.accepted, s.dups)
+		}
+		if n := count(t, db, `SELECT count(*) FROM events`); n != s.stored {
+			t.Errorf("%s: %d events stored, want %d", s.name, n, s.stored)
+		}
+	}
+	// The staged path kept the first row of the repeated d1.
+	if n := count(t, db, `SELECT value FROM events WHERE event_id = 'd1'`); n != 10 {
+		t.Errorf("d1 has value %d, want 10 (the first row)", n)
+	}
+	if n := count(t, db, `SELECT count(DISTINCT event_id) FROM events`); n != 5008 {
+		t.Errorf("%d distinct event ids, want 5008", n)
+	}
+
+	// Parquet takes the same paths.
+	dir := t.TempDir()
+	for _, c := range []struct {
+		name, sel, path string
+	}{
+		{"clean parquet", `SELECT 'p' || i AS event_id, 'u' AS unit, 'visit' AS type, TIMESTAMPTZ '2026-03-01 00:00:00+00' AS ts FROM range(10) t(i)`, logDirect},
+		{"parquet with a repeated id", `SELECT 'q' || (i % 3) AS event_id, 'u' AS unit, 'visit' AS type, TIMESTAMPTZ '2026-03-01 00:00:00+00' AS ts FROM range(5) t(i)`, logStaged},
+		{"parquet with a bad row", `SELECT 'r' || i AS event_id, CASE WHEN i = 2 THEN '' ELSE 'u' END AS unit, 'visit' AS type, TIMESTAMPTZ '2026-03-01 00:00:00+00' AS ts FROM range(5) t(i)`, logStaged},
+	} {
+		p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".parquet")
+		if _, err := db.SQL().Exec(`COPY (` + c.sel + `) TO ` + sqlString(p) + ` (FORMAT parquet)`); err != nil {
+			t.Fatal(err)
+		}
+		_, _, err := db.IngestFile(ctx, p, "", nil)
+		if got := logs.take(); !strings.Contains(got, c.path) {
+			t.Errorf("%s: log %q, want %q", c.name, got, c.path)
+		}
+		if c.name == "parquet with a bad row" {
+			if err == nil || !strings.Contains(err.Error(), "row 3: unit is missing") {
+				t.Errorf("%s: %v, want row 3 named", c.name, err)
+			}
+		} else if err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+}
+
+// TestIngestFileConcurrent loads overlapping CSV files and batches at once:
+// every event_id must be stored exactly once, and the answers must add up.
+func TestIngestFileConcurrent(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t, nil)
+	const ids = 3000
+	var files []string
+	for f := range 3 {
+		var b strings.Builder
+		b.WriteString("event_id,unit,type,ts\n")
+		for i := range ids / 2 {
+			fmt.Fprintf(&b, "e%d,u,visit,2026-03-01T10:00:00Z\n", (f*ids/4+i)%ids)
+		}
+		files = append(files, writeFile(t, fmt.Sprintf("c%d.csv", f), b.String()))
+	}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	acc, total := 0, 0
+	add := func(a, d int) {
+		mu.Lock()
+		acc, total = acc+a, total+a+d
+		mu.Unlock()
+	}
+	for _, p := range files {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a, d, err := db.IngestFile(ctx, p, "", nil)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			add(a, d)
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for b := range ids / 500 {
+			var batch []experiment.Event
+			for i := range 500 {
+				batch = append(batch, ev(fmt.Sprintf("e%d", b*500+i), "u", "visit", t0, 0))
+			}
+			a, d, err := db.IngestEvents(ctx, batch)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			add(a, d)
+		}
+	}()
+	wg.Wait()
+	if n := count(t, db, `SELECT count(*) FROM events`); n != ids || acc != ids || total != 3*ids/2+ids {
+		t.Errorf("%d events stored, %d accepted of %d; want %d, %d of %d", n, acc, total, ids, ids, 3*ids/2+ids)
 	}
 }
 
