@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"sort"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -33,6 +34,8 @@ type PrivateInfo struct {
 	EpsilonSpent float64           `json:"epsilon_spent"` // the experiment's total so far
 	EpsilonLeft  float64           `json:"epsilon_left"`
 	Reused       bool              `json:"reused"` // served again for unchanged data: spent nothing now
+	// ReleasedAt is when the release was made (earlier than now when Reused).
+	ReleasedAt time.Time `json:"released_at"`
 }
 
 // PrivateMetric is one metric of a private results answer.
@@ -168,6 +171,12 @@ func wantsPrivate(c echo.Context) bool {
 // would overspend, spending nothing). When a release of exactly the same input was
 // already made it is served again without spending: that is post-processing.
 func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) (*PrivateResults, error) {
+	return privateExperimentResults(ctx, db, key, who, opt, 0)
+}
+
+// privateExperimentResults is PrivateExperimentResults that serves the latest
+// release when it is younger than reuseWithin (see privateResults).
+func privateExperimentResults(ctx context.Context, db *store.DB, key, who string, opt privacy.Options, reuseWithin time.Duration) (*PrivateResults, error) {
 	e, err := db.GetExperiment(ctx, key)
 	if err != nil {
 		return nil, err
@@ -177,7 +186,7 @@ func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string
 	for _, m := range e.Metrics {
 		names = append(names, m.Name)
 	}
-	return privateResults(ctx, db, out, privacy.ExperimentScope(key), store.ExperimentPopulation(e), names, who, "results", opt)
+	return privateResults(ctx, db, out, privacy.ExperimentScope(key), store.ExperimentPopulation(e), names, who, "results", opt, reuseWithin)
 }
 
 // PrivateHoldoutResults is PrivateExperimentResults for a holdout version (0: the
@@ -211,12 +220,16 @@ func PrivateHoldoutResults(ctx context.Context, db *store.DB, name string, versi
 	}
 	sort.Strings(names)
 	out := &PrivateResults{Holdout: name, Version: version}
-	return privateResults(ctx, db, out, privacy.HoldoutScope(name), store.HoldoutPopulation(h, version), names, who, "holdout results v"+strconv.Itoa(version), opt)
+	return privateResults(ctx, db, out, privacy.HoldoutScope(name), store.HoldoutPopulation(h, version), names, who, "holdout results v"+strconv.Itoa(version), opt, 0)
 }
 
 // privateResults releases the bounded metrics among names over pop, spending from
 // scope (or reusing the stored release of the same input), and fills out.
-func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope string, pop store.Population, all []string, who, what string, opt privacy.Options) (*PrivateResults, error) {
+//
+// reuseWithin > 0 serves the scope's latest release, whatever its input, when it
+// is younger than that, without reading the data: for callers that must not be
+// able to spend the budget by asking often while data arrives (share links).
+func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope string, pop store.Population, all []string, who, what string, opt privacy.Options, reuseWithin time.Duration) (*PrivateResults, error) {
 	const op = "api.PrivateResults"
 	if out.Alpha == 0 {
 		out.Alpha = 0.05
@@ -238,50 +251,75 @@ func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scop
 			names = append(names, n)
 		}
 	}
-	bs, err := db.BoundedStats(ctx, pop, names)
-	if err != nil {
-		return nil, experiment.E(op, err)
-	}
-	in := PrivacyInput(bs, pop.Arms)
 	sl := db.Ledger()
 	l := privacy.NewLedger(sl)
-	inJSON, err := json.Marshal(struct {
-		In  *privacy.Input
-		Opt privacy.Mechanism
-	}{in, opt.Mechanism})
-	if err != nil {
-		return nil, experiment.E(op, experiment.Internal, err)
-	}
-	sum := sha256.Sum256(inJSON)
-	hash := hex.EncodeToString(sum[:])
-	var r *privacy.Release
-	var acct *experiment.PrivacyAccount
-	if doc, err := sl.Release(ctx, scope, hash); err == nil {
+	var (
+		r    *privacy.Release
+		acct *experiment.PrivacyAccount
+		at   time.Time
+	)
+	// stored decodes a stored release: serving it again is post-processing.
+	stored := func(doc []byte, when time.Time) error {
 		r = new(privacy.Release)
 		if err := json.Unmarshal(doc, r); err != nil {
-			return nil, experiment.E(op, experiment.Internal, err)
+			return experiment.E(op, experiment.Internal, err)
 		}
+		var err error
 		if acct, err = l.Account(ctx, scope, 1); err != nil {
+			return err
+		}
+		at, out.Private.Reused = when, true
+		return nil
+	}
+	if reuseWithin > 0 {
+		doc, when, err := sl.LatestRelease(ctx, scope)
+		switch {
+		case err == nil && time.Since(when) < reuseWithin:
+			if err := stored(doc, when); err != nil {
+				return nil, err
+			}
+		case err != nil && !experiment.Is(err, experiment.NotFound):
 			return nil, err
 		}
-		out.Private.Reused = true
-	} else if !experiment.Is(err, experiment.NotFound) {
-		return nil, err
-	} else {
-		if r, acct, err = l.ReleaseResults(ctx, scope, in, opt, who, what); err != nil {
-			return nil, err
+	}
+	if r == nil {
+		bs, err := db.BoundedStats(ctx, pop, names)
+		if err != nil {
+			return nil, experiment.E(op, err)
 		}
-		doc, err := json.Marshal(r)
+		in := PrivacyInput(bs, pop.Arms)
+		inJSON, err := json.Marshal(struct {
+			In  *privacy.Input
+			Opt privacy.Mechanism
+		}{in, opt.Mechanism})
 		if err != nil {
 			return nil, experiment.E(op, experiment.Internal, err)
 		}
-		if err := sl.SaveRelease(ctx, scope, hash, doc); err != nil {
+		sum := sha256.Sum256(inJSON)
+		hash := hex.EncodeToString(sum[:])
+		if doc, when, err := sl.Release(ctx, scope, hash); err == nil {
+			if err := stored(doc, when); err != nil {
+				return nil, err
+			}
+		} else if !experiment.Is(err, experiment.NotFound) {
 			return nil, err
+		} else {
+			if r, acct, err = l.ReleaseResults(ctx, scope, in, opt, who, what); err != nil {
+				return nil, err
+			}
+			doc, err := json.Marshal(r)
+			if err != nil {
+				return nil, experiment.E(op, experiment.Internal, err)
+			}
+			if err := sl.SaveRelease(ctx, scope, hash, doc); err != nil {
+				return nil, err
+			}
+			at = time.Now().UTC()
 		}
 	}
 	out.Release = r
 	out.Private = PrivateInfo{Mechanism: r.Mechanism, Epsilon: r.Epsilon, Delta: r.Delta,
-		EpsilonSpent: acct.EpsilonSpent, EpsilonLeft: acct.EpsilonLeft, Reused: out.Private.Reused}
+		EpsilonSpent: acct.EpsilonSpent, EpsilonLeft: acct.EpsilonLeft, Reused: out.Private.Reused, ReleasedAt: at}
 	out.Exposures = map[string]int64{}
 	users := make([]float64, len(r.Units))
 	weights := make([]float64, len(r.Units))

@@ -29,6 +29,11 @@ type shareList struct {
 // defaultShareLifetime is how long a share link works unless the request says.
 const defaultShareLifetime = 30 * 24 * time.Hour
 
+// shareReuseWithin is how long a release is served to share links before a view
+// may make a new one: while data arrives, every view of changed data would
+// otherwise spend from the budget, and a link has no key to hold to account.
+const shareReuseWithin = time.Hour
+
 // shareRoutes: analysts create, list and revoke links; the links themselves need
 // no key and always show differentially private numbers.
 func (s *Server) shareRoutes() {

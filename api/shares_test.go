@@ -2,11 +2,13 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -73,6 +75,25 @@ func TestShareLinks(t *testing.T) {
 	ts.must(http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
 	if math.Abs(acct.EpsilonSpent-0.4) > 1e-12 || len(acct.Entries) != 1 || acct.Entries[0].Who != "share:"+link.ID {
 		t.Errorf("ledger after the shared views: spent %g, entries %+v", acct.EpsilonSpent, acct.Entries)
+	}
+
+	// New data: a view through the link still serves the release of the last hour
+	// (spending nothing), while a viewer key gets a new release.
+	if _, _, err := ts.db.IngestEvents(context.Background(), []experiment.Event{{EventID: "late", Unit: "u0", Type: "purchase",
+		TS: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Value: 5}}); err != nil {
+		t.Fatal(err)
+	}
+	if status, _ := ts.do("GET", base+"/results.csv", "", nil); status != 200 {
+		t.Fatalf("shared CSV after new data: %d", status)
+	}
+	ts.must(http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
+	if math.Abs(acct.EpsilonSpent-0.4) > 1e-12 {
+		t.Errorf("a shared view after new data spent: %g, want still 0.4", acct.EpsilonSpent)
+	}
+	var fresh PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &fresh)
+	if fresh.Private.Reused || math.Abs(fresh.Private.EpsilonSpent-0.8) > 1e-12 || fresh.Private.ReleasedAt.IsZero() {
+		t.Errorf("viewer after new data: %+v, want a new release (0.8 spent)", fresh.Private)
 	}
 
 	var list shareList

@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 )
@@ -292,16 +293,27 @@ func (l *Ledger) SaveRelease(ctx context.Context, scope, inputHash string, doc [
 	return internal("store.SaveRelease", err)
 }
 
-// Release returns the stored release document of scope for the input hash, or
-// NotFound.
-func (l *Ledger) Release(ctx context.Context, scope, inputHash string) ([]byte, error) {
+// Release returns the stored release document of scope for the input hash and
+// when it was made, or NotFound.
+func (l *Ledger) Release(ctx context.Context, scope, inputHash string) ([]byte, time.Time, error) {
+	return l.release(ctx, "store.Release", `SELECT doc, created_at FROM privacy_releases WHERE scope = ? AND input_hash = ?`, scope, inputHash)
+}
+
+// LatestRelease returns the most recent release document of scope and when it
+// was made, or NotFound.
+func (l *Ledger) LatestRelease(ctx context.Context, scope string) ([]byte, time.Time, error) {
+	return l.release(ctx, "store.LatestRelease", `SELECT doc, created_at FROM privacy_releases WHERE scope = ? ORDER BY created_at DESC LIMIT 1`, scope)
+}
+
+func (l *Ledger) release(ctx context.Context, op, query string, args ...any) ([]byte, time.Time, error) {
 	var doc jsonText
-	err := l.db.db.QueryRowContext(ctx, `SELECT doc FROM privacy_releases WHERE scope = ? AND input_hash = ?`, scope, inputHash).Scan(&doc)
+	var at time.Time
+	err := l.db.db.QueryRowContext(ctx, query, args...).Scan(&doc, &at)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, experiment.E("store.Release", experiment.NotFound, experiment.Errorf("no release of %s for this input", scope))
+		return nil, time.Time{}, experiment.E(op, experiment.NotFound, experiment.Errorf("no release of %s for this input", args[0]))
 	}
 	if err != nil {
-		return nil, internal("store.Release", err)
+		return nil, time.Time{}, internal(op, err)
 	}
-	return doc, nil
+	return doc, at.UTC(), nil
 }
