@@ -21,9 +21,9 @@ import (
 	"github.com/liftlab/lift/store"
 )
 
-// TestServeEndToEnd builds the binary, runs "lift serve" on a free port,
-// registers an experiment over HTTP, assigns with expose=true and posts
-// exposures from several goroutines, sends SIGTERM while requests are in flight,
+// TestServeEndToEnd builds the binary, runs "lift serve" on a free port (with two
+// exposure writer lanes), registers an experiment over HTTP, assigns with
+// expose=true and posts exposures from several goroutines, sends SIGTERM while requests are in flight,
 // waits for exit status 0, reopens the DuckDB file and checks that every
 // acknowledged exposure is in it.
 func TestServeEndToEnd(t *testing.T) {
@@ -32,7 +32,8 @@ func TestServeEndToEnd(t *testing.T) {
 	}
 	dir := t.TempDir()
 	dbPath := filepath.Join(dir, "lift.duckdb")
-	srv := startServe(t, buildLift(t), "--db", dbPath)
+	// Two writer lanes: the delivery guarantee must hold when groups commit in turn.
+	srv := startServe(t, buildLift(t), "--db", dbPath, "--exposure-writers", "2")
 	for _, line := range srv.printed {
 		if strings.Contains(line, "Bootstrap admin key") {
 			t.Errorf("printed a bootstrap key although LIFT_ADMIN_KEY was set: %q", line)
