@@ -31,7 +31,7 @@ type Options struct {
 	Logger     *slog.Logger     // default slog.Default()
 	QueueSize  int              // exposure queue bound (batches), default 1024
 	BatchRows  int              // appender flush size and group-commit row cap, default 100_000
-	FlushEvery time.Duration    // group-commit window, default 2ms; negative: commit what is queued, wait for nothing
+	FlushEvery time.Duration    // group-commit window; default and negative: commit what is queued, wait for nothing
 	Random     io.Reader        // source of API key secrets and ids, default crypto/rand.Reader
 	Writers    int              // exposure writer lanes (connections committing in turn), default 1
 	Threads    int              // DuckDB worker threads, default 0: DuckDB's own default (one per core)
@@ -44,7 +44,7 @@ func DefaultOptions() Options {
 		Logger:     slog.Default(),
 		QueueSize:  1024,
 		BatchRows:  100_000,
-		FlushEvery: 2 * time.Millisecond,
+		FlushEvery: -1, // batches queue up while a commit runs: that is the grouping
 		Random:     rand.Reader,
 		Writers:    1,
 	}

@@ -54,7 +54,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.Int64Var(&cfg.bodyLimit, "body-limit", 32<<20, "largest request body in `bytes`")
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text or json")
-	fs.IntVar(&cfg.writers, "exposure-writers", 1, "exposure writer `lanes`: connections that commit exposure groups in turn; 2 raises throughput on an idle machine by about 10% for about 8% more CPU per exposure (see BENCHMARKS.md)")
+	fs.IntVar(&cfg.writers, "exposure-writers", 1, "exposure writer `lanes`: connections that commit exposure groups in turn; 2 overlaps one group's commit with the next one's append (see BENCHMARKS.md for when it helps)")
 	jf := addJourneyFlags(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
