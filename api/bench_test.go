@@ -123,8 +123,11 @@ func BenchmarkHTTPAssignBatch(b *testing.B) {
 
 // BenchmarkHTTPExposures measures POST /v1/exposures: decoding, validation and
 // the committed write into DuckDB through the store's writer, and reports
-// exposures/s. Goal: >= 500,000 exposures/s with -cpu 2.
+// exposures/s. Goal: >= 500,000 exposures/s with -cpu 2. The clients are
+// LIFT_BENCH_PARALLELISM (default 4) goroutines per GOMAXPROCS, each posting in
+// a closed loop.
 func BenchmarkHTTPExposures(b *testing.B) {
+	par := benchEnvInt("LIFT_BENCH_PARALLELISM", 4)
 	for _, perRequest := range []int{1000, 10_000} {
 		b.Run(fmt.Sprintf("batch=%d", perRequest), func(b *testing.B) {
 			base, key, client := benchServer(b)
@@ -139,7 +142,7 @@ func BenchmarkHTTPExposures(b *testing.B) {
 				bodies[i], _ = json.Marshal(exposureBatch{Exposures: xs})
 			}
 			var seq atomic.Uint64
-			b.SetParallelism(4)
+			b.SetParallelism(par)
 			cpu0 := cpuSeconds()
 			b.ResetTimer()
 			b.RunParallel(func(pb *testing.PB) {
