@@ -2,6 +2,7 @@ package experiment
 
 import (
 	"encoding/json"
+	"math"
 	"time"
 )
 
@@ -90,12 +91,15 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // ParseDuration parses a Go duration or a whole number of days written "Nd".
 func ParseDuration(s string) (Duration, error) {
 	if n := len(s); n > 1 && s[n-1] == 'd' {
+		const maxDays = int(math.MaxInt64 / int64(24*time.Hour)) // 106,751 days: time.Duration's range
 		days := 0
 		for _, c := range s[:n-1] {
 			if c < '0' || c > '9' {
 				return 0, Errorf("invalid duration %q", s)
 			}
-			days = days*10 + int(c-'0')
+			if days = days*10 + int(c-'0'); days > maxDays {
+				return 0, Errorf("invalid duration %q: at most %dd", s, maxDays)
+			}
 		}
 		return Duration(time.Duration(days) * 24 * time.Hour), nil
 	}

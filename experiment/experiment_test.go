@@ -1,0 +1,119 @@
+package experiment
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+func TestRoleAllows(t *testing.T) {
+	roles := []Role{RoleAdmin, RoleAnalyst, RoleViewer, RoleIngest}
+	// want[r][need]: admin reaches everything, analyst analyst and viewer routes,
+	// viewer and ingest only their own.
+	want := map[Role]map[Role]bool{
+		RoleAdmin:   {RoleAdmin: true, RoleAnalyst: true, RoleViewer: true, RoleIngest: true},
+		RoleAnalyst: {RoleAnalyst: true, RoleViewer: true},
+		RoleViewer:  {RoleViewer: true},
+		RoleIngest:  {RoleIngest: true},
+	}
+	for _, r := range roles {
+		for _, need := range roles {
+			if got := r.Allows(need); got != want[r][need] {
+				t.Errorf("%s.Allows(%s) = %v, want %v", r, need, got, want[r][need])
+			}
+		}
+	}
+	for _, r := range roles {
+		if got, want := r.SeesExact(), r == RoleAdmin || r == RoleAnalyst; got != want {
+			t.Errorf("%s.SeesExact() = %v", r, got)
+		}
+	}
+	if Role("owner").Valid() {
+		t.Error(`Role("owner") is valid`)
+	}
+}
+
+func TestParseDuration(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want time.Duration
+		ok   bool
+	}{
+		{"30d", 30 * 24 * time.Hour, true},
+		{"0d", 0, true},
+		{"36h", 36 * time.Hour, true},
+		{"1h30m", 90 * time.Minute, true},
+		{"-1h", -time.Hour, true},
+		{"d", 0, false},
+		{"3.5d", 0, false},
+		{"-2d", 0, false},
+		{"1w", 0, false},
+		{"", 0, false},
+		{"106751d", 106751 * 24 * time.Hour, true},
+		{"106752d", 0, false},               // beyond time.Duration's range
+		{"99999999999999999999d", 0, false}, // would overflow int
+	} {
+		got, err := ParseDuration(c.in)
+		if (err == nil) != c.ok || (c.ok && time.Duration(got) != c.want) {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v (ok %v)", c.in, time.Duration(got), err, c.want, c.ok)
+		}
+	}
+}
+
+func TestErrorFormatting(t *testing.T) {
+	inner := E("store.Create", Invalid, Field("variants[1].weight"), Errorf("must be in [0, 1], got 1.5"))
+	outer := E("api.createExperiment", inner)
+	if KindOf(outer) != Invalid || !Is(outer, Invalid) {
+		t.Errorf("kind of the wrapped error: %v", KindOf(outer))
+	}
+	var e *Error
+	if !errors.As(outer, &e) {
+		t.Fatal("not an *Error")
+	}
+	if got, want := e.Message(), "variants[1].weight: must be in [0, 1], got 1.5"; got != want {
+		t.Errorf("Message() = %q, want %q", got, want)
+	}
+	if got, want := outer.Error(), "api.createExperiment: store.Create: variants[1].weight: must be in [0, 1], got 1.5"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if KindOf(errors.New("plain")) != Internal || KindOf(nil) != Other {
+		t.Error("KindOf of a plain error must be Internal, of nil Other")
+	}
+}
+
+func TestShareLinkLive(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	l := &ShareLink{CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}
+	for _, c := range []struct {
+		at   time.Time
+		want bool
+	}{{t0, true}, {t0.Add(time.Hour - time.Nanosecond), true}, {t0.Add(time.Hour), false}} {
+		if got := l.Live(c.at); got != c.want {
+			t.Errorf("Live(%s) = %v, want %v", c.at, got, c.want)
+		}
+	}
+	l.RevokedAt = &t0
+	if l.Live(t0) {
+		t.Error("a revoked link is live")
+	}
+}
+
+func TestRangeOverlaps(t *testing.T) {
+	a := Range{Start: 0, End: 0.5}
+	for _, c := range []struct {
+		b    Range
+		want bool
+	}{
+		{Range{Start: 0.5, End: 1}, false}, // half-open: touching is not overlapping
+		{Range{Start: 0.4, End: 0.6}, true},
+		{Range{Start: 0, End: 0.5}, true},
+		{Range{Start: 0.6, End: 0.7}, false},
+	} {
+		if got := a.Overlaps(c.b); got != c.want || c.b.Overlaps(a) != c.want {
+			t.Errorf("%v overlaps %v = %v, want %v (both ways)", a, c.b, got, c.want)
+		}
+	}
+	if !a.Contains(0) || a.Contains(0.5) {
+		t.Error("Contains must be half-open [start, end)")
+	}
+}
