@@ -30,9 +30,10 @@ type DigestOptions struct {
 // The target is an experiment key, "holdout:NAME" (the holdout's current cohort
 // against the exposed units, spent from the holdout's budget) or "journey:KEY"
 // (the journey's experiment: personalized vs control). The digest holds one DP
-// release of the results (spent from the budget, on behalf of "digest:JOB"), the headline relative lift of the primary metric, the
-// guardrails (metrics where lower is better), a plain-English verdict, and the
-// trend made of the earlier digests' headlines (no further privacy cost). When a
+// release of the results (spent from the budget, on behalf of "digest:JOB"), the
+// headline relative lift of the primary metric, the guardrails (metrics where
+// lower is better), a plain-English verdict, and the trend made of the earlier
+// digests' headlines (no further privacy cost). When a
 // digest for that job, period and target exists already (a retried or restarted
 // run) it is returned as it is and nothing is spent.
 func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period time.Time, target string, o DigestOptions) (*experiment.Digest, error) {
@@ -57,7 +58,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if pr, err = PrivateHoldoutResults(ctx, db, name, 0, who, o.Privacy); err != nil {
 			return nil, err
 		}
-		title = fmt.Sprintf("Long-run incrementality: everything holdout %s (cohort v%d) is kept out of", name, pr.Version)
+		title = fmt.Sprintf("Long-run incrementality: holdout %s, cohort v%d (exposed vs held out)", name, pr.Version)
 	case strings.HasPrefix(target, jobs.SubjectJourney+":"):
 		key := strings.TrimPrefix(target, jobs.SubjectJourney+":")
 		jr, err := db.GetJourney(ctx, key)

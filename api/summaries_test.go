@@ -223,7 +223,7 @@ func TestDigestSubjects(t *testing.T) {
 		job, target, title, metric, variant, budget string
 		spent                                       float64
 	}{
-		{"long-run", "holdout:global", "holdout global (cohort v1)", "converted", "exposed", "/v1/holdouts/global/privacy", 1},
+		{"long-run", "holdout:global", "holdout global, cohort v1", "converted", "exposed", "/v1/holdouts/global/privacy", 1},
 		{"journeys", "journey:home", "Personalized journey home", "revenue", "treatment", "/v1/experiments/checkout/privacy", 0.5},
 	} {
 		var run experiment.JobRun
