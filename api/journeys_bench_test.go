@@ -38,7 +38,8 @@ func benchEnvInt(name string, def int) int {
 // personalized arm; half of them are known to the model, half are folded in from
 // 3 recent items. Latency is measured from each request's scheduled send time,
 // so a server that falls behind is charged for the queueing (no coordinated
-// omission). LIFT_BENCH_BATCH (default 32) is the Batcher's largest batch. Run once:
+// omission). LIFT_BENCH_BATCH (default 32) is the Batcher's largest batch and
+// LIFT_BENCH_WORKERS (default 0: one per core) the cpu scorer's workers. Run once:
 //
 //	go test ./api -run '^$' -bench JourneyDecideHTTP -benchtime 1x -timeout 30m
 func BenchmarkJourneyDecideHTTP(b *testing.B) {
@@ -68,7 +69,7 @@ func BenchmarkJourneyDecideHTTP(b *testing.B) {
 		b.Fatal(err)
 	}
 	m.PrepareFoldIn()
-	cpu, err := scorer.NewCPU(m, scorer.Options{})
+	cpu, err := scorer.NewCPU(m, scorer.Options{Workers: benchEnvInt("LIFT_BENCH_WORKERS", 0)})
 	if err != nil {
 		b.Fatal(err)
 	}
