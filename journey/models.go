@@ -27,23 +27,24 @@ type Model struct {
 	Card    *scorer.Card // nil when the file has no card
 	batcher *scorer.Batcher
 
-	maxBatch int64
 	inflight atomic.Int64 // requests in the batcher now
 	ewma     atomic.Int64 // smoothed time of a successful batcher call, ns (0: none yet)
 }
 
 // admit reports whether a request arriving now can be ranked within remaining:
-// with n requests in the batcher (this one included) and a smoothed call time t,
-// it expects to wait ⌈n / MaxBatch⌉·t. The first batch's worth of requests is
-// always admitted, so that the estimate keeps being refreshed. The caller must
-// call done after the batcher call when admitted.
+// with n requests in the batcher (this one included), batches of at most b (the
+// batcher's current limit) and a smoothed call time t, it expects to wait
+// ⌈n / b⌉·t. The first batch's worth of requests is always admitted, so that the
+// estimate keeps being refreshed. The caller must call done after the batcher
+// call when admitted.
 func (m *Model) admit(remaining time.Duration) bool {
 	n := m.inflight.Add(1)
 	t := m.ewma.Load()
-	if n <= m.maxBatch || t == 0 {
+	b := int64(m.batcher.Limit())
+	if n <= b || t == 0 {
 		return true
 	}
-	if time.Duration((n+m.maxBatch-1)/m.maxBatch*t) > remaining {
+	if time.Duration((n+b-1)/b*t) > remaining {
 		m.inflight.Add(-1)
 		return false
 	}
@@ -79,8 +80,16 @@ type Models struct {
 }
 
 // NewModels serves the given models, each through a Batcher with opts. Models
-// take ownership of the scorers: Close closes them.
+// take ownership of the scorers: Close closes them. Unless opts says otherwise, a
+// batch is capped to what the scorer is expected to rank in three quarters of the
+// default latency budget (scorer.BatchOptions.MaxCallTime; negative: no cap), so
+// that a slow scorer (a big catalog on few cores) never makes calls longer than
+// the budget, in which every request would time out; the admission check then
+// sends requests that could not wait for their call to the control journey.
 func NewModels(opts scorer.BatchOptions, ms ...*Model) (*Models, error) {
+	if opts.MaxCallTime == 0 {
+		opts.MaxCallTime = experiment.DefaultLatencyBudget * 3 / 4
+	}
 	out := &Models{byName: map[string]*Model{}}
 	for i, m := range ms {
 		if m.Name == "" || m.Model == nil || m.Scorer == nil {
@@ -92,10 +101,6 @@ func NewModels(opts scorer.BatchOptions, ms ...*Model) (*Models, error) {
 				experiment.Errorf("duplicate model name %q", m.Name))
 		}
 		m.batcher = scorer.NewBatcher(m.Scorer, opts)
-		m.maxBatch = int64(opts.MaxBatch)
-		if m.maxBatch <= 0 {
-			m.maxBatch = 64 // scorer.BatchOptions' default
-		}
 		out.byName[m.Name] = m
 	}
 	return out, nil

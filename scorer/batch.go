@@ -18,6 +18,13 @@ type BatchOptions struct {
 	// Queue is the number of requests that may wait to be batched (default 4·MaxBatch);
 	// a request beyond it waits for room or for its context.
 	Queue int
+	// MaxCallTime, when > 0, caps each batch so that its Score call is expected to
+	// take at most this long: the cap is MaxCallTime over the smoothed time per
+	// request of the earlier calls (at least 1, at most MaxBatch). On a slow scorer
+	// (a big catalog, few cores) a full batch could take longer than a caller's
+	// whole latency budget, so that every request in it would time out; the cap
+	// keeps calls short at some cost in throughput.
+	MaxCallTime time.Duration
 }
 
 func (o *BatchOptions) fill() {
@@ -37,6 +44,7 @@ type BatchStats struct {
 	Requests int64 // requests scored (cancelled ones not counted)
 	Batches  int64 // Score calls made
 	MaxSize  int64 // the largest batch so far
+	Limit    int   // the current largest batch (MaxBatch, or less under MaxCallTime)
 }
 
 // Batcher coalesces concurrent single-query requests into one Score call of its
@@ -55,6 +63,7 @@ type Batcher struct {
 	close sync.Once
 
 	requests, batches, maxSize atomic.Int64
+	perRequest                 atomic.Int64 // smoothed ns per request of successful calls (0: none yet)
 }
 
 type batchRequest struct {
@@ -109,7 +118,27 @@ func (b *Batcher) Score(ctx context.Context, q []float32, k int, exclude []int32
 
 // Stats returns the counts so far.
 func (b *Batcher) Stats() BatchStats {
-	return BatchStats{Requests: b.requests.Load(), Batches: b.batches.Load(), MaxSize: b.maxSize.Load()}
+	return BatchStats{Requests: b.requests.Load(), Batches: b.batches.Load(), MaxSize: b.maxSize.Load(), Limit: b.Limit()}
+}
+
+// Limit is the largest batch the Batcher forms now: MaxBatch, or under
+// MaxCallTime the number of requests expected to be scored within it.
+func (b *Batcher) Limit() int {
+	per := b.perRequest.Load()
+	if b.opts.MaxCallTime <= 0 || per <= 0 {
+		return b.opts.MaxBatch
+	}
+	return int(min(max(int64(b.opts.MaxCallTime)/per, 1), int64(b.opts.MaxBatch)))
+}
+
+// observe folds a successful call's time per request into the smoothed value
+// (exponential moving average, weight 1/4 on the newest).
+func (b *Batcher) observe(took time.Duration, n int) {
+	v := int64(took) / int64(n)
+	if old := b.perRequest.Load(); old != 0 {
+		v = old + (v-old)/4
+	}
+	b.perRequest.Store(max(v, 1)) // only the loop goroutine writes it
 }
 
 // Close stops the batcher; queued and later requests fail with ErrClosed.
@@ -136,8 +165,9 @@ func (b *Batcher) loop() {
 			return
 		}
 		timer.Reset(b.opts.MaxWait)
+		limit := b.Limit()
 	fill:
-		for len(batch) < b.opts.MaxBatch {
+		for len(batch) < limit {
 			select {
 			case r := <-b.reqs:
 				batch = append(batch, r)
@@ -190,7 +220,11 @@ func (b *Batcher) run(batch []*batchRequest) {
 	if n := int64(len(live)); n > b.maxSize.Load() {
 		b.maxSize.Store(n)
 	}
+	t0 := time.Now()
 	res, err := b.s.Score(b.ctx, queries, k, exclude)
+	if err == nil {
+		b.observe(time.Since(t0), len(live))
+	}
 	if err != nil && len(live) > 1 && experiment.Is(err, experiment.Invalid) {
 		for _, r := range live {
 			one, err := b.s.Score(b.ctx, [][]float32{r.q}, r.k, [][]int32{r.exclude})

@@ -105,3 +105,72 @@ func TestBatcherContextAndClose(t *testing.T) {
 		t.Fatalf("after Close: err = %v", err)
 	}
 }
+
+// slowScorer takes at least perQuery per query of a call, as a compute-bound
+// backend does on a big catalog, and records the batch sizes.
+type slowScorer struct {
+	countingScorer
+	perQuery time.Duration
+}
+
+func (s *slowScorer) Score(ctx context.Context, q [][]float32, k int, ex [][]int32) ([][]Scored, error) {
+	s.mu.Lock()
+	s.sizes = append(s.sizes, len(q))
+	s.mu.Unlock()
+	time.Sleep(time.Duration(len(q)) * s.perQuery)
+	return s.Scorer.Score(ctx, q, k, ex)
+}
+
+// TestBatcherMaxCallTime: with calls costing at least 2 ms per query and a
+// MaxCallTime of 10 ms, once one call was measured no batch may exceed 5
+// requests (the measured time per request can only be longer than 2 ms, so the
+// cap only smaller), where MaxBatch alone would allow 64; every request is still
+// answered correctly.
+func TestBatcherMaxCallTime(t *testing.T) {
+	m := randomModel(t, 300, 8, 100, 0, false, 5)
+	cpu, _ := NewCPU(m, Options{Workers: 1})
+	s := &slowScorer{countingScorer: countingScorer{Scorer: cpu}, perQuery: 2 * time.Millisecond}
+	b := NewBatcher(s, BatchOptions{MaxBatch: 64, MaxWait: 5 * time.Millisecond, MaxCallTime: 10 * time.Millisecond})
+	defer b.Close()
+	if got := b.Limit(); got != 64 {
+		t.Fatalf("limit before any call = %d, want MaxBatch 64", got)
+	}
+	if _, err := b.Score(context.Background(), m.User(0), 3, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := b.Limit(); got < 1 || got > 5 {
+		t.Fatalf("limit after a 2 ms/query call = %d, want 1 to 5", got)
+	}
+	const n = 40
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for u := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			got, err := b.Score(context.Background(), m.User(u), 3, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			if want := naiveTopK(m, m.User(u), 3, nil); !slices.Equal(got, want) {
+				errs <- experiment.Errorf("user %d: got %v, want %v", u, got, want)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i, size := range s.sizes[1:] {
+		if size > 5 {
+			t.Errorf("batch %d had %d requests, want at most 5 under MaxCallTime", i+1, size)
+		}
+	}
+	if st := b.Stats(); st.Requests != n+1 || st.Limit > 5 {
+		t.Errorf("stats %+v", st)
+	}
+}
