@@ -248,34 +248,20 @@ func (d Deps) digestTargets(ctx context.Context, j *experiment.Job) ([]string, e
 	case "", SubjectExperiment:
 		return d.targets(ctx, j)
 	case SubjectHoldout:
-		if j.Target != "" {
-			if _, err := d.Store.GetHoldout(ctx, j.Target); err != nil {
-				return nil, err
-			}
-			names = []string{j.Target}
-		} else {
-			hs, err := d.Store.ListHoldouts(ctx)
-			if err != nil {
-				return nil, err
-			}
-			for _, h := range hs {
-				names = append(names, h.Name)
-			}
+		hs, err := oneOrAll(ctx, j.Target, d.Store.GetHoldout, d.Store.ListHoldouts)
+		if err != nil {
+			return nil, err
+		}
+		for _, h := range hs {
+			names = append(names, h.Name)
 		}
 	case SubjectJourney:
-		if j.Target != "" {
-			if _, err := d.Store.GetJourney(ctx, j.Target); err != nil {
-				return nil, err
-			}
-			names = []string{j.Target}
-		} else {
-			js, err := d.Store.ListJourneys(ctx)
-			if err != nil {
-				return nil, err
-			}
-			for _, x := range js {
-				names = append(names, x.Key)
-			}
+		js, err := oneOrAll(ctx, j.Target, d.Store.GetJourney, d.Store.ListJourneys)
+		if err != nil {
+			return nil, err
+		}
+		for _, x := range js {
+			names = append(names, x.Key)
 		}
 	default:
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("params.subject"),
@@ -286,6 +272,18 @@ func (d Deps) digestTargets(ctx context.Context, j *experiment.Job) ([]string, e
 		names[i] = p.Subject + ":" + n
 	}
 	return names, nil
+}
+
+// oneOrAll returns the named target (get), or every one (list) when target is "".
+func oneOrAll[T any](ctx context.Context, target string, get func(context.Context, string) (T, error), list func(context.Context) ([]T, error)) ([]T, error) {
+	if target == "" {
+		return list(ctx)
+	}
+	x, err := get(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	return []T{x}, nil
 }
 
 // digest publishes one digest per target (idempotently, keyed by job and period).
