@@ -114,11 +114,8 @@ type slowScorer struct {
 }
 
 func (s *slowScorer) Score(ctx context.Context, q [][]float32, k int, ex [][]int32) ([][]Scored, error) {
-	s.mu.Lock()
-	s.sizes = append(s.sizes, len(q))
-	s.mu.Unlock()
 	time.Sleep(time.Duration(len(q)) * s.perQuery)
-	return s.Scorer.Score(ctx, q, k, ex)
+	return s.countingScorer.Score(ctx, q, k, ex)
 }
 
 // TestBatcherMaxCallTime: with calls costing at least 2 ms per query and a

@@ -15,8 +15,8 @@ import (
 // BenchmarkLogExposures measures exposure ingest through LogExposures: batches of
 // 1,000 rows from G concurrent goroutines, each call waiting for its group's
 // commit, into a file with W writer lanes, for the append strategies (coded: the
-// query appender with per-group codes, the default; packed: the group as string
-// parameters of one prepared INSERT; csv: a staging file read by read_csv; rows:
+// query appender with per-group codes, the default; csv: a staging file read by
+// read_csv; rows:
 // the table appender; values: multi-row INSERT ... VALUES). One op is one batch;
 // exposures/s is the figure to compare with the goal of 500,000/s. See
 // docs/bench/store.md.
@@ -26,12 +26,6 @@ func BenchmarkLogExposures(b *testing.B) {
 		mode                      appendMode
 		goroutines, writers, thrd int
 	}{
-		{"packed/G=8/W=1", appendPacked, 8, 1, 0},
-		{"packed/G=16/W=1", appendPacked, 16, 1, 0},
-		{"packed/G=64/W=1", appendPacked, 64, 1, 0},
-		{"packed/G=256/W=1", appendPacked, 256, 1, 0},
-		{"packed/G=64/W=2", appendPacked, 64, 2, 0},
-		{"packed/G=64/W=1/threads=1", appendPacked, 64, 1, 1},
 		{"csv/G=64/W=1", appendCSV, 64, 1, 0},
 		{"csv/G=64/W=1/threads=1", appendCSV, 64, 1, 1},
 		{"coded/G=8/W=1", appendCoded, 8, 1, 0},
@@ -116,12 +110,10 @@ func BenchmarkExposureGroupPhases(b *testing.B) {
 		mode    appendMode
 		threads int
 	}{
-		{"packed", appendPacked, 0},
 		{"coded", appendCoded, 0},
 		{"csv", appendCSV, 0},
 		{"rows", appendRows, 0},
 		{"floor", floor, 0},
-		{"packed/threads=1", appendPacked, 1},
 		{"coded/threads=1", appendCoded, 1},
 		{"csv/threads=1", appendCSV, 1},
 		{"floor/threads=1", floor, 1},
@@ -158,8 +150,6 @@ func BenchmarkExposureGroupPhases(b *testing.B) {
 				case floor:
 					_, err = l.conn.ExecContext(ctx, `INSERT INTO exposures SELECT 'btn', 'b'||(i//1000)||'-'||(i%1000),
 						'control', make_timestamptz(1772409600000000), false, 1, 'client' FROM range(64000) t(i)`)
-				case appendPacked:
-					err = w.appendPacked(ctx, l, group)
 				case appendCSV:
 					err = w.appendCSV(ctx, l, group)
 				case appendCoded:

@@ -14,7 +14,6 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
-	"unsafe"
 
 	"github.com/liftlab/lift/experiment"
 	duckdb "github.com/marcboeker/go-duckdb/v2"
@@ -245,13 +244,6 @@ const (
 	// for experiment, variant and source through a DuckDB query appender that
 	// decodes them with per-group lists: three fewer strings to copy into C per row.
 	appendCoded appendMode = iota
-	// appendPacked binds the whole group as three string parameters (units joined
-	// by \x01, timestamps, and one integer per row packing the codes of
-	// experiment, variant and source with in_holdout and holdout_version) and lets
-	// the INSERT split them: a few calls from Go per group instead of several per
-	// row. A group it cannot pack (a unit holding \x01, a code or version too big)
-	// takes appendCoded.
-	appendPacked
 	// appendCSV writes the group as CSV (codes for experiment, variant and source,
 	// ts as microseconds) to a staging file that the INSERT reads with read_csv:
 	// DuckDB parses it column by column, with no per-value call from Go.
@@ -270,13 +262,11 @@ type lane struct {
 	app  *duckdb.Appender
 
 	stage string // appendCSV's staging file, created on first use
-	buf   []byte // appendCSV's CSV text, or appendPacked's units, reused across groups
-	buf2  []byte // appendPacked's timestamps
-	buf3  []byte // appendPacked's packed codes
+	buf   []byte // appendCSV's CSV text, reused across groups
 
 	// Statements prepared once per lane (parsing and planning them per group
 	// cost about a tenth of the writer's time with small groups).
-	begin, end, packed *sql.Stmt
+	begin, end *sql.Stmt
 }
 
 // stmt returns *st, preparing query on the lane's connection first if needed.
@@ -356,7 +346,7 @@ func (w *writer) close() error {
 		if l.app != nil {
 			errs = append(errs, l.app.Close())
 		}
-		for _, st := range []*sql.Stmt{l.begin, l.end, l.packed} {
+		for _, st := range []*sql.Stmt{l.begin, l.end} {
 			if st != nil {
 				errs = append(errs, st.Close())
 			}
@@ -474,8 +464,6 @@ func (w *writer) commit(l *lane, group []*request) (err error) {
 		}
 	}()
 	switch w.mode {
-	case appendPacked:
-		err = w.appendPacked(ctx, l, group)
 	case appendCSV:
 		err = w.appendCSV(ctx, l, group)
 	case appendRows:
@@ -820,95 +808,3 @@ func appendCSVString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
-
-// Bit layout of appendPacked's per-row integer p (a BIGINT): experiment code in
-// bits 0–15, variant code in 16–31, source code in 32–39, in_holdout in bit 40,
-// holdout_version from bit 41 on. A code of 0 is NULL.
-const (
-	packMaxCode    = 1<<16 - 1
-	packMaxSource  = 1<<8 - 1
-	packMaxVersion = 1<<22 - 1
-)
-
-// appendPacked inserts the group with one INSERT whose three VARCHAR parameters
-// carry every row; see appendMode. Falls back to appendCoded for a group it
-// cannot pack.
-func (w *writer) appendPacked(ctx context.Context, l *lane, group []*request) error {
-	var exps, vars, srcs dict
-	units, tss, codes := l.buf[:0], l.buf2[:0], l.buf3[:0]
-	first := true
-	for _, g := range group {
-		for i := range g.rows {
-			x := &g.rows[i]
-			e, v, s := exps.code32(x.Experiment), vars.code32(x.Variant), srcs.code32(x.Source)
-			if e > packMaxCode || v > packMaxCode || s > packMaxSource || x.HoldoutVersion > packMaxVersion ||
-				strings.IndexByte(x.Unit, 1) >= 0 {
-				return w.appendCoded(l, group)
-			}
-			p := uint64(e) | uint64(v)<<16 | uint64(s)<<32 | uint64(x.HoldoutVersion)<<41
-			if x.InHoldout {
-				p |= 1 << 40
-			}
-			if !first {
-				units = append(units, 1)
-				tss = append(tss, ',')
-				codes = append(codes, ',')
-			}
-			first = false
-			units = append(units, x.Unit...)
-			tss = strconv.AppendInt(tss, x.TS.UnixMicro(), 10)
-			codes = strconv.AppendUint(codes, p, 10)
-		}
-	}
-	l.buf, l.buf2, l.buf3 = units, tss, codes
-	dicts := [3]string{}
-	for i, d := range []*dict{&exps, &vars, &srcs} {
-		var ok bool
-		if dicts[i], ok = d.joined(); !ok {
-			return w.appendCoded(l, group)
-		}
-	}
-	insert, err := l.stmt(ctx, &l.packed, packedInsert)
-	if err != nil {
-		return fmt.Errorf("prepare insert: %w", err)
-	}
-	res, err := insert.ExecContext(ctx, unsafeString(units), unsafeString(tss), unsafeString(codes), dicts[0], dicts[1], dicts[2])
-	if err != nil {
-		return fmt.Errorf("insert: %w", err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("insert: %w", err)
-	}
-	if want := groupRows(group); n != int64(want) {
-		return fmt.Errorf("insert: %d rows inserted, want %d", n, want)
-	}
-	return nil
-}
-
-// packedInsert is appendPacked's statement: $1 units joined by \x01, $2 and $3
-// timestamps and packed codes joined by commas, $4–$6 the names of the codes of
-// experiment, variant and source joined by \x01 (code c is element c).
-const packedInsert = `INSERT INTO exposures SELECT
-	string_split($4, chr(1))[nullif(p & 65535, 0)], unit,
-	string_split($5, chr(1))[nullif((p >> 16) & 65535, 0)],
-	make_timestamptz(ts), (p >> 40) & 1 = 1, nullif(p >> 41, 0)::INTEGER,
-	string_split($6, chr(1))[nullif((p >> 32) & 255, 0)]
-FROM (SELECT unnest(string_split($1, chr(1))) AS unit,
-	unnest(string_split($2, ','))::BIGINT AS ts,
-	unnest(string_split($3, ','))::BIGINT AS p)`
-
-// joined returns the dictionary's words joined by \x01, or false when a word
-// holds \x01.
-func (d *dict) joined() (string, bool) {
-	for _, w := range d.words {
-		if strings.IndexByte(w, 1) >= 0 {
-			return "", false
-		}
-	}
-	return strings.Join(d.words, "\x01"), true
-}
-
-// unsafeString views b as a string without copying; b must not change while the
-// string is in use (here: until the statement that binds it has run).
-func unsafeString(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
