@@ -71,13 +71,14 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkCPUScore: catalog 1M × 64, k = 10, batch sizes 1, 64, 256.
+// BenchmarkCPUScore: catalog 1M × 64, k = 10, batch sizes 1 to 256 (a journey
+// server at a few hundred decisions/s forms batches of about 8–32).
 //
 //	go test -run '^$' -bench 'CPUScore|MemCopy' -benchtime 5x ./scorer
 func BenchmarkCPUScore(b *testing.B) {
 	m := benchModel()
 	s, _ := NewCPU(m, Options{})
-	for _, batch := range []int{1, 64, 256} {
+	for _, batch := range []int{1, 8, 16, 32, 64, 256} {
 		b.Run("batch="+strconv.Itoa(batch), func(b *testing.B) { benchScore(b, s, m, batch) })
 	}
 }
@@ -143,7 +144,7 @@ func BenchmarkKernel(b *testing.B) {
 	b.Run("lift-kernel", func(b *testing.B) {
 		for b.Loop() {
 			for u := 0; u < users; u += 2 {
-				dot2(q[u*d:(u+1)*d], q[(u+1)*d:(u+2)*d], items, out[u*nb:(u+1)*nb], out[(u+1)*nb:(u+2)*nb])
+				dot2(q[u*d:(u+1)*d], q[(u+1)*d:(u+2)*d], items, nil, out[u*nb:(u+1)*nb], out[(u+1)*nb:(u+2)*nb], nil)
 			}
 		}
 		b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")

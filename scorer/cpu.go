@@ -3,6 +3,7 @@ package scorer
 import (
 	"context"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -78,22 +79,42 @@ func (c *CPU) Score(ctx context.Context, queries [][]float32, k int, exclude [][
 			heaps[w] = hs
 			s0 := make([]float32, c.block)
 			s1 := make([]float32, c.block)
-			for {
-				b := int(next.Add(1) - 1)
-				if b >= nBlocks || ctx.Err() != nil {
-					return
+			passes := (nq + 1) / 2
+			b := int(next.Add(1) - 1)
+			for first := true; b < nBlocks && ctx.Err() == nil; first = false {
+				if !first {
+					// Let waiting goroutines (HTTP handlers, the exposure writer) run
+					// between blocks rather than after the scheduler's 10 ms time
+					// slice: a block is tens of microseconds of work.
+					runtime.Gosched()
 				}
+				// Claim the next block now, so that the passes over this one can
+				// prefetch it: each pass asks for its share of the next block's
+				// cache lines while it computes, so reading the item matrix from
+				// memory overlaps the arithmetic instead of preceding it.
+				nextB := int(next.Add(1) - 1)
+				var ahead []float32
+				if nextB < nBlocks {
+					ahead = m.Items[nextB*c.block*d : min((nextB+1)*c.block, n)*d]
+				}
+				chunk := (len(ahead)/passes + 15) &^ 15 // whole 64-byte lines
 				lo, hi := b*c.block, min((b+1)*c.block, n)
 				items := m.Items[lo*d : hi*d]
-				for u := 0; u < nq; u += 2 {
-					if u+1 < nq {
-						dot2(queries[u], queries[u+1], items, s0[:hi-lo], s1[:hi-lo])
-						collect(&hs[u+1], s1[:hi-lo], lo, m.Bias, excl[u+1])
-					} else {
-						dot1(queries[u], items, s0[:hi-lo])
-					}
-					collect(&hs[u], s0[:hi-lo], lo, m.Bias, excl[u])
+				var bias []float32
+				if m.Bias != nil {
+					bias = m.Bias[lo:hi]
 				}
+				for u := 0; u < nq; u += 2 {
+					pf := ahead[min(u/2*chunk, len(ahead)):min((u/2+1)*chunk, len(ahead))]
+					if u+1 < nq {
+						dot2(queries[u], queries[u+1], items, bias, s0[:hi-lo], s1[:hi-lo], pf)
+						collect(&hs[u+1], s1[:hi-lo], lo, excl[u+1])
+					} else {
+						dot1(queries[u], items, bias, s0[:hi-lo], pf)
+					}
+					collect(&hs[u], s0[:hi-lo], lo, excl[u])
+				}
+				b = nextB
 			}
 		}()
 	}
@@ -115,22 +136,21 @@ func (c *CPU) Score(ctx context.Context, queries [][]float32, k int, exclude [][
 	return out, nil
 }
 
-// collect offers the scores s of items lo, lo+1, … (plus their bias) to h, skipping
-// the excluded items (sorted ascending).
-func collect(h *topK, s []float32, lo int, bias []float32, excl []int32) {
-	if bias != nil {
-		bias = bias[lo : lo+len(s)]
-	}
-	thr := float32(math.Inf(-1)) // a score below thr cannot enter a full heap
+// collect offers the scores s of items lo, lo+1, … to h, skipping the excluded
+// items (sorted ascending). Once h is full, only a score not below its smallest can
+// enter, and firstNotBelow skips to the next such score (most of a block, after
+// the first few blocks).
+func collect(h *topK, s []float32, lo int, excl []int32) {
+	thr := float32(math.Inf(-1))
 	if h.full() {
 		thr = h.score[0]
 	}
-	for i, v := range s {
-		if bias != nil {
-			v += bias[i]
-		}
-		if v < thr {
-			continue
+	for i := 0; i < len(s); i++ {
+		if h.full() {
+			j := firstNotBelow(s[i:], thr)
+			if i += j; i == len(s) {
+				return
+			}
 		}
 		it := int32(lo + i)
 		if len(excl) > 0 {
@@ -138,7 +158,7 @@ func collect(h *topK, s []float32, lo int, bias []float32, excl []int32) {
 				continue
 			}
 		}
-		h.push(v, it)
+		h.push(s[i], it)
 		if h.full() {
 			thr = h.score[0]
 		}

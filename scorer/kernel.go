@@ -1,16 +1,20 @@
 package scorer
 
+import "math"
+
 // The score kernel. Every backend path on the CPU computes q·y in one fixed order,
 // so results do not depend on the path (assembly or Go, block, worker, batch):
-// eight lane sums, lane l adding the float32 products q[j]·y[j] for j ≡ l (mod 8)
-// in increasing j, then
+// eight lane sums, lane l accumulating the products q[j]·y[j] for j ≡ l (mod 8) in
+// increasing j with a fused multiply-add (one rounding per step: l ← fl(q·y + l)),
+// then
 //
 //	s = ((l₀+l₄) + (l₂+l₆)) + ((l₁+l₅) + (l₃+l₇))
 //
-// which is the order of an 8-wide SIMD dot product and its horizontal sum. On
-// amd64 with AVX2 and d a multiple of 8 the assembly kernel (kernel_amd64.s) does
-// two queries × four items per pass with VMULPS/VADDPS (no FMA, so that its
-// rounding equals the Go code's); elsewhere dotLanes does the same in Go.
+// which is the order of an 8-wide SIMD dot product with FMA and its horizontal sum.
+// On amd64 with AVX2 and FMA, and d a multiple of 8, the assembly kernel
+// (kernel_amd64.s) does two queries × four items per pass with VFMADD231PS and
+// reduces the eight sums of a pass together; elsewhere dotLanes does the same in Go,
+// with fma32 rounding exactly as the hardware does.
 
 // dotLanes returns q·y in the canonical order above.
 func dotLanes(q, y []float32) float32 {
@@ -18,48 +22,128 @@ func dotLanes(q, y []float32) float32 {
 	var l [8]float32
 	j := 0
 	for ; j+8 <= len(q); j += 8 {
-		l[0] += float32(q[j] * y[j])
-		l[1] += float32(q[j+1] * y[j+1])
-		l[2] += float32(q[j+2] * y[j+2])
-		l[3] += float32(q[j+3] * y[j+3])
-		l[4] += float32(q[j+4] * y[j+4])
-		l[5] += float32(q[j+5] * y[j+5])
-		l[6] += float32(q[j+6] * y[j+6])
-		l[7] += float32(q[j+7] * y[j+7])
+		l[0] = fma32(q[j], y[j], l[0])
+		l[1] = fma32(q[j+1], y[j+1], l[1])
+		l[2] = fma32(q[j+2], y[j+2], l[2])
+		l[3] = fma32(q[j+3], y[j+3], l[3])
+		l[4] = fma32(q[j+4], y[j+4], l[4])
+		l[5] = fma32(q[j+5], y[j+5], l[5])
+		l[6] = fma32(q[j+6], y[j+6], l[6])
+		l[7] = fma32(q[j+7], y[j+7], l[7])
 	}
 	for r := 0; j < len(q); j, r = j+1, r+1 {
-		l[r] += float32(q[j] * y[j])
+		l[r] = fma32(q[j], y[j], l[r])
 	}
 	return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
 }
 
-// dot2 writes s0[i] = q0·y_i and s1[i] = q1·y_i for the rows y_i of items.
-func dot2(q0, q1, items, s0, s1 []float32) {
+// fma32 returns a·b + c rounded once to float32 (round to nearest, ties to even), as
+// the float32 FMA instructions do. Go has no float32 FMA, and float32(math.FMA(…))
+// rounds twice, which differs in rare halfway cases. Here the product is exact in
+// float64 (24 + 24 bits), the sum is rounded to float64 by "round to odd" (the
+// rounded sum, with its last bit forced to 1 when the float64 sum was inexact), and
+// rounding that to float32 is then correct because float64 keeps more than 24 + 1
+// bits (Boldo & Melquiond, "Emulation of FMA and correctly rounded sums: proved
+// algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008).
+func fma32(a, b, c float32) float32 {
+	p := float64(a) * float64(b) // exact
+	cc := float64(c)
+	s := p + cc
+	// TwoSum (Knuth): e is the exact error of s = fl(p + cc).
+	bv := s - p
+	e := (p - (s - bv)) + (cc - bv)
+	if e != 0 && !math.IsInf(s, 0) {
+		bits := math.Float64bits(s)
+		if bits&1 == 0 {
+			// Move s one ulp towards the exact sum: up in magnitude when e has s's sign.
+			if (e > 0) == (s > 0) {
+				bits++
+			} else {
+				bits--
+			}
+			s = math.Float64frombits(bits)
+		}
+	}
+	return float32(s)
+}
+
+// dot2 writes s0[i] = q0·y_i + b_i and s1[i] = q1·y_i + b_i for the rows y_i of
+// items, where b_i = bias[i] (bias nil: no bias). The bias is added after the
+// canonical sum, in one float32 addition. While it computes, the assembly kernel
+// prefetches the cache lines of pf into the L2 cache (pf may be nil), spread
+// evenly over its passes.
+func dot2(q0, q1, items, bias, s0, s1, pf []float32) {
 	d := len(q0)
 	nb := len(s0)
 	i := 0
-	if useAVX2 && d%8 == 0 && nb >= 4 {
+	if useAsm && d%8 == 0 && nb >= 4 {
 		i = nb &^ 3
-		dot2x4AVX(&q0[0], &q1[0], &items[0], d, i, &s0[0], &s1[0])
+		var b *float32
+		if bias != nil {
+			b = &bias[0]
+		}
+		p, lines, per := pfArgs(pf, i)
+		dot2x4FMA(&q0[0], &q1[0], &items[0], b, d, i, &s0[0], &s1[0], p, lines, per)
 	}
 	for ; i < nb; i++ {
 		y := items[i*d : i*d+d]
 		s0[i] = dotLanes(q0, y)
 		s1[i] = dotLanes(q1, y)
+		if bias != nil {
+			s0[i] += bias[i]
+			s1[i] += bias[i]
+		}
 	}
 }
 
-// dot1 writes s[i] = q·y_i.
-func dot1(q, items, s []float32) {
+// dot1 writes s[i] = q·y_i + b_i, as dot2 does.
+func dot1(q, items, bias, s, pf []float32) {
 	d := len(q)
 	nb := len(s)
 	i := 0
-	if useAVX2 && d%8 == 0 && nb >= 4 {
+	if useAsm && d%8 == 0 && nb >= 4 {
 		i = nb &^ 3
+		var b *float32
+		if bias != nil {
+			b = &bias[0]
+		}
 		// The two-query kernel with the query twice: both outputs are the same values.
-		dot2x4AVX(&q[0], &q[0], &items[0], d, i, &s[0], &s[0])
+		p, lines, per := pfArgs(pf, i)
+		dot2x4FMA(&q[0], &q[0], &items[0], b, d, i, &s[0], &s[0], p, lines, per)
 	}
 	for ; i < nb; i++ {
 		s[i] = dotLanes(q, items[i*d:i*d+d])
+		if bias != nil {
+			s[i] += bias[i]
+		}
 	}
+}
+
+// pfArgs returns the kernel's prefetch arguments for pf over nb items (nb/4 passes
+// of four): the first line, the number of 64-byte lines and the lines per pass.
+func pfArgs(pf []float32, nb int) (*float32, int, int) {
+	if len(pf) == 0 {
+		return nil, 0, 0
+	}
+	lines := (len(pf)*4 + 63) / 64
+	groups := nb / 4
+	return &pf[0], lines, (lines + groups - 1) / groups
+}
+
+// firstNotBelow returns the index of the first s[i] that is not below thr (!(s[i] <
+// thr), so a NaN counts), or len(s) if there is none.
+func firstNotBelow(s []float32, thr float32) int {
+	i := 0
+	if useAsm && len(s) >= 16 {
+		i = firstNotBelowAVX(&s[0], len(s)&^15, thr)
+		if i < len(s)&^15 {
+			return i
+		}
+	}
+	for ; i < len(s); i++ {
+		if !(s[i] < thr) {
+			return i
+		}
+	}
+	return len(s)
 }

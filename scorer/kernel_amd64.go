@@ -2,11 +2,19 @@ package scorer
 
 import "golang.org/x/sys/cpu"
 
-// useAVX2 selects the assembly kernel (the CPU and the OS support AVX2).
-var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasAVX
+// useAsm selects the assembly kernel (the CPU and the OS support AVX2 and FMA).
+var useAsm = cpu.X86.HasAVX2 && cpu.X86.HasAVX && cpu.X86.HasFMA
 
-// dot2x4AVX writes s0[i] = q0·y_i and s1[i] = q1·y_i for i < nb, where y_i is the
-// i-th row of d floats at y; d must be a multiple of 8 and nb of 4.
+// dot2x4FMA writes s0[i] = q0·y_i + b[i] and s1[i] = q1·y_i + b[i] for i < nb, where
+// y_i is the i-th row of d floats at y and b is nil (no bias) or nb floats; d must be
+// a multiple of 8 and nb of 4. After each pass of four items it prefetches up to
+// pfPerPass of the pfLines 64-byte lines at pf into the L2 cache.
 //
 //go:noescape
-func dot2x4AVX(q0, q1, y *float32, d, nb int, s0, s1 *float32)
+func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, pfPerPass int)
+
+// firstNotBelowAVX returns the index of the first of the n floats at s that is not
+// below thr, or n; n must be a multiple of 16.
+//
+//go:noescape
+func firstNotBelowAVX(s *float32, n int, thr float32) int

@@ -1,30 +1,38 @@
 #include "textflag.h"
 
-// REDUCE sums the 8 lanes of Y in the canonical order
-// ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) and stores the float32 at DST.
-#define REDUCE(Y, X, DST) \
-	VEXTRACTF128 $1, Y, X14 \
-	VADDPS       X14, X, X  \
-	VMOVHLPS     X, X14, X14 \
-	VADDPS       X14, X, X  \
-	VMOVSHDUP    X, X14     \
-	VADDSS       X14, X, X  \
-	VMOVSS       X, DST
+// MERGE(A, B, T): A = [A.lo+A.hi | B.lo+B.hi], the first step of the canonical
+// horizontal sum of two accumulators at once: (l0+l4, l1+l5, l2+l6, l3+l7) of A in
+// the low lane, of B in the high lane; T is clobbered.
+#define MERGE(A, B, T) \
+	VPERM2F128 $0x31, B, A, T \
+	VPERM2F128 $0x20, B, A, A \
+	VADDPS     T, A, A
 
-// func dot2x4AVX(q0, q1, y *float32, d, nb int, s0, s1 *float32)
-TEXT ·dot2x4AVX(SB), NOSPLIT, $0-56
+// func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, pfPerPass int)
+//
+// Each pass scores four items (rows y_i … y_i+3) against two queries with eight
+// 8-lane accumulators, Y0–Y3 for q0 and Y4–Y7 for q1: lane l of each accumulator
+// holds fl(q[j]·y[j] + l) over j ≡ l (mod 8). The pass then reduces all eight in the
+// canonical order ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) with vector shuffles and
+// VHADDPS, adds the four items' bias (when b is not nil), and stores four scores to
+// s0 and four to s1. Then it prefetches up to pfPerPass lines of the pfLines at pf
+// (PREFETCHT1: into L2, leaving L1 to the block being scored).
+TEXT ·dot2x4FMA(SB), NOSPLIT, $0-88
 	MOVQ q0+0(FP), SI
 	MOVQ q1+8(FP), DI
 	MOVQ y+16(FP), BX
-	MOVQ d+24(FP), R10
-	MOVQ nb+32(FP), DX
-	MOVQ s0+40(FP), R8
-	MOVQ s1+48(FP), R9
+	MOVQ b+24(FP), CX
+	MOVQ d+32(FP), R10
+	MOVQ nb+40(FP), DX
+	MOVQ s0+48(FP), R8
+	MOVQ s1+56(FP), R9
+	MOVQ pf+64(FP), R14
+	MOVQ pfLines+72(FP), R15
 	SHLQ $2, R10 // row bytes
 
 items:
-	CMPQ DX, $4
-	JL   done
+	CMPQ   DX, $4
+	JL     done
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
 	VXORPS Y2, Y2, Y2
@@ -39,40 +47,63 @@ items:
 	XORQ   AX, AX
 
 inner:
-	VMOVUPS (SI)(AX*1), Y8
-	VMOVUPS (DI)(AX*1), Y9
-	VMOVUPS (BX)(AX*1), Y10
-	VMULPS  Y8, Y10, Y14
-	VADDPS  Y14, Y0, Y0
-	VMULPS  Y9, Y10, Y15
-	VADDPS  Y15, Y4, Y4
-	VMOVUPS (R11)(AX*1), Y11
-	VMULPS  Y8, Y11, Y14
-	VADDPS  Y14, Y1, Y1
-	VMULPS  Y9, Y11, Y15
-	VADDPS  Y15, Y5, Y5
-	VMOVUPS (R12)(AX*1), Y12
-	VMULPS  Y8, Y12, Y14
-	VADDPS  Y14, Y2, Y2
-	VMULPS  Y9, Y12, Y15
-	VADDPS  Y15, Y6, Y6
-	VMOVUPS (R13)(AX*1), Y13
-	VMULPS  Y8, Y13, Y14
-	VADDPS  Y14, Y3, Y3
-	VMULPS  Y9, Y13, Y15
-	VADDPS  Y15, Y7, Y7
-	ADDQ    $32, AX
-	CMPQ    AX, R10
-	JL      inner
+	VMOVUPS     (SI)(AX*1), Y8
+	VMOVUPS     (DI)(AX*1), Y9
+	VMOVUPS     (BX)(AX*1), Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y4
+	VMOVUPS     (R11)(AX*1), Y11
+	VFMADD231PS Y8, Y11, Y1
+	VFMADD231PS Y9, Y11, Y5
+	VMOVUPS     (R12)(AX*1), Y12
+	VFMADD231PS Y8, Y12, Y2
+	VFMADD231PS Y9, Y12, Y6
+	VMOVUPS     (R13)(AX*1), Y13
+	VFMADD231PS Y8, Y13, Y3
+	VFMADD231PS Y9, Y13, Y7
+	ADDQ        $32, AX
+	CMPQ        AX, R10
+	JL          inner
 
-	REDUCE(Y0, X0, 0(R8))
-	REDUCE(Y1, X1, 4(R8))
-	REDUCE(Y2, X2, 8(R8))
-	REDUCE(Y3, X3, 12(R8))
-	REDUCE(Y4, X4, 0(R9))
-	REDUCE(Y5, X5, 4(R9))
-	REDUCE(Y6, X6, 8(R9))
-	REDUCE(Y7, X7, 12(R9))
+	// Per item pair (q0·y_i, q1·y_i): m = (l0+l4, l1+l5, l2+l6, l3+l7).
+	MERGE(Y0, Y4, Y8)
+	MERGE(Y1, Y5, Y9)
+	MERGE(Y2, Y6, Y10)
+	MERGE(Y3, Y7, Y11)
+	// Reorder each lane to (m0, m2, m1, m3), so that VHADDPS adds m0+m2 and m1+m3.
+	VPERMILPS $0xD8, Y0, Y0
+	VPERMILPS $0xD8, Y1, Y1
+	VPERMILPS $0xD8, Y2, Y2
+	VPERMILPS $0xD8, Y3, Y3
+	// Y0 = (y_i: m0+m2, m1+m3, y_i+1: m0+m2, m1+m3 | the same for q1).
+	VHADDPS Y1, Y0, Y0
+	VHADDPS Y3, Y2, Y2
+	// Y0 = (q0·y_i, q0·y_i+1, q0·y_i+2, q0·y_i+3 | q1·y_i, …, q1·y_i+3).
+	VHADDPS Y2, Y0, Y0
+	TESTQ   CX, CX
+	JZ      store
+	VBROADCASTF128 (CX), Y1 // (b_i … b_i+3 | b_i … b_i+3)
+	VADDPS  Y1, Y0, Y0
+	ADDQ    $16, CX
+
+store:
+	VMOVUPS      X0, (R8)
+	VEXTRACTF128 $1, Y0, (R9)
+
+	MOVQ pfPerPass+80(FP), AX
+
+prefetch:
+	TESTQ      R15, R15
+	JZ         next
+	TESTQ      AX, AX
+	JZ         next
+	PREFETCHT1 (R14)
+	ADDQ       $64, R14
+	DECQ       R15
+	DECQ       AX
+	JMP        prefetch
+
+next:
 
 	LEAQ (R13)(R10*1), BX
 	ADDQ $16, R8
@@ -81,5 +112,42 @@ inner:
 	JMP  items
 
 done:
+	VZEROUPPER
+	RET
+
+// func firstNotBelowAVX(s *float32, n int, thr float32) int
+//
+// Sixteen floats per pass: VCMPPS with predicate NLT_US (not less than, true for
+// NaN) against thr in every lane; the first pass with any lane set is searched
+// with BSF.
+TEXT ·firstNotBelowAVX(SB), NOSPLIT, $0-32
+	MOVQ         s+0(FP), SI
+	MOVQ         n+8(FP), DX
+	VBROADCASTSS thr+16(FP), Y2
+	XORQ         AX, AX
+
+scan:
+	CMPQ      AX, DX
+	JGE       none
+	VMOVUPS   (SI)(AX*4), Y0
+	VMOVUPS   32(SI)(AX*4), Y1
+	VCMPPS    $5, Y2, Y0, Y0
+	VCMPPS    $5, Y2, Y1, Y1
+	VORPS     Y1, Y0, Y3
+	VTESTPS   Y3, Y3
+	JNZ       found
+	ADDQ      $16, AX
+	JMP       scan
+
+found:
+	VMOVMSKPS Y0, BX
+	VMOVMSKPS Y1, CX
+	SHLQ      $8, CX
+	ORQ       CX, BX
+	BSFQ      BX, BX
+	ADDQ      BX, AX
+
+none:
+	MOVQ AX, ret+24(FP)
 	VZEROUPPER
 	RET

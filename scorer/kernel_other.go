@@ -2,8 +2,12 @@
 
 package scorer
 
-const useAVX2 = false
+const useAsm = false
 
-func dot2x4AVX(q0, q1, y *float32, d, nb int, s0, s1 *float32) {
+func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, pfPerPass int) {
+	panic("scorer: no assembly kernel on this architecture")
+}
+
+func firstNotBelowAVX(s *float32, n int, thr float32) int {
 	panic("scorer: no assembly kernel on this architecture")
 }
