@@ -502,10 +502,9 @@ func fnv64(s string) uint64 {
 	return h.Sum64()
 }
 
-// record logs the exposure (when the unit entered the experiment) and queues the
-// decision. It returns once the exposure is committed (acknowledged = stored, as
-// for every exposure); the decision row is written with its group within
-// DecisionLog.MaxWait, and Close flushes the queue.
+// record logs the exposure (when the unit entered the experiment) and the decision
+// row, the two commits running side by side, and returns once both are committed:
+// an answered decision is stored, across crashes too.
 func (d *Decider) record(ctx context.Context, l *loaded, unit string, dec *Decision, x *experiment.Exposure) error {
 	now := d.opt.Now().UTC()
 	var xerr error
@@ -532,7 +531,7 @@ func (d *Decider) record(ctx context.Context, l *loaded, unit string, dec *Decis
 	if x != nil {
 		row.InHoldout, row.HoldoutVersion = x.InHoldout, x.HoldoutVersion
 	}
-	derr := d.log.Enqueue(ctx, row)
+	derr := d.log.Log(ctx, row)
 	wg.Wait()
 	return errors.Join(xerr, derr)
 }

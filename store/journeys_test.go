@@ -94,6 +94,13 @@ func TestCreateJourney(t *testing.T) {
 }
 
 func TestJourneyDaysAndLog(t *testing.T) {
+	// A 1 ms group window, and none (a group is what queued during the last commit).
+	for _, wait := range []time.Duration{time.Millisecond, -1} {
+		t.Run("wait="+wait.String(), func(t *testing.T) { testJourneyDaysAndLog(t, wait) })
+	}
+}
+
+func testJourneyDaysAndLog(t *testing.T, wait time.Duration) {
 	c := newClock()
 	db, _ := openTest(t, c)
 	ctx := context.Background()
@@ -105,7 +112,7 @@ func TestJourneyDaysAndLog(t *testing.T) {
 	// Day 1: 100 decisions with latencies 1, 2, …, 100 ms; 10 fallback, 5
 	// ineligible, 45 personalized; each shows item "a", and the personalized ones
 	// also show "b". Day 2: 1 decision.
-	log := db.NewDecisionLog(DecisionLogOptions{MaxWait: time.Millisecond})
+	log := db.NewDecisionLog(DecisionLogOptions{MaxWait: wait})
 	var wg sync.WaitGroup
 	errs := make(chan error, 101)
 	for i := range 100 {
