@@ -309,7 +309,7 @@ func timeBand(p *plot.Plot, pts []TimeEffect, level float64) error {
 	p.Add(bandP, line, refLine(est[0].X, 0, est[len(est)-1].X, 0, grey))
 	p.Legend.Add("estimate", line)
 	p.Legend.Add(levelText(level), bandP)
-	p.X.Tick.Marker = plot.TimeTicks{Format: "Jan 2"}
+	p.X.Tick.Marker = dayTicks{}
 	legendRoom(p)
 	return nil
 }
@@ -448,7 +448,7 @@ func (c *DiDTrends) build() (*plot.Plot, error) {
 	v := refLine(x, lo-pad, x, hi+pad, red)
 	p.Add(v)
 	p.Legend.Add("intervention "+c.Intervention.UTC().Format("Jan 2"), v)
-	p.X.Tick.Marker = plot.TimeTicks{Format: "Jan 2"}
+	p.X.Tick.Marker = dayTicks{}
 	legendRoom(p)
 	return p, nil
 }
@@ -482,6 +482,73 @@ func (c *EventStudy) build() (*plot.Plot, error) {
 	p.X.Tick.Marker = integerTicks{}
 	legendRoom(p)
 	return p, nil
+}
+
+// dayTicks labels an axis of Unix seconds with calendar dates (UTC): a labelled tick
+// at midnight every 1, 2, 7 or 14 days (weeks from Mondays), so that at most 7 carry
+// a label, with a small tick every day; beyond 70 days, the first of every 1, 2, 3,
+// 6 or 12 months; under two days, hours. (plot.TimeTicks puts ticks at round numbers
+// of seconds, not at midnights, so that two ticks could carry the same date and a
+// date's label could sit a day away from its data.)
+type dayTicks struct{}
+
+func (dayTicks) Ticks(min, max float64) []plot.Tick {
+	const hour, day = 3600.0, 86400.0
+	span := max - min
+	utc := func(v float64) time.Time { return time.Unix(int64(v), 0).UTC() }
+	var ts []plot.Tick
+	switch {
+	case span < 2*day:
+		step := 24 * hour
+		for _, h := range []float64{1, 2, 3, 6, 12} {
+			if span/(h*hour) <= 6 {
+				step = h * hour
+				break
+			}
+		}
+		for v := math.Ceil(min/step) * step; v <= max; v += step {
+			ts = append(ts, plot.Tick{Value: v, Label: utc(v).Format("Jan 2 15:04")})
+		}
+	case span > 70*day:
+		months := 12
+		for _, m := range []int{1, 2, 3, 6} {
+			if span/(float64(m)*30.44*day) <= 6 {
+				months = m
+				break
+			}
+		}
+		t0 := utc(min)
+		m := time.Date(t0.Year(), t0.Month(), 1, 0, 0, 0, 0, time.UTC)
+		if m.Before(t0) {
+			m = m.AddDate(0, 1, 0)
+		}
+		for ; float64(m.Unix()) <= max; m = m.AddDate(0, 1, 0) {
+			if (int(m.Month())-1)%months == 0 {
+				ts = append(ts, plot.Tick{Value: float64(m.Unix()), Label: m.Format("Jan 2006")})
+			}
+		}
+	default:
+		step := 14.0
+		for _, s := range []float64{1, 2, 7} {
+			if span/(s*day) <= 6 {
+				step = s
+				break
+			}
+		}
+		// Day numbers since 1970-01-01 (a Thursday); weekly steps start on Mondays (day 4).
+		offset := 0.0
+		if step >= 7 {
+			offset = 4
+		}
+		for d := math.Ceil(min / day); d <= math.Floor(max/day); d++ {
+			t := plot.Tick{Value: d * day}
+			if math.Mod(d-offset, step) == 0 {
+				t.Label = utc(t.Value).Format("Jan 2")
+			}
+			ts = append(ts, t)
+		}
+	}
+	return ts
 }
 
 // integerTicks puts a labelled tick on every integer (every k-th when there are many).
