@@ -82,7 +82,7 @@ func dot2(q0, q1, items, bias, s0, s1, pf []float32) {
 		if bias != nil {
 			b = &bias[0]
 		}
-		p, lines, per := pfArgs(pf, i)
+		p, lines, per := pfArgs(pf, i/4)
 		dot2x4FMA(&q0[0], &q1[0], &items[0], b, d, i, &s0[0], &s1[0], p, lines, per)
 	}
 	for ; i < nb; i++ {
@@ -101,15 +101,14 @@ func dot1(q, items, bias, s, pf []float32) {
 	d := len(q)
 	nb := len(s)
 	i := 0
-	if useAsm && d%8 == 0 && nb >= 4 {
-		i = nb &^ 3
+	if useAsm && d%8 == 0 && nb >= 8 {
+		i = nb &^ 7
 		var b *float32
 		if bias != nil {
 			b = &bias[0]
 		}
-		// The two-query kernel with the query twice: both outputs are the same values.
-		p, lines, per := pfArgs(pf, i)
-		dot2x4FMA(&q[0], &q[0], &items[0], b, d, i, &s[0], &s[0], p, lines, per)
+		p, lines, per := pfArgs(pf, i/8)
+		dot1x8FMA(&q[0], &items[0], b, d, i, &s[0], p, lines, per)
 	}
 	for ; i < nb; i++ {
 		s[i] = dotLanes(q, items[i*d:i*d+d])
@@ -119,15 +118,15 @@ func dot1(q, items, bias, s, pf []float32) {
 	}
 }
 
-// pfArgs returns the kernel's prefetch arguments for pf over nb items (nb/4 passes
-// of four): the first line, the number of 64-byte lines and the lines per pass.
-func pfArgs(pf []float32, nb int) (*float32, int, int) {
+// pfArgs returns the kernel's prefetch arguments for pf spread over a kernel call
+// of the given number of passes: the first line, the number of 64-byte lines and
+// the lines per pass.
+func pfArgs(pf []float32, passes int) (*float32, int, int) {
 	if len(pf) == 0 {
 		return nil, 0, 0
 	}
 	lines := (len(pf)*4 + 63) / 64
-	groups := nb / 4
-	return &pf[0], lines, (lines + groups - 1) / groups
+	return &pf[0], lines, (lines + passes - 1) / passes
 }
 
 // firstNotBelow returns the index of the first s[i] that is not below thr (!(s[i] <

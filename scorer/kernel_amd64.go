@@ -18,3 +18,9 @@ func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, p
 //
 //go:noescape
 func firstNotBelowAVX(s *float32, n int, thr float32) int
+
+// dot1x8FMA writes s[i] = q·y_i + b[i] for i < nb, as dot2x4FMA does for one query
+// and eight items per pass; nb must be a multiple of 8.
+//
+//go:noescape
+func dot1x8FMA(q, y, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int)

@@ -151,3 +151,99 @@ none:
 	MOVQ AX, ret+24(FP)
 	VZEROUPPER
 	RET
+
+// func dot1x8FMA(q, y, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int)
+//
+// One query against eight items per pass: Y0–Y7 hold the lane sums of items
+// i … i+7 (rows i … i+3 at BX, R11, R12, R13 and rows i+4 … i+7 four rows further),
+// reduced as in dot2x4FMA; the reduction leaves the eight scores in item order, so
+// one store writes them. Prefetching as in dot2x4FMA.
+TEXT ·dot1x8FMA(SB), NOSPLIT, $0-72
+	MOVQ q+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ b+16(FP), CX
+	MOVQ d+24(FP), R10
+	MOVQ nb+32(FP), DX
+	MOVQ s+40(FP), R8
+	MOVQ pf+48(FP), R14
+	MOVQ pfLines+56(FP), R15
+	SHLQ $2, R10 // row bytes
+
+items8:
+	CMPQ   DX, $8
+	JL     done8
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   DI, BX
+	LEAQ   (BX)(R10*1), R11
+	LEAQ   (R11)(R10*1), R12
+	LEAQ   (R12)(R10*1), R13
+	MOVQ   SI, R9
+	MOVQ   R10, AX
+	SHRQ   $5, AX // d/8 steps
+
+inner8:
+	VMOVUPS     (R9), Y8
+	VFMADD231PS (BX), Y8, Y0
+	VFMADD231PS (R11), Y8, Y1
+	VFMADD231PS (R12), Y8, Y2
+	VFMADD231PS (R13), Y8, Y3
+	VFMADD231PS (BX)(R10*4), Y8, Y4
+	VFMADD231PS (R11)(R10*4), Y8, Y5
+	VFMADD231PS (R12)(R10*4), Y8, Y6
+	VFMADD231PS (R13)(R10*4), Y8, Y7
+	ADDQ        $32, R9
+	ADDQ        $32, BX
+	ADDQ        $32, R11
+	ADDQ        $32, R12
+	ADDQ        $32, R13
+	DECQ        AX
+	JNZ         inner8
+
+	MERGE(Y0, Y4, Y8)
+	MERGE(Y1, Y5, Y9)
+	MERGE(Y2, Y6, Y10)
+	MERGE(Y3, Y7, Y11)
+	VPERMILPS $0xD8, Y0, Y0
+	VPERMILPS $0xD8, Y1, Y1
+	VPERMILPS $0xD8, Y2, Y2
+	VPERMILPS $0xD8, Y3, Y3
+	VHADDPS   Y1, Y0, Y0
+	VHADDPS   Y3, Y2, Y2
+	// Y0 = (q·y_i, …, q·y_i+3 | q·y_i+4, …, q·y_i+7).
+	VHADDPS   Y2, Y0, Y0
+	TESTQ     CX, CX
+	JZ        store8
+	VADDPS    (CX), Y0, Y0
+	ADDQ      $32, CX
+
+store8:
+	VMOVUPS Y0, (R8)
+	MOVQ    pfPerPass+64(FP), AX
+
+prefetch8:
+	TESTQ      R15, R15
+	JZ         next8
+	TESTQ      AX, AX
+	JZ         next8
+	PREFETCHT1 (R14)
+	ADDQ       $64, R14
+	DECQ       R15
+	DECQ       AX
+	JMP        prefetch8
+
+next8:
+	LEAQ (DI)(R10*8), DI
+	ADDQ $32, R8
+	SUBQ $8, DX
+	JMP  items8
+
+done8:
+	VZEROUPPER
+	RET

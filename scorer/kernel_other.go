@@ -11,3 +11,7 @@ func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, p
 func firstNotBelowAVX(s *float32, n int, thr float32) int {
 	panic("scorer: no assembly kernel on this architecture")
 }
+
+func dot1x8FMA(q, y, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int) {
+	panic("scorer: no assembly kernel on this architecture")
+}
