@@ -11,10 +11,11 @@ import "math"
 //	s = ((l₀+l₄) + (l₂+l₆)) + ((l₁+l₅) + (l₃+l₇))
 //
 // which is the order of an 8-wide SIMD dot product with FMA and its horizontal sum.
-// On amd64 with AVX2 and FMA, and d a multiple of 8, the assembly kernel
-// (kernel_amd64.s) does two queries × four items per pass with VFMADD231PS and
-// reduces the eight sums of a pass together; elsewhere dotLanes does the same in Go,
-// with fma32 rounding exactly as the hardware does.
+// On amd64 with AVX2 and FMA, and d a multiple of 8, the assembly kernels
+// (kernel_amd64.s) do two queries × four items (dot2x4FMA) or one query × eight
+// items (dot1x8FMA) per pass with VFMADD231PS and reduce the eight sums of a pass
+// together; elsewhere dotLanes does the same in Go, with fma32 rounding exactly as
+// the hardware does.
 
 // dotLanes returns q·y in the canonical order above.
 func dotLanes(q, y []float32) float32 {
