@@ -88,6 +88,9 @@ func BenchmarkCUDAScore(b *testing.B) {
 	m := benchModel()
 	s, err := NewCUDA(context.Background(), m, quietOptions())
 	if err != nil {
+		if requireCUDA() {
+			b.Fatalf("LIFT_REQUIRE_CUDA=1 but the cuda backend did not start: %v", err)
+		}
 		b.Skipf("CUDA unavailable: %v", err)
 	}
 	defer s.Close()

@@ -4,6 +4,7 @@ package scorer
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -65,6 +66,10 @@ type nvrtcAPI struct {
 	nvrtcGetProgramLogSize func(prog uintptr, size *uint64) int32
 	nvrtcGetProgramLog     func(prog uintptr, log *byte) int32
 	nvrtcDestroyProgram    func(prog *uintptr) int32
+	// Optional (NVRTC ≥ 11.1): device code for one real architecture, which a driver
+	// older than this NVRTC can still load (PTX it cannot).
+	nvrtcGetCUBINSize func(prog uintptr, size *uint64) int32
+	nvrtcGetCUBIN     func(prog uintptr, cubin *byte) int32
 }
 
 // libNames are the sonames tried for each library, newest first.
@@ -161,12 +166,18 @@ func (a *blasAPI) bind(lib uintptr) error {
 }
 
 func (a *nvrtcAPI) bind(lib uintptr) error {
-	return bindAll(lib, map[string]any{
+	if err := bindAll(lib, map[string]any{
 		"nvrtcCreateProgram": &a.nvrtcCreateProgram, "nvrtcCompileProgram": &a.nvrtcCompileProgram,
 		"nvrtcGetPTXSize": &a.nvrtcGetPTXSize, "nvrtcGetPTX": &a.nvrtcGetPTX,
 		"nvrtcGetProgramLogSize": &a.nvrtcGetProgramLogSize, "nvrtcGetProgramLog": &a.nvrtcGetProgramLog,
 		"nvrtcDestroyProgram": &a.nvrtcDestroyProgram,
-	})
+	}); err != nil {
+		return err
+	}
+	if bindAll(lib, map[string]any{"nvrtcGetCUBINSize": &a.nvrtcGetCUBINSize, "nvrtcGetCUBIN": &a.nvrtcGetCUBIN}) != nil {
+		a.nvrtcGetCUBINSize, a.nvrtcGetCUBIN = nil, nil
+	}
+	return nil
 }
 
 // cstring reads a NUL-terminated C string.
@@ -291,7 +302,8 @@ func newCUDA(ctx context.Context, m *Model, opts Options) (s Scorer, err error) 
 		return nil, unavailable(err)
 	}
 
-	// Kernels: NVRTC → PTX → the driver's JIT.
+	// Kernels: NVRTC → a CUBIN for the device (loads on a driver older than NVRTC),
+	// else PTX → the driver's JIT.
 	nvLib, _, err := loadLib("nvrtc", dirs)
 	if err != nil {
 		return nil, unavailable(err)
@@ -300,12 +312,26 @@ func newCUDA(ctx context.Context, m *Model, opts Options) (s Scorer, err error) 
 	if err := nv.bind(nvLib); err != nil {
 		return nil, unavailable(fmt.Errorf("libnvrtc: %v", err))
 	}
-	ptx, err := compilePTX(nv, topkSource, int(major)*10+int(minor))
-	if err != nil {
-		return nil, unavailable(err)
+	cc := int(major)*10 + int(minor)
+	var cubinErr error
+	if nv.nvrtcGetCUBIN != nil {
+		var cubin []byte
+		if cubin, cubinErr = compileCUDA(nv, topkSource, "sm_"+strconv.Itoa(cc), true); cubinErr == nil {
+			cubinErr = drv.check("cuModuleLoadData", drv.cuModuleLoadData(&c.mod, unsafe.Pointer(&cubin[0])))
+		}
+		if cubinErr != nil {
+			c.mod = 0
+			opts.Logger.Warn("scorer: no CUBIN for the device, trying PTX", "arch", "sm_"+strconv.Itoa(cc), "err", cubinErr)
+		}
 	}
-	if err := drv.check("cuModuleLoadData", drv.cuModuleLoadData(&c.mod, unsafe.Pointer(&ptx[0]))); err != nil {
-		return nil, unavailable(fmt.Errorf("%v (is the driver older than NVRTC?)", err))
+	if c.mod == 0 {
+		ptx, err := compilePTX(nv, topkSource, cc)
+		if err != nil {
+			return nil, unavailable(err)
+		}
+		if err := drv.check("cuModuleLoadData", drv.cuModuleLoadData(&c.mod, unsafe.Pointer(&ptx[0]))); err != nil {
+			return nil, unavailable(fmt.Errorf("%v (is the driver older than NVRTC?)", err))
+		}
 	}
 	for _, kb := range []int{16, 64, 256} {
 		var f, g uintptr
@@ -360,50 +386,88 @@ func newCUDA(ctx context.Context, m *Model, opts Options) (s Scorer, err error) 
 	return c, nil
 }
 
-// compilePTX compiles src with NVRTC for the device's compute capability, falling
-// back to older virtual architectures when this NVRTC does not know the device's.
+// compilePTX compiles src to PTX with NVRTC for the device's compute capability,
+// falling back to older virtual architectures only when this NVRTC refuses the
+// option (it does not know the device's architecture); any other failure is the
+// first compile's error, with its log.
 func compilePTX(nv *nvrtcAPI, src string, cc int) ([]byte, error) {
-	var lastErr error
-	for _, arch := range []int{cc, 90, 80, 70} {
-		if arch > cc {
+	var first error
+	tried := map[int]bool{}
+	for _, arch := range []int{cc, 90, 80, 75} {
+		if arch > cc || tried[arch] {
 			continue
 		}
-		var prog uintptr
-		if r := nv.nvrtcCreateProgram(&prog, src, "topk.cu", 0, nil, nil); r != 0 {
-			return nil, fmt.Errorf("nvrtcCreateProgram: result %d", r)
+		tried[arch] = true
+		out, err := compileCUDA(nv, src, "compute_"+strconv.Itoa(arch), false)
+		if err == nil {
+			return out, nil
 		}
-		opts := []string{"--gpu-architecture=compute_" + strconv.Itoa(arch)}
-		cstrs := make([][]byte, len(opts))
-		ptrs := make([]*byte, len(opts))
-		var pin runtime.Pinner
-		for i, o := range opts {
-			cstrs[i] = append([]byte(o), 0)
-			pin.Pin(&cstrs[i][0])
-			ptrs[i] = &cstrs[i][0]
+		if first == nil {
+			first = err
 		}
-		pin.Pin(&ptrs[0])
-		r := nv.nvrtcCompileProgram(prog, int32(len(opts)), unsafe.Pointer(&ptrs[0]))
-		pin.Unpin()
-		if r != 0 {
-			var n uint64
-			nv.nvrtcGetProgramLogSize(prog, &n)
-			log := make([]byte, n+1)
-			nv.nvrtcGetProgramLog(prog, &log[0])
-			nv.nvrtcDestroyProgram(&prog)
-			lastErr = fmt.Errorf("nvrtcCompileProgram (compute_%d): result %d: %s", arch, r, strings.TrimRight(string(log), "\x00\n"))
-			continue
+		var ce *nvrtcError
+		if !errors.As(err, &ce) || ce.result != nvrtcErrorInvalidOption {
+			return nil, first
 		}
-		var n uint64
-		nv.nvrtcGetPTXSize(prog, &n)
-		ptx := make([]byte, n+1)
-		r = nv.nvrtcGetPTX(prog, &ptx[0])
-		nv.nvrtcDestroyProgram(&prog)
-		if r != 0 {
-			return nil, fmt.Errorf("nvrtcGetPTX: result %d", r)
-		}
-		return ptx, nil
 	}
-	return nil, lastErr
+	return nil, first
+}
+
+// nvrtcErrorInvalidOption is NVRTC_ERROR_INVALID_OPTION: the compiler does not
+// accept an option (here: an architecture it does not know).
+const nvrtcErrorInvalidOption = 5
+
+// nvrtcError is a failed NVRTC compile, with the compiler's log.
+type nvrtcError struct {
+	arch   string
+	result int32
+	log    string
+}
+
+func (e *nvrtcError) Error() string {
+	return fmt.Sprintf("nvrtcCompileProgram (%s): result %d: %s", e.arch, e.result, e.log)
+}
+
+// compileCUDA compiles src with NVRTC for arch ("compute_90" → PTX, or "sm_90"
+// with cubin → a CUBIN) and returns the code, NUL-terminated for PTX.
+func compileCUDA(nv *nvrtcAPI, src, arch string, cubin bool) ([]byte, error) {
+	var prog uintptr
+	if r := nv.nvrtcCreateProgram(&prog, src, "topk.cu", 0, nil, nil); r != 0 {
+		return nil, fmt.Errorf("nvrtcCreateProgram: result %d", r)
+	}
+	defer nv.nvrtcDestroyProgram(&prog)
+	opts := []string{"--gpu-architecture=" + arch}
+	cstrs := make([][]byte, len(opts))
+	ptrs := make([]*byte, len(opts))
+	var pin runtime.Pinner
+	for i, o := range opts {
+		cstrs[i] = append([]byte(o), 0)
+		pin.Pin(&cstrs[i][0])
+		ptrs[i] = &cstrs[i][0]
+	}
+	pin.Pin(&ptrs[0])
+	r := nv.nvrtcCompileProgram(prog, int32(len(opts)), unsafe.Pointer(&ptrs[0]))
+	pin.Unpin()
+	if r != 0 {
+		var n uint64
+		nv.nvrtcGetProgramLogSize(prog, &n)
+		log := make([]byte, n+1)
+		nv.nvrtcGetProgramLog(prog, &log[0])
+		return nil, &nvrtcError{arch: arch, result: r, log: strings.TrimRight(string(log), "\x00\n")}
+	}
+	var n uint64
+	get, getSize, what := nv.nvrtcGetPTX, nv.nvrtcGetPTXSize, "nvrtcGetPTX"
+	if cubin {
+		get, getSize, what = nv.nvrtcGetCUBIN, nv.nvrtcGetCUBINSize, "nvrtcGetCUBIN"
+	}
+	if r := getSize(prog, &n); r != 0 || n == 0 {
+		return nil, fmt.Errorf("%sSize: result %d, size %d", what, r, n)
+	}
+	out := make([]byte, n+1)
+	if r := get(prog, &out[0]); r != 0 {
+		return nil, fmt.Errorf("%s: result %d", what, r)
+	}
+	return out, nil
 }
 
 // launch starts kernel f with 1-D blocks of block threads. Each argument is a
@@ -441,10 +505,10 @@ func (c *cudaScorer) Score(ctx context.Context, queries [][]float32, k int, excl
 	if err := checkRequest(op, c.d, c.n, queries, k, exclude); err != nil {
 		return nil, err
 	}
+	k = min(k, c.n)
 	if k > cudaMaxK {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("k"), experiment.Errorf("the cuda backend serves k ≤ %d, got %d", cudaMaxK, k))
 	}
-	k = min(k, c.n)
 	kb := 16
 	for kb < k {
 		kb *= 4

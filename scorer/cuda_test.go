@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"os"
 	"strings"
 	"testing"
 
@@ -14,12 +15,18 @@ import (
 
 func quietOptions() Options { return Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))} }
 
+// requireCUDA reports whether LIFT_REQUIRE_CUDA=1 is set (bench/gpu.sh sets it on
+// the GPU machine): then a cuda backend that cannot start fails the GPU tests and
+// benchmarks instead of skipping them, so that a kernel that does not compile or
+// load there is reported as a failure.
+func requireCUDA() bool { return os.Getenv("LIFT_REQUIRE_CUDA") == "1" }
+
 // openCUDA opens the cuda backend or skips the test, saying why.
 func openCUDA(t *testing.T, m *Model, opts Options) Scorer {
 	t.Helper()
 	s, err := NewCUDA(context.Background(), m, opts)
 	if err != nil {
-		if experiment.Is(err, experiment.Unavailable) {
+		if experiment.Is(err, experiment.Unavailable) && !requireCUDA() {
 			t.Skipf("CUDA unavailable on this machine, test skipped: %v", err)
 		}
 		t.Fatalf("NewCUDA: %v", err)
@@ -35,6 +42,9 @@ func TestCUDAAbsentIsUnavailable(t *testing.T) {
 	if err == nil {
 		s.Close()
 		t.Skip("a CUDA device is present; the absence path is not exercised here")
+	}
+	if requireCUDA() {
+		t.Fatalf("LIFT_REQUIRE_CUDA=1 but the cuda backend did not start: %v", err)
 	}
 	if !experiment.Is(err, experiment.Unavailable) || err.Error() == "" {
 		t.Fatalf("without CUDA: err = %v, want an unavailable error that says why", err)
@@ -116,6 +126,11 @@ func TestParity(t *testing.T) {
 					identical := true
 					for r := range want[u] {
 						g, c := got[u][r], want[u][r]
+						// The GPU's own score must be the item's score (to float32
+						// rounding of a sum in another order), not just in the right rank.
+						if exact := naiveScore(m, queries[u], int(g.Item)); math.Abs(float64(g.Score-exact)) > 1e-5*(1+math.Abs(float64(exact))) {
+							t.Errorf("k=%d user %d rank %d: cuda score %g for item %d, cpu-exact %g", k, u, r, g.Score, g.Item, exact)
+						}
 						if g.Item == c.Item {
 							continue
 						}
@@ -158,6 +173,9 @@ func TestParityAllTies(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := []int32{1, 2, 4, 5, 6, 7, 8, 9, 10, 11}
+	if len(got) != 1 || len(got[0]) != len(want) {
+		t.Fatalf("got %v, want one list of %d items", got, len(want))
+	}
 	for r, s := range got[0] {
 		if s.Item != want[r] || s.Score != 8 {
 			t.Fatalf("rank %d: got %+v, want item %d score 8 (all: %v)", r, s, want[r], got[0])
