@@ -38,7 +38,7 @@ func benchEnvInt(name string, def int) int {
 // personalized arm; half of them are known to the model, half are folded in from
 // 3 recent items. Latency is measured from each request's scheduled send time,
 // so a server that falls behind is charged for the queueing (no coordinated
-// omission). LIFT_BENCH_BATCH (default 32) is the Batcher's largest batch and
+// omission). LIFT_BENCH_BATCH (default 64, lift serve's) is the Batcher's largest batch and
 // LIFT_BENCH_WORKERS (default 0: one per core) the cpu scorer's workers. Run once:
 //
 //	go test ./api -run '^$' -bench JourneyDecideHTTP -benchtime 1x -timeout 30m
@@ -46,7 +46,7 @@ func BenchmarkJourneyDecideHTTP(b *testing.B) {
 	items := benchEnvInt("LIFT_BENCH_ITEMS", 1_000_000)
 	rate := benchEnvInt("LIFT_BENCH_RATE", 500)
 	seconds := benchEnvInt("LIFT_BENCH_SECONDS", 10)
-	maxBatch := benchEnvInt("LIFT_BENCH_BATCH", 32)
+	maxBatch := benchEnvInt("LIFT_BENCH_BATCH", 64)
 	const clients, d, users = 64, 64, 10_000
 	ctx := context.Background()
 
