@@ -26,7 +26,14 @@ import (
 // expose=true and posts exposures from several goroutines, sends SIGTERM while requests are in flight,
 // waits for exit status 0, reopens the DuckDB file and checks that every
 // acknowledged exposure is in it.
-func TestServeEndToEnd(t *testing.T) {
+func TestServeEndToEnd(t *testing.T) { testServeTraffic(t, syscall.SIGTERM) }
+
+// TestServeKilled is TestServeEndToEnd with SIGKILL, sent the moment the 40th call
+// is answered: no shutdown runs, and still every acknowledged exposure is in the
+// file (a call is answered only after its exposures are committed).
+func TestServeKilled(t *testing.T) { testServeTraffic(t, syscall.SIGKILL) }
+
+func testServeTraffic(t *testing.T, sig syscall.Signal) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
 	}
@@ -113,13 +120,18 @@ func TestServeEndToEnd(t *testing.T) {
 					}
 					got = units
 				}
-				okCalls.Add(1)
+				n := okCalls.Add(1)
 				if sent.Load() {
 					late.Add(1)
 				}
 				mu.Lock()
 				for _, u := range got {
 					acked[u] = true
+				}
+				if sig == syscall.SIGKILL && n == 40 {
+					// Kill with this answer just received and others in flight.
+					sent.Store(true)
+					_ = cmd.Process.Kill()
 				}
 				mu.Unlock()
 			}
@@ -130,18 +142,23 @@ func TestServeEndToEnd(t *testing.T) {
 	for okCalls.Load() < 40 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	sent.Store(true)
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
+	if sig == syscall.SIGTERM {
+		sent.Store(true)
+		if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+			t.Fatal(err)
+		}
 	}
 	wg.Wait()
 	select {
 	case err := <-done:
-		if err != nil {
+		if sig == syscall.SIGTERM && err != nil {
 			t.Fatalf("lift serve exited with %v; stderr:\n%s", err, stderr.String())
 		}
+		if sig == syscall.SIGKILL && err == nil {
+			t.Fatalf("lift serve exited cleanly, want killed")
+		}
 	case <-time.After(60 * time.Second):
-		t.Fatalf("lift serve did not exit within 60s of SIGTERM; stderr:\n%s", stderr.String())
+		t.Fatalf("lift serve did not exit within 60s of %v; stderr:\n%s", sig, stderr.String())
 	}
 	if okCalls.Load() < 40 || len(acked) == 0 {
 		t.Fatalf("only %d calls succeeded before the shutdown", okCalls.Load())
@@ -178,8 +195,8 @@ func TestServeEndToEnd(t *testing.T) {
 	if missing > 0 {
 		t.Fatalf("%d of %d acknowledged exposures are missing from the file", missing, len(acked))
 	}
-	t.Logf("%d calls acknowledged (%d answered after SIGTERM), %d exposures acknowledged, %d stored",
-		okCalls.Load(), late.Load(), len(acked), len(stored))
+	t.Logf("%d calls acknowledged (%d answered after %v), %d exposures acknowledged, %d stored",
+		okCalls.Load(), late.Load(), sig, len(acked), len(stored))
 }
 
 // e2eAdminKey is the admin key the servers of these tests start with (LIFT_ADMIN_KEY).
