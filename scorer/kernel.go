@@ -17,42 +17,16 @@ import "math"
 // together; elsewhere dotLanes does the same in Go, with fma32 rounding exactly as
 // the hardware does.
 
-// dotLanes returns q·y in the canonical order above.
-func dotLanes(q, y []float32) float32 {
-	y = y[:len(q)]
-	var l [8]float32
-	j := 0
-	for ; j+8 <= len(q); j += 8 {
-		l[0] = fma32(q[j], y[j], l[0])
-		l[1] = fma32(q[j+1], y[j+1], l[1])
-		l[2] = fma32(q[j+2], y[j+2], l[2])
-		l[3] = fma32(q[j+3], y[j+3], l[3])
-		l[4] = fma32(q[j+4], y[j+4], l[4])
-		l[5] = fma32(q[j+5], y[j+5], l[5])
-		l[6] = fma32(q[j+6], y[j+6], l[6])
-		l[7] = fma32(q[j+7], y[j+7], l[7])
-	}
-	for r := 0; j < len(q); j, r = j+1, r+1 {
-		l[r] = fma32(q[j], y[j], l[r])
-	}
-	return ((l[0] + l[4]) + (l[2] + l[6])) + ((l[1] + l[5]) + (l[3] + l[7]))
-}
-
-// fma32 returns a·b + c rounded once to float32 (round to nearest, ties to even), as
-// the float32 FMA instructions do. Go has no float32 FMA, and float32(math.FMA(…))
-// rounds twice, which differs in rare halfway cases. Here the product is exact in
-// float64 (24 + 24 bits), the sum is rounded to float64 by "round to odd" (the
-// rounded sum, with its last bit forced to 1 when the float64 sum was inexact), and
-// rounding that to float32 is then correct because float64 keeps more than 24 + 1
-// bits (Boldo & Melquiond, "Emulation of FMA and correctly rounded sums: proved
-// algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008).
-func fma32(a, b, c float32) float32 {
-	p := float64(a) * float64(b) // exact
-	cc := float64(c)
-	s := p + cc
-	// TwoSum (Knuth): e is the exact error of s = fl(p + cc).
+// fma32Slow is fma32 by "round to odd": the float64 sum, with its last bit forced to
+// 1 when it was inexact, rounds correctly to float32 because float64 keeps more
+// than 24 + 1 bits (Boldo & Melquiond, "Emulation of FMA and correctly rounded sums:
+// proved algorithms using rounding to odd", IEEE Trans. Computers 57(4), 2008).
+func fma32Slow(a, b, cf float32) float32 {
+	p, c := float64(a)*float64(b), float64(cf) // p is exact
+	s := p + c
+	// TwoSum (Knuth): e is the exact error of s = fl(p + c).
 	bv := s - p
-	e := (p - (s - bv)) + (cc - bv)
+	e := (p - (s - bv)) + (c - bv)
 	if e != 0 && !math.IsInf(s, 0) {
 		bits := math.Float64bits(s)
 		if bits&1 == 0 {
