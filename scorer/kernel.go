@@ -11,7 +11,7 @@ import "math"
 //	s = ((l₀+l₄) + (l₂+l₆)) + ((l₁+l₅) + (l₃+l₇))
 //
 // which is the order of an 8-wide SIMD dot product with FMA and its horizontal sum.
-// On amd64 with AVX2 and FMA, and d a multiple of 8, the assembly kernels
+// On amd64 with AVX2 and FMA the assembly kernels
 // (kernel_amd64.s) do two queries × four items (dot2x4FMA) or one query × eight
 // items (dot1x8FMA) per pass with VFMADD231PS and reduce the eight sums of a pass
 // together; elsewhere dotLanes does the same in Go, with fma32 rounding exactly as
@@ -51,14 +51,15 @@ func dot2(q0, q1, items, bias, s0, s1, pf []float32) {
 	d := len(q0)
 	nb := len(s0)
 	i := 0
-	if useAsm && d%8 == 0 && nb >= 4 {
+	if useAsm && nb >= 4 {
 		i = nb &^ 3
 		var b *float32
 		if bias != nil {
 			b = &bias[0]
 		}
+		var mask [8]int32
 		p, lines, per := pfArgs(pf, i/4)
-		dot2x4FMA(&q0[0], &q1[0], &items[0], b, d, i, &s0[0], &s1[0], p, lines, per)
+		dot2x4FMA(&q0[0], &q1[0], &items[0], b, d, i, &s0[0], &s1[0], p, lines, per, tailMask(d, &mask), 4*(d&^7))
 	}
 	for ; i < nb; i++ {
 		y := items[i*d : i*d+d]
@@ -76,14 +77,15 @@ func dot1(q, items, bias, s, pf []float32) {
 	d := len(q)
 	nb := len(s)
 	i := 0
-	if useAsm && d%8 == 0 && nb >= 8 {
+	if useAsm && nb >= 8 {
 		i = nb &^ 7
 		var b *float32
 		if bias != nil {
 			b = &bias[0]
 		}
+		var mask [8]int32
 		p, lines, per := pfArgs(pf, i/8)
-		dot1x8FMA(&q[0], &items[0], b, d, i, &s[0], p, lines, per)
+		dot1x8FMA(&q[0], &items[0], b, d, i, &s[0], p, lines, per, tailMask(d, &mask))
 	}
 	for ; i < nb; i++ {
 		s[i] = dotLanes(q, items[i*d:i*d+d])
@@ -91,6 +93,19 @@ func dot1(q, items, bias, s, pf []float32) {
 			s[i] += bias[i]
 		}
 	}
+}
+
+// tailMask returns nil when d is a multiple of 8, else m with its first d mod 8
+// lanes set (−1): the kernels load the last d mod 8 dimensions under it.
+func tailMask(d int, m *[8]int32) *int32 {
+	r := d % 8
+	if r == 0 {
+		return nil
+	}
+	for i := range r {
+		m[i] = -1
+	}
+	return &m[0]
 }
 
 // pfArgs returns the kernel's prefetch arguments for pf spread over a kernel call

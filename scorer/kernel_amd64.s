@@ -8,7 +8,7 @@
 	VPERM2F128 $0x20, B, A, A \
 	VADDPS     T, A, A
 
-// func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, pfPerPass int)
+// func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, pfPerPass int, mask *int32, dfull int)
 //
 // Each pass scores four items (rows y_i … y_i+3) against two queries with eight
 // 8-lane accumulators, Y0–Y3 for q0 and Y4–Y7 for q1: lane l of each accumulator
@@ -16,22 +16,29 @@
 // canonical order ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)) with vector shuffles and
 // VHADDPS, adds the four items' bias (when b is not nil), and stores four scores to
 // s0 and four to s1. Then it prefetches up to pfPerPass lines of the pfLines at pf
-// (PREFETCHT1: into L2, leaving L1 to the block being scored).
-TEXT ·dot2x4FMA(SB), NOSPLIT, $0-88
+// (PREFETCHT1: into L2, leaving L1 to the block being scored). When d is not a
+// multiple of 8, the last d mod 8 dimensions (from byte dfull of a row) are loaded
+// with VMASKMOVPS under mask (lanes 0 … d mod 8 − 1 set), the other lanes as zeros:
+// fl(0·0 + l) = l, so that is the canonical order too.
+TEXT ·dot2x4FMA(SB), NOSPLIT, $0-104
 	MOVQ q0+0(FP), SI
 	MOVQ q1+8(FP), DI
 	MOVQ y+16(FP), BX
 	MOVQ b+24(FP), CX
 	MOVQ d+32(FP), R10
-	MOVQ nb+40(FP), DX
+	MOVQ dfull+96(FP), DX // bytes of a row's whole 8-dimension steps
 	MOVQ s0+48(FP), R8
 	MOVQ s1+56(FP), R9
 	MOVQ pf+64(FP), R14
 	MOVQ pfLines+72(FP), R15
 	SHLQ $2, R10 // row bytes
+	MOVQ mask+88(FP), AX
+	TESTQ AX, AX
+	JZ   items
+	VMOVUPS (AX), Y15
 
 items:
-	CMPQ   DX, $4
+	CMPQ   nb+40(FP), $4 // items left (the argument counts down)
 	JL     done
 	VXORPS Y0, Y0, Y0
 	VXORPS Y1, Y1, Y1
@@ -45,6 +52,8 @@ items:
 	LEAQ   (R11)(R10*1), R12
 	LEAQ   (R12)(R10*1), R13
 	XORQ   AX, AX
+	CMPQ   AX, DX
+	JGE    tail
 
 inner:
 	VMOVUPS     (SI)(AX*1), Y8
@@ -62,9 +71,28 @@ inner:
 	VFMADD231PS Y8, Y13, Y3
 	VFMADD231PS Y9, Y13, Y7
 	ADDQ        $32, AX
-	CMPQ        AX, R10
+	CMPQ        AX, DX
 	JL          inner
 
+tail:
+	CMPQ        mask+88(FP), $0
+	JEQ         reduce
+	VMASKMOVPS  (SI)(AX*1), Y15, Y8
+	VMASKMOVPS  (DI)(AX*1), Y15, Y9
+	VMASKMOVPS  (BX)(AX*1), Y15, Y10
+	VFMADD231PS Y8, Y10, Y0
+	VFMADD231PS Y9, Y10, Y4
+	VMASKMOVPS  (R11)(AX*1), Y15, Y11
+	VFMADD231PS Y8, Y11, Y1
+	VFMADD231PS Y9, Y11, Y5
+	VMASKMOVPS  (R12)(AX*1), Y15, Y12
+	VFMADD231PS Y8, Y12, Y2
+	VFMADD231PS Y9, Y12, Y6
+	VMASKMOVPS  (R13)(AX*1), Y15, Y13
+	VFMADD231PS Y8, Y13, Y3
+	VFMADD231PS Y9, Y13, Y7
+
+reduce:
 	// Per item pair (q0·y_i, q1·y_i): m = (l0+l4, l1+l5, l2+l6, l3+l7).
 	MERGE(Y0, Y4, Y8)
 	MERGE(Y1, Y5, Y9)
@@ -108,7 +136,7 @@ next:
 	LEAQ (R13)(R10*1), BX
 	ADDQ $16, R8
 	ADDQ $16, R9
-	SUBQ $4, DX
+	SUBQ $4, nb+40(FP)
 	JMP  items
 
 done:
@@ -152,13 +180,13 @@ none:
 	VZEROUPPER
 	RET
 
-// func dot1x8FMA(q, y, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int)
+// func dot1x8FMA(q, y, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int, mask *int32)
 //
 // One query against eight items per pass: Y0–Y7 hold the lane sums of items
 // i … i+7 (rows i … i+3 at BX, R11, R12, R13 and rows i+4 … i+7 four rows further),
 // reduced as in dot2x4FMA; the reduction leaves the eight scores in item order, so
-// one store writes them. Prefetching as in dot2x4FMA.
-TEXT ·dot1x8FMA(SB), NOSPLIT, $0-72
+// one store writes them. Prefetching and the masked last dimensions as in dot2x4FMA.
+TEXT ·dot1x8FMA(SB), NOSPLIT, $0-80
 	MOVQ q+0(FP), SI
 	MOVQ y+8(FP), DI
 	MOVQ b+16(FP), CX
@@ -168,6 +196,10 @@ TEXT ·dot1x8FMA(SB), NOSPLIT, $0-72
 	MOVQ pf+48(FP), R14
 	MOVQ pfLines+56(FP), R15
 	SHLQ $2, R10 // row bytes
+	MOVQ mask+72(FP), AX
+	TESTQ AX, AX
+	JZ   items8
+	VMOVUPS (AX), Y15
 
 items8:
 	CMPQ   DX, $8
@@ -186,7 +218,9 @@ items8:
 	LEAQ   (R12)(R10*1), R13
 	MOVQ   SI, R9
 	MOVQ   R10, AX
-	SHRQ   $5, AX // d/8 steps
+	SHRQ   $5, AX // whole 8-dimension steps
+	TESTQ  AX, AX
+	JZ     tail8
 
 inner8:
 	VMOVUPS     (R9), Y8
@@ -206,6 +240,28 @@ inner8:
 	DECQ        AX
 	JNZ         inner8
 
+tail8:
+	CMPQ        mask+72(FP), $0
+	JEQ         reduce8
+	VMASKMOVPS  (R9), Y15, Y8
+	VMASKMOVPS  (BX), Y15, Y9
+	VFMADD231PS Y9, Y8, Y0
+	VMASKMOVPS  (R11), Y15, Y9
+	VFMADD231PS Y9, Y8, Y1
+	VMASKMOVPS  (R12), Y15, Y9
+	VFMADD231PS Y9, Y8, Y2
+	VMASKMOVPS  (R13), Y15, Y9
+	VFMADD231PS Y9, Y8, Y3
+	VMASKMOVPS  (BX)(R10*4), Y15, Y9
+	VFMADD231PS Y9, Y8, Y4
+	VMASKMOVPS  (R11)(R10*4), Y15, Y9
+	VFMADD231PS Y9, Y8, Y5
+	VMASKMOVPS  (R12)(R10*4), Y15, Y9
+	VFMADD231PS Y9, Y8, Y6
+	VMASKMOVPS  (R13)(R10*4), Y15, Y9
+	VFMADD231PS Y9, Y8, Y7
+
+reduce8:
 	MERGE(Y0, Y4, Y8)
 	MERGE(Y1, Y5, Y9)
 	MERGE(Y2, Y6, Y10)

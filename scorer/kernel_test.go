@@ -9,7 +9,7 @@ import (
 
 func TestKernelsMatchDotLanes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	for _, tc := range []struct{ d, nb int }{{8, 4}, {64, 37}, {16, 3}, {24, 101}, {13, 9}, {64, 1}, {64, 16}, {8, 8}} {
+	for _, tc := range []struct{ d, nb int }{{8, 4}, {64, 37}, {16, 3}, {24, 101}, {13, 9}, {64, 1}, {64, 16}, {8, 8}, {1, 17}, {3, 8}, {7, 12}, {50, 40}, {100, 9}, {61, 33}} {
 		items := make([]float32, tc.nb*tc.d)
 		q0 := make([]float32, tc.d)
 		q1 := make([]float32, tc.d)
