@@ -81,13 +81,7 @@ func (c *CPU) Score(ctx context.Context, queries [][]float32, k int, exclude [][
 			s1 := make([]float32, c.block)
 			passes := (nq + 1) / 2
 			b := int(next.Add(1) - 1)
-			for first := true; b < nBlocks && ctx.Err() == nil; first = false {
-				if !first {
-					// Let waiting goroutines (HTTP handlers, the exposure writer) run
-					// between blocks rather than after the scheduler's 10 ms time
-					// slice: a block is tens of microseconds of work.
-					runtime.Gosched()
-				}
+			for b < nBlocks && ctx.Err() == nil {
 				// Claim the next block now, so that the passes over this one can
 				// prefetch it: each pass asks for its share of the next block's
 				// cache lines while it computes, so reading the item matrix from
@@ -115,6 +109,10 @@ func (c *CPU) Score(ctx context.Context, queries [][]float32, k int, exclude [][
 					collect(&hs[u], s0[:hi-lo], lo, excl[u])
 				}
 				b = nextB
+				// Let waiting goroutines (HTTP handlers, the exposure writer) run
+				// between blocks rather than after the scheduler's 10 ms time slice:
+				// a block is tens of microseconds of work.
+				runtime.Gosched()
 			}
 		}()
 	}

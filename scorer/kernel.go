@@ -53,13 +53,9 @@ func dot2(q0, q1, items, bias, s0, s1, pf []float32) {
 	i := 0
 	if useAsm && nb >= 4 {
 		i = nb &^ 3
-		var b *float32
-		if bias != nil {
-			b = &bias[0]
-		}
 		var mask [8]int32
 		p, lines, per := pfArgs(pf, i/4)
-		dot2x4FMA(&q0[0], &q1[0], &items[0], b, d, i, &s0[0], &s1[0], p, lines, per, tailMask(d, &mask), 4*(d&^7))
+		dot2x4FMA(&q0[0], &q1[0], &items[0], first(bias), d, i, &s0[0], &s1[0], p, lines, per, tailMask(d, &mask), 4*(d&^7))
 	}
 	for ; i < nb; i++ {
 		y := items[i*d : i*d+d]
@@ -79,13 +75,9 @@ func dot1(q, items, bias, s, pf []float32) {
 	i := 0
 	if useAsm && nb >= 8 {
 		i = nb &^ 7
-		var b *float32
-		if bias != nil {
-			b = &bias[0]
-		}
 		var mask [8]int32
 		p, lines, per := pfArgs(pf, i/8)
-		dot1x8FMA(&q[0], &items[0], b, d, i, &s[0], p, lines, per, tailMask(d, &mask))
+		dot1x8FMA(&q[0], &items[0], first(bias), d, i, &s[0], p, lines, per, tailMask(d, &mask))
 	}
 	for ; i < nb; i++ {
 		s[i] = dotLanes(q, items[i*d:i*d+d])
@@ -93,6 +85,14 @@ func dot1(q, items, bias, s, pf []float32) {
 			s[i] += bias[i]
 		}
 	}
+}
+
+// first returns &s[0], or nil for an empty s (a nil bias: none).
+func first(s []float32) *float32 {
+	if len(s) == 0 {
+		return nil
+	}
+	return &s[0]
 }
 
 // tailMask returns nil when d is a multiple of 8, else m with its first d mod 8
@@ -112,11 +112,8 @@ func tailMask(d int, m *[8]int32) *int32 {
 // of the given number of passes: the first line, the number of 64-byte lines and
 // the lines per pass.
 func pfArgs(pf []float32, passes int) (*float32, int, int) {
-	if len(pf) == 0 {
-		return nil, 0, 0
-	}
 	lines := (len(pf)*4 + 63) / 64
-	return &pf[0], lines, (lines + passes - 1) / passes
+	return first(pf), lines, (lines + passes - 1) / passes
 }
 
 // firstNotBelow returns the index of the first s[i] that is not below thr (!(s[i] <

@@ -8,6 +8,22 @@
 	VPERM2F128 $0x20, B, A, A \
 	VADDPS     T, A, A
 
+// REDUCE8 sums the lanes of Y0 … Y7 in the canonical order
+// ((l0+l4)+(l2+l6))+((l1+l5)+(l3+l7)), leaving in Y0 (sum(Y0), sum(Y1), sum(Y2),
+// sum(Y3) | sum(Y4), …, sum(Y7)); Y1–Y3 and Y8–Y11 are clobbered.
+#define REDUCE8 \
+	MERGE(Y0, Y4, Y8)          \
+	MERGE(Y1, Y5, Y9)          \
+	MERGE(Y2, Y6, Y10)         \
+	MERGE(Y3, Y7, Y11)         \
+	VPERMILPS $0xD8, Y0, Y0    \
+	VPERMILPS $0xD8, Y1, Y1    \
+	VPERMILPS $0xD8, Y2, Y2    \
+	VPERMILPS $0xD8, Y3, Y3    \
+	VHADDPS   Y1, Y0, Y0       \
+	VHADDPS   Y3, Y2, Y2       \
+	VHADDPS   Y2, Y0, Y0
+
 // func dot2x4FMA(q0, q1, y, b *float32, d, nb int, s0, s1, pf *float32, pfLines, pfPerPass int, mask *int32, dfull int)
 //
 // Each pass scores four items (rows y_i … y_i+3) against two queries with eight
@@ -93,21 +109,10 @@ tail:
 	VFMADD231PS Y9, Y13, Y7
 
 reduce:
-	// Per item pair (q0·y_i, q1·y_i): m = (l0+l4, l1+l5, l2+l6, l3+l7).
-	MERGE(Y0, Y4, Y8)
-	MERGE(Y1, Y5, Y9)
-	MERGE(Y2, Y6, Y10)
-	MERGE(Y3, Y7, Y11)
-	// Reorder each lane to (m0, m2, m1, m3), so that VHADDPS adds m0+m2 and m1+m3.
-	VPERMILPS $0xD8, Y0, Y0
-	VPERMILPS $0xD8, Y1, Y1
-	VPERMILPS $0xD8, Y2, Y2
-	VPERMILPS $0xD8, Y3, Y3
-	// Y0 = (y_i: m0+m2, m1+m3, y_i+1: m0+m2, m1+m3 | the same for q1).
-	VHADDPS Y1, Y0, Y0
-	VHADDPS Y3, Y2, Y2
-	// Y0 = (q0·y_i, q0·y_i+1, q0·y_i+2, q0·y_i+3 | q1·y_i, …, q1·y_i+3).
-	VHADDPS Y2, Y0, Y0
+	// Y0 = (q0·y_i, q0·y_i+1, q0·y_i+2, q0·y_i+3 | q1·y_i, …, q1·y_i+3): the MERGE
+	// step pairs y_i's two accumulators (m = (l0+l4, l1+l5, l2+l6, l3+l7)), VPERMILPS
+	// reorders each lane to (m0, m2, m1, m3) so that VHADDPS adds m0+m2 and m1+m3.
+	REDUCE8
 	TESTQ   CX, CX
 	JZ      store
 	VBROADCASTF128 (CX), Y1 // (b_i … b_i+3 | b_i … b_i+3)
@@ -262,18 +267,8 @@ tail8:
 	VFMADD231PS Y9, Y8, Y7
 
 reduce8:
-	MERGE(Y0, Y4, Y8)
-	MERGE(Y1, Y5, Y9)
-	MERGE(Y2, Y6, Y10)
-	MERGE(Y3, Y7, Y11)
-	VPERMILPS $0xD8, Y0, Y0
-	VPERMILPS $0xD8, Y1, Y1
-	VPERMILPS $0xD8, Y2, Y2
-	VPERMILPS $0xD8, Y3, Y3
-	VHADDPS   Y1, Y0, Y0
-	VHADDPS   Y3, Y2, Y2
 	// Y0 = (q·y_i, …, q·y_i+3 | q·y_i+4, …, q·y_i+7).
-	VHADDPS   Y2, Y0, Y0
+	REDUCE8
 	TESTQ     CX, CX
 	JZ        store8
 	VADDPS    (CX), Y0, Y0
