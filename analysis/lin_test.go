@@ -5,41 +5,22 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
-)
 
-// repoRoot walks up from the working directory to the folder holding go.mod.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod above the working directory")
-		}
-		dir = parent
-	}
-}
+	"github.com/liftlab/lift/internal/refdata"
+)
 
 // readLalonde reads a Dehejia–Wahba NSW file: tab-separated treat age educ black
 // hisp married nodegree re74 re75 re78 u74 u75.
 func readLalonde(t *testing.T, file string) [][]float64 {
 	t.Helper()
-	path := filepath.Join(repoRoot(t), "..", "shared", "peer-data", file)
-	f, err := os.Open(path)
+	f, err := os.Open(refdata.File(t, file))
 	if err != nil {
-		t.Skipf("peer data %s not available: %v", file, err)
+		t.Fatal(err)
 	}
 	defer f.Close()
 	var rows [][]float64

@@ -3,36 +3,12 @@ package did
 import (
 	"bufio"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// peerFile returns the path of a reference file in ../shared/peer-data next to
-// the repository root, or skips the test when it is absent.
-func peerFile(t testing.TB, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skipf("no go.mod above the working directory; cannot find peer-data/%s", name)
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "peer-data", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("reference file %s is absent (%v)", name, err)
-	}
-	return p
-}
+	"github.com/liftlab/lift/internal/refdata"
+)
 
 // ckColumns is the column order of Card's public.dat (codebook in njmin.zip).
 var ckColumns = strings.Fields(`sheet chain co_owned state southj centralj northj pa1 pa2 shore ncalls empft emppt nmgrs wage_st inctime firstinc bonus pctaff meals open hrsopen psoda pfry pentree nregs nregs11 type2 status2 date2 ncalls2 empft2 emppt2 nmgrs2 wage_st2 inctime2 firstin2 special2 meals2 open2r hrsopen2 psoda2 pfry2 pentree2 nregs2 nregs112`)
@@ -42,7 +18,7 @@ type ckStore map[string]float64
 
 func loadCK(t testing.TB) []ckStore {
 	t.Helper()
-	f, err := os.Open(peerFile(t, "card-krueger-public.dat"))
+	f, err := os.Open(refdata.File(t, "card-krueger-public.dat"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +65,7 @@ func (s ckStore) fte(wave string) float64 {
 // "NA" and "" become NaN.
 func loadCSV(t testing.TB, name string) map[string][]float64 {
 	t.Helper()
-	f, err := os.Open(peerFile(t, name))
+	f, err := os.Open(refdata.File(t, name))
 	if err != nil {
 		t.Fatal(err)
 	}

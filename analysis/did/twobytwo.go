@@ -171,3 +171,21 @@ func FirstDifference(dy []float64, treated []bool, alpha float64) (Coef, error) 
 	df := (v0 + v1) * (v0 + v1) / (v0*v0/(n[0]-1) + v1*v1/(n[1]-1))
 	return coef("treated", m[1]-m[0], se, df, alpha), nil
 }
+
+// Difference returns a − b for two independent estimates, each given by its
+// estimate and standard error, with
+//
+//	se = √(se_a² + se_b²)
+//
+// and a normal-theory (1−α) interval (alpha 0.05 when zero). It is the
+// difference column of a published 2×2 table computed from the other two: in
+// Card & Krueger (1994), Table 3, column (iii) is column (ii) minus column (i),
+// for the levels (rows 1–2) and for the changes (rows 3–5), so the
+// difference in differences and its standard error can be rebuilt from
+// published summary statistics alone.
+func Difference(name string, a, b Coef, alpha float64) Coef {
+	if alpha == 0 {
+		alpha = 0.05
+	}
+	return coef(name, a.Estimate-b.Estimate, math.Hypot(a.SE, b.SE), math.Inf(1), alpha)
+}

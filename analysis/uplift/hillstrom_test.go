@@ -5,37 +5,13 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
-)
 
-// peerFile returns the path of a reference file in ../shared/peer-data next to
-// the repository root, or skips the test when it is absent.
-func peerFile(t testing.TB, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skipf("no go.mod above the working directory; cannot find peer-data/%s", name)
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "peer-data", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("reference file %s is absent (%v)", name, err)
-	}
-	return p
-}
+	"github.com/liftlab/lift/internal/refdata"
+)
 
 // hillstrom is the MineThatData e-mail test: features one-hot encoded, the
 // arm of each row, and the three outcomes.
@@ -50,7 +26,7 @@ var hillstromFeatures = []string{"recency", "history", "mens", "womens", "newbie
 
 func loadHillstrom(t testing.TB) *hillstrom {
 	t.Helper()
-	f, err := os.Open(peerFile(t, "hillstrom.csv"))
+	f, err := os.Open(refdata.File(t, "hillstrom.csv"))
 	if err != nil {
 		t.Fatal(err)
 	}

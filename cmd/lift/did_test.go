@@ -9,32 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-// quasiPeerFile returns the path of a reference file in ../shared/peer-data
-// next to the repository root, or skips the test when it is absent.
-func quasiPeerFile(t *testing.T, name string) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skipf("no go.mod above the working directory; cannot find peer-data/%s", name)
-		}
-		dir = parent
-	}
-	p := filepath.Join(dir, "..", "shared", "peer-data", name)
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("reference file %s is absent (%v)", name, err)
-	}
-	return p
-}
+	"github.com/liftlab/lift/internal/refdata"
+)
 
 // runQuasi runs "lift ARGS…" in-process and returns the exit code and streams.
 func runQuasi(t *testing.T, args ...string) (int, string, string) {
@@ -56,7 +33,7 @@ func writeTemp(t *testing.T, name, body string) string {
 // TestDiDCardKrueger runs "lift did" on the long-format Card & Krueger file
 // (Angrist & Pischke's archive: id, nj, d, fte).
 func TestDiDCardKrueger(t *testing.T) {
-	data := quasiPeerFile(t, "card-krueger-mhe-long.csv")
+	data := refdata.File(t, "card-krueger-mhe-long.csv")
 	base := []string{"did", "--data", data, "--unit", "id", "--time", "d", "--outcome", "fte", "--treated", "nj", "--post", "d"}
 	code, stdout, stderr := runQuasi(t, base...)
 	if code != 0 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/liftlab/lift/analysis"
+	"github.com/liftlab/lift/internal/refdata"
 )
 
 // TestUpliftHillstrom runs "lift uplift" on the MineThatData e-mail test,
@@ -20,7 +21,7 @@ func TestUpliftHillstrom(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fits boosted trees on 30,000 rows")
 	}
-	data := quasiPeerFile(t, "hillstrom.csv")
+	data := refdata.File(t, "hillstrom.csv")
 	args := []string{"uplift", "--data", data, "--treatment", "segment", "--control", "No E-Mail", "--treated", "Womens E-Mail",
 		"--outcome", "visit", "--features", "recency,history,mens,womens,zip_code,newbie,channel", "--rounds", "60", "--depth", "3", "--min-leaf", "100"}
 	code, stdout, stderr := runQuasi(t, args...)
