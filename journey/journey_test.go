@@ -108,7 +108,7 @@ func newFixture(t *testing.T, s func(m *scorer.Model) scorer.Scorer, jr experime
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := testModel(t, 200, 8, 5)
+	m := testModel(t, 200, 8, 32)
 	var sc scorer.Scorer
 	if s != nil {
 		sc = s(m)
@@ -329,32 +329,63 @@ func TestDecidePolicies(t *testing.T) {
 	}
 }
 
+// knownUnitIn returns the first of the model's trained users whose assignment
+// satisfies ok, computed with the experiment's plan.
+func (f *fixture) knownUnitIn(t *testing.T, ok func(a experiment.Assignment) bool) string {
+	t.Helper()
+	for _, u := range f.m.UserIDs {
+		if ok(f.plan.Assign(u)) {
+			return u
+		}
+	}
+	t.Fatalf("none of the model's %d users is assigned as wanted", len(f.m.UserIDs))
+	return ""
+}
+
+// A unit the model knows is scored with its trained vector (no fold-in): with
+// ε = 0 the list is the greedy top k of q·y_i; with ε = 1 every slot is
+// explored, so each item is a catalog item outside the greedy top k, explained
+// as exploration and scored with the same q.
 func TestDecideKnownUnitAndExploration(t *testing.T) {
-	// A unit the model knows is scored with its trained vector; with ε = 1 every
-	// slot is explored, so no item of the greedy top k may be explained as such.
-	f := newFixture(t, nil, experiment.Journey{K: 4, Exploration: experiment.Exploration{Kind: experiment.ExploreEpsilonGreedy, Epsilon: 1}})
-	ctx := context.Background()
-	var unit string
-	for u := range 5 {
-		id := "known-" + strconv.Itoa(u)
-		if a := f.plan.Assign(id); !inHoldout(a) && a.Variant != nil && *a.Variant == "personalized" {
-			unit = id
-		}
-	}
-	if unit == "" {
-		t.Skip("no known unit landed in the treatment arm")
-	}
-	d, err := f.dec.Decide(ctx, "home", journey.Request{Unit: unit, Context: journey.Context{ConsentTier: 2}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d.Policy != experiment.PolicyPersonalized || len(d.Items) != 4 {
-		t.Fatalf("decision %+v", d)
-	}
-	for _, it := range d.Items {
-		if it.Reason != "something new to explore" {
-			t.Errorf("item %s reason %q, want exploration with ε = 1", it.ID, it.Reason)
-		}
+	for _, eps := range []float64{0, 1} {
+		t.Run("epsilon="+strconv.FormatFloat(eps, 'g', -1, 64), func(t *testing.T) {
+			f := newFixture(t, nil, experiment.Journey{K: 4, Exploration: experiment.Exploration{Kind: experiment.ExploreEpsilonGreedy, Epsilon: eps}})
+			ctx := context.Background()
+			unit := f.knownUnitIn(t, inVariant("personalized"))
+			d, err := f.dec.Decide(ctx, "home", journey.Request{Unit: unit, Context: journey.Context{ConsentTier: 2}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Policy != experiment.PolicyPersonalized || len(d.Items) != 4 {
+				t.Fatalf("decision %+v, want 4 personalized items", d)
+			}
+			q, folded, err := f.m.Query(unit, nil)
+			if err != nil || folded {
+				t.Fatalf("query %s: folded=%v err=%v; want the trained vector", unit, folded, err)
+			}
+			greedy := bruteTopK(f.m, q, 4, nil)
+			seen := map[string]bool{}
+			for i, it := range d.Items {
+				idx, ok := f.m.ItemIndex(it.ID)
+				if !ok || seen[it.ID] {
+					t.Fatalf("item %d %q: unknown or repeated in %+v", i, it.ID, d.Items)
+				}
+				seen[it.ID] = true
+				var s float32
+				for j, v := range f.m.Item(int(idx)) {
+					s += v * q[j]
+				}
+				if math.Abs(it.Score-float64(s)) > 1e-5*math.Max(1, math.Abs(float64(s))) {
+					t.Errorf("item %s score %g, want q·y = %g with the unit's trained q", it.ID, it.Score, s)
+				}
+				switch {
+				case eps == 0 && (it.ID != greedy[i] || it.Reason != "recommended for you"):
+					t.Errorf("slot %d: %s (%q), want the greedy %s (\"recommended for you\")", i, it.ID, it.Reason, greedy[i])
+				case eps == 1 && (slices.Contains(greedy, it.ID) || it.Reason != "something new to explore"):
+					t.Errorf("slot %d: %s (%q), want an item outside the greedy top 4 %v explained as exploration", i, it.ID, it.Reason, greedy)
+				}
+			}
+		})
 	}
 }
 
