@@ -1,9 +1,7 @@
 package did
 
 import (
-	"encoding/csv"
 	"math"
-	"os"
 	"strconv"
 	"testing"
 
@@ -19,33 +17,16 @@ type table3Row struct {
 // which cites the paper), keyed by row number.
 func loadTable3(t testing.TB) map[int]table3Row {
 	t.Helper()
-	f, err := os.Open(refdata.Testdata(t, "card-krueger-1994-table3.csv"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r := csv.NewReader(f)
-	r.Comment = '#'
-	recs, err := r.ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[int]table3Row{}
-	for _, rec := range recs[1:] {
-		var v [7]float64
-		for i, s := range rec {
-			if v[i], err = strconv.ParseFloat(s, 64); err != nil {
-				t.Fatalf("table3.csv row %s: %v", rec[0], err)
-			}
-		}
-		out[int(v[0])] = table3Row{
-			pa:   Coef{Name: "PA", Estimate: v[1], SE: v[2]},
-			nj:   Coef{Name: "NJ", Estimate: v[3], SE: v[4]},
-			diff: Coef{Name: "NJ-PA", Estimate: v[5], SE: v[6]},
+	for _, r := range refdata.Table(t, "card-krueger-1994-table3.csv") {
+		out[int(r.Float(t, "row"))] = table3Row{
+			pa:   Coef{Name: "PA", Estimate: r.Float(t, "pa"), SE: r.Float(t, "pa_se")},
+			nj:   Coef{Name: "NJ", Estimate: r.Float(t, "nj"), SE: r.Float(t, "nj_se")},
+			diff: Coef{Name: "NJ-PA", Estimate: r.Float(t, "diff"), SE: r.Float(t, "diff_se")},
 		}
 	}
 	if len(out) != 5 {
-		t.Fatalf("table3.csv has %d rows, want 5", len(out))
+		t.Fatalf("card-krueger-1994-table3.csv has %d rows, want 5", len(out))
 	}
 	return out
 }

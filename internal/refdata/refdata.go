@@ -24,11 +24,14 @@ package refdata
 
 import (
 	"bytes"
+	"encoding/csv"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -162,4 +165,59 @@ func GoModuleFile(t testing.TB, module, name string) string {
 		t.Fatalf("refdata: %s: %v", name, err)
 	}
 	return p
+}
+
+// Table reads testdata/NAME, a comma-separated file whose lines starting with
+// '#' are its citation, with a header line, into one map per row.
+func Table(t testing.TB, name string) []Row {
+	t.Helper()
+	f, err := os.Open(Testdata(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := readTable(f)
+	if err != nil {
+		t.Fatalf("testdata/%s: %v", name, err)
+	}
+	return rows
+}
+
+// Row is one row of a [Table], by column name.
+type Row map[string]string
+
+// Float returns column COL of the row as a number, failing the test when it
+// is absent or not a number.
+func (r Row) Float(t testing.TB, col string) float64 {
+	t.Helper()
+	s, ok := r[col]
+	if !ok {
+		t.Fatalf("refdata: no column %q in %v", col, r)
+	}
+	v, err := strconv.ParseFloat(s, 64)
+	if err != nil {
+		t.Fatalf("refdata: column %q: %v", col, err)
+	}
+	return v
+}
+
+func readTable(r io.Reader) ([]Row, error) {
+	cr := csv.NewReader(r)
+	cr.Comment = '#'
+	recs, err := cr.ReadAll()
+	if err != nil {
+		return nil, err
+	}
+	if len(recs) < 2 {
+		return nil, fmt.Errorf("a header and at least one row expected, got %d lines", len(recs))
+	}
+	rows := make([]Row, 0, len(recs)-1)
+	for _, rec := range recs[1:] {
+		row := Row{}
+		for i, h := range recs[0] {
+			row[h] = rec[i]
+		}
+		rows = append(rows, row)
+	}
+	return rows, nil
 }

@@ -72,3 +72,18 @@ func TestGoModuleFile(t *testing.T) {
 		t.Errorf("GoModuleFile = %q", p)
 	}
 }
+
+func TestReadTable(t *testing.T) {
+	rows, err := readTable(strings.NewReader("# Author (2000), Table 1.\nrow,est\n1,2.5\n# note\n2,-1\n"))
+	if err != nil || len(rows) != 2 || rows[0]["est"] != "2.5" || rows[1]["row"] != "2" {
+		t.Fatalf("readTable = %v, %v", rows, err)
+	}
+	if got := rows[1].Float(t, "est"); got != -1 {
+		t.Errorf("Float = %v, want -1", got)
+	}
+	for _, bad := range []string{"# only a citation\n", "a,b\n", "a,b\n1\n"} {
+		if _, err := readTable(strings.NewReader(bad)); err == nil {
+			t.Errorf("readTable(%q): no error", bad)
+		}
+	}
+}
