@@ -156,7 +156,7 @@ func TestNoiseVarianceMatchesEmpirical(t *testing.T) {
 // which shows the test can fail.
 func TestCoverage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("simulation")
+		t.Skip("Monte-Carlo simulation; skipped with -short")
 	}
 	for _, gauss := range []bool{false, true} {
 		name := "laplace"
@@ -219,7 +219,7 @@ func TestCoverage(t *testing.T) {
 // not detect a sensitivity that is too small.
 func TestPrivacyLoss(t *testing.T) {
 	if testing.Short() {
-		t.Skip("simulation")
+		t.Skip("Monte-Carlo simulation; skipped with -short")
 	}
 	b := experiment.Bounds{Lower: -5, Upper: 5} // centre 0: the released sum is Σy + noise
 	base := []float64{1, -2, 3, 0.5, -4, 5, 2}

@@ -451,7 +451,7 @@ func TestIngestCrash(t *testing.T) {
 		return
 	}
 	if testing.Short() {
-		t.Skip("crash test skipped in -short mode")
+		t.Skip("crash test (SIGKILL mid-load); skipped with -short")
 	}
 	dir := t.TempDir()
 	dbPath, ackPath := filepath.Join(dir, "crash.duckdb"), filepath.Join(dir, "acks")

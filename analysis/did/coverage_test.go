@@ -16,7 +16,7 @@ import (
 // is a 4-SD band; with 1,000 runs (SD 0.007) [0.925, 0.975].
 func TestCoverage(t *testing.T) {
 	if testing.Short() {
-		t.Skip("Monte-Carlo coverage")
+		t.Skip("Monte-Carlo coverage simulation; skipped with -short")
 	}
 	rng := rand.New(rand.NewPCG(1, 1))
 	const effect = 1.5

@@ -170,7 +170,7 @@ func holdout(x *mat.Dense, tr []bool, y []float64, testShare float64, seed uint6
 // test checks only that the evaluation is coherent.
 func TestHillstromUplift(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fits boosted trees on 40,000 rows")
+		t.Skip("fits boosted trees on 40,000 rows; skipped with -short")
 	}
 	h := loadHillstrom(t)
 	for _, c := range []struct {

@@ -19,7 +19,7 @@ import (
 // Womens e-mail vs no e-mail, outcome visit.
 func TestUpliftHillstrom(t *testing.T) {
 	if testing.Short() {
-		t.Skip("fits boosted trees on 30,000 rows")
+		t.Skip("fits boosted trees on 30,000 rows; skipped with -short")
 	}
 	data := refdata.File(t, "hillstrom.csv")
 	args := []string{"uplift", "--data", data, "--treatment", "segment", "--control", "No E-Mail", "--treated", "Womens E-Mail",
