@@ -6,8 +6,8 @@
 //
 //   - testdata/NAME at the repository root: what the repository carries, the
 //     published numbers (papers' tables, peers' published test vectors) with
-//     their citations, and generated fixtures with their seeds. [Testdata]
-//     fails the test when one is missing: every clone has them.
+//     their citations. [Testdata] and [Table] fail the test when one is
+//     missing: every clone has them.
 //   - Micro-data from other repositories whose terms are not ours to pass on
 //     (Card & Krueger, Hillstrom, LaLonde, Proposition 99). The repository does
 //     not carry them: [File] finds them in the folder named by
@@ -42,7 +42,7 @@ const EnvDir = "LIFT_REFERENCE_DATA"
 // EnvRequire, set to 1, turns a missing reference file into a test failure.
 const EnvRequire = "LIFT_REQUIRE_REFERENCE_DATA"
 
-// Sources says where each reference file comes from, for the skip message and
+// sources says where each reference file comes from, for the skip message and
 // testdata/README.md (which gives the commits and checksums).
 var sources = map[string]string{
 	"card-krueger-public.dat":      "David Card's public replication file public.dat of Card & Krueger (1994), in njmin.zip on his Berkeley data page",
