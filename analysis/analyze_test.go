@@ -7,28 +7,31 @@ import (
 	"testing"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/internal/refdata"
 )
 
 // Benjamini & Hochberg (1995), JRSS B 57:289–300, section 4: fifteen p-values
-// from a myocardial-infarction study. At 0.05 the BH procedure rejects the four
-// smallest, while Holm's step-down (like Bonferroni) rejects three.
+// from a myocardial-infarction study (testdata/benjamini-hochberg-1995-section4.csv).
+// At 0.05 the BH procedure rejects the four smallest, while the Bonferroni-type
+// procedures reject three; Holm's step-down rejects the same three.
 func TestMultipleTestingBH1995(t *testing.T) {
-	p := []float64{0.0001, 0.0004, 0.0019, 0.0095, 0.0201, 0.0278, 0.0298, 0.0344, 0.0459, 0.3240, 0.4262, 0.5719, 0.6528, 0.7590, 1.000}
-	count := func(adj []float64) int {
-		k := 0
-		for _, v := range adj {
-			if v <= 0.05 {
-				k++
-			}
-		}
-		return k
+	var p []float64
+	var wantBH, wantFWER []bool
+	for _, r := range refdata.Table(t, "benjamini-hochberg-1995-section4.csv") {
+		p = append(p, r.Float(t, "p_value"))
+		wantBH, wantFWER = append(wantBH, r.Float(t, "fdr") == 1), append(wantFWER, r.Float(t, "fwer") == 1)
+	}
+	if len(p) != 15 {
+		t.Fatalf("%d p-values, want the paper's 15", len(p))
 	}
 	bh, holm := BHAdjust(p), HolmAdjust(p)
-	if got := count(bh); got != 4 {
-		t.Errorf("BH rejects %d, want 4", got)
-	}
-	if got := count(holm); got != 3 {
-		t.Errorf("Holm rejects %d, want 3", got)
+	for i := range p {
+		if got := bh[i] <= 0.05; got != wantBH[i] {
+			t.Errorf("p = %g: BH rejects %v (adjusted %g), the paper %v", p[i], got, bh[i], wantBH[i])
+		}
+		if got := holm[i] <= 0.05; got != wantFWER[i] {
+			t.Errorf("p = %g: Holm rejects %v (adjusted %g), the paper's Bonferroni-type procedures %v", p[i], got, holm[i], wantFWER[i])
+		}
 	}
 	// From the definitions (R p.adjust): BH p̃_(4) = min_{j≥4} 15·p_(j)/j =
 	// 15·0.0095/4 = 0.035625; Holm p̃_(1) = 15·0.0001 = 0.0015 and
