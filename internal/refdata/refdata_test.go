@@ -53,13 +53,24 @@ func TestDir(t *testing.T) {
 	}
 }
 
-// Every known reference file is listed in testdata/README.md.
+// Every known reference file and every file in testdata/ is listed in
+// testdata/README.md.
 func TestKnownAreDocumented(t *testing.T) {
 	b, err := os.ReadFile(Testdata(t, "README.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, n := range Known() {
+	names := Known()
+	entries, err := os.ReadDir(filepath.Join(Root(t), "testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.Name() != "README.md" {
+			names = append(names, e.Name())
+		}
+	}
+	for _, n := range names {
 		if !strings.Contains(string(b), "`"+n+"`") {
 			t.Errorf("testdata/README.md does not list %s", n)
 		}
