@@ -41,14 +41,21 @@ const (
 	DefaultSequentialTuning = 5000
 )
 
-// Flags set on a comparison whose data are degenerate. A flagged effect holds
-// GrowthBook's uninformative default (estimate 0, interval [0, 0], p-value 1).
+// Flags set on a comparison whose data are degenerate. An effect that cannot
+// be estimated holds GrowthBook's uninformative default (estimate 0, interval
+// [0, 0], p-value 1); which effects those are is said for each flag.
 const (
-	FlagZeroVariance       = "zero_variance"         // an arm's (or the difference's) variance is ≤ 0
-	FlagInsufficientData   = "insufficient_data"     // an arm has fewer than 2 units
-	FlagZeroControlMean    = "zero_control_mean"     // the relative effect is undefined: control mean 0
-	FlagCUPEDNotApplied    = "cuped_not_applied"     // θ = 0 (no variance in the covariate): unadjusted analysis
-	FlagPValueNotConverged = "p_value_not_converged" // sequential one-sided p-value: bisection did not converge
+	FlagZeroVariance     = "zero_variance"     // both effects: an arm's variance is negative (inconsistent sums), or both arms have none
+	FlagInsufficientData = "insufficient_data" // both effects: an arm has fewer than 2 units
+	// FlagZeroVarianceArm: one arm is constant (a control that cannot use the
+	// feature, a proportion at 0 or 1). The absolute effect is estimated with
+	// the other arm's variance (Welch, n − 1 degrees of freedom of that arm);
+	// the relative one too unless FlagZeroControlMean or
+	// FlagRelativeZeroVariance says otherwise.
+	FlagZeroVarianceArm      = "zero_variance_arm"
+	FlagZeroControlMean      = "zero_control_mean"      // relative effect only: undefined, control mean 0
+	FlagRelativeZeroVariance = "relative_zero_variance" // relative effect only: its delta-method variance is 0 (a treatment arm constant at 0)
+	FlagCUPEDNotApplied      = "cuped_not_applied"      // θ = 0 (no variance in the covariate): unadjusted analysis
 )
 
 // Sentinel errors, wrapped in experiment.Error values with a kind.
@@ -60,25 +67,38 @@ var (
 // on the analysis: y is the metric, x its covariate (for CUPED, usually the same
 // metric before exposure), d the denominator of a ratio metric and d₀ the
 // denominator's covariate (ratio metrics with CUPED).
+//
+// Every sum is over shifted values y − c_y, x − c_x, d − c_d, d₀ − c_d₀, the
+// shifts being the Shift fields (see the package doc's "shifted sums"): with
+// shifts 0 they are the raw sums Σy, Σy², Σxy, …; with a shift near each
+// variable's mean the variances stay exact whatever the offset of the data
+// (a balance in cents, a timestamp). The shift is per variable, not per arm:
+// arms may use different shifts, but one shared by the arms keeps the
+// difference of means exact too.
 type Arm struct {
 	Name   string  `json:"name"`             // variant name, unique within an Input
 	Weight float64 `json:"weight,omitempty"` // configured traffic share for the SRM check; arms with weight 0 are skipped there
 	N      int64   `json:"n"`                // number of units
 
-	Sum        float64 `json:"sum,omitempty"`         // Σy
-	SumSquares float64 `json:"sum_squares,omitempty"` // Σy²
+	Shift      float64 `json:"shift,omitempty"`       // c_y, subtracted from y before summing
+	Sum        float64 `json:"sum,omitempty"`         // Σ(y−c_y)
+	SumSquares float64 `json:"sum_squares,omitempty"` // Σ(y−c_y)²
 
 	// CUPED (Input.Covariate set).
-	CovariateSum        float64 `json:"covariate_sum,omitempty"`         // Σx
-	CovariateSumSquares float64 `json:"covariate_sum_squares,omitempty"` // Σx²
-	CrossSum            float64 `json:"cross_sum,omitempty"`             // Σxy
+	CovariateShift      float64 `json:"covariate_shift,omitempty"`       // c_x
+	CovariateSum        float64 `json:"covariate_sum,omitempty"`         // Σ(x−c_x)
+	CovariateSumSquares float64 `json:"covariate_sum_squares,omitempty"` // Σ(x−c_x)²
+	CrossSum            float64 `json:"cross_sum,omitempty"`             // Σ(x−c_x)(y−c_y)
 
 	// Ratio metrics (Type Ratio).
-	DenominatorSum        float64 `json:"denominator_sum,omitempty"`         // Σd
-	DenominatorSumSquares float64 `json:"denominator_sum_squares,omitempty"` // Σd²
-	MetricDenominatorSum  float64 `json:"metric_denominator_sum,omitempty"`  // Σyd
+	DenominatorShift      float64 `json:"denominator_shift,omitempty"`       // c_d
+	DenominatorSum        float64 `json:"denominator_sum,omitempty"`         // Σ(d−c_d)
+	DenominatorSumSquares float64 `json:"denominator_sum_squares,omitempty"` // Σ(d−c_d)²
+	MetricDenominatorSum  float64 `json:"metric_denominator_sum,omitempty"`  // Σ(y−c_y)(d−c_d)
 
-	// Ratio metrics with CUPED: the denominator's covariate d₀ and the cross products.
+	// Ratio metrics with CUPED: the denominator's covariate d₀ and the cross
+	// products (of shifted values, as above).
+	DenominatorCovariateShift          float64 `json:"denominator_covariate_shift,omitempty"`           // c_d₀
 	DenominatorCovariateSum            float64 `json:"denominator_covariate_sum,omitempty"`             // Σd₀
 	DenominatorCovariateSumSquares     float64 `json:"denominator_covariate_sum_squares,omitempty"`     // Σd₀²
 	MetricDenominatorCovariateSum      float64 `json:"metric_denominator_covariate_sum,omitempty"`      // Σy·d₀
@@ -197,7 +217,7 @@ func Analyze(in Input) (MetricResult, error) {
 	allZero := true
 	for i, a := range in.Arms {
 		s := in.plain(&a)
-		res.Variants[i] = VariantSummary{Name: a.Name, N: a.N, Mean: finite(s.mean), Variance: finite(s.v), Weight: a.Weight}
+		res.Variants[i] = VariantSummary{Name: a.Name, N: a.N, Mean: finite(s.mean()), Variance: finite(s.v), Weight: a.Weight}
 		users[i], weights[i] = float64(a.N), a.Weight
 		allZero = allZero && a.Weight == 0
 	}
@@ -291,17 +311,30 @@ func (in *Input) normalize() error {
 		if !(a.Weight >= 0) || math.IsInf(a.Weight, 0) {
 			return experiment.E(experiment.Invalid, f("weight"), experiment.Errorf("must be ≥ 0, got %g", a.Weight))
 		}
-		if in.Type == Proportion && !(a.Sum >= 0 && a.Sum <= float64(a.N)) {
-			return experiment.E(experiment.Invalid, f("sum"), experiment.Errorf("a proportion metric needs 0 ≤ sum ≤ n, got sum %g with n %d", a.Sum, a.N))
-		}
 		for name, v := range map[string]float64{
-			"sum": a.Sum, "sum_squares": a.SumSquares, "covariate_sum": a.CovariateSum,
+			"shift": a.Shift, "sum": a.Sum, "sum_squares": a.SumSquares,
+			"covariate_shift": a.CovariateShift, "covariate_sum": a.CovariateSum,
 			"covariate_sum_squares": a.CovariateSumSquares, "cross_sum": a.CrossSum,
-			"denominator_sum": a.DenominatorSum, "denominator_sum_squares": a.DenominatorSumSquares,
-			"metric_denominator_sum": a.MetricDenominatorSum,
+			"denominator_shift": a.DenominatorShift, "denominator_sum": a.DenominatorSum,
+			"denominator_sum_squares": a.DenominatorSumSquares, "metric_denominator_sum": a.MetricDenominatorSum,
+			"denominator_covariate_shift": a.DenominatorCovariateShift, "denominator_covariate_sum": a.DenominatorCovariateSum,
+			"denominator_covariate_sum_squares":     a.DenominatorCovariateSumSquares,
+			"metric_denominator_covariate_sum":      a.MetricDenominatorCovariateSum,
+			"covariate_denominator_sum":             a.CovariateDenominatorSum,
+			"covariate_denominator_covariate_sum":   a.CovariateDenominatorCovariateSum,
+			"denominator_denominator_covariate_sum": a.DenominatorDenominatorCovariateSum,
 		} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
 				return experiment.E(experiment.Invalid, f(name), experiment.Errorf("must be finite, got %g", v))
+			}
+		}
+		if in.Type == Proportion {
+			// Σy = n·c + Σ(y−c), within rounding of the shifted sum.
+			n := float64(a.N)
+			total := n*a.Shift + a.Sum
+			slack := 1e-9 * math.Max(1, n)
+			if !(total >= -slack && total <= n+slack) {
+				return experiment.E(experiment.Invalid, f("sum"), experiment.Errorf("a proportion metric needs 0 ≤ Σy ≤ n, got Σy %g (shift %g, sum %g) with n %d", total, a.Shift, a.Sum, a.N))
 			}
 		}
 	}
@@ -324,45 +357,19 @@ func (in *Input) controlIndex() int {
 	return 0
 }
 
-// armStat is an arm reduced to what a comparison needs: n, the (adjusted) mean,
-// the unadjusted mean and the per-unit variance of the (adjusted) mean.
+// armStat is an arm reduced to what a comparison needs: n, the (adjusted) mean
+// ȳ − θx̄ as (c_y − θc_x) + dev, the shifts kept apart so that the difference of
+// two arms' means is exact (c_b − c_a is exact), the unadjusted mean and the
+// per-unit variance of the (adjusted) mean.
 type armStat struct {
-	n, mean, unadj, v float64
+	n, cy, cx, theta, dev, unadj, v float64
 }
 
-// sampleVariance is gbstats' SampleMeanStatistic.variance (prop false) or
-// ProportionStatistic.variance (prop true).
-func sampleVariance(n, sum, ss float64, prop bool) float64 {
-	if prop {
-		if n == 0 {
-			return 0
-		}
-		p := sum / n
-		return p * (1 - p)
-	}
-	if n <= 1 {
-		return 0
-	}
-	return (ss - sum*sum/n) / (n - 1)
-}
+func (s armStat) mean() float64 { return s.cy - s.theta*s.cx + s.dev }
 
-// covariance is gbstats' compute_covariance: Σab/n − ΣaΣb/n² when both are
-// proportions, else (Σab − ΣaΣb/n)/(n−1).
-func covariance(n, sa, sb, sab float64, prop bool) float64 {
-	if n <= 1 {
-		return 0
-	}
-	if prop {
-		return sab/n - sa*sb/(n*n)
-	}
-	return (sab - sa*sb/n) / (n - 1)
-}
-
-func mean(sum, n float64) float64 {
-	if n == 0 {
-		return 0
-	}
-	return sum / n
+// diff is the difference of the (adjusted) means b − a of two arms with the same θ.
+func diff(a, b armStat) float64 {
+	return ((b.cy - a.cy) - b.theta*(b.cx-a.cx)) + (b.dev - a.dev)
 }
 
 // varianceOfRatios is the delta-method variance of m/d for means m, d with
@@ -377,24 +384,22 @@ func varianceOfRatios(m, vm, d, vd, c float64) float64 {
 
 // plain reduces an arm without any CUPED adjustment.
 func (in *Input) plain(a *Arm) armStat {
-	n := float64(a.N)
+	m := momentsOf(a)
 	if in.Type == Ratio {
-		s := armStat{n: n}
-		if a.DenominatorSum != 0 {
-			s.mean = a.Sum / a.DenominatorSum
-		}
-		s.unadj = s.mean
-		md := mean(a.DenominatorSum, n)
-		if md == 0 || n <= 1 {
+		s := armStat{n: m.n}
+		md := m.mean(vD)
+		if m.n == 0 || md == 0 {
 			return s
 		}
-		s.v = varianceOfRatios(mean(a.Sum, n), sampleVariance(n, a.Sum, a.SumSquares, false),
-			md, sampleVariance(n, a.DenominatorSum, a.DenominatorSumSquares, false),
-			covariance(n, a.Sum, a.DenominatorSum, a.MetricDenominatorSum, false))
+		s.dev = m.mean(vY) / md
+		s.unadj = s.dev
+		if m.n <= 1 {
+			return s
+		}
+		s.v = varianceOfRatios(m.mean(vY), m.variance(vY, false), md, m.variance(vD, false), m.cov(vY, vD, false))
 		return s
 	}
-	m := mean(a.Sum, n)
-	return armStat{n: n, mean: m, unadj: m, v: sampleVariance(n, a.Sum, a.SumSquares, in.Type == Proportion)}
+	return armStat{n: m.n, cy: m.shift[vY], dev: m.dev[vY], unadj: m.mean(vY), v: m.variance(vY, in.Type == Proportion)}
 }
 
 // moments is a comparison before the test: the point estimates and variances
@@ -428,10 +433,16 @@ func (in *Input) compare(ca, cb *Arm) Comparison {
 		c.Flags = append(c.Flags, FlagInsufficientData)
 		c.Absolute, c.Relative = uninformative, uninformative
 		return c
-	case !(m.a.v > 0) || !(m.b.v > 0) || !(m.absVar > 0):
+	case m.a.v < 0 || m.b.v < 0 || !(m.absVar > 0) || math.IsNaN(m.a.v) || math.IsNaN(m.b.v):
+		// A negative variance (inconsistent sums) or none at all in either arm.
 		c.Flags = append(c.Flags, FlagZeroVariance)
 		c.Absolute, c.Relative = uninformative, uninformative
 		return c
+	case m.a.v == 0 || m.b.v == 0:
+		// One constant arm (a control that cannot use the feature, a
+		// proportion at 0 or 1): Welch with the other arm's variance alone,
+		// on its n − 1 degrees of freedom.
+		c.Flags = append(c.Flags, FlagZeroVarianceArm)
 	}
 	dof := WelchDF(m.a.v, m.a.n, m.b.v, m.b.n)
 	var flags []string
@@ -441,7 +452,7 @@ func (in *Input) compare(ca, cb *Arm) Comparison {
 		if m.a.unadj == 0 {
 			c.Flags = append(c.Flags, FlagZeroControlMean)
 		} else {
-			c.Flags = append(c.Flags, FlagZeroVariance)
+			c.Flags = append(c.Flags, FlagRelativeZeroVariance)
 		}
 		c.Relative = uninformative
 		return c
@@ -455,11 +466,8 @@ func (in *Input) compare(ca, cb *Arm) Comparison {
 // sequential confidence sequence when SequentialTuning > 0.
 func (in *Input) test(est, se, dof, n float64) (Effect, []string) {
 	if in.SequentialTuning > 0 {
-		e, ok := Sequential(est, se, n, in.SequentialTuning, in.Alpha, in.Alternative)
+		e := Sequential(est, se, n, in.SequentialTuning, in.Alpha, in.Alternative)
 		e.DF = dof
-		if !ok {
-			return e, []string{FlagPValueNotConverged}
-		}
 		return e, nil
 	}
 	return TTest(est, se, dof, in.Alpha, in.Alternative), nil
@@ -483,10 +491,10 @@ func (in *Input) moments(ca, cb *Arm) moments {
 		m.theta = 0
 		m.a, m.b = a, b
 	}
-	m.abs = b.mean - a.mean
+	m.abs = diff(a, b)
 	m.absVar = m.unadjustedVar
 	if a.unadj != 0 {
-		m.rel = (b.mean - a.mean) / math.Abs(a.unadj)
+		m.rel = m.abs / math.Abs(a.unadj)
 		m.relVar = varianceOfRatios(b.unadj, b.v/b.n, a.unadj, a.v/a.n, 0)
 	}
 	return m

@@ -21,60 +21,64 @@ import "math"
 //
 // (the sign of the middle term follows from const = −ȳ_b in gbstats).
 
-// cupedArm is one arm's CUPED pieces.
+// cupedArm is one arm's CUPED pieces: the means as shift + deviation, and the
+// variances and covariance of y and x.
 type cupedArm struct {
-	n, my, mx, vy, vx, cov float64
+	n, cy, dy, cx, dx, vy, vx, cov float64
 }
 
-func (in *Input) cupedArm(a *Arm) cupedArm {
-	n := float64(a.N)
+func (c cupedArm) my() float64 { return c.cy + c.dy }
+
+func (in *Input) cupedArm(m *armMoments) cupedArm {
 	py, px := in.Type == Proportion, in.CovariateType == Proportion
 	return cupedArm{
-		n: n, my: mean(a.Sum, n), mx: mean(a.CovariateSum, n),
-		vy:  sampleVariance(n, a.Sum, a.SumSquares, py),
-		vx:  sampleVariance(n, a.CovariateSum, a.CovariateSumSquares, px),
-		cov: covariance(n, a.Sum, a.CovariateSum, a.CrossSum, py && px),
+		n: m.n, cy: m.shift[vY], dy: m.dev[vY], cx: m.shift[vX], dx: m.dev[vX],
+		vy: m.variance(vY, py), vx: m.variance(vX, px), cov: m.cov(vY, vX, py && px),
 	}
 }
 
-// theta returns CUPED's θ pooled over arms a and b (gbstats compute_theta), or 0
-// when the pooled metric or covariate has no variance.
-func (in *Input) theta(a, b *Arm) float64 {
-	n := float64(a.N + b.N)
+// theta returns CUPED's θ pooled over arms a and b (gbstats compute_theta, on
+// the moments of the union of the two arms), or 0 when the pooled metric or
+// covariate has no variance.
+func (in *Input) theta(a, b *armMoments) float64 {
+	p := pool(a, b)
 	py, px := in.Type == Proportion, in.CovariateType == Proportion
-	vy := sampleVariance(n, a.Sum+b.Sum, a.SumSquares+b.SumSquares, py)
-	vx := sampleVariance(n, a.CovariateSum+b.CovariateSum, a.CovariateSumSquares+b.CovariateSumSquares, px)
+	vy, vx := p.variance(vY, py), p.variance(vX, px)
 	if vx == 0 || vy == 0 {
 		return 0
 	}
-	return covariance(n, a.Sum+b.Sum, a.CovariateSum+b.CovariateSum, a.CrossSum+b.CrossSum, py && px) / vx
+	return p.cov(vY, vX, py && px) / vx
 }
 
 // meanCUPED fills m for a mean or proportion metric; false when θ = 0 (gbstats
 // then reverts to the unadjusted analysis).
 func (in *Input) meanCUPED(ca, cb *Arm, m *moments) bool {
-	th := in.theta(ca, cb)
+	ma, mb := momentsOf(ca), momentsOf(cb)
+	th := in.theta(&ma, &mb)
 	if th == 0 || math.IsNaN(th) {
 		return false
 	}
-	a, b := in.cupedArm(ca), in.cupedArm(cb)
+	a, b := in.cupedArm(&ma), in.cupedArm(&mb)
 	adj := func(c cupedArm) armStat {
-		s := armStat{n: c.n, mean: c.my - th*c.mx, unadj: c.my}
+		s := armStat{n: c.n, cy: c.cy, cx: c.cx, theta: th, dev: c.dy - th*c.dx, unadj: c.my()}
 		if c.n > 1 {
 			s.v = c.vy + th*th*c.vx - 2*th*c.cov
+			if math.Abs(s.v) <= zeroTol*(c.vy+th*th*c.vx) {
+				s.v = 0
+			}
 		}
 		return s
 	}
 	m.theta = th
 	m.a, m.b = adj(a), adj(b)
-	m.abs = m.b.mean - m.a.mean
+	m.abs = diff(m.a, m.b)
 	m.absVar = m.b.v/m.b.n + m.a.v/m.a.n
-	ua := a.my
+	ua := a.my()
 	if ua != 0 {
 		m.rel = m.abs / math.Abs(ua)
 		vTrt := m.b.v / (b.n * ua * ua)
-		c := -b.my
-		vCtrl := (a.vy*c*c/(a.my*a.my) + 2*th*a.cov*c/a.my + th*th*a.vx) / (a.n * ua * ua)
+		c := -b.my()
+		vCtrl := (a.vy*c*c/(ua*ua) + 2*th*a.cov*c/ua + th*th*a.vx) / (a.n * ua * ua)
 		m.relVar = vTrt + vCtrl
 	}
 	return true
@@ -87,27 +91,15 @@ type ratioCUPEDArm struct {
 	n      float64
 	beta   [4]float64
 	lambda [4][4]float64
-	sums   [4]float64 // Σy, Σd, Σx, Σd₀
 }
 
 func ratioCUPEDStat(a *Arm) ratioCUPEDArm {
-	n := float64(a.N)
-	r := ratioCUPEDArm{n: n, sums: [4]float64{a.Sum, a.DenominatorSum, a.CovariateSum, a.DenominatorCovariateSum}}
-	ss := [4]float64{a.SumSquares, a.DenominatorSumSquares, a.CovariateSumSquares, a.DenominatorCovariateSumSquares}
-	// cross products Σ(i·j) for i < j in the order y, d, x, d₀.
-	var cross [4][4]float64
-	cross[0][1] = a.MetricDenominatorSum
-	cross[0][2] = a.CrossSum
-	cross[0][3] = a.MetricDenominatorCovariateSum
-	cross[1][2] = a.CovariateDenominatorSum
-	cross[1][3] = a.DenominatorDenominatorCovariateSum
-	cross[2][3] = a.CovariateDenominatorCovariateSum
+	m := momentsOf(a)
+	r := ratioCUPEDArm{n: m.n}
 	for i := range 4 {
-		r.beta[i] = mean(r.sums[i], n)
-		r.lambda[i][i] = sampleVariance(n, r.sums[i], ss[i], false)
-		for j := i + 1; j < 4; j++ {
-			c := covariance(n, r.sums[i], r.sums[j], cross[i][j], false)
-			r.lambda[i][j], r.lambda[j][i] = c, c
+		r.beta[i] = m.mean(i)
+		for j := range 4 {
+			r.lambda[i][j] = m.cov(i, j, false)
 		}
 	}
 	return r
@@ -136,17 +128,17 @@ func (r *ratioCUPEDArm) quad(u [4]float64, I []int, v [4]float64, J []int) float
 var all4, post2, pre2 = []int{0, 1, 2, 3}, []int{0, 1}, []int{2, 3}
 
 func (r *ratioCUPEDArm) meanPost() float64 {
-	if r.sums[1] == 0 {
+	if r.beta[1] == 0 {
 		return 0
 	}
-	return r.sums[0] / r.sums[1]
+	return r.beta[0] / r.beta[1]
 }
 
 func (r *ratioCUPEDArm) mean(theta float64) float64 {
-	if r.sums[1] == 0 || r.sums[3] == 0 {
+	if r.beta[1] == 0 || r.beta[3] == 0 {
 		return 0
 	}
-	return r.sums[0]/r.sums[1] - theta*r.sums[2]/r.sums[3]
+	return r.beta[0]/r.beta[1] - theta*r.beta[2]/r.beta[3]
 }
 
 // ratioCUPED fills m for a ratio metric with CUPED, as gbstats:
@@ -168,9 +160,9 @@ func (in *Input) ratioCUPED(ca, cb *Arm, m *moments) bool {
 	}
 	na, nb := a.nabla(th), b.nabla(th)
 	m.theta = th
-	m.a = armStat{n: a.n, mean: a.mean(th), unadj: a.meanPost(), v: a.quad(na, all4, na, all4)}
-	m.b = armStat{n: b.n, mean: b.mean(th), unadj: b.meanPost(), v: b.quad(nb, all4, nb, all4)}
-	m.abs = m.b.mean - m.a.mean
+	m.a = armStat{n: a.n, dev: a.mean(th), unadj: a.meanPost(), v: a.quad(na, all4, na, all4)}
+	m.b = armStat{n: b.n, dev: b.mean(th), unadj: b.meanPost(), v: b.quad(nb, all4, nb, all4)}
+	m.abs = diff(m.a, m.b)
 	m.absVar = m.b.v/m.b.n + m.a.v/m.a.n
 	ua, dPost := m.a.unadj, a.beta[1]
 	if ua == 0 || dPost == 0 {

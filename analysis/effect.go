@@ -130,10 +130,12 @@ func TTest(est, se, dof, alpha float64, alt Alternative) Effect {
 //
 //	dof = (v_b/n_b + v_a/n_a)² / (v_b²/(n_b²(n_b−1)) + v_a²/(n_a²(n_a−1)))
 //
-// See Welch (1947), Biometrika 34:28–35, and Satterthwaite (1946). Like gbstats it
-// returns 1 when either arm has n ≤ 1 or zero variance.
+// See Welch (1947), Biometrika 34:28–35, and Satterthwaite (1946). The formula
+// holds when one variance is 0: it gives the other arm's n − 1 (as scipy's
+// ttest_ind(equal_var=False)). It returns 1 when an arm has n ≤ 1 or both
+// variances are 0, where it is undefined (callers flag those cases).
 func WelchDF(va, na, vb, nb float64) float64 {
-	if na <= 1 || nb <= 1 || va == 0 || vb == 0 {
+	if na <= 1 || nb <= 1 || (va == 0 && vb == 0) {
 		return 1
 	}
 	num := math.Pow(vb/nb+va/na, 2)

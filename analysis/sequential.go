@@ -20,20 +20,27 @@ import "math"
 //
 //	s·sqrt(2(nρ² + 1)/(nρ)²·ln(1 + sqrt(nρ² + 1)/(2α)))
 //
-// and their p-value is the α at which the bound touches 0, found by bisection on
-// [1e−5, 0.4999] and clamped to it (gbstats). ok is false when the bisection did
-// not converge; the p-value is then the last bracket's midpoint.
+// and their p-value is the α at which the bound touches 0, clamped to
+// [1e−5, 0.4999] as gbstats. gbstats finds it by bisection, stopping when the
+// bound is within 1e−6 of 0 in the metric's units, so its p-value depends on
+// the units; here ρ is held at the level asked for (as gbstats does) and the
+// equation is solved in closed form. With A = 2(nρ² + 1)/(nρ)² and
+// B = sqrt(nρ² + 1), the bound is 0 where est² = s²·A·ln(1 + B/(2α)):
+//
+//	p = B / (2·(exp(est²/(s²A)) − 1))      when est points the alternative's way,
+//
+// and 0.4999 when it does not. est²/s² is free of units, and so is p.
 //
 // The interval may be read at any n without inflating the error rate.
-func Sequential(est, se, n, tuning, alpha float64, alt Alternative) (e Effect, ok bool) {
-	e = Effect{Estimate: est, SE: se}
+func Sequential(est, se, n, tuning, alpha float64, alt Alternative) Effect {
+	e := Effect{Estimate: est, SE: se}
 	s2 := se * se * n
 	if alt == Greater || alt == Less {
 		rho := sequentialRho(2*alpha, tuning)
 		lo, hi := oneSidedBounds(est, s2, n, rho, alpha, alt)
 		e.CILow, e.CIHigh = lo, hi
-		e.PValue, ok = oneSidedSequentialP(est, s2, n, rho, alt)
-		return e, ok
+		e.PValue = oneSidedSequentialP(est, s2, n, rho, alt)
+		return e
 	}
 	rho := sequentialRho(alpha, tuning)
 	nr2 := n*rho*rho + 1
@@ -42,7 +49,7 @@ func Sequential(est, se, n, tuning, alpha float64, alt Alternative) (e Effect, o
 	st2 := est * est * n / (se * se)
 	evalue := math.Exp(rho*rho*st2/(2*nr2)) / math.Sqrt(nr2)
 	e.PValue = math.Min(1/evalue, 1)
-	return e, true
+	return e
 }
 
 func sequentialRho(alpha, tuning float64) float64 {
@@ -59,40 +66,15 @@ func oneSidedBounds(est, s2, n, rho, alpha float64, alt Alternative) (lo, hi flo
 	return est - h, math.Inf(1)
 }
 
-// oneSidedSequentialP is gbstats' bisection for the one-sided sequential p-value.
-func oneSidedSequentialP(est, s2, n, rho float64, alt Alternative) (float64, bool) {
-	const tol, maxIters = 1e-6, 100
-	minA, maxA := 1e-5, 0.4999
-	// bound returns the finite end of the interval at level a.
-	bound := func(a float64) float64 {
-		lo, hi := oneSidedBounds(est, s2, n, rho, a, alt)
-		if alt == Less {
-			return hi
-		}
-		return lo
+// oneSidedSequentialP is the one-sided sequential p-value in closed form (see
+// Sequential), clamped to gbstats' bracket [1e−5, 0.4999].
+func oneSidedSequentialP(est, s2, n, rho float64, alt Alternative) float64 {
+	const minA, maxA = 1e-5, 0.4999
+	if (alt == Greater && !(est > 0)) || (alt == Less && !(est < 0)) {
+		return maxA
 	}
-	less := alt == Less
-	if b := bound(minA); (less && b < 0) || (!less && b > 0) {
-		return minA, true
-	}
-	if b := bound(maxA); (less && b > 0) || (!less && b < 0) {
-		return maxA, true
-	}
-	a := 0.5 * (minA + maxA)
-	var diff float64
-	iters := 0
-	for i := 0; i < maxIters; i++ {
-		iters = i
-		diff = bound(a)
-		if (less && diff > 0) || (!less && diff < 0) {
-			minA = a
-		} else {
-			maxA = a
-		}
-		a = 0.5 * (minA + maxA)
-		if math.Abs(diff) < tol {
-			break
-		}
-	}
-	return a, math.Abs(diff) < tol && iters != maxIters
+	nr2 := n*rho*rho + 1
+	a := 2 * nr2 / math.Pow(n*rho, 2)
+	p := math.Sqrt(nr2) / (2 * math.Expm1(est*est/(s2*a)))
+	return math.Max(minA, math.Min(maxA, p))
 }
