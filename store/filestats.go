@@ -8,8 +8,10 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
+	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 )
 
@@ -23,17 +25,32 @@ type FileStatsQuery struct {
 	Denominator string // optional: the denominator d of a ratio metric
 }
 
-// ArmSums are one variant's sufficient statistics.
+// ArmSums are one variant's sufficient statistics: sums of values shifted by
+// the file's first row (c_y, c_x, c_d), so that they keep their precision
+// whatever the offset of the data (see analysis.Arm).
 type ArmSums struct {
 	Name                  string
 	N                     int64
-	Sum, SumSquares       float64 // Σy, Σy²
-	CovariateSum          float64 // Σx
-	CovariateSumSquares   float64 // Σx²
-	CrossSum              float64 // Σxy
-	DenominatorSum        float64 // Σd
-	DenominatorSumSquares float64 // Σd²
-	MetricDenominatorSum  float64 // Σyd
+	Shift                 float64 // c_y
+	Sum, SumSquares       float64 // Σ(y−c_y), Σ(y−c_y)²
+	CovariateShift        float64 // c_x
+	CovariateSum          float64 // Σ(x−c_x)
+	CovariateSumSquares   float64 // Σ(x−c_x)²
+	CrossSum              float64 // Σ(x−c_x)(y−c_y)
+	DenominatorShift      float64 // c_d
+	DenominatorSum        float64 // Σ(d−c_d)
+	DenominatorSumSquares float64 // Σ(d−c_d)²
+	MetricDenominatorSum  float64 // Σ(y−c_y)(d−c_d)
+}
+
+// Arm is the analysis.Arm of these sums, with weight w.
+func (a ArmSums) Arm(w float64) analysis.Arm {
+	return analysis.Arm{
+		Name: a.Name, Weight: w, N: a.N,
+		Shift: a.Shift, Sum: a.Sum, SumSquares: a.SumSquares,
+		CovariateShift: a.CovariateShift, CovariateSum: a.CovariateSum, CovariateSumSquares: a.CovariateSumSquares, CrossSum: a.CrossSum,
+		DenominatorShift: a.DenominatorShift, DenominatorSum: a.DenominatorSum, DenominatorSumSquares: a.DenominatorSumSquares, MetricDenominatorSum: a.MetricDenominatorSum,
+	}
 }
 
 // FileStats are the per-variant sums of a file, ordered by variant name.
@@ -45,10 +62,11 @@ type FileStats struct {
 }
 
 // ReadFileStats computes per-variant sums of a CSV or Parquet file with one
-// DuckDB GROUP BY query on its own in-memory connection. Bad input gives an
-// Invalid error naming the column (a missing column, lists the ones present)
-// and, for a value that is empty, not a number or not finite, the data row
-// (1-based, header excluded) and the value.
+// DuckDB GROUP BY query on its own in-memory connection, after reading the
+// first row for the shifts. Bad input gives an Invalid error naming the column
+// (a missing column, lists the ones present) and, for a value that is empty,
+// not a number or not finite, the data row (1-based, header excluded) and the
+// value; finite values whose squares overflow float64 are named too.
 func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 	const op = "store.ReadFileStats"
 	if q.Variant == "" || q.Metric == "" {
@@ -75,6 +93,9 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 	// The happy path is one GROUP BY query. Only when it fails are the columns
 	// listed and the file re-read as text to say what is wrong and where.
 	cols := map[string]string{"variant": q.Variant, "metric": q.Metric, "covariate": q.Covariate, "denominator": q.Denominator}
+	// overflow names the role of the first column whose sums are not finite
+	// although every value is (their squares overflow float64).
+	var overflow string
 	diagnose := func(err error) error {
 		if ctx.Err() != nil {
 			return experiment.E(op, ctx.Err())
@@ -103,23 +124,62 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 		if bad := firstBadValue(ctx, conn, q.Path, cols); bad != nil {
 			return experiment.E(op, bad)
 		}
+		if err == nil && overflow != "" {
+			c := cols[overflow]
+			var big float64
+			_ = conn.QueryRowContext(ctx, `SELECT max(abs(CAST(`+fsIdent(c)+` AS DOUBLE))) FROM `+reader).Scan(&big)
+			return experiment.E(op, experiment.Invalid, experiment.Field(c),
+				experiment.Errorf("%s: column %q has finite values, but their squares overflow float64 (largest |value| %g): rescale the column (divide it by a power of ten)", filepath.Base(q.Path), c, big))
+		}
 		if err == nil {
-			err = errors.New("empty or non-finite values")
+			err = errors.New("sums are not finite")
 		}
 		return experiment.E(op, experiment.Invalid, experiment.Field("data"), fmt.Errorf("reading %s: %w", filepath.Base(q.Path), err))
 	}
 
 	inner := []string{`CAST(` + fsIdent(cols["variant"]) + ` AS VARCHAR) AS lift_v`, `CAST(` + fsIdent(cols["metric"]) + ` AS DOUBLE) AS lift_y`}
-	sel := []string{`lift_v`, `count(*)`, `count(lift_y)`, `sum(lift_y)`, `sum(lift_y*lift_y)`, `count(*) FILTER (WHERE lift_y <> 0 AND lift_y <> 1)`}
+	roles := []string{"metric"}
 	if c := cols["covariate"]; c != "" {
 		inner = append(inner, `CAST(`+fsIdent(c)+` AS DOUBLE) AS lift_x`)
-		sel = append(sel, `count(lift_x)`, `sum(lift_x)`, `sum(lift_x*lift_x)`, `sum(lift_x*lift_y)`, `count(*) FILTER (WHERE lift_x <> 0 AND lift_x <> 1)`)
+		roles = append(roles, "covariate")
 	}
 	if c := cols["denominator"]; c != "" {
 		inner = append(inner, `CAST(`+fsIdent(c)+` AS DOUBLE) AS lift_d`)
-		sel = append(sel, `count(lift_d)`, `sum(lift_d)`, `sum(lift_d*lift_d)`, `sum(lift_y*lift_d)`)
+		roles = append(roles, "denominator")
 	}
-	query := `SELECT ` + strings.Join(sel, ", ") + ` FROM (SELECT ` + strings.Join(inner, ", ") + ` FROM ` + reader + `) GROUP BY 1 ORDER BY 1`
+	from := `(SELECT ` + strings.Join(inner, ", ") + ` FROM ` + reader + `)`
+	// The shifts: the first row's values (DuckDB keeps the file's order), a
+	// cheap read that stops after the first rows. A missing or bad first value
+	// leaves 0, and the sums' query below says what is wrong.
+	pilot := map[string]float64{"metric": 0, "covariate": 0, "denominator": 0}
+	{
+		p := make([]sql.NullFloat64, len(roles))
+		dst := make([]any, len(roles))
+		for i := range p {
+			dst[i] = &p[i]
+		}
+		if err := conn.QueryRowContext(ctx, `SELECT `+fsShiftCols(roles)+` FROM `+from+` LIMIT 1`).Scan(dst...); err == nil {
+			for i, r := range roles {
+				if v := p[i].Float64; p[i].Valid && !math.IsNaN(v) && !math.IsInf(v, 0) {
+					pilot[r] = v
+				}
+			}
+		} else if ctx.Err() != nil {
+			return nil, experiment.E(op, ctx.Err())
+		}
+	}
+	lit := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+	y := `(lift_y - ` + lit(pilot["metric"]) + `)`
+	x := `(lift_x - ` + lit(pilot["covariate"]) + `)`
+	d := `(lift_d - ` + lit(pilot["denominator"]) + `)`
+	sel := []string{`lift_v`, `count(*)`, `count(lift_y)`, `sum(` + y + `)`, `sum(` + y + `*` + y + `)`, `count(*) FILTER (WHERE lift_y <> 0 AND lift_y <> 1)`}
+	if cols["covariate"] != "" {
+		sel = append(sel, `count(lift_x)`, `sum(`+x+`)`, `sum(`+x+`*`+x+`)`, `sum(`+x+`*`+y+`)`, `count(*) FILTER (WHERE lift_x <> 0 AND lift_x <> 1)`)
+	}
+	if cols["denominator"] != "" {
+		sel = append(sel, `count(lift_d)`, `sum(`+d+`)`, `sum(`+d+`*`+d+`)`, `sum(`+y+`*`+d+`)`)
+	}
+	query := `SELECT ` + strings.Join(sel, ", ") + ` FROM ` + from + ` GROUP BY 1 ORDER BY 1`
 
 	rows, err := conn.QueryContext(ctx, query)
 	if err != nil {
@@ -144,11 +204,26 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 		if err := scanSums(rows, dst); err != nil {
 			return nil, experiment.E(op, experiment.Internal, err)
 		}
-		if !name.Valid || nY != a.N || (cols["covariate"] != "" && nX != a.N) || (cols["denominator"] != "" && nD != a.N) ||
-			!finiteAll(a.Sum, a.SumSquares, a.CovariateSum, a.CovariateSumSquares, a.CrossSum, a.DenominatorSum, a.DenominatorSumSquares, a.MetricDenominatorSum) {
+		if !name.Valid || nY != a.N || (cols["covariate"] != "" && nX != a.N) || (cols["denominator"] != "" && nD != a.N) {
 			needScan = true
 		}
+		for _, c := range []struct {
+			role string
+			sums []float64
+		}{
+			{"metric", []float64{a.Sum, a.SumSquares}},
+			{"covariate", []float64{a.CovariateSum, a.CovariateSumSquares, a.CrossSum}},
+			{"denominator", []float64{a.DenominatorSum, a.DenominatorSumSquares, a.MetricDenominatorSum}},
+		} {
+			if !finiteAll(c.sums...) {
+				needScan = true
+				if overflow == "" {
+					overflow = c.role
+				}
+			}
+		}
 		a.Name = name.String
+		a.Shift, a.CovariateShift, a.DenominatorShift = pilot["metric"], pilot["covariate"], pilot["denominator"]
 		fs.MetricBinary = fs.MetricBinary && nonBinY == 0
 		fs.CovariateBinary = fs.CovariateBinary && nonBinX == 0
 		fs.Rows += a.N
@@ -166,6 +241,16 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 		return nil, experiment.E(op, experiment.InsufficientData, experiment.Field("data"), experiment.Errorf("%s has no rows", filepath.Base(q.Path)))
 	}
 	return fs, nil
+}
+
+// fsShiftCols selects the inner query's columns of the roles, in order.
+func fsShiftCols(roles []string) string {
+	col := map[string]string{"metric": "lift_y", "covariate": "lift_x", "denominator": "lift_d"}
+	out := make([]string, len(roles))
+	for i, r := range roles {
+		out[i] = col[r]
+	}
+	return strings.Join(out, ", ")
 }
 
 func scanSums(rows *sql.Rows, dst []any) error {

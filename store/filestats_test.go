@@ -5,12 +5,14 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/store"
 	_ "github.com/marcboeker/go-duckdb/v2"
@@ -47,6 +49,13 @@ func TestReadFileStatsCSV(t *testing.T) {
 		{Name: "a", N: 3, Sum: 7, SumSquares: 21, CovariateSum: 4, CovariateSumSquares: 8, CrossSum: 6, DenominatorSum: 6, DenominatorSumSquares: 14, MetricDenominatorSum: 17},
 		{Name: "b", N: 2, Sum: 3, SumSquares: 9, CovariateSum: 6, CovariateSumSquares: 26, CrossSum: 3, DenominatorSum: 3, DenominatorSumSquares: 5, MetricDenominatorSum: 6},
 	}
+	// The sums are shifted by the first row (y 3, x 1, d 2).
+	for i, a := range fs.Arms {
+		if a.Shift != 3 || a.CovariateShift != 1 || a.DenominatorShift != 2 {
+			t.Errorf("arm %s shifts %g, %g, %g, want the first row's 3, 1, 2", a.Name, a.Shift, a.CovariateShift, a.DenominatorShift)
+		}
+		fs.Arms[i] = rawFileSums(a)
+	}
 	if len(fs.Arms) != 2 || fs.Arms[0] != want[0] || fs.Arms[1] != want[1] {
 		t.Errorf("arms = %+v\nwant %+v", fs.Arms, want)
 	}
@@ -57,8 +66,77 @@ func TestReadFileStatsCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !fs.MetricBinary || fs.Arms[0].Sum != 2 || fs.Arms[1].Sum != 1 {
+	if a, b := rawFileSums(fs.Arms[0]), rawFileSums(fs.Arms[1]); !fs.MetricBinary || a.Sum != 2 || b.Sum != 1 {
 		t.Errorf("binary metric: %+v", fs)
+	}
+}
+
+// rawFileSums turns shifted sums back into raw ones (Σuv = Σu'v' + c_vΣu' +
+// c_uΣv' + n·c_u·c_v), shifts 0.
+func rawFileSums(a store.ArmSums) store.ArmSums {
+	n := float64(a.N)
+	two := func(cu, su, cv, sv, suv float64) float64 { return suv + cv*su + cu*sv + n*cu*cv }
+	cy, cx, cd := a.Shift, a.CovariateShift, a.DenominatorShift
+	return store.ArmSums{Name: a.Name, N: a.N,
+		Sum: a.Sum + n*cy, SumSquares: two(cy, a.Sum, cy, a.Sum, a.SumSquares),
+		CovariateSum: a.CovariateSum + n*cx, CovariateSumSquares: two(cx, a.CovariateSum, cx, a.CovariateSum, a.CovariateSumSquares),
+		CrossSum:       two(cx, a.CovariateSum, cy, a.Sum, a.CrossSum),
+		DenominatorSum: a.DenominatorSum + n*cd, DenominatorSumSquares: two(cd, a.DenominatorSum, cd, a.DenominatorSum, a.DenominatorSumSquares),
+		MetricDenominatorSum: two(cy, a.Sum, cd, a.DenominatorSum, a.MetricDenominatorSum),
+	}
+}
+
+// Item 1 of issue 14 through "lift analyze"'s reader: a CSV whose metric sits at
+// 1e9 gives exact Welch, CUPED and ratio results. The rows are
+// analysis.TestLargeOffset's (control i < 400, treatment i < 500) and so are the
+// expected values (exact moments by fractions.Fraction and scipy 1.10's t; the
+// snippet is there).
+func TestReadFileStatsLargeOffset(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("variant,y,x,d\n")
+	for arm, n := range map[string]int{"control": 400, "treatment": 500} {
+		for i := range n {
+			x := 1e9 + float64((i*53)%97)/4
+			y := 1e9 + float64((i*37)%101)/8 + float64((i*53)%97)/8
+			if arm == "treatment" {
+				y += 0.75
+			}
+			fmt.Fprintf(&b, "%s,%.3f,%.2f,%d\n", arm, y, x, 1+(i*13)%7)
+		}
+	}
+	path := writeText(t, t.TempDir(), "offset.csv", b.String())
+	cases := []struct {
+		name string
+		q    store.FileStatsQuery
+		in   analysis.Input
+		want [5]float64 // estimate, ci_low, ci_high, se, p
+	}{
+		{"welch", store.FileStatsQuery{Metric: "y"}, analysis.Input{},
+			[5]float64{0.7615625, 0.07844446854759946, 1.4446805314524007, 0.34804313491789635, 0.028930079089069447}},
+		{"cuped", store.FileStatsQuery{Metric: "y", Covariate: "x"}, analysis.Input{Covariate: "x"},
+			[5]float64{0.7604452153351946, 0.28007034200987146, 1.2408200886605179, 0.24474666042904658, 0.0019519627601325942}},
+		{"ratio", store.FileStatsQuery{Metric: "y", Denominator: "d"}, analysis.Input{Type: analysis.Ratio},
+			[5]float64{-719380.6256299665, -17248671.031599633, 15809909.7803397, 8421504.151477406, 0.9319460458624168}},
+	}
+	for _, c := range cases {
+		c.q.Path, c.q.Variant = path, "variant"
+		fs, err := store.ReadFileStats(context.Background(), c.q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range fs.Arms {
+			c.in.Arms = append(c.in.Arms, a.Arm(0))
+		}
+		res, err := analysis.Analyze(c.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := res.Comparisons[0].Absolute
+		for i, got := range []float64{g.Estimate, g.CILow, g.CIHigh, g.SE, g.PValue} {
+			if math.Abs(got-c.want[i]) > 1e-9*c.want[3] {
+				t.Errorf("%s: [estimate, ci_low, ci_high, se, p][%d] = %.12g, want %.12g (flags %v)", c.name, i, got, c.want[i], res.Comparisons[0].Flags)
+			}
+		}
 	}
 }
 
@@ -116,6 +194,9 @@ func TestReadFileStatsErrors(t *testing.T) {
 		{"empty variant", "e.csv", "v,y\na,1\n,2\na,3\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{`"v"`, "row 2", "empty"}},
 		{"bad covariate late", "f.csv", "v,y,x\na,1,1\nb,2,2\na,3,3\nb,4,x4\n", store.FileStatsQuery{Variant: "v", Metric: "y", Covariate: "x"}, []string{`"x"`, "row 4", "x4"}},
 		{"no rows", "g.csv", "v,y\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{"no rows"}},
+		// Item 7 of issue 14: finite values whose squares overflow are not "empty or non-finite".
+		{"squares overflow", "h.csv", "v,y\na,1e200\nb,-2e200\na,3e200\nb,1e200\n", store.FileStatsQuery{Variant: "v", Metric: "y"}, []string{`"y"`, "finite values", "squares overflow", "3e+200", "rescale the column"}},
+		{"covariate squares overflow", "i.csv", "v,y,x\na,1,1e200\nb,2,-2e200\na,3,3e200\nb,4,1\n", store.FileStatsQuery{Variant: "v", Metric: "y", Covariate: "x"}, []string{`"x"`, "squares overflow"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -418,15 +418,22 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 		capsJoin = ", caps"
 	}
 
-	// Per-arm sums (and the exact checksums of the input hash, see the top).
+	// Per-arm sums of shifted values (and the exact checksums of the input
+	// hash, see the top). Each column's shift is its mean over the analyzed
+	// units, from a first pass over the per-unit values (pilot).
 	out := &compiled{cols: map[string][]string{}}
-	var sums []string
+	var sums, pilots []string
 	add := func(metric, alias, expr string) {
 		sums = append(sums, fmt.Sprintf("%s AS %s", expr, alias))
 		out.cols[metric] = append(out.cols[metric], alias)
 	}
-	s1 := func(a, filter string) string { return "sum(" + a + ")" + filter }
-	s2 := func(a, b, filter string) string { return "sum(" + a + "*" + b + ")" + filter }
+	for _, c := range cols {
+		pilots = append(pilots, fmt.Sprintf("coalesce(avg(%s), 0) AS p_%s", c.name, c.name))
+	}
+	shifted := func(col string) string { return "(" + col + " - p_" + col + ")" }
+	s1 := func(a, filter string) string { return "sum(" + shifted(a) + ")" + filter }
+	s2 := func(a, b, filter string) string { return "sum(" + shifted(a) + "*" + shifted(b) + ")" + filter }
+	shift := func(a string) string { return "min(p_" + a + ")" }
 	for i, n := range names {
 		c := mc[n]
 		p := fmt.Sprintf("m%d_", i)
@@ -434,16 +441,20 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 		if defs[n].Aggregation == experiment.Ratio {
 			d := c.d.name
 			add(n, p+"n", "count(*)::DOUBLE")
+			add(n, p+"cy", shift(y))
 			add(n, p+"sy", s1(y, ""))
 			add(n, p+"syy", s2(y, y, ""))
+			add(n, p+"cd", shift(d))
 			add(n, p+"sd", s1(d, ""))
 			add(n, p+"sdd", s2(d, d, ""))
 			add(n, p+"syd", s2(y, d, ""))
 			if c.x != nil {
 				x, d0 := c.x.name, c.d0.name
+				add(n, p+"cx", shift(x))
 				add(n, p+"sx", s1(x, ""))
 				add(n, p+"sxx", s2(x, x, ""))
 				add(n, p+"sxy", s2(x, y, ""))
+				add(n, p+"cd0", shift(d0))
 				add(n, p+"sd0", s1(d0, ""))
 				add(n, p+"sd0d0", s2(d0, d0, ""))
 				add(n, p+"syd0", s2(y, d0, ""))
@@ -454,16 +465,18 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 			continue
 		}
 		// Mean metrics leave out units without events (y NULL): count(y) and the
-		// covariate sums over the same units.
+		// covariate sums over the same units, a missing covariate counting as 0.
 		add(n, p+"n", "count("+y+")::DOUBLE")
+		add(n, p+"cy", shift(y))
 		add(n, p+"sy", s1(y, ""))
 		add(n, p+"syy", s2(y, y, ""))
 		if c.x != nil {
-			x := "coalesce(" + c.x.name + ", 0)"
+			xs := "(coalesce(" + c.x.name + ", 0) - p_" + c.x.name + ")"
 			only := " FILTER (WHERE " + y + " IS NOT NULL)"
-			add(n, p+"sx", s1(x, only))
-			add(n, p+"sxx", s2(x, x, only))
-			add(n, p+"sxy", s2(x, y, ""))
+			add(n, p+"cx", shift(c.x.name))
+			add(n, p+"sx", "sum("+xs+")"+only)
+			add(n, p+"sxx", "sum("+xs+"*"+xs+")"+only)
+			add(n, p+"sxy", "sum("+xs+"*"+shifted(y)+")")
 		}
 	}
 	if len(cols) == 0 {
@@ -488,9 +501,10 @@ v AS (
 	SELECT u.arm, ` + strings.Join(vals, ", ") + `
 	FROM u LEFT JOIN pu ON u.unit = pu.unit
 )` + capsCTE + `,
-w AS (SELECT arm, ` + strings.Join(capped, ", ") + ` FROM v` + capsJoin + `)
+w AS MATERIALIZED (SELECT arm, ` + strings.Join(capped, ", ") + ` FROM v` + capsJoin + `),
+pilot AS (SELECT ` + strings.Join(pilots, ", ") + ` FROM w)
 SELECT arm, count(*) AS units, NULL::BIGINT, NULL::BIGINT, concat_ws(',', ` + strings.Join(checks, ", ") + `), ` + strings.Join(sums, ",\n\t") + `
-FROM w GROUP BY arm
+FROM w, pilot GROUP BY arm
 UNION ALL
 SELECT NULL, (SELECT count(*) FROM pop WHERE arms > 1), (SELECT epoch_us(max(last)) FROM pop),
 	(SELECT epoch_us(max(ts)) FROM events), NULL` + strings.Repeat(", NULL", len(sums))
@@ -585,6 +599,14 @@ func setSum(a *analysis.Arm, name string, v float64) {
 	switch name {
 	case "n":
 		a.N = int64(v)
+	case "cy":
+		a.Shift = v
+	case "cx":
+		a.CovariateShift = v
+	case "cd":
+		a.DenominatorShift = v
+	case "cd0":
+		a.DenominatorCovariateShift = v
 	case "sy":
 		a.Sum = v
 	case "syy":

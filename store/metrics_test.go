@@ -353,7 +353,7 @@ func TestMetricStatsMatchesNaive(t *testing.T) {
 	}
 	for _, n := range names {
 		for i, w := range want[n] {
-			g := st.Metrics[n][i]
+			g := unshift(st.Metrics[n][i])
 			g.Weight = 0
 			if !armsClose(g, w, 1e-9) {
 				t.Errorf("%s arm %s:\n got %+v\nwant %+v", n, w.Name, g, w)
@@ -387,5 +387,91 @@ func TestMetricStatsUnknownMetric(t *testing.T) {
 	_, err = db.MetricStats(context.Background(), ExperimentPopulation(e), []string{"revenue"})
 	if experiment.KindOf(err) != experiment.Invalid || !strings.Contains(err.Error(), `"revenue" is not defined`) {
 		t.Errorf("err = %v, want Invalid naming revenue", err)
+	}
+}
+
+// unshift turns an arm's shifted sums back into raw sums (Σu·v = Σu'v' +
+// c_vΣu' + c_uΣv' + n·c_u·c_v), for comparison with naive raw sums.
+func unshift(a analysis.Arm) analysis.Arm {
+	n := float64(a.N)
+	one := func(c, s float64) float64 { return s + n*c }
+	two := func(cu, su, cv, sv, suv float64) float64 { return suv + cv*su + cu*sv + n*cu*cv }
+	cy, cx, cd, c0 := a.Shift, a.CovariateShift, a.DenominatorShift, a.DenominatorCovariateShift
+	sy, sx, sd, s0 := a.Sum, a.CovariateSum, a.DenominatorSum, a.DenominatorCovariateSum
+	r := analysis.Arm{Name: a.Name, Weight: a.Weight, N: a.N,
+		Sum: one(cy, sy), SumSquares: two(cy, sy, cy, sy, a.SumSquares),
+		CovariateSum: one(cx, sx), CovariateSumSquares: two(cx, sx, cx, sx, a.CovariateSumSquares), CrossSum: two(cx, sx, cy, sy, a.CrossSum),
+		DenominatorSum: one(cd, sd), DenominatorSumSquares: two(cd, sd, cd, sd, a.DenominatorSumSquares), MetricDenominatorSum: two(cy, sy, cd, sd, a.MetricDenominatorSum),
+		DenominatorCovariateSum: one(c0, s0), DenominatorCovariateSumSquares: two(c0, s0, c0, s0, a.DenominatorCovariateSumSquares),
+		MetricDenominatorCovariateSum:      two(cy, sy, c0, s0, a.MetricDenominatorCovariateSum),
+		CovariateDenominatorSum:            two(cx, sx, cd, sd, a.CovariateDenominatorSum),
+		CovariateDenominatorCovariateSum:   two(cx, sx, c0, s0, a.CovariateDenominatorCovariateSum),
+		DenominatorDenominatorCovariateSum: two(cd, sd, c0, s0, a.DenominatorDenominatorCovariateSum),
+	}
+	return r
+}
+
+// Item 1 of issue 14 through DuckDB: a balance metric at offset 1e9 (cents,
+// micros, timestamps), with its pre-period covariate and a ratio over visits,
+// gives the exact Welch, CUPED and ratio results (before, the raw sums made its
+// variance negative and the result "0, p = 1"). The data are
+// analysis.TestLargeOffset's (x, y, d of unit i), and so are the expected values:
+// exact moments (fractions.Fraction) and scipy 1.10's t, the snippet is there.
+func TestMetricStatsLargeOffset(t *testing.T) {
+	db, _ := openTest(t, nil)
+	ctx := context.Background()
+	const off = 1e9
+	ms := []*experiment.Metric{
+		{Name: "balance", EventType: "balance", Aggregation: experiment.Sum, Window: &experiment.Window{EndDays: 7}, Covariate: &experiment.Covariate{Days: 3}},
+		{Name: "visits", EventType: "visit", Aggregation: experiment.Count},
+		{Name: "balance_per_visit", Aggregation: experiment.Ratio, Numerator: "balance", Denominator: "visits"},
+	}
+	s := &synth{}
+	for arm, n := range map[string]int{"control": 400, "treatment": 500} {
+		for i := range n {
+			unit := fmt.Sprintf("%s-%03d", arm, i)
+			x := off + float64((i*53)%97)/4
+			y := off + float64((i*37)%101)/8 + float64((i*53)%97)/8
+			if arm == "treatment" {
+				y += 0.75
+			}
+			s.exposures = append(s.exposures, experiment.Exposure{Experiment: "offset", Unit: unit, Variant: arm, TS: t0})
+			s.events = append(s.events,
+				ev(unit+"-pre", unit, "balance", t0.Add(-24*time.Hour), x),
+				ev(unit+"-post", unit, "balance", t0.Add(time.Hour), y))
+			for k := range 1 + (i*13)%7 {
+				s.events = append(s.events, ev(fmt.Sprintf("%s-v%d", unit, k), unit, "visit", t0.Add(time.Duration(k+1)*time.Hour), 0))
+			}
+		}
+	}
+	e := loadSynth(t, db, "offset", s, ms)
+	st, err := db.MetricStats(ctx, ExperimentPopulation(e), []string{"balance", "balance_per_visit"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		in   analysis.Input
+		want [5]float64 // estimate, ci_low, ci_high, se, p
+	}{
+		{"welch", analysis.Input{Arms: st.Metrics["balance"]},
+			[5]float64{0.7615625, 0.07844446854759946, 1.4446805314524007, 0.34804313491789635, 0.028930079089069447}},
+		{"cuped", analysis.Input{Arms: st.Metrics["balance"], Covariate: "balance_pre"},
+			[5]float64{0.7604452153351946, 0.28007034200987146, 1.2408200886605179, 0.24474666042904658, 0.0019519627601325942}},
+		{"ratio", analysis.Input{Type: analysis.Ratio, Arms: st.Metrics["balance_per_visit"]},
+			[5]float64{-719380.6256299665, -17248671.031599633, 15809909.7803397, 8421504.151477406, 0.9319460458624168}},
+	}
+	for _, c := range cases {
+		res, err := analysis.Analyze(c.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := res.Comparisons[0].Absolute
+		tol := 1e-9 * c.want[3]
+		for i, got := range []float64{g.Estimate, g.CILow, g.CIHigh, g.SE, g.PValue} {
+			if math.Abs(got-c.want[i]) > tol {
+				t.Errorf("%s: [estimate, ci_low, ci_high, se, p][%d] = %.12g, want %.12g (flags %v)", c.name, i, got, c.want[i], res.Comparisons[0].Flags)
+			}
+		}
 	}
 }

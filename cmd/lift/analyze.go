@@ -157,12 +157,7 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 		}
 	}
 	for _, a := range sums.Arms {
-		in.Arms = append(in.Arms, analysis.Arm{
-			Name: a.Name, Weight: weights[a.Name], N: a.N,
-			Sum: a.Sum, SumSquares: a.SumSquares,
-			CovariateSum: a.CovariateSum, CovariateSumSquares: a.CovariateSumSquares, CrossSum: a.CrossSum,
-			DenominatorSum: a.DenominatorSum, DenominatorSumSquares: a.DenominatorSumSquares, MetricDenominatorSum: a.MetricDenominatorSum,
-		})
+		in.Arms = append(in.Arms, a.Arm(weights[a.Name]))
 	}
 	res, err := analysis.Analyze(in)
 	if err != nil {
