@@ -37,7 +37,29 @@ var (
 	ErrSingular     = errors.New("did: design matrix is singular (collinear regressors)")
 	ErrTooFewRows   = errors.New("did: fewer observations than parameters")
 	ErrTooFewGroups = errors.New("did: cluster-robust errors need at least 2 clusters")
+	// ErrPerfectFit: the regressors fit the outcome exactly (the residuals are
+	// rounding noise), so the standard errors, intervals and p-values are
+	// undefined rather than ≈ 0.
+	ErrPerfectFit = errors.New("did: the model fits the outcome exactly (zero residual variance): standard errors and p-values are undefined")
 )
+
+// perfectFit reports whether the residual sum of squares is rounding noise:
+// below 1e−16 of the outcome's total sum of squares about its mean (residuals
+// under 1e−8 of its spread), or, for an outcome with no spread, below 1e−28 of
+// its sum of squares.
+func perfectFit(rss float64, y []float64) bool {
+	var m, ss float64
+	for _, v := range y {
+		m += v
+		ss += v * v
+	}
+	m /= float64(len(y))
+	var tss float64
+	for _, v := range y {
+		tss += (v - m) * (v - m)
+	}
+	return rss <= 1e-16*tss+1e-28*ss
+}
 
 // Coef is one estimated coefficient with its standard error, t statistic,
 // two-sided p-value and (1−α) confidence interval from a Student t with DF
@@ -166,6 +188,9 @@ func OLS(r Regression, vce VCE, alpha float64) (*Fit, error) {
 		}
 	}
 	rss := dot(e, e)
+	if perfectFit(rss, r.Y) {
+		return nil, fmt.Errorf("%w (residual sum of squares %.3g)", ErrPerfectFit, rss)
+	}
 	var inv mat.SymDense
 	if err := chol.InverseTo(&inv); err != nil {
 		return nil, ErrSingular
