@@ -9,29 +9,32 @@ import (
 	"sort"
 )
 
-// Evaluation definitions (causalml, causalml/metrics/visualize.py)
+// Evaluation definitions (causalml, causalml/metrics/visualize.py, as of its
+// 2026 sources)
 //
 // Rows are sorted by predicted uplift, highest first; ties keep row order
 // (causalml leaves the order of ties to pandas' sort). For the top k rows,
 // with N_T(k), N_C(k) treated and control rows and Y_T(k), Y_C(k) their
 // outcome sums:
 //
-//	cumulative gain  g(k) = (Y_T(k)/N_T(k) − Y_C(k)/N_C(k)) · k     (get_cumgain)
+//	lift             l(k) = Y_T(k)/N_T(k) − Y_C(k)/N_C(k)           (get_cumlift)
+//	cumulative gain  g(k) = l(k) · k                                (get_cumgain)
 //	Qini             q(k) = Y_T(k) − Y_C(k) · N_T(k)/N_C(k)         (get_qini)
 //
-// for k = 0, 1, …, n with g(0) = q(0) = 0; points where an arm is still empty
-// are undefined and filled by linear interpolation from (0, 0), as causalml's
-// DataFrame.interpolate() does. With normalize=True (causalml's default for
-// the scores) each curve is divided by |its value at k = n|, and
+// for k = 0, 1, …, n with l(0) = q(0) = 0. Points where an arm is still empty
+// are undefined and filled as causalml's DataFrame.interpolate() fills them:
+// linearly from (0, 0) to the first defined point f — the lift for the gain
+// curve, so g(k) = g(f)·k²/f² there, and the Qini curve itself, q(k) = q(f)·k/f.
+// With normalize=True (causalml's default for the scores) each curve is
+// divided by |its value at k = n|, and
 //
 //	AUUC = Σ_k g(k)/|g(n)| / (n+1)                                 (auuc_score)
 //	Qini coefficient = [Σ_k q(k) − Σ_k r(k)] / |q(n)| / (n+1)       (qini_score)
 //
-// where r is the random-targeting curve. causalml averages the curves of 10
-// random orderings (numpy seed 42); Lift uses their expectation, the straight
-// line r(k) = k/n · q(n), so the random part is exactly sign(q(n))/2 and no
-// random stream is needed. The Qini coefficient is 0 for random targeting and
-// positive when the ranking puts responders first.
+// where r is causalml's random-targeting baseline, the straight line from
+// q(0) to q(n) (numpy.linspace over the n+1 points), r(k) = k/n · q(n): its
+// part is exactly sign(q(n))/2. The Qini coefficient is 0 for random targeting
+// and positive when the ranking puts responders first.
 
 // ranking is the evaluation data sorted by score, highest first.
 type ranking struct {
@@ -175,12 +178,18 @@ func (r *ranking) pass(counts []int32, fractions []float64) passStats {
 	for ; nextCut < len(cut); nextCut++ {
 		st.value[nextCut] = st.all
 	}
-	// Interpolated points before the first defined one: v(k) = v(first)·k/first.
-	sumG += gAtFirst * float64(firstG-1) / 2
+	// Interpolated points before the first defined one. causalml interpolates
+	// the Qini curve, q(k) = q(f)·k/f, but for the gain it interpolates the lift
+	// g/k and multiplies back: g(k) = (g(f)/f · k/f)·k = g(f)·k²/f², whose sum
+	// over k = 1 … f−1 is g(f)·(f−1)(2f−1)/(6f).
+	if f := float64(firstG); firstG > 1 {
+		sumG += gAtFirst * (f - 1) * (2*f - 1) / (6 * f)
+	}
 	sumQ += qAtFirst * float64(firstQ-1) / 2
 	if keep {
 		for k := 1; k < firstG; k++ {
-			st.gain[k] = gAtFirst * float64(k) / float64(firstG)
+			r := float64(k) / float64(firstG)
+			st.gain[k] = gAtFirst * r * r
 		}
 		for k := 1; k < firstQ; k++ {
 			st.qini[k] = qAtFirst * float64(k) / float64(firstQ)

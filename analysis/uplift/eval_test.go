@@ -1,6 +1,7 @@
 package uplift
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -19,10 +20,14 @@ func near(t *testing.T, what string, got, want, tol float64) {
 //	k        1    2    3    4    5      6
 //	arm      T    C    T    C    T      C
 //	y        1    0    1    1    0      0
-//	g(k)   (1)    2    3    2    5/6    2     (k=1 interpolated: C empty)
+//	l(k)  (.5)    1    1   1/2   1/6   1/3    (k=1 interpolated: C empty)
+//	g(k)  (.5)    2    3    2    5/6    2     (g = l·k)
 //	q(k)  (.5)    1    2    1    1/2    1     (k=1 interpolated: C empty)
 //
-// AUUC = (0+1+2+3+2+5/6+2)/|2|/7 = 65/84; Qini = (0+.5+1+2+1+.5+1)/|1|/7 − 1/2 = 5/14.
+// AUUC = (0+.5+2+3+2+5/6+2)/|2|/7 = 31/42; Qini = (0+.5+1+2+1+.5+1)/|1|/7 − 1/2 = 5/14.
+// causalml's own code on these rows agrees (the snippet of TestCausalMLCumGain:
+// gain [0, 0.5, 2, 3, 2, 0.8333333333333331, 2], auuc_score 0.7380952380952381,
+// qini_score 0.35714285714285715).
 // Policy with e = 1/2: treat none = (1/.5)/6 = 1/3; treat all = (2/.5)/6 = 2/3;
 // treat the top 3 = (2/.5 + 1/.5)/6 = 1.
 func TestCurvesByHand(t *testing.T) {
@@ -39,7 +44,7 @@ func TestCurvesByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantG := []float64{0, 1, 2, 3, 2, 5.0 / 6, 2}
+	wantG := []float64{0, 0.5, 2, 3, 2, 5.0 / 6, 2}
 	wantQ := []float64{0, 0.5, 1, 2, 1, 0.5, 1}
 	for k := range wantG {
 		near(t, "g", gain[k], wantG[k], 1e-12)
@@ -49,7 +54,7 @@ func TestCurvesByHand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	near(t, "AUUC", ev.AUUC, 65.0/84, 1e-12)
+	near(t, "AUUC", ev.AUUC, 31.0/42, 1e-12)
 	near(t, "Qini", ev.Qini, 5.0/14, 1e-12)
 	for _, c := range []struct {
 		f, value, gain float64
@@ -105,4 +110,77 @@ func TestQiniRandomIsZero(t *testing.T) {
 	if ev2.QiniLow != ev.QiniLow || ev2.Policy[2].GainHigh != ev.Policy[2].GainHigh {
 		t.Error("bootstrap is not reproducible with the same seed")
 	}
+}
+
+// Item 5 of issue 14: the cumulative-gain curve and AUUC equal causalml's where
+// the first rows are all treated (the gain's start is interpolated through the
+// lift; before, Lift interpolated the gain itself and was 12% apart at n = 8).
+// causalml is not installable here; its definitions (uber/causalml
+// causalml/metrics/visualize.py at f7007c9, get_cumlift, get_cumgain,
+// auuc_score, get_qini, qini_score for one model column without a true-effect
+// column) run with pandas 1.5:
+//
+//	import numpy as np, pandas as pd
+//	def cumlift(df, col):
+//	    s = df.sort_values(col, ascending=False).reset_index(drop=True)
+//	    s.index = s.index + 1
+//	    s["cumsum_tr"] = s["w"].cumsum()
+//	    s["cumsum_ct"] = s.index.values - s["cumsum_tr"]
+//	    s["cumsum_y_tr"] = (s["y"] * s["w"]).cumsum()
+//	    s["cumsum_y_ct"] = (s["y"] * (1 - s["w"])).cumsum()
+//	    lift = pd.concat([s["cumsum_y_tr"] / s["cumsum_tr"] - s["cumsum_y_ct"] / s["cumsum_ct"]], join="inner", axis=1)
+//	    lift.loc[0] = np.zeros((lift.shape[1],))
+//	    return lift.sort_index().interpolate()
+//	def cumgain(df, col, normalize=False):
+//	    gain = cumlift(df, col).mul(cumlift(df, col).index.values, axis=0)
+//	    if normalize:
+//	        gain = gain.div(np.abs(gain.iloc[-1, :]), axis=1)
+//	    return gain
+//	def auuc(df, col):
+//	    g = cumgain(df, col, True)
+//	    return (g.sum() / g.shape[0]).iloc[0]
+//	def qini(df, col, normalize=False):
+//	    s = df.sort_values(col, ascending=False).reset_index(drop=True)
+//	    s.index = s.index + 1
+//	    s["cumsum_tr"] = s["w"].cumsum()
+//	    s["cumsum_ct"] = s.index.values - s["cumsum_tr"]
+//	    s["cumsum_y_tr"] = (s["y"] * s["w"]).cumsum()
+//	    s["cumsum_y_ct"] = (s["y"] * (1 - s["w"])).cumsum()
+//	    q = pd.concat([s["cumsum_y_tr"] - s["cumsum_y_ct"] * s["cumsum_tr"] / s["cumsum_ct"]], join="inner", axis=1)
+//	    q.loc[0] = np.zeros((q.shape[1],))
+//	    q = q.sort_index().interpolate()
+//	    if normalize:
+//	        q = q.div(np.abs(q.iloc[-1, :]), axis=1)
+//	    return q
+//	def qini_score(df, col):
+//	    q = qini(df, col, True)
+//	    random_area = np.linspace(q.iloc[0, 0], q.iloc[-1, 0], q.shape[0]).sum()
+//	    return ((q.sum(axis=0) - random_area) / q.shape[0]).iloc[0]
+//	df = pd.DataFrame({"y": [1., 0, 1, 0, 1, 1, 0, 0], "w": [1, 1, 1, 0, 1, 0, 0, 1],
+//	                   "m": [0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]})
+//	print(list(cumgain(df, "m").iloc[:, 0]), auuc(df, "m"), qini_score(df, "m"), list(qini(df, "m").iloc[:, 0]))
+func TestCausalMLCumGain(t *testing.T) {
+	score := []float64{0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2}
+	y := []float64{1, 0, 1, 0, 1, 1, 0, 0}
+	tr := []bool{true, true, true, false, true, false, false, true}
+	wantG := []float64{0.0, 0.16666666666666666, 0.6666666666666666, 1.5, 2.6666666666666665, 3.75, 1.5, 2.916666666666667, 2.1333333333333333}
+	wantQ := []float64{0.0, 0.5, 1.0, 1.5, 2.0, 3.0, 1.0, 1.6666666666666667, 1.3333333333333333}
+	gain, qini, err := Curves(score, y, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k := range wantG {
+		near(t, fmt.Sprintf("gain[%d]", k), gain[k], wantG[k], 1e-12)
+		near(t, fmt.Sprintf("qini[%d]", k), qini[k], wantQ[k], 1e-12)
+	}
+	auuc, err := AUUC(score, y, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "auuc_score", auuc, 0.796875, 1e-12)
+	q, err := QiniScore(score, y, tr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	near(t, "qini_score", q, 0.5, 1e-12)
 }
