@@ -13,7 +13,7 @@ type Type string
 
 // The metric types.
 const (
-	// Mean is a mean metric: variance (Σy² − (Σy)²/n)/(n−1).
+	// Mean is a mean metric: variance Σ(y−ȳ)²/(n−1).
 	Mean Type = "mean"
 	// Proportion is a binomial metric (every y is 0 or 1): variance p(1−p) with
 	// p = Σy/n, as GrowthBook's ProportionStatistic.

@@ -1,14 +1,16 @@
 // Package analysis is Lift's statistics core: pure functions over per-variant
 // sufficient statistics (n, Σy, Σy², and for CUPED Σx, Σx², Σxy; for ratio
-// metrics Σd, Σd², Σyd, …), so that the same code serves sums computed by DuckDB
-// on a laptop or by a distributed warehouse. It does no I/O and reads no clock or
-// global randomness.
+// metrics Σd, Σd², Σyd, …, each over values minus a shift that travels with the
+// sums, so that they stay exact at any offset: see Arm), so that the same code
+// serves sums computed by DuckDB on a laptop or by a distributed warehouse. It
+// does no I/O and reads no clock or global randomness.
 //
 // The conventions follow GrowthBook's stats engine (gbstats 0.8.0) so that results
 // can be compared one to one:
 //
-//   - Mean metrics use the sample variance (Σy² − (Σy)²/n)/(n−1); proportion
-//     metrics use p(1−p).
+//   - Mean metrics use the sample variance Σ(y−ȳ)²/(n−1), from shifted sums;
+//     proportion metrics use p(1−p). A constant arm is analysed with the other
+//     arm's variance (Welch–Satterthwaite then gives that arm's n − 1).
 //   - The absolute effect is ȳ_b − ȳ_a with variance v_b/n_b + v_a/n_a; the
 //     relative effect (lift) is (ȳ_b − ȳ_a)/|ȳ_a| with its variance by the delta
 //     method. Degrees of freedom are Welch–Satterthwaite on the per-arm variances;
