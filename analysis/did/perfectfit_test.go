@@ -61,6 +61,10 @@ func TestPerfectFit(t *testing.T) {
 	if f, err := TWFE(p, [][]float64{d}, []string{"D"}, DefaultTWFEOptions()); !errors.Is(err, ErrPerfectFit) {
 		t.Errorf("TWFE = %+v, %v; want ErrPerfectFit", f, err)
 	}
+	// First differences constant within each arm: no standard error either.
+	if c, err := FirstDifference([]float64{0.7, 0.7, 0.7, 1.15, 1.15, 1.15}, []bool{false, false, false, true, true, true}, 0.05); !errors.Is(err, ErrPerfectFit) {
+		t.Errorf("FirstDifference = %+v, %v; want ErrPerfectFit", c, err)
+	}
 	// Not a perfect fit: one row off by 1e-6 of the outcome's spread is estimated.
 	y[0] += 1e-6
 	if _, err := Regress(y, treated, post, cluster, Classical, 0.05); err != nil {

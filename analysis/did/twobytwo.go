@@ -167,6 +167,9 @@ func FirstDifference(dy []float64, treated []bool, alpha float64) (Coef, error) 
 		ss[k] += d * d
 	}
 	v0, v1 := ss[0]/(n[0]-1)/n[0], ss[1]/(n[1]-1)/n[1]
+	if perfectFit(ss[0]+ss[1], dy) {
+		return Coef{}, fmt.Errorf("%w: the changes are constant within each arm", ErrPerfectFit)
+	}
 	se := math.Sqrt(v0 + v1)
 	df := (v0 + v1) * (v0 + v1) / (v0*v0/(n[0]-1) + v1*v1/(n[1]-1))
 	return coef("treated", m[1]-m[0], se, df, alpha), nil
