@@ -317,3 +317,61 @@ func fmtS(s float64) string {
 	}
 	return "1e6"
 }
+
+// Ratio metrics with CUPED use every cross sum of (y, d, x, d₀). Shifted sums
+// must give the same result whatever the shifts (here: none at offset 0, where
+// raw sums are exact and gbstats' vectors hold, against the offset-0 data
+// shifted by their means; and at offset 1e9, a shared pilot against each arm's
+// own means), to 1e-9 of the standard error.
+func TestRatioCUPEDShiftInvariance(t *testing.T) {
+	arm := func(name string, off float64, n int, treated bool, c [4]float64) Arm {
+		y, x, d := offsetRows(off, n, treated)
+		a := Arm{Name: name, N: int64(n), Shift: c[0], DenominatorShift: c[1], CovariateShift: c[2], DenominatorCovariateShift: c[3]}
+		for i := range y {
+			d0 := float64(1 + (i*11)%5)
+			v := [4]float64{y[i] - c[0], d[i] - c[1], x[i] - c[2], d0 - c[3]}
+			a.Sum += v[0]
+			a.SumSquares += v[0] * v[0]
+			a.DenominatorSum += v[1]
+			a.DenominatorSumSquares += v[1] * v[1]
+			a.MetricDenominatorSum += v[0] * v[1]
+			a.CovariateSum += v[2]
+			a.CovariateSumSquares += v[2] * v[2]
+			a.CrossSum += v[2] * v[0]
+			a.DenominatorCovariateSum += v[3]
+			a.DenominatorCovariateSumSquares += v[3] * v[3]
+			a.MetricDenominatorCovariateSum += v[0] * v[3]
+			a.CovariateDenominatorSum += v[2] * v[1]
+			a.CovariateDenominatorCovariateSum += v[2] * v[3]
+			a.DenominatorDenominatorCovariateSum += v[1] * v[3]
+		}
+		return a
+	}
+	for _, off := range []float64{0, 1e9} {
+		ref := [4]float64{}
+		if off != 0 {
+			ref = [4]float64{off, 4, off, 3}
+		}
+		own := func(n int, treated bool) [4]float64 {
+			y, x, d := offsetRows(off, n, treated)
+			return [4]float64{avg(y), avg(d), avg(x), 3.2}
+		}
+		base, err := Analyze(Input{Type: Ratio, Covariate: "x", Arms: []Arm{arm("a", off, 400, false, ref), arm("b", off, 500, true, ref)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := Analyze(Input{Type: Ratio, Covariate: "x", Arms: []Arm{arm("a", off, 400, false, own(400, false)), arm("b", off, 500, true, own(500, true))}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, g := base.Comparisons[0], got.Comparisons[0]
+		if b.CUPED == nil || b.CUPED.Theta == 0 || len(b.Flags) != 0 {
+			t.Fatalf("offset %g: CUPED not applied: %+v", off, b)
+		}
+		for _, e := range [][2]Effect{{b.Absolute, g.Absolute}, {b.Relative, g.Relative}} {
+			w := e[0]
+			checkEffect(t, "ratio cuped @"+fmtG(off), e[1], want{w.Estimate, w.CILow, w.CIHigh, w.SE, w.PValue}, 1e-9*w.SE)
+		}
+		near(t, "theta @"+fmtG(off), g.CUPED.Theta, b.CUPED.Theta, 1e-9*math.Abs(b.CUPED.Theta))
+	}
+}
