@@ -394,7 +394,7 @@ func compile(pop Population, names []string, defs map[string]*experiment.Metric)
 			v = fmt.Sprintf("CASE WHEN %s IS NULL THEN NULL ELSE %s END", c.name, v)
 		}
 		capped = append(capped, fmt.Sprintf("%s AS %s", v, c.name))
-		checks = append(checks, fmt.Sprintf("coalesce(sum(CAST(round(%s * 1e6) AS BIGINT)), 0)::VARCHAR", c.name))
+		checks = append(checks, fmt.Sprintf("coalesce(sum(CAST(round(%s * 1e6) AS HUGEINT)), 0)::VARCHAR", c.name))
 		minLo = min(minLo, c.lo)
 		if c.hi < 0 {
 			openEnd = true

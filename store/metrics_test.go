@@ -412,15 +412,31 @@ func unshift(a analysis.Arm) analysis.Arm {
 }
 
 // Item 1 of issue 14 through DuckDB: a balance metric at offset 1e9 (cents,
-// micros, timestamps), with its pre-period covariate and a ratio over visits,
-// gives the exact Welch, CUPED and ratio results (before, the raw sums made its
-// variance negative and the result "0, p = 1"). The data are
-// analysis.TestLargeOffset's (x, y, d of unit i), and so are the expected values:
-// exact moments (fractions.Fraction) and scipy 1.10's t, the snippet is there.
+// micros) or 1e13 (a timestamp in milliseconds), with its pre-period covariate
+// and a ratio over visits, gives the exact Welch, CUPED and ratio results
+// (before, the raw sums made its variance negative and the result "0, p = 1",
+// and at 1e13 the checksums' BIGINT overflowed). The data are
+// analysis.TestLargeOffset's (x, y, d of unit i), and so are the expected
+// values: exact moments (fractions.Fraction) and scipy 1.10's t, the snippet is
+// there (with 10**13 added to its offsets for the ratio at 1e13).
 func TestMetricStatsLargeOffset(t *testing.T) {
+	// The mean and CUPED effects do not depend on the offset; [estimate, ci_low, ci_high, se, p].
+	welch := [5]float64{0.7615625, 0.07844446854759946, 1.4446805314524007, 0.34804313491789635, 0.028930079089069447}
+	cuped := [5]float64{0.7604452153351946, 0.28007034200987146, 1.2408200886605179, 0.24474666042904658, 0.0019519627601325942}
+	for _, c := range []struct {
+		off   float64
+		ratio [5]float64
+	}{
+		{1e9, [5]float64{-719380.6256299665, -17248671.031599633, 15809909.7803397, 8421504.151477406, 0.9319460458624168}},
+		{1e13, [5]float64{-7193808070.270362, -172486710074.7493, 158099093934.2086, 84215040467.61667, 0.9319460278997239}},
+	} {
+		t.Run(fmt.Sprintf("offset %g", c.off), func(t *testing.T) { testMetricStatsOffset(t, c.off, welch, cuped, c.ratio) })
+	}
+}
+
+func testMetricStatsOffset(t *testing.T, off float64, welch, cuped, ratio [5]float64) {
 	db, _ := openTest(t, nil)
 	ctx := context.Background()
-	const off = 1e9
 	ms := []*experiment.Metric{
 		{Name: "balance", EventType: "balance", Aggregation: experiment.Sum, Window: &experiment.Window{EndDays: 7}, Covariate: &experiment.Covariate{Days: 3}},
 		{Name: "visits", EventType: "visit", Aggregation: experiment.Count},
@@ -452,14 +468,11 @@ func TestMetricStatsLargeOffset(t *testing.T) {
 	cases := []struct {
 		name string
 		in   analysis.Input
-		want [5]float64 // estimate, ci_low, ci_high, se, p
+		want [5]float64
 	}{
-		{"welch", analysis.Input{Arms: st.Metrics["balance"]},
-			[5]float64{0.7615625, 0.07844446854759946, 1.4446805314524007, 0.34804313491789635, 0.028930079089069447}},
-		{"cuped", analysis.Input{Arms: st.Metrics["balance"], Covariate: "balance_pre"},
-			[5]float64{0.7604452153351946, 0.28007034200987146, 1.2408200886605179, 0.24474666042904658, 0.0019519627601325942}},
-		{"ratio", analysis.Input{Type: analysis.Ratio, Arms: st.Metrics["balance_per_visit"]},
-			[5]float64{-719380.6256299665, -17248671.031599633, 15809909.7803397, 8421504.151477406, 0.9319460458624168}},
+		{"welch", analysis.Input{Arms: st.Metrics["balance"]}, welch},
+		{"cuped", analysis.Input{Arms: st.Metrics["balance"], Covariate: "balance_pre"}, cuped},
+		{"ratio", analysis.Input{Type: analysis.Ratio, Arms: st.Metrics["balance_per_visit"]}, ratio},
 	}
 	for _, c := range cases {
 		res, err := analysis.Analyze(c.in)
