@@ -85,7 +85,7 @@ func shiftedArm(name string, y, x, d []float64, cy, cx, cd float64) Arm {
 //	    df = (vb/nb+va/na)**2/(vb**2/(nb**2*(nb-1)) + va**2/(na**2*(na-1)))
 //	    h = stats.t.ppf(0.975, df)*se
 //	    return [float(est), se, float(est)-h, float(est)+h, 2*stats.t.sf(abs(float(est)/se), df)]
-//	for off in (0, 10**7, 10**9):
+//	for off in (0, 10**7, 10**9, 10**13):
 //	    A, B = data(off, 400, False), data(off, 500, True)
 //	    na, nb = len(A), len(B)
 //	    w = welch(mean(B,0)-mean(A,0), float(mom(A,0,0)), na, float(mom(B,0,0)), nb)
@@ -113,6 +113,7 @@ func TestLargeOffset(t *testing.T) {
 		{0, want{0.18141521127588756, -0.08597113129195882, 0.44880155384373394, 0.13623388443077744, 0.1833263503346385}},
 		{1e7, want{-7193.626655240501, -172486.73420192942, 158099.4808914484, 84215.14519376827, 0.9319478243448607}},
 		{1e9, want{-719380.6256299665, -17248671.031599633, 15809909.7803397, 8421504.151477406, 0.9319460458624168}},
+		{1e13, want{-7193808070.270362, -172486710074.7493, 158099093934.2086, 84215040467.61667, 0.9319460278997239}},
 	}
 	for _, c := range cases {
 		ya, xa, da := offsetRows(c.off, 400, false)
@@ -172,8 +173,10 @@ func fmtG(x float64) string {
 		return "0"
 	case 1e7:
 		return "1e7"
+	case 1e9:
+		return "1e9"
 	}
-	return "1e9"
+	return "1e13"
 }
 
 // Item 2 of issue 14: a constant arm no longer makes the comparison "0 [0, 0],
