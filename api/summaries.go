@@ -72,7 +72,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if pr, err = PrivateExperimentResults(ctx, db, e.Key, who, o.Privacy); err != nil {
 			return nil, err
 		}
-		title, primary = "Personalized journey "+jr.Key+": personalized vs control journey", e.Analysis.PrimaryMetric
+		title, primary = "Personalized journey "+jr.Key+": personalized vs control journey", e.Primary()
 	default:
 		e, err := db.GetExperiment(ctx, target)
 		if err != nil {
@@ -85,7 +85,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if title == "" {
 			title = e.Key
 		}
-		title, primary = "Incrementality summary: "+title, e.Analysis.PrimaryMetric
+		title, primary = "Incrementality summary: "+title, e.Primary()
 	}
 	rd := &reports.Digest{
 		Title:       title,
