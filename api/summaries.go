@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -30,12 +31,18 @@ type DigestOptions struct {
 // The target is an experiment key, "holdout:NAME" (the holdout's current cohort
 // against the exposed units, spent from the holdout's budget) or "journey:KEY"
 // (the journey's experiment: personalized vs control). The digest holds one DP
-// release of the results (spent from the budget, on behalf of "digest:JOB"), the
-// headline relative lift of the primary metric, the guardrails (metrics where
-// lower is better), a plain-English verdict, and the trend made of the earlier
-// digests' headlines (no further privacy cost). When a
-// digest for that job, period and target exists already (a retried or restarted
-// run) it is returned as it is and nothing is spent.
+// release of the results (spent from the budget, on behalf of "digest:JOB"): the
+// units per arm, the headline relative lift of the primary metric, the
+// guardrails (the other metrics where lower is better, judged by
+// experiment.Metric.Guardrail), a plain-English verdict, and the trend made of
+// the earlier digests' headlines (no further privacy cost).
+//
+// A digest never publishes an interval that says nothing (reports.SaysNothing,
+// or an arm with fewer than reports.MinArmUnits released units): it says why
+// instead. A holdout's current cohort that has too few units yet (right after a
+// rotation) is reported by the previous cohort, released as well, with a note.
+// When a digest for that job, period and target exists already (a retried or
+// restarted run) it is returned as it is and nothing is spent.
 func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period time.Time, target string, o DigestOptions) (*experiment.Digest, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -50,14 +57,34 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 	var (
 		pr             *PrivateResults
 		title, primary string
+		what           string // what the digest measures, for sentences: "the experiment", "cohort v2"
+		started        *time.Time
+		notes          []string
+		eps            float64
 		err            error
 	)
 	switch {
 	case strings.HasPrefix(target, jobs.SubjectHoldout+":"):
 		name := strings.TrimPrefix(target, jobs.SubjectHoldout+":")
+		h, err := db.GetHoldout(ctx, name)
+		if err != nil {
+			return nil, err
+		}
 		if pr, err = PrivateHoldoutResults(ctx, db, name, 0, who, o.Privacy); err != nil {
 			return nil, err
 		}
+		eps = pr.Private.Epsilon
+		if cur := pr; cur.Version > 1 && fewUnits(cur) {
+			if pr, err = PrivateHoldoutResults(ctx, db, name, cur.Version-1, who, o.Privacy); err != nil {
+				return nil, err
+			}
+			eps += pr.Private.Epsilon
+			notes = append(notes, fmt.Sprintf("Cohort v%d began on %s and has too few units to compare yet (%s, as released), so this summary reports cohort v%d; both cohorts were released (ε %.3g each).",
+				cur.Version, cohortStart(h, cur.Version).Format("2006-01-02"), unitsList(cur), pr.Version, cur.Private.Epsilon))
+		}
+		st := cohortStart(h, pr.Version)
+		started = &st
+		what = fmt.Sprintf("cohort v%d", pr.Version)
 		title = fmt.Sprintf("Long-run incrementality: holdout %s, cohort v%d (exposed vs held out)", name, pr.Version)
 	case strings.HasPrefix(target, jobs.SubjectJourney+":"):
 		key := strings.TrimPrefix(target, jobs.SubjectJourney+":")
@@ -72,6 +99,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if pr, err = PrivateExperimentResults(ctx, db, e.Key, who, o.Privacy); err != nil {
 			return nil, err
 		}
+		eps, started, what = pr.Private.Epsilon, e.StartedAt, "the journey's experiment"
 		title, primary = "Personalized journey "+jr.Key+": personalized vs control journey", e.Primary()
 	default:
 		e, err := db.GetExperiment(ctx, target)
@@ -85,6 +113,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if title == "" {
 			title = e.Key
 		}
+		eps, started, what = pr.Private.Epsilon, e.StartedAt, "the experiment"
 		title, primary = "Incrementality summary: "+title, e.Primary()
 	}
 	rd := &reports.Digest{
@@ -92,36 +121,51 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		Subject:     target,
 		Period:      period.UTC(),
 		GeneratedAt: o.Now().UTC(),
-		Privacy:     reports.Privacy{Private: true, Epsilon: pr.Private.Epsilon},
+		Started:     started,
+		Privacy:     reports.Privacy{Private: true, Epsilon: eps},
+		Notes:       notes,
+	}
+	if pr.Release != nil {
+		for _, u := range pr.Release.Units {
+			rd.Arms = append(rd.Arms, reports.ArmUnits{Arm: u.Variant, Units: u.N})
+		}
+	}
+	judged, err := judgeRelease(ctx, db, pr)
+	if err != nil {
+		return nil, err
 	}
 	level := 1 - pr.Alpha
-	for _, m := range pr.Metrics {
-		def, err := db.GetMetric(ctx, m.Name)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range m.Comparisons {
-			if c.Relative == nil {
+	why := "" // why the primary metric has no headline
+	if fewUnits(pr) {
+		why = fmt.Sprintf("%s has no units yet: fewer than %d per arm (%s, as released), too few to compare", capitalize(what), reports.MinArmUnits, unitsList(pr))
+	}
+	var headlineHigher bool
+	for _, g := range judged {
+		isPrimary := primary == g.Metric || primary == "" && g.Def.HigherIsBetter() && rd.Headline == nil
+		switch {
+		case isPrimary && rd.Headline == nil && why == "":
+			if g.Lift == nil {
+				why = fmt.Sprintf("the result for %s is too uncertain to publish yet: its interval could not tell a halving from a doubling", g.Metric)
+				primary = g.Metric
 				continue
 			}
-			iv := reports.Interval{Estimate: c.Relative.Estimate, Low: c.Relative.CILow, High: c.Relative.CIHigh}
-			if !def.HigherIsBetter() {
-				rd.Guardrails = append(rd.Guardrails, reports.Guardrail{Metric: m.Name, Variant: c.Variant, Lift: iv, Breach: iv.Low > 0})
-				continue
+			var units int64
+			for _, v := range g.Release.Variants {
+				units += v.N
 			}
-			if rd.Headline == nil && (primary == "" || primary == m.Name) {
-				var units int64
-				for _, v := range m.Variants {
-					units += v.N
-				}
-				rd.Headline = &reports.Headline{Metric: m.Name, Variant: c.Variant, Level: level, Lift: iv, Units: units}
-			}
+			rd.Headline = &reports.Headline{Metric: g.Metric, Variant: g.Variant, Level: level, Lift: *g.Lift, Units: units}
+			primary, headlineHigher = g.Metric, g.Def.HigherIsBetter()
+		case g.Metric == primary || g.Def.HigherIsBetter():
+			// the primary metric's other arms; other metrics where higher is better are not in a digest
+		default:
+			rd.Guardrails = append(rd.Guardrails, reports.Guardrail{Metric: g.Metric, Variant: g.Variant, Lift: g.Lift, Status: g.Status, Breach: g.Status == experiment.GuardrailBreached})
 		}
 	}
 	for name, why := range pr.Omitted {
 		rd.Notes = append(rd.Notes, fmt.Sprintf("%s is not in this summary: %s.", name, why))
 	}
-	rd.Verdict = verdict(rd)
+	sort.Strings(rd.Notes[len(notes):])
+	rd.Verdict = verdict(rd, headlineHigher, why)
 	if rd.Headline != nil {
 		past, err := db.ListDigests(ctx, 520)
 		if err != nil {
@@ -133,7 +177,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 				continue
 			}
 			var old reports.Digest
-			if json.Unmarshal(p.JSON, &old) == nil && old.Headline != nil && old.Headline.Metric == rd.Headline.Metric {
+			if json.Unmarshal(p.JSON, &old) == nil && old.Headline != nil && old.Headline.Metric == rd.Headline.Metric && !reports.SaysNothing(old.Headline.Lift) {
 				rd.Trend = append(rd.Trend, reports.TimeEffect{Time: p.Period, Interval: old.Headline.Lift})
 			}
 		}
@@ -155,25 +199,118 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		At: rd.GeneratedAt, JSON: summary, HTML: html, PDF: pdf}, nil
 }
 
-// verdict says in plain English what the digest's numbers mean.
-func verdict(d *reports.Digest) string {
+// judged is one comparison of a DP release, judged as digests and monitors judge it.
+type judged struct {
+	Metric, Variant string
+	Def             *experiment.Metric
+	Release         privacy.MetricRelease
+	Lift            *reports.Interval // the relative lift; nil when it says nothing (reports.SaysNothing, or too few units)
+	Status          experiment.GuardrailStatus
+}
+
+// judgeRelease judges every comparison of a DP release by one rule, which the
+// digest's headline and guardrails and the monitor of an experiment under a
+// privacy budget (PrivateGuardrails) all use, so that they cannot contradict one
+// another on the same release: the relative lift is withheld when it says
+// nothing, and then the status is unclear; otherwise the status is
+// experiment.Metric.Guardrail of its interval. All of it is post-processing of
+// the release.
+func judgeRelease(ctx context.Context, db *store.DB, pr *PrivateResults) ([]judged, error) {
+	few := fewUnits(pr)
+	var out []judged
+	for _, m := range pr.Metrics {
+		def, err := db.GetMetric(ctx, m.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range m.Comparisons {
+			g := judged{Metric: m.Name, Variant: c.Variant, Def: def, Release: m.MetricRelease, Status: experiment.GuardrailUnclear}
+			if c.Relative != nil {
+				iv := reports.Interval{Estimate: c.Relative.Estimate, Low: c.Relative.CILow, High: c.Relative.CIHigh}
+				if !few && !reports.SaysNothing(iv) {
+					g.Lift, g.Status = &iv, def.Guardrail(iv.Low, iv.High)
+				}
+			}
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// fewUnits reports whether an arm of the release has fewer than
+// reports.MinArmUnits units (as released).
+func fewUnits(pr *PrivateResults) bool {
+	if pr.Release == nil || len(pr.Release.Units) == 0 {
+		return true
+	}
+	for _, u := range pr.Release.Units {
+		if u.N < reports.MinArmUnits {
+			return true
+		}
+	}
+	return false
+}
+
+// unitsList is "holdout 3 and exposed 0 units".
+func unitsList(pr *PrivateResults) string {
+	if pr.Release == nil {
+		return "no units"
+	}
+	var parts []string
+	for _, u := range pr.Release.Units {
+		parts = append(parts, fmt.Sprintf("%s %d", u.Variant, u.N))
+	}
+	return strings.Join(parts, " and ") + " units"
+}
+
+// cohortStart is when a holdout version began.
+func cohortStart(h *experiment.Holdout, version int) time.Time {
+	for _, v := range h.Versions {
+		if v.Version == version {
+			return v.Start.UTC()
+		}
+	}
+	if version == h.Version {
+		return h.RotatedAt.UTC()
+	}
+	return h.CreatedAt.UTC()
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// verdict says in plain English what the digest's numbers mean; why says why
+// there is no headline, when there is none. higher tells the headline metric's
+// wanted direction.
+func verdict(d *reports.Digest, higher bool, why string) string {
 	h := d.Headline
 	var b strings.Builder
 	if h == nil {
-		b.WriteString("There is not enough data to release a result yet.")
+		if why == "" {
+			why = "there is not enough data to release a result yet"
+		}
+		b.WriteString(capitalize(why) + ".")
 	} else {
 		pc := func(x float64) string { return strconv.FormatFloat(math.Abs(100*x), 'f', 1, 64) + "%" }
+		good, bad := "the gain is statistically clear.", "the loss is statistically clear; consider stopping it."
+		if !higher {
+			good, bad = bad, good
+		}
 		switch {
 		case h.Lift.Low > 0:
-			fmt.Fprintf(&b, "%s raised %s by about %s (between %s and %s): the gain is statistically clear.", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High))
+			fmt.Fprintf(&b, "%s raised %s by about %s (between %s and %s): %s", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High), good)
 		case h.Lift.High < 0:
-			fmt.Fprintf(&b, "%s lowered %s by about %s (between %s and %s): the loss is statistically clear; consider stopping it.", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High))
+			fmt.Fprintf(&b, "%s lowered %s by about %s (between %s and %s): %s", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.High), pc(h.Lift.Low), bad)
 		default:
 			fmt.Fprintf(&b, "No clear effect of %s on %s yet: the change lies between %+.1f%% and %+.1f%%.", h.Variant, h.Metric, 100*h.Lift.Low, 100*h.Lift.High)
 		}
 	}
 	for _, g := range d.Guardrails {
-		if g.Breach {
+		if g.Status == experiment.GuardrailBreached {
 			fmt.Fprintf(&b, " Guardrail %s got worse under %s (%+.1f%%).", g.Metric, g.Variant, 100*g.Lift.Estimate)
 		}
 	}
