@@ -139,7 +139,7 @@ func TestDigestGuardrailRule(t *testing.T) {
 	var evs []experiment.Event
 	for i := range 800 {
 		u := fmt.Sprintf("guard-u%d", i)
-		k := i / 2 // the unit's rank within its arm, 0..399
+		k := i / 2    // the unit's rank within its arm, 0..399
 		if k%10 < 3 { // 30% in both arms
 			evs = append(evs, experiment.Event{EventID: "r" + u, Unit: u, Type: "refund", TS: t0, Value: 1},
 				experiment.Event{EventID: "c" + u, Unit: u, Type: "complaint", TS: t0, Value: 1})
