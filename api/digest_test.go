@@ -166,4 +166,100 @@ func TestDigestGuardrailRule(t *testing.T) {
 	if !strings.Contains(rd.Verdict, "returns") {
 		t.Errorf("verdict %q does not name the breached guardrail", rd.Verdict)
 	}
+	// The monitor, on the same release, alerts on the breached guardrail only.
+	ts.must(http.StatusCreated, "POST", "/v1/jobs", map[string]any{"name": "watcher", "kind": "monitor", "every": "6h", "target": "guard"}, nil)
+	alerts := guardrailAlerts(t, ts, "watcher", "guard", []string{"revenue", "refunds", "complaints", "returns"})
+	if fmt.Sprint(alerts) != "map[returns:true]" {
+		t.Errorf("monitor guardrail alerts %v, want returns only", alerts)
+	}
+}
+
+// guardrailAlerts runs a monitor job by hand and returns the metrics its
+// guardrail alerts name for experiment key.
+func guardrailAlerts(t *testing.T, ts *tserver, job, key string, metrics []string) map[string]bool {
+	t.Helper()
+	var run experiment.JobRun
+	ts.must(http.StatusOK, "POST", "/v1/jobs/"+job+"/run", nil, &run)
+	if run.Status != experiment.RunSucceeded {
+		t.Fatalf("monitor run %+v", run)
+	}
+	var as alertList
+	ts.must(http.StatusOK, "GET", "/v1/alerts", nil, &as)
+	out := map[string]bool{}
+	for _, a := range as.Alerts {
+		if a.Kind != "guardrail" || a.Target != key {
+			continue
+		}
+		for _, m := range metrics {
+			if strings.Contains(a.Message, " "+m+" ") {
+				out[m] = true
+			}
+		}
+	}
+	return out
+}
+
+// TestMonitorAgreesWithDigest: refunds rise from 30% to 36% (2,000 units per
+// arm), which the exact data show clearly (z = 0.06/0.0148 = 4.05, p ≈ 5e-5),
+// while a release of ε = 0.01 is all noise. The digest and the monitor run at
+// the same moment on the same data must not contradict each other: the monitor
+// raises a guardrail alert for a metric exactly when the digest shows it
+// breached, and never while the digest shows it holding.
+func TestMonitorAgreesWithDigest(t *testing.T) {
+	ts := newJobServer(t)
+	for _, m := range []map[string]any{
+		{"name": "revenue", "event_type": "purchase", "aggregation": "sum", "bounds": map[string]float64{"lower": 0, "upper": 50}},
+		{"name": "refunds", "event_type": "refund", "aggregation": "binary", "higher_is_better": false},
+	} {
+		ts.must(http.StatusCreated, "POST", "/v1/metrics", m, nil)
+	}
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{
+		"key": "watch", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}},
+		"metrics": []any{map[string]any{"name": "revenue", "primary": true}, "refunds"}}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/watch/start", nil, nil)
+	logPurchases(t, ts, "watch", 4000)
+	var evs []experiment.Event
+	for i := range 4000 {
+		u := fmt.Sprintf("watch-u%d", i)
+		if k := i / 2; i%2 == 0 && k%50 < 15 || i%2 == 1 && k%50 < 18 { // 30% in control, 36% in treatment
+			evs = append(evs, experiment.Event{EventID: "r" + u, Unit: u, Type: "refund", TS: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Value: 1})
+		}
+	}
+	if _, _, err := ts.db.IngestEvents(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	// The exact results the monitor would read see the harm.
+	var res struct {
+		Metrics []struct {
+			Name        string `json:"name"`
+			Comparisons []struct {
+				Absolute struct {
+					PValue float64 `json:"p_value"`
+				} `json:"absolute"`
+			} `json:"comparisons"`
+		} `json:"metrics"`
+	}
+	ts.must(http.StatusOK, "GET", "/v1/experiments/watch/results", nil, &res)
+	for _, m := range res.Metrics {
+		if m.Name == "refunds" && !(m.Comparisons[0].Absolute.PValue < 1e-3) {
+			t.Fatalf("exact refunds p = %g, want a clear harm", m.Comparisons[0].Absolute.PValue)
+		}
+	}
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/watch/privacy", map[string]any{"epsilon": 1, "release_epsilon": 0.01}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/jobs", map[string]any{"name": "watcher", "kind": "monitor", "every": "6h", "target": "watch"}, nil)
+	_, rd := runDigestJob(t, ts, map[string]any{"name": "weekly", "kind": "digest", "every": "168h", "target": "watch"})
+	alerts := guardrailAlerts(t, ts, "watcher", "watch", []string{"revenue", "refunds"})
+	if len(rd.Guardrails) != 1 {
+		t.Fatalf("guardrails %+v, want refunds", rd.Guardrails)
+	}
+	for _, g := range rd.Guardrails {
+		if alerts[g.Metric] != (g.Status == experiment.GuardrailBreached) {
+			t.Errorf("%s: the digest shows %q while the monitor alert is %v", g.Metric, g.Status, alerts[g.Metric])
+		}
+	}
+	var acct experiment.PrivacyAccount
+	ts.must(http.StatusOK, "GET", "/v1/experiments/watch/privacy", nil, &acct)
+	if acct.EpsilonSpent != 0.01 {
+		t.Errorf("ε spent %g, want 0.01: the monitor reads the digest's release of unchanged data", acct.EpsilonSpent)
+	}
 }

@@ -237,6 +237,39 @@ func judgeRelease(ctx context.Context, db *store.DB, pr *PrivateResults) ([]judg
 	return out, nil
 }
 
+// PrivateGuardrails judges every metric of an experiment's DP release as its
+// digest does (judgeRelease), for the monitor job (jobs.Deps.PrivateGuardrails):
+// the release is PrivateExperimentResults' on behalf of who, so that a monitor
+// running while the data are unchanged reads the digest's own release and
+// spends nothing. ok is false, with no error, when the experiment has no
+// privacy budget or not enough left for a release.
+func PrivateGuardrails(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) ([]jobs.GuardrailCheck, bool, error) {
+	if _, err := privacy.NewLedger(db.Ledger()).Account(ctx, privacy.ExperimentScope(key), 1); experiment.Is(err, experiment.NotFound) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	pr, err := PrivateExperimentResults(ctx, db, key, who, opt)
+	if experiment.Is(err, experiment.BudgetExceeded) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	js, err := judgeRelease(ctx, db, pr)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]jobs.GuardrailCheck, len(js))
+	for i, g := range js {
+		out[i] = jobs.GuardrailCheck{Metric: g.Metric, Variant: g.Variant, Status: g.Status, ReleasedAt: pr.Private.ReleasedAt}
+		if l := g.Lift; l != nil {
+			out[i].Estimate, out[i].Low, out[i].High = l.Estimate, l.Low, l.High
+		}
+	}
+	return out, true, nil
+}
+
 // fewUnits reports whether an arm of the release has fewer than
 // reports.MinArmUnits units (as released).
 func fewUnits(pr *PrivateResults) bool {

@@ -28,6 +28,8 @@ func newJobServer(t *testing.T) *tserver {
 		db := o.Store
 		kinds := jobs.Kinds(jobs.Deps{Store: db, Digest: func(ctx context.Context, j *experiment.Job, p time.Time, target string) (*experiment.Digest, error) {
 			return BuildDigest(ctx, db, j, p, target, DigestOptions{Privacy: privacy.DefaultOptions()})
+		}, PrivateGuardrails: func(ctx context.Context, j *experiment.Job, key string) ([]jobs.GuardrailCheck, bool, error) {
+			return PrivateGuardrails(ctx, db, key, "monitor:"+j.Name, privacy.DefaultOptions())
 		}})
 		var err error
 		if sched, err = jobs.New(db, kinds, jobs.Options{Retries: -1}); err != nil {
