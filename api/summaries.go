@@ -339,12 +339,12 @@ func verdict(d *reports.Digest, higher bool, why string) string {
 		case h.Lift.High < 0:
 			fmt.Fprintf(&b, "%s lowered %s by about %s (between %s and %s): %s", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.High), pc(h.Lift.Low), bad)
 		default:
-			fmt.Fprintf(&b, "No clear effect of %s on %s yet: the change lies between %+.1f%% and %+.1f%%.", h.Variant, h.Metric, 100*h.Lift.Low, 100*h.Lift.High)
+			fmt.Fprintf(&b, "No clear effect of %s on %s yet: the change lies between %s and %s.", h.Variant, h.Metric, reports.SignedPercent(h.Lift.Low), reports.SignedPercent(h.Lift.High))
 		}
 	}
 	for _, g := range d.Guardrails {
 		if g.Status == experiment.GuardrailBreached {
-			fmt.Fprintf(&b, " Guardrail %s got worse under %s (%+.1f%%).", g.Metric, g.Variant, 100*g.Lift.Estimate)
+			fmt.Fprintf(&b, " Guardrail %s got worse under %s (%s).", g.Metric, g.Variant, reports.SignedPercent(g.Lift.Estimate))
 		}
 	}
 	return b.String()
@@ -387,6 +387,7 @@ func (s *Server) jobRoutes() {
 		Description: "Open /summaries?key=KEY once: the key is kept in an HttpOnly cookie and removed from the address. The Authorization header works too.", ContentType: "text/html",
 		Query: []param{{Name: "key", Type: "string", Description: "a viewer (or analyst/admin) API key"}}})
 	s.route(http.MethodGet, "/summaries/:id", Public, s.summaryPage, op{Summary: "One summary page (same authentication as /summaries)", ContentType: "text/html"})
+	s.route(http.MethodGet, "/summaries/:id/pdf", Public, s.summaryPDF, op{Summary: "One summary as PDF (same authentication as /summaries)", ContentType: "application/pdf"})
 }
 
 func (s *Server) scheduler() (*jobs.Scheduler, error) {
@@ -556,13 +557,22 @@ func (s *Server) pageAuth(c echo.Context) (redirected bool, err error) {
 var summariesPage = template.Must(template.New("summaries").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Lift summaries</title>
 <style>body{font-family:'Liberation Sans',Arial,Helvetica,sans-serif;max-width:860px;margin:2em auto;color:#222;padding:0 1em}
-li{margin:.8em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}</style></head><body>
+li{margin:1.1em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}.title{font-size:1.1em;font-weight:bold}.facts{font-size:.95em}</style></head><body>
 <h1>Incrementality summaries</h1>
-<p class="meta">Every number here is differentially private.</p>
-{{if .}}<ul id="summaries">{{range .}}<li><a href="/summaries/{{.ID}}">{{.Title}}</a> <span class="meta">· period {{.Period.Format "2006-01-02"}} · <a href="/v1/summaries/{{.ID}}/pdf">PDF</a></span><br>{{.Verdict}}</li>{{end}}</ul>
+<p class="meta">Every number here is differentially private. Each summary's ε is its privacy guarantee: adding or removing any one unit's data changes the chance of any number in it by at most a factor of e^ε, so no individual can be singled out; a smaller ε means more privacy and more noise.</p>
+{{if .}}<ul id="summaries">{{range .}}<li><a class="title" href="/summaries/{{.ID}}">{{.Title}}</a><br>
+<span class="meta">period {{.Period.Format "2006-01-02 15:04 MST"}} · {{.D.Privacy.Caption}} · <a href="/summaries/{{.ID}}">page</a> · <a href="/summaries/{{.ID}}/pdf">PDF</a></span><br>
+{{with .D.DatesText}}<span class="facts">{{.}}</span><br>{{end}}{{with .D.UnitsText}}<span class="facts">{{.}}</span><br>{{end}}
+{{.Verdict}}</li>{{end}}</ul>
 {{else}}<p>No summary has been published yet. Summaries are published by digest jobs.</p>{{end}}
 </body></html>
 `))
+
+// listedSummary is a published digest with its document, for the summaries page.
+type listedSummary struct {
+	*experiment.Digest
+	D reports.Digest
+}
 
 func (s *Server) summariesPage(c echo.Context) error {
 	if done, err := s.pageAuth(c); done || err != nil {
@@ -572,11 +582,26 @@ func (s *Server) summariesPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	list := make([]listedSummary, len(ds))
+	for i, d := range ds {
+		list[i].Digest = d
+		if err := json.Unmarshal(d.JSON, &list[i].D); err != nil {
+			return experiment.E("api.summariesPage", experiment.Internal, fmt.Errorf("summary %s: %w", d.ID, err))
+		}
+	}
 	var b strings.Builder
-	if err := summariesPage.Execute(&b, ds); err != nil {
+	if err := summariesPage.Execute(&b, list); err != nil {
 		return err
 	}
 	return c.HTML(http.StatusOK, b.String())
+}
+
+// summaryPDF serves a summary's PDF to a browser authenticated like /summaries.
+func (s *Server) summaryPDF(c echo.Context) error {
+	if done, err := s.pageAuth(c); done || err != nil {
+		return err
+	}
+	return s.getSummaryPDF(c)
 }
 
 func (s *Server) summaryPage(c echo.Context) error {

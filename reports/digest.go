@@ -78,7 +78,17 @@ func SaysNothing(iv Interval) bool {
 	return !iv.finite() || iv.Low <= -1 || (1+iv.High)/(1+iv.Low) > 4
 }
 
-func pct(x float64) string { return fmt.Sprintf("%+.1f%%", 100*x) }
+func pct(x float64) string { return SignedPercent(x) }
+
+// SignedPercent writes a fraction as a signed percentage with one decimal,
+// 0.048 → "+4.8%"; a value that rounds to zero is "+0.0%", never "-0.0%".
+func SignedPercent(x float64) string {
+	v := math.Round(1000*x) / 10
+	if v == 0 {
+		v = 0 // drops the sign of −0
+	}
+	return fmt.Sprintf("%+.1f%%", v)
+}
 
 // HeadlineText is the headline as a sentence, e.g. "revenue: +4.8% (95% CI +1.2% to +8.4%)".
 func (d *Digest) HeadlineText() string {

@@ -76,6 +76,17 @@ func TestDigestDocuments(t *testing.T) {
 	}
 }
 
+func TestSignedPercent(t *testing.T) {
+	for _, c := range []struct {
+		x    float64
+		want string
+	}{{0.048, "+4.8%"}, {-0.0004, "+0.0%"}, {0.0004, "+0.0%"}, {-0.0005001, "-0.1%"}, {-1.5, "-150.0%"}} {
+		if got := SignedPercent(c.x); got != c.want {
+			t.Errorf("SignedPercent(%g) = %q, want %q", c.x, got, c.want)
+		}
+	}
+}
+
 func TestWrap(t *testing.T) {
 	got := wrap("the quick brown fox jumps over the lazy dog", 10)
 	want := []string{"the quick", "brown fox", "jumps over", "the lazy", "dog"}
