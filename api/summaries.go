@@ -58,7 +58,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		pr             *PrivateResults
 		title, primary string
 		what           string // what the digest measures, for sentences: "the experiment", "cohort v2"
-		started        *time.Time
+		started, ended *time.Time
 		notes          []string
 		eps            float64
 		err            error
@@ -80,11 +80,14 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 			}
 			eps += pr.Private.Epsilon
 			notes = append(notes, fmt.Sprintf("Cohort v%d began on %s and has too few units to compare yet (%s, as released), so this summary reports cohort v%d; both cohorts were released (ε %.3g each).",
-				cur.Version, cohortStart(h, cur.Version).Format("2006-01-02"), unitsList(cur), pr.Version, cur.Private.Epsilon))
+				cur.Version, h.RotatedAt.UTC().Format("2006-01-02"), unitsList(cur), pr.Version, cur.Private.Epsilon))
 		}
-		st := cohortStart(h, pr.Version)
-		started = &st
+		st, end := cohortDates(h, pr.Version)
+		started, ended = &st, end
 		what = fmt.Sprintf("cohort v%d", pr.Version)
+		if primary, err = holdoutPrimary(ctx, db, name); err != nil {
+			return nil, err
+		}
 		title = fmt.Sprintf("Long-run incrementality: holdout %s, cohort v%d (exposed vs held out)", name, pr.Version)
 	case strings.HasPrefix(target, jobs.SubjectJourney+":"):
 		key := strings.TrimPrefix(target, jobs.SubjectJourney+":")
@@ -99,7 +102,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if pr, err = PrivateExperimentResults(ctx, db, e.Key, who, o.Privacy); err != nil {
 			return nil, err
 		}
-		eps, started, what = pr.Private.Epsilon, e.StartedAt, "the journey's experiment"
+		eps, started, ended, what = pr.Private.Epsilon, e.StartedAt, e.StoppedAt, "the journey's experiment"
 		title, primary = "Personalized journey "+jr.Key+": personalized vs control journey", e.Primary()
 	default:
 		e, err := db.GetExperiment(ctx, target)
@@ -113,7 +116,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if title == "" {
 			title = e.Key
 		}
-		eps, started, what = pr.Private.Epsilon, e.StartedAt, "the experiment"
+		eps, started, ended, what = pr.Private.Epsilon, e.StartedAt, e.StoppedAt, "the experiment"
 		title, primary = "Incrementality summary: "+title, e.Primary()
 	}
 	rd := &reports.Digest{
@@ -122,6 +125,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		Period:      period.UTC(),
 		GeneratedAt: o.Now().UTC(),
 		Started:     started,
+		Ended:       ended,
 		Privacy:     reports.Privacy{Private: true, Epsilon: eps},
 		Notes:       notes,
 	}
@@ -296,17 +300,33 @@ func unitsList(pr *PrivateResults) string {
 	return strings.Join(parts, " and ") + " units"
 }
 
-// cohortStart is when a holdout version began.
-func cohortStart(h *experiment.Holdout, version int) time.Time {
+// cohortDates is when a holdout version began and, unless it is current, ended.
+func cohortDates(h *experiment.Holdout, version int) (time.Time, *time.Time) {
 	for _, v := range h.Versions {
 		if v.Version == version {
-			return v.Start.UTC()
+			return v.Start.UTC(), v.End
 		}
 	}
 	if version == h.Version {
-		return h.RotatedAt.UTC()
+		return h.RotatedAt.UTC(), nil
 	}
-	return h.CreatedAt.UTC()
+	return h.CreatedAt.UTC(), nil
+}
+
+// holdoutPrimary is the primary metric of a holdout's digest: that of the first
+// experiment (by key) naming the holdout; "" when none names one.
+func holdoutPrimary(ctx context.Context, db *store.DB, name string) (string, error) {
+	es, err := db.ListExperiments(ctx)
+	if err != nil {
+		return "", err
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].Key < es[j].Key })
+	for _, e := range es {
+		if e.Holdout == name && e.Primary() != "" {
+			return e.Primary(), nil
+		}
+	}
+	return "", nil
 }
 
 func capitalize(s string) string {

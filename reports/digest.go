@@ -31,7 +31,9 @@ type Digest struct {
 	GeneratedAt time.Time `json:"generated_at"`
 	// Started is when what the digest measures began: the experiment's start, or
 	// the holdout cohort's (registry dates, not data).
-	Started    *time.Time   `json:"started,omitempty"`
+	Started *time.Time `json:"started,omitempty"`
+	// Ended is when it ended, if it has: a stopped experiment, a cohort rotated out.
+	Ended      *time.Time   `json:"ended,omitempty"`
 	Arms       []ArmUnits   `json:"arms,omitempty"`     // units per arm (DP-noised), the control first
 	Headline   *Headline    `json:"headline,omitempty"` // nil when there is no informative result for the primary metric yet
 	Verdict    string       `json:"verdict"`
@@ -105,14 +107,21 @@ func (d *Digest) DatesText() string {
 	if d.Started == nil {
 		return ""
 	}
-	days := int(d.Period.Sub(*d.Started).Hours() / 24)
-	span := fmt.Sprintf("%d days", days)
-	if days == 1 {
-		span = "1 day"
-	} else if days < 1 {
-		span = "under a day"
+	span := func(to time.Time) string {
+		switch days := int(to.Sub(*d.Started).Hours() / 24); {
+		case days < 1:
+			return "under a day"
+		case days == 1:
+			return "1 day"
+		default:
+			return fmt.Sprintf("%d days", days)
+		}
 	}
-	return fmt.Sprintf("Running since %s (%s to this period)", d.Started.UTC().Format("2006-01-02"), span)
+	const date = "2006-01-02"
+	if e := d.Ended; e != nil && !e.After(d.Period) {
+		return fmt.Sprintf("From %s to %s (%s)", d.Started.UTC().Format(date), e.UTC().Format(date), span(*e))
+	}
+	return fmt.Sprintf("Running since %s (%s to this period)", d.Started.UTC().Format(date), span(d.Period))
 }
 
 // UnitsText lists the units per arm, e.g. "Units: control 4,812 · treatment 4,790".

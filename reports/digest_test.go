@@ -76,6 +76,26 @@ func TestDigestDocuments(t *testing.T) {
 	}
 }
 
+func TestDigestDates(t *testing.T) {
+	at := func(d int) *time.Time { x := time.Date(2026, 11, d, 9, 0, 0, 0, time.UTC); return &x }
+	for _, c := range []struct {
+		started, ended *time.Time
+		want           string
+	}{
+		{nil, nil, ""},
+		{at(2), nil, "Running since 2026-11-02 (14 days to this period)"},
+		{at(15), nil, "Running since 2026-11-15 (1 day to this period)"},
+		{at(16), nil, "Running since 2026-11-16 (under a day to this period)"},
+		{at(2), at(9), "From 2026-11-02 to 2026-11-09 (7 days)"},
+		{at(2), at(20), "Running since 2026-11-02 (14 days to this period)"}, // ends after the period
+	} {
+		d := &Digest{Period: *at(16), Started: c.started, Ended: c.ended}
+		if got := d.DatesText(); got != c.want {
+			t.Errorf("started %v ended %v: %q, want %q", c.started, c.ended, got, c.want)
+		}
+	}
+}
+
 func TestSignedPercent(t *testing.T) {
 	for _, c := range []struct {
 		x    float64

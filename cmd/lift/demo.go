@@ -56,6 +56,7 @@ type demo struct {
 	exp     *experiment.Experiment
 	unitIDs []string              // the simulated units, in order
 	exposed []experiment.Exposure // the exposures logged (one per exposed unit)
+	heldOut []experiment.Exposure // the holdout's exposures (one per held-out unit)
 	counts  map[string]int64      // exposures per variant as stored ("" = holdout)
 }
 
@@ -213,6 +214,7 @@ func (d *demo) expose(ctx context.Context) error {
 			d.exposed = append(d.exposed, xs[len(xs)-1])
 		case a.Holdout != nil && a.Holdout.InHoldout:
 			xs = append(xs, experiment.Exposure{Experiment: d.exp.Key, Unit: u, TS: ts, InHoldout: true, HoldoutVersion: a.Holdout.Version, Source: "assign"})
+			d.heldOut = append(d.heldOut, xs[len(xs)-1])
 		}
 		if len(xs) == batch || i == len(d.unitIDs)-1 {
 			if err := d.db.LogExposures(ctx, xs); err != nil {
