@@ -79,6 +79,16 @@ func TestHoldoutDigestAfterRotation(t *testing.T) {
 	if !strings.Contains(strings.Join(rd.Notes, " "), "Cohort v2") {
 		t.Errorf("notes %q do not say why cohort v2 is not reported", rd.Notes)
 	}
+	if browse := chromium(t); browse != nil {
+		viewer := ts.key("exec", experiment.RoleViewer)
+		page := htmlText(string(browse("--dump-dom", ts.http.URL+"/summaries/"+d.ID+"?key="+viewer)))
+		for _, want := range []string{"cohort v1", "exposed vs holdout", "Units: holdout", "Cohort v2 began"} {
+			if !strings.Contains(page, want) {
+				t.Errorf("the holdout summary rendered by Chromium lacks %q", want)
+			}
+		}
+		screenshot(t, browse, ts.http.URL+"/summaries/"+d.ID+"?key="+viewer, "holdout-summary.png")
+	}
 	// setupHoldout: every tenth of 2,000 units held out, every third converted in
 	// both arms, so the true lift is 0 (by construction of the data).
 	if l := rd.Headline.Lift; !(l.Low <= 0 && 0 <= l.High) {

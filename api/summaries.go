@@ -157,7 +157,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 			for _, v := range g.Release.Variants {
 				units += v.N
 			}
-			rd.Headline = &reports.Headline{Metric: g.Metric, Variant: g.Variant, Level: level, Lift: *g.Lift, Units: units}
+			rd.Headline = &reports.Headline{Metric: g.Metric, Variant: g.Variant, Control: g.Control, Level: level, Lift: *g.Lift, Units: units}
 			primary, headlineHigher = g.Metric, g.Def.HigherIsBetter()
 		case g.Metric == primary || g.Def.HigherIsBetter():
 			// the primary metric's other arms; other metrics where higher is better are not in a digest
@@ -205,11 +205,11 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 
 // judged is one comparison of a DP release, judged as digests and monitors judge it.
 type judged struct {
-	Metric, Variant string
-	Def             *experiment.Metric
-	Release         privacy.MetricRelease
-	Lift            *reports.Interval // the relative lift; nil when it says nothing (reports.SaysNothing, or too few units)
-	Status          experiment.GuardrailStatus
+	Metric, Variant, Control string
+	Def                      *experiment.Metric
+	Release                  privacy.MetricRelease
+	Lift                     *reports.Interval // the relative lift; nil when it says nothing (reports.SaysNothing, or too few units)
+	Status                   experiment.GuardrailStatus
 }
 
 // judgeRelease judges every comparison of a DP release by one rule, which the
@@ -228,7 +228,7 @@ func judgeRelease(ctx context.Context, db *store.DB, pr *PrivateResults) ([]judg
 			return nil, err
 		}
 		for _, c := range m.Comparisons {
-			g := judged{Metric: m.Name, Variant: c.Variant, Def: def, Release: m.MetricRelease, Status: experiment.GuardrailUnclear}
+			g := judged{Metric: m.Name, Variant: c.Variant, Control: m.Control, Def: def, Release: m.MetricRelease, Status: experiment.GuardrailUnclear}
 			if c.Relative != nil {
 				iv := reports.Interval{Estimate: c.Relative.Estimate, Low: c.Relative.CILow, High: c.Relative.CIHigh}
 				if !few && !reports.SaysNothing(iv) {
@@ -367,7 +367,7 @@ func verdict(d *reports.Digest, higher bool, why string) string {
 			fmt.Fprintf(&b, " Guardrail %s got worse under %s (%s).", g.Metric, g.Variant, reports.SignedPercent(g.Lift.Estimate))
 		}
 	}
-	return b.String()
+	return capitalize(b.String())
 }
 
 type jobList struct {
@@ -583,7 +583,7 @@ li{margin:1.1em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}.title{font-si
 {{if .}}<ul id="summaries">{{range .}}<li><a class="title" href="/summaries/{{.ID}}">{{.Title}}</a><br>
 <span class="meta">period {{.Period.Format "2006-01-02 15:04 MST"}} · {{.D.Privacy.Caption}} · <a href="/summaries/{{.ID}}">page</a> · <a href="/summaries/{{.ID}}/pdf">PDF</a></span><br>
 {{with .D.DatesText}}<span class="facts">{{.}}</span><br>{{end}}{{with .D.UnitsText}}<span class="facts">{{.}}</span><br>{{end}}
-{{.Verdict}}</li>{{end}}</ul>
+{{if .D.Headline}}<b class="headline">{{.D.HeadlineText}}</b><br>{{end}}{{.Verdict}}</li>{{end}}</ul>
 {{else}}<p>No summary has been published yet. Summaries are published by digest jobs.</p>{{end}}
 </body></html>
 `))

@@ -53,7 +53,8 @@ type ArmUnits struct {
 type Headline struct {
 	Metric  string   `json:"metric"`
 	Variant string   `json:"variant"`
-	Level   float64  `json:"level"` // confidence level, e.g. 0.95
+	Control string   `json:"control,omitempty"` // the arm compared against, default "control"
+	Level   float64  `json:"level"`             // confidence level, e.g. 0.95
 	Lift    Interval `json:"relative_lift"`
 	Units   int64    `json:"units"` // analyzed units (DP-noised)
 }
@@ -98,7 +99,11 @@ func (d *Digest) HeadlineText() string {
 	if h == nil {
 		return "No result yet"
 	}
-	return fmt.Sprintf("%s (%s vs control): %s (%.0f%% CI %s to %s)", h.Metric, h.Variant, pct(h.Lift.Estimate), 100*h.Level, pct(h.Lift.Low), pct(h.Lift.High))
+	ctl := h.Control
+	if ctl == "" {
+		ctl = "control"
+	}
+	return fmt.Sprintf("%s (%s vs %s): %s (%.0f%% CI %s to %s)", h.Metric, h.Variant, ctl, pct(h.Lift.Estimate), 100*h.Level, pct(h.Lift.Low), pct(h.Lift.High))
 }
 
 // DatesText says when the measurement began and how long it has run by the
@@ -182,7 +187,11 @@ func (d *Digest) trendChart() Chart {
 	for i, p := range d.Trend {
 		pts[i] = TimeEffect{Time: p.Time, Interval: Interval{Estimate: 100 * p.Estimate, Low: 100 * p.Low, High: 100 * p.High}}
 	}
-	return &Incrementality{Title: fmt.Sprintf("%s: %s vs control, by period", d.Headline.Metric, d.Headline.Variant), Holdout: "control", Metric: d.Headline.Metric, Unit: "relative lift, %", Level: d.Headline.Level, Points: pts, Privacy: d.Privacy}
+	ctl := d.Headline.Control
+	if ctl == "" {
+		ctl = "control"
+	}
+	return &Incrementality{Title: fmt.Sprintf("%s: %s vs %s, one summary per period", d.Headline.Metric, d.Headline.Variant, ctl), Holdout: ctl, Metric: d.Headline.Metric, Unit: "relative lift, %", Level: d.Headline.Level, Points: pts, Privacy: d.Privacy, Dots: true}
 }
 
 var digestTemplate = template.Must(template.New("digest").Funcs(template.FuncMap{"pct": pct, "status": statusText}).Parse(`<!DOCTYPE html>
