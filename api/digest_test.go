@@ -273,3 +273,26 @@ func TestMonitorAgreesWithDigest(t *testing.T) {
 		t.Errorf("ε spent %g, want 0.01: the monitor reads the digest's release of unchanged data", acct.EpsilonSpent)
 	}
 }
+
+// TestVerdict: the verdict reads the headline by the metric's wanted direction
+// and names the exposure, not an arm called "exposed", for a holdout.
+func TestVerdict(t *testing.T) {
+	up := reports.Interval{Estimate: 0.05, Low: 0.02, High: 0.08}
+	for _, c := range []struct {
+		name   string
+		h      *reports.Headline
+		higher bool
+		why    string
+		want   string
+	}{
+		{"gain", &reports.Headline{Metric: "revenue", Variant: "treatment", Lift: up}, true, "", "Treatment raised revenue by about 5.0% (between 2.0% and 8.0%): the gain is statistically clear."},
+		{"rise of a cost", &reports.Headline{Metric: "latency", Variant: "treatment", Lift: up}, false, "", "Treatment raised latency by about 5.0% (between 2.0% and 8.0%): the loss is statistically clear; consider stopping it."},
+		{"fall of a cost", &reports.Headline{Metric: "latency", Variant: "treatment", Lift: reports.Interval{Estimate: -0.05, Low: -0.08, High: -0.02}}, false, "", "Treatment lowered latency by about 5.0% (between 2.0% and 8.0%): the gain is statistically clear."},
+		{"holdout", &reports.Headline{Metric: "revenue", Variant: "exposed", Control: "holdout", Lift: reports.Interval{Estimate: 0.01, Low: -0.02, High: 0.04}}, true, "", "No clear effect of exposure on revenue yet: the change lies between -2.0% and +4.0%."},
+		{"none", nil, true, "cohort v1 has no units yet", "Cohort v1 has no units yet."},
+	} {
+		if got := verdict(&reports.Digest{Headline: c.h}, c.higher, c.why); got != c.want {
+			t.Errorf("%s: %q, want %q", c.name, got, c.want)
+		}
+	}
+}

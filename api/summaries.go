@@ -349,17 +349,21 @@ func verdict(d *reports.Digest, higher bool, why string) string {
 		b.WriteString(capitalize(why) + ".")
 	} else {
 		pc := func(x float64) string { return strconv.FormatFloat(math.Abs(100*x), 'f', 1, 64) + "%" }
+		who := h.Variant
+		if h.Control == "holdout" { // a holdout's "exposed" arm: what acts is the exposure
+			who = "exposure"
+		}
 		good, bad := "the gain is statistically clear.", "the loss is statistically clear; consider stopping it."
 		if !higher {
 			good, bad = bad, good
 		}
 		switch {
 		case h.Lift.Low > 0:
-			fmt.Fprintf(&b, "%s raised %s by about %s (between %s and %s): %s", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High), good)
+			fmt.Fprintf(&b, "%s raised %s by about %s (between %s and %s): %s", who, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High), good)
 		case h.Lift.High < 0:
-			fmt.Fprintf(&b, "%s lowered %s by about %s (between %s and %s): %s", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.High), pc(h.Lift.Low), bad)
+			fmt.Fprintf(&b, "%s lowered %s by about %s (between %s and %s): %s", who, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.High), pc(h.Lift.Low), bad)
 		default:
-			fmt.Fprintf(&b, "No clear effect of %s on %s yet: the change lies between %s and %s.", h.Variant, h.Metric, reports.SignedPercent(h.Lift.Low), reports.SignedPercent(h.Lift.High))
+			fmt.Fprintf(&b, "No clear effect of %s on %s yet: the change lies between %s and %s.", who, h.Metric, reports.SignedPercent(h.Lift.Low), reports.SignedPercent(h.Lift.High))
 		}
 	}
 	for _, g := range d.Guardrails {
