@@ -246,7 +246,7 @@ func judgeRelease(ctx context.Context, db *store.DB, pr *PrivateResults) ([]judg
 // the release is PrivateExperimentResults' on behalf of who, so that a monitor
 // running while the data are unchanged reads the digest's own release and
 // spends nothing. ok is false, with no error, when the experiment has no
-// privacy budget or not enough left for a release.
+// privacy budget, not enough left for a release, or no data to release.
 func PrivateGuardrails(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) ([]jobs.GuardrailCheck, bool, error) {
 	if _, err := privacy.NewLedger(db.Ledger()).Account(ctx, privacy.ExperimentScope(key), 1); experiment.Is(err, experiment.NotFound) {
 		return nil, false, nil
@@ -254,7 +254,7 @@ func PrivateGuardrails(ctx context.Context, db *store.DB, key, who string, opt p
 		return nil, false, err
 	}
 	pr, err := PrivateExperimentResults(ctx, db, key, who, opt)
-	if experiment.Is(err, experiment.BudgetExceeded) {
+	if experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) {
 		return nil, false, nil
 	}
 	if err != nil {
