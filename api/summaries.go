@@ -35,7 +35,8 @@ type DigestOptions struct {
 // units per arm, the headline relative lift of the primary metric, the
 // guardrails (the other metrics where lower is better, judged by
 // experiment.Metric.Guardrail), a plain-English verdict, and the trend made of
-// the earlier digests' headlines (no further privacy cost).
+// the earlier digests' headlines of the same metric (and, for a holdout, of the
+// same cohort), at no further privacy cost.
 //
 // A digest never publishes an interval that says nothing (reports.SaysNothing,
 // or an arm with fewer than reports.MinArmUnits released units): it says why
@@ -59,6 +60,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		title, primary string
 		what           string // what the digest measures, for sentences: "the experiment", "cohort v2"
 		started, ended *time.Time
+		cohort         int // the holdout version reported
 		notes          []string
 		eps            float64
 		err            error
@@ -83,7 +85,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 				cur.Version, h.RotatedAt.UTC().Format("2006-01-02"), unitsList(cur), pr.Version, cur.Private.Epsilon))
 		}
 		st, end := cohortDates(h, pr.Version)
-		started, ended = &st, end
+		started, ended, cohort = &st, end, pr.Version
 		what = fmt.Sprintf("cohort v%d", pr.Version)
 		if primary, err = holdoutPrimary(ctx, db, name); err != nil {
 			return nil, err
@@ -122,6 +124,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 	rd := &reports.Digest{
 		Title:       title,
 		Subject:     target,
+		Cohort:      cohort,
 		Period:      period.UTC(),
 		GeneratedAt: o.Now().UTC(),
 		Started:     started,
@@ -181,7 +184,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 				continue
 			}
 			var old reports.Digest
-			if json.Unmarshal(p.JSON, &old) == nil && old.Headline != nil && old.Headline.Metric == rd.Headline.Metric && !reports.SaysNothing(old.Headline.Lift) {
+			if json.Unmarshal(p.JSON, &old) == nil && old.Headline != nil && old.Headline.Metric == rd.Headline.Metric && old.Cohort == rd.Cohort && !reports.SaysNothing(old.Headline.Lift) {
 				rd.Trend = append(rd.Trend, reports.TimeEffect{Time: p.Period, Interval: old.Headline.Lift})
 			}
 		}

@@ -26,7 +26,8 @@ import (
 // so drawing it costs no privacy budget (post-processing).
 type Digest struct {
 	Title       string    `json:"title"`
-	Subject     string    `json:"subject"` // experiment key, holdout or journey
+	Subject     string    `json:"subject"`          // experiment key, holdout or journey
+	Cohort      int       `json:"cohort,omitempty"` // the holdout version reported (holdouts only)
 	Period      time.Time `json:"period"`
 	GeneratedAt time.Time `json:"generated_at"`
 	// Started is when what the digest measures began: the experiment's start, or
