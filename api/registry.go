@@ -79,11 +79,34 @@ func (p *experimentPatch) apply(e *experiment.Experiment) {
 	if p.Layer != nil && *p.Layer == "" {
 		e.LayerRange = nil // leaving the layer drops the slice
 	}
+	// The primary metric has one record, analysis.primary_metric, which the stored
+	// metrics' flags mirror (experiment.ApplyDefaults). A body that sets only one of
+	// the two says which metric is primary now; one that sets both must agree.
+	old := e.Analysis.PrimaryMetric
 	if p.Metrics != nil {
 		e.Metrics = *p.Metrics
+		if p.Analysis == nil {
+			e.Analysis.PrimaryMetric = ""
+			flagged := false
+			for _, m := range e.Metrics {
+				flagged = flagged || m.Primary
+			}
+			for i, m := range e.Metrics {
+				if !flagged && m.Name == old { // unmarked lists keep a primary they still hold
+					e.Metrics[i].Primary = true
+				}
+			}
+		}
 	}
 	if p.Analysis != nil {
 		e.Analysis = *p.Analysis
+		if p.Metrics == nil && e.Analysis.PrimaryMetric != "" {
+			ms := make([]experiment.MetricRef, len(e.Metrics))
+			for i, m := range e.Metrics {
+				ms[i] = experiment.MetricRef{Name: m.Name} // the plan's choice replaces the old flag
+			}
+			e.Metrics = ms
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package api
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math"
 	"net/http"
 	"strings"
@@ -76,6 +77,9 @@ func (s *Server) getPlot(c echo.Context) error {
 	}
 	ch, ok := r.Chart(name)
 	if !ok {
+		if why, left := r.Missing[name]; left {
+			return experiment.E("api.plot", experiment.NotFound, experiment.Errorf("%s", why))
+		}
 		return experiment.E("api.plot", experiment.NotFound, experiment.Errorf("this report has no chart %q; it has %s", name, strings.Join(r.ChartNames(), ", ")))
 	}
 	b, err := reports.Bytes(ch, f, reports.RenderOptions{})
@@ -175,7 +179,7 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		for name, why := range pr.Omitted {
 			r.Notes = append(r.Notes, "Metric "+name+" is not in this private report: "+why+".")
 		}
-		r.Notes = append(r.Notes, "The cumulative daily chart is left out of private reports: each day would be another release spending budget.")
+		r.LeaveOut("cumulative", "The cumulative daily chart is left out of private reports: each day would be another release spending budget.")
 	} else {
 		res, err := db.ExperimentResults(ctx, key, store.ResultsOptions{NoSnapshot: true})
 		if err != nil {
@@ -211,20 +215,32 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		}
 		addExposures(res.Exposures)
 		exposures.SRMPValue = p
-		if primary != "" {
-			if d, err := db.DailyResults(ctx, key, primary); err == nil {
-				cum := &reports.Cumulative{Metric: primary, Unit: "relative lift, %", Level: 1 - r.Alpha}
-				for _, day := range d.Days {
-					t, err := time.Parse("2006-01-02", day.Date)
-					if err != nil || len(day.Comparisons) == 0 || !finiteEffect(day.Comparisons[0].Relative) {
-						continue
-					}
-					rel := day.Comparisons[0].Relative
-					cum.Points = append(cum.Points, reports.TimeEffect{Time: t.Add(24 * time.Hour), Interval: reports.Interval{Estimate: 100 * rel.Estimate, Low: 100 * rel.CILow, High: 100 * rel.CIHigh}})
+		if primary == "" {
+			r.LeaveOut("cumulative", "There is no cumulative chart: no metric of this experiment could be analyzed.")
+		} else if d, err := db.DailyResults(ctx, key, primary); err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s could not be computed: %v.", primary, err))
+		} else {
+			cum := &reports.Cumulative{Metric: primary, Unit: "relative lift, %", Level: 1 - r.Alpha}
+			var days []string
+			for _, day := range d.Days {
+				t, err := time.Parse("2006-01-02", day.Date)
+				if err != nil || len(day.Comparisons) == 0 || !finiteEffect(day.Comparisons[0].Relative) {
+					continue
 				}
-				if len(cum.Points) >= 2 {
-					charts = append(charts, cum)
-				}
+				days = append(days, day.Date)
+				rel := day.Comparisons[0].Relative
+				cum.Points = append(cum.Points, reports.TimeEffect{Time: t.Add(24 * time.Hour), Interval: reports.Interval{Estimate: 100 * rel.Estimate, Low: 100 * rel.CILow, High: 100 * rel.CIHigh}})
+			}
+			switch len(cum.Points) {
+			case 0:
+				r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s needs at least two days of data; this experiment has none with a result in both arms yet.", primary))
+			case 1:
+				r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s needs at least two days of data; this experiment has one (%s).", primary, days[0]))
+			default:
+				charts = append(charts, cum)
 			}
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -30,12 +31,19 @@ type DigestOptions struct {
 // The target is an experiment key, "holdout:NAME" (the holdout's current cohort
 // against the exposed units, spent from the holdout's budget) or "journey:KEY"
 // (the journey's experiment: personalized vs control). The digest holds one DP
-// release of the results (spent from the budget, on behalf of "digest:JOB"), the
-// headline relative lift of the primary metric, the guardrails (metrics where
-// lower is better), a plain-English verdict, and the trend made of the earlier
-// digests' headlines (no further privacy cost). When a
-// digest for that job, period and target exists already (a retried or restarted
-// run) it is returned as it is and nothing is spent.
+// release of the results (spent from the budget, on behalf of "digest:JOB"): the
+// units per arm, the headline relative lift of the primary metric, the
+// guardrails (the other metrics where lower is better, judged by
+// experiment.Metric.Guardrail), a plain-English verdict, and the trend made of
+// the earlier digests' headlines of the same metric (and, for a holdout, of the
+// same cohort), at no further privacy cost.
+//
+// A digest never publishes an interval that says nothing (reports.SaysNothing,
+// or an arm with fewer than reports.MinArmUnits released units): it says why
+// instead. A holdout's current cohort that has too few units yet (right after a
+// rotation) is reported by the previous cohort, released as well, with a note.
+// When a digest for that job, period and target exists already (a retried or
+// restarted run) it is returned as it is and nothing is spent.
 func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period time.Time, target string, o DigestOptions) (*experiment.Digest, error) {
 	if o.Now == nil {
 		o.Now = time.Now
@@ -50,12 +58,36 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 	var (
 		pr             *PrivateResults
 		title, primary string
+		what           string // what the digest measures, for sentences: "the experiment", "cohort v2"
+		started, ended *time.Time
+		cohort         int // the holdout version reported
+		notes          []string
+		eps            float64
 		err            error
 	)
 	switch {
 	case strings.HasPrefix(target, jobs.SubjectHoldout+":"):
 		name := strings.TrimPrefix(target, jobs.SubjectHoldout+":")
+		h, err := db.GetHoldout(ctx, name)
+		if err != nil {
+			return nil, err
+		}
 		if pr, err = PrivateHoldoutResults(ctx, db, name, 0, who, o.Privacy); err != nil {
+			return nil, err
+		}
+		eps = pr.Private.Epsilon
+		if cur := pr; cur.Version > 1 && fewUnits(cur) {
+			if pr, err = PrivateHoldoutResults(ctx, db, name, cur.Version-1, who, o.Privacy); err != nil {
+				return nil, err
+			}
+			eps += pr.Private.Epsilon
+			notes = append(notes, fmt.Sprintf("Cohort v%d began on %s and has too few units to compare yet (%s, as released), so this summary reports cohort v%d; both cohorts were released (ε %.3g each).",
+				cur.Version, h.RotatedAt.UTC().Format("2006-01-02"), unitsList(cur), pr.Version, cur.Private.Epsilon))
+		}
+		st, end := cohortDates(h, pr.Version)
+		started, ended, cohort = &st, end, pr.Version
+		what = fmt.Sprintf("cohort v%d", pr.Version)
+		if primary, err = holdoutPrimary(ctx, db, name); err != nil {
 			return nil, err
 		}
 		title = fmt.Sprintf("Long-run incrementality: holdout %s, cohort v%d (exposed vs held out)", name, pr.Version)
@@ -72,7 +104,8 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if pr, err = PrivateExperimentResults(ctx, db, e.Key, who, o.Privacy); err != nil {
 			return nil, err
 		}
-		title, primary = "Personalized journey "+jr.Key+": personalized vs control journey", e.Analysis.PrimaryMetric
+		eps, started, ended, what = pr.Private.Epsilon, e.StartedAt, e.StoppedAt, "the journey's experiment"
+		title, primary = "Personalized journey "+jr.Key+": personalized vs control journey", e.Primary()
 	default:
 		e, err := db.GetExperiment(ctx, target)
 		if err != nil {
@@ -85,43 +118,61 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if title == "" {
 			title = e.Key
 		}
-		title, primary = "Incrementality summary: "+title, e.Analysis.PrimaryMetric
+		eps, started, ended, what = pr.Private.Epsilon, e.StartedAt, e.StoppedAt, "the experiment"
+		title, primary = "Incrementality summary: "+title, e.Primary()
 	}
 	rd := &reports.Digest{
 		Title:       title,
 		Subject:     target,
+		Cohort:      cohort,
 		Period:      period.UTC(),
 		GeneratedAt: o.Now().UTC(),
-		Privacy:     reports.Privacy{Private: true, Epsilon: pr.Private.Epsilon},
+		Started:     started,
+		Ended:       ended,
+		Privacy:     reports.Privacy{Private: true, Epsilon: eps},
+		Notes:       notes,
+	}
+	if pr.Release != nil {
+		for _, u := range pr.Release.Units {
+			rd.Arms = append(rd.Arms, reports.ArmUnits{Arm: u.Variant, Units: u.N})
+		}
+	}
+	judged, err := judgeRelease(ctx, db, pr)
+	if err != nil {
+		return nil, err
 	}
 	level := 1 - pr.Alpha
-	for _, m := range pr.Metrics {
-		def, err := db.GetMetric(ctx, m.Name)
-		if err != nil {
-			return nil, err
-		}
-		for _, c := range m.Comparisons {
-			if c.Relative == nil {
+	why := "" // why the primary metric has no headline
+	if fewUnits(pr) {
+		why = fmt.Sprintf("%s has no units yet: fewer than %d per arm (%s, as released), too few to compare", capitalize(what), reports.MinArmUnits, unitsList(pr))
+	}
+	var headlineHigher bool
+	for _, g := range judged {
+		isPrimary := primary == g.Metric || primary == "" && g.Def.HigherIsBetter() && rd.Headline == nil
+		switch {
+		case isPrimary && rd.Headline == nil && why == "":
+			if g.Lift == nil {
+				why = fmt.Sprintf("the result for %s is too uncertain to publish yet: its interval could not tell a halving from a doubling", g.Metric)
+				primary = g.Metric
 				continue
 			}
-			iv := reports.Interval{Estimate: c.Relative.Estimate, Low: c.Relative.CILow, High: c.Relative.CIHigh}
-			if !def.HigherIsBetter() {
-				rd.Guardrails = append(rd.Guardrails, reports.Guardrail{Metric: m.Name, Variant: c.Variant, Lift: iv, Breach: iv.Low > 0})
-				continue
+			var units int64
+			for _, v := range g.Release.Variants {
+				units += v.N
 			}
-			if rd.Headline == nil && (primary == "" || primary == m.Name) {
-				var units int64
-				for _, v := range m.Variants {
-					units += v.N
-				}
-				rd.Headline = &reports.Headline{Metric: m.Name, Variant: c.Variant, Level: level, Lift: iv, Units: units}
-			}
+			rd.Headline = &reports.Headline{Metric: g.Metric, Variant: g.Variant, Control: g.Control, Level: level, Lift: *g.Lift, Units: units}
+			primary, headlineHigher = g.Metric, g.Def.HigherIsBetter()
+		case g.Metric == primary || g.Def.HigherIsBetter():
+			// the primary metric's other arms; other metrics where higher is better are not in a digest
+		default:
+			rd.Guardrails = append(rd.Guardrails, reports.Guardrail{Metric: g.Metric, Variant: g.Variant, Lift: g.Lift, Status: g.Status, Breach: g.Status == experiment.GuardrailBreached})
 		}
 	}
 	for name, why := range pr.Omitted {
 		rd.Notes = append(rd.Notes, fmt.Sprintf("%s is not in this summary: %s.", name, why))
 	}
-	rd.Verdict = verdict(rd)
+	sort.Strings(rd.Notes[len(notes):])
+	rd.Verdict = verdict(rd, headlineHigher, why)
 	if rd.Headline != nil {
 		past, err := db.ListDigests(ctx, 520)
 		if err != nil {
@@ -133,7 +184,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 				continue
 			}
 			var old reports.Digest
-			if json.Unmarshal(p.JSON, &old) == nil && old.Headline != nil && old.Headline.Metric == rd.Headline.Metric {
+			if json.Unmarshal(p.JSON, &old) == nil && old.Headline != nil && old.Headline.Metric == rd.Headline.Metric && old.Cohort == rd.Cohort && !reports.SaysNothing(old.Headline.Lift) {
 				rd.Trend = append(rd.Trend, reports.TimeEffect{Time: p.Period, Interval: old.Headline.Lift})
 			}
 		}
@@ -155,29 +206,175 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		At: rd.GeneratedAt, JSON: summary, HTML: html, PDF: pdf}, nil
 }
 
-// verdict says in plain English what the digest's numbers mean.
-func verdict(d *reports.Digest) string {
+// judged is one comparison of a DP release, judged as digests and monitors judge it.
+type judged struct {
+	Metric, Variant, Control string
+	Def                      *experiment.Metric
+	Release                  privacy.MetricRelease
+	Lift                     *reports.Interval // the relative lift; nil when it says nothing (reports.SaysNothing, or too few units)
+	Status                   experiment.GuardrailStatus
+}
+
+// judgeRelease judges every comparison of a DP release by one rule, which the
+// digest's headline and guardrails and the monitor of an experiment under a
+// privacy budget (PrivateGuardrails) all use, so that they cannot contradict one
+// another on the same release: the relative lift is withheld when it says
+// nothing, and then the status is unclear; otherwise the status is
+// experiment.Metric.Guardrail of its interval. All of it is post-processing of
+// the release.
+func judgeRelease(ctx context.Context, db *store.DB, pr *PrivateResults) ([]judged, error) {
+	few := fewUnits(pr)
+	var out []judged
+	for _, m := range pr.Metrics {
+		def, err := db.GetMetric(ctx, m.Name)
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range m.Comparisons {
+			g := judged{Metric: m.Name, Variant: c.Variant, Control: m.Control, Def: def, Release: m.MetricRelease, Status: experiment.GuardrailUnclear}
+			if c.Relative != nil {
+				iv := reports.Interval{Estimate: c.Relative.Estimate, Low: c.Relative.CILow, High: c.Relative.CIHigh}
+				if !few && !reports.SaysNothing(iv) {
+					g.Lift, g.Status = &iv, def.Guardrail(iv.Low, iv.High)
+				}
+			}
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// PrivateGuardrails judges every metric of an experiment's DP release as its
+// digest does (judgeRelease), for the monitor job (jobs.Deps.PrivateGuardrails):
+// the release is PrivateExperimentResults' on behalf of who, so that a monitor
+// running while the data are unchanged reads the digest's own release and
+// spends nothing. ok is false, with no error, when the experiment has no
+// privacy budget, not enough left for a release, or no data to release.
+func PrivateGuardrails(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) ([]jobs.GuardrailCheck, bool, error) {
+	if _, err := privacy.NewLedger(db.Ledger()).Account(ctx, privacy.ExperimentScope(key), 1); experiment.Is(err, experiment.NotFound) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, err
+	}
+	pr, err := PrivateExperimentResults(ctx, db, key, who, opt)
+	if experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	js, err := judgeRelease(ctx, db, pr)
+	if err != nil {
+		return nil, false, err
+	}
+	out := make([]jobs.GuardrailCheck, len(js))
+	for i, g := range js {
+		out[i] = jobs.GuardrailCheck{Metric: g.Metric, Variant: g.Variant, Status: g.Status, ReleasedAt: pr.Private.ReleasedAt}
+		if l := g.Lift; l != nil {
+			out[i].Estimate, out[i].Low, out[i].High = l.Estimate, l.Low, l.High
+		}
+	}
+	return out, true, nil
+}
+
+// fewUnits reports whether an arm of the release has fewer than
+// reports.MinArmUnits units (as released).
+func fewUnits(pr *PrivateResults) bool {
+	if pr.Release == nil || len(pr.Release.Units) == 0 {
+		return true
+	}
+	for _, u := range pr.Release.Units {
+		if u.N < reports.MinArmUnits {
+			return true
+		}
+	}
+	return false
+}
+
+// unitsList is "holdout 3 and exposed 0 units".
+func unitsList(pr *PrivateResults) string {
+	if pr.Release == nil {
+		return "no units"
+	}
+	var parts []string
+	for _, u := range pr.Release.Units {
+		parts = append(parts, fmt.Sprintf("%s %d", u.Variant, u.N))
+	}
+	return strings.Join(parts, " and ") + " units"
+}
+
+// cohortDates is when a holdout version began and, unless it is current, ended.
+func cohortDates(h *experiment.Holdout, version int) (time.Time, *time.Time) {
+	for _, v := range h.Versions {
+		if v.Version == version {
+			return v.Start.UTC(), v.End
+		}
+	}
+	if version == h.Version {
+		return h.RotatedAt.UTC(), nil
+	}
+	return h.CreatedAt.UTC(), nil
+}
+
+// holdoutPrimary is the primary metric of a holdout's digest: that of the first
+// experiment (by key) naming the holdout; "" when none names one.
+func holdoutPrimary(ctx context.Context, db *store.DB, name string) (string, error) {
+	es, err := db.ListExperiments(ctx)
+	if err != nil {
+		return "", err
+	}
+	sort.Slice(es, func(i, j int) bool { return es[i].Key < es[j].Key })
+	for _, e := range es {
+		if e.Holdout == name && e.Primary() != "" {
+			return e.Primary(), nil
+		}
+	}
+	return "", nil
+}
+
+func capitalize(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// verdict says in plain English what the digest's numbers mean; why says why
+// there is no headline, when there is none. higher tells the headline metric's
+// wanted direction.
+func verdict(d *reports.Digest, higher bool, why string) string {
 	h := d.Headline
 	var b strings.Builder
 	if h == nil {
-		b.WriteString("There is not enough data to release a result yet.")
+		if why == "" {
+			why = "there is not enough data to release a result yet"
+		}
+		b.WriteString(capitalize(why) + ".")
 	} else {
 		pc := func(x float64) string { return strconv.FormatFloat(math.Abs(100*x), 'f', 1, 64) + "%" }
+		who := h.Variant
+		if h.Control == "holdout" { // a holdout's "exposed" arm: what acts is the exposure
+			who = "exposure"
+		}
+		good, bad := "the gain is statistically clear.", "the loss is statistically clear; consider stopping it."
+		if !higher {
+			good, bad = bad, good
+		}
 		switch {
 		case h.Lift.Low > 0:
-			fmt.Fprintf(&b, "%s raised %s by about %s (between %s and %s): the gain is statistically clear.", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High))
+			fmt.Fprintf(&b, "%s raised %s by about %s (between %s and %s): %s", who, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High), good)
 		case h.Lift.High < 0:
-			fmt.Fprintf(&b, "%s lowered %s by about %s (between %s and %s): the loss is statistically clear; consider stopping it.", h.Variant, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.Low), pc(h.Lift.High))
+			fmt.Fprintf(&b, "%s lowered %s by about %s (between %s and %s): %s", who, h.Metric, pc(h.Lift.Estimate), pc(h.Lift.High), pc(h.Lift.Low), bad)
 		default:
-			fmt.Fprintf(&b, "No clear effect of %s on %s yet: the change lies between %+.1f%% and %+.1f%%.", h.Variant, h.Metric, 100*h.Lift.Low, 100*h.Lift.High)
+			fmt.Fprintf(&b, "No clear effect of %s on %s yet: the change lies between %s and %s.", who, h.Metric, reports.SignedPercent(h.Lift.Low), reports.SignedPercent(h.Lift.High))
 		}
 	}
 	for _, g := range d.Guardrails {
-		if g.Breach {
-			fmt.Fprintf(&b, " Guardrail %s got worse under %s (%+.1f%%).", g.Metric, g.Variant, 100*g.Lift.Estimate)
+		if g.Status == experiment.GuardrailBreached {
+			fmt.Fprintf(&b, " Guardrail %s got worse under %s (%s).", g.Metric, g.Variant, reports.SignedPercent(g.Lift.Estimate))
 		}
 	}
-	return b.String()
+	return capitalize(b.String())
 }
 
 type jobList struct {
@@ -217,6 +414,7 @@ func (s *Server) jobRoutes() {
 		Description: "Open /summaries?key=KEY once: the key is kept in an HttpOnly cookie and removed from the address. The Authorization header works too.", ContentType: "text/html",
 		Query: []param{{Name: "key", Type: "string", Description: "a viewer (or analyst/admin) API key"}}})
 	s.route(http.MethodGet, "/summaries/:id", Public, s.summaryPage, op{Summary: "One summary page (same authentication as /summaries)", ContentType: "text/html"})
+	s.route(http.MethodGet, "/summaries/:id/pdf", Public, s.summaryPDF, op{Summary: "One summary as PDF (same authentication as /summaries)", ContentType: "application/pdf"})
 }
 
 func (s *Server) scheduler() (*jobs.Scheduler, error) {
@@ -386,13 +584,22 @@ func (s *Server) pageAuth(c echo.Context) (redirected bool, err error) {
 var summariesPage = template.Must(template.New("summaries").Parse(`<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>Lift summaries</title>
 <style>body{font-family:'Liberation Sans',Arial,Helvetica,sans-serif;max-width:860px;margin:2em auto;color:#222;padding:0 1em}
-li{margin:.8em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}</style></head><body>
+li{margin:1.1em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}.title{font-size:1.1em;font-weight:bold}.facts{font-size:.95em}</style></head><body>
 <h1>Incrementality summaries</h1>
-<p class="meta">Every number here is differentially private.</p>
-{{if .}}<ul id="summaries">{{range .}}<li><a href="/summaries/{{.ID}}">{{.Title}}</a> <span class="meta">· period {{.Period.Format "2006-01-02"}} · <a href="/v1/summaries/{{.ID}}/pdf">PDF</a></span><br>{{.Verdict}}</li>{{end}}</ul>
+<p class="meta">Every number here is differentially private. Each summary's ε is its privacy guarantee: adding or removing any one unit's data changes the chance of any number in it by at most a factor of e^ε, so no individual can be singled out; a smaller ε means more privacy and more noise.</p>
+{{if .}}<ul id="summaries">{{range .}}<li><a class="title" href="/summaries/{{.ID}}">{{.Title}}</a><br>
+<span class="meta">period {{.Period.Format "2006-01-02 15:04 MST"}} · {{.D.Privacy.Caption}} · <a href="/summaries/{{.ID}}">page</a> · <a href="/summaries/{{.ID}}/pdf">PDF</a></span><br>
+{{with .D.DatesText}}<span class="facts">{{.}}</span><br>{{end}}{{with .D.UnitsText}}<span class="facts">{{.}}</span><br>{{end}}
+{{if .D.Headline}}<b class="headline">{{.D.HeadlineText}}</b><br>{{end}}{{.Verdict}}</li>{{end}}</ul>
 {{else}}<p>No summary has been published yet. Summaries are published by digest jobs.</p>{{end}}
 </body></html>
 `))
+
+// listedSummary is a published digest with its document, for the summaries page.
+type listedSummary struct {
+	*experiment.Digest
+	D reports.Digest
+}
 
 func (s *Server) summariesPage(c echo.Context) error {
 	if done, err := s.pageAuth(c); done || err != nil {
@@ -402,11 +609,26 @@ func (s *Server) summariesPage(c echo.Context) error {
 	if err != nil {
 		return err
 	}
+	list := make([]listedSummary, len(ds))
+	for i, d := range ds {
+		list[i].Digest = d
+		if err := json.Unmarshal(d.JSON, &list[i].D); err != nil {
+			return experiment.E("api.summariesPage", experiment.Internal, fmt.Errorf("summary %s: %w", d.ID, err))
+		}
+	}
 	var b strings.Builder
-	if err := summariesPage.Execute(&b, ds); err != nil {
+	if err := summariesPage.Execute(&b, list); err != nil {
 		return err
 	}
 	return c.HTML(http.StatusOK, b.String())
+}
+
+// summaryPDF serves a summary's PDF to a browser authenticated like /summaries.
+func (s *Server) summaryPDF(c echo.Context) error {
+	if done, err := s.pageAuth(c); done || err != nil {
+		return err
+	}
+	return s.getSummaryPDF(c)
 }
 
 func (s *Server) summaryPage(c echo.Context) error {

@@ -28,6 +28,8 @@ func newJobServer(t *testing.T) *tserver {
 		db := o.Store
 		kinds := jobs.Kinds(jobs.Deps{Store: db, Digest: func(ctx context.Context, j *experiment.Job, p time.Time, target string) (*experiment.Digest, error) {
 			return BuildDigest(ctx, db, j, p, target, DigestOptions{Privacy: privacy.DefaultOptions()})
+		}, PrivateGuardrails: func(ctx context.Context, j *experiment.Job, key string) ([]jobs.GuardrailCheck, bool, error) {
+			return PrivateGuardrails(ctx, db, key, "monitor:"+j.Name, privacy.DefaultOptions())
 		}})
 		var err error
 		if sched, err = jobs.New(db, kinds, jobs.Options{Retries: -1}); err != nil {
@@ -145,22 +147,41 @@ func TestJobsAndSummaries(t *testing.T) {
 }
 
 // chromiumCheck opens the summaries page and one summary in Debian's headless
-// Chromium, checks the rendered pages show the headline and the chart, and saves
-// a screenshot (path in the test log; LIFT_TEST_ARTIFACTS chooses the folder).
+// Chromium, checks the rendered pages show the headline, the chart and the facts
+// an executive needs (units, dates, a PDF link the page's cookie opens), and
+// saves screenshots (paths in the test log; LIFT_TEST_ARTIFACTS chooses the folder).
 func chromiumCheck(t *testing.T, base, key, id, headline string) {
+	browse := chromium(t)
+	if browse == nil {
+		return
+	}
+	list := string(browse("--dump-dom", base+"/summaries?key="+key))
+	for _, want := range []string{"Incrementality summaries", "/summaries/" + id, "/summaries/" + id + "/pdf", "Units: control", "privacy guarantee"} {
+		if !strings.Contains(htmlText(list), want) {
+			t.Errorf("the summaries page rendered by Chromium lacks %q:\n%s", want, list)
+		}
+	}
+	page := string(browse("--dump-dom", base+"/summaries/"+id+"?key="+key))
+	for _, want := range []string{headline, "<svg", "differentially private", "Units: control", "Running since", "privacy guarantee"} {
+		if !strings.Contains(htmlText(page), want) {
+			t.Errorf("the summary page rendered by Chromium lacks %q", want)
+		}
+	}
+	screenshot(t, browse, base+"/summaries/"+id+"?key="+key, "summary.png")
+	screenshot(t, browse, base+"/summaries?key="+key, "summaries.png")
+}
+
+// chromium returns a runner of Debian's headless Chromium, or nil (logged) when
+// it is not installed.
+func chromium(t *testing.T) func(args ...string) []byte {
+	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		t.Log("chromium not installed (apt-get install chromium): browser check skipped")
-		return
+		return nil
 	}
-	out := os.Getenv("LIFT_TEST_ARTIFACTS")
-	if out == "" {
-		out = filepath.Join(os.TempDir(), "lift-test-artifacts")
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	run := func(args ...string) []byte {
+	return func(args ...string) []byte {
+		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
 		base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
@@ -173,22 +194,25 @@ func chromiumCheck(t *testing.T, base, key, id, headline string) {
 		}
 		return stdout.Bytes()
 	}
-	list := string(run("--dump-dom", base+"/summaries?key="+key))
-	if !strings.Contains(list, "Incrementality summaries") || !strings.Contains(list, "/summaries/"+id) {
-		t.Errorf("the summaries page rendered by Chromium lacks the list:\n%s", list)
+}
+
+// screenshot saves a screenshot of url as name under $LIFT_TEST_ARTIFACTS
+// (default the system temp folder) and logs its path.
+func screenshot(t *testing.T, browse func(...string) []byte, url, name string) {
+	t.Helper()
+	out := os.Getenv("LIFT_TEST_ARTIFACTS")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "lift-test-artifacts")
 	}
-	page := string(run("--dump-dom", base+"/summaries/"+id+"?key="+key))
-	for _, want := range []string{headline, "<svg", "differentially private"} {
-		if !strings.Contains(htmlText(page), want) {
-			t.Errorf("the summary page rendered by Chromium lacks %q", want)
-		}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		t.Fatal(err)
 	}
-	shot := filepath.Join(out, "summary.png")
-	run("--window-size=1000,1300", "--screenshot="+shot, base+"/summaries/"+id+"?key="+key)
+	shot := filepath.Join(out, name)
+	browse("--window-size=1000,1300", "--screenshot="+shot, url)
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	} else {
-		t.Logf("screenshot of the summary page: %s", shot)
+		t.Logf("screenshot: %s", shot)
 	}
 }
 

@@ -135,13 +135,51 @@ func (e *Experiment) ApplyDefaults() {
 	if e.Status == "" {
 		e.Status = Draft
 	}
-	if e.Analysis.PrimaryMetric == "" {
+	e.normalizePrimary()
+}
+
+// normalizePrimary makes analysis.primary_metric the one record of the primary
+// metric: a plan that names none takes the metric marked primary, and the
+// metrics' primary flags are then set to mirror the plan. A design that marks
+// two metrics, or marks one and names another in the plan, is left as it is for
+// Validate to refuse.
+func (e *Experiment) normalizePrimary() {
+	p := e.Analysis.PrimaryMetric
+	if p == "" {
 		for _, m := range e.Metrics {
 			if m.Primary {
-				e.Analysis.PrimaryMetric = m.Name
+				p = m.Name
+				break
 			}
 		}
 	}
+	for _, m := range e.Metrics {
+		if m.Primary && m.Name != p {
+			return // contradictory: Validate says where
+		}
+	}
+	e.Analysis.PrimaryMetric = p
+	ms := make([]MetricRef, len(e.Metrics)) // the caller's slice stays as it was
+	for i, m := range e.Metrics {
+		ms[i] = MetricRef{Name: m.Name, Primary: p != "" && m.Name == p}
+	}
+	if e.Metrics != nil {
+		e.Metrics = ms
+	}
+}
+
+// Primary is the experiment's primary metric: the one its analysis plan names
+// (which ApplyDefaults keeps equal to the metric marked primary), else its first
+// metric; "" when it has no metrics. Results, reports, digests and journey
+// comparisons all take the primary metric from here.
+func (e *Experiment) Primary() string {
+	if p := e.Analysis.PrimaryMetric; p != "" {
+		return p
+	}
+	if len(e.Metrics) > 0 {
+		return e.Metrics[0].Name
+	}
+	return ""
 }
 
 var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$`)
@@ -234,6 +272,19 @@ func (e *Experiment) Validate() error {
 	}
 	if p := e.Analysis.PrimaryMetric; p != "" && !names[p] {
 		return invalid(op, "analysis.primary_metric", "%q is not among the experiment's metrics", p)
+	}
+	flagged := -1
+	for i, m := range e.Metrics {
+		if !m.Primary {
+			continue
+		}
+		if flagged >= 0 {
+			return invalid(op, "metrics["+strconv.Itoa(i)+"].primary", "only one metric can be primary, and %q is marked already", e.Metrics[flagged].Name)
+		}
+		flagged = i
+	}
+	if p := e.Analysis.PrimaryMetric; flagged >= 0 && p != "" && p != e.Metrics[flagged].Name {
+		return invalid(op, "analysis.primary_metric", "names %q but metrics[%d] (%q) is marked primary: name one primary metric", p, flagged, e.Metrics[flagged].Name)
 	}
 	switch e.Status {
 	case Draft, Running, Stopped:

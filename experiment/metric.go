@@ -53,6 +53,44 @@ type Metric struct {
 	Covariate   *Covariate  `json:"covariate,omitempty"`
 	Bounds      *Bounds     `json:"bounds,omitempty"`
 	Higher      *bool       `json:"higher_is_better,omitempty"` // default true; false for guardrails such as unsubscribes
+	// GuardrailMargin is the relative harm a guardrail tolerates (0.02: up to 2%
+	// worse), default 0; see Guardrail.
+	GuardrailMargin float64 `json:"guardrail_margin,omitempty"`
+}
+
+// GuardrailStatus is what a guardrail's interval says about the harm it guards against.
+type GuardrailStatus string
+
+// The guardrail statuses (see Metric.Guardrail).
+const (
+	GuardrailBreached GuardrailStatus = "breached" // harm beyond the margin is statistically clear
+	GuardrailHolding  GuardrailStatus = "holding"  // harm beyond the margin is ruled out
+	GuardrailUnclear  GuardrailStatus = "unclear"  // the interval allows both
+)
+
+// Guardrail judges the confidence interval [low, high] of the metric's relative
+// change (treatment against control). Harm is a change in the direction the
+// metric does not want: a rise when lower is better, a fall otherwise. With m the
+// metric's GuardrailMargin,
+//
+//	lower is better:  breached when low > m,   holding when high < m
+//	higher is better: breached when high < −m, holding when low > −m
+//
+// and unclear otherwise: "holding" needs the interval to rule out harm beyond the
+// margin, not merely to fail to show it. With no margin, an unchanged guardrail
+// stays unclear however long it runs; give one to say how much harm is tolerable.
+func (m *Metric) Guardrail(low, high float64) GuardrailStatus {
+	g := m.GuardrailMargin
+	if !m.HigherIsBetter() {
+		low, high = -high, -low // as a change in the wanted direction
+	}
+	switch {
+	case high < -g:
+		return GuardrailBreached
+	case low > -g:
+		return GuardrailHolding
+	}
+	return GuardrailUnclear
 }
 
 // HigherIsBetter reports the metric's desired direction (default true).
@@ -110,6 +148,9 @@ func (m *Metric) Validate() error {
 	}
 	if b := m.Bounds; b != nil && !(b.Lower < b.Upper) {
 		return invalid(op, "bounds", "lower must be below upper, got [%g, %g]", b.Lower, b.Upper)
+	}
+	if g := m.GuardrailMargin; !(g >= 0 && g < 1) {
+		return invalid(op, "guardrail_margin", "must be a relative change in [0, 1), e.g. 0.02 for 2%%, got %g", g)
 	}
 	return nil
 }

@@ -26,6 +26,22 @@ type Deps struct {
 	// Journeys compares personalized, control and holdout units of each journey;
 	// nil leaves the journey_comparison kind unavailable.
 	Journeys Func
+	// PrivateGuardrails judges the metrics of an experiment under a privacy budget
+	// on its DP release, by the rule its digests use, so that a monitor and a
+	// digest never contradict each other (docs/jobs.md); ok is false when the
+	// experiment has no budget (or none left), and the monitor then judges on
+	// exact results. Nil: the monitor always judges on exact results.
+	PrivateGuardrails func(ctx context.Context, j *experiment.Job, key string) (checks []GuardrailCheck, ok bool, err error)
+}
+
+// GuardrailCheck is one metric's comparison judged on a DP release.
+type GuardrailCheck struct {
+	Metric, Variant string
+	Status          experiment.GuardrailStatus
+	// Estimate, Low and High are the released relative lift and its interval
+	// (all zero when the interval was withheld as saying nothing).
+	Estimate, Low, High float64
+	ReleasedAt          time.Time
 }
 
 // Kinds returns the job kinds backed by deps.
@@ -125,10 +141,30 @@ func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) 
 			}
 			return nil, fmt.Errorf("results of %s: %w", k, err)
 		}
+		var private map[string]bool // metrics judged on the DP release
+		if d.PrivateGuardrails != nil {
+			checks, ok, err := d.PrivateGuardrails(ctx, j, k)
+			if err != nil {
+				return nil, fmt.Errorf("private release of %s: %w", k, err)
+			}
+			if ok {
+				private = map[string]bool{}
+			}
+			for _, c := range checks {
+				private[c.Metric] = true
+				if c.Status == experiment.GuardrailBreached {
+					add("guardrail", k, "critical", fmt.Sprintf("Experiment %s: %s moved the wrong way in %s (relative effect %+.1f%%, %+.1f%% to %+.1f%%, in the private release of %s that its summaries show).",
+						k, c.Metric, c.Variant, 100*c.Estimate, 100*c.Low, 100*c.High, c.ReleasedAt.UTC().Format(time.RFC3339)))
+				}
+			}
+		}
 		if r.SRM.Mismatch {
 			add("srm", k, "critical", fmt.Sprintf("Experiment %s has a sample-ratio mismatch (p = %.2g < %.2g): exposure counts %v do not match the configured weights; its results cannot be trusted until the cause is found.", k, r.SRM.PValue, r.SRM.Threshold, r.Exposures))
 		}
 		for _, m := range r.Metrics {
+			if private[m.Name] {
+				continue
+			}
 			def, err := d.Store.GetMetric(ctx, m.Name)
 			if err != nil {
 				continue

@@ -221,7 +221,7 @@ func ScheduledCompare(db *store.DB, d *Decider) func(ctx context.Context, j *exp
 				if err != nil {
 					return nil, experiment.E(op, err)
 				}
-				if m := primaryMetric(e); m != "" {
+				if m := e.Primary(); m != "" {
 					if t, err := db.DailyResults(ctx, e.Key, m); err != nil {
 						if ctx.Err() != nil {
 							return nil, experiment.E(op, ctx.Err())
@@ -236,19 +236,6 @@ func ScheduledCompare(db *store.DB, d *Decider) func(ctx context.Context, j *exp
 		}
 		return map[string]any{"comparisons": out}, nil
 	}
-}
-
-// primaryMetric is the metric marked primary, else the first; "" when none.
-func primaryMetric(e *experiment.Experiment) string {
-	for _, m := range e.Metrics {
-		if m.Primary {
-			return m.Name
-		}
-	}
-	if len(e.Metrics) > 0 {
-		return e.Metrics[0].Name
-	}
-	return ""
 }
 
 // wholeDays widens [from, to) to whole UTC days.

@@ -130,6 +130,9 @@ type Incrementality struct {
 	Level   float64      `json:"level"`
 	Points  []TimeEffect `json:"points"`
 	Privacy Privacy      `json:"privacy"`
+	// Dots marks each point: for series of a few measurements (a digest's
+	// periods), where the line between them is not data.
+	Dots bool `json:"dots,omitempty"`
 }
 
 // DiDTrends plots the treated and control groups' mean outcome over time and marks
@@ -346,7 +349,26 @@ func (c *Incrementality) build() (*plot.Plot, error) {
 		title = fmt.Sprintf("Incrementality of %s vs holdout %s", c.Metric, c.Holdout)
 	}
 	p := newPlot(title, c.Privacy, "date", withUnit("incremental effect", c.Unit))
-	return p, timeBand(p, c.Points, c.Level)
+	if err := timeBand(p, c.Points, c.Level); err != nil {
+		return nil, err
+	}
+	if !c.Dots {
+		return p, nil
+	}
+	// A dot on each measured point: between them the line and band only join
+	// the measurements, they are not data.
+	pts := make(plotter.XYs, len(c.Points))
+	for i, q := range c.Points {
+		pts[i] = plotter.XY{X: float64(q.Time.Unix()), Y: q.Estimate}
+	}
+	dots, err := plotter.NewScatter(pts)
+	if err != nil {
+		return nil, err
+	}
+	dots.GlyphStyle.Color, dots.GlyphStyle.Radius, dots.GlyphStyle.Shape = blue, vg.Points(3.5), draw.CircleGlyph{}
+	p.Add(dots)
+	p.Legend.Add("measured", dots)
+	return p, nil
 }
 
 func (c *Exposures) build() (*plot.Plot, error) {

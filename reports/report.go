@@ -56,6 +56,18 @@ type Report struct {
 	Results     []Result `json:"results"`
 	Notes       []string `json:"notes,omitempty"`
 	Charts      []Chart  `json:"-"`
+	// Missing says, for each chart the report would have but left out, why
+	// (chart name → sentence); the sentence is among Notes as well.
+	Missing map[string]string `json:"missing_charts,omitempty"`
+}
+
+// LeaveOut records that the chart name is not in the report, and why.
+func (r *Report) LeaveOut(name, why string) {
+	if r.Missing == nil {
+		r.Missing = map[string]string{}
+	}
+	r.Missing[name] = why
+	r.Notes = append(r.Notes, why)
 }
 
 // Chart returns the report's chart named name.

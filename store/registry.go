@@ -307,6 +307,7 @@ func (db *DB) UpdateExperiment(ctx context.Context, actor string, in *experiment
 			return err
 		}
 		if old.Status != experiment.Draft {
+			old.ApplyDefaults() // as stored before the primary metric had one record
 			if !experiment.SameDesign(old, e) {
 				return experiment.E(experiment.Conflict, experiment.Errorf(
 					"experiment %s is %s: variants, weights, metrics and the analysis plan were locked when it started (pre-registration); "+

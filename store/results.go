@@ -195,13 +195,10 @@ func (db *DB) ExperimentResults(ctx context.Context, key string, opt ResultsOpti
 		return nil, experiment.E(op, err)
 	}
 	var names []string
-	primary := e.Analysis.PrimaryMetric
 	for _, m := range e.Metrics {
 		names = append(names, m.Name)
-		if m.Primary {
-			primary = m.Name
-		}
 	}
+	primary := e.Primary()
 	r := &Results{Experiment: e.Key}
 	if err := db.computeResults(ctx, r, ExperimentPopulation(e), names, primary, planOf(e), opt); err != nil {
 		return nil, experiment.E(op, err)

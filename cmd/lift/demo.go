@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/liftlab/lift/analysis"
@@ -48,12 +49,14 @@ type demo struct {
 	effect float64 // true relative effect on revenue per unit
 	rng    *rand.Rand
 	start  time.Time // first simulated exposure time
+	clock  *demoClock
 
 	layer   *experiment.Layer
 	holdout *experiment.Holdout
 	exp     *experiment.Experiment
 	unitIDs []string              // the simulated units, in order
 	exposed []experiment.Exposure // the exposures logged (one per exposed unit)
+	heldOut []experiment.Exposure // the holdout's exposures (one per held-out unit)
 	counts  map[string]int64      // exposures per variant as stored ("" = holdout)
 }
 
@@ -73,16 +76,20 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	clock := &demoClock{}
 	sopt := store.DefaultOptions()
 	sopt.Logger = slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	sopt.Now = clock.Now
 	db, err := store.Open(ctx, file, sopt)
 	if err != nil {
 		return err
 	}
+	// Exposures fall in the 14 days starting 28 days ago and outcomes up to 14
+	// days after exposure, so that every simulated time lies in the past.
 	d := &demo{
-		out: e.stdout, db: db, units: *units, effect: *effect,
+		out: e.stdout, db: db, units: *units, effect: *effect, clock: clock,
 		rng:   rand.New(rand.NewPCG(*seed, 0x11f7)),
-		start: time.Now().UTC().Add(-14 * 24 * time.Hour).Truncate(time.Hour),
+		start: time.Now().UTC().Add(-28 * 24 * time.Hour).Truncate(time.Hour),
 	}
 	models := strings.TrimSuffix(file, filepath.Ext(file)) + "-models" // the journey stage's trained model
 	fmt.Fprintf(d.out, "Lift demo\n  database    %s\n", file)
@@ -93,7 +100,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		d.outcomes,
 		d.results,
 		func(ctx context.Context) error {
-			return demoJourney(ctx, e, db, journeyDemo{Seed: *seed, ModelDir: models})
+			return demoJourney(ctx, e, db, journeyDemo{Seed: *seed, ModelDir: models, Clock: clock})
 		},
 	} {
 		if err := stage(ctx); err != nil {
@@ -126,8 +133,26 @@ func demoFile(path string) (string, error) {
 }
 
 // register creates the layer, the 5% holdout and the 50/50 experiment, and starts it.
+// demoClock is the store's clock in the demo: while set, the time the
+// registrations are dated (just before the simulated data, so that an
+// experiment starts before its first exposure); otherwise the wall clock.
+type demoClock struct{ at atomic.Pointer[time.Time] }
+
+// Now is the clock's time.
+func (c *demoClock) Now() time.Time {
+	if t := c.at.Load(); t != nil {
+		return *t
+	}
+	return time.Now()
+}
+
+func (c *demoClock) set(t time.Time) { c.at.Store(&t) }
+func (c *demoClock) wall()           { c.at.Store(nil) }
+
 func (d *demo) register(ctx context.Context) error {
 	const actor = "demo"
+	d.clock.set(d.start.Add(-time.Hour))
+	defer d.clock.wall()
 	var err error
 	if d.layer, err = d.db.CreateLayer(ctx, actor, &experiment.Layer{Name: "site", Description: "every page of the shop"}); err != nil {
 		return err
@@ -189,6 +214,7 @@ func (d *demo) expose(ctx context.Context) error {
 			d.exposed = append(d.exposed, xs[len(xs)-1])
 		case a.Holdout != nil && a.Holdout.InHoldout:
 			xs = append(xs, experiment.Exposure{Experiment: d.exp.Key, Unit: u, TS: ts, InHoldout: true, HoldoutVersion: a.Holdout.Version, Source: "assign"})
+			d.heldOut = append(d.heldOut, xs[len(xs)-1])
 		}
 		if len(xs) == batch || i == len(d.unitIDs)-1 {
 			if err := d.db.LogExposures(ctx, xs); err != nil {

@@ -28,6 +28,9 @@ type journeyDemo struct {
 	Views      int    // past views per user (default 12)
 	Seed       uint64 // seed of the simulation (default 1)
 	ModelDir   string // where the model is written (default a new temporary folder)
+	// Clock, when set, is the store's clock: the registrations are dated back
+	// to just before the simulated decisions.
+	Clock *demoClock
 }
 
 // demoJourney runs the journey stage of the demo on db: a synthetic catalog and
@@ -121,6 +124,10 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 
 	// 3. Register the journey: a 10% permanent holdout, a 50/50 experiment, a clicks metric.
 	const actor = "demo"
+	if o.Clock != nil {
+		o.Clock.set(start.Add(-time.Hour))
+		defer o.Clock.wall()
+	}
 	if _, err := db.CreateHoldout(ctx, actor, &experiment.Holdout{Name: "journeys-holdout", Fraction: 0.1,
 		Description: "units kept out of every personalized journey"}); err != nil {
 		return err
@@ -141,6 +148,9 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 		ControlPolicy: experiment.ControlPolicy{Kind: experiment.ControlPopular, EventType: "view", Days: 60}})
 	if err != nil {
 		return err
+	}
+	if o.Clock != nil {
+		o.Clock.wall()
 	}
 	fmt.Fprintf(out, "  journey     %s: experiment %s, holdout %s, k=%d, budget %s, exploration %s %.2f, consent tier %d\n",
 		j.Key, j.Experiment, j.Holdout, j.K, time.Duration(j.LatencyBudget), j.Exploration.Kind, j.Exploration.Epsilon, j.ConsentTier)

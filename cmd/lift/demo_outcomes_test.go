@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/liftlab/lift/store"
 )
@@ -21,11 +23,26 @@ func TestDemoOutcomes(t *testing.T) {
 	if n := strings.Count(stdout, "yes (+"); n < 2 {
 		t.Errorf("the demo says %d intervals contain the truth, want 2:\n%s", n, stdout)
 	}
+	ranAt := time.Now()
 	s, err := store.Open(context.Background(), db, store.DefaultOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
+	t.Run("no timestamp after now", func(t *testing.T) { noFutureTimes(t, s, ranAt) })
+	t.Run("started before its data", func(t *testing.T) {
+		e, err := s.GetExperiment(context.Background(), "checkout-button")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var first time.Time
+		if err := s.SQL().QueryRowContext(context.Background(), `SELECT min(ts) FROM exposures WHERE experiment = 'checkout-button'`).Scan(&first); err != nil {
+			t.Fatal(err)
+		}
+		if e.StartedAt == nil || e.StartedAt.After(first) {
+			t.Errorf("checkout-button started %v, after its first exposure %v", e.StartedAt, first)
+		}
+	})
 	r, err := s.ExperimentResults(context.Background(), "checkout-button", store.ResultsOptions{NoSnapshot: true})
 	if err != nil {
 		t.Fatal(err)
@@ -48,6 +65,43 @@ func TestDemoOutcomes(t *testing.T) {
 			if c.CIHigh-c.CILow >= u.CIHigh-u.CILow {
 				t.Errorf("CUPED interval [%g, %g] is not narrower than the plain [%g, %g]", c.CILow, c.CIHigh, u.CILow, u.CIHigh)
 			}
+		}
+	}
+}
+
+// noFutureTimes fails for any value after now in any date or timestamp column
+// of any table of the file: a demo's data lie in the past.
+func noFutureTimes(t *testing.T, s *store.DB, now time.Time) {
+	t.Helper()
+	ctx := context.Background()
+	rows, err := s.SQL().QueryContext(ctx, `SELECT table_name, column_name FROM information_schema.columns
+		WHERE table_schema = 'main' AND (data_type LIKE 'TIMESTAMP%' OR data_type = 'DATE') ORDER BY 1, 2`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cols [][2]string
+	for rows.Next() {
+		var c [2]string
+		if err := rows.Scan(&c[0], &c[1]); err != nil {
+			t.Fatal(err)
+		}
+		cols = append(cols, c)
+	}
+	if err := rows.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if len(cols) < 5 {
+		t.Fatalf("found only %d time columns: %v", len(cols), cols)
+	}
+	for _, c := range cols {
+		var n int64
+		var latest *time.Time
+		q := fmt.Sprintf(`SELECT count(*), max(CAST(%q AS TIMESTAMPTZ)) FROM %q WHERE CAST(%q AS TIMESTAMPTZ) > ?`, c[1], c[0], c[1])
+		if err := s.SQL().QueryRowContext(ctx, q, now).Scan(&n, &latest); err != nil {
+			t.Fatalf("%s.%s: %v", c[0], c[1], err)
+		}
+		if n > 0 {
+			t.Errorf("%s.%s has %d values after %s, up to %s", c[0], c[1], n, now.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/jobs"
+	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/store"
 )
 
@@ -19,6 +20,9 @@ func newScheduler(db *store.DB, logger *slog.Logger, extra map[experiment.JobKin
 		Store: db,
 		Digest: func(ctx context.Context, j *experiment.Job, period time.Time, target string) (*experiment.Digest, error) {
 			return api.BuildDigest(ctx, db, j, period, target, api.DigestOptions{})
+		},
+		PrivateGuardrails: func(ctx context.Context, j *experiment.Job, key string) ([]jobs.GuardrailCheck, bool, error) {
+			return api.PrivateGuardrails(ctx, db, key, "monitor:"+j.Name, privacy.Options{})
 		},
 	})
 	for k, f := range extra {
