@@ -99,7 +99,7 @@ func sameFields(t *testing.T, what string, got, want map[string]any) {
 //	y_it = 0.5·i + 0.3·(t+1) + 2·sin(1.7·i + 2.3·(t+1) + 0.1·i·(t+1)) + τ_g(t),
 //	τ_g(t) = (1 + 0.5·(t−g))·(g+1)/3 for t ≥ g,
 //
-// the panel of /tmp/cs.py in TestDiDStaggeredReference (there periods are
+// the panel of the cs.py script in docs/did.md (there periods are
 // numbered 1…6).
 func csPanel() (cohort []int, y [][]float64) {
 	for i := range 15 {
