@@ -149,7 +149,7 @@ type Progress struct {
 	Reached           bool                   `json:"reached" doc:"every arm has required_per_arm units"`
 	DaysRunning       *float64               `json:"days_running,omitempty" doc:"since the experiment started"`
 	DaysLeft          *float64               `json:"days_left,omitempty" doc:"at each arm's rate so far, until the slowest arm has its sample"`
-	ExpectedAt        *time.Time             `json:"expected_at,omitempty" doc:"computed_at + days_left"`
+	ExpectedAt        *time.Time             `json:"expected_at,omitempty" doc:"computed_at + days_left, to the second"`
 	Note              string                 `json:"note,omitempty"`
 }
 
@@ -216,7 +216,7 @@ func ExperimentProgress(in ProgressInput) (*Progress, error) {
 		p.Note = "an arm has no units yet: no rate to project from"
 	default:
 		p.DaysLeft = &left
-		at := in.At.Add(time.Duration(left * 24 * float64(time.Hour))).UTC()
+		at := in.At.Add(time.Duration(left * 24 * float64(time.Hour))).Round(time.Second).UTC()
 		p.ExpectedAt = &at
 	}
 	return p, nil

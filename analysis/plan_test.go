@@ -95,7 +95,7 @@ func TestExperimentProgress(t *testing.T) {
 	if p.RequiredPerArm != 253 || p.Reached || p.DaysLeft == nil || math.Abs(*p.DaysLeft-193.0/15) > 1e-9 {
 		t.Fatalf("%+v; want 253 per arm, not reached, 12.8667 days left", p)
 	}
-	if want := at.Add(time.Duration(193.0 / 15 * 24 * float64(time.Hour))); !p.ExpectedAt.Equal(want) {
+	if want := at.Add(time.Duration(193.0 / 15 * 24 * float64(time.Hour))).Round(time.Second); !p.ExpectedAt.Equal(want) {
 		t.Errorf("expected at %v, want %v", p.ExpectedAt, want)
 	}
 	p, err = ExperimentProgress(ProgressInput{Metric: "m", MDE: 0.05, Alpha: 0.05, ControlMean: 10, ControlSD: 2,

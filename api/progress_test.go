@@ -119,7 +119,7 @@ func TestResultsProgress(t *testing.T) {
 		p.Arms["control"].N != 100 || p.Arms["treatment"].UnitsPerDay != 15 || math.Abs(p.MDEAbsolute-0.2) > 1e-12 {
 		t.Errorf("progress %+v; want revenue, 794 per arm (statsmodels 793.78), not reached, %.4f days left", p.Progress, left)
 	}
-	if want := now.Add(time.Duration(left * 24 * float64(time.Hour))); p.ExpectedAt == nil || !p.ExpectedAt.Equal(want) {
+	if want := now.Add(time.Duration(left * 24 * float64(time.Hour))).Round(time.Second); p.ExpectedAt == nil || !p.ExpectedAt.Equal(want) {
 		t.Errorf("expected at %v, want %v", p.ExpectedAt, want)
 	}
 	// A plan without an MDE: no progress object.
