@@ -144,15 +144,19 @@ func (s *Server) quasiRoutes() {
 		Description: "Builds the panel of the metric per unit and day (or week) over [from, to) for the treated and " +
 			"control units (zero-filled), then fits metric ~ treated + post + treated×post with errors clustered by " +
 			"unit (CR1), and with event_study a two-way fixed-effects event study with a joint pre-trend test. " +
-			"With ?format=svg|png|pdf the answer is a chart: chart=event_study (default when event_study is true) " +
-			"or chart=trends (mean per group and period, the default otherwise)."})
+			"With cohorts instead of treated and rollout, each cohort is treated from its own rollout; when they start " +
+			"in different periods the answer says so (staggered_timing, warning) and adds the Callaway & Sant'Anna " +
+			"group-time effects with their simple, dynamic and group aggregations (staggered; staggered: true asks for " +
+			"them with one cohort). The same pipeline as \"lift did\" (did.Run). " +
+			"With ?format=svg|png|pdf the answer is a chart: chart=event_study (default when event_study is true), " +
+			"chart=staggered (Callaway & Sant'Anna's dynamic effects) or chart=trends (mean per group and period, the default otherwise)."})
 	s.route(http.MethodPost, "/v1/analyses/uplift", experiment.RoleAnalyst, s.postUplift, op{
 		Summary: "Uplift model over an experiment's exposures, evaluated on held-out units", Request: upliftRequest{}, Response: upliftResult{},
 		Query: chartQuery,
 		Description: "Joins the first exposures of the two variants with the metric's per-unit values and the units' " +
 			"attributes, fits the meta-learner on a seeded training split and evaluates its ranking on the held-out " +
 			"units: Qini coefficient and AUUC (causalml's definitions), uplift by decile and the value of targeting " +
-			"the top 10%…100%. With ?format=svg|png|pdf the answer is a chart: chart=qini (default) or chart=uplift."})
+			"the top 10%…100%: the same pipeline as \"lift uplift\" (uplift.Run). With ?format=svg|png|pdf the answer is a chart: chart=qini (default) or chart=uplift."})
 }
 
 func (s *Server) postUnits(c echo.Context) error {
