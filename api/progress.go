@@ -100,6 +100,9 @@ func (s *Server) withProgress(ctx context.Context, key string, r *store.Results)
 		out.Progress = &progressOut{Error: msg}
 		return out, nil
 	}
+	if r.Sequential && p.Note == "" {
+		p.Note = "sized for a fixed-horizon test; the plan's sequential intervals are wider at the same sample, so they need more units to detect the MDE"
+	}
 	out.Progress = &progressOut{Progress: p}
 	return out, nil
 }

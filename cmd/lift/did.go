@@ -23,11 +23,11 @@ on all rows with a non-missing outcome, with standard errors clustered by
 --cluster (default: the --unit column; Stata's CR1 correction, t on G−1 degrees
 of freedom), and prints the treated×post coefficient with the four cell means.
 
-With --event-study (or --chart) it also fits a two-way fixed-effects event study (unit and
-period effects absorbed): one coefficient per period relative to each unit's
-treatment start (the first period where treated and post are both 1), the
-period before the start (−1) as reference, and a joint F test that the leads
-(−2, −3, …) are zero, with a warning when it rejects at 5%.
+With --event-study (or --chart) it also fits a two-way fixed-effects event
+study (unit and period effects absorbed): one coefficient per period relative
+to each unit's treatment start (the first period where treated and post are
+both 1), the period before the start (−1) as reference, and a joint F test
+that the leads (−2, −3, …) are zero, with a warning when it rejects at 5%.
 
 When the treated units start in different periods (staggered timing), it says
 so in "warning" (the regression and the event study are biased then) and adds
