@@ -264,8 +264,11 @@ func (g *schemaGen) fields(t reflect.Type, props map[string]any, required *[]str
 			continue
 		}
 		name, _, _ := strings.Cut(tag, ",")
-		if f.Anonymous && name == "" && f.Type.Kind() == reflect.Struct {
-			g.fields(f.Type, props, required)
+		if ft := f.Type; f.Anonymous && name == "" && (ft.Kind() == reflect.Struct || ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct) {
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			g.fields(ft, props, required)
 			continue
 		}
 		if name == "" {

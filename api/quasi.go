@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/rand/v2"
 	"net/http"
 	"slices"
 	"sort"
@@ -16,7 +15,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/analysis/did"
 	"github.com/liftlab/lift/analysis/uplift"
 	"github.com/liftlab/lift/experiment"
@@ -57,65 +55,47 @@ type unitGroupIn struct {
 	Units      []string `json:"units,omitempty" doc:"or: the listed units"`
 }
 
+// cohortIn is a treated cohort of a staggered rollout: its units and when
+// their treatment started.
+type cohortIn struct {
+	Rollout    string   `json:"rollout" required:"true" doc:"RFC 3339 time this cohort's treatment started"`
+	Experiment string   `json:"experiment,omitempty" doc:"with variant: the units exposed to that variant of the experiment"`
+	Variant    string   `json:"variant,omitempty" doc:"a variant of experiment"`
+	Units      []string `json:"units,omitempty" doc:"or: the listed units"`
+}
+
 type didRequest struct {
 	Metric     string          `json:"metric" required:"true" doc:"a sum, count or binary metric"`
-	Treated    *unitGroupIn    `json:"treated" required:"true" doc:"{\"experiment\", \"variant\"} or {\"units\": [...]}"`
-	Control    json.RawMessage `json:"control" required:"true" doc:"same shapes as treated, or \"rest\": every other unit with events of the metric in the range"`
-	Rollout    string          `json:"rollout" required:"true" doc:"RFC 3339 time the treatment started; the period containing it is the first treated period"`
+	Treated    *unitGroupIn    `json:"treated,omitempty" doc:"with rollout: {\"experiment\", \"variant\"} or {\"units\": [...]}; or give cohorts"`
+	Cohorts    []cohortIn      `json:"cohorts,omitempty" doc:"instead of treated and rollout: treated cohorts with their own rollout times (staggered adoption)"`
+	Control    json.RawMessage `json:"control" required:"true" doc:"never-treated units: same shapes as treated, or \"rest\": every other unit with events of the metric in the range"`
+	Rollout    string          `json:"rollout,omitempty" doc:"with treated: RFC 3339 time the treatment started; the period containing it is the first treated period"`
 	From       string          `json:"from" required:"true" doc:"RFC 3339 start of the panel (inclusive)"`
 	To         string          `json:"to" required:"true" doc:"RFC 3339 end of the panel (exclusive)"`
 	Period     string          `json:"period,omitempty" doc:"day (default) or week"`
 	EventStudy bool            `json:"event_study,omitempty" doc:"add event-study coefficients and the pre-trend test"`
+	Staggered  bool            `json:"staggered,omitempty" doc:"add the Callaway & Sant'Anna estimator (automatic when the cohorts start in different periods)"`
 	Alpha      float64         `json:"alpha,omitempty" doc:"1 − confidence level, default 0.05"`
 }
 
-type didEventOut struct {
-	RelTime  int     `json:"rel_time" doc:"periods since the rollout period (0); -1 is the reference"`
-	Estimate float64 `json:"estimate"`
-	SE       float64 `json:"se"`
-	CILow    float64 `json:"ci_low"`
-	CIHigh   float64 `json:"ci_high"`
-	PValue   float64 `json:"p_value"`
-}
-
-type didPreTrendOut struct {
-	Tested  bool     `json:"tested"`
-	F       *float64 `json:"f"`
-	Q       int      `json:"q"`
-	DOF     *float64 `json:"dof"`
-	PValue  *float64 `json:"p_value"`
-	Warning string   `json:"warning,omitempty"`
-	Note    string   `json:"note,omitempty"`
-}
-
-// didResult is the answer of POST /v1/analyses/did: the fields of "lift did" and
-// the panel's description.
+// didResult is the answer of POST /v1/analyses/did: the report of "lift did"
+// (the same pipeline, did.Run) and the panel's description. Periods (cohorts,
+// event times, att_gt's group and time) are indices: 0 is the period starting
+// at from.
 type didResult struct {
-	Estimate      float64            `json:"estimate" doc:"difference in differences of the metric per unit and period"`
-	SE            float64            `json:"se"`
-	CILow         float64            `json:"ci_low"`
-	CIHigh        float64            `json:"ci_high"`
-	PValue        float64            `json:"p_value"`
-	DOF           float64            `json:"dof"`
-	NObs          int                `json:"n_obs" doc:"unit-period cells"`
-	NClusters     int                `json:"n_clusters" doc:"units (standard errors are clustered by unit, CR1)"`
-	VCE           string             `json:"vce"`
-	Alpha         float64            `json:"alpha"`
-	Cells         map[string]float64 `json:"cells" doc:"mean per unit-period of treated_pre, treated_post, control_pre, control_post"`
-	CellN         map[string]int     `json:"cell_n"`
-	Events        []didEventOut      `json:"event_study,omitempty"`
-	PreTrend      *didPreTrendOut    `json:"pretrend,omitempty"`
-	Metric        string             `json:"metric"`
-	Period        string             `json:"period"`
-	From          time.Time          `json:"from"`
-	To            time.Time          `json:"to"`
-	Rollout       time.Time          `json:"rollout"`
-	Periods       int                `json:"periods"`
-	RolloutPeriod int                `json:"rollout_period" doc:"index of the first treated period (0 = the period starting at from)"`
-	TreatedUnits  int                `json:"treated_units"`
-	ControlUnits  int                `json:"control_units"`
-	Overlap       int                `json:"overlap_units" doc:"units in both groups, left out"`
-	Privacy       reports.Privacy    `json:"privacy"`
+	*did.Report
+	Metric        string          `json:"metric"`
+	Period        string          `json:"period"`
+	From          time.Time       `json:"from"`
+	To            time.Time       `json:"to"`
+	Rollout       time.Time       `json:"rollout" doc:"the rollout (with cohorts: the earliest)"`
+	Periods       int             `json:"periods"`
+	RolloutPeriod int             `json:"rollout_period" doc:"index of the first treated period (with cohorts: the earliest)"`
+	Rollouts      []time.Time     `json:"rollouts,omitempty" doc:"with cohorts: each cohort's rollout"`
+	TreatedUnits  int             `json:"treated_units"`
+	ControlUnits  int             `json:"control_units"`
+	Overlap       int             `json:"overlap_units" doc:"units in more than one group, left out"`
+	Privacy       reports.Privacy `json:"privacy"`
 }
 
 type upliftRequest struct {
@@ -132,50 +112,16 @@ type upliftRequest struct {
 	Alpha      float64  `json:"alpha,omitempty" doc:"1 − interval coverage, default 0.05"`
 }
 
-type upliftDecileOut struct {
-	Decile    int      `json:"decile"`
-	N         int      `json:"n"`
-	NTreated  int      `json:"n_treated"`
-	NControl  int      `json:"n_control"`
-	Predicted float64  `json:"predicted_uplift"`
-	Observed  *float64 `json:"observed_uplift"`
-}
-
-type upliftPolicyOut struct {
-	Fraction  float64  `json:"fraction"`
-	NTargeted int      `json:"n_targeted"`
-	Value     float64  `json:"value"`
-	ValueLow  *float64 `json:"value_ci_low"`
-	ValueHigh *float64 `json:"value_ci_high"`
-	Gain      float64  `json:"gain"`
-	GainLow   *float64 `json:"gain_ci_low"`
-	GainHigh  *float64 `json:"gain_ci_high"`
-	Random    float64  `json:"random_value"`
-}
-
-// upliftResult is the answer of POST /v1/analyses/uplift: the fields of "lift
-// uplift" and where the data came from.
+// upliftResult is the answer of POST /v1/analyses/uplift: the report of "lift
+// uplift" (the same pipeline, uplift.Run) and where the data came from.
 type upliftResult struct {
-	ATE          analysis.Effect   `json:"ate" doc:"Welch difference in means, treated − control, over all units of the two arms"`
-	Qini         float64           `json:"qini"`
-	QiniLow      *float64          `json:"qini_ci_low"`
-	QiniHigh     *float64          `json:"qini_ci_high"`
-	AUUC         float64           `json:"auuc"`
-	Deciles      []upliftDecileOut `json:"deciles"`
-	Policy       []upliftPolicyOut `json:"policy"`
-	Learner      string            `json:"learner"`
-	Base         string            `json:"base"`
-	Control      string            `json:"control"`
-	Treated      string            `json:"treated"`
-	NTrain       int               `json:"n_train"`
-	NTest        int               `json:"n_test"`
-	Features     []string          `json:"features" doc:"the encoded feature columns"`
-	Seed         uint64            `json:"seed"`
-	Bootstrap    int               `json:"bootstrap"`
-	Experiment   string            `json:"experiment"`
-	Metric       string            `json:"metric"`
-	MultipleArms int               `json:"multiple_arms" doc:"units exposed to more than one variant, left out"`
-	Privacy      reports.Privacy   `json:"privacy"`
+	*uplift.Report
+	Control      string          `json:"control"`
+	Treated      string          `json:"treated"`
+	Experiment   string          `json:"experiment"`
+	Metric       string          `json:"metric"`
+	MultipleArms int             `json:"multiple_arms" doc:"units exposed to more than one variant, left out"`
+	Privacy      reports.Privacy `json:"privacy"`
 }
 
 var chartQuery = []param{
@@ -198,15 +144,19 @@ func (s *Server) quasiRoutes() {
 		Description: "Builds the panel of the metric per unit and day (or week) over [from, to) for the treated and " +
 			"control units (zero-filled), then fits metric ~ treated + post + treated×post with errors clustered by " +
 			"unit (CR1), and with event_study a two-way fixed-effects event study with a joint pre-trend test. " +
-			"With ?format=svg|png|pdf the answer is a chart: chart=event_study (default when event_study is true) " +
-			"or chart=trends (mean per group and period, the default otherwise)."})
+			"With cohorts instead of treated and rollout, each cohort is treated from its own rollout; when they start " +
+			"in different periods the answer says so (staggered_timing, warning) and adds the Callaway & Sant'Anna " +
+			"group-time effects with their simple, dynamic and group aggregations (staggered; staggered: true asks for " +
+			"them with one cohort). The same pipeline as \"lift did\" (did.Run). " +
+			"With ?format=svg|png|pdf the answer is a chart: chart=event_study (default when event_study is true), " +
+			"chart=staggered (Callaway & Sant'Anna's dynamic effects) or chart=trends (mean per group and period, the default otherwise)."})
 	s.route(http.MethodPost, "/v1/analyses/uplift", experiment.RoleAnalyst, s.postUplift, op{
 		Summary: "Uplift model over an experiment's exposures, evaluated on held-out units", Request: upliftRequest{}, Response: upliftResult{},
 		Query: chartQuery,
 		Description: "Joins the first exposures of the two variants with the metric's per-unit values and the units' " +
 			"attributes, fits the meta-learner on a seeded training split and evaluates its ranking on the held-out " +
 			"units: Qini coefficient and AUUC (causalml's definitions), uplift by decile and the value of targeting " +
-			"the top 10%…100%. With ?format=svg|png|pdf the answer is a chart: chart=qini (default) or chart=uplift."})
+			"the top 10%…100%: the same pipeline as \"lift uplift\" (uplift.Run). With ?format=svg|png|pdf the answer is a chart: chart=qini (default) or chart=uplift."})
 }
 
 func (s *Server) postUnits(c echo.Context) error {
@@ -306,25 +256,9 @@ func (g *unitGroupIn) group() store.UnitGroup {
 	return store.UnitGroup{Experiment: g.Experiment, Variant: g.Variant, Units: g.Units}
 }
 
-// groupField renames the store's groups[0] and groups[1] to treated and control.
-func groupField(op string, err error) error {
-	var e *experiment.Error
-	if !errors.As(err, &e) {
-		return err
-	}
-	for i, name := range []string{"treated", "control"} {
-		p := fmt.Sprintf("groups[%d]", i)
-		if rest, ok := strings.CutPrefix(e.Field, p); ok {
-			msg := strings.TrimPrefix(e.Message(), e.Field+": ")
-			return experiment.E(op, e.Kind, experiment.Field(name+rest), errors.New(msg))
-		}
-	}
-	return err
-}
-
 func (s *Server) postDiD(c echo.Context) error {
 	const op = "api.did"
-	f, chart, asChart, err := chartRequest(c, []string{"event_study", "trends"}, "")
+	f, chart, asChart, err := chartRequest(c, []string{"event_study", "staggered", "trends"}, "")
 	if err != nil {
 		return err
 	}
@@ -338,10 +272,40 @@ func (s *Server) postDiD(c echo.Context) error {
 	if req.Metric == "" {
 		return invalid("metric", "is required")
 	}
-	if req.Treated == nil {
-		return invalid("treated", `is required: {"experiment": KEY, "variant": NAME} or {"units": [...]}`)
+	// The treated groups, each with its rollout: one (treated, rollout) or the cohorts.
+	type treatedGroup struct {
+		field   string // JSON path of the group, for errors
+		rollout string
+		rfield  string // JSON path of its rollout
+		group   store.UnitGroup
 	}
-	groups := []store.UnitGroup{req.Treated.group()}
+	var tgs []treatedGroup
+	switch {
+	case req.Treated != nil && req.Cohorts != nil:
+		return invalid("cohorts", "give either treated with rollout, or cohorts, not both")
+	case req.Cohorts != nil:
+		if len(req.Cohorts) == 0 {
+			return invalid("cohorts", "is empty: list at least one cohort")
+		}
+		if req.Rollout != "" {
+			return invalid("rollout", "with cohorts, each cohort has its own rollout: leave rollout out")
+		}
+		if len(req.Cohorts) > 100 {
+			return invalid("cohorts", "%d cohorts; the limit is 100", len(req.Cohorts))
+		}
+		for i, ch := range req.Cohorts {
+			tgs = append(tgs, treatedGroup{fmt.Sprintf("cohorts[%d]", i), ch.Rollout, fmt.Sprintf("cohorts[%d].rollout", i),
+				store.UnitGroup{Experiment: ch.Experiment, Variant: ch.Variant, Units: ch.Units}})
+		}
+	case req.Treated != nil:
+		tgs = append(tgs, treatedGroup{"treated", req.Rollout, "rollout", req.Treated.group()})
+	default:
+		return invalid("treated", `is required: {"experiment": KEY, "variant": NAME} or {"units": [...]} with rollout, or cohorts`)
+	}
+	var groups []store.UnitGroup
+	for _, tg := range tgs {
+		groups = append(groups, tg.group)
+	}
 	switch ctl := bytes.TrimSpace(req.Control); {
 	case len(ctl) == 0 || string(ctl) == "null":
 		return invalid("control", `is required: {"experiment": KEY, "variant": NAME}, {"units": [...]} or "rest"`)
@@ -357,10 +321,6 @@ func (s *Server) postDiD(c echo.Context) error {
 			return prefixField(op, "control", err)
 		}
 		groups = append(groups, g.group())
-	}
-	rollout, err := didTime("rollout", req.Rollout)
-	if err != nil {
-		return err
 	}
 	from, err := didTime("from", req.From)
 	if err != nil {
@@ -380,13 +340,20 @@ func (s *Server) postDiD(c echo.Context) error {
 	if !(req.Alpha > 0 && req.Alpha < 1) {
 		return invalid("alpha", "must be in (0, 1), got %g", req.Alpha)
 	}
-	if period == store.Day || period == store.Week {
-		plen := period.Duration()
-		if !rollout.After(from) || !rollout.Before(to) {
-			return invalid("rollout", "must be after from and before to, got %s outside (%s, %s)", rollout.Format(time.RFC3339), from.Format(time.RFC3339), to.Format(time.RFC3339))
+	rollouts := make([]time.Time, len(tgs))
+	for i, tg := range tgs {
+		if rollouts[i], err = didTime(tg.rfield, tg.rollout); err != nil {
+			return err
 		}
-		if rollout.Sub(from) < plen {
-			return invalid("rollout", "must leave at least one whole %s before it: from %s, rollout %s", period, from.Format(time.RFC3339), rollout.Format(time.RFC3339))
+		rollout := rollouts[i]
+		if period == store.Day || period == store.Week {
+			plen := period.Duration()
+			if !rollout.After(from) || !rollout.Before(to) {
+				return invalid(tg.rfield, "must be after from and before to, got %s outside (%s, %s)", rollout.Format(time.RFC3339), from.Format(time.RFC3339), to.Format(time.RFC3339))
+			}
+			if rollout.Sub(from) < plen {
+				return invalid(tg.rfield, "must leave at least one whole %s before it: from %s, rollout %s", period, from.Format(time.RFC3339), rollout.Format(time.RFC3339))
+			}
 		}
 	}
 	if chart == "" {
@@ -398,84 +365,107 @@ func (s *Server) postDiD(c echo.Context) error {
 	ctx := c.Request().Context()
 	p, err := s.db.MetricPanel(ctx, store.PanelQuery{Metric: req.Metric, Groups: groups, From: from, To: to, Period: period})
 	if err != nil {
-		return groupField(op, err)
+		return didGroupField(op, err, tgs[0].field, len(tgs))
 	}
-	for i, name := range []string{"treated", "control"} {
+	ctlIdx := len(tgs)
+	for i, tg := range tgs {
 		if p.GroupUnits[i] == 0 {
-			return experiment.E(op, experiment.InsufficientData, experiment.Field(name), experiment.Errorf("the %s group has no units (after leaving out %d units in both groups)", name, p.Overlap))
+			return experiment.E(op, experiment.InsufficientData, experiment.Field(tg.field), experiment.Errorf("the %s group has no units (after leaving out %d units in more than one group)", tg.field, p.Overlap))
 		}
 	}
-	g := int(rollout.Sub(from) / period.Duration())
-	out := &didResult{VCE: did.CR1.String(), Alpha: req.Alpha, Metric: p.Metric.Name, Period: string(period), From: from, To: to, Rollout: rollout,
-		Periods: p.Periods, RolloutPeriod: g, TreatedUnits: p.GroupUnits[0], ControlUnits: p.GroupUnits[1], Overlap: p.Overlap}
+	if p.GroupUnits[ctlIdx] == 0 {
+		return experiment.E(op, experiment.InsufficientData, experiment.Field("control"), experiment.Errorf("the control group has no units (after leaving out %d units in more than one group)", p.Overlap))
+	}
+	start := make([]int, len(tgs)) // first treated period of each treated group
+	first := 0
+	for i, r := range rollouts {
+		start[i] = int(r.Sub(from) / period.Duration())
+		if start[i] < start[first] {
+			first = i
+		}
+	}
+	out := &didResult{Metric: p.Metric.Name, Period: string(period), From: from, To: to, Rollout: rollouts[first],
+		Periods: p.Periods, RolloutPeriod: start[first], ControlUnits: p.GroupUnits[ctlIdx], Overlap: p.Overlap}
+	if req.Cohorts != nil {
+		out.Rollouts = rollouts
+	}
+	for i := range tgs {
+		out.TreatedUnits += p.GroupUnits[i]
+	}
 	n := len(p.Y)
 	treated, post := make([]bool, n), make([]bool, n)
 	for i := range n {
-		treated[i], post[i] = p.Group[p.Unit[i]] == 0, p.Time[i] >= g
+		// Post: from the group's own rollout; for the controls, from the earliest.
+		if g := p.Group[p.Unit[i]]; g < ctlIdx {
+			treated[i], post[i] = true, p.Time[i] >= start[g]
+		} else {
+			post[i] = p.Time[i] >= start[first]
+		}
 	}
 	if asChart && chart == "trends" {
-		return renderChart(c, didTrends(p, treated, rollout), f)
+		return renderChart(c, didTrends(p, treated, rollouts[first]), f)
 	}
-	r, err := did.Regress(p.Y, treated, post, p.Unit, did.CR1, req.Alpha)
-	if err != nil {
-		return experiment.E(op, experiment.InsufficientData, err)
-	}
-	if err := finiteCoef(op, "treated×post", r.Effect); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	e := r.Effect
-	out.Estimate, out.SE, out.CILow, out.CIHigh, out.PValue, out.DOF = e.Estimate, e.SE, e.CILow, e.CIHigh, e.PValue, r.Fit.DF
-	out.NObs, out.NClusters = r.Fit.N, r.Fit.G
-	out.Cells, out.CellN = map[string]float64{}, map[string]int{}
-	for _, x := range []struct {
-		k string
-		c did.Cell
-	}{{"treated_pre", r.Cells.TreatedPre}, {"treated_post", r.Cells.TreatedPost}, {"control_pre", r.Cells.ControlPre}, {"control_post", r.Cells.ControlPost}} {
-		out.Cells[x.k], out.CellN[x.k] = x.c.Mean, x.c.N
-	}
-	if req.EventStudy || (asChart && chart == "event_study") {
-		cohort := make([]int, n)
-		for i := range n {
-			cohort[i] = did.NeverTreated
-			if treated[i] {
-				cohort[i] = g
-			}
+	out.Report, err = did.Run(did.Data{Y: p.Y, Unit: p.Unit, Time: p.Time, Treated: treated, Post: post},
+		did.RunOptions{VCE: did.CR1, Alpha: req.Alpha, EventStudy: req.EventStudy || (asChart && chart == "event_study"),
+			Staggered: req.Staggered || (asChart && chart == "staggered")})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		es, err := did.EventStudy(did.Panel{Unit: p.Unit, Time: p.Time, Y: p.Y}, cohort,
-			did.EventStudyOptions{TWFEOptions: did.TWFEOptions{VCE: did.CR1, Alpha: req.Alpha}})
-		if err != nil {
-			return experiment.E(op, experiment.InsufficientData, experiment.Errorf("event study: %w", err))
-		}
-		for _, k := range es.Coefs {
-			if err := finiteCoef(op, fmt.Sprintf("event-study coefficient %d", k.RelTime), k.Coef); err != nil {
-				return err
-			}
-			out.Events = append(out.Events, didEventOut{k.RelTime, k.Estimate, k.SE, k.CILow, k.CIHigh, k.PValue})
-		}
-		pt := &didPreTrendOut{Tested: es.PreTrend.Tested, Q: es.PreTrend.Q, Warning: es.PreTrend.Warning}
-		if pt.Tested {
-			pt.F, pt.DOF, pt.PValue = &es.PreTrend.F, &es.PreTrend.DF, &es.PreTrend.PValue
-		} else {
-			pt.Note = "no lead to test: the rollout must leave at least two periods before it"
-		}
-		out.PreTrend = pt
+		return experiment.E(op, experiment.InsufficientData, err)
 	}
 	if asChart {
-		ch := &reports.EventStudy{Metric: out.Metric, Unit: fmt.Sprintf("%s per unit-%s", p.Metric.Aggregation, period), Level: 1 - req.Alpha}
-		for _, k := range out.Events {
-			if k.RelTime == 0 {
-				// The omitted reference period −1, zero by construction.
-				ch.Coefficients = append(ch.Coefficients, reports.PeriodEffect{Period: -1})
-			}
-			ch.Coefficients = append(ch.Coefficients, reports.PeriodEffect{Period: k.RelTime, Interval: reports.Interval{Estimate: k.Estimate, Low: k.CILow, High: k.CIHigh}})
-		}
-		sort.SliceStable(ch.Coefficients, func(i, j int) bool { return ch.Coefficients[i].Period < ch.Coefficients[j].Period })
-		return renderChart(c, ch, f)
+		return renderChart(c, DiDEventChart(out.Report, out.Metric, fmt.Sprintf("%s per unit-%s", p.Metric.Aggregation, period), chart == "staggered"), f)
 	}
 	return c.JSON(http.StatusOK, out)
+}
+
+// didGroupField renames the store's groups[i] to the request's fields: the
+// treated group (or cohorts[i]) and control, the last group.
+func didGroupField(op string, err error, treatedField string, treatedGroups int) error {
+	var e *experiment.Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	for i := 0; i <= treatedGroups; i++ {
+		name := "control"
+		if i < treatedGroups {
+			name = treatedField
+			if treatedField != "treated" {
+				name = fmt.Sprintf("cohorts[%d]", i)
+			}
+		}
+		p := fmt.Sprintf("groups[%d]", i)
+		if rest, ok := strings.CutPrefix(e.Field, p); ok {
+			msg := strings.TrimPrefix(e.Message(), e.Field+": ")
+			return experiment.E(op, e.Kind, experiment.Field(name+rest), errors.New(msg))
+		}
+	}
+	return err
+}
+
+// DiDEventChart is the event-study chart of a difference-in-differences
+// report, for "lift did --chart" and POST /v1/analyses/did?chart=…: with
+// staggered, Callaway & Sant'Anna's dynamic aggregation θ(e) (every event time,
+// the pre-period placebos included); otherwise the TWFE event study with its
+// omitted reference period −1 drawn at zero.
+func DiDEventChart(r *did.Report, metric, unit string, staggered bool) *reports.EventStudy {
+	ch := &reports.EventStudy{Metric: metric, Unit: unit, Level: 1 - r.Alpha}
+	events := r.Events
+	if staggered && r.Staggered != nil {
+		events = r.Staggered.Dynamic
+		ch.Metric += " (Callaway & Sant'Anna)"
+	} else {
+		ch.Coefficients = append(ch.Coefficients, reports.PeriodEffect{Period: -1})
+	}
+	for _, k := range events {
+		ch.Coefficients = append(ch.Coefficients, reports.PeriodEffect{Period: k.RelTime, Interval: reports.Interval{Estimate: k.Estimate, Low: k.CILow, High: k.CIHigh}})
+	}
+	sort.SliceStable(ch.Coefficients, func(i, j int) bool { return ch.Coefficients[i].Period < ch.Coefficients[j].Period })
+	return ch
 }
 
 // didTrends is the mean of the metric per group and period.
@@ -497,17 +487,6 @@ func didTrends(p *store.Panel, treated []bool, rollout time.Time) *reports.DiDTr
 		ch.Control = append(ch.Control, reports.TimeValue{Time: t, Value: sum[1][k] / float64(cnt[1][k])})
 	}
 	return ch
-}
-
-// finiteCoef rejects a coefficient whose standard error is zero or undefined,
-// which happens when the model fits the outcome exactly (e.g. a constant metric).
-func finiteCoef(op, what string, c did.Coef) error {
-	for _, v := range []float64{c.Estimate, c.SE, c.CILow, c.CIHigh, c.PValue} {
-		if math.IsNaN(v) || math.IsInf(v, 0) || !(c.SE > 0) {
-			return experiment.E(op, experiment.InsufficientData, experiment.Errorf("%s: standard error is zero or undefined (estimate %g, se %g): the model fits the metric exactly", what, c.Estimate, c.SE))
-		}
-	}
-	return nil
 }
 
 func finiteOrNil(v float64) *float64 {
@@ -550,37 +529,23 @@ func (s *Server) postUplift(c echo.Context) error {
 			return invalid(fmt.Sprintf("features[%d]", i), "%q is listed twice", name)
 		}
 	}
-	var meta func(uplift.Learner) uplift.MetaLearner
 	if req.Learner == "" {
 		req.Learner = "x"
 	}
 	switch req.Learner {
-	case "t":
-		meta = func(b uplift.Learner) uplift.MetaLearner { return uplift.TLearner{Base: b} }
-	case "s":
-		meta = func(b uplift.Learner) uplift.MetaLearner { return uplift.SLearner{Base: b} }
-	case "x":
-		meta = func(b uplift.Learner) uplift.MetaLearner { return uplift.XLearner{Outcome: b} }
+	case "t", "s", "x":
 	default:
 		return invalid("learner", "must be t, s or x, got %q", req.Learner)
 	}
 	if req.Base == "" {
 		req.Base = "trees"
 	}
+	if req.Base != "trees" && req.Base != "ridge" {
+		return invalid("base", "must be trees or ridge, got %q", req.Base)
+	}
 	seed := uint64(1)
 	if req.Seed != nil {
 		seed = *req.Seed
-	}
-	var base uplift.Learner
-	switch req.Base {
-	case "trees":
-		b := uplift.DefaultBoosting()
-		b.Seed = seed
-		base = b
-	case "ridge":
-		base = uplift.Ridge{Lambda: 1}
-	default:
-		return invalid("base", "must be trees or ridge, got %q", req.Base)
 	}
 	if req.TestShare == 0 {
 		req.TestShare = 0.3
@@ -648,67 +613,26 @@ func (s *Server) postUplift(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	out := &upliftResult{Learner: req.Learner, Base: req.Base, Control: req.Control, Treated: req.Treatment, Features: names,
-		Seed: seed, Bootstrap: bootstrap, Experiment: e.Key, Metric: req.Metric, MultipleArms: multi}
-	if out.ATE, err = uplift.ATE(y, w, req.Alpha); err != nil {
-		return experiment.E(op, experiment.InsufficientData, experiment.Errorf("%d units in the two arms: %w", n, err))
-	}
-	// Seeded train/test split, as "lift uplift" does.
-	perm := rand.New(rand.NewPCG(seed, 0x5eed)).Perm(n)
-	nTest := int(math.Round(req.TestShare * float64(n)))
-	if nTest < 10 || n-nTest < 10 {
-		return experiment.E(op, experiment.InsufficientData, experiment.Errorf("%d units in the two arms are too few to split into training and held-out parts", n))
-	}
-	_, cols := x.Dims()
-	pick := func(idx []int) (*mat.Dense, []bool, []float64) {
-		xs := mat.NewDense(len(idx), cols, nil)
-		ws, ys := make([]bool, len(idx)), make([]float64, len(idx))
-		for k, i := range idx {
-			copy(xs.RawRowView(k), x.RawRowView(i))
-			ws[k], ys[k] = w[i], y[i]
+	rep, err := uplift.Run(ctx, x, names, y, w, uplift.RunOptions{
+		Learner: req.Learner, Base: req.Base, Boosting: uplift.DefaultBoosting(), Seed: seed,
+		TestShare: req.TestShare, Bootstrap: bootstrap, Alpha: req.Alpha,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return xs, ws, ys
+		if experiment.KindOf(err) == experiment.Internal {
+			return experiment.E(op, experiment.InsufficientData, err)
+		}
+		return experiment.E(op, err)
 	}
-	xTest, wTest, yTest := pick(perm[:nTest])
-	xTrain, wTrain, yTrain := pick(perm[nTest:])
-	out.NTrain, out.NTest = n-nTest, nTest
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	model, err := meta(base).Fit(xTrain, wTrain, yTrain)
-	if err != nil {
-		return experiment.E(op, experiment.InsufficientData, experiment.Errorf("training on %d units: %w", n-nTest, err))
-	}
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	score := make([]float64, nTest)
-	model.Predict(xTest, score)
-	bs := bootstrap
-	if bs == 0 {
-		bs = -1
-	}
-	ev, err := uplift.Evaluate(score, yTest, wTest, uplift.EvalOptions{Bootstrap: bs, Alpha: req.Alpha, Src: rand.NewPCG(seed, 0xb007)})
-	if err != nil {
-		return experiment.E(op, experiment.InsufficientData, experiment.Errorf("evaluation on %d held-out units: %w", nTest, err))
-	}
-	if math.IsNaN(ev.Qini) || math.IsInf(ev.Qini, 0) || math.IsNaN(ev.AUUC) || math.IsInf(ev.AUUC, 0) {
-		return experiment.E(op, experiment.InsufficientData, experiment.Errorf("the held-out uplift of the whole group is 0, so the normalized Qini and AUUC are undefined"))
-	}
-	out.Qini, out.AUUC, out.QiniLow, out.QiniHigh = ev.Qini, ev.AUUC, finiteOrNil(ev.QiniLow), finiteOrNil(ev.QiniHigh)
-	for _, b := range ev.Bins {
-		out.Deciles = append(out.Deciles, upliftDecileOut{b.Bin, b.N, b.NTreated, b.NControl, b.MeanScore, finiteOrNil(b.Uplift)})
-	}
-	for _, p := range ev.Policy {
-		out.Policy = append(out.Policy, upliftPolicyOut{p.Fraction, p.Treated, p.Value, finiteOrNil(p.ValueLow), finiteOrNil(p.ValueHigh),
-			p.Gain, finiteOrNil(p.GainLow), finiteOrNil(p.GainHigh), p.Random})
-	}
+	out := &upliftResult{Report: rep, Control: req.Control, Treated: req.Treatment, Experiment: e.Key, Metric: req.Metric, MultipleArms: multi}
 	if asChart {
-		name := fmt.Sprintf("%s-learner (Qini %.3f)", strings.ToUpper(req.Learner), ev.Qini)
+		name := fmt.Sprintf("%s-learner (Qini %.3f)", strings.ToUpper(req.Learner), rep.Qini)
 		if chart == "qini" {
-			return renderChart(c, &reports.Qini{Unit: "incremental " + req.Metric, Curves: []reports.Curve{{Name: name, Points: curvePoints(ev.QiniCurve, false)}}}, f)
+			return renderChart(c, &reports.Qini{Unit: "incremental " + req.Metric, Curves: []reports.Curve{{Name: name, Points: curvePoints(rep.QiniCurve, false)}}}, f)
 		}
-		return renderChart(c, &reports.UpliftCurve{Unit: req.Metric, Curves: []reports.Curve{{Name: name, Points: curvePoints(ev.Gain, true)}}}, f)
+		return renderChart(c, &reports.UpliftCurve{Unit: req.Metric, Curves: []reports.Curve{{Name: name, Points: curvePoints(rep.Gain, true)}}}, f)
 	}
 	return c.JSON(http.StatusOK, out)
 }

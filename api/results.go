@@ -23,14 +23,15 @@ func (s *Server) resultRoutes() {
 	const analyst, viewer = experiment.RoleAnalyst, experiment.RoleViewer
 	privateParam := param{Name: "private", Type: "boolean", Description: "true: answer the differentially private release (as /results/private does), spending from the privacy budget; always so for viewer keys"}
 	s.route(http.MethodGet, "/v1/experiments/:key/results", viewer, s.experimentResults, op{
-		Summary: "Results of every metric of an experiment (DP numbers for viewer keys)", Response: store.Results{},
+		Summary: "Results of every metric of an experiment (DP numbers for viewer keys)", Response: experimentResultsAnswer{},
 		Description: "Computes the per-variant sufficient statistics of each metric from the exposures and events " +
 			"(units exposed to more than one variant are excluded and counted), then the comparisons with the control: " +
 			"CUPED-adjusted where the metric has a covariate (the plain ones are in unadjusted), sequential intervals when " +
 			"the analysis plan says so, the plan's multiple-testing correction across metrics, SRM, exposure counts and " +
 			"data freshness. Each computation is stored as a snapshot; ?snapshot=ID returns a stored one unchanged. " +
 			"With a viewer key or ?private=true the answer is the differentially private release (PrivateResults, with " +
-			"\"private\": {\"epsilon_spent\", \"epsilon_left\"}), and ?snapshot is refused (403).",
+			"\"private\": {\"epsilon_spent\", \"epsilon_left\"}), and ?snapshot is refused (403). With exact numbers and an " +
+			"analysis plan that declares an mde, \"progress\" says whether every arm has the sample the plan needs and when it will.",
 		Query: []param{{Name: "snapshot", Type: "integer", Description: "id of a stored snapshot to return instead of computing"}, privateParam}})
 	s.route(http.MethodGet, "/v1/experiments/:key/results/snapshots", analyst, s.experimentSnapshots, op{
 		Summary: "List the stored result snapshots of an experiment, newest first", Response: snapshotList{}})
@@ -105,6 +106,15 @@ func (s *Server) experimentResults(c echo.Context) error {
 	}
 	if err != nil {
 		return err
+	}
+	// A snapshot's progress would be as of its computation too; the
+	// plan's progress is added to fresh results only.
+	if id == 0 {
+		out, err := s.withProgress(ctx, key, r)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, out)
 	}
 	return c.JSON(http.StatusOK, r)
 }

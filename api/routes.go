@@ -17,4 +17,5 @@ func (s *Server) routes() {
 	s.journeyRoutes()
 	s.modelRoutes()
 	s.quasiRoutes()
+	s.powerRoutes()
 }

@@ -28,8 +28,18 @@ type Staggered struct {
 	Simple  Coef        // Σ_{t≥g} w_g ATT(g,t), w_g ∝ cohort size
 	Dynamic []EventCoef // θ(e) = Σ_g w_g ATT(g, g+e), by event time e
 	Overall Coef        // mean of θ(e) over e ≥ 0
-	NUnits  int         // units used
-	Dropped int         // units dropped because treated in the first period
+	Group   []GroupCoef // θ(g): mean of ATT(g,t) over t ≥ g, by cohort g
+	// GroupOverall is Σ_g θ(g)·P(G = g | treated): did::aggte's "group"
+	// overall ATT.
+	GroupOverall Coef
+	NUnits       int // units used
+	Dropped      int // units dropped because treated in the first period
+}
+
+// GroupCoef is the average effect on cohort Group over its treated periods.
+type GroupCoef struct {
+	Group int
+	Coef
 }
 
 // CallawaySantAnna estimates the group-time average treatment effects of
@@ -48,6 +58,9 @@ type Staggered struct {
 // Aggregations follow did::aggte: "simple" weights every post cell (t ≥ g) by
 // its cohort's share of units; "dynamic" averages ATT(g, g+e) over cohorts
 // with weights ∝ cohort size, and Overall averages θ(e) over e ≥ 0.
+//
+// The "group" aggregation θ(g) is the plain mean of ATT(g,t) over t ≥ g, and
+// GroupOverall weights the θ(g) by cohort size (did::aggte, type = "group").
 //
 // Standard errors are analytic, from the influence functions of the cell
 // means (and, for the aggregations, of the estimated cohort weights), with the
@@ -223,6 +236,33 @@ func CallawaySantAnna(p Panel, cohort []int, alpha float64) (*Staggered, error) 
 	}
 	if ne > 0 {
 		res.Overall = coef("dynamic", overall, math.Sqrt(dot(overallPsi, overallPsi))/n, math.Inf(1), alpha)
+	}
+	// By cohort: within a cohort the weights are equal (and their estimation
+	// adds nothing); across cohorts they are the cohort shares, estimated.
+	byG := ag
+	byG.att, byG.psis = nil, nil
+	for _, g := range gs {
+		var cells []int
+		for _, c := range post {
+			if res.ATT[c].Group == times[g] {
+				cells = append(cells, c)
+			}
+		}
+		if len(cells) == 0 {
+			continue
+		}
+		est, psi := ag.aggregate(cells)
+		c := coef("g"+strconv.Itoa(times[g]), est, math.Sqrt(dot(psi, psi))/n, math.Inf(1), alpha)
+		res.Group = append(res.Group, GroupCoef{Group: times[g], Coef: c})
+		byG.att, byG.psis = append(byG.att, GroupTime{Group: times[g], Coef: c}), append(byG.psis, psi)
+	}
+	if len(byG.att) > 0 {
+		all := make([]int, len(byG.att))
+		for i := range all {
+			all[i] = i
+		}
+		est, psi := byG.aggregate(all)
+		res.GroupOverall = coef("group", est, math.Sqrt(dot(psi, psi))/n, math.Inf(1), alpha)
 	}
 	return res, nil
 }

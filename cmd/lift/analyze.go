@@ -13,6 +13,7 @@ import (
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/store"
+	"gonum.org/v1/gonum/mat"
 )
 
 const analyzeDescription = `Analyze an A/B test from a CSV or Parquet file with one row per unit: a column
@@ -20,6 +21,12 @@ naming each unit's variant and a metric column (plus, optionally, a pre-period
 covariate for CUPED or a denominator for a ratio metric). The file is read by
 DuckDB, which computes per-variant sums in one GROUP BY; the statistics run on
 those sums.
+
+With --covariates a,b,c it also estimates each comparison by Lin's (2013)
+regression adjustment: OLS of the metric on the treatment indicator, the
+covariates centered at the two arms' mean and their interactions with the
+treatment, with HC2 standard errors and t on n − 2 − 2k degrees of freedom
+(under "lin"). This estimator needs the rows, which are then read into memory.
 
 Every variant is compared with the control: absolute and relative effects with
 Welch t intervals and p-values (or always-valid sequential intervals), a
@@ -29,10 +36,10 @@ or 1, "ratio" with --denominator, and "mean" otherwise.`
 
 // analyzeFlags are the parsed flags of "lift analyze".
 type analyzeFlags struct {
-	data, variant, metric, covariate, denominator string
-	control, typ, weights, format, alternative    string
-	alpha, tuning, srmThreshold                   float64
-	sequential                                    bool
+	data, variant, metric, covariate, denominator, covariates string
+	control, typ, weights, format, alternative                string
+	alpha, tuning, srmThreshold                               float64
+	sequential                                                bool
 }
 
 func runAnalyze(ctx context.Context, e *env, args []string) error {
@@ -42,6 +49,7 @@ func runAnalyze(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.variant, "variant", "", "column with each unit's variant name (required)")
 	fs.StringVar(&f.metric, "metric", "", "column with the metric value (required)")
 	fs.StringVar(&f.covariate, "covariate", "", "column with a pre-exposure covariate: CUPED-adjusted comparisons")
+	fs.StringVar(&f.covariates, "covariates", "", "comma-separated pre-exposure covariates: adds Lin's (2013) regression adjustment with HC2 errors (reads the rows)")
 	fs.StringVar(&f.denominator, "denominator", "", "column with the denominator of a ratio metric (Σmetric/Σdenominator)")
 	fs.StringVar(&f.control, "control", "", `control variant (default: the variant named "control", else the first by name)`)
 	fs.StringVar(&f.typ, "type", "", "metric type: mean or proportion (default: proportion when every value is 0 or 1)")
@@ -58,6 +66,21 @@ func runAnalyze(ctx context.Context, e *env, args []string) error {
 	res, err := analyzeFile(ctx, f)
 	if err != nil {
 		return err
+	}
+	if f.covariates != "" {
+		out := analyzeOutput{MetricResult: res}
+		if out.Lin, err = linComparisons(ctx, f, res); err != nil {
+			return err
+		}
+		if f.format == "text" {
+			if err := writeAnalysisText(e.stdout, res); err != nil {
+				return err
+			}
+			return writeLinText(e.stdout, out.Lin)
+		}
+		enc := json.NewEncoder(e.stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
 	}
 	if f.format == "text" {
 		return writeAnalysisText(e.stdout, res)
@@ -95,6 +118,15 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 	}
 	if f.denominator != "" && f.covariate != "" {
 		return none, usageError("--covariate", "CUPED for a ratio metric needs the denominator's pre-period too; use --covariate without --denominator")
+	}
+	if f.covariates != "" && f.denominator != "" {
+		return none, usageError("--covariates", "Lin's regression adjustment is for a per-unit metric; leave --denominator out")
+	}
+	if f.covariates != "" && f.alternative != "" && f.alternative != string(analysis.TwoSided) {
+		return none, usageError("--covariates", "Lin's regression adjustment is two-sided; leave --alternative out")
+	}
+	if _, err := covariateList(f.covariates); err != nil {
+		return none, err
 	}
 	if !(f.alpha > 0 && f.alpha < 1) {
 		return none, usageError("--alpha", "must be in (0, 1), got %g", f.alpha)
@@ -260,4 +292,91 @@ func pText(p float64, adj *analysis.Adjusted, relative bool) string {
 		s += fmt.Sprintf(" (%s %.4g)", adj.Method, a)
 	}
 	return s
+}
+
+// analyzeOutput is what "lift analyze --covariates" prints: the analysis and
+// Lin's regression-adjusted comparisons.
+type analyzeOutput struct {
+	analysis.MetricResult
+	Lin []linComparison `json:"lin"`
+}
+
+// linComparison is one variant against the control by Lin's (2013) estimator.
+type linComparison struct {
+	Variant    string          `json:"variant"`
+	Covariates []string        `json:"covariates"`
+	HC         string          `json:"hc"`
+	N          int             `json:"n"`
+	Absolute   analysis.Effect `json:"absolute"`
+}
+
+// covariateList splits --covariates.
+func covariateList(spec string) ([]string, error) {
+	if spec == "" {
+		return nil, nil
+	}
+	var out []string
+	for _, c := range strings.Split(spec, ",") {
+		c = strings.TrimSpace(c)
+		if c == "" {
+			return nil, usageError("--covariates", "has an empty column name in %q", spec)
+		}
+		if contains(out, c) {
+			return nil, usageError("--covariates", "lists column %q twice", c)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// linComparisons reads the metric and covariate columns and runs
+// analysis.LinRegression for every variant against the control, on the rows
+// of those two arms.
+func linComparisons(ctx context.Context, f analyzeFlags, res analysis.MetricResult) ([]linComparison, error) {
+	covs, err := covariateList(f.covariates)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := store.ReadFileRows(ctx, store.FileRowsQuery{Path: f.data, Variant: f.variant, Columns: append([]string{f.metric}, covs...)})
+	if err != nil {
+		return nil, err
+	}
+	var out []linComparison
+	for _, c := range res.Comparisons {
+		var idx []int
+		for i, v := range rows.Variant {
+			if v == c.Variant || v == res.Control {
+				idx = append(idx, i)
+			}
+		}
+		y, treated := make([]float64, len(idx)), make([]bool, len(idx))
+		x := mat.NewDense(max(len(idx), 1), len(covs), nil)
+		for k, i := range idx {
+			y[k], treated[k] = rows.Values[0][i], rows.Variant[i] == c.Variant
+			for j := range covs {
+				x.Set(k, j, rows.Values[1+j][i])
+			}
+		}
+		var xm mat.Matrix = x
+		if len(idx) == 0 {
+			xm = nil
+		}
+		eff, err := analysis.LinRegression(y, treated, xm, analysis.LinOptions{Alpha: f.alpha, HC: analysis.HC2})
+		if err != nil {
+			return nil, experiment.E("analyze", experiment.Field("--covariates"), experiment.Errorf("%s vs %s: %w", c.Variant, res.Control, err))
+		}
+		out = append(out, linComparison{Variant: c.Variant, Covariates: covs, HC: "HC2", N: len(idx), Absolute: eff})
+	}
+	return out, nil
+}
+
+func writeLinText(out io.Writer, lin []linComparison) error {
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Lin (2013) regression adjustment, HC2 standard errors")
+	fmt.Fprintln(w, "comparison\tcovariates\tn\testimate\tCI\tp-value\t")
+	for _, l := range lin {
+		fmt.Fprintf(w, "%s\t%s\t%d\t%.6g\t%s\t%.4g\t\n", l.Variant, strings.Join(l.Covariates, ","), l.N, l.Absolute.Estimate, interval(l.Absolute, false), l.Absolute.PValue)
+	}
+	return w.Flush()
 }

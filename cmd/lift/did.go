@@ -10,6 +10,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/liftlab/lift/analysis/did"
+	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
 )
 
@@ -22,20 +23,30 @@ on all rows with a non-missing outcome, with standard errors clustered by
 --cluster (default: the --unit column; Stata's CR1 correction, t on G−1 degrees
 of freedom), and prints the treated×post coefficient with the four cell means.
 
-With --event-study it also fits a two-way fixed-effects event study (unit and
-period effects absorbed): one coefficient per period relative to each unit's
-treatment start (the first period where treated and post are both 1), the
-period before the start (−1) as reference, and a joint F test that the leads
-(−2, −3, …) are zero, with a warning when it rejects at 5%.
+With --event-study (or --chart) it also fits a two-way fixed-effects event
+study (unit and period effects absorbed): one coefficient per period relative
+to each unit's treatment start (the first period where treated and post are
+both 1), the period before the start (−1) as reference, and a joint F test
+that the leads (−2, −3, …) are zero, with a warning when it rejects at 5%.
+
+When the treated units start in different periods (staggered timing), it says
+so in "warning" (the regression and the event study are biased then) and adds
+the Callaway & Sant'Anna (2021) estimator under "staggered": the group-time
+effects ATT(g,t) with not-yet-treated units as controls and the varying base
+period, and their simple, dynamic (event-time) and group aggregations, as R's
+did::att_gt and aggte with analytic standard errors (bstrap = FALSE); it needs
+a balanced panel. --staggered asks for it when timing is not staggered (one
+cohort) and makes its failure an error. treated marks the ever-treated units
+and post the periods from each unit's own start.
 
 treated and post take 0/1, true/false or yes/no. Missing outcomes (empty, NA,
 NaN, ".") are dropped and counted; a missing value anywhere else is an error.
 Periods are integers, or strings ordered as text (e.g. ISO dates).`
 
 type didFlags struct {
-	data, unit, time, outcome, treated, post, cluster, vce, format string
-	eventStudy                                                     bool
-	alpha                                                          float64
+	data, unit, time, outcome, treated, post, cluster, vce, format, chart string
+	eventStudy, staggered                                                 bool
+	alpha                                                                 float64
 }
 
 func runDiD(ctx context.Context, e *env, args []string) error {
@@ -50,6 +61,8 @@ func runDiD(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.cluster, "cluster", "", "column to cluster standard errors by (default: --unit)")
 	fs.StringVar(&f.vce, "vce", "cr1", "standard errors: cr1 (clustered), hc1 (robust) or classical")
 	fs.BoolVar(&f.eventStudy, "event-study", false, "add event-study coefficients and the pre-trend test")
+	fs.BoolVar(&f.staggered, "staggered", false, "add Callaway & Sant'Anna group-time effects (automatic when timing is staggered)")
+	fs.StringVar(&f.chart, "chart", "", "write the event-study chart to FILE (.svg, .png or .pdf): Callaway & Sant'Anna's θ(e) when present, else the TWFE event study")
 	fs.Float64Var(&f.alpha, "alpha", 0.05, "significance level; intervals have coverage 1-alpha")
 	fs.StringVar(&f.format, "format", "json", "output format: json or text")
 	if err := e.parse(fs, args); err != nil {
@@ -59,6 +72,12 @@ func runDiD(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if f.chart != "" {
+		ch := api.DiDEventChart(out.Report, f.outcome, f.outcome+" per unit-period", out.Staggered != nil)
+		if err := writeChart(f.chart, ch); err != nil {
+			return err
+		}
+	}
 	if f.format == "text" {
 		return writeDiDText(e.stdout, out)
 	}
@@ -67,42 +86,11 @@ func runDiD(ctx context.Context, e *env, args []string) error {
 	return enc.Encode(out)
 }
 
-// didOutput is what "lift did" prints.
+// didOutput is what "lift did" prints: the pipeline's report (did.Run, the
+// one POST /v1/analyses/did runs) and the rows dropped for a missing outcome.
 type didOutput struct {
-	Estimate  float64            `json:"estimate"`
-	SE        float64            `json:"se"`
-	CILow     float64            `json:"ci_low"`
-	CIHigh    float64            `json:"ci_high"`
-	PValue    float64            `json:"p_value"`
-	DOF       float64            `json:"dof"`
-	NObs      int                `json:"n_obs"`
-	NClusters int                `json:"n_clusters"`
-	NMissing  int                `json:"n_missing_outcome"`
-	VCE       string             `json:"vce"`
-	Alpha     float64            `json:"alpha"`
-	Cells     map[string]float64 `json:"cells"`
-	CellN     map[string]int     `json:"cell_n"`
-	Events    []didEvent         `json:"event_study,omitempty"`
-	PreTrend  *didPreTrend       `json:"pretrend,omitempty"`
-}
-
-type didEvent struct {
-	RelTime  int     `json:"rel_time"`
-	Estimate float64 `json:"estimate"`
-	SE       float64 `json:"se"`
-	CILow    float64 `json:"ci_low"`
-	CIHigh   float64 `json:"ci_high"`
-	PValue   float64 `json:"p_value"`
-}
-
-type didPreTrend struct {
-	Tested  bool     `json:"tested"`
-	F       *float64 `json:"f"`
-	Q       int      `json:"q"`
-	DOF     *float64 `json:"dof"`
-	PValue  *float64 `json:"p_value"`
-	Warning string   `json:"warning,omitempty"`
-	Note    string   `json:"note,omitempty"`
+	*did.Report
+	NMissing int `json:"n_missing_outcome"`
 }
 
 const didOp = "did"
@@ -113,6 +101,11 @@ func didFile(ctx context.Context, f didFlags) (*didOutput, error) {
 	} {
 		if req.v == "" {
 			return nil, experiment.E(didOp, experiment.Invalid, experiment.Field(req.flag), experiment.Errorf("is required"))
+		}
+	}
+	if f.chart != "" {
+		if _, err := chartFormat(f.chart); err != nil {
+			return nil, err
 		}
 	}
 	if f.format != "json" && f.format != "text" {
@@ -167,63 +160,22 @@ func didFile(ctx context.Context, f didFlags) (*didOutput, error) {
 		return nil, err
 	}
 	// Keep the rows with an outcome.
-	out := &didOutput{VCE: f.vce, Alpha: f.alpha}
-	keep := 0
+	nMissing, keep := 0, 0
 	for i := range y {
 		if math.IsNaN(y[i]) {
-			out.NMissing++
+			nMissing++
 			continue
 		}
 		y[keep], unit[keep], period[keep], treated[keep], post[keep], cluster[keep] = y[i], unit[i], period[i], treated[i], post[i], cluster[i]
 		keep++
 	}
 	y, unit, period, treated, post, cluster = y[:keep], unit[:keep], period[:keep], treated[:keep], post[:keep], cluster[:keep]
-
-	r, err := did.Regress(y, treated, post, cluster, vce, f.alpha)
+	rep, err := did.Run(did.Data{Y: y, Unit: unit, Time: period, Treated: treated, Post: post, Cluster: cluster},
+		did.RunOptions{VCE: vce, Alpha: f.alpha, EventStudy: f.eventStudy || f.chart != "", Staggered: f.staggered})
 	if err != nil {
-		return nil, experiment.E(didOp, experiment.InsufficientData, err)
+		return nil, pipelineError(ctx, didOp, err)
 	}
-	c := r.Effect
-	if err := didFinite("treated×post", c); err != nil {
-		return nil, err
-	}
-	out.Estimate, out.SE, out.CILow, out.CIHigh, out.PValue, out.DOF = c.Estimate, c.SE, c.CILow, c.CIHigh, c.PValue, r.Fit.DF
-	out.NObs, out.NClusters = r.Fit.N, r.Fit.G
-	cells := []struct {
-		k string
-		c did.Cell
-	}{{"treated_pre", r.Cells.TreatedPre}, {"treated_post", r.Cells.TreatedPost}, {"control_pre", r.Cells.ControlPre}, {"control_post", r.Cells.ControlPost}}
-	out.Cells, out.CellN = map[string]float64{}, map[string]int{}
-	for _, x := range cells {
-		out.Cells[x.k], out.CellN[x.k] = x.c.Mean, x.c.N
-	}
-	if !f.eventStudy {
-		return out, nil
-	}
-	inForce := make([]bool, len(y))
-	for i := range y {
-		inForce[i] = treated[i] && post[i]
-	}
-	cohort := did.Cohorts(unit, period, inForce)
-	opt := did.EventStudyOptions{TWFEOptions: did.TWFEOptions{VCE: vce, Cluster: cluster, Alpha: f.alpha}}
-	es, err := did.EventStudy(did.Panel{Unit: unit, Time: period, Y: y}, cohort, opt)
-	if err != nil {
-		return nil, experiment.E(didOp, experiment.InsufficientData, experiment.Errorf("event study: %w", err))
-	}
-	for _, k := range es.Coefs {
-		if err := didFinite(fmt.Sprintf("event-study coefficient %d", k.RelTime), k.Coef); err != nil {
-			return nil, err
-		}
-		out.Events = append(out.Events, didEvent{k.RelTime, k.Estimate, k.SE, k.CILow, k.CIHigh, k.PValue})
-	}
-	pt := &didPreTrend{Tested: es.PreTrend.Tested, Q: es.PreTrend.Q, Warning: es.PreTrend.Warning}
-	if pt.Tested {
-		pt.F, pt.DOF, pt.PValue = &es.PreTrend.F, &es.PreTrend.DF, &es.PreTrend.PValue
-	} else {
-		pt.Note = "no lead to test: no treated unit is observed two or more periods before its start"
-	}
-	out.PreTrend = pt
-	return out, nil
+	return &didOutput{Report: rep, NMissing: nMissing}, nil
 }
 
 func writeDiDText(w io.Writer, o *didOutput) error {
@@ -255,20 +207,33 @@ func writeDiDText(w io.Writer, o *didOutput) error {
 			fmt.Fprintf(&b, "WARNING: %s\n", o.PreTrend.Warning)
 		}
 	}
+	if o.Warning != "" {
+		fmt.Fprintf(&b, "\nWARNING: %s\n", o.Warning)
+	}
+	if cs := o.Staggered; cs != nil {
+		fmt.Fprintf(&b, "\nCallaway & Sant'Anna (%d units, %d treated in the first period dropped; controls %s, %s base period)\n", cs.NUnits, cs.Dropped, cs.Control, cs.BasePeriod)
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "group\ttime\testimate\tse\tci_low\tci_high\tp_value\t\n")
+		for _, a := range cs.ATT {
+			fmt.Fprintf(tw, "%d\t%d\t%.4f\t%.4f\t%.4f\t%.4f\t%.4g\t\n", a.Group, a.Time, a.Estimate, a.SE, a.CILow, a.CIHigh, a.PValue)
+		}
+		tw.Flush()
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "\naggregation\testimate\tse\tci_low\tci_high\tp_value\t\n")
+		row := func(name string, e did.Effect) {
+			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%.4f\t%.4g\t\n", name, e.Estimate, e.SE, e.CILow, e.CIHigh, e.PValue)
+		}
+		row("simple", cs.Simple)
+		for _, d := range cs.Dynamic {
+			row(fmt.Sprintf("dynamic e=%d", d.RelTime), d.Effect)
+		}
+		row("dynamic overall", cs.DynamicOverall)
+		for _, g := range cs.Group {
+			row(fmt.Sprintf("group g=%d", g.Group), g.Effect)
+		}
+		row("group overall", cs.GroupOverall)
+		tw.Flush()
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
-}
-
-// didFinite rejects a coefficient whose standard error is zero or undefined,
-// which happens when the outcome is fit exactly (e.g. a constant outcome).
-func didFinite(what string, c did.Coef) error {
-	for _, v := range []float64{c.Estimate, c.SE, c.CILow, c.CIHigh, c.PValue} {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return experiment.E(didOp, experiment.InsufficientData, experiment.Errorf("%s: standard error is zero or undefined (estimate %g, se %g): the model fits the outcome exactly", what, c.Estimate, c.SE))
-		}
-	}
-	if !(c.SE > 0) {
-		return experiment.E(didOp, experiment.InsufficientData, experiment.Errorf("%s: standard error is zero (estimate %g): the model fits the outcome exactly", what, c.Estimate))
-	}
-	return nil
 }

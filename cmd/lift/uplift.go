@@ -6,13 +6,11 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 
-	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/analysis/uplift"
 	"github.com/liftlab/lift/experiment"
 	"gonum.org/v1/gonum/mat"
@@ -75,52 +73,12 @@ func runUplift(ctx context.Context, e *env, args []string) error {
 	return enc.Encode(out)
 }
 
-// upliftOutput is what "lift uplift" prints.
+// upliftOutput is what "lift uplift" prints: the pipeline's report and the
+// two arms.
 type upliftOutput struct {
-	ATE       analysis.Effect `json:"ate"`
-	Qini      float64         `json:"qini"`
-	QiniLow   *float64        `json:"qini_ci_low"`
-	QiniHigh  *float64        `json:"qini_ci_high"`
-	AUUC      float64         `json:"auuc"`
-	Deciles   []upliftDecile  `json:"deciles"`
-	Policy    []upliftPolicy  `json:"policy"`
-	Learner   string          `json:"learner"`
-	Base      string          `json:"base"`
-	Control   string          `json:"control"`
-	Treated   string          `json:"treated"`
-	NTrain    int             `json:"n_train"`
-	NTest     int             `json:"n_test"`
-	Features  []string        `json:"features"`
-	Seed      uint64          `json:"seed"`
-	Bootstrap int             `json:"bootstrap"`
-}
-
-type upliftDecile struct {
-	Decile    int      `json:"decile"`
-	N         int      `json:"n"`
-	NTreated  int      `json:"n_treated"`
-	NControl  int      `json:"n_control"`
-	Predicted float64  `json:"predicted_uplift"`
-	Observed  *float64 `json:"observed_uplift"`
-}
-
-type upliftPolicy struct {
-	Fraction  float64  `json:"fraction"`
-	NTargeted int      `json:"n_targeted"`
-	Value     float64  `json:"value"`
-	ValueLow  *float64 `json:"value_ci_low"`
-	ValueHigh *float64 `json:"value_ci_high"`
-	Gain      float64  `json:"gain"`
-	GainLow   *float64 `json:"gain_ci_low"`
-	GainHigh  *float64 `json:"gain_ci_high"`
-	Random    float64  `json:"random_value"`
-}
-
-func finitePtr(v float64) *float64 {
-	if math.IsNaN(v) || math.IsInf(v, 0) {
-		return nil
-	}
-	return &v
+	*uplift.Report
+	Control string `json:"control"`
+	Treated string `json:"treated"`
 }
 
 const upliftOp = "uplift"
@@ -135,27 +93,17 @@ func upliftFile(ctx context.Context, f upliftFlags) (*upliftOutput, error) {
 			return nil, upliftInvalid(req.flag, "is required")
 		}
 	}
-	var meta func(uplift.Learner) uplift.MetaLearner
 	switch f.learner {
-	case "t":
-		meta = func(b uplift.Learner) uplift.MetaLearner { return uplift.TLearner{Base: b} }
-	case "s":
-		meta = func(b uplift.Learner) uplift.MetaLearner { return uplift.SLearner{Base: b} }
-	case "x":
-		meta = func(b uplift.Learner) uplift.MetaLearner { return uplift.XLearner{Outcome: b} }
+	case "t", "s", "x":
 	default:
 		return nil, upliftInvalid("--learner", "must be t, s or x, got %q", f.learner)
 	}
-	var base uplift.Learner
 	switch f.base {
 	case "trees":
-		b := uplift.Boosting{Rounds: f.rounds, Depth: f.depth, LearningRate: f.learningRate, MinLeaf: f.minLeaf, MaxBins: 255, L2: 1, Subsample: 1, Seed: f.seed}
 		if f.rounds < 1 || f.depth < 1 || f.depth > 16 || !(f.learningRate > 0 && f.learningRate <= 1) || f.minLeaf < 1 {
 			return nil, upliftInvalid("--rounds", "boosting needs rounds ≥ 1, depth in [1, 16], learning rate in (0, 1] and min leaf ≥ 1; got %d, %d, %g, %d", f.rounds, f.depth, f.learningRate, f.minLeaf)
 		}
-		base = b
 	case "ridge":
-		base = uplift.Ridge{Lambda: 1}
 	default:
 		return nil, upliftInvalid("--base", "must be trees or ridge, got %q", f.base)
 	}
@@ -205,61 +153,26 @@ func upliftFile(ctx context.Context, f upliftFlags) (*upliftOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	out := &upliftOutput{Learner: f.learner, Base: f.base, Control: control, Treated: treated, Features: names, Seed: f.seed, Bootstrap: f.bootstrap}
-	if out.ATE, err = uplift.ATE(y, w, f.alpha); err != nil {
-		return nil, experiment.E(upliftOp, err)
-	}
-	// Seeded train/test split.
-	n := len(rows)
-	perm := rand.New(rand.NewPCG(f.seed, 0x5eed)).Perm(n)
-	nTest := int(math.Round(f.testShare * float64(n)))
-	if nTest < 10 || n-nTest < 10 {
-		return nil, experiment.E(upliftOp, experiment.InsufficientData, experiment.Errorf("%d rows in the two arms are too few to split into training and held-out parts", n))
-	}
-	_, p := x.Dims()
-	pick := func(idx []int) (*mat.Dense, []bool, []float64) {
-		xs := mat.NewDense(len(idx), p, nil)
-		ws, ys := make([]bool, len(idx)), make([]float64, len(idx))
-		for k, i := range idx {
-			copy(xs.RawRowView(k), x.RawRowView(i))
-			ws[k], ys[k] = w[i], y[i]
-		}
-		return xs, ws, ys
-	}
-	xTest, wTest, yTest := pick(perm[:nTest])
-	xTrain, wTrain, yTrain := pick(perm[nTest:])
-	out.NTrain, out.NTest = n-nTest, nTest
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	model, err := meta(base).Fit(xTrain, wTrain, yTrain)
+	rep, err := uplift.Run(ctx, x, names, y, w, uplift.RunOptions{
+		Learner: f.learner, Base: f.base, Seed: f.seed, TestShare: f.testShare, Bootstrap: f.bootstrap, Alpha: f.alpha,
+		Boosting: uplift.Boosting{Rounds: f.rounds, Depth: f.depth, LearningRate: f.learningRate, MinLeaf: f.minLeaf, MaxBins: 255, L2: 1, Subsample: 1},
+	})
 	if err != nil {
-		return nil, experiment.E(upliftOp, experiment.InsufficientData, experiment.Errorf("training: %w", err))
+		return nil, pipelineError(ctx, upliftOp, err)
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
+	return &upliftOutput{Report: rep, Control: control, Treated: treated}, nil
+}
+
+// pipelineError wraps an error of a shared analysis pipeline: a context
+// error as it is, an error with a kind keeps it, any other is a data condition.
+func pipelineError(ctx context.Context, op string, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
 	}
-	score := make([]float64, nTest)
-	model.Predict(xTest, score)
-	bootstrap := f.bootstrap
-	if bootstrap == 0 {
-		bootstrap = -1
+	if experiment.KindOf(err) == experiment.Internal {
+		return experiment.E(op, experiment.InsufficientData, err)
 	}
-	ev, err := uplift.Evaluate(score, yTest, wTest, uplift.EvalOptions{Bootstrap: bootstrap, Alpha: f.alpha, Src: rand.NewPCG(f.seed, 0xb007)})
-	if err != nil {
-		return nil, experiment.E(upliftOp, experiment.InsufficientData, experiment.Errorf("evaluation on %d held-out rows: %w", nTest, err))
-	}
-	out.Qini, out.AUUC, out.QiniLow, out.QiniHigh = ev.Qini, ev.AUUC, finitePtr(ev.QiniLow), finitePtr(ev.QiniHigh)
-	if math.IsNaN(out.Qini) || math.IsInf(out.Qini, 0) || math.IsNaN(out.AUUC) || math.IsInf(out.AUUC, 0) {
-		return nil, experiment.E(upliftOp, experiment.InsufficientData, experiment.Errorf("the held-out uplift of the whole group is 0, so the normalized Qini and AUUC are undefined"))
-	}
-	for _, b := range ev.Bins {
-		out.Deciles = append(out.Deciles, upliftDecile{b.Bin, b.N, b.NTreated, b.NControl, b.MeanScore, finitePtr(b.Uplift)})
-	}
-	for _, p := range ev.Policy {
-		out.Policy = append(out.Policy, upliftPolicy{p.Fraction, p.Treated, p.Value, finitePtr(p.ValueLow), finitePtr(p.ValueHigh), p.Gain, finitePtr(p.GainLow), finitePtr(p.GainHigh), p.Random})
-	}
-	return out, nil
+	return experiment.E(op, err)
 }
 
 // upliftArms resolves the control and treated values of the arm column.
