@@ -182,7 +182,7 @@ func TestJourneyDecideAPI(t *testing.T) {
 		}
 	}
 	// The guardrails are exported to Prometheus and served live.
-	status, b := ts.do("GET", "/metrics", "", nil)
+	status, b := ts.do("GET", "/metrics", analyst, nil)
 	if status != 200 || !strings.Contains(string(b), `lift_journey_decisions_total{journey="home",policy="personalized"}`) ||
 		!strings.Contains(string(b), `lift_journey_decision_latency_seconds{journey="home",quantile="0.99"}`) ||
 		!strings.Contains(string(b), `lift_journey_item_exposure_gini{journey="home"}`) {
