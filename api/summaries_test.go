@@ -166,11 +166,15 @@ func chromiumCheck(t *testing.T, base, key, id, headline string) {
 		defer cancel()
 		base := []string{"--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
 			"--disable-component-update", "--disable-sync", "--user-data-dir=" + t.TempDir()}
+		base = append(base, "--enable-logging=stderr", "--v=0") // console messages, CSP violations among them
 		cmd := exec.CommandContext(ctx, bin, append(base, args...)...)
-		var stdout bytes.Buffer
-		cmd.Stdout = &stdout
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil && !errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			t.Fatalf("chromium %v: %v", args, err)
+		}
+		if strings.Contains(stderr.String(), "Content Security Policy") {
+			t.Errorf("chromium %v reports CSP violations:\n%s", args, stderr.String())
 		}
 		return stdout.Bytes()
 	}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -90,21 +91,43 @@ func decodeParams(j *experiment.Job, v any) error {
 	if len(j.Params) == 0 || string(j.Params) == "null" {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(j.Params))
-	dec.DisallowUnknownFields()
-	if b := bytes.TrimSpace(j.Params); len(b) == 0 || b[0] != '{' {
-		return experiment.E(op, experiment.Invalid, experiment.Field("params"), experiment.Errorf("must be a JSON object"))
+	bad := func(field, format string, args ...any) error {
+		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
 	}
-	if err := dec.Decode(v); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case errors.As(err, &te) && te.Field != "":
-			return experiment.E(op, experiment.Invalid, experiment.Field("params."+te.Field), experiment.Errorf("must be %s, got %s", jsonType(te.Type.Kind().String()), te.Value))
-		case strings.HasPrefix(err.Error(), "json: unknown field "):
-			name := strings.Trim(strings.TrimPrefix(err.Error(), "json: unknown field "), `"`)
-			return experiment.E(op, experiment.Invalid, experiment.Field("params."+name), experiment.Errorf("unknown field for a %s job", j.Kind))
-		default:
-			return experiment.E(op, experiment.Invalid, experiment.Field("params"), experiment.Errorf("%s", strings.TrimPrefix(err.Error(), "json: ")))
+	var fields map[string]json.RawMessage
+	if b := bytes.TrimSpace(j.Params); len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &fields) != nil {
+		return bad("params", "must be a JSON object")
+	}
+	// Decode field by field, so that an error (a custom decoder's too) names its field.
+	rv := reflect.ValueOf(v).Elem()
+	byName := map[string]int{}
+	var known []string
+	for i := range rv.NumField() {
+		name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			byName[name] = i
+			known = append(known, name)
+		}
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		i, ok := byName[k]
+		if !ok {
+			if len(known) == 0 {
+				return bad("params."+k, "unknown field: a %s job takes no params", j.Kind)
+			}
+			return bad("params."+k, "unknown field for a %s job (it takes %s)", j.Kind, strings.Join(known, ", "))
+		}
+		if err := json.Unmarshal(fields[k], rv.Field(i).Addr().Interface()); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return bad("params."+k, "must be %s, got %s", jsonType(te.Type.Kind().String()), te.Value)
+			}
+			return bad("params."+k, "%s", strings.TrimPrefix(err.Error(), "json: "))
 		}
 	}
 	return nil

@@ -195,11 +195,12 @@ func (db *DB) ListRuns(ctx context.Context, job string, limit int) ([]*experimen
 // a's ID, Delivered and Attempts from the stored alert.
 func (db *DB) AddAlert(ctx context.Context, a *experiment.Alert) (created bool, err error) {
 	const op = "store.AddAlert"
-	err = db.db.QueryRowContext(ctx, `INSERT INTO alerts (ts, job, period, kind, target, severity, message, delivered, attempts)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, 0) ON CONFLICT DO NOTHING RETURNING id`,
+	err = db.db.QueryRowContext(ctx, `INSERT INTO alerts (ts, job, period, kind, target, severity, message, delivered)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
 		a.At, a.Job, a.Period, a.Kind, a.Target, a.Severity, a.Message, a.Delivered).Scan(&a.ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		err = db.db.QueryRowContext(ctx, `SELECT id, delivered, coalesce(attempts, 0) FROM alerts WHERE job = ? AND period = ? AND kind = ? AND target = ?`,
+		err = db.db.QueryRowContext(ctx, `SELECT a.id, a.delivered, coalesce(d.attempts, 0) FROM alerts a
+			LEFT JOIN alert_deliveries d ON d.alert_id = a.id WHERE a.job = ? AND a.period = ? AND a.kind = ? AND a.target = ?`,
 			a.Job, a.Period, a.Kind, a.Target).Scan(&a.ID, &a.Delivered, &a.Attempts)
 		return false, internal(op, err)
 	}
@@ -210,10 +211,20 @@ func (db *DB) AddAlert(ctx context.Context, a *experiment.Alert) (created bool, 
 }
 
 // RecordDelivery counts one webhook delivery attempt of an alert and, when it
-// succeeded, marks the alert delivered. It returns the attempts made so far.
+// succeeded, marks the alert delivered, in one transaction. It returns the
+// attempts made so far.
 func (db *DB) RecordDelivery(ctx context.Context, id int64, delivered bool) (attempts int, err error) {
-	err = db.db.QueryRowContext(ctx, `UPDATE alerts SET attempts = coalesce(attempts, 0) + 1, delivered = delivered OR ? WHERE id = ? RETURNING attempts`,
-		delivered, id).Scan(&attempts)
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO alert_deliveries (alert_id, attempts) VALUES (?, 1)
+			ON CONFLICT (alert_id) DO UPDATE SET attempts = alert_deliveries.attempts + 1 RETURNING attempts`, id).Scan(&attempts); err != nil {
+			return err
+		}
+		if delivered {
+			_, err := tx.ExecContext(ctx, `UPDATE alerts SET delivered = true WHERE id = ?`, id)
+			return err
+		}
+		return nil
+	})
 	return attempts, internal("store.RecordDelivery", err)
 }
 
@@ -223,7 +234,9 @@ func (db *DB) MarkAlertDelivered(ctx context.Context, id int64) error {
 	return err
 }
 
-const alertColumns = `id, ts, job, period, kind, target, severity, message, delivered, coalesce(attempts, 0)`
+const alertColumns = `a.id, a.ts, a.job, a.period, a.kind, a.target, a.severity, a.message, a.delivered, coalesce(d.attempts, 0)`
+
+const alertsFrom = ` FROM alerts a LEFT JOIN alert_deliveries d ON d.alert_id = a.id`
 
 func scanAlert(s interface{ Scan(...any) error }) (*experiment.Alert, error) {
 	var a experiment.Alert
@@ -239,14 +252,14 @@ func (db *DB) ListAlerts(ctx context.Context, limit int) ([]*experiment.Alert, e
 	if limit <= 0 {
 		limit = 100
 	}
-	return queryAll(ctx, db.db, "store.ListAlerts", scanAlert, `SELECT `+alertColumns+` FROM alerts ORDER BY id DESC LIMIT ?`, limit)
+	return queryAll(ctx, db.db, "store.ListAlerts", scanAlert, `SELECT `+alertColumns+alertsFrom+` ORDER BY a.id DESC LIMIT ?`, limit)
 }
 
 // UndeliveredAlerts lists the alerts of a job's period that no webhook has
 // acknowledged yet, oldest first.
 func (db *DB) UndeliveredAlerts(ctx context.Context, job string, period time.Time) ([]*experiment.Alert, error) {
 	return queryAll(ctx, db.db, "store.UndeliveredAlerts", scanAlert,
-		`SELECT `+alertColumns+` FROM alerts WHERE job = ? AND period = ? AND NOT delivered ORDER BY id`, job, period)
+		`SELECT `+alertColumns+alertsFrom+` WHERE a.job = ? AND a.period = ? AND NOT a.delivered ORDER BY a.id`, job, period)
 }
 
 // DigestID is the stable identifier of a job's digest for a period and target.

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/liftlab/lift/experiment"
@@ -138,19 +137,9 @@ func cloneExperiment(e *experiment.Experiment) *experiment.Experiment {
 	return &c
 }
 
-// checkPlacement checks that e's metrics, layer and holdout exist and that its slice of the
+// checkPlacement checks that e's layer and holdout exist and that its slice of the
 // layer overlaps no other non-stopped experiment's slice.
 func checkPlacement(ctx context.Context, q queryer, e *experiment.Experiment) error {
-	for i, m := range e.Metrics {
-		var n int
-		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM metrics WHERE name = ?`, m.Name).Scan(&n); err != nil {
-			return err
-		}
-		if n == 0 {
-			return experiment.E(experiment.Invalid, experiment.Field("metrics["+strconv.Itoa(i)+"]"),
-				experiment.Errorf("unknown metric %q: define it first (POST /v1/metrics)", m.Name))
-		}
-	}
 	if e.Holdout != "" {
 		var n int
 		if err := q.QueryRowContext(ctx, `SELECT count(*) FROM holdouts WHERE name = ?`, e.Holdout).Scan(&n); err != nil {
