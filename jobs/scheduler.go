@@ -202,6 +202,9 @@ func (s *Scheduler) Trigger(ctx context.Context, name string) (r *experiment.Job
 	if err != nil {
 		return nil, false, err
 	}
+	if s.ctx.Err() != nil {
+		return nil, false, experiment.E("jobs.Trigger", experiment.Unavailable, experiment.Errorf("the scheduler is stopping"))
+	}
 	p := s.opt.Clock.Now().Truncate(time.Second)
 	began := make(chan experiment.JobRun, 1)
 	ended := make(chan experiment.JobRun, 1)
