@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/store"
@@ -29,8 +30,21 @@ type tserver struct {
 
 func newTestServer(t testing.TB, opts ...func(*Options)) *tserver {
 	t.Helper()
-	ctx := context.Background()
+	return newTestServerWithStore(t, store.DefaultOptions(), opts...)
+}
+
+// newTestServerAt is newTestServer whose store's clock reads now (the time
+// experiments start at), for tests that send exposures of a past date.
+func newTestServerAt(t testing.TB, now time.Time, opts ...func(*Options)) *tserver {
+	t.Helper()
 	sopt := store.DefaultOptions()
+	sopt.Now = func() time.Time { return now }
+	return newTestServerWithStore(t, sopt, opts...)
+}
+
+func newTestServerWithStore(t testing.TB, sopt store.Options, opts ...func(*Options)) *tserver {
+	t.Helper()
+	ctx := context.Background()
 	sopt.Logger = slog.New(slog.DiscardHandler)
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "lift.duckdb"), sopt)
 	if err != nil {

@@ -162,10 +162,10 @@ func TestPlanTTL(t *testing.T) {
 }
 
 func TestExposures(t *testing.T) {
-	ts := newTestServer(t)
+	ts0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	ts := newTestServerAt(t, ts0.Add(-time.Hour)) // the experiment starts an hour before its exposures
 	ingest := ts.key("sdk-relay", experiment.RoleIngest)
 	ts.setupRunning()
-	ts0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	var xs []map[string]any
 	want := map[string]int64{}
 	for i := 0; i < 500; i++ {

@@ -73,6 +73,12 @@ func decodeError(err error) error {
 	switch {
 	case errors.As(err, &se):
 		return experiment.E(op, experiment.Invalid, experiment.Errorf("malformed JSON at byte offset %d: %s", se.Offset, strings.TrimPrefix(se.Error(), "json: ")))
+	case errors.As(err, &te) && te.Type == durationType:
+		field, msg, _ := experiment.DurationError(err)
+		if field == "" {
+			return experiment.E(op, experiment.Invalid, experiment.Errorf("%s", msg))
+		}
+		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf("%s", msg))
 	case errors.As(err, &te):
 		field := te.Field
 		if field == "" {

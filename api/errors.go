@@ -22,6 +22,16 @@ type errorDetail struct {
 	RequestID string `json:"request_id"` // the X-Request-ID of the request, to find it in the logs
 }
 
+// statusClientClosed is the status logged for a request whose client went away
+// before the answer (nginx's 499): a 4xx, so it is logged at info, not as an error.
+const statusClientClosed = 499
+
+// clientGone wraps the error of a request whose client closed the connection.
+type clientGone struct{ err error }
+
+func (e *clientGone) Error() string { return "client closed the connection: " + e.err.Error() }
+func (e *clientGone) Unwrap() error { return e.err }
+
 // statusOf maps an error kind to its HTTP status. It is the one place where kinds
 // meet status codes.
 func statusOf(k experiment.Kind) int {
@@ -50,6 +60,10 @@ func statusOf(k experiment.Kind) int {
 // describe returns the status, code and client-facing message of err. Internal
 // errors show a generic message; their details only go to the log.
 func describe(err error) (status int, code, msg string) {
+	var gone *clientGone
+	if errors.As(err, &gone) {
+		return statusClientClosed, "canceled", "the client closed the connection"
+	}
 	var he *echo.HTTPError
 	if errors.As(err, &he) {
 		status = he.Code
@@ -83,7 +97,7 @@ func describe(err error) (status int, code, msg string) {
 			return http.StatusServiceUnavailable, experiment.Unavailable.String(), "the request timed out; retry, or send a smaller batch"
 		}
 		if errors.Is(err, context.Canceled) {
-			return 499, "canceled", "the request was canceled"
+			return statusClientClosed, "canceled", "the request was canceled"
 		}
 		return http.StatusInternalServerError, experiment.Internal.String(), "internal error; the server log has the details under this request_id"
 	}

@@ -16,7 +16,7 @@ type exposureIn struct {
 	Experiment     string    `json:"experiment" required:"true"`
 	Unit           string    `json:"unit" required:"true"`
 	Variant        string    `json:"variant" doc:"the variant shown; empty (or absent) for a unit in the holdout"`
-	TS             time.Time `json:"ts" doc:"RFC 3339 time of the exposure; absent: the time the server received it"`
+	TS             time.Time `json:"ts" doc:"RFC 3339 time of the exposure, not before the experiment started (1 minute of clock skew allowed); absent: the time the server received it"`
 	InHoldout      bool      `json:"in_holdout,omitempty" doc:"the unit is in the experiment's holdout (variant empty)"`
 	HoldoutVersion int       `json:"holdout_version,omitempty" doc:"the holdout version the unit was held out under; absent: the current one"`
 }
@@ -30,6 +30,10 @@ type exposureAccepted struct {
 }
 
 // exposureRoutes log exposures sent by clients; ingest keys (and admins).
+// exposureClockSkew is how far before its experiment's start an exposure's
+// timestamp may lie: the clocks of the clients that send them differ a little.
+const exposureClockSkew = time.Minute
+
 func (s *Server) exposureRoutes() {
 	s.route(http.MethodPost, "/v1/exposures", experiment.RoleIngest, s.postExposures, op{
 		Summary: "Log a batch of exposures", Request: exposureBatch{}, Response: exposureAccepted{},
@@ -114,6 +118,10 @@ func (s *Server) postExposures(c echo.Context) error {
 		ts := x.TS
 		if ts.IsZero() {
 			ts = now
+		}
+		if st := last.exp.StartedAt; st != nil && ts.Before(st.Add(-exposureClockSkew)) {
+			return bad("ts", "%s is before experiment %q started (%s): no unit can have been exposed to it then",
+				ts.UTC().Format(time.RFC3339), x.Experiment, st.UTC().Format(time.RFC3339))
 		}
 		xs[i] = experiment.Exposure{Experiment: x.Experiment, Unit: x.Unit, Variant: x.Variant, TS: ts,
 			InHoldout: x.InHoldout, HoldoutVersion: hv, Source: "client"}

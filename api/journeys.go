@@ -94,6 +94,9 @@ func (s *Server) createJourney(c echo.Context) error {
 	if err := decodeJSON(b, &req); err != nil {
 		return err
 	}
+	if err := s.modelLoaded(req.Model); err != nil {
+		return err
+	}
 	j, err := s.db.CreateJourney(c.Request().Context(), actor(c), req.journey())
 	if err != nil {
 		return err
@@ -102,6 +105,29 @@ func (s *Server) createJourney(c echo.Context) error {
 		s.opt.Journeys.Invalidate(j.Key)
 	}
 	return c.JSON(http.StatusCreated, j)
+}
+
+// modelLoaded refuses a journey whose model this server has not loaded: every
+// decision of it would fall back to the control journey. A server without
+// journeys (no Decider) cannot tell, and lets the store validate the rest.
+func (s *Server) modelLoaded(name string) error {
+	if s.opt.Journeys == nil || name == "" {
+		return nil
+	}
+	ms := s.opt.Journeys.Models()
+	if _, ok := ms.Get(name); ok {
+		return nil
+	}
+	var names []string
+	for _, m := range ms.List() {
+		names = append(names, m.Name)
+	}
+	loaded := "none"
+	if len(names) > 0 {
+		loaded = strings.Join(names, ", ")
+	}
+	return experiment.E("api.createJourney", experiment.Invalid, experiment.Field("model"),
+		experiment.Errorf("model %q is not loaded (loaded: %s): put NAME.safetensors in the folder of lift serve --models and restart it", name, loaded))
 }
 
 // noPrice rejects a journey body with a price-like field, with the reason.

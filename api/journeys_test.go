@@ -93,6 +93,7 @@ func TestJourneyRegistry(t *testing.T) {
 		{"k too large", ts.admin, with("k", 5000), 400, "k"},
 		{"bad control policy", ts.admin, with("control_policy", map[string]any{"kind": "random"}), 400, "control_policy.kind"},
 		{"negative budget", ts.admin, with("latency_budget", "-5ms"), 400, "latency_budget"},
+		{"model not loaded", ts.admin, with("model", "shoes"), 400, `model: model "shoes" is not loaded (loaded: shop)`},
 		{"epsilon above 1", ts.admin, with("exploration", map[string]any{"kind": "epsilon_greedy", "epsilon": 2}), 400, "exploration.epsilon"},
 		{"ingest key may not register", ingest, homeJourney, 403, "admin"},
 	}
@@ -182,7 +183,7 @@ func TestJourneyDecideAPI(t *testing.T) {
 		}
 	}
 	// The guardrails are exported to Prometheus and served live.
-	status, b := ts.do("GET", "/metrics", "", nil)
+	status, b := ts.do("GET", "/metrics", analyst, nil)
 	if status != 200 || !strings.Contains(string(b), `lift_journey_decisions_total{journey="home",policy="personalized"}`) ||
 		!strings.Contains(string(b), `lift_journey_decision_latency_seconds{journey="home",quantile="0.99"}`) ||
 		!strings.Contains(string(b), `lift_journey_item_exposure_gini{journey="home"}`) {

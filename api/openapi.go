@@ -177,7 +177,7 @@ func (g *schemaGen) schema(t reflect.Type) map[string]any {
 	case rawType:
 		return map[string]any{"description": "any JSON value"}
 	case durationType:
-		return map[string]any{"type": "string", "description": `a duration such as "90d" or "36h"`, "example": "90d"}
+		return map[string]any{"type": "string", "description": `a duration: numbers with units ns, us, ms, s, min, h, d, w ("90d", "36h", "1h30min"; "m" alone is refused as ambiguous), or a number of seconds`, "example": "90d"}
 	case metricRef:
 		return map[string]any{"oneOf": []any{
 			map[string]any{"type": "string", "description": "the metric's name"},

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
@@ -184,12 +185,32 @@ func (s *Server) createExperiment(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	if err := s.metricsExist(c.Request().Context(), req.Metrics); err != nil {
+		return err
+	}
 	e, err := s.db.CreateExperiment(c.Request().Context(), actor(c), req.experiment())
 	if err != nil {
 		return err
 	}
 	s.plans.invalidate(e.Key)
 	return c.JSON(http.StatusCreated, e)
+}
+
+// metricsExist refuses metrics that are not defined: their results would fail
+// at every query. Metric definitions are never deleted, so the check holds.
+func (s *Server) metricsExist(ctx context.Context, ms []experiment.MetricRef) error {
+	for i, m := range ms {
+		if m.Name == "" {
+			continue // experiment.Validate names it
+		}
+		if _, err := s.db.GetMetric(ctx, m.Name); experiment.Is(err, experiment.NotFound) {
+			return experiment.E("api.experiment", experiment.Invalid, experiment.Field("metrics["+strconv.Itoa(i)+"]"),
+				experiment.Errorf("unknown metric %q: define it first (POST /v1/metrics)", m.Name))
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Server) listExperiments(c echo.Context) error {
@@ -220,6 +241,11 @@ func (s *Server) updateExperiment(c echo.Context) error {
 	e, err := s.db.GetExperiment(ctx, c.Param("key"))
 	if err != nil {
 		return err
+	}
+	if p.Metrics != nil {
+		if err := s.metricsExist(ctx, *p.Metrics); err != nil {
+			return err
+		}
 	}
 	p.apply(e)
 	e, err = s.db.UpdateExperiment(ctx, actor(c), e)

@@ -20,6 +20,9 @@ func TestRegistryLifecycle(t *testing.T) {
 	if h.Version != 1 || h.Salt != "global/v1" || h.Fraction != 0.05 {
 		t.Fatalf("holdout answer %+v, want version 1, salt global/v1 (the store contract)", h)
 	}
+	// An experiment names metrics that are defined.
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum"}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "orders", "event_type": "purchase", "aggregation": "count"}, nil)
 	var e experiment.Experiment
 	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{
 		"key": "checkout", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}},

@@ -288,7 +288,7 @@ func (s *Server) getResultsParquet(c echo.Context) error {
 		return err
 	}
 	var b bytes.Buffer
-	if err := r.CSV(&b); err != nil {
+	if err := r.RawCSV(&b); err != nil {
 		return err
 	}
 	pq, err := s.db.CSVToParquet(c.Request().Context(), b.Bytes())

@@ -143,7 +143,7 @@ func TestMetricDefinitions(t *testing.T) {
 // TestResultsEndpoints runs an experiment through the API (metrics, exposures,
 // events) and reads the results, a snapshot, the daily series and the holdout.
 func TestResultsEndpoints(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServerAt(t, time.Date(2026, 3, 1, 7, 0, 0, 0, time.UTC)) // the experiment starts before its exposures
 	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum", "covariate": map[string]any{"days": 7}}, nil)
 	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "converted", "event_type": "purchase", "aggregation": "binary"}, nil)
 	ts.must(http.StatusCreated, "POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.1}, nil)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -122,7 +123,7 @@ func New(opt Options) (*Server, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.observe, s.recover, s.deadline)
+	e.Use(s.requestID, securityHeaders, s.observe, s.recover, s.deadline)
 	s.echo = e
 	s.routes()
 	return s, nil
@@ -135,6 +136,26 @@ func (s *Server) Handler() http.Handler { return s.echo }
 // made outside this server (for example a scheduled holdout rotation) take effect
 // at once rather than after Options.PlanTTL.
 func (s *Server) InvalidatePlans() { s.plans.invalidateAll() }
+
+// contentSecurityPolicy is sent with every answer. Lift's pages (reports,
+// summaries) are self-contained: inline styles and inline SVG, no script, no
+// outside resource; images may only be data: URLs. No page may be framed.
+const contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src data:; font-src data:; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// securityHeaders sets the browser-facing security headers on every answer,
+// errors included: the Content-Security-Policy above, nosniff (a CSV or JSON
+// answer is never run as HTML or script) and X-Frame-Options for browsers that
+// predate frame-ancestors.
+func securityHeaders(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		h := c.Response().Header()
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set(echo.HeaderXContentTypeOptions, "nosniff")
+		h.Set(echo.HeaderXFrameOptions, "DENY")
+		return next(c)
+	}
+}
 
 const ctxRequestID = "lift.request_id"
 
@@ -201,7 +222,13 @@ func (s *Server) deadline(next echo.HandlerFunc) echo.HandlerFunc {
 func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
+		conn := c.Request().Context() // canceled when the client goes away
 		err := next(c)
+		if err != nil && errors.Is(conn.Err(), context.Canceled) {
+			// Whatever the handler saw (a canceled query, an interrupted DuckDB
+			// statement, a failed read), the cause is the client: not a server error.
+			err = &clientGone{err}
+		}
 		if err != nil {
 			// Answer now so that the status is known to the log and the metrics.
 			s.handleError(err, c)

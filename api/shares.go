@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/store"
 )
 
 // shareIn is the body of POST /v1/experiments/KEY/shares.
@@ -94,14 +95,26 @@ func (s *Server) revokeShare(c echo.Context) error {
 }
 
 // logPath is the request path as logged: a share link's token is a secret, so
-// it is left out of the logs.
+// it is left out of the logs however the path is spelled ("//shared/TOKEN",
+// "/./shared/TOKEN", "/SHARED/TOKEN"): the segment after any "shared" segment, and
+// any segment that looks like a token (share tokens start with "lsh_"), is
+// replaced by "…". Empty segments are dropped, so the logged path is the cleaned one.
 func logPath(c echo.Context) string {
-	p := c.Request().URL.Path
-	if rest, ok := strings.CutPrefix(p, "/shared/"); ok {
-		if _, tail, ok := strings.Cut(rest, "/"); ok {
-			return "/shared/…/" + tail
+	segs := strings.Split(c.Request().URL.Path, "/")
+	out := make([]string, 0, len(segs))
+	redactNext := false
+	for _, seg := range segs {
+		if seg == "" || seg == "." {
+			continue
 		}
-		return "/shared/…"
+		switch {
+		case redactNext, len(seg) >= 4 && strings.EqualFold(seg[:4], store.ShareTokenPrefix):
+			seg = "…"
+			redactNext = false
+		case strings.EqualFold(seg, "shared"):
+			redactNext = true
+		}
+		out = append(out, seg)
 	}
-	return p
+	return "/" + strings.Join(out, "/")
 }

@@ -402,7 +402,9 @@ func (s *Server) jobRoutes() {
 	s.route(http.MethodGet, "/v1/jobs", analyst, s.listJobs, op{Summary: "List scheduled jobs", Response: jobList{}})
 	s.route(http.MethodGet, "/v1/jobs/:name", analyst, s.getJob, op{Summary: "Get a job", Response: experiment.Job{}})
 	s.route(http.MethodDelete, "/v1/jobs/:name", admin, s.deleteJob, op{Summary: "Unschedule and delete a job (its runs stay)", Status: http.StatusNoContent})
-	s.route(http.MethodPost, "/v1/jobs/:name/run", admin, s.triggerJob, op{Summary: "Run a job now, by hand", Response: experiment.JobRun{}})
+	s.route(http.MethodPost, "/v1/jobs/:name/run", admin, s.triggerJob, op{Summary: "Run a job now, by hand", Response: experiment.JobRun{},
+		Description: "Answers the first attempt's record: 200 when it succeeded; 202 when it failed and the retries follow in the background, " +
+			"or when it is still running after half the request timeout. Follow the run at /v1/jobs/NAME/runs."})
 	s.route(http.MethodGet, "/v1/jobs/:name/runs", analyst, s.listRuns, op{Summary: "A job's runs, newest first", Response: runList{},
 		Query: []param{{Name: "limit", Type: "integer", Description: "most runs to list, default 100"}}})
 	s.route(http.MethodGet, "/v1/alerts", analyst, s.listAlerts, op{Summary: "The alert log, newest first", Response: alertList{}})
@@ -475,12 +477,20 @@ func (s *Server) triggerJob(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := sc.Trigger(c.Request().Context(), c.Param("name"))
+	// Wait for the first attempt, but not past the request's own deadline: a slow
+	// or failing run goes on in the background (retries wait their backoff).
+	ctx, cancel := context.WithTimeout(c.Request().Context(), s.opt.RequestTimeout/2)
+	defer cancel()
+	r, done, err := sc.Trigger(ctx, c.Param("name"))
 	if err != nil {
 		return err
 	}
 	if r == nil {
 		return experiment.E("api.triggerJob", experiment.Conflict, experiment.Errorf("job %s already ran for this period", c.Param("name")))
+	}
+	if !done {
+		c.Response().Header().Set(echo.HeaderLocation, "/v1/jobs/"+c.Param("name")+"/runs")
+		return c.JSON(http.StatusAccepted, r)
 	}
 	return c.JSON(http.StatusOK, r)
 }

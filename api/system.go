@@ -17,14 +17,17 @@ type statusBody struct {
 }
 
 // systemRoutes serves health, readiness, metrics and the OpenAPI document.
+// Metrics need an analyst key: they name experiments and count decisions per arm.
 func (s *Server) systemRoutes() {
 	s.route(http.MethodGet, "/healthz", Public, s.healthz, op{
 		Summary: "Liveness: the process is up", Response: statusBody{}})
 	s.route(http.MethodGet, "/readyz", Public, s.readyz, op{
 		Summary: "Readiness: the database answers", Response: statusBody{},
 		Description: "503 with an error body when the database does not answer."})
-	s.route(http.MethodGet, "/metrics", Public, s.metricsHandler(), op{
-		Summary: "Prometheus metrics", ContentType: "text/plain"})
+	s.route(http.MethodGet, "/metrics", experiment.RoleAnalyst, s.metricsHandler(), op{
+		Summary: "Prometheus metrics (analyst or admin key)", ContentType: "text/plain",
+		Description: "Needs a key: the metrics are labelled by experiment and journey and hold exact decision counts per arm. " +
+			"Give Prometheus an analyst key (scrape_config authorization: credentials)."})
 	s.route(http.MethodGet, "/openapi.json", Public, s.openAPIHandler, op{
 		Summary: "This OpenAPI 3.0 document", Response: map[string]any{}})
 }

@@ -46,7 +46,7 @@ func TestHealthMetricsRequestID(t *testing.T) {
 		t.Fatalf("wrong method: %d %s", status, b)
 	}
 
-	status, b = ts.do("GET", "/metrics", "", nil)
+	status, b = ts.do("GET", "/metrics", ts.admin, nil)
 	if status != 200 {
 		t.Fatalf("metrics: %d", status)
 	}

@@ -3,10 +3,13 @@ package experiment
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"regexp"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Status is the life-cycle state of an experiment. Only drafts may be edited;
@@ -188,6 +191,28 @@ var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$`)
 // digits, '_', '.', '-', starting with a letter or digit.
 func ValidKey(s string) bool { return keyPattern.MatchString(s) }
 
+// MaxLabel is the longest variant name, in bytes.
+const MaxLabel = 128
+
+// checkLabel says what is wrong with a free-text label such as a variant name
+// ("" when nothing): it must be valid UTF-8 of at most MaxLabel bytes without
+// control characters (they break logs, CSV and terminals, and DuckDB cuts
+// strings at NUL) or invisible direction overrides.
+func checkLabel(s string) string {
+	if len(s) > MaxLabel {
+		return fmt.Sprintf("must be at most %d bytes, got %d", MaxLabel, len(s))
+	}
+	if !utf8.ValidString(s) {
+		return "must be valid UTF-8"
+	}
+	for i, r := range s {
+		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
+			return fmt.Sprintf("must not hold control characters, got %U at byte %d", r, i)
+		}
+	}
+	return ""
+}
+
 func invalid(op, field, format string, args ...any) error {
 	return E(op, Invalid, Field(field), Errorf(format, args...))
 }
@@ -208,6 +233,9 @@ func (e *Experiment) Validate() error {
 		f := func(name string) string { return "variants[" + strconv.Itoa(i) + "]." + name }
 		if v.Name == "" {
 			return invalid(op, f("name"), "must not be empty")
+		}
+		if err := checkLabel(v.Name); err != "" {
+			return invalid(op, f("name"), "%s", err)
 		}
 		if seen[v.Name] {
 			return invalid(op, f("name"), "duplicate variant name %q", v.Name)
@@ -261,7 +289,14 @@ func (e *Experiment) Validate() error {
 		return invalid(op, "analysis.sequential_tuning", "must be positive, got %g", e.Analysis.Tuning)
 	}
 	names := map[string]bool{}
+	primary := -1
 	for i, m := range e.Metrics {
+		if m.Primary {
+			if primary >= 0 {
+				return invalid(op, "metrics["+strconv.Itoa(i)+"].primary", "metrics[%d] (%q) is primary already: one metric may be primary", primary, e.Metrics[primary].Name)
+			}
+			primary = i
+		}
 		if !ValidKey(m.Name) {
 			return invalid(op, "metrics["+strconv.Itoa(i)+"]", "invalid metric name %q", m.Name)
 		}
@@ -273,18 +308,8 @@ func (e *Experiment) Validate() error {
 	if p := e.Analysis.PrimaryMetric; p != "" && !names[p] {
 		return invalid(op, "analysis.primary_metric", "%q is not among the experiment's metrics", p)
 	}
-	flagged := -1
-	for i, m := range e.Metrics {
-		if !m.Primary {
-			continue
-		}
-		if flagged >= 0 {
-			return invalid(op, "metrics["+strconv.Itoa(i)+"].primary", "only one metric can be primary, and %q is marked already", e.Metrics[flagged].Name)
-		}
-		flagged = i
-	}
-	if p := e.Analysis.PrimaryMetric; flagged >= 0 && p != "" && p != e.Metrics[flagged].Name {
-		return invalid(op, "analysis.primary_metric", "names %q but metrics[%d] (%q) is marked primary: name one primary metric", p, flagged, e.Metrics[flagged].Name)
+	if p := e.Analysis.PrimaryMetric; primary >= 0 && p != "" && p != e.Metrics[primary].Name {
+		return invalid(op, "analysis.primary_metric", "names %q but metrics[%d] (%q) is marked primary: name one primary metric", p, primary, e.Metrics[primary].Name)
 	}
 	switch e.Status {
 	case Draft, Running, Stopped:

@@ -45,9 +45,23 @@ func TestParseDuration(t *testing.T) {
 		{"1h30m", 90 * time.Minute, true},
 		{"-1h", -time.Hour, true},
 		{"d", 0, false},
-		{"3.5d", 0, false},
-		{"-2d", 0, false},
-		{"1w", 0, false},
+		{"3.5d", 84 * time.Hour, true},
+		{"-2d", -48 * time.Hour, true},
+		{"1w", 7 * 24 * time.Hour, true},
+		{"2w3d", 17 * 24 * time.Hour, true},
+		{"15min", 15 * time.Minute, true},
+		{"1h30min", 90 * time.Minute, true},
+		{"5m30s", 330 * time.Second, true},       // "m" before seconds can only be minutes
+		{"2160h0m0s", 90 * 24 * time.Hour, true}, // Go's notation, as stored before
+		{"120ms", 120 * time.Millisecond, true},
+		{"0", 0, true},
+		{"1m", 0, false},  // a minute or a month: refused
+		{"30m", 0, false}, // likewise
+		{"1mo", 0, false}, // months vary in length
+		{"1y", 0, false},
+		{"1", 0, false}, // no unit
+		{"1x", 0, false},
+		{"1..5h", 0, false},
 		{"", 0, false},
 		{"106751d", 106751 * 24 * time.Hour, true},
 		{"106752d", 0, false},               // beyond time.Duration's range
@@ -56,6 +70,34 @@ func TestParseDuration(t *testing.T) {
 		got, err := ParseDuration(c.in)
 		if (err == nil) != c.ok || (c.ok && time.Duration(got) != c.want) {
 			t.Errorf("ParseDuration(%q) = %v, %v; want %v (ok %v)", c.in, time.Duration(got), err, c.want, c.ok)
+		}
+	}
+}
+
+// TestDurationString: durations are written in their largest whole unit, and
+// what is written reads back as the same duration.
+func TestDurationString(t *testing.T) {
+	for _, c := range []struct {
+		d    time.Duration
+		want string
+	}{
+		{90 * 24 * time.Hour, "90d"},
+		{14 * 24 * time.Hour, "14d"},
+		{36 * time.Hour, "36h"},
+		{15 * time.Minute, "15min"},
+		{90 * time.Second, "90s"},
+		{120 * time.Millisecond, "120ms"},
+		{0, "0s"},
+		{-time.Hour, "-1h"},
+		{time.Hour + 500*time.Microsecond, "1h0m0.0005s"},
+	} {
+		got := Duration(c.d).String()
+		if got != c.want {
+			t.Errorf("Duration(%v).String() = %q, want %q", c.d, got, c.want)
+		}
+		back, err := ParseDuration(got)
+		if err != nil || time.Duration(back) != c.d {
+			t.Errorf("ParseDuration(%q) = %v, %v; want %v", got, time.Duration(back), err, c.d)
 		}
 	}
 }

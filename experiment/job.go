@@ -61,6 +61,7 @@ type Alert struct {
 	Severity  string    `json:"severity"` // "warning" or "critical"
 	Message   string    `json:"message"`
 	Delivered bool      `json:"delivered"`
+	Attempts  int       `json:"delivery_attempts"` // webhook deliveries tried (at least once until one answers 2xx)
 }
 
 // Digest is a published executive summary: DP-noised numbers only.

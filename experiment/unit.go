@@ -2,7 +2,10 @@ package experiment
 
 import (
 	"encoding/json"
+	"errors"
 	"math"
+	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -57,57 +60,189 @@ func (h *Holdout) Validate() error {
 		return invalid(op, "fraction", "must be in (0, 1), got %g", h.Fraction)
 	}
 	if h.RotationPeriod < 0 {
-		return invalid(op, "rotation_period", "must not be negative")
+		return invalid(op, "rotation_period", "must not be negative, got %s", h.RotationPeriod)
+	}
+	if h.RotationPeriod != 0 && time.Duration(h.RotationPeriod) < MinRotationPeriod {
+		return invalid(op, "rotation_period", "must be at least %s (a holdout measures long-run effects), got %s; leave it out to rotate by hand only",
+			Duration(MinRotationPeriod), h.RotationPeriod)
 	}
 	return nil
 }
 
-// Duration is a time.Duration that reads and writes JSON as a Go duration string
-// ("2160h") or a number of days ("90d").
+// MinRotationPeriod is the shortest automatic rotation period of a holdout.
+const MinRotationPeriod = Day
+
+// Duration is a time.Duration that reads and writes JSON as a duration string:
+// a sequence of numbers with units ("90d", "36h", "1h30min", "2w", "120ms") or a
+// number of seconds. See ParseDuration for the units.
 type Duration time.Duration
 
-// MarshalJSON writes the duration as a string such as "2160h0m0s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+// MarshalJSON writes the duration in its largest whole unit ("90d", "36h",
+// "15min", "30s", "120ms"), so that a duration given as "90d" is answered as
+// "90d", not "2160h0m0s"; see Duration.String.
+func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(d.String()) }
 
-// UnmarshalJSON reads "90d", "36h", "15m" or a number of seconds.
+// String writes the duration in the largest of d, h, min, s and ms in which it
+// is a whole number ("90d", "36h", "15min"); other values (fractions of a
+// millisecond, or of a second beyond a minute) in Go's notation, which
+// ParseDuration reads back ("1h30m0.5s").
+func (d Duration) String() string {
+	v := time.Duration(d)
+	if v == 0 {
+		return "0s"
+	}
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{Day, "d"}, {time.Hour, "h"}, {time.Minute, "min"}, {time.Second, "s"}, {time.Millisecond, "ms"}} {
+		if v%u.unit == 0 {
+			return strconv.FormatInt(int64(v/u.unit), 10) + u.name
+		}
+	}
+	return v.String()
+}
+
+// Day and Week are the lengths of the "d" and "w" duration units.
+const (
+	Day  = 24 * time.Hour
+	Week = 7 * Day
+)
+
+// UnmarshalJSON reads a duration string (ParseDuration) or a number of seconds.
+// Its errors are *json.UnmarshalTypeError whose Value is the explanation, so
+// that encoding/json adds the field's path to them (see DurationError).
 func (d *Duration) UnmarshalJSON(b []byte) error {
 	var s string
 	if err := json.Unmarshal(b, &s); err != nil {
 		var secs float64
-		if err2 := json.Unmarshal(b, &secs); err2 != nil {
-			return Errorf("duration must be a string such as \"90d\" or \"36h\"")
+		if err2 := json.Unmarshal(b, &secs); err2 != nil || math.IsNaN(secs) || math.Abs(secs) > float64(math.MaxInt64/int64(time.Second)) {
+			return durationError(`must be a duration string such as "90d" or "36h", or a number of seconds`)
 		}
 		*d = Duration(secs * float64(time.Second))
 		return nil
 	}
 	v, err := ParseDuration(s)
 	if err != nil {
-		return err
+		return durationError(err.Error())
 	}
 	*d = v
 	return nil
 }
 
-// ParseDuration parses a Go duration or a whole number of days written "Nd".
+func durationError(msg string) error {
+	return &json.UnmarshalTypeError{Value: msg, Type: reflect.TypeFor[Duration]()}
+}
+
+// DurationError returns the explanation of a Duration's decoding error, with the
+// path of the field encoding/json found it in ("rotation_period", "params.window"),
+// and false for other errors.
+func DurationError(err error) (field, msg string, ok bool) {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Type != reflect.TypeFor[Duration]() {
+		return "", "", false
+	}
+	return te.Field, te.Value, true
+}
+
+// durationUnits are the units ParseDuration reads. "m" is not among them on its
+// own: people write "1m" for a minute and for a month alike (see ParseDuration).
+var durationUnits = map[string]time.Duration{
+	"ns": time.Nanosecond, "us": time.Microsecond, "µs": time.Microsecond, "μs": time.Microsecond,
+	"ms": time.Millisecond, "s": time.Second, "min": time.Minute, "h": time.Hour, "d": Day, "w": Week,
+}
+
+// ParseDuration parses a duration: one or more numbers (a decimal fraction is
+// allowed) each followed by a unit, ns, us (µs), ms, s, min, h, d (24 h) or w
+// (7 d), with an optional leading sign: "90d", "2w", "36h", "1h30min", "120ms".
+//
+// The unit "m" is ambiguous (a minute to Go, a month to many people) and is
+// refused with a message saying what to write, except between hours and seconds,
+// where it can only mean minutes ("1h30m", "5m30s", Go's own "2160h0m0s").
+// Months and years ("mo", "M", "y") are refused: their length varies; write days.
 func ParseDuration(s string) (Duration, error) {
-	if n := len(s); n > 1 && s[n-1] == 'd' {
-		const maxDays = int(math.MaxInt64 / int64(24*time.Hour)) // 106,751 days: time.Duration's range
-		days := 0
-		for _, c := range s[:n-1] {
-			if c < '0' || c > '9' {
-				return 0, Errorf("invalid duration %q", s)
-			}
-			if days = days*10 + int(c-'0'); days > maxDays {
-				return 0, Errorf("invalid duration %q: at most %dd", s, maxDays)
-			}
+	orig := s
+	bad := func(format string, args ...any) (Duration, error) {
+		return 0, Errorf("invalid duration %q: "+format, append([]any{orig}, args...)...)
+	}
+	if s == "" {
+		return bad("want e.g. \"90d\", \"36h\" or \"15min\"")
+	}
+	neg := false
+	if s[0] == '-' || s[0] == '+' {
+		neg = s[0] == '-'
+		s = s[1:]
+	}
+	if s == "0" {
+		return 0, nil
+	}
+	type part struct {
+		num  string
+		unit string
+	}
+	var parts []part
+	for s != "" {
+		i := 0
+		for i < len(s) && (s[i] >= '0' && s[i] <= '9' || s[i] == '.') {
+			i++
 		}
-		return Duration(time.Duration(days) * 24 * time.Hour), nil
+		if i == 0 {
+			return bad("want a number before each unit, e.g. \"90d\" or \"1h30min\"")
+		}
+		j := i
+		for j < len(s) && !(s[j] >= '0' && s[j] <= '9' || s[j] == '.') {
+			j++
+		}
+		parts = append(parts, part{s[:i], s[i:j]})
+		s = s[j:]
 	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return 0, Errorf("invalid duration %q: want e.g. \"90d\" or \"36h\"", s)
+	var total int64 // nanoseconds; whole numbers are added exactly
+	for k, p := range parts {
+		unit := p.unit
+		switch unit {
+		case "":
+			return bad("%s has no unit; want one of ns, us, ms, s, min, h, d, w", p.num)
+		case "m":
+			hoursBefore := k > 0 && parts[k-1].unit == "h"
+			secondsAfter := k+1 < len(parts) && parts[k+1].unit == "s"
+			if !hoursBefore && !secondsAfter {
+				return bad("the unit \"m\" is ambiguous: write \"%smin\" for minutes, or days (\"30d\") for about a month", p.num)
+			}
+			unit = "min"
+		case "mo", "M", "mon", "month", "months", "y", "yr", "year", "years":
+			return bad("months and years vary in length: write days (\"30d\", \"365d\") or weeks (\"4w\")")
+		}
+		u, ok := durationUnits[unit]
+		if !ok {
+			return bad("unknown unit %q; want one of ns, us, ms, s, min, h, d, w", p.unit)
+		}
+		tooLong := func() (Duration, error) {
+			return bad("longer than %dd, the longest duration", math.MaxInt64/int64(Day))
+		}
+		var add int64
+		if n, err := strconv.ParseInt(p.num, 10, 64); err == nil {
+			if n > math.MaxInt64/int64(u) {
+				return tooLong()
+			}
+			add = n * int64(u)
+		} else {
+			v, err := strconv.ParseFloat(p.num, 64)
+			if err != nil {
+				return bad("%q is not a number", p.num)
+			}
+			if v*float64(u) >= math.MaxInt64 {
+				return tooLong()
+			}
+			add = int64(v * float64(u))
+		}
+		if total > math.MaxInt64-add {
+			return tooLong()
+		}
+		total += add
 	}
-	return Duration(v), nil
+	if neg {
+		total = -total
+	}
+	return Duration(time.Duration(total)), nil
 }
 
 // HoldoutAssignment says whether a unit is in a holdout, and under which version.

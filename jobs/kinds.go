@@ -4,9 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/url"
+	"reflect"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/liftlab/lift/experiment"
@@ -16,8 +21,12 @@ import (
 // Deps are what the job kinds work with.
 type Deps struct {
 	Store *store.DB
-	HTTP  *http.Client     // webhook client, default one with a 10 s timeout
-	Now   func() time.Time // default time.Now
+	// Webhooks says which hosts monitors may send alerts to (lift serve
+	// --webhook-allow); nil allows public addresses only.
+	Webhooks *WebhookPolicy
+	HTTP     *http.Client     // webhook client, default Webhooks.Client with a 10 s timeout
+	Now      func() time.Time // default time.Now
+	Logger   *slog.Logger     // where the details of failed deliveries go, default slog.Default()
 	// Digest builds the executive digest of one target for one period (an
 	// experiment key, "holdout:NAME" or "journey:KEY"; see DigestParams); it is
 	// set by the server, which owns the privacy ledger and the report renderer.
@@ -46,12 +55,7 @@ type GuardrailCheck struct {
 
 // Kinds returns the job kinds backed by deps.
 func Kinds(d Deps) map[experiment.JobKind]Func {
-	if d.HTTP == nil {
-		d.HTTP = &http.Client{Timeout: 10 * time.Second}
-	}
-	if d.Now == nil {
-		d.Now = time.Now
-	}
+	d.fill()
 	k := map[experiment.JobKind]Func{
 		experiment.JobResultsRefresh: d.refresh,
 		experiment.JobMonitor:        d.monitor,
@@ -63,6 +67,162 @@ func Kinds(d Deps) map[experiment.JobKind]Func {
 		k[experiment.JobJourneyComparison] = d.Journeys
 	}
 	return k
+}
+
+func (d *Deps) fill() {
+	if d.HTTP == nil {
+		d.HTTP = d.Webhooks.Client(10 * time.Second)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	if d.Logger == nil {
+		d.Logger = slog.Default()
+	}
+}
+
+// Checks returns the creation-time checks of the kinds backed by deps: params
+// decoded strictly (no unknown field, the right types, valid values) and the
+// target present in the store. Pass them as Options.Checks.
+func Checks(d Deps) map[experiment.JobKind]Check {
+	d.fill()
+	return map[experiment.JobKind]Check{
+		experiment.JobResultsRefresh: func(ctx context.Context, j *experiment.Job) error {
+			if err := decodeParams(j, &struct{}{}); err != nil {
+				return err
+			}
+			return d.checkExperimentTarget(ctx, j)
+		},
+		experiment.JobMonitor: d.checkMonitor,
+		experiment.JobDigest:  d.checkDigest,
+	}
+}
+
+// DecodeParams decodes a job's params strictly into v: a JSON object whose
+// fields v knows, of the right types; an error names the field ("params.webhook").
+func DecodeParams(j *experiment.Job, v any) error { return decodeParams(j, v) }
+
+func decodeParams(j *experiment.Job, v any) error {
+	const op = "jobs.params"
+	if len(j.Params) == 0 || string(j.Params) == "null" {
+		return nil
+	}
+	bad := func(field, format string, args ...any) error {
+		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
+	}
+	var fields map[string]json.RawMessage
+	if b := bytes.TrimSpace(j.Params); len(b) == 0 || b[0] != '{' || json.Unmarshal(b, &fields) != nil {
+		return bad("params", "must be a JSON object")
+	}
+	// Decode field by field, so that an error (a custom decoder's too) names its field.
+	rv := reflect.ValueOf(v).Elem()
+	byName := map[string]int{}
+	var known []string
+	for i := range rv.NumField() {
+		name, _, _ := strings.Cut(rv.Type().Field(i).Tag.Get("json"), ",")
+		if name != "" && name != "-" {
+			byName[name] = i
+			known = append(known, name)
+		}
+	}
+	names := make([]string, 0, len(fields))
+	for k := range fields {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		i, ok := byName[k]
+		if !ok {
+			if len(known) == 0 {
+				return bad("params."+k, "unknown field: a %s job takes no params", j.Kind)
+			}
+			return bad("params."+k, "unknown field for a %s job (it takes %s)", j.Kind, strings.Join(known, ", "))
+		}
+		if err := json.Unmarshal(fields[k], rv.Field(i).Addr().Interface()); err != nil {
+			var te *json.UnmarshalTypeError
+			if _, msg, ok := experiment.DurationError(err); ok {
+				return bad("params."+k, "%s", msg)
+			}
+			if errors.As(err, &te) {
+				return bad("params."+k, "must be %s, got %s", jsonType(te.Type.Kind().String()), te.Value)
+			}
+			return bad("params."+k, "%s", strings.TrimPrefix(err.Error(), "json: "))
+		}
+	}
+	return nil
+}
+
+func jsonType(kind string) string {
+	switch kind {
+	case "string":
+		return "a string"
+	case "bool":
+		return "true or false"
+	case "int", "int64", "float64":
+		return "a number"
+	}
+	return "a " + kind
+}
+
+// checkExperimentTarget checks that a job's target, when given, is an experiment.
+func (d Deps) checkExperimentTarget(ctx context.Context, j *experiment.Job) error {
+	if j.Target == "" {
+		return nil
+	}
+	return targetExists(ctx, "experiment", j.Target, func(ctx context.Context, k string) error {
+		_, err := d.Store.GetExperiment(ctx, k)
+		return err
+	})
+}
+
+// targetExists turns a NotFound from get into an Invalid error naming "target".
+func targetExists(ctx context.Context, what, key string, get func(context.Context, string) error) error {
+	err := get(ctx, key)
+	if experiment.Is(err, experiment.NotFound) {
+		return experiment.E("jobs.target", experiment.Invalid, experiment.Field("target"), experiment.Errorf("no %s %q: create it first, or leave target out for all", what, key))
+	}
+	return err
+}
+
+func (d Deps) checkMonitor(ctx context.Context, j *experiment.Job) error {
+	const op = "jobs.monitor"
+	var p MonitorParams
+	if err := decodeParams(j, &p); err != nil {
+		return err
+	}
+	if p.Webhook != "" {
+		if err := d.Webhooks.CheckURL(p.Webhook); err != nil {
+			return experiment.E(op, experiment.Invalid, experiment.Field("params.webhook"), err)
+		}
+	}
+	if p.StaleAfter != 0 && time.Duration(p.StaleAfter) < MinInterval {
+		return experiment.E(op, experiment.Invalid, experiment.Field("params.stale_after"), experiment.Errorf("must be at least %s, got %s", experiment.Duration(MinInterval), p.StaleAfter))
+	}
+	return d.checkExperimentTarget(ctx, j)
+}
+
+func (d Deps) checkDigest(ctx context.Context, j *experiment.Job) error {
+	var p DigestParams
+	if err := decodeParams(j, &p); err != nil {
+		return err
+	}
+	switch p.Subject {
+	case "", SubjectExperiment:
+		return d.checkExperimentTarget(ctx, j)
+	case SubjectHoldout:
+		if j.Target == "" {
+			return nil
+		}
+		return targetExists(ctx, "holdout", j.Target, func(ctx context.Context, k string) error { _, err := d.Store.GetHoldout(ctx, k); return err })
+	case SubjectJourney:
+		if j.Target == "" {
+			return nil
+		}
+		return targetExists(ctx, "journey", j.Target, func(ctx context.Context, k string) error { _, err := d.Store.GetJourney(ctx, k); return err })
+	default:
+		return experiment.E("jobs.digest", experiment.Invalid, experiment.Field("params.subject"),
+			experiment.Errorf("must be experiment, holdout or journey, got %q", p.Subject))
+	}
 }
 
 // targets returns the experiment named by the job, or every running experiment.
@@ -192,33 +352,51 @@ func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) 
 			add("stale_data", k, "warning", fmt.Sprintf("Experiment %s has received no exposures or events for over %s (latest: %s).", k, time.Duration(p.StaleAfter), when))
 		}
 	}
-	var ids []int64
-	var deliveryErr error
+	ids := []int64{}
 	for _, a := range alerts {
-		created, err := d.Store.AddAlert(ctx, a)
+		// A finding already raised for this period (a retried or restarted run)
+		// is not logged twice; its delivery is retried below if it failed.
+		if _, err := d.Store.AddAlert(ctx, a); err != nil {
+			return nil, err
+		}
+		ids = append(ids, a.ID)
+	}
+	out := map[string]any{"checked": keys, "alerts": ids}
+	if p.Webhook == "" {
+		return out, nil
+	}
+	// At least once: every alert of this period that no webhook has acknowledged,
+	// whether raised now or by an earlier attempt whose delivery failed.
+	pending, err := d.Store.UndeliveredAlerts(ctx, j.Name, period.UTC())
+	if err != nil {
+		return nil, err
+	}
+	failed := 0
+	for _, a := range pending {
+		perr := d.post(ctx, p.Webhook, a)
+		attempts, err := d.Store.RecordDelivery(ctx, a.ID, perr == nil)
 		if err != nil {
 			return nil, err
 		}
-		if !created { // already raised for this period (a retried or restarted run)
-			continue
-		}
-		ids = append(ids, a.ID)
-		if p.Webhook == "" {
-			continue
-		}
-		if err := d.post(ctx, p.Webhook, a); err != nil {
-			deliveryErr = err
-			continue
-		}
-		if err := d.Store.MarkAlertDelivered(ctx, a.ID); err != nil {
-			return nil, err
+		if perr != nil {
+			failed++
+			d.Logger.Warn("webhook delivery failed", "job", j.Name, "alert", a.ID, "attempt", attempts, "error", perr.Error())
 		}
 	}
-	out := map[string]any{"checked": keys, "alerts": ids}
-	if deliveryErr != nil {
-		return out, fmt.Errorf("webhook delivery: %w", deliveryErr)
+	if failed > 0 {
+		return out, fmt.Errorf("webhook delivery to %s failed for %d of %d alerts; it is retried with the run (details in the server log)",
+			hostOf(p.Webhook), failed, len(pending))
 	}
 	return out, nil
+}
+
+// hostOf is the host of a webhook URL, as failed deliveries name it: the path
+// and query may hold a secret (Slack's do).
+func hostOf(raw string) string {
+	if u, err := url.Parse(raw); err == nil && u.Host != "" {
+		return u.Scheme + "://" + u.Host
+	}
+	return "the webhook"
 }
 
 // webhookBody is what a monitor POSTs: Slack's incoming-webhook "text" plus the alert.
@@ -227,7 +405,7 @@ type webhookBody struct {
 	Alert *experiment.Alert `json:"alert"`
 }
 
-func (d Deps) post(ctx context.Context, url string, a *experiment.Alert) error {
+func (d Deps) post(ctx context.Context, target string, a *experiment.Alert) error {
 	icon := ":warning:"
 	if a.Severity == "critical" {
 		icon = ":rotating_light:"
@@ -236,7 +414,7 @@ func (d Deps) post(ctx context.Context, url string, a *experiment.Alert) error {
 	if err != nil {
 		return err
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return err
 	}
@@ -247,7 +425,7 @@ func (d Deps) post(ctx context.Context, url string, a *experiment.Alert) error {
 	}
 	resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("webhook %s answered %s", url, resp.Status)
+		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return nil
 }

@@ -79,7 +79,7 @@ func TestMonitorAlerts(t *testing.T) {
 	defer hook.Close()
 
 	now := time.Date(2026, 11, 16, 6, 0, 0, 0, time.UTC) // six days after the last data
-	d := Deps{Store: db, Now: func() time.Time { return now }}
+	d := Deps{Store: db, Now: func() time.Time { return now }, Webhooks: loopbackHooks(t)}
 	params, _ := json.Marshal(MonitorParams{Webhook: hook.URL, StaleAfter: experiment.Duration(48 * time.Hour)})
 	j := &experiment.Job{Name: "watch", Kind: experiment.JobMonitor, Every: experiment.Duration(6 * time.Hour), Params: params}
 	for run := 0; run < 2; run++ { // the second run of the same period must not alert again
@@ -107,8 +107,19 @@ func TestMonitorAlerts(t *testing.T) {
 		t.Fatalf("alert log has %d alerts, want 3", len(as))
 	}
 	for _, a := range as {
-		if !a.Delivered {
-			t.Errorf("alert %d (%s) not marked delivered", a.ID, a.Kind)
+		if !a.Delivered || a.Attempts != 1 {
+			t.Errorf("alert %d (%s): delivered %v after %d attempts, want delivered after 1", a.ID, a.Kind, a.Delivered, a.Attempts)
 		}
 	}
+}
+
+// loopbackHooks is the webhook policy of tests, whose webhooks are httptest
+// servers on 127.0.0.1 (lift serve --webhook-allow 127.0.0.1).
+func loopbackHooks(t *testing.T) *WebhookPolicy {
+	t.Helper()
+	p, err := ParseWebhookAllow("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

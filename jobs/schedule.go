@@ -9,6 +9,10 @@ import (
 	"github.com/liftlab/lift/experiment"
 )
 
+// MinInterval is the shortest time between two scheduled runs of a job, whatever
+// form its schedule takes (cron fields, descriptors, every).
+const MinInterval = time.Minute
+
 // schedule is a job's parsed timing.
 type schedule struct {
 	cron  cron.Schedule // nil for interval jobs
@@ -34,15 +38,27 @@ func parse(j *experiment.Job) (*schedule, error) {
 		if strings.HasPrefix(j.Cron, "TZ=") || strings.HasPrefix(j.Cron, "CRON_TZ=") {
 			return nil, experiment.E(op, experiment.Invalid, experiment.Field("cron"), experiment.Errorf("put the time zone in time_zone, not in the expression"))
 		}
+		if strings.HasPrefix(strings.TrimSpace(j.Cron), "@every") {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("cron"),
+				experiment.Errorf("%q: give an interval in the every field instead (\"every\": \"6h\"), at least %s", j.Cron, experiment.Duration(MinInterval)))
+		}
 		s, err := cron.ParseStandard("CRON_TZ=" + loc.String() + " " + j.Cron)
 		if err != nil {
 			return nil, experiment.E(op, experiment.Invalid, experiment.Field("cron"), experiment.Errorf("invalid cron expression %q: %v", j.Cron, err))
 		}
-		return &schedule{cron: s, loc: loc}, nil
+		// Five-field expressions and the descriptors (@hourly, @daily, ...) fire at
+		// most once a minute; check anyway, so that no form the parser may accept
+		// now or later runs a job more often than MinInterval.
+		sc := &schedule{cron: s, loc: loc}
+		if gap := sc.shortestGap(); gap < MinInterval {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("cron"),
+				experiment.Errorf("%q fires every %s; jobs run at most every %s", j.Cron, experiment.Duration(gap), experiment.Duration(MinInterval)))
+		}
+		return sc, nil
 	case j.Every != 0:
 		d := time.Duration(j.Every)
-		if d < time.Minute {
-			return nil, experiment.E(op, experiment.Invalid, experiment.Field("every"), experiment.Errorf("must be at least 1m, got %s", d))
+		if d < MinInterval {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("every"), experiment.Errorf("must be at least %s, got %s", experiment.Duration(MinInterval), j.Every))
 		}
 		return &schedule{every: d, loc: loc}, nil
 	default:
@@ -83,4 +99,20 @@ func (s *schedule) prev(t time.Time) time.Time {
 		}
 	}
 	return time.Time{}
+}
+
+// shortestGap returns the shortest time between consecutive fire times of a cron
+// schedule over its next 64 fires from a fixed instant.
+func (s *schedule) shortestGap() time.Duration {
+	gap := time.Duration(1<<63 - 1)
+	t := s.cron.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, s.loc))
+	for range 64 {
+		n := s.cron.Next(t)
+		if n.IsZero() {
+			break
+		}
+		gap = min(gap, n.Sub(t))
+		t = n
+	}
+	return gap
 }

@@ -31,6 +31,10 @@ type Store interface {
 // Func does a job's work for one period and returns what it produced (JSON-encodable).
 type Func func(ctx context.Context, j *experiment.Job, period time.Time) (any, error)
 
+// Check validates a job of one kind at creation, against the data: its params
+// (strictly: no unknown field) and its target. See Checks.
+type Check func(ctx context.Context, j *experiment.Job) error
+
 // Options configure a Scheduler.
 type Options struct {
 	Clock      clockwork.Clock // default the real clock
@@ -40,6 +44,9 @@ type Options struct {
 	RunTimeout time.Duration   // limit of one attempt, default 10m
 	// AfterRun, when set, is called after each attempt is recorded (tests use it to wait).
 	AfterRun func(*experiment.JobRun)
+	// Checks validate jobs of their kinds when they are added (Checks(deps),
+	// plus kinds defined elsewhere); a kind without one is checked for its timing only.
+	Checks map[experiment.JobKind]Check
 }
 
 // DefaultOptions returns the defaults.
@@ -159,6 +166,11 @@ func (s *Scheduler) Add(ctx context.Context, actor string, j *experiment.Job) er
 	if err := s.Validate(j); err != nil {
 		return err
 	}
+	if check := s.opt.Checks[j.Kind]; check != nil {
+		if err := check(ctx, j); err != nil {
+			return err
+		}
+	}
 	if err := s.store.SaveJob(ctx, actor, j); err != nil {
 		return err
 	}
@@ -180,14 +192,57 @@ func (s *Scheduler) Remove(ctx context.Context, actor, name string) error {
 }
 
 // Trigger runs a job now, by hand, for a period of its own (the current time to the
-// second), and returns the last attempt's record.
-func (s *Scheduler) Trigger(ctx context.Context, name string) (*experiment.JobRun, error) {
+// second). It waits for the first attempt only: it returns that attempt's record
+// once it ends, or, when ctx ends first, the record of the attempt still running;
+// done is false when the run goes on in the background (the first attempt is
+// still running, or it failed and the retries follow, with their backoff). A nil
+// record means the period had already succeeded.
+func (s *Scheduler) Trigger(ctx context.Context, name string) (r *experiment.JobRun, done bool, err error) {
 	j, err := s.store.GetJob(ctx, name)
 	if err != nil {
-		return nil, err
+		return nil, false, err
+	}
+	if s.ctx.Err() != nil {
+		return nil, false, experiment.E("jobs.Trigger", experiment.Unavailable, experiment.Errorf("the scheduler is stopping"))
 	}
 	p := s.opt.Clock.Now().Truncate(time.Second)
-	return s.fire(j, p, "manual"), nil
+	began := make(chan experiment.JobRun, 1)
+	ended := make(chan experiment.JobRun, 1)
+	finished := make(chan struct{})
+	s.wg.Add(1)
+	go func() {
+		defer s.wg.Done()
+		defer close(finished)
+		s.fireWith(j, p, "manual", func(r *experiment.JobRun, end bool) {
+			if r.Attempt != 1 {
+				return
+			}
+			if end {
+				ended <- *r
+			} else {
+				began <- *r
+			}
+		})
+	}()
+	var first experiment.JobRun
+	select {
+	case first = <-began:
+	case <-finished: // skipped (already succeeded), or the run could not be recorded
+		select {
+		case first = <-began:
+		default:
+			if s.ctx.Err() != nil {
+				return nil, false, experiment.E("jobs.Trigger", experiment.Unavailable, experiment.Errorf("the scheduler is stopping"))
+			}
+			return nil, true, nil
+		}
+	}
+	select {
+	case e := <-ended:
+		return &e, e.Status == experiment.RunSucceeded, nil
+	case <-ctx.Done():
+		return &first, false, nil
+	}
 }
 
 func (s *Scheduler) register(j *experiment.Job) error {
@@ -237,6 +292,12 @@ func (s *Scheduler) register(j *experiment.Job) error {
 // fire runs one period of a job with retries and records every attempt. It returns
 // the last attempt's record, or nil when the period had already succeeded.
 func (s *Scheduler) fire(j *experiment.Job, period time.Time, trigger string) *experiment.JobRun {
+	return s.fireWith(j, period, trigger, nil)
+}
+
+// fireWith is fire that calls notify, when not nil, as each attempt is recorded
+// as running (end false) and as ended (end true).
+func (s *Scheduler) fireWith(j *experiment.Job, period time.Time, trigger string, notify func(r *experiment.JobRun, end bool)) *experiment.JobRun {
 	fn := s.kinds[j.Kind]
 	wait := s.opt.Backoff
 	var last *experiment.JobRun
@@ -254,6 +315,9 @@ func (s *Scheduler) fire(j *experiment.Job, period time.Time, trigger string) *e
 			return last
 		}
 		last = r
+		if notify != nil {
+			notify(r, false)
+		}
 		out, runErr := s.attempt(fn, j, period)
 		end := s.opt.Clock.Now().UTC()
 		r.End = &end
@@ -276,6 +340,9 @@ func (s *Scheduler) fire(j *experiment.Job, period time.Time, trigger string) *e
 		cancel()
 		if s.opt.AfterRun != nil {
 			s.opt.AfterRun(r)
+		}
+		if notify != nil {
+			notify(r, true)
 		}
 		if runErr == nil {
 			return r

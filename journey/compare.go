@@ -165,6 +165,15 @@ type ScheduledParams struct {
 	NoTrend bool `json:"no_trend,omitempty"`
 }
 
+// Validate checks the params of a journey_comparison job.
+func (p ScheduledParams) Validate() error {
+	if p.Window < 0 || (p.Window > 0 && time.Duration(p.Window) < time.Hour) {
+		return experiment.E("journey.ScheduledParams", experiment.Invalid, experiment.Field("params.window"),
+			experiment.Errorf("must be at least 1h (default 7d), got %s", p.Window))
+	}
+	return nil
+}
+
 // ScheduledComparison is one journey's comparison as the scheduled job stores it:
 // the Comparison over the window ending at the period, and the cumulative daily
 // trend of the experiment's primary metric (the one marked primary, else the first).

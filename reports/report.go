@@ -119,8 +119,65 @@ func csvHeader() []string {
 
 // CSV writes the results table as CSV with a header row (see csvHeader): one row per
 // metric and variant, numbers in full precision, relative columns empty when the
-// control mean is 0, and the privacy of the numbers on every row.
-func (r *Report) CSV(w io.Writer) error {
+// control mean is 0, and the privacy of the numbers on every row. A text cell that
+// a spreadsheet would run as a formula is escaped (see SpreadsheetSafe).
+func (r *Report) CSV(w io.Writer) error { return r.writeCSV(w, SpreadsheetSafe) }
+
+// RawCSV writes the table of CSV without escaping, for machine readers that
+// type the columns themselves (the Parquet export): names stay as registered.
+func (r *Report) RawCSV(w io.Writer) error { return r.writeCSV(w, func(s string) string { return s }) }
+
+// SpreadsheetSafe escapes a CSV cell against formula injection (OWASP, "CSV
+// Injection"): a cell that begins with '=', '+', '-', '@', a tab or a carriage
+// return is prefixed with a single quote, so that Excel, LibreOffice and Google
+// Sheets show it as text instead of running it (=HYPERLINK(...), =cmd|...).
+// A cell that is a number ("-0.5", "+3", "-Inf") is left as it is: it must stay
+// a number, and a number runs nothing.
+func SpreadsheetSafe(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		if isNumber(s) {
+			return s
+		}
+		return "'" + s
+	}
+	return s
+}
+
+// isNumber reports whether s is a decimal number as strconv writes one
+// ("-0.5", "1e-07", "-Inf"), with an optional sign; hexadecimal and other forms
+// that strconv.ParseFloat also reads are not numbers to a spreadsheet.
+func isNumber(s string) bool {
+	t := strings.TrimLeft(s, "+-")
+	if len(s)-len(t) > 1 {
+		return false
+	}
+	if t == "Inf" || t == "NaN" {
+		return true
+	}
+	digits, dot, exp := 0, false, false
+	for i := 0; i < len(t); i++ {
+		switch c := t[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && !dot && !exp:
+			dot = true
+		case (c == 'e' || c == 'E') && digits > 0 && !exp:
+			exp, digits = true, 0
+			if i+1 < len(t) && (t[i+1] == '+' || t[i+1] == '-') {
+				i++
+			}
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+func (r *Report) writeCSV(w io.Writer, text func(string) string) error {
 	cw := csv.NewWriter(w)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 	if err := cw.Write(csvHeader()); err != nil {
@@ -131,7 +188,7 @@ func (r *Report) CSV(w io.Writer) error {
 		eps = f(r.Privacy.Epsilon)
 	}
 	for _, x := range r.Results {
-		row := []string{x.Metric, x.Variant, x.Control, strconv.FormatInt(x.N, 10), f(x.Mean), strconv.FormatInt(x.ControlN, 10), f(x.ControlMean),
+		row := []string{text(x.Metric), text(x.Variant), text(x.Control), strconv.FormatInt(x.N, 10), f(x.Mean), strconv.FormatInt(x.ControlN, 10), f(x.ControlMean),
 			f(x.Absolute.Estimate), f(x.Absolute.SE), f(x.Absolute.CILow), f(x.Absolute.CIHigh), f(x.Absolute.PValue)}
 		if rel := x.Relative; rel != nil {
 			row = append(row, f(rel.Estimate), f(rel.SE), f(rel.CILow), f(rel.CIHigh), f(rel.PValue))

@@ -191,14 +191,18 @@ func (db *DB) ListRuns(ctx context.Context, job string, limit int) ([]*experimen
 }
 
 // AddAlert appends an alert to the log and sets its ID. The same finding (job,
-// period, kind, target) is logged once: a repeat reports created false.
+// period, kind, target) is logged once: a repeat reports created false and fills
+// a's ID, Delivered and Attempts from the stored alert.
 func (db *DB) AddAlert(ctx context.Context, a *experiment.Alert) (created bool, err error) {
 	const op = "store.AddAlert"
 	err = db.db.QueryRowContext(ctx, `INSERT INTO alerts (ts, job, period, kind, target, severity, message, delivered)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id`,
 		a.At, a.Job, a.Period, a.Kind, a.Target, a.Severity, a.Message, a.Delivered).Scan(&a.ID)
 	if errors.Is(err, sql.ErrNoRows) {
-		return false, nil
+		err = db.db.QueryRowContext(ctx, `SELECT a.id, a.delivered, coalesce(d.attempts, 0) FROM alerts a
+			LEFT JOIN alert_deliveries d ON d.alert_id = a.id WHERE a.job = ? AND a.period = ? AND a.kind = ? AND a.target = ?`,
+			a.Job, a.Period, a.Kind, a.Target).Scan(&a.ID, &a.Delivered, &a.Attempts)
+		return false, internal(op, err)
 	}
 	if err != nil {
 		return false, internal(op, err)
@@ -206,33 +210,56 @@ func (db *DB) AddAlert(ctx context.Context, a *experiment.Alert) (created bool, 
 	return true, nil
 }
 
-// MarkAlertDelivered records that an alert reached its webhook.
+// RecordDelivery counts one webhook delivery attempt of an alert and, when it
+// succeeded, marks the alert delivered, in one transaction. It returns the
+// attempts made so far.
+func (db *DB) RecordDelivery(ctx context.Context, id int64, delivered bool) (attempts int, err error) {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `INSERT INTO alert_deliveries (alert_id, attempts) VALUES (?, 1)
+			ON CONFLICT (alert_id) DO UPDATE SET attempts = alert_deliveries.attempts + 1 RETURNING attempts`, id).Scan(&attempts); err != nil {
+			return err
+		}
+		if delivered {
+			_, err := tx.ExecContext(ctx, `UPDATE alerts SET delivered = true WHERE id = ?`, id)
+			return err
+		}
+		return nil
+	})
+	return attempts, internal("store.RecordDelivery", err)
+}
+
+// MarkAlertDelivered records that an alert reached its webhook (one attempt).
 func (db *DB) MarkAlertDelivered(ctx context.Context, id int64) error {
-	_, err := db.db.ExecContext(ctx, `UPDATE alerts SET delivered = true WHERE id = ?`, id)
-	return internal("store.MarkAlertDelivered", err)
+	_, err := db.RecordDelivery(ctx, id, true)
+	return err
+}
+
+const alertColumns = `a.id, a.ts, a.job, a.period, a.kind, a.target, a.severity, a.message, a.delivered, coalesce(d.attempts, 0)`
+
+const alertsFrom = ` FROM alerts a LEFT JOIN alert_deliveries d ON d.alert_id = a.id`
+
+func scanAlert(s interface{ Scan(...any) error }) (*experiment.Alert, error) {
+	var a experiment.Alert
+	if err := s.Scan(&a.ID, &a.At, &a.Job, &a.Period, &a.Kind, &a.Target, &a.Severity, &a.Message, &a.Delivered, &a.Attempts); err != nil {
+		return nil, err
+	}
+	a.At, a.Period = a.At.UTC(), a.Period.UTC()
+	return &a, nil
 }
 
 // ListAlerts lists the alert log, newest first.
 func (db *DB) ListAlerts(ctx context.Context, limit int) ([]*experiment.Alert, error) {
-	const op = "store.ListAlerts"
 	if limit <= 0 {
 		limit = 100
 	}
-	rows, err := db.db.QueryContext(ctx, `SELECT id, ts, job, period, kind, target, severity, message, delivered FROM alerts ORDER BY id DESC LIMIT ?`, limit)
-	if err != nil {
-		return nil, internal(op, err)
-	}
-	defer rows.Close()
-	var out []*experiment.Alert
-	for rows.Next() {
-		var a experiment.Alert
-		if err := rows.Scan(&a.ID, &a.At, &a.Job, &a.Period, &a.Kind, &a.Target, &a.Severity, &a.Message, &a.Delivered); err != nil {
-			return nil, internal(op, err)
-		}
-		a.At, a.Period = a.At.UTC(), a.Period.UTC()
-		out = append(out, &a)
-	}
-	return out, internal(op, rows.Err())
+	return queryAll(ctx, db.db, "store.ListAlerts", scanAlert, `SELECT `+alertColumns+alertsFrom+` ORDER BY a.id DESC LIMIT ?`, limit)
+}
+
+// UndeliveredAlerts lists the alerts of a job's period that no webhook has
+// acknowledged yet, oldest first.
+func (db *DB) UndeliveredAlerts(ctx context.Context, job string, period time.Time) ([]*experiment.Alert, error) {
+	return queryAll(ctx, db.db, "store.UndeliveredAlerts", scanAlert,
+		`SELECT `+alertColumns+alertsFrom+` WHERE a.job = ? AND a.period = ? AND NOT a.delivered ORDER BY a.id`, job, period)
 }
 
 // DigestID is the stable identifier of a job's digest for a period and target.

@@ -46,7 +46,8 @@ func (db *DB) newKeyID() (string, error) {
 }
 
 // CreateKey creates an API key with the role and returns its secret, which is shown
-// only now: the store keeps its SHA-256 alone.
+// only now: the store keeps its SHA-256 alone. Names are unique among live keys
+// (Conflict otherwise): the name is what logs and the audit trail show.
 func (db *DB) CreateKey(ctx context.Context, actor, name string, role experiment.Role) (string, *experiment.APIKey, error) {
 	const op = "store.CreateKey"
 	if !experiment.ValidKey(name) {
@@ -63,6 +64,14 @@ func (db *DB) CreateKey(ctx context.Context, actor, name string, role experiment
 	}
 	db.regMu.Lock()
 	defer db.regMu.Unlock()
+	var same int
+	if err := db.db.QueryRowContext(ctx, `SELECT count(*) FROM api_keys WHERE name = ? AND revoked_at IS NULL`, name).Scan(&same); err != nil {
+		return "", nil, internal(op, err)
+	}
+	if same > 0 {
+		return "", nil, experiment.E(op, experiment.Conflict, experiment.Field("name"),
+			experiment.Errorf("a live key named %q exists already; choose another name, or revoke that key first", name))
+	}
 	k, err := db.insertKey(ctx, actor, name, role, secret)
 	if err != nil {
 		return "", nil, internal(op, err)
@@ -152,7 +161,8 @@ func (db *DB) ListKeys(ctx context.Context) ([]*experiment.APIKey, error) {
 }
 
 // RevokeKey revokes the key with the id; it stops authenticating at once.
-// Revoking a revoked key does nothing; an unknown id is NotFound.
+// Revoking a revoked key does nothing; an unknown id is NotFound; the last live
+// admin key cannot be revoked (Conflict), so that someone can always administer.
 func (db *DB) RevokeKey(ctx context.Context, actor, id string) error {
 	const op = "store.RevokeKey"
 	db.regMu.Lock()
@@ -170,6 +180,15 @@ func (db *DB) RevokeKey(ctx context.Context, actor, id string) error {
 		db.cacheMu.Unlock()
 		if old.RevokedAt != nil {
 			return nil
+		}
+		if old.Role == experiment.RoleAdmin {
+			var admins int
+			if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM api_keys WHERE role = ? AND revoked_at IS NULL`, string(experiment.RoleAdmin)).Scan(&admins); err != nil {
+				return err
+			}
+			if admins <= 1 {
+				return experiment.E(experiment.Conflict, experiment.Errorf("key %q is the last live admin key: revoking it would lock every administrator out; create another admin key first", id))
+			}
 		}
 		now := db.now()
 		k := *old

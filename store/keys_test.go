@@ -98,7 +98,16 @@ func TestEnsureAdminKey(t *testing.T) {
 		if printed, _ := db.EnsureAdminKey(ctx, ""); printed != "" {
 			t.Errorf("generated a key although one exists")
 		}
-		db.RevokeKey(ctx, "alice", k.ID)
+		// The last admin key cannot be revoked; with a second one it can.
+		if err := db.RevokeKey(ctx, "alice", k.ID); !experiment.Is(err, experiment.Conflict) {
+			t.Errorf("revoking the last admin key: got %v, want Conflict", err)
+		}
+		if _, _, err := db.CreateKey(ctx, "alice", "ops", experiment.RoleAdmin); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.RevokeKey(ctx, "alice", k.ID); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := db.EnsureAdminKey(ctx, env); !experiment.Is(err, experiment.Conflict) {
 			t.Errorf("revoked env key: got %v, want Conflict", err)
 		}

@@ -656,6 +656,7 @@ func (db *DB) rotate(ctx context.Context, actor, name string) (*experiment.Holdo
 
 // RotateDueHoldouts rotates, once each, the holdouts with a RotationPeriod that has
 // elapsed since their current version started, and returns them after rotation.
+// Periods shorter than experiment.MinRotationPeriod are ignored.
 func (db *DB) RotateDueHoldouts(ctx context.Context, actor string) ([]*experiment.Holdout, error) {
 	const op = "store.RotateDueHoldouts"
 	db.regMu.Lock()
@@ -671,7 +672,9 @@ func (db *DB) RotateDueHoldouts(ctx context.Context, actor string) ([]*experimen
 		if err != nil {
 			return out, internal(op, err)
 		}
-		if h.RotationPeriod <= 0 || now.Sub(h.RotatedAt) < time.Duration(h.RotationPeriod) {
+		// A period below the minimum (stored before it was enforced) is not
+		// followed: the holdout rotates by hand only until it is recreated.
+		if time.Duration(h.RotationPeriod) < experiment.MinRotationPeriod || now.Sub(h.RotatedAt) < time.Duration(h.RotationPeriod) {
 			continue
 		}
 		r, err := db.rotate(ctx, actor, n)

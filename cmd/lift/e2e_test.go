@@ -318,3 +318,37 @@ func (s *liftServer) stop(t *testing.T) {
 		t.Fatalf("lift serve did not exit within 60s of SIGTERM; stderr:\n%s", s.stderr.String())
 	}
 }
+
+// TestServePrivateFilesAndWebhooks starts lift serve on a fresh file: the
+// database and its write-ahead log are created readable by their owner only, a
+// monitor's webhook to a loopback address is refused by default, and allowed with
+// --webhook-allow.
+func TestServePrivateFilesAndWebhooks(t *testing.T) {
+	bin := buildLift(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "lift.duckdb")
+	srv := startServe(t, bin, "--db", path)
+	srv.mustCall(t, "POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.05}, nil)
+	for _, f := range []string{path, path + ".wal"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatalf("%s: %v", filepath.Base(f), err)
+		}
+		if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s has mode %v, want -rw-------", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+	hook := map[string]any{"name": "watch", "kind": "monitor", "every": "1h", "params": map[string]any{"webhook": "http://127.0.0.1:9/hook"}}
+	status, err := srv.call("POST", "/v1/jobs", e2eAdminKey, hook, nil)
+	if status != 400 || !strings.Contains(err.Error(), "params.webhook") || !strings.Contains(err.Error(), "--webhook-allow") {
+		t.Errorf("a loopback webhook by default: %d %v, want 400 naming params.webhook and --webhook-allow", status, err)
+	}
+	srv.stop(t)
+
+	srv = startServe(t, bin, "--db", path, "--webhook-allow", "127.0.0.1")
+	srv.mustCall(t, "POST", "/v1/jobs", hook, nil)
+	srv.stop(t)
+	if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("after a restart: %v, %v", fi.Mode(), err)
+	}
+}

@@ -56,7 +56,7 @@ not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/re
 		return err
 	}
 	var csv bytes.Buffer
-	if err := r.CSV(&csv); err != nil {
+	if err := r.RawCSV(&csv); err != nil {
 		return err
 	}
 	pq, err := sdb.CSVToParquet(ctx, csv.Bytes())

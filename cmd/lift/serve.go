@@ -14,7 +14,6 @@ import (
 	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/jobs"
-	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/store"
 )
 
@@ -42,6 +41,7 @@ type serveConfig struct {
 	logLevel       string
 	logFormat      string
 	writers        int
+	webhookAllow   string
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -55,9 +55,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&cfg.logLevel, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.IntVar(&cfg.writers, "exposure-writers", 1, "exposure writer `lanes`: connections that commit exposure groups in turn; 2 overlaps one group's commit with the next one's append (see BENCHMARKS.md for when it helps)")
+	fs.StringVar(&cfg.webhookAllow, "webhook-allow", "", "hosts monitor webhooks may reach: comma-separated `names, addresses, CIDR prefixes` and \"public\"; default public addresses only (no loopback, private or link-local), checked at connect time")
 	jf := addJourneyFlags(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
+	}
+	hooks, err := jobs.ParseWebhookAllow(cfg.webhookAllow)
+	if err != nil {
+		return experiment.E("serve", experiment.Invalid, experiment.Field("--webhook-allow"), err)
 	}
 	logger, err := serveLogger(e, cfg)
 	if err != nil {
@@ -89,8 +94,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	closeJourneys = sync.OnceValue(closeJourneys)
 	defer closeJourneys()
-	sched, err := newScheduler(db, logger, map[experiment.JobKind]jobs.Func{
-		experiment.JobJourneyComparison: journey.ScheduledCompare(db, dec),
+	sched, err := newScheduler(db, logger, hooks, map[experiment.JobKind]extraKind{
+		experiment.JobJourneyComparison: journeyComparisonKind(db, dec),
 	})
 	if err != nil {
 		return err
