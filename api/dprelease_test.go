@@ -189,3 +189,39 @@ func (c *testClock) Advance(d time.Duration) {
 }
 
 func withClock(c *testClock) func(*Options) { return func(o *Options) { o.Now = c.Now } }
+
+// TestPrivateNotEnoughSignal is issue 13, item 5, as readers see it: 400 units per
+// arm released at ε = 0.05 (ε/5 = 0.01 per query: count noise sd 141 units) carry
+// more noise than signal. The JSON flags every comparison, gives no relative
+// interval below −100%, no variance of 0, and the DP report page says "not enough
+// signal" and bolds nothing.
+func TestPrivateNotEnoughSignal(t *testing.T) {
+	ts := newTestServer(t)
+	setupPrivate(t, ts)
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 1, "release_epsilon": 0.05}, nil)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	var r PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &r)
+	for _, m := range r.Metrics {
+		for _, v := range m.Variants {
+			if !(v.Variance > 0) {
+				t.Errorf("%s %s: released variance %g, want > 0", m.Name, v.Variant, v.Variance)
+			}
+		}
+		for _, c := range m.Comparisons {
+			if !c.NotEnoughSignal || !strings.HasPrefix(c.Note, "not enough signal") {
+				t.Errorf("%s %s: not_enough_signal %v, note %q; want flagged", m.Name, c.Variant, c.NotEnoughSignal, c.Note)
+			}
+			if c.Relative != nil && c.Relative.CILow < -1 {
+				t.Errorf("%s %s: relative lift down to %g, below −100%% for a metric that cannot be negative", m.Name, c.Variant, c.Relative.CILow)
+			}
+		}
+	}
+	status, page := ts.do("GET", "/v1/experiments/checkout/report.html", viewer, nil)
+	if status != 200 || !bytes.Contains(page, []byte("not enough signal")) || bytes.Contains(page, []byte(`class="sig"`)) {
+		t.Errorf("DP report page: %d, says not enough signal: %v, bolds a row: %v", status, bytes.Contains(page, []byte("not enough signal")), bytes.Contains(page, []byte(`class="sig"`)))
+	}
+	if !bytes.Contains(page, []byte("every reader sees these same numbers until the next release")) {
+		t.Errorf("the DP report page does not say when the numbers were released and until when they hold")
+	}
+}

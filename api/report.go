@@ -149,6 +149,8 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		r.Privacy = reports.Privacy{Private: true, Epsilon: pr.Private.Epsilon}
 		left := pr.Private.EpsilonLeft
 		r.EpsilonLeft = &left
+		released, next := pr.Private.ReleasedAt, pr.Private.NextReleaseAt
+		r.ReleasedAt, r.NextReleaseAt = &released, &next
 		r.Alpha = pr.Alpha
 		p := pr.SRM.PValue
 		r.SRMPValue = &p
@@ -165,6 +167,10 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 				if cmp.Relative != nil {
 					rel := reports.Estimate(*cmp.Relative)
 					row.Relative = &rel
+				}
+				if cmp.NotEnoughSignal {
+					row.Signal = cmp.Note
+					r.Notes = append(r.Notes, m.Name+", "+cmp.Variant+": "+cmp.Note+".")
 				}
 				r.Results = append(r.Results, row)
 			}

@@ -39,6 +39,9 @@ type Result struct {
 	ControlMean float64   `json:"control_mean"`
 	Absolute    Estimate  `json:"absolute"`
 	Relative    *Estimate `json:"relative,omitempty"` // absent when the control mean is 0
+	// Signal, in DP reports, says that the privacy noise dominates the row
+	// ("not enough signal: …"); such a row is never shown as significant.
+	Signal string `json:"signal,omitempty"`
 }
 
 // Report is an experiment report: what was tested, the results table and charts.
@@ -52,6 +55,11 @@ type Report struct {
 	Privacy     Privacy   `json:"privacy"`
 	// EpsilonLeft is the experiment's remaining ε after this report's release (DP reports only).
 	EpsilonLeft *float64 `json:"epsilon_left,omitempty"`
+	// ReleasedAt is when a DP report's release was made (it covers the data until
+	// then) and NextReleaseAt when the next one can be: every reader in between
+	// gets the same numbers.
+	ReleasedAt    *time.Time `json:"released_at,omitempty"`
+	NextReleaseAt *time.Time `json:"next_release_at,omitempty"`
 	SRMPValue   *float64 `json:"srm_p_value,omitempty"`
 	Results     []Result `json:"results"`
 	Notes       []string `json:"notes,omitempty"`
@@ -217,7 +225,15 @@ func (r *Report) level() string {
 // banner says what kind of numbers the report shows.
 func (r *Report) banner() string {
 	if r.Privacy.Private {
-		s := fmt.Sprintf("Differentially private report: every number is %s. Safe to share with viewers.", r.Privacy.Caption())
+		s := fmt.Sprintf("Differentially private report: every number is %s. ε = %.3g bounds how much any one unit's data "+
+			"can change what this report shows (smaller is more private and noisier), so it is safe to share with viewers.", r.Privacy.Caption(), r.Privacy.Epsilon)
+		if r.ReleasedAt != nil {
+			s += fmt.Sprintf(" Released %s from the data until then", r.ReleasedAt.UTC().Format("2006-01-02 15:04 MST"))
+			if r.NextReleaseAt != nil {
+				s += fmt.Sprintf("; every reader sees these same numbers until the next release, %s", r.NextReleaseAt.UTC().Format("2006-01-02 15:04 MST"))
+			}
+			s += "."
+		}
 		if r.EpsilonLeft != nil {
 			s += fmt.Sprintf(" Privacy budget left: ε = %.3g.", *r.EpsilonLeft)
 		}
@@ -242,8 +258,15 @@ func (r *Report) rows() []row {
 		if x.Relative != nil {
 			rel = fmtCI(*x.Relative, true)
 		}
+		if x.Signal != "" {
+			if x.Relative == nil {
+				rel = "not enough signal"
+			} else {
+				rel += " · not enough signal"
+			}
+		}
 		out = append(out, row{x.Metric, x.Variant, strconv.FormatInt(x.N, 10), fmtNum(x.Mean), fmtNum(x.ControlMean),
-			fmtCI(x.Absolute, false), rel, fmtP(x.Absolute.PValue), x.Absolute.PValue < a})
+			fmtCI(x.Absolute, false), rel, fmtP(x.Absolute.PValue), x.Absolute.PValue < a && x.Signal == ""})
 	}
 	return out
 }
@@ -263,7 +286,7 @@ tr.sig td{font-weight:600}figure{margin:1.5rem 0}figcaption{color:#555;font-size
 <p class="meta">Experiment <code>{{.R.Experiment}}</code>{{if .R.Status}} · {{.R.Status}}{{end}} · generated {{.Generated}}</p>
 {{if .R.Description}}<p>{{.R.Description}}</p>{{end}}
 <div class="banner {{if .R.Privacy.Private}}private{{else}}exact{{end}}">{{.Banner}}</div>
-{{if .SRM}}<p>Sample ratio mismatch test: p = {{.SRM}}.</p>{{end}}
+{{if .SRM}}<p>Sample ratio mismatch test{{if .R.Privacy.Private}} on the noised unit counts, with their noise accounted for{{end}}: p = {{.SRM}}.</p>{{end}}
 <h2>Results</h2>
 <table><thead><tr><th>metric</th><th>variant</th><th>n</th><th>mean</th><th>control mean</th><th>absolute effect [{{.Level}} CI]</th><th>relative effect [{{.Level}} CI]</th><th>p-value</th></tr></thead><tbody>
 {{range .Rows}}<tr{{if .Significant}} class="sig"{{end}}><td>{{.Metric}}</td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td>{{.Abs}}</td><td>{{.Rel}}</td><td>{{.P}}</td></tr>
