@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
-	"encoding/json"
 	"net/http"
 	"sort"
 	"strconv"
@@ -12,7 +9,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/store"
@@ -20,22 +16,30 @@ import (
 
 // privacyBudgetIn is the body of PUT /v1/experiments/KEY/privacy.
 type privacyBudgetIn struct {
-	Epsilon        float64 `json:"epsilon"`
-	Delta          float64 `json:"delta"`
-	ReleaseEpsilon float64 `json:"release_epsilon"`
-	ReleaseDelta   float64 `json:"release_delta,omitempty"`
+	Epsilon        float64             `json:"epsilon"`
+	Delta          float64             `json:"delta"`
+	ReleaseEpsilon float64             `json:"release_epsilon"`
+	ReleaseDelta   float64             `json:"release_delta,omitempty"`
+	ReleasePeriod  experiment.Duration `json:"release_period,omitempty" doc:"how often a new release is made, e.g. \"24h\" (the default: one release per UTC day) or \"1h\"; from 1m to 366d. Every reader within a period gets that period's release."`
 }
 
-// PrivateInfo says what a differentially private answer cost and what is left.
+// PrivateInfo says which scheduled release an answer is, what it cost and what is
+// left. Everything in it depends on the clock and the budget only, never on the
+// data: a reader cannot tell from it whether the data changed.
 type PrivateInfo struct {
 	Mechanism    privacy.Mechanism `json:"mechanism"`
 	Epsilon      float64           `json:"epsilon"` // this release's ε
 	Delta        float64           `json:"delta"`
-	EpsilonSpent float64           `json:"epsilon_spent"` // the experiment's total so far
+	EpsilonSpent float64           `json:"epsilon_spent"` // the scope's total so far
 	EpsilonLeft  float64           `json:"epsilon_left"`
-	Reused       bool              `json:"reused"` // served again for unchanged data: spent nothing now
-	// ReleasedAt is when the release was made (earlier than now when Reused).
-	ReleasedAt time.Time `json:"released_at"`
+	// ReleasePeriod is the scope's schedule; PeriodStart the start of the period
+	// this release belongs to; ReleasedAt when it was made, by the period's first
+	// reader, and it covers the data until then; NextReleaseAt is when the next
+	// period starts (its first reader gets a new release, spending again).
+	ReleasePeriod experiment.Duration `json:"release_period"`
+	PeriodStart   time.Time           `json:"period_start"`
+	ReleasedAt    time.Time           `json:"released_at"`
+	NextReleaseAt time.Time           `json:"next_release_at"`
 }
 
 // PrivateMetric is one metric of a private results answer.
@@ -48,14 +52,14 @@ type PrivateMetric struct {
 
 // PrivateResults is the results JSON with differentially private numbers.
 type PrivateResults struct {
-	Experiment string             `json:"experiment,omitempty"`
-	Holdout    string             `json:"holdout,omitempty"`
-	Version    int                `json:"version,omitempty"` // holdout version
-	Private    PrivateInfo        `json:"private"`
-	Exposures  map[string]int64   `json:"exposures"` // noised units per variant
-	SRM        analysis.SRMResult `json:"srm"`       // on the noised counts
-	Alpha      float64            `json:"alpha"`
-	Metrics    []PrivateMetric    `json:"metrics"`
+	Experiment string           `json:"experiment,omitempty"`
+	Holdout    string           `json:"holdout,omitempty"`
+	Version    int              `json:"version,omitempty"` // holdout version
+	Private    PrivateInfo      `json:"private"`
+	Exposures  map[string]int64 `json:"exposures"` // noised units per variant
+	SRM        privacy.SRM      `json:"srm"`       // on the noised counts, with their noise accounted for
+	Alpha      float64          `json:"alpha"`
+	Metrics    []PrivateMetric  `json:"metrics"`
 	// Omitted lists metrics that cannot be released privately, with the reason
 	// (ratio metrics, metrics without bounds).
 	Omitted map[string]string `json:"omitted,omitempty"`
@@ -86,9 +90,10 @@ func (s *Server) privacyRoutes() {
 		Query: []param{{Name: "version", Type: "integer", Description: "holdout version (cohort); default the current one"}}})
 	s.route(http.MethodGet, "/v1/experiments/:key/results/private", experiment.RoleViewer, s.getPrivateResults, op{
 		Summary: "Differentially private results of an experiment", Response: PrivateResults{},
-		Description: "Noised per-variant counts, means and lifts with intervals that account for the noise, spending the " +
-			"experiment's release_epsilon from its budget (409 budget_exhausted when it would overspend, spending nothing). " +
-			"For unchanged data the stored release is served again and nothing is spent."})
+		Description: "Noised per-variant counts, means and lifts with intervals that account for the noise. Releases follow " +
+			"the budget's release_period (default one per UTC day): the first request of a period makes the release, spending " +
+			"the experiment's release_epsilon (409 budget_exhausted when it would overspend, spending nothing), and every " +
+			"request of the period gets that same release, whether or not the data changed."})
 }
 
 func (s *Server) putPrivacy(c echo.Context) error {
@@ -99,7 +104,7 @@ func (s *Server) putPrivacy(c echo.Context) error {
 	}
 	scope := scopeOf(c)
 	l := privacy.NewLedger(s.db.Ledger())
-	b := privacy.Budget{Epsilon: in.Epsilon, Delta: in.Delta, ReleaseEpsilon: in.ReleaseEpsilon, ReleaseDelta: in.ReleaseDelta}
+	b := privacy.Budget{Epsilon: in.Epsilon, Delta: in.Delta, ReleaseEpsilon: in.ReleaseEpsilon, ReleaseDelta: in.ReleaseDelta, ReleasePeriod: in.ReleasePeriod}
 	if err := l.SetBudget(ctx, scope, b, actor(c)); err != nil {
 		return err
 	}
@@ -135,7 +140,7 @@ func scopeOf(c echo.Context) string {
 }
 
 func (s *Server) getPrivateResults(c echo.Context) error {
-	r, err := PrivateExperimentResults(c.Request().Context(), s.db, c.Param("key"), actor(c), privacy.Options{})
+	r, err := PrivateExperimentResults(c.Request().Context(), s.db, c.Param("key"), actor(c), privacy.Options{Now: s.opt.Now})
 	if err != nil {
 		return err
 	}
@@ -147,7 +152,7 @@ func (s *Server) getPrivateHoldoutResults(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := PrivateHoldoutResults(c.Request().Context(), s.db, c.Param("name"), int(v), actor(c), privacy.Options{})
+	r, err := PrivateHoldoutResults(c.Request().Context(), s.db, c.Param("name"), int(v), actor(c), privacy.Options{Now: s.opt.Now})
 	if err != nil {
 		return err
 	}
@@ -164,19 +169,15 @@ func wantsPrivate(c echo.Context) bool {
 	return k == nil || !k.Role.SeesExact()
 }
 
-// PrivateExperimentResults releases the experiment's results under differential
-// privacy on behalf of who: per-unit values clamped to each metric's bounds
-// (store.BoundedStats), noised by privacy.NewRelease with the experiment's
-// per-release parameters, spent from its budget (experiment.BudgetExceeded when it
-// would overspend, spending nothing). When a release of exactly the same input was
-// already made it is served again without spending: that is post-processing.
+// PrivateExperimentResults is the experiment's current scheduled release under
+// differential privacy, read on behalf of who: the release of the period of the
+// experiment's schedule that holds opt.Now() (privacy.Ledger.Release), made by the
+// period's first reader from the data until then (per-unit values clamped to each
+// metric's bounds, store.BoundedStats; noised by privacy.NewRelease with the
+// experiment's per-release parameters; spent and saved in one ledger transaction,
+// experiment.BudgetExceeded when it would overspend) and served unchanged to every
+// later reader of the period. A journey's digests read its experiment's release.
 func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) (*PrivateResults, error) {
-	return privateExperimentResults(ctx, db, key, who, opt, 0)
-}
-
-// privateExperimentResults is PrivateExperimentResults that serves the latest
-// release when it is younger than reuseWithin (see privateResults).
-func privateExperimentResults(ctx context.Context, db *store.DB, key, who string, opt privacy.Options, reuseWithin time.Duration) (*PrivateResults, error) {
 	e, err := db.GetExperiment(ctx, key)
 	if err != nil {
 		return nil, err
@@ -186,12 +187,13 @@ func privateExperimentResults(ctx context.Context, db *store.DB, key, who string
 	for _, m := range e.Metrics {
 		names = append(names, m.Name)
 	}
-	return privateResults(ctx, db, out, privacy.ExperimentScope(key), store.ExperimentPopulation(e), names, who, "results", opt, reuseWithin)
+	return privateResults(ctx, db, out, privacy.ExperimentScope(key), "results", store.ExperimentPopulation(e), names, who, opt)
 }
 
 // PrivateHoldoutResults is PrivateExperimentResults for a holdout version (0: the
 // current one): arms "holdout" (control) and "exposed", the metrics of the
-// experiments naming the holdout, spending from the holdout's budget.
+// experiments naming the holdout, spending from the holdout's budget. Each version
+// is a subject of its own in the holdout's schedule ("holdout results vN").
 func PrivateHoldoutResults(ctx context.Context, db *store.DB, name string, version int, who string, opt privacy.Options) (*PrivateResults, error) {
 	const op = "api.PrivateHoldoutResults"
 	h, err := db.GetHoldout(ctx, name)
@@ -220,22 +222,22 @@ func PrivateHoldoutResults(ctx context.Context, db *store.DB, name string, versi
 	}
 	sort.Strings(names)
 	out := &PrivateResults{Holdout: name, Version: version}
-	return privateResults(ctx, db, out, privacy.HoldoutScope(name), store.HoldoutPopulation(h, version), names, who, "holdout results v"+strconv.Itoa(version), opt, 0)
+	return privateResults(ctx, db, out, privacy.HoldoutScope(name), "holdout results v"+strconv.Itoa(version), store.HoldoutPopulation(h, version), names, who, opt)
 }
 
-// privateResults releases the bounded metrics among names over pop, spending from
-// scope (or reusing the stored release of the same input), and fills out.
-//
-// reuseWithin > 0 serves the scope's latest release, whatever its input, when it
-// is younger than that, without reading the data: for callers that must not be
-// able to spend the budget by asking often while data arrives (share links).
-func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope string, pop store.Population, all []string, who, what string, opt privacy.Options, reuseWithin time.Duration) (*PrivateResults, error) {
+// privateResults answers with the scope's release of subject for the current
+// period, making it from the bounded metrics among all over pop when the period
+// has none yet, and fills out.
+func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope, subject string, pop store.Population, all []string, who string, opt privacy.Options) (*PrivateResults, error) {
 	const op = "api.PrivateResults"
 	if out.Alpha == 0 {
 		out.Alpha = 0.05
 	}
 	out.Omitted = map[string]string{}
 	opt.Alpha = out.Alpha
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
 	var names []string
 	for _, n := range all {
 		def, err := db.GetMetric(ctx, n)
@@ -251,85 +253,34 @@ func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scop
 			names = append(names, n)
 		}
 	}
-	sl := db.Ledger()
-	l := privacy.NewLedger(sl)
-	var (
-		r    *privacy.Release
-		acct *experiment.PrivacyAccount
-		at   time.Time
-	)
-	// stored decodes a stored release: serving it again is post-processing.
-	stored := func(doc []byte, when time.Time) error {
-		r = new(privacy.Release)
-		if err := json.Unmarshal(doc, r); err != nil {
-			return experiment.E(op, experiment.Internal, err)
-		}
-		var err error
-		if acct, err = l.Account(ctx, scope, 1); err != nil {
-			return err
-		}
-		at, out.Private.Reused = when, true
-		return nil
-	}
-	if reuseWithin > 0 {
-		doc, when, err := sl.LatestRelease(ctx, scope)
-		switch {
-		case err == nil && time.Since(when) < reuseWithin:
-			if err := stored(doc, when); err != nil {
-				return nil, err
-			}
-		case err != nil && !experiment.Is(err, experiment.NotFound):
-			return nil, err
-		}
-	}
-	if r == nil {
+	now := opt.Now().UTC().Truncate(time.Microsecond)
+	s, err := privacy.NewLedger(db.Ledger()).Release(ctx, scope, subject, now, opt.Mechanism, who, func(p privacy.Params) (*privacy.Release, error) {
+		pop.Until = now // the release covers the data until it is made
 		bs, err := db.BoundedStats(ctx, pop, names)
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}
-		in := PrivacyInput(bs, pop.Arms)
-		inJSON, err := json.Marshal(struct {
-			In  *privacy.Input
-			Opt privacy.Mechanism
-		}{in, opt.Mechanism})
-		if err != nil {
-			return nil, experiment.E(op, experiment.Internal, err)
-		}
-		sum := sha256.Sum256(inJSON)
-		hash := hex.EncodeToString(sum[:])
-		if doc, when, err := sl.Release(ctx, scope, hash); err == nil {
-			if err := stored(doc, when); err != nil {
-				return nil, err
-			}
-		} else if !experiment.Is(err, experiment.NotFound) {
-			return nil, err
-		} else {
-			if r, acct, err = l.ReleaseResults(ctx, scope, in, opt, who, what); err != nil {
-				return nil, err
-			}
-			doc, err := json.Marshal(r)
-			if err != nil {
-				return nil, experiment.E(op, experiment.Internal, err)
-			}
-			if err := sl.SaveRelease(ctx, scope, hash, doc); err != nil {
-				return nil, err
-			}
-			at = time.Now().UTC()
-		}
+		return privacy.NewRelease(PrivacyInput(bs, pop.Arms), p, opt)
+	})
+	if err != nil {
+		return nil, err
 	}
+	r := s.Release
 	out.Release = r
 	out.Private = PrivateInfo{Mechanism: r.Mechanism, Epsilon: r.Epsilon, Delta: r.Delta,
-		EpsilonSpent: acct.EpsilonSpent, EpsilonLeft: acct.EpsilonLeft, Reused: out.Private.Reused, ReleasedAt: at}
+		EpsilonSpent: s.Account.EpsilonSpent, EpsilonLeft: s.Account.EpsilonLeft,
+		ReleasePeriod: experiment.Duration(s.Period), PeriodStart: s.PeriodStart, ReleasedAt: s.ReleasedAt, NextReleaseAt: s.NextAt()}
 	out.Exposures = map[string]int64{}
-	users := make([]float64, len(r.Units))
-	weights := make([]float64, len(r.Units))
+	weights := map[string]float64{}
+	for i, a := range pop.Arms {
+		weights[a] = pop.Weights[i]
+	}
+	w := make([]float64, len(r.Units))
 	for i, u := range r.Units {
 		out.Exposures[u.Variant] = u.N
-		users[i] = float64(u.N)
-		weights[i] = pop.Weights[i]
+		w[i] = weights[u.Variant]
 	}
-	p := analysis.SRM(users, weights)
-	out.SRM = analysis.SRMResult{PValue: p, Threshold: 0.001, Mismatch: p < 0.001}
+	out.SRM = privacy.SRMTest(r.Units, w, 0.001)
 	for _, m := range r.Metrics {
 		out.Metrics = append(out.Metrics, PrivateMetric{Name: m.Metric, Control: r.Control, Alpha: r.Alpha, MetricRelease: m})
 	}

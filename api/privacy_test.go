@@ -48,7 +48,8 @@ func setupPrivate(t *testing.T, ts *tserver) {
 }
 
 func TestPrivateResults(t *testing.T) {
-	ts := newTestServer(t)
+	clock := newTestClock()
+	ts := newTestServer(t, withClock(clock))
 	setupPrivate(t, ts)
 	viewer := ts.key("exec", experiment.RoleViewer)
 	status, b := ts.do("GET", "/v1/experiments/checkout/results/private", viewer, nil)
@@ -70,8 +71,9 @@ func TestPrivateResults(t *testing.T) {
 
 	var r PrivateResults
 	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &r)
-	if math.Abs(r.Private.EpsilonSpent-0.4) > 1e-12 || math.Abs(r.Private.EpsilonLeft-0.6) > 1e-12 || r.Private.Reused {
-		t.Errorf("private = %+v, want 0.4 spent, 0.6 left", r.Private)
+	if math.Abs(r.Private.EpsilonSpent-0.4) > 1e-12 || math.Abs(r.Private.EpsilonLeft-0.6) > 1e-12 ||
+		!r.Private.PeriodStart.Equal(time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)) || !r.Private.NextReleaseAt.Equal(time.Date(2026, 3, 3, 0, 0, 0, 0, time.UTC)) {
+		t.Errorf("private = %+v, want 0.4 spent, 0.6 left, the release of 2 March (UTC)", r.Private)
 	}
 	if _, ok := r.Omitted["visits"]; !ok || len(r.Metrics) != 2 {
 		t.Errorf("metrics %d, omitted %v: want revenue and converted released, visits (no bounds) omitted", len(r.Metrics), r.Omitted)
@@ -89,13 +91,14 @@ func TestPrivateResults(t *testing.T) {
 		t.Errorf("revenue release %+v", rev)
 	}
 
-	// Same data: served again, nothing spent.
+	// The same day: served again, nothing spent.
 	var again PrivateResults
+	clock.Advance(14 * time.Hour)
 	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &again)
-	if !again.Private.Reused || again.Private.EpsilonSpent != r.Private.EpsilonSpent || again.Metrics[0].Variants[0].Mean != rev.Variants[0].Mean {
-		t.Errorf("unchanged data: %+v, want the same release reused", again.Private)
+	if again.Private != r.Private || again.Metrics[0].Variants[0].Mean != rev.Variants[0].Mean {
+		t.Errorf("the same day: %+v, want the same release", again.Private)
 	}
-	// New data: a new release spends 0.4 more; the next one would need 1.2 > 1.
+	// The next day: a new release spends 0.4 more; the day after, it would need 1.2 > 1.
 	ctx := context.Background()
 	add := func(id string) {
 		if _, _, err := ts.db.IngestEvents(ctx, []experiment.Event{{EventID: id, Unit: "u0", Type: "purchase", TS: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Value: 5}}); err != nil {
@@ -103,11 +106,13 @@ func TestPrivateResults(t *testing.T) {
 		}
 	}
 	add("x1")
+	clock.Advance(time.Hour)
 	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &r)
 	if math.Abs(r.Private.EpsilonSpent-0.8) > 1e-12 {
 		t.Errorf("second release: spent %g, want 0.8", r.Private.EpsilonSpent)
 	}
 	add("x2")
+	clock.Advance(24 * time.Hour)
 	status, b = ts.do("GET", "/v1/experiments/checkout/results/private", viewer, nil)
 	e := errorOf(t, b)
 	const want = "privacy budget of experiment checkout exhausted: ε spent 0.8 of 1, this release needs 0.4"
@@ -174,8 +179,8 @@ func TestResultsRouteIsPrivateForViewers(t *testing.T) {
 	// The analyst asking for the private numbers gets the same release (unchanged data).
 	var again PrivateResults
 	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/checkout/results?private=true", nil, &again)
-	if !again.Private.Reused || again.Metrics[0].Variants[0].Mean != r.Metrics[0].Variants[0].Mean {
-		t.Errorf("analyst ?private=true: %+v, want the viewer's release reused", again.Private)
+	if again.Private != r.Private || again.Metrics[0].Variants[0].Mean != r.Metrics[0].Variants[0].Mean {
+		t.Errorf("analyst ?private=true: %+v, want the viewer's release of the period", again.Private)
 	}
 	for _, c := range []struct {
 		key, path string

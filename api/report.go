@@ -48,7 +48,7 @@ func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer") // the token is in the URL
 		h.Set("X-Robots-Tag", "noindex")
-		return BuildReport(ctx, s.db, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now, ReuseWithin: shareReuseWithin})
+		return BuildReport(ctx, s.db, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now})
 	}
 	return BuildReport(ctx, s.db, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
 }
@@ -103,14 +103,10 @@ func (s *Server) getResultsCSV(c echo.Context) error {
 
 // ReportOptions configure BuildReport.
 type ReportOptions struct {
-	Private bool             // DP numbers only (spends the experiment's per-release ε unless the data is unchanged)
+	Private bool             // DP numbers only: the experiment's release of the current period (made, and spent, by its first reader)
 	Who     string           // recorded in the privacy ledger
 	Now     func() time.Time // report time, default time.Now
-	Privacy privacy.Options  // noise of private reports
-	// ReuseWithin > 0 serves the latest release of the experiment when it is
-	// younger than that, even if data arrived since (share links: whoever holds
-	// one cannot spend the budget by reloading it).
-	ReuseWithin time.Duration
+	Privacy privacy.Options  // noise of private reports; its clock defaults to Now
 }
 
 // BuildReport assembles an experiment's report from the store: the results table,
@@ -147,13 +143,18 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 	}
 	var charts []reports.Chart
 	if o.Private {
-		pr, err := privateExperimentResults(ctx, db, key, o.Who, o.Privacy, o.ReuseWithin)
+		if o.Privacy.Now == nil {
+			o.Privacy.Now = o.Now
+		}
+		pr, err := PrivateExperimentResults(ctx, db, key, o.Who, o.Privacy)
 		if err != nil {
 			return nil, err
 		}
 		r.Privacy = reports.Privacy{Private: true, Epsilon: pr.Private.Epsilon}
 		left := pr.Private.EpsilonLeft
 		r.EpsilonLeft = &left
+		released, next := pr.Private.ReleasedAt, pr.Private.NextReleaseAt
+		r.ReleasedAt, r.NextReleaseAt = &released, &next
 		r.Alpha = pr.Alpha
 		p := pr.SRM.PValue
 		r.SRMPValue = &p
@@ -170,6 +171,10 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 				if cmp.Relative != nil {
 					rel := reports.Estimate(*cmp.Relative)
 					row.Relative = &rel
+				}
+				if cmp.NotEnoughSignal {
+					row.Signal = cmp.Note
+					r.Notes = append(r.Notes, m.Name+", "+cmp.Variant+": "+cmp.Note+".")
 				}
 				r.Results = append(r.Results, row)
 			}

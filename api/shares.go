@@ -30,11 +30,6 @@ type shareList struct {
 // defaultShareLifetime is how long a share link works unless the request says.
 const defaultShareLifetime = 30 * 24 * time.Hour
 
-// shareReuseWithin is how long a release is served to share links before a view
-// may make a new one: while data arrives, every view of changed data would
-// otherwise spend from the budget, and a link has no key to hold to account.
-const shareReuseWithin = time.Hour
-
 // shareRoutes: analysts create, list and revoke links; the links themselves need
 // no key and always show differentially private numbers.
 func (s *Server) shareRoutes() {
@@ -42,8 +37,8 @@ func (s *Server) shareRoutes() {
 	s.route(http.MethodPost, "/v1/experiments/:key/shares", analyst, s.createShare, op{
 		Summary: "Create a share link to the experiment's report (DP numbers only)", Request: shareIn{}, Response: shareOut{}, Status: http.StatusCreated,
 		Description: "Whoever holds the link sees the report, its charts and its CSV with differentially private numbers " +
-			"only, without an API key; a view spends from the experiment's privacy budget only when the data changed since " +
-			"the last release. The token is shown once; only its hash is stored. Anyone with the link can read the report: " +
+			"only, without an API key: the experiment's release of the current period, the same for every reader of the " +
+			"period (a link's view makes and spends a release only when it is the period's first read). The token is shown once; only its hash is stored. Anyone with the link can read the report: " +
 			"share it like a password, and revoke it when it is no longer needed."})
 	s.route(http.MethodGet, "/v1/experiments/:key/shares", analyst, s.listShares, op{
 		Summary: "List the share links of an experiment (revoked and expired ones included; no tokens)", Response: shareList{}})

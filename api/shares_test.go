@@ -20,7 +20,8 @@ import (
 // release spent on behalf of the link however often it is opened), the link is
 // listed without its token, and once revoked it answers 404 like an unknown one.
 func TestShareLinks(t *testing.T) {
-	ts := newTestServer(t)
+	clock := newTestClock()
+	ts := newTestServer(t, withClock(clock))
 	setupPrivate(t, ts)
 	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 1, "release_epsilon": 0.4}, nil)
 	analyst := ts.key("ana", experiment.RoleAnalyst)
@@ -77,23 +78,27 @@ func TestShareLinks(t *testing.T) {
 		t.Errorf("ledger after the shared views: spent %g, entries %+v", acct.EpsilonSpent, acct.Entries)
 	}
 
-	// New data: a view through the link still serves the release of the last hour
-	// (spending nothing), while a viewer key gets a new release.
+	// New data the same day: the link and a viewer key get the period's release,
+	// spending nothing; the next day's first reader makes a new one.
 	if _, _, err := ts.db.IngestEvents(context.Background(), []experiment.Event{{EventID: "late", Unit: "u0", Type: "purchase",
 		TS: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC), Value: 5}}); err != nil {
 		t.Fatal(err)
 	}
-	if status, _ := ts.do("GET", base+"/results.csv", "", nil); status != 200 {
-		t.Fatalf("shared CSV after new data: %d", status)
+	status, again := ts.do("GET", base+"/results.csv", "", nil)
+	if status != 200 || !bytes.Equal(again, csvShared) {
+		t.Fatalf("shared CSV after new data: %d, the same as before: %v", status, bytes.Equal(again, csvShared))
 	}
+	var same PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &same)
 	ts.must(http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
-	if math.Abs(acct.EpsilonSpent-0.4) > 1e-12 {
-		t.Errorf("a shared view after new data spent: %g, want still 0.4", acct.EpsilonSpent)
+	if math.Abs(acct.EpsilonSpent-0.4) > 1e-12 || math.Abs(same.Private.EpsilonSpent-0.4) > 1e-12 {
+		t.Errorf("views after new data the same day spent: %g, want still 0.4", acct.EpsilonSpent)
 	}
+	clock.Advance(24 * time.Hour)
 	var fresh PrivateResults
 	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &fresh)
-	if fresh.Private.Reused || math.Abs(fresh.Private.EpsilonSpent-0.8) > 1e-12 || fresh.Private.ReleasedAt.IsZero() {
-		t.Errorf("viewer after new data: %+v, want a new release (0.8 spent)", fresh.Private)
+	if math.Abs(fresh.Private.EpsilonSpent-0.8) > 1e-12 || !fresh.Private.ReleasedAt.Equal(clock.Now()) {
+		t.Errorf("viewer the next day: %+v, want a new release (0.8 spent)", fresh.Private)
 	}
 
 	var list shareList

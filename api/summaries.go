@@ -48,6 +48,9 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Privacy.Now == nil {
+		o.Privacy.Now = o.Now
+	}
 	id := store.DigestID(j.Name, period, target)
 	if d, err := db.GetDigest(ctx, id); err == nil {
 		return d, nil

@@ -75,7 +75,9 @@ func TestJobsAndSummaries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := BuildDigest(ctx, ts.db, j, time.Now().Add(-7*24*time.Hour).Truncate(time.Second), "checkout", DigestOptions{})
+	// Built a week ago: it read (and spent) that day's release.
+	weekAgo := time.Now().Add(-7 * 24 * time.Hour).Truncate(time.Second)
+	first, err := BuildDigest(ctx, ts.db, j, weekAgo, "checkout", DigestOptions{Now: func() time.Time { return weekAgo }})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,11 @@ type Bounds struct {
 	Upper float64 `json:"upper"`
 }
 
+// MaxBound is the largest magnitude of a metric's bounds: a unit's clamped value,
+// its square and the sums over a billion units stay finite and exact enough, and
+// the noise's sensitivity (U − L)/2 and (U − L)²/8 stay finite.
+const MaxBound = 1e12
+
 // Metric is a registered metric definition.
 type Metric struct {
 	Name        string      `json:"name"`
@@ -146,8 +151,15 @@ func (m *Metric) Validate() error {
 	if cv := m.Covariate; cv != nil && !(cv.Days > 0) {
 		return invalid(op, "covariate.days", "must be positive, got %g", cv.Days)
 	}
-	if b := m.Bounds; b != nil && !(b.Lower < b.Upper) {
-		return invalid(op, "bounds", "lower must be below upper, got [%g, %g]", b.Lower, b.Upper)
+	if b := m.Bounds; b != nil {
+		switch {
+		case !(math.Abs(b.Lower) <= MaxBound):
+			return invalid(op, "bounds.lower", "must be finite and within ±%g, got %g", MaxBound, b.Lower)
+		case !(math.Abs(b.Upper) <= MaxBound):
+			return invalid(op, "bounds.upper", "must be finite and within ±%g, got %g", MaxBound, b.Upper)
+		case !(b.Lower < b.Upper):
+			return invalid(op, "bounds", "lower must be below upper, got [%g, %g]", b.Lower, b.Upper)
+		}
 	}
 	if g := m.GuardrailMargin; !(g >= 0 && g < 1) {
 		return invalid(op, "guardrail_margin", "must be a relative change in [0, 1), e.g. 0.02 for 2%%, got %g", g)

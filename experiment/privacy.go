@@ -17,6 +17,31 @@ type PrivacyBudget struct {
 	// ReleaseDelta is the δ of one release; 0 means Delta·ReleaseEpsilon/Epsilon,
 	// spreading δ evenly over the releases the ε budget allows.
 	ReleaseDelta float64 `json:"release_delta,omitempty"`
+	// ReleasePeriod is the schedule of the scope's releases: at most one per period
+	// (periods are aligned to the Unix epoch, so "24h" is the UTC day), served to
+	// every reader of that period. 0 means DefaultReleasePeriod.
+	ReleasePeriod Duration `json:"release_period,omitempty"`
+}
+
+// DefaultReleasePeriod is the release period of a budget that names none: one
+// release a day (the UTC day).
+const DefaultReleasePeriod = Duration(24 * time.Hour)
+
+// The limits of a budget's parameters: a release below MinReleaseEpsilon would be
+// noise of scale beyond any use (and, split over its queries, below what the noise
+// library accepts, 2⁻⁵⁰); periods run from a minute to a year.
+const (
+	MinReleaseEpsilon = 1e-6
+	MinReleasePeriod  = Duration(time.Minute)
+	MaxReleasePeriod  = Duration(366 * 24 * time.Hour)
+)
+
+// Period returns the release period, DefaultReleasePeriod when b names none.
+func (b PrivacyBudget) Period() time.Duration {
+	if b.ReleasePeriod == 0 {
+		return time.Duration(DefaultReleasePeriod)
+	}
+	return time.Duration(b.ReleasePeriod)
 }
 
 // PrivacyEntry is one spend in the privacy ledger: who released what, when, at what cost.
@@ -45,16 +70,18 @@ type PrivacyAccount struct {
 func (b PrivacyBudget) Validate() error {
 	const op = "privacy.Budget"
 	switch {
-	case !(b.Epsilon > 0) || math.IsInf(b.Epsilon, 0):
-		return invalid(op, "epsilon", "must be positive and finite, got %g", b.Epsilon)
+	case !(b.Epsilon >= MinReleaseEpsilon) || math.IsInf(b.Epsilon, 0):
+		return invalid(op, "epsilon", "must be finite and at least %g, got %g", MinReleaseEpsilon, b.Epsilon)
 	case !(b.Delta >= 0 && b.Delta < 1):
 		return invalid(op, "delta", "must be in [0, 1), got %g", b.Delta)
-	case !(b.ReleaseEpsilon > 0):
-		return invalid(op, "release_epsilon", "must be positive, got %g", b.ReleaseEpsilon)
+	case !(b.ReleaseEpsilon >= MinReleaseEpsilon):
+		return invalid(op, "release_epsilon", "must be at least %g (a smaller release is noise of no use), got %g", MinReleaseEpsilon, b.ReleaseEpsilon)
 	case b.ReleaseEpsilon > b.Epsilon:
 		return invalid(op, "release_epsilon", "must not exceed epsilon %g, got %g", b.Epsilon, b.ReleaseEpsilon)
 	case !(b.ReleaseDelta >= 0) || b.ReleaseDelta > b.Delta:
 		return invalid(op, "release_delta", "must be in [0, delta = %g], got %g", b.Delta, b.ReleaseDelta)
+	case b.ReleasePeriod != 0 && (b.ReleasePeriod < MinReleasePeriod || b.ReleasePeriod > MaxReleasePeriod):
+		return invalid(op, "release_period", "must be from 1m to 366d, got %s", time.Duration(b.ReleasePeriod))
 	}
 	return nil
 }
@@ -80,5 +107,15 @@ func (b PrivacyBudget) Refuse(scope string, epsSpent, deltaSpent, eps, delta flo
 
 // String formats b for logs.
 func (b PrivacyBudget) String() string {
-	return fmt.Sprintf("ε=%g δ=%g per release ε=%g", b.Epsilon, b.Delta, b.ReleaseEpsilon)
+	return fmt.Sprintf("ε=%g δ=%g per release ε=%g every %s", b.Epsilon, b.Delta, b.ReleaseEpsilon, b.Period())
+}
+
+// PrivacyRelease is the differentially private release of one period of a scope's
+// schedule, as the ledger stores it (package privacy makes it, package store keeps it).
+type PrivacyRelease struct {
+	Scope       string    `json:"scope"`
+	Subject     string    `json:"subject"` // what was released: "results", "holdout results v2"
+	PeriodStart time.Time `json:"period_start"`
+	ReleasedAt  time.Time `json:"released_at"` // when it was made; it covers the data until then
+	Doc         []byte    `json:"-"`           // the release as JSON
 }

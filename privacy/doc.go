@@ -14,10 +14,14 @@
 // Gaussian as an option) through the noise.Noise interface, which tests replace by a
 // zero-noise or a seeded implementation.
 //
-// From the noised sufficient statistics it derives means, variances and the lift of
-// each variant over control with a confidence interval whose variance is the
-// sampling variance plus the known variance of the added noise, so its coverage
-// stays at the nominal level (see Compare).
+// From the noised sufficient statistics it derives means, variances (upper
+// confidence bounds, never 0 under noise) and the lift of each variant over control
+// with a confidence interval whose variance is the sampling variance plus the known
+// variance of the added noise and whose critical value is that of the
+// normal-Laplace error (mixQuantile); relative lifts use Fieller's interval,
+// clipped to what the bounds allow, and comparisons say "not enough signal" when
+// the noise dominates (see Compare). SRMTest checks the noised counts with their
+// noise in the null distribution.
 //
 // Segment breakdowns (ReleaseSegments) keep a segment only when its noised unit
 // count passes the threshold of the noise's partition-selection rule
@@ -26,6 +30,10 @@
 // The Ledger enforces per-experiment and per-holdout (ε, δ) budgets over a small
 // storage contract (LedgerStore) whose Spend is atomic: a release that would
 // overspend is refused with an experiment.BudgetExceeded error and spends nothing.
+// Releases follow a schedule (Ledger.Release): one per release period per scope and
+// subject, made by the period's first reader, spent and saved in one transaction,
+// and served unchanged to every later reader of the period, so that reuse depends on
+// the clock and never on the data.
 // MemoryLedger is the in-process implementation; package store persists the ledger
 // in DuckDB.
 //

@@ -2,6 +2,8 @@ package privacy
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -33,10 +35,37 @@ func ReleaseParams(b Budget) Params {
 // Exhausted) when ε or δ would exceed the budget, and otherwise appends the entry,
 // all in one step, so concurrent releases can never overspend. A refused or failed
 // Spend stores nothing. A scope without a budget gives experiment.NotFound.
+//
+// SpendRelease is Spend and the saving of the release it paid for, in one
+// transaction: either both are stored or neither. It refuses with
+// experiment.Conflict when a release for the same scope, subject and period is
+// stored already. PeriodRelease reads that release (experiment.NotFound when there
+// is none). Exclusive waits until no other caller holds the scope's release lock
+// (or ctx ends) and returns the function that lets it go: releases of one scope are
+// made one at a time, so concurrent readers of a period wait for its one release.
 type LedgerStore interface {
 	SetBudget(ctx context.Context, scope string, b Budget, who string) error
 	Account(ctx context.Context, scope string, limit int) (*Account, error) // the limit newest entries; 0 = all
 	Spend(ctx context.Context, scope string, eps, delta float64, who, what string) error
+	SpendRelease(ctx context.Context, r *StoredRelease, eps, delta float64, who string) error
+	PeriodRelease(ctx context.Context, scope, subject string, periodStart time.Time) (*StoredRelease, error)
+	Exclusive(ctx context.Context, scope string) (unlock func(), err error)
+}
+
+// StoredRelease is the release of one period of a scope's schedule, as stored.
+type StoredRelease = experiment.PrivacyRelease
+
+// PeriodStart is the start of the release period of length period that holds t:
+// periods are aligned to the Unix epoch in UTC, so a day starts at 00:00 UTC and an
+// hour on the hour.
+func PeriodStart(t time.Time, period time.Duration) time.Time {
+	p := int64(period)
+	ns := t.UnixNano()
+	start := ns - ns%p
+	if ns%p < 0 {
+		start -= p
+	}
+	return time.Unix(0, start).UTC()
 }
 
 // ExperimentScope is the ledger scope of an experiment, "experiment:KEY".
@@ -73,6 +102,9 @@ func (l *Ledger) SetBudget(ctx context.Context, scope string, b Budget, who stri
 	}
 	if err := b.Validate(); err != nil {
 		return err
+	}
+	if b.ReleasePeriod == 0 {
+		b.ReleasePeriod = experiment.DefaultReleasePeriod
 	}
 	if err := l.store.SetBudget(ctx, scope, b, who); err != nil {
 		return experiment.E("privacy.SetBudget", err)
@@ -114,41 +146,96 @@ func (l *Ledger) Spend(ctx context.Context, scope string, eps, delta float64, wh
 	return nil
 }
 
-// ReleaseResults computes a release of in with the scope's per-release parameters and
-// spends them; the release is returned only when the spend was recorded, and nothing
-// is spent when the release fails. The account after the spend is returned too.
-func (l *Ledger) ReleaseResults(ctx context.Context, scope string, in *Input, opt Options, who, what string) (*Release, *Account, error) {
+// Scheduled is a scope's release of one period with the account after it.
+type Scheduled struct {
+	Release *Release
+	Account *Account
+	StoredRelease
+	Period time.Duration
+}
+
+// NextAt is when the next period starts: the earliest time a new release can be made.
+func (s *Scheduled) NextAt() time.Time { return s.PeriodStart.Add(s.Period) }
+
+// Release returns the release of subject (e.g. "results") for the period of the
+// scope's schedule that holds now, making it when there is none yet.
+//
+// The first call of a period computes the release with compute, given the
+// per-release parameters of the budget (compute must not spend), and spends and saves
+// it in one ledger transaction (LedgerStore.SpendRelease): nothing is spent unless
+// the release is saved, and nothing is saved unless it is paid for. Every later
+// call of the period is answered with the saved release and spends nothing,
+// whether or not the data changed: reuse depends on the clock only, so a reader
+// learns nothing from it about the data. Concurrent calls for one scope wait for
+// each other (LedgerStore.Exclusive), so a period's release is made once. A
+// release that would overspend is refused with experiment.BudgetExceeded.
+func (l *Ledger) Release(ctx context.Context, scope, subject string, now time.Time, mech Mechanism, who string, compute func(Params) (*Release, error)) (*Scheduled, error) {
+	const op = "privacy.Release"
+	if err := ValidScope(scope); err != nil {
+		return nil, err
+	}
+	now = now.UTC().Truncate(time.Microsecond) // what stores keep, so every reader sees the same time
+	unlock, err := l.store.Exclusive(ctx, scope)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	defer unlock()
 	a, err := l.Account(ctx, scope, 1)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
+	}
+	out := &Scheduled{Account: a, Period: a.Budget.Period()}
+	start := PeriodStart(now, out.Period)
+	sr, err := l.store.PeriodRelease(ctx, scope, subject, start)
+	switch {
+	case err == nil:
+		out.StoredRelease = *sr
+		out.Release = new(Release)
+		if err := json.Unmarshal(sr.Doc, out.Release); err != nil {
+			return nil, experiment.E(op, experiment.Internal, fmt.Errorf("stored release of %s: %w", ScopeLabel(scope), err))
+		}
+		return out, nil
+	case !experiment.Is(err, experiment.NotFound):
+		return nil, experiment.E(op, err)
 	}
 	p := ReleaseParams(a.Budget)
-	if opt.Mechanism != Gaussian {
+	if mech != Gaussian {
 		p.Delta = 0 // Laplace spends no δ
 	}
-	// Checked again atomically by Spend; this early answer saves the work.
+	// Checked again atomically by SpendRelease; this early answer saves the work.
 	if err := a.Budget.Refuse(scope, a.EpsilonSpent, a.DeltaSpent, p.Epsilon, p.Delta); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	r, err := NewRelease(in, p, opt)
+	r, err := compute(p)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	if err := l.Spend(ctx, scope, r.Epsilon, r.Delta, who, what); err != nil {
-		return nil, nil, err
+	doc, err := json.Marshal(r)
+	if err != nil {
+		return nil, experiment.E(op, experiment.Internal, err)
 	}
-	if a, err = l.Account(ctx, scope, 1); err != nil {
-		return nil, nil, err
+	out.Release = r
+	out.StoredRelease = StoredRelease{Scope: scope, Subject: subject, PeriodStart: start, ReleasedAt: now, Doc: doc}
+	if err := l.store.SpendRelease(ctx, &out.StoredRelease, r.Epsilon, r.Delta, who); err != nil {
+		return nil, experiment.E(op, err)
 	}
-	return r, a, nil
+	if out.Account, err = l.Account(ctx, scope, 1); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // MemoryLedger is an in-memory LedgerStore, for tests and offline reports.
 type MemoryLedger struct {
-	mu      sync.Mutex
-	now     func() time.Time
-	budgets map[string]Budget
-	entries map[string][]Entry
+	mu       sync.Mutex
+	now      func() time.Time
+	budgets  map[string]Budget
+	entries  map[string][]Entry
+	releases map[string]StoredRelease // by scope, subject and period start
+	locks    map[string]chan struct{}
+	// FailSave, when set, makes SpendRelease fail after the spend and before the
+	// save (for tests of the one-transaction guarantee): nothing is kept.
+	FailSave error
 }
 
 var _ LedgerStore = (*MemoryLedger)(nil)
@@ -158,7 +245,8 @@ func NewMemoryLedger(now func() time.Time) *MemoryLedger {
 	if now == nil {
 		now = time.Now
 	}
-	return &MemoryLedger{now: now, budgets: map[string]Budget{}, entries: map[string][]Entry{}}
+	return &MemoryLedger{now: now, budgets: map[string]Budget{}, entries: map[string][]Entry{},
+		releases: map[string]StoredRelease{}, locks: map[string]chan struct{}{}}
 }
 
 // SetBudget implements LedgerStore.
@@ -209,4 +297,64 @@ func (m *MemoryLedger) Spend(ctx context.Context, scope string, eps, delta float
 	}
 	m.entries[scope] = append(m.entries[scope], Entry{Scope: scope, Who: who, When: m.now(), What: what, Epsilon: eps, Delta: delta})
 	return nil
+}
+
+func releaseKey(scope, subject string, start time.Time) string {
+	return scope + "\x00" + subject + "\x00" + start.UTC().Format(time.RFC3339Nano)
+}
+
+// SpendRelease implements LedgerStore.
+func (m *MemoryLedger) SpendRelease(ctx context.Context, r *StoredRelease, eps, delta float64, who string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	b, ok := m.budgets[r.Scope]
+	if !ok {
+		return experiment.E(experiment.NotFound, experiment.Errorf("%s has no privacy budget", ScopeLabel(r.Scope)))
+	}
+	k := releaseKey(r.Scope, r.Subject, r.PeriodStart)
+	if _, dup := m.releases[k]; dup {
+		return experiment.E(experiment.Conflict, experiment.Errorf("%s has a release of %s for the period from %s already", ScopeLabel(r.Scope), r.Subject, r.PeriodStart.Format(time.RFC3339)))
+	}
+	var se, sd float64
+	for _, e := range m.entries[r.Scope] {
+		se += e.Epsilon
+		sd += e.Delta
+	}
+	if err := b.Refuse(r.Scope, se, sd, eps, delta); err != nil {
+		return err
+	}
+	if m.FailSave != nil {
+		return m.FailSave // the spend above is not kept: both or neither
+	}
+	m.entries[r.Scope] = append(m.entries[r.Scope], Entry{Scope: r.Scope, Who: who, When: m.now(), What: r.Subject, Epsilon: eps, Delta: delta})
+	m.releases[k] = *r
+	return nil
+}
+
+// PeriodRelease implements LedgerStore.
+func (m *MemoryLedger) PeriodRelease(ctx context.Context, scope, subject string, start time.Time) (*StoredRelease, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.releases[releaseKey(scope, subject, start)]
+	if !ok {
+		return nil, experiment.E(experiment.NotFound, experiment.Errorf("no release of %s for this period", ScopeLabel(scope)))
+	}
+	return &r, nil
+}
+
+// Exclusive implements LedgerStore.
+func (m *MemoryLedger) Exclusive(ctx context.Context, scope string) (func(), error) {
+	m.mu.Lock()
+	ch, ok := m.locks[scope]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		m.locks[scope] = ch
+	}
+	m.mu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, experiment.E(experiment.Unavailable, ctx.Err())
+	}
 }

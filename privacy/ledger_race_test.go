@@ -12,3 +12,8 @@ import (
 func TestLedgerConcurrentNoOverspend(t *testing.T) {
 	privacytest.ConcurrentSpendCheck(t, privacy.NewMemoryLedger(nil))
 }
+
+// TestLedgerConcurrentRelease: 50 callers of one period get one release, one spend.
+func TestLedgerConcurrentRelease(t *testing.T) {
+	privacytest.ConcurrentReleaseCheck(t, privacy.NewMemoryLedger(nil), privacy.ExperimentScope("race"))
+}

@@ -81,32 +81,81 @@ func TestLedgerInvalid(t *testing.T) {
 	}
 }
 
-// ReleaseResults spends only when the release succeeds and refuses over budget.
-func TestReleaseResults(t *testing.T) {
+// TestScheduledRelease: a period's release is made once and served to every later
+// reader of the period, whatever the data; the next period makes a new one; a
+// failing release spends nothing, and neither does a failure after the spend.
+func TestScheduledRelease(t *testing.T) {
 	ctx := context.Background()
-	l := NewLedger(NewMemoryLedger(nil))
+	m := NewMemoryLedger(nil)
+	l := NewLedger(m)
 	scope := ExperimentScope("checkout")
-	if err := l.SetBudget(ctx, scope, Budget{Epsilon: 1, ReleaseEpsilon: 0.6}, "admin"); err != nil {
+	if err := l.SetBudget(ctx, scope, Budget{Epsilon: 1, ReleaseEpsilon: 0.4, ReleasePeriod: experiment.Duration(time.Hour)}, "admin"); err != nil {
 		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 2, 9, 10, 0, 0, time.UTC)
+	release := func(now time.Time, in *Input) (*Scheduled, error) {
+		return l.Release(ctx, scope, "results", now, Laplace, "ann", func(p Params) (*Release, error) {
+			return NewRelease(in, p, Options{Noise: zeroNoise{}})
+		})
 	}
 	bad := smallInput()
 	bad.Control = "nobody"
-	if _, _, err := l.ReleaseResults(ctx, scope, bad, Options{Noise: zeroNoise{}}, "ann", "results"); !experiment.Is(err, experiment.Invalid) {
-		t.Fatalf("bad input: %v", err)
+	if _, err := release(t0, bad); !experiment.Is(err, experiment.Invalid) {
+		t.Fatalf("bad input: %v, want Invalid", err)
 	}
-	r, a, err := l.ReleaseResults(ctx, scope, smallInput(), Options{Noise: zeroNoise{}}, "ann", "results")
+	m.FailSave = experiment.E(experiment.Internal, experiment.Errorf("disk full"))
+	if _, err := release(t0, smallInput()); !experiment.Is(err, experiment.Internal) {
+		t.Fatalf("failing save: %v, want Internal", err)
+	}
+	m.FailSave = nil
+	if a, _ := l.Account(ctx, scope, 0); a.EpsilonSpent != 0 || len(a.Entries) != 0 {
+		t.Fatalf("after failures: %+v, want nothing spent", a)
+	}
+	first, err := release(t0, smallInput())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Epsilon != 0.6 || a.EpsilonSpent != 0.6 || len(a.Entries) != 1 {
-		t.Fatalf("release ε %g, account %+v: want one spend of 0.6", r.Epsilon, a)
+	if first.Release.Epsilon != 0.4 || first.Account.EpsilonSpent != 0.4 || !first.PeriodStart.Equal(time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)) ||
+		!first.NextAt().Equal(time.Date(2026, 3, 2, 10, 0, 0, 0, time.UTC)) || !first.ReleasedAt.Equal(t0) {
+		t.Fatalf("first release: %+v", first.StoredRelease)
 	}
-	if _, _, err := l.ReleaseResults(ctx, scope, smallInput(), Options{Noise: zeroNoise{}}, "ann", "results"); !experiment.Is(err, experiment.BudgetExceeded) {
-		t.Fatalf("second release: %v, want BudgetExceeded", err)
+	// Later in the hour, with other data: the same release, nothing spent.
+	other := smallInput()
+	other.Metrics[0].Variants[0] = Summarize("control", []float64{8, 8, 8, 8, 8}, other.Metrics[0].Bounds)
+	again, err := release(t0.Add(49*time.Minute), other)
+	if err != nil {
+		t.Fatal(err)
 	}
-	a, _ = l.Account(ctx, scope, 0)
-	if a.EpsilonSpent != 0.6 {
-		t.Errorf("ε spent after refusals %g, want 0.6", a.EpsilonSpent)
+	if again.Release.Metrics[0].Variants[0].Mean != first.Release.Metrics[0].Variants[0].Mean || again.Account.EpsilonSpent != 0.4 || !again.ReleasedAt.Equal(t0) {
+		t.Fatalf("same period: mean %g released at %s, spent %g; want the first release", again.Release.Metrics[0].Variants[0].Mean, again.ReleasedAt, again.Account.EpsilonSpent)
+	}
+	// The next hour: a new release of the new data.
+	next, err := release(t0.Add(50*time.Minute), other)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Release.Metrics[0].Variants[0].Mean != 8 || next.Account.EpsilonSpent != 0.8 {
+		t.Fatalf("next period: mean %g, spent %g; want 8 and 0.8", next.Release.Metrics[0].Variants[0].Mean, next.Account.EpsilonSpent)
+	}
+	if _, err := release(t0.Add(2*time.Hour), other); !experiment.Is(err, experiment.BudgetExceeded) {
+		t.Fatalf("third period: %v, want BudgetExceeded", err)
+	}
+}
+
+func TestPeriodStart(t *testing.T) {
+	for _, c := range []struct {
+		t      time.Time
+		period time.Duration
+		want   time.Time
+	}{
+		{time.Date(2026, 3, 2, 23, 59, 59, 0, time.UTC), 24 * time.Hour, time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC), 24 * time.Hour, time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)},
+		{time.Date(2026, 3, 2, 9, 59, 0, 0, time.FixedZone("CET", 3600)), time.Hour, time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)},
+		{time.Date(1969, 12, 31, 23, 30, 0, 0, time.UTC), time.Hour, time.Date(1969, 12, 31, 23, 0, 0, 0, time.UTC)},
+	} {
+		if got := PeriodStart(c.t, c.period); !got.Equal(c.want) {
+			t.Errorf("PeriodStart(%s, %s) = %s, want %s", c.t, c.period, got, c.want)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package privacy
 import (
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/google/differential-privacy/go/v3/noise"
 
@@ -29,6 +30,9 @@ type Options struct {
 	Noise noise.Noise
 	// Alpha is the significance level of confidence intervals, default 0.05.
 	Alpha float64
+	// Now is the clock that picks the release period (Ledger.Release callers),
+	// default time.Now.
+	Now func() time.Time
 }
 
 // DefaultOptions returns Laplace noise from the library and α = 0.05.
@@ -53,6 +57,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.Alpha == 0 {
 		o.Alpha = 0.05
+	}
+	if o.Now == nil {
+		o.Now = time.Now
 	}
 	if !(o.Alpha > 0 && o.Alpha < 1) {
 		return o, experiment.E(experiment.Invalid, experiment.Field("alpha"), experiment.Errorf("must be in (0, 1), got %g", o.Alpha))
@@ -134,15 +141,21 @@ type NoisyCount struct {
 
 // VariantRelease is one metric's released numbers for one variant.
 type VariantRelease struct {
-	Variant  string  `json:"name"`
-	N        int64   `json:"n"`        // noised n, at least 1
-	Sum      float64 `json:"sum"`      // noised Σ y
-	Mean     float64 `json:"mean"`     // noised Σ y / n
-	Variance float64 `json:"variance"` // per-unit sample variance from the noised sums, in [0, h²]
+	Variant string  `json:"name"`
+	N       int64   `json:"n"`    // noised n, at least 1
+	Sum     float64 `json:"sum"`  // noised Σ y
+	Mean    float64 `json:"mean"` // noised Σ y / n, within the bounds
+	// Variance is the per-unit variance the intervals use: the estimate from the
+	// noised sums plus z_{0.975} standard deviations of its own noise, in (0, h²]
+	// (see releaseMetric). It is never 0 when there is noise.
+	Variance float64 `json:"variance"`
 	// SamplingVar is Variance/N, the sampling variance of Mean; NoiseVar is the
 	// variance of Mean due to the added noise (delta method, see meanNoiseVar).
 	SamplingVar float64 `json:"sampling_var"`
 	NoiseVar    float64 `json:"noise_var"`
+	// FewUnits is set when the noised count is within five noise standard
+	// deviations of zero: the mean is then mostly noise, and comparisons say so.
+	FewUnits bool `json:"few_units,omitempty"`
 }
 
 // MetricRelease is one metric's release: variants and comparisons with control.
@@ -301,7 +314,7 @@ func NewRelease(in *Input, p Params, opt Options) (*Release, error) {
 		if err != nil {
 			return nil, experiment.E(op, experiment.Field(m.Metric), err)
 		}
-		mr.Comparisons = compareAll(mr.Variants, in.Control, opt.Alpha)
+		mr.Comparisons = compareAll(mr.Variants, in.Control, m.Bounds, opt.Alpha)
 		r.Metrics = append(r.Metrics, *mr)
 	}
 	return r, nil
@@ -311,6 +324,8 @@ func releaseMetric(m MetricStats, units map[string]int64, countVar float64, mech
 	c := (m.Bounds.Lower + m.Bounds.Upper) / 2
 	h := (m.Bounds.Upper - m.Bounds.Lower) / 2
 	sumVar := mech.variance(h)
+	sqVar := mech.variance(h * h / 2)
+	countSD := math.Sqrt(countVar)
 	mr := &MetricRelease{Metric: m.Metric, Bounds: m.Bounds}
 	for _, s := range m.Variants {
 		n := units[s.Variant]
@@ -340,7 +355,14 @@ func releaseMetric(m MetricStats, units map[string]int64, countVar float64, mech
 		if nn > 1 {
 			v = (qn - nn*dev*dev) / (nn - 1)
 		}
-		v = min(max(v, 0), h*h)
+		// The estimate v is noisy too: by the delta method its noise variance is
+		// (σ²_Q + (2·dev)²·σ²_T)/n². Clamped at 0 it would often be exactly 0 when the
+		// noise dominates, and the intervals would ignore the sampling error; the
+		// intervals use instead the upper confidence bound v + z_{0.975}·sd(v) (a
+		// margin for the nuisance parameter, in the manner of Berger and Boos 1994,
+		// JASA 89, 1012–1016), at most h², the largest variance of a value in [L, U].
+		vsd := math.Sqrt(sqVar+4*dev*dev*sumVar) / nn
+		v = min(max(v, 0)+1.959963984540054*vsd, h*h)
 		mr.Variants = append(mr.Variants, VariantRelease{
 			Variant:     s.Variant,
 			N:           int64(nn),
@@ -349,6 +371,7 @@ func releaseMetric(m MetricStats, units map[string]int64, countVar float64, mech
 			Variance:    v,
 			SamplingVar: v / nn,
 			NoiseVar:    meanNoiseVar(nn, dev, sumVar, countVar),
+			FewUnits:    countSD > 0 && float64(n) < 5*countSD,
 		})
 	}
 	return mr, nil

@@ -39,6 +39,9 @@ type Result struct {
 	ControlMean float64   `json:"control_mean"`
 	Absolute    Estimate  `json:"absolute"`
 	Relative    *Estimate `json:"relative,omitempty"` // absent when the control mean is 0
+	// Signal, in DP reports, says that the privacy noise dominates the row
+	// ("not enough signal: …"); such a row is never shown as significant.
+	Signal string `json:"signal,omitempty"`
 }
 
 // Report is an experiment report: what was tested, the results table and charts.
@@ -52,10 +55,15 @@ type Report struct {
 	Privacy     Privacy   `json:"privacy"`
 	// EpsilonLeft is the experiment's remaining ε after this report's release (DP reports only).
 	EpsilonLeft *float64 `json:"epsilon_left,omitempty"`
-	SRMPValue   *float64 `json:"srm_p_value,omitempty"`
-	Results     []Result `json:"results"`
-	Notes       []string `json:"notes,omitempty"`
-	Charts      []Chart  `json:"-"`
+	// ReleasedAt is when a DP report's release was made (it covers the data until
+	// then) and NextReleaseAt when the next one can be: every reader in between
+	// gets the same numbers.
+	ReleasedAt    *time.Time `json:"released_at,omitempty"`
+	NextReleaseAt *time.Time `json:"next_release_at,omitempty"`
+	SRMPValue     *float64   `json:"srm_p_value,omitempty"`
+	Results       []Result   `json:"results"`
+	Notes         []string   `json:"notes,omitempty"`
+	Charts        []Chart    `json:"-"`
 	// Missing says, for each chart the report would have but left out, why
 	// (chart name → sentence); the sentence is among Notes as well.
 	Missing map[string]string `json:"missing_charts,omitempty"`
@@ -286,7 +294,15 @@ func (r *Report) level() string {
 // banner says what kind of numbers the report shows.
 func (r *Report) banner() string {
 	if r.Privacy.Private {
-		s := fmt.Sprintf("Differentially private report: every number is %s. Safe to share with viewers.", r.Privacy.Caption())
+		s := fmt.Sprintf("Differentially private report: every number is %s. ε = %.3g bounds how much any one unit's data "+
+			"can change what this report shows (smaller is more private and noisier), so it is safe to share with viewers.", r.Privacy.Caption(), r.Privacy.Epsilon)
+		if r.ReleasedAt != nil {
+			s += fmt.Sprintf(" Released %s from the data until then", r.ReleasedAt.UTC().Format("2006-01-02 15:04 MST"))
+			if r.NextReleaseAt != nil {
+				s += fmt.Sprintf("; every reader sees these same numbers until the next release, %s", r.NextReleaseAt.UTC().Format("2006-01-02 15:04 MST"))
+			}
+			s += "."
+		}
 		if r.EpsilonLeft != nil {
 			s += fmt.Sprintf(" Privacy budget left: ε = %.3g.", *r.EpsilonLeft)
 		}
@@ -295,9 +311,27 @@ func (r *Report) banner() string {
 	return "Exact numbers (not DP-noised): for analysts and admins only; share the DP version instead."
 }
 
+// unitsText lists the units per variant of the exposures chart, "control 47,458 ·
+// treatment 47,740", or "" without one.
+func (r *Report) unitsText() string {
+	c, ok := r.Chart("exposures")
+	if !ok {
+		return ""
+	}
+	x, ok := c.(*Exposures)
+	if !ok {
+		return ""
+	}
+	var parts []string
+	for _, v := range x.Counts {
+		parts = append(parts, v.Variant+" "+group(math.Round(v.Units)))
+	}
+	return strings.Join(parts, " · ")
+}
+
 type row struct {
 	Metric, Variant, N, Mean, ControlMean, Abs, Rel, P string
-	Significant                                        bool
+	Significant, NotEnoughSignal                       bool
 }
 
 func (r *Report) rows() []row {
@@ -311,8 +345,15 @@ func (r *Report) rows() []row {
 		if x.Relative != nil {
 			rel = fmtCI(*x.Relative, true)
 		}
+		if x.Signal != "" {
+			if x.Relative == nil {
+				rel = "not enough signal"
+			} else {
+				rel += " · not enough signal"
+			}
+		}
 		out = append(out, row{x.Metric, x.Variant, strconv.FormatInt(x.N, 10), fmtNum(x.Mean), fmtNum(x.ControlMean),
-			fmtCI(x.Absolute, false), rel, fmtP(x.Absolute.PValue), x.Absolute.PValue < a})
+			fmtCI(x.Absolute, false), rel, fmtP(x.Absolute.PValue), x.Absolute.PValue < a && x.Signal == "", x.Signal != ""})
 	}
 	return out
 }
@@ -326,18 +367,20 @@ body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",Ari
 h1{margin-bottom:.2rem}.meta{color:#666;margin-top:0}
 .banner{padding:.6rem .9rem;border-radius:6px;margin:1rem 0}.private{background:#e8f3fb;border:1px solid #0072b2}.exact{background:#fff4e0;border:1px solid #e69f00}
 table{border-collapse:collapse;width:100%;font-size:.92rem}th,td{padding:.35rem .5rem;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
-tr.sig td{font-weight:600}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9rem}
+tr.sig td{font-weight:600}tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9rem}
 </style></head><body>
 <h1>{{.R.Name}}</h1>
 <p class="meta">Experiment <code>{{.R.Experiment}}</code>{{if .R.Status}} · {{.R.Status}}{{end}} · generated {{.Generated}}</p>
 {{if .R.Description}}<p>{{.R.Description}}</p>{{end}}
 <div class="banner {{if .R.Privacy.Private}}private{{else}}exact{{end}}">{{.Banner}}</div>
-{{if .SRM}}<p>Sample ratio mismatch test: p = {{.SRM}}.</p>{{end}}
+{{if .Units}}<p>Units per variant{{if .R.Privacy.Private}} (DP-noised){{end}}: {{.Units}}.</p>{{end}}
+{{if .SRM}}<p>Sample ratio mismatch test{{if .R.Privacy.Private}} on the noised unit counts, with their noise accounted for{{end}}: p = {{.SRM}}.</p>{{end}}
 <h2>Results</h2>
+{{if not .Rows}}<p>No metric has results in this report{{if .R.Privacy.Private}}: none can be released privately (see the notes){{end}}.</p>{{else}}
 <table><thead><tr><th>metric</th><th>variant</th><th>n</th><th>mean</th><th>control mean</th><th>absolute effect [{{.Level}} CI]</th><th>relative effect [{{.Level}} CI]</th><th>p-value</th></tr></thead><tbody>
-{{range .Rows}}<tr{{if .Significant}} class="sig"{{end}}><td>{{.Metric}}</td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td>{{.Abs}}</td><td>{{.Rel}}</td><td>{{.P}}</td></tr>
+{{range .Rows}}<tr{{if .Significant}} class="sig"{{else if .NotEnoughSignal}} class="nes" title="not enough signal: see the notes"{{end}}><td>{{.Metric}}</td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td>{{.Abs}}</td><td>{{.Rel}}</td><td>{{.P}}</td></tr>
 {{end}}</tbody></table>
-<p class="meta">Bold rows have p &lt; {{.R.Alpha}}. Numbers are {{.R.Privacy.Caption}}.</p>
+<p class="meta">Bold rows have p &lt; {{.R.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}</figcaption></figure>
 {{end}}{{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="meta">Generated by Lift.</p>
@@ -351,14 +394,19 @@ type htmlChart struct {
 
 func (r *Report) html(w io.Writer, svgs rendered) error {
 	data := struct {
-		R                      *Report
-		Generated, Banner, SRM string
-		Level                  string
-		Rows                   []row
-		Charts                 []htmlChart
+		R                             *Report
+		Generated, Banner, SRM, Units string
+		Weak                          bool // a row has not enough signal
+		Level                         string
+		Rows                          []row
+		Charts                        []htmlChart
 	}{R: r, Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Rows: r.rows()}
 	if r.SRMPValue != nil {
 		data.SRM = fmtP(*r.SRMPValue)
+	}
+	data.Units = r.unitsText()
+	for _, x := range data.Rows {
+		data.Weak = data.Weak || x.NotEnoughSignal
 	}
 	for _, c := range r.Charts {
 		data.Charts = append(data.Charts, htmlChart{c.Name(), inlineSVG(svgs[c.Name()][SVG])})

@@ -62,11 +62,11 @@ func (l *Ledger) SetBudget(ctx context.Context, scope string, b experiment.Priva
 	}
 	now := db.now()
 	if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_budgets
-		(scope, epsilon, delta, release_epsilon, release_delta, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?)
+		(scope, epsilon, delta, release_epsilon, release_delta, release_period_s, updated_at, updated_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (scope) DO UPDATE SET epsilon = excluded.epsilon, delta = excluded.delta,
 		release_epsilon = excluded.release_epsilon, release_delta = excluded.release_delta,
-		updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
-		scope, b.Epsilon, b.Delta, b.ReleaseEpsilon, b.ReleaseDelta, now, who); err != nil {
+		release_period_s = excluded.release_period_s, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+		scope, b.Epsilon, b.Delta, b.ReleaseEpsilon, b.ReleaseDelta, int64(b.Period()/time.Second), now, who); err != nil {
 		return internal(op, err)
 	}
 	var prev any
@@ -83,9 +83,14 @@ func (l *Ledger) SetBudget(ctx context.Context, scope string, b experiment.Priva
 func readBudget(ctx context.Context, q queryer, scope string) (*experiment.PrivacyAccount, error) {
 	a := &experiment.PrivacyAccount{Scope: scope}
 	b := &a.Budget
-	err := q.QueryRowContext(ctx, `SELECT epsilon, delta, release_epsilon, release_delta, epsilon_spent, delta_spent
+	var period sql.NullInt64
+	err := q.QueryRowContext(ctx, `SELECT epsilon, delta, release_epsilon, release_delta, release_period_s, epsilon_spent, delta_spent
 		FROM privacy_budgets WHERE scope = ?`, scope).
-		Scan(&b.Epsilon, &b.Delta, &b.ReleaseEpsilon, &b.ReleaseDelta, &a.EpsilonSpent, &a.DeltaSpent)
+		Scan(&b.Epsilon, &b.Delta, &b.ReleaseEpsilon, &b.ReleaseDelta, &period, &a.EpsilonSpent, &a.DeltaSpent)
+	b.ReleasePeriod = experiment.DefaultReleasePeriod
+	if period.Valid && period.Int64 > 0 {
+		b.ReleasePeriod = experiment.Duration(time.Duration(period.Int64) * time.Second)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, experiment.E(experiment.NotFound, experiment.Errorf("%s has no privacy budget; set one first", strings.Replace(scope, ":", " ", 1)))
 	}
@@ -141,22 +146,108 @@ func (l *Ledger) Spend(ctx context.Context, scope string, eps, delta float64, wh
 		return internal(op, err)
 	}
 	defer tx.Rollback()
+	if _, err := spend(ctx, tx, db.now(), scope, eps, delta, who, what); err != nil {
+		return experiment.E(op, err)
+	}
+	return internal(op, tx.Commit())
+}
+
+// spend checks the budget of scope and records (eps, delta) in tx, returning the
+// ledger entry's id.
+func spend(ctx context.Context, tx *sql.Tx, now time.Time, scope string, eps, delta float64, who, what string) (int64, error) {
 	a, err := readBudget(ctx, tx, scope)
 	if err != nil {
-		return internal(op, err)
+		return 0, err
 	}
 	if err := a.Budget.Refuse(scope, a.EpsilonSpent, a.DeltaSpent, eps, delta); err != nil {
-		return err
+		return 0, err
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE privacy_budgets SET epsilon_spent = epsilon_spent + ?, delta_spent = delta_spent + ? WHERE scope = ?`,
 		eps, delta, scope); err != nil {
+		return 0, experiment.E(experiment.Internal, err)
+	}
+	var id int64
+	if err := tx.QueryRowContext(ctx, `INSERT INTO privacy_ledger (scope, who, ts, what, epsilon, delta) VALUES (?, ?, ?, ?, ?, ?) RETURNING id`,
+		scope, who, now, what, eps, delta).Scan(&id); err != nil {
+		return 0, experiment.E(experiment.Internal, err)
+	}
+	return id, nil
+}
+
+// SpendRelease spends (eps, delta) from r.Scope on behalf of who and saves the
+// release r for its subject and period, in one transaction: a refused spend
+// (experiment.BudgetExceeded), a period already released (experiment.Conflict) or
+// any failure on the way stores neither. The ledger entry's "what" is r.Subject.
+func (l *Ledger) SpendRelease(ctx context.Context, r *experiment.PrivacyRelease, eps, delta float64, who string) error {
+	const op = "store.SpendRelease"
+	db := l.db
+	db.regMu.Lock()
+	defer db.regMu.Unlock()
+	tx, err := db.db.BeginTx(ctx, nil)
+	if err != nil {
 		return internal(op, err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_ledger (scope, who, ts, what, epsilon, delta) VALUES (?, ?, ?, ?, ?, ?)`,
-		scope, who, db.now(), what, eps, delta); err != nil {
+	defer tx.Rollback()
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM privacy_period_releases WHERE scope = ? AND subject = ? AND period_start = ?`,
+		r.Scope, r.Subject, r.PeriodStart.UTC()).Scan(&n); err != nil {
+		return internal(op, err)
+	}
+	if n > 0 {
+		return experiment.E(op, experiment.Conflict, experiment.Errorf("%s has a release of %s for the period from %s already",
+			strings.Replace(r.Scope, ":", " ", 1), r.Subject, r.PeriodStart.UTC().Format(time.RFC3339)))
+	}
+	id, err := spend(ctx, tx, db.now(), r.Scope, eps, delta, who, r.Subject)
+	if err != nil {
+		return experiment.E(op, err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO privacy_period_releases (scope, subject, period_start, released_at, ledger_id, doc) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.Scope, r.Subject, r.PeriodStart.UTC(), r.ReleasedAt.UTC(), id, string(r.Doc)); err != nil {
 		return internal(op, err)
 	}
 	return internal(op, tx.Commit())
+}
+
+// PeriodRelease returns the release of subject saved for the period of scope that
+// starts at start, or experiment.NotFound.
+func (l *Ledger) PeriodRelease(ctx context.Context, scope, subject string, start time.Time) (*experiment.PrivacyRelease, error) {
+	const op = "store.PeriodRelease"
+	var doc jsonText
+	r := &experiment.PrivacyRelease{Scope: scope, Subject: subject}
+	err := l.db.db.QueryRowContext(ctx, `SELECT period_start, released_at, doc FROM privacy_period_releases WHERE scope = ? AND subject = ? AND period_start = ?`,
+		scope, subject, start.UTC()).Scan(&r.PeriodStart, &r.ReleasedAt, &doc)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, experiment.E(op, experiment.NotFound, experiment.Errorf("no release of %s for the period from %s", strings.Replace(scope, ":", " ", 1), start.UTC().Format(time.RFC3339)))
+	}
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	r.PeriodStart, r.ReleasedAt, r.Doc = r.PeriodStart.UTC(), r.ReleasedAt.UTC(), []byte(doc)
+	return r, nil
+}
+
+// Exclusive waits until no other caller holds the release lock of scope, or ctx
+// ends (experiment.Unavailable), and returns the function that lets it go. The
+// releases of a scope are made under it one at a time, so that concurrent readers
+// of a period wait for its one release instead of each making one.
+func (l *Ledger) Exclusive(ctx context.Context, scope string) (func(), error) {
+	db := l.db
+	db.releaseMu.Lock()
+	if db.releaseLocks == nil {
+		db.releaseLocks = map[string]chan struct{}{}
+	}
+	ch, ok := db.releaseLocks[scope]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		db.releaseLocks[scope] = ch
+	}
+	db.releaseMu.Unlock()
+	select {
+	case ch <- struct{}{}:
+		return func() { <-ch }, nil
+	case <-ctx.Done():
+		return nil, experiment.E("store.Exclusive", experiment.Unavailable, fmt.Errorf("waiting for the release of %s: %w", scope, ctx.Err()))
+	}
 }
 
 // BoundedArm is one arm's statistics of a bounded metric: n units with a value and
@@ -202,6 +293,29 @@ func (db *DB) BoundedStats(ctx context.Context, pop Population, names []string) 
 	for i, a := range pop.Arms {
 		idx[a] = i
 		out.Units[a] = 0
+	}
+	// The units per arm are released whatever the metrics: counted here, once,
+	// not by the per-metric queries (which an experiment without bounded metrics
+	// never runs).
+	rows, err := db.db.QueryContext(ctx, `WITH pop AS (`+pop.query()+`) SELECT arm, count(*) FROM pop WHERE arms = 1 GROUP BY arm`, pop.Args...)
+	if err != nil {
+		return nil, experiment.E(op, experiment.Internal, fmt.Errorf("units per arm: %w", err))
+	}
+	for rows.Next() {
+		var arm string
+		var n int64
+		if err := rows.Scan(&arm, &n); err != nil {
+			rows.Close()
+			return nil, experiment.E(op, experiment.Internal, err)
+		}
+		if _, ok := idx[arm]; ok {
+			out.Units[arm] = n
+		}
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return nil, experiment.E(op, experiment.Internal, err)
 	}
 	for i, n := range names {
 		m := defs[n]
@@ -257,7 +371,7 @@ SELECT arm, count(*), count(y), coalesce(sum(y), 0), coalesce(sum(y*y), 0) FROM 
 		}
 		for rows.Next() {
 			var arm string
-			var units int64
+			var units int64 // the metric's count of the population: Units holds the one count
 			var a BoundedArm
 			if err := rows.Scan(&arm, &units, &a.N, &a.Sum, &a.SumSq); err != nil {
 				rows.Close()
@@ -269,7 +383,6 @@ SELECT arm, count(*), count(y), coalesce(sum(y), 0), coalesce(sum(y*y), 0) FROM 
 			}
 			a.Arm = arm
 			bm.Arms[j] = a
-			out.Units[arm] = units
 		}
 		err = rows.Err()
 		rows.Close()
@@ -283,37 +396,3 @@ SELECT arm, count(*), count(y), coalesce(sum(y), 0), coalesce(sum(y*y), 0) FROM 
 
 // sqlFloat writes a finite float as a SQL DOUBLE literal.
 func sqlFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) + "::DOUBLE" }
-
-// SaveRelease stores a release document for scope and the hash of its input,
-// replacing an earlier one for the same input.
-func (l *Ledger) SaveRelease(ctx context.Context, scope, inputHash string, doc []byte) error {
-	_, err := l.db.db.ExecContext(ctx, `INSERT INTO privacy_releases (scope, input_hash, created_at, doc) VALUES (?, ?, ?, ?)
-		ON CONFLICT (scope, input_hash) DO UPDATE SET created_at = excluded.created_at, doc = excluded.doc`,
-		scope, inputHash, l.db.now(), string(doc))
-	return internal("store.SaveRelease", err)
-}
-
-// Release returns the stored release document of scope for the input hash and
-// when it was made, or NotFound.
-func (l *Ledger) Release(ctx context.Context, scope, inputHash string) ([]byte, time.Time, error) {
-	return l.release(ctx, "store.Release", `SELECT doc, created_at FROM privacy_releases WHERE scope = ? AND input_hash = ?`, scope, inputHash)
-}
-
-// LatestRelease returns the most recent release document of scope and when it
-// was made, or NotFound.
-func (l *Ledger) LatestRelease(ctx context.Context, scope string) ([]byte, time.Time, error) {
-	return l.release(ctx, "store.LatestRelease", `SELECT doc, created_at FROM privacy_releases WHERE scope = ? ORDER BY created_at DESC LIMIT 1`, scope)
-}
-
-func (l *Ledger) release(ctx context.Context, op, query string, args ...any) ([]byte, time.Time, error) {
-	var doc jsonText
-	var at time.Time
-	err := l.db.db.QueryRowContext(ctx, query, args...).Scan(&doc, &at)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil, time.Time{}, experiment.E(op, experiment.NotFound, experiment.Errorf("no release of %s for this input", args[0]))
-	}
-	if err != nil {
-		return nil, time.Time{}, internal(op, err)
-	}
-	return doc, at.UTC(), nil
-}

@@ -82,6 +82,90 @@ func TestLedgerConcurrentNoOverspend(t *testing.T) {
 	privacytest.ConcurrentSpendCheck(t, db.Ledger())
 }
 
+// TestLedgerConcurrentRelease: 50 callers of one period make one release and one
+// spend, and all get that release (privacytest.ConcurrentReleaseCheck).
+func TestLedgerConcurrentRelease(t *testing.T) {
+	ctx := context.Background()
+	db, _ := openTest(t, nil)
+	if _, err := db.CreateExperiment(ctx, "ann", abExperiment("race")); err != nil {
+		t.Fatal(err)
+	}
+	privacytest.ConcurrentReleaseCheck(t, db.Ledger(), privacy.ExperimentScope("race"))
+}
+
+// TestLedgerSpendRelease: the spend and the saved release are one transaction. A
+// release that cannot be saved (here a document that is not JSON, refused by the
+// column after the spend statement ran) leaves neither a ledger entry nor a spent
+// amount; a second release of the same period is refused as a conflict, spending
+// nothing; the saved release survives a reopen.
+func TestLedgerSpendRelease(t *testing.T) {
+	ctx := context.Background()
+	c := newClock()
+	db, path := openTest(t, c)
+	if _, err := db.CreateExperiment(ctx, "ann", abExperiment("checkout")); err != nil {
+		t.Fatal(err)
+	}
+	scope := privacy.ExperimentScope("checkout")
+	l := db.Ledger()
+	if err := privacy.NewLedger(l).SetBudget(ctx, scope, privacy.Budget{Epsilon: 1, ReleaseEpsilon: 0.3, ReleasePeriod: experiment.Duration(time.Hour)}, "ann"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	r := &experiment.PrivacyRelease{Scope: scope, Subject: "results", PeriodStart: start, ReleasedAt: start.Add(5 * time.Minute), Doc: []byte(`{"epsilon": 0.3`)}
+	if err := l.SpendRelease(ctx, r, 0.3, 0, "viewer"); err == nil {
+		t.Fatal("a release whose document cannot be saved was accepted")
+	}
+	if n := count(t, db, `SELECT count(*) FROM privacy_ledger`); n != 0 {
+		t.Fatalf("a failed save left %d ledger entries", n)
+	}
+	if a, _ := l.Account(ctx, scope, 0); a.EpsilonSpent != 0 {
+		t.Fatalf("a failed save spent %g", a.EpsilonSpent)
+	}
+	r.Doc = []byte(`{"epsilon": 0.3}`)
+	if err := l.SpendRelease(ctx, r, 0.3, 0, "viewer"); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.SpendRelease(ctx, r, 0.3, 0, "other"); !experiment.Is(err, experiment.Conflict) {
+		t.Fatalf("second release of the period: %v, want Conflict", err)
+	}
+	if _, err := l.PeriodRelease(ctx, scope, "results", start.Add(time.Hour)); !experiment.Is(err, experiment.NotFound) {
+		t.Fatalf("release of the next period: %v, want NotFound", err)
+	}
+	db.Close()
+	opt := DefaultOptions()
+	opt.Now = c.Now
+	db2, err := Open(ctx, path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	got, err := db2.Ledger().PeriodRelease(ctx, scope, "results", start)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.ReleasedAt.Equal(r.ReleasedAt) || string(got.Doc) != `{"epsilon": 0.3}` && string(got.Doc) != `{"epsilon":0.3}` {
+		t.Errorf("stored release %+v %s", got, got.Doc)
+	}
+	a, err := db2.Ledger().Account(ctx, scope, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a.Entries) != 1 || a.EpsilonSpent != 0.3 || a.Entries[0].What != "results" || a.Budget.ReleasePeriod != experiment.Duration(time.Hour) {
+		t.Errorf("account after reopen: %+v, want one spend of 0.3 and the hourly period", a)
+	}
+	// Waiting for a held release lock ends with the context.
+	unlock, err := db2.Ledger().Exclusive(ctx, scope)
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 10*time.Millisecond)
+	defer cancel()
+	if _, err := db2.Ledger().Exclusive(short, scope); !experiment.Is(err, experiment.Unavailable) {
+		t.Errorf("waiting on a held lock: %v, want Unavailable when the context ends", err)
+	}
+	unlock()
+}
+
 // TestBoundedStats checks the clamped statistics two ways: with bounds wide enough
 // to clamp nothing they must equal MetricStats (the results' own query) for metrics
 // without caps; with tight bounds they must equal a unit-by-unit computation in Go.
@@ -102,6 +186,16 @@ func TestBoundedStats(t *testing.T) {
 	got, err := db.BoundedStats(ctx, pop, names)
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Without any metric the units per arm are counted all the same (issue 13, item 1).
+	none, err := db.BoundedStats(ctx, pop, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for arm, n := range got.Units {
+		if n == 0 || none.Units[arm] != n {
+			t.Errorf("units of %s without metrics: %d, with metrics %d; want the same, not 0", arm, none.Units[arm], n)
+		}
 	}
 	ref, err := db.MetricStats(ctx, pop, names[:4])
 	if err != nil {

@@ -87,6 +87,9 @@ type DB struct {
 
 	regMu sync.Mutex // serializes registry and key changes (checks then writes)
 
+	releaseMu    sync.Mutex               // guards releaseLocks
+	releaseLocks map[string]chan struct{} // privacy scope -> its release lock (Ledger.Exclusive)
+
 	cacheMu  sync.RWMutex
 	expCache map[string]*expInfo // experiment key -> what exposure validation needs
 	hoCache  map[string]int      // holdout name -> current version

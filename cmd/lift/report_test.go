@@ -50,8 +50,8 @@ func TestReportCommand(t *testing.T) {
 	if html, _ := os.ReadFile(filepath.Join(dp, "report.html")); !bytes.Contains(html, []byte("revenue is not in this private report")) {
 		t.Error("private report does not explain the metrics without bounds")
 	}
-	// A second private report of the same data reuses the release: a second spend of
-	// 0.6 would exceed the budget of 1, so success shows that nothing was spent.
+	// A second private report the same day gets that day's release: a second spend
+	// of 0.6 would exceed the budget of 1, so success shows that nothing was spent.
 	if code, _, stderr = runLift(t, "report", "--db", path, "--experiment", "synthetic", "--out", dp, "--private"); code != 0 {
 		t.Fatalf("reused private report: %s", stderr)
 	}
