@@ -56,7 +56,7 @@ func (s *Server) postEvents(c echo.Context) error {
 	}
 	var in []eventIn
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	if mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl" {
+	if isNDJSON(mt) {
 		if in, err = decodeNDJSONEvents(b); err != nil {
 			return err
 		}

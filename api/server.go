@@ -122,7 +122,7 @@ func New(opt Options) (*Server, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, s.observe, s.recover, s.deadline)
+	e.Use(s.requestID, s.observe, s.recover, s.deadline, s.checkParams)
 	s.echo = e
 	s.routes()
 	return s, nil

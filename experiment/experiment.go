@@ -3,10 +3,13 @@ package experiment
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // Status is the life-cycle state of an experiment. Only drafts may be edited;
@@ -149,6 +152,32 @@ var keyPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$`)
 // ValidKey reports whether s is a usable key or name: 1–128 characters of letters,
 // digits, '_', '.', '-', starting with a letter or digit.
 func ValidKey(s string) bool { return keyPattern.MatchString(s) }
+
+// IdentProblem says why s cannot be stored as an identifier (a unit, an
+// experiment, variant or event type reference, an event id, a source): "" when
+// it can. Identifiers are valid UTF-8 without control characters (U+0000–U+001F,
+// U+007F–U+009F). A NUL in particular would be cut by the DuckDB driver, so
+// that "victim\x00x" would be stored as "victim".
+func IdentProblem(s string) string {
+	i := 0
+	for ; i < len(s); i++ { // the common case: printable ASCII
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			break
+		}
+	}
+	if i == len(s) {
+		return ""
+	}
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			return fmt.Sprintf("must be valid UTF-8 (bad byte 0x%02x at offset %d)", s[i], i)
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
+			return fmt.Sprintf("must not contain control characters (U+%04X at offset %d)", r, i)
+		}
+	}
+	return ""
+}
 
 func invalid(op, field, format string, args ...any) error {
 	return E(op, Invalid, Field(field), Errorf(format, args...))
