@@ -33,6 +33,10 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, experiment.E(op, experiment.TooLarge, experiment.Errorf("request body is over the limit of %d bytes", s.opt.BodyLimit))
 		}
+		if isTimeout(err) {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Errorf(
+				"the request body did not arrive within %s (--read-timeout): send it at once", s.opt.BodyReadTimeout))
+		}
 		return nil, experiment.E(op, experiment.Invalid, experiment.Errorf("reading the request body: %v", err))
 	}
 	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))

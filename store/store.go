@@ -161,6 +161,11 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		hoCache:  map[string]int{},
 		keyCache: map[string]*experiment.APIKey{},
 	}
+	if err := db.limitMemory(ctx); err != nil {
+		db.db.Close()
+		c.Close()
+		return nil, experiment.E(op, experiment.Invalid, err)
+	}
 	if err := db.migrate(ctx); err != nil {
 		db.db.Close()
 		c.Close()
@@ -174,6 +179,35 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	db.w = w
 	return db, nil
+}
+
+// limitMemory applies Options.MemoryLimit and Options.TempDir. Both are
+// database-wide settings, so one connection's SET holds for every connection.
+// At the limit DuckDB first spills the operators that can (sorts, joins,
+// aggregates) to the temporary directory, and fails a query that still does not
+// fit with an "Out of Memory Error" naming the limit.
+func (db *DB) limitMemory(ctx context.Context) error {
+	if db.opt.TempDir != "" {
+		if _, err := db.db.ExecContext(ctx, `SET temp_directory = `+sqlString(db.opt.TempDir)); err != nil {
+			return fmt.Errorf("temp_directory %q: %w", db.opt.TempDir, err)
+		}
+	}
+	if db.opt.MemoryLimit > 0 {
+		mib := max(db.opt.MemoryLimit>>20, 1)
+		if _, err := db.db.ExecContext(ctx, fmt.Sprintf(`SET memory_limit = '%dMiB'`, mib)); err != nil {
+			return fmt.Errorf("memory_limit %d MiB: %w", mib, err)
+		}
+	}
+	return nil
+}
+
+// MemoryLimit returns DuckDB's memory_limit setting as DuckDB prints it (e.g. "1.0 GiB").
+func (db *DB) MemoryLimit(ctx context.Context) (string, error) {
+	var v string
+	if err := db.db.QueryRowContext(ctx, `SELECT current_setting('memory_limit')`).Scan(&v); err != nil {
+		return "", experiment.E("store.MemoryLimit", experiment.Internal, err)
+	}
+	return v, nil
 }
 
 func isLockError(err error) bool {
