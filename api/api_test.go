@@ -29,9 +29,18 @@ type tserver struct {
 
 func newTestServer(t testing.TB, opts ...func(*Options)) *tserver {
 	t.Helper()
+	return newTestServerStore(t, nil, opts...)
+}
+
+// newTestServerStore is newTestServer with store options set by storeOpt.
+func newTestServerStore(t testing.TB, storeOpt func(*store.Options), opts ...func(*Options)) *tserver {
+	t.Helper()
 	ctx := context.Background()
 	sopt := store.DefaultOptions()
 	sopt.Logger = slog.New(slog.DiscardHandler)
+	if storeOpt != nil {
+		storeOpt(&sopt)
+	}
 	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "lift.duckdb"), sopt)
 	if err != nil {
 		t.Fatal(err)

@@ -91,7 +91,10 @@ func nulPath(b []byte) (path string, ok bool) {
 	var stack []frame
 	pathOf := func(leaf string) string {
 		var sb strings.Builder
-		for _, f := range stack {
+		for i, f := range stack {
+			if leaf != "" && i == len(stack)-1 {
+				break // leaf is a key of the innermost object
+			}
 			if f.obj {
 				if sb.Len() > 0 {
 					sb.WriteByte('.')
