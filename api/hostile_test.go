@@ -113,15 +113,15 @@ func TestControlCharactersRefused(t *testing.T) {
 	}
 	// Nothing of any refused request is stored.
 	for q, want := range map[string]int{
-		`SELECT count(*) FROM exposures`:                              0,
-		`SELECT count(*) FROM events`:                                 0,
-		`SELECT count(*) FROM unit_attributes`:                        0,
-		`SELECT count(*) FROM metrics`:                                1,
-		`SELECT count(*) FROM layers`:                                 1,
-		`SELECT count(*) FROM experiments`:                            1,
-		`SELECT count(*) FROM experiments WHERE status = 'running'`:   1,
-		`SELECT count(*) FROM events WHERE unit LIKE 'victim%'`:       0,
-		`SELECT count(*) FROM exposures WHERE unit LIKE 'victim%'`:    0,
+		`SELECT count(*) FROM exposures`:                            0,
+		`SELECT count(*) FROM events`:                               0,
+		`SELECT count(*) FROM unit_attributes`:                      0,
+		`SELECT count(*) FROM metrics`:                              1,
+		`SELECT count(*) FROM layers`:                               1,
+		`SELECT count(*) FROM experiments`:                          1,
+		`SELECT count(*) FROM experiments WHERE status = 'running'`: 1,
+		`SELECT count(*) FROM events WHERE unit LIKE 'victim%'`:     0,
+		`SELECT count(*) FROM exposures WHERE unit LIKE 'victim%'`:  0,
 	} {
 		var n int
 		if err := ts.db.SQL().QueryRow(q).Scan(&n); err != nil {
