@@ -433,3 +433,39 @@ func TestQueueFullPushesBack(t *testing.T) {
 		t.Errorf("%d rows, want 20 (first and second, not third)", n)
 	}
 }
+
+// Issue 15, item 3: Options.MemoryLimit and TempDir become DuckDB's
+// memory_limit and temp_directory; a query that cannot fit (a list aggregate
+// cannot spill) fails with DuckDB's out-of-memory error naming the limit, and
+// the database keeps serving afterwards.
+func TestMemoryLimit(t *testing.T) {
+	ctx := context.Background()
+	opt := DefaultOptions()
+	opt.MemoryLimit = 32 << 20
+	opt.TempDir = t.TempDir()
+	db, err := Open(ctx, t.TempDir()+"/lift.duckdb", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.MemoryLimit(ctx); err != nil || got != "32.0 MiB" {
+		t.Errorf("memory_limit %q, %v; want 32.0 MiB", got, err)
+	}
+	var dir string
+	if err := db.SQL().QueryRow(`SELECT current_setting('temp_directory')`).Scan(&dir); err != nil || dir != opt.TempDir {
+		t.Errorf("temp_directory %q, %v; want %q", dir, err, opt.TempDir)
+	}
+	var n int
+	err = db.SQL().QueryRow(`SELECT len(list(i)) FROM range(10000000) t(i)`).Scan(&n)
+	if err == nil || !strings.Contains(err.Error(), "Out of Memory Error") || !strings.Contains(err.Error(), "32.0 MiB") {
+		t.Errorf("a list of 10^7 integers under 32 MiB: %v; want an out-of-memory error naming 32.0 MiB", err)
+	}
+	// A sort of the same size spills to temp_directory and succeeds.
+	var last int64
+	if err := db.SQL().QueryRow(`SELECT i FROM (SELECT i FROM range(3000000) t(i) ORDER BY hash(i)) ORDER BY i DESC LIMIT 1`).Scan(&last); err != nil || last != 2999999 {
+		t.Errorf("spilling sort: %d, %v; want 2999999", last, err)
+	}
+	if err := db.LogExposures(ctx, nil); err != nil {
+		t.Errorf("after the failed query: %v", err)
+	}
+}
