@@ -33,6 +33,16 @@ func newTestServer(t testing.TB, opts ...func(*Options)) *tserver {
 	return newTestServerWithStore(t, store.DefaultOptions(), opts...)
 }
 
+// newTestServerStore is newTestServer with store options set by storeOpt.
+func newTestServerStore(t testing.TB, storeOpt func(*store.Options), opts ...func(*Options)) *tserver {
+	t.Helper()
+	sopt := store.DefaultOptions()
+	if storeOpt != nil {
+		storeOpt(&sopt)
+	}
+	return newTestServerWithStore(t, sopt, opts...)
+}
+
 // newTestServerAt is newTestServer whose store's clock reads now (the time
 // experiments start at), for tests that send exposures of a past date.
 func newTestServerAt(t testing.TB, now time.Time, opts ...func(*Options)) *tserver {

@@ -169,6 +169,9 @@ func (s *Server) assignBatch(c echo.Context) error {
 		if u == "" {
 			return experiment.E(op, experiment.Invalid, experiment.Field("units["+strconv.Itoa(i)+"]"), experiment.Errorf("must not be empty"))
 		}
+		if p := experiment.IdentProblem(u); p != "" {
+			return experiment.E(op, experiment.Invalid, experiment.Field("units["+strconv.Itoa(i)+"]"), experiment.Errorf("%s", p))
+		}
 	}
 	ctx := c.Request().Context()
 	cp, stopped, err := s.assignable(ctx, req.Experiment)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"mime"
 	"net/http"
 	"strings"
 
@@ -14,7 +15,8 @@ import (
 )
 
 // readBody reads the request body, at most Options.BodyLimit bytes; a longer body
-// is a TooLarge error.
+// is a TooLarge error, and a JSON string holding a NUL character anywhere in it
+// an Invalid error naming its path (refuseNUL).
 func (s *Server) readBody(c echo.Context) ([]byte, error) {
 	const op = "api.decode"
 	r := c.Request()
@@ -31,9 +33,22 @@ func (s *Server) readBody(c echo.Context) ([]byte, error) {
 		if errors.As(err, &mbe) {
 			return nil, experiment.E(op, experiment.TooLarge, experiment.Errorf("request body is over the limit of %d bytes", s.opt.BodyLimit))
 		}
+		if isTimeout(err) {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Errorf(
+				"the request body did not arrive within %s (--read-timeout): send it at once", s.opt.BodyReadTimeout))
+		}
 		return nil, experiment.E(op, experiment.Invalid, experiment.Errorf("reading the request body: %v", err))
 	}
+	mt, _, _ := mime.ParseMediaType(r.Header.Get(echo.HeaderContentType))
+	if err := refuseNUL(buf.Bytes(), isNDJSON(mt)); err != nil {
+		return nil, err
+	}
 	return buf.Bytes(), nil
+}
+
+// isNDJSON reports whether the media type mt is newline-delimited JSON.
+func isNDJSON(mt string) bool {
+	return mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl"
 }
 
 // decode reads the JSON request body into dst. Malformed JSON, unknown fields,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
@@ -98,6 +99,11 @@ func describe(err error) (status int, code, msg string) {
 		}
 		if errors.Is(err, context.Canceled) {
 			return statusClientClosed, "canceled", "the request was canceled"
+		}
+		if strings.Contains(err.Error(), "Out of Memory Error") {
+			// DuckDB spilled what it could and still ran past its memory limit.
+			return http.StatusServiceUnavailable, experiment.Unavailable.String(),
+				"the database ran out of memory under its limit (--duckdb-memory-limit) for this query; retry later, or raise the limit"
 		}
 		return http.StatusInternalServerError, experiment.Internal.String(), "internal error; the server log has the details under this request_id"
 	}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"mime"
 	"net/http"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -55,9 +57,10 @@ func (s *Server) postEvents(c echo.Context) error {
 		return err
 	}
 	var in []eventIn
+	var lines []int // NDJSON: the line of each event
 	mt, _, _ := mime.ParseMediaType(c.Request().Header.Get(echo.HeaderContentType))
-	if mt == "application/x-ndjson" || mt == "application/ndjson" || mt == "application/jsonl" {
-		if in, err = decodeNDJSONEvents(b); err != nil {
+	if isNDJSON(mt) {
+		if in, lines, err = decodeNDJSONEvents(b); err != nil {
 			return err
 		}
 	} else {
@@ -91,16 +94,17 @@ func (s *Server) postEvents(c echo.Context) error {
 	}
 	acc, dup, err := s.db.IngestEvents(c.Request().Context(), evs)
 	if err != nil {
-		return err
+		return ndjsonField(err, lines)
 	}
 	return c.JSON(http.StatusOK, eventsAccepted{Accepted: acc, Duplicates: dup})
 }
 
 // decodeNDJSONEvents decodes one event a line, strictly; an error names the line.
 // It stops counting past MaxEventBatch+1 lines so that the caller answers 413.
-func decodeNDJSONEvents(b []byte) ([]eventIn, error) {
+func decodeNDJSONEvents(b []byte) ([]eventIn, []int, error) {
 	const op = "api.events"
 	var out []eventIn
+	var lines []int
 	sc := bufio.NewScanner(bytes.NewReader(b))
 	sc.Buffer(make([]byte, 0, 64<<10), len(b)+1)
 	line := 0
@@ -111,18 +115,38 @@ func decodeNDJSONEvents(b []byte) ([]eventIn, error) {
 			continue
 		}
 		if len(out) == MaxEventBatch {
-			return append(out, eventIn{}), nil
+			return append(out, eventIn{}), nil, nil
 		}
 		var e eventIn
 		if err := decodeEvent(l, &e, fmt.Sprintf("line %d", line)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out = append(out, e)
+		lines = append(lines, line)
 	}
 	if err := sc.Err(); err != nil {
-		return nil, experiment.E(op, experiment.Invalid, experiment.Errorf("reading NDJSON: %v", err))
+		return nil, nil, experiment.E(op, experiment.Invalid, experiment.Errorf("reading NDJSON: %v", err))
 	}
-	return out, nil
+	return out, lines, nil
+}
+
+// ndjsonField renames the field "events[i].f" of a store error to "line N.f",
+// the line of event i, for an NDJSON body (lines not nil).
+func ndjsonField(err error, lines []int) error {
+	var le *experiment.Error
+	if lines == nil || !errors.As(err, &le) {
+		return err
+	}
+	rest, ok := strings.CutPrefix(le.Field, "events[")
+	if !ok {
+		return err
+	}
+	num, after, ok := strings.Cut(rest, "]")
+	i, cerr := strconv.Atoi(num)
+	if !ok || cerr != nil || i < 0 || i >= len(lines) {
+		return err
+	}
+	return experiment.E("api.events", le.Kind, experiment.Field(fmt.Sprintf("line %d%s", lines[i], after)), le.Err)
 }
 
 // decodeEvent strictly decodes one event; an error names where (events[i] or

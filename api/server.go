@@ -32,6 +32,7 @@ type Options struct {
 	Registry *prometheus.Registry // Prometheus registry served at /metrics; default a new one
 
 	RequestTimeout   time.Duration    // deadline of each request's context, default 30s
+	BodyReadTimeout  time.Duration    // deadline for receiving a request's body, from the handler's start, default 30s
 	BodyLimit        int64            // largest request body in bytes, default 32 MiB
 	MaxAssignBatch   int              // most units in one POST /v1/assign, default 10,000
 	MaxExposureBatch int              // most exposures in one POST /v1/exposures, default 100,000
@@ -46,6 +47,7 @@ func DefaultOptions() Options {
 		Logger:           slog.Default(),
 		Now:              time.Now,
 		RequestTimeout:   30 * time.Second,
+		BodyReadTimeout:  30 * time.Second,
 		BodyLimit:        32 << 20,
 		MaxAssignBatch:   10_000,
 		MaxExposureBatch: 100_000,
@@ -66,6 +68,9 @@ func (o *Options) fill() {
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = d.RequestTimeout
+	}
+	if o.BodyReadTimeout <= 0 {
+		o.BodyReadTimeout = d.BodyReadTimeout
 	}
 	if o.BodyLimit <= 0 {
 		o.BodyLimit = d.BodyLimit
@@ -123,7 +128,7 @@ func New(opt Options) (*Server, error) {
 	e.HideBanner = true
 	e.HidePort = true
 	e.HTTPErrorHandler = s.handleError
-	e.Use(s.requestID, securityHeaders, s.observe, s.recover, s.deadline)
+	e.Use(s.requestID, securityHeaders, s.observe, s.recover, s.deadline, s.bodyDeadline, s.checkParams)
 	s.echo = e
 	s.routes()
 	return s, nil

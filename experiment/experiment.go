@@ -7,6 +7,7 @@ import (
 	"math"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -208,6 +209,32 @@ func checkLabel(s string) string {
 	for i, r := range s {
 		if unicode.IsControl(r) || (r >= 0x202a && r <= 0x202e) || (r >= 0x2066 && r <= 0x2069) {
 			return fmt.Sprintf("must not hold control characters, got %U at byte %d", r, i)
+		}
+	}
+	return ""
+}
+
+// IdentProblem says why s cannot be stored as an identifier (a unit, an
+// experiment, variant or event type reference, an event id, a source): "" when
+// it can. Identifiers are valid UTF-8 without control characters (U+0000–U+001F,
+// U+007F–U+009F). A NUL in particular would be cut by the DuckDB driver, so
+// that "victim\x00x" would be stored as "victim".
+func IdentProblem(s string) string {
+	i := 0
+	for ; i < len(s); i++ { // the common case: printable ASCII
+		if c := s[i]; c < 0x20 || c >= 0x7f {
+			break
+		}
+	}
+	if i == len(s) {
+		return ""
+	}
+	for i, r := range s {
+		switch {
+		case r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD"):
+			return fmt.Sprintf("must be valid UTF-8 (bad byte 0x%02x at offset %d)", s[i], i)
+		case r < 0x20 || (r >= 0x7f && r <= 0x9f):
+			return fmt.Sprintf("must not contain control characters (U+%04X at offset %d)", r, i)
 		}
 	}
 	return ""

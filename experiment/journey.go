@@ -172,6 +172,9 @@ func (j *Journey) Validate() error {
 			if it == "" {
 				return invalid(op, f, "must not be empty")
 			}
+			if p := IdentProblem(it); p != "" {
+				return invalid(op, f, "%s", p)
+			}
 			if seen[it] {
 				return invalid(op, f, "duplicate item %q", it)
 			}

@@ -107,6 +107,9 @@ func (m *Metric) Validate() error {
 	if !ValidKey(m.Name) {
 		return invalid(op, "name", "must be 1-128 letters, digits, '_', '.' or '-', got %q", m.Name)
 	}
+	if p := IdentProblem(m.EventType); p != "" {
+		return invalid(op, "event_type", "%s", p)
+	}
 	switch m.Aggregation {
 	case Sum, Count, Mean, Binary:
 		if m.EventType == "" {

@@ -46,6 +46,11 @@ func parse(j *experiment.Job) (*schedule, error) {
 		if err != nil {
 			return nil, experiment.E(op, experiment.Invalid, experiment.Field("cron"), experiment.Errorf("invalid cron expression %q: %v", j.Cron, err))
 		}
+		// robfig/cron gives the zero time for an expression without a fire time
+		// within five years ("0 0 30 2 *", February 30th); prev would loop on it.
+		if s.Next(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)).IsZero() {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("cron"), experiment.Errorf("cron expression %q never fires (no fire time within five years)", j.Cron))
+		}
 		// Five-field expressions and the descriptors (@hourly, @daily, ...) fire at
 		// most once a minute; check anyway, so that no form the parser may accept
 		// now or later runs a job more often than MinInterval.
@@ -87,12 +92,15 @@ func (s *schedule) prev(t time.Time) time.Time {
 	// walk forward to the last one at or before t.
 	for w := time.Minute; w <= 800*24*time.Hour; w *= 2 {
 		f := s.cron.Next(t.Add(-w).In(s.loc))
+		if f.IsZero() {
+			return time.Time{} // never fires (parse refuses such expressions)
+		}
 		if f.After(t) {
 			continue
 		}
 		for {
 			g := s.cron.Next(f)
-			if g.After(t) {
+			if g.IsZero() || g.After(t) {
 				return f
 			}
 			f = g

@@ -298,6 +298,14 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 		return nil, experiment.E(op, experiment.TooLarge, experiment.Field("context.recent_items"),
 			experiment.Errorf("at most %d items, got %d", MaxRecentItems, len(req.Context.RecentItems)))
 	}
+	if p := experiment.IdentProblem(req.Unit); p != "" {
+		return nil, experiment.E(op, experiment.Invalid, experiment.Field("unit"), experiment.Errorf("%s", p))
+	}
+	for i, it := range req.Context.RecentItems {
+		if p := experiment.IdentProblem(it); p != "" {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("context.recent_items["+strconv.Itoa(i)+"]"), experiment.Errorf("%s", p))
+		}
+	}
 	if req.Context.ConsentTier < 0 {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("context.consent_tier"),
 			experiment.Errorf("must be 0 (none), 1 (functional) or 2 (personalization), got %d", req.Context.ConsentTier))

@@ -82,8 +82,9 @@ var eventColumns = [...]string{"event_id", "unit", "type", "ts", "value", "prope
 // a JSON object give an Invalid error naming events[i].field, and nothing is stored.
 func (db *DB) IngestEvents(ctx context.Context, events []experiment.Event) (accepted, duplicates int, err error) {
 	const op = "store.IngestEvents"
+	tb := db.bounds()
 	for i := range events {
-		if field, msg := checkEvent(&events[i]); field != "" {
+		if field, msg := checkEvent(&events[i], tb); field != "" {
 			return 0, 0, experiment.E(op, experiment.Invalid,
 				experiment.Field(fmt.Sprintf("events[%d].%s", i, field)), experiment.Errorf("%s", msg))
 		}
@@ -118,8 +119,19 @@ func (db *DB) IngestEvents(ctx context.Context, events []experiment.Event) (acce
 	return int(n), len(events) - int(n), nil
 }
 
-// checkEvent returns the first bad field of e and why, or "" when e is valid.
-func checkEvent(e *experiment.Event) (field, msg string) {
+// checkEvent returns the first bad field of e and why, or "" when e is valid:
+// identifiers with control characters and timestamps outside tb are bad.
+func checkEvent(e *experiment.Event, tb tsBounds) (field, msg string) {
+	for _, f := range [...]struct{ name, v string }{{"event_id", e.EventID}, {"unit", e.Unit}, {"type", e.Type}} {
+		if p := experiment.IdentProblem(f.v); p != "" {
+			return f.name, p
+		}
+	}
+	if !e.TS.IsZero() {
+		if p := tb.problem(e.TS); p != "" {
+			return "ts", p
+		}
+	}
 	switch {
 	case e.EventID == "":
 		return "event_id", "is required (it makes ingest idempotent)"
@@ -321,8 +333,9 @@ func (db *DB) IngestFile(ctx context.Context, path string, format FileFormat, pr
 		return 0, 0, experiment.E(op, experiment.Internal, err)
 	}
 	defer db.releaseStage(conn)
+	tb := db.bounds()
 	if format == CSV || format == Parquet {
-		rows, n, handled, err := db.ingestDirect(ctx, conn, path, format)
+		rows, n, handled, err := db.ingestDirect(ctx, conn, path, format, tb)
 		if err != nil {
 			return 0, 0, experiment.E(op, err)
 		}
@@ -334,11 +347,11 @@ func (db *DB) IngestFile(ctx context.Context, path string, format FileFormat, pr
 	var sg staged
 	switch format {
 	case CSV:
-		sg, err = stageCSV(ctx, conn, path)
+		sg, err = stageCSV(ctx, conn, path, tb)
 	case Parquet:
-		sg, err = stageParquet(ctx, conn, path)
+		sg, err = stageParquet(ctx, conn, path, tb)
 	case NDJSON:
-		sg, err = stageNDJSON(ctx, conn, path, func(done int64) { progress(done*9/10, total) })
+		sg, err = stageNDJSON(ctx, conn, path, tb, func(done int64) { progress(done*9/10, total) })
 	default:
 		err = experiment.E(experiment.Invalid, experiment.Field("format"),
 			experiment.Errorf("unknown format %q: give csv, parquet or ndjson", format))
@@ -436,7 +449,7 @@ FROM read_csv(` + sqlString(path) + `, header = true, types = {` + strings.Join(
 // stageCSV reads a CSV file with DuckDB's reader into the staging table. Values
 // that do not parse as their column's type are collected by the reader's
 // store_rejects option with their line numbers.
-func stageCSV(ctx context.Context, conn *sql.Conn, path string) (staged, error) {
+func stageCSV(ctx context.Context, conn *sql.Conn, path string, tb tsBounds) (staged, error) {
 	src, err := csvSelect(ctx, conn, path, `,
 	store_rejects = true, rejects_table = 'event_rejects', rejects_scan = 'event_reject_scans'`)
 	if err != nil {
@@ -473,7 +486,7 @@ func stageCSV(ctx context.Context, conn *sql.Conn, path string) (staged, error) 
 	}
 	// Lines = staged row + 1 (the header): the reader keeps the file's order and
 	// nothing was rejected.
-	return checkStaged(ctx, conn, path, "line", "row_number() OVER () + 1")
+	return checkStaged(ctx, conn, path, "line", "row_number() OVER () + 1", tb)
 }
 
 func describeReject(line int64, col, typ, text string) string {
@@ -501,16 +514,24 @@ func badRows(path string, bad []string) error {
 		experiment.Errorf("%s has bad rows, nothing was loaded: %s%s", filepath.Base(path), strings.Join(bad, "; "), more))
 }
 
-// badEventCond is true for an event row with a missing field, a value that is
-// not a finite number, or properties that are not JSON.
-const badEventCond = `event_id IS NULL OR event_id = '' OR unit IS NULL OR unit = '' OR type IS NULL OR type = ''
-	OR ts IS NULL OR value IS NULL OR isnan(value) OR isinf(value) OR (properties IS NOT NULL AND NOT coalesce(json_valid(properties), false))`
+// controlChars matches what experiment.IdentProblem refuses: control characters
+// (the file readers refuse invalid UTF-8 themselves).
+const controlChars = `'[\x00-\x1f\x7f-\x{9f}]'`
+
+// badEventCond is true for an event row with a missing field, an identifier
+// with control characters, a timestamp outside tb, a value that is not a finite
+// number, or properties that are not JSON.
+func badEventCond(tb tsBounds) string {
+	return `event_id IS NULL OR event_id = '' OR unit IS NULL OR unit = '' OR type IS NULL OR type = ''
+	OR regexp_matches(event_id, ` + controlChars + `) OR regexp_matches(unit, ` + controlChars + `) OR regexp_matches(type, ` + controlChars + `)
+	OR ts IS NULL OR ` + tb.sqlOutside("ts") + ` OR value IS NULL OR isnan(value) OR isinf(value) OR (properties IS NOT NULL AND NOT coalesce(json_valid(properties), false))`
+}
 
 // checkStaged finds staged rows with a missing field or properties that are not
 // JSON, and names them by position (pos is the SQL giving a row's line or row
 // number, unit the word for it). It returns the number of staged rows.
-func checkStaged(ctx context.Context, conn *sql.Conn, path, unit, pos string) (staged, error) {
-	const badCond = badEventCond
+func checkStaged(ctx context.Context, conn *sql.Conn, path, unit, pos string, tb tsBounds) (staged, error) {
+	badCond := badEventCond(tb)
 	// Distinct hashes prove distinct ids; a collision only costs the slower insert.
 	var n, nbad, distinct int64
 	if err := conn.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE `+badCond+`), count(DISTINCT hash(event_id)) FROM temp.event_stage`).Scan(&n, &nbad, &distinct); err != nil {
@@ -519,7 +540,7 @@ func checkStaged(ctx context.Context, conn *sql.Conn, path, unit, pos string) (s
 	if nbad == 0 {
 		return staged{rows: n, unique: distinct == n}, nil
 	}
-	rows, err := conn.QueryContext(ctx, `SELECT pos, event_id, unit, type, ts IS NULL, value, properties IS NOT NULL AND NOT coalesce(json_valid(properties), false)
+	rows, err := conn.QueryContext(ctx, `SELECT pos, event_id, unit, type, ts IS NULL, CAST(ts AS VARCHAR), `+tb.sqlOutside("ts")+`, value, properties IS NOT NULL AND NOT coalesce(json_valid(properties), false)
 FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY pos LIMIT `+fmt.Sprint(maxReportedRows+1))
 	if err != nil {
 		return staged{}, err
@@ -529,9 +550,11 @@ FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY
 	for rows.Next() {
 		var p int64
 		var id, u, ty sql.NullString
-		var noTS, badProps bool
+		var ts sql.NullString
+		var noTS, outTS sql.NullBool
+		var badProps bool
 		var v sql.NullFloat64
-		if err := rows.Scan(&p, &id, &u, &ty, &noTS, &v, &badProps); err != nil {
+		if err := rows.Scan(&p, &id, &u, &ty, &noTS, &ts, &outTS, &v, &badProps); err != nil {
 			return staged{}, err
 		}
 		var what string
@@ -542,8 +565,16 @@ FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY
 			what = "unit is missing"
 		case ty.String == "":
 			what = "type is missing"
-		case noTS:
+		case experiment.IdentProblem(id.String) != "":
+			what = "event_id " + experiment.IdentProblem(id.String)
+		case experiment.IdentProblem(u.String) != "":
+			what = "unit " + experiment.IdentProblem(u.String)
+		case experiment.IdentProblem(ty.String) != "":
+			what = "type " + experiment.IdentProblem(ty.String)
+		case noTS.Bool:
 			what = "ts is missing or not a timestamp"
+		case outTS.Bool:
+			what = "ts " + tb.problemText(ts.String)
 		case !v.Valid || math.IsNaN(v.Float64) || math.IsInf(v.Float64, 0):
 			what = "value is not a finite number"
 		default:
@@ -560,7 +591,7 @@ FROM (SELECT `+pos+` AS pos, * FROM temp.event_stage) WHERE `+badCond+` ORDER BY
 // stageParquet reads a Parquet file into the staging table, casting columns that
 // are not already of the event type; a value that does not cast is reported with
 // its row number (from 1).
-func stageParquet(ctx context.Context, conn *sql.Conn, path string) (staged, error) {
+func stageParquet(ctx context.Context, conn *sql.Conn, path string, tb tsBounds) (staged, error) {
 	src, err := parquetSelect(ctx, conn, path)
 	if err != nil {
 		return staged{}, err
@@ -568,7 +599,7 @@ func stageParquet(ctx context.Context, conn *sql.Conn, path string) (staged, err
 	if _, err := conn.ExecContext(ctx, `CREATE OR REPLACE TEMP TABLE event_stage AS `+src); err != nil {
 		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), fmt.Errorf("reading %s as Parquet: %w", filepath.Base(path), err))
 	}
-	return checkStaged(ctx, conn, path, "row", "row_number() OVER ()")
+	return checkStaged(ctx, conn, path, "row", "row_number() OVER ()", tb)
 }
 
 // parquetSelect checks a Parquet file's columns and returns the SELECT that reads
@@ -631,7 +662,7 @@ FROM ` + reader, nil
 // repeats an event_id among its new rows, ingestDirect rolls back and reports
 // handled = false: the caller then takes the staged path, which names the bad
 // lines or rows, or keeps the first row of each repeated event_id.
-func (db *DB) ingestDirect(ctx context.Context, conn *sql.Conn, path string, format FileFormat) (rows, accepted int64, handled bool, err error) {
+func (db *DB) ingestDirect(ctx context.Context, conn *sql.Conn, path string, format FileFormat, tb tsBounds) (rows, accepted int64, handled bool, err error) {
 	var src string
 	switch format {
 	case CSV:
@@ -657,7 +688,7 @@ func (db *DB) ingestDirect(ctx context.Context, conn *sql.Conn, path string, for
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), -1) FROM events`).Scan(&last); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, directInsert(src, last >= 0))
+		res, err := tx.ExecContext(ctx, directInsert(src, last >= 0, tb))
 		if err != nil {
 			return giveUp(err)
 		}
@@ -719,10 +750,10 @@ func newRowsCheck(last, threads int64) string {
 // directInsert is the INSERT of ingestDirect. The row check sits in the
 // expression of event_id, the key of the anti-join, so that no optimizer can
 // drop a row before it is checked.
-func directInsert(src string, antiJoin bool) string {
+func directInsert(src string, antiJoin bool, tb tsBounds) string {
 	q := `INSERT INTO events (event_id, unit, type, ts, value, properties)
 SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties FROM (
-	SELECT CASE WHEN ` + badEventCond + ` THEN error('bad event row (the staged load names it)') ELSE event_id END AS event_id,
+	SELECT CASE WHEN ` + badEventCond(tb) + ` THEN error('bad event row (the staged load names it)') ELSE event_id END AS event_id,
 		unit, type, ts, value, properties
 	FROM (` + src + `)
 ) s`
@@ -745,7 +776,7 @@ type ndjsonEvent struct {
 
 // stageNDJSON parses an NDJSON file line by line in Go (exact line numbers, strict
 // fields) and appends the events to the staging table.
-func stageNDJSON(ctx context.Context, conn *sql.Conn, path string, progress func(done int64)) (staged, error) {
+func stageNDJSON(ctx context.Context, conn *sql.Conn, path string, tb tsBounds, progress func(done int64)) (staged, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return staged{}, experiment.E(experiment.Invalid, experiment.Field("file"), err)
@@ -770,7 +801,7 @@ func stageNDJSON(ctx context.Context, conn *sql.Conn, path string, progress func
 			if len(strings.TrimSpace(string(b))) == 0 {
 				continue
 			}
-			e, msg := parseNDJSONLine(b)
+			e, msg := parseNDJSONLine(b, tb)
 			if msg != "" {
 				bad = append(bad, fmt.Sprintf("line %d: %s", line, msg))
 				if len(bad) > maxReportedRows {
@@ -802,7 +833,7 @@ func stageNDJSON(ctx context.Context, conn *sql.Conn, path string, progress func
 }
 
 // parseNDJSONLine decodes and checks one event; msg says what is wrong.
-func parseNDJSONLine(b []byte) (e experiment.Event, msg string) {
+func parseNDJSONLine(b []byte, tb tsBounds) (e experiment.Event, msg string) {
 	var r ndjsonEvent
 	dec := json.NewDecoder(strings.NewReader(string(b)))
 	dec.DisallowUnknownFields()
@@ -820,7 +851,7 @@ func parseNDJSONLine(b []byte) (e experiment.Event, msg string) {
 			return e, fmt.Sprintf("value is not a number: %s", r.Value)
 		}
 	}
-	if field, why := checkEvent(&e); field != "" {
+	if field, why := checkEvent(&e, tb); field != "" {
 		return e, field + " " + why
 	}
 	return e, ""
@@ -1045,13 +1076,14 @@ func (db *DB) ScanEventFile(ctx context.Context, path string, format FileFormat,
 		return 0, experiment.E(op, experiment.Internal, err)
 	}
 	defer db.releaseStage(conn)
+	tb := db.bounds()
 	switch format {
 	case CSV:
-		_, err = stageCSV(ctx, conn, path)
+		_, err = stageCSV(ctx, conn, path, tb)
 	case Parquet:
-		_, err = stageParquet(ctx, conn, path)
+		_, err = stageParquet(ctx, conn, path, tb)
 	case NDJSON:
-		_, err = stageNDJSON(ctx, conn, path, func(int64) {})
+		_, err = stageNDJSON(ctx, conn, path, tb, func(int64) {})
 	default:
 		err = experiment.E(experiment.Invalid, experiment.Field("format"), experiment.Errorf("unknown format %q: give csv, parquet or ndjson", format))
 	}

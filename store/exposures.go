@@ -13,7 +13,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/liftlab/lift/experiment"
 	duckdb "github.com/marcboeker/go-duckdb/v2"
@@ -79,13 +78,16 @@ func (db *DB) holdoutVersion(ctx context.Context, name string) (int, error) {
 	return v, nil
 }
 
-// prepareExposures validates xs and returns normalized copies: ts defaults to now,
+// prepareExposures validates xs and returns normalized copies: identifiers are
+// refused with control characters (experiment.IdentProblem), timestamps outside
+// the store's bounds (Options.MaxClockSkew, Options.MinTime); ts defaults to now,
 // holdout_version to the current version of the experiment's holdout. The
 // experiment's info and holdout version are looked up once per run of rows of
 // the same experiment, not per row.
 func (db *DB) prepareExposures(ctx context.Context, xs []experiment.Exposure) ([]experiment.Exposure, error) {
 	out := make([]experiment.Exposure, len(xs))
 	now := db.now()
+	tb := db.bounds()
 	var lastKey string
 	var last *expInfo
 	lastHV := 0 // current version of last's holdout
@@ -100,17 +102,15 @@ func (db *DB) prepareExposures(ctx context.Context, xs []experiment.Exposure) ([
 		if x.Unit == "" {
 			return nil, bad("unit", "must not be empty")
 		}
-		if strings.IndexByte(x.Unit, 0) >= 0 {
-			return nil, bad("unit", "must not contain a NUL byte")
+		for _, f := range [...]struct{ name, v string }{{"experiment", x.Experiment}, {"unit", x.Unit}, {"variant", x.Variant}, {"source", x.Source}} {
+			if p := experiment.IdentProblem(f.v); p != "" {
+				return nil, bad(f.name, "%s", p)
+			}
 		}
-		if !utf8.ValidString(x.Unit) {
-			return nil, bad("unit", "must be valid UTF-8")
-		}
-		if strings.IndexByte(x.Variant, 0) >= 0 {
-			return nil, bad("variant", "must not contain a NUL byte")
-		}
-		if x.Source != "" && (strings.IndexByte(x.Source, 0) >= 0 || !utf8.ValidString(x.Source)) {
-			return nil, bad("source", "must be valid UTF-8 without NUL bytes")
+		if !x.TS.IsZero() {
+			if p := tb.problem(x.TS); p != "" {
+				return nil, bad("ts", "%s", p)
+			}
 		}
 		info := last
 		if last == nil || x.Experiment != lastKey {
@@ -229,9 +229,10 @@ type writer struct {
 	committed atomic.Int64 // rows committed
 	failed    atomic.Int64 // rows whose group failed
 
-	// failCommit, when set (by tests), is called after a group is appended and
-	// before COMMIT; an error makes the group fail and roll back.
-	failCommit func() error
+	// failCommit, when set (by tests, or from Options.CommitFault), is called
+	// after a group is appended and before COMMIT; an error makes the group fail
+	// and roll back.
+	failCommit func(group []*request) error
 	mode       appendMode // set by tests and benchmarks between calls
 }
 
@@ -285,6 +286,15 @@ var errClosed = experiment.E(experiment.Unavailable, experiment.Errorf("the stor
 
 func newWriter(ctx context.Context, db *DB) (*writer, error) {
 	w := &writer{db: db, queue: make(chan *request, db.opt.QueueSize), done: make(chan struct{})}
+	if f := db.opt.CommitFault; f != nil {
+		w.failCommit = func(group []*request) error {
+			rows := make([][]experiment.Exposure, len(group))
+			for i, g := range group {
+				rows[i] = g.rows
+			}
+			return f(rows)
+		}
+	}
 	for i := 0; i < db.opt.Writers; i++ {
 		conn, err := db.db.Conn(ctx)
 		if err != nil {
@@ -427,15 +437,30 @@ func (w *writer) loop(l *lane) {
 			}
 		}
 		err := w.commit(l, group)
-		if err == nil {
-			w.committed.Add(int64(n))
-		} else {
-			w.failed.Add(int64(n))
-			w.db.log.Error("exposure commit failed", "requests", len(group), "rows", n, "err", err)
+		if err != nil && len(group) > 1 {
+			// One member's bad row must not fail the others: commit each alone,
+			// so that only the batch that cannot be stored gets the error.
+			w.db.log.Warn("exposure group commit failed; committing its requests one by one", "requests", len(group), "rows", n, "err", err)
+			for _, g := range group {
+				w.answer([]*request{g}, w.commit(l, []*request{g}))
+			}
+			continue
 		}
-		for _, g := range group {
-			g.done <- err
-		}
+		w.answer(group, err)
+	}
+}
+
+// answer records the result of a group's commit and tells its callers.
+func (w *writer) answer(group []*request, err error) {
+	n := groupRows(group)
+	if err == nil {
+		w.committed.Add(int64(n))
+	} else {
+		w.failed.Add(int64(n))
+		w.db.log.Error("exposure commit failed", "requests", len(group), "rows", n, "err", err)
+	}
+	for _, g := range group {
+		g.done <- err
 	}
 }
 
@@ -477,7 +502,7 @@ func (w *writer) commit(l *lane, group []*request) (err error) {
 		return err
 	}
 	if w.failCommit != nil {
-		if err := w.failCommit(); err != nil {
+		if err := w.failCommit(group); err != nil {
 			return err
 		}
 	}

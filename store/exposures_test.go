@@ -139,7 +139,11 @@ func TestLogExposuresInvalid(t *testing.T) {
 		{"empty variant", experiment.Exposure{Experiment: "btn", Unit: "u"}, "exposures[3].variant: must not be empty"},
 		{"holdout with variant", experiment.Exposure{Experiment: "btn", Unit: "u", Variant: "control", InHoldout: true}, "exposures[3].variant: must be empty for a holdout unit"},
 		{"holdout without holdout", experiment.Exposure{Experiment: "plain", Unit: "u", InHoldout: true}, `exposures[3].in_holdout: experiment "plain" names no holdout`},
-		{"NUL in unit", experiment.Exposure{Experiment: "btn", Unit: "a\x00b", Variant: "control"}, "exposures[3].unit: must not contain a NUL byte"},
+		{"NUL in unit", experiment.Exposure{Experiment: "btn", Unit: "a\x00b", Variant: "control"}, "exposures[3].unit: must not contain control characters (U+0000 at offset 1)"},
+		{"NUL in experiment", experiment.Exposure{Experiment: "btn\x00x", Unit: "u", Variant: "control"}, "exposures[3].experiment: must not contain control characters (U+0000 at offset 3)"},
+		{"control character in variant", experiment.Exposure{Experiment: "btn", Unit: "u", Variant: "control\x1b"}, "exposures[3].variant: must not contain control characters (U+001B at offset 7)"},
+		{"C1 control in source", experiment.Exposure{Experiment: "btn", Unit: "u", Variant: "control", Source: "s\u0085"}, "exposures[3].source: must not contain control characters (U+0085 at offset 1)"},
+		{"line break in unit", experiment.Exposure{Experiment: "btn", Unit: "u\n", Variant: "control"}, "exposures[3].unit: must not contain control characters (U+000A at offset 1)"},
 		{"invalid UTF-8 unit", experiment.Exposure{Experiment: "btn", Unit: "a\xffb", Variant: "control"}, "exposures[3].unit: must be valid UTF-8"},
 		{"negative version", experiment.Exposure{Experiment: "btn", Unit: "u", Variant: "control", HoldoutVersion: -1}, "exposures[3].holdout_version"},
 	}
@@ -255,7 +259,7 @@ func TestFailedGroupStoresNothing(t *testing.T) {
 	setupExposures(t, db)
 	boom := errors.New("disk on fire")
 	visible := -1
-	db.w.failCommit = func() error { // called after the rows are appended and flushed
+	db.w.failCommit = func([]*request) error { // called after the rows are appended and flushed
 		// Another connection must not see the group before COMMIT: the appender
 		// writes into the writer's transaction, not in autocommit.
 		visible = count(t, db, `SELECT count(*) FROM exposures`)
@@ -340,8 +344,9 @@ func TestFileHeldByAnotherProcess(t *testing.T) {
 	}
 }
 
-// Variant names and unit ids are free text: quotes, delimiters, line breaks, edge
-// spaces and non-ASCII must arrive intact whichever append strategy a group takes.
+// Variant names and unit ids are free text: quotes, delimiters, edge spaces and
+// non-ASCII must arrive intact whichever append strategy a group takes (control
+// characters are refused: TestLogExposuresInvalid).
 func TestLogExposuresOddNames(t *testing.T) {
 	ctx := context.Background()
 	db, _ := openTest(t, nil)
@@ -357,8 +362,8 @@ func TestLogExposuresOddNames(t *testing.T) {
 	for _, mode := range []appendMode{appendCSV, appendCoded, appendRows} {
 		db.w.mode = mode
 		for i, n := range names {
-			// Units with a control character, quotes, commas and edge spaces.
-			unit := fmt.Sprintf(" m%d-%d,\"%s\"\r\n\t%s ", mode, i, n, []string{"", "\x01"}[i%2])
+			// Units with quotes, commas and edge spaces.
+			unit := fmt.Sprintf(" m%d-%d,\"%s\" ;%s ", mode, i, n, []string{"", "'"}[i%2])
 			xs := []experiment.Exposure{{Experiment: "odd", Unit: unit, Variant: n, Source: "src'" + n}}
 			if err := db.LogExposures(ctx, xs); err != nil {
 				t.Fatalf("mode %d, variant %q: %v", mode, n, err)
@@ -395,7 +400,7 @@ func TestQueueFullPushesBack(t *testing.T) {
 	defer db.Close()
 	setupExposures(t, db)
 	entered, release := make(chan struct{}), make(chan struct{})
-	db.w.failCommit = func() error { // holds the writer inside the first group's commit
+	db.w.failCommit = func([]*request) error { // holds the writer inside the first group's commit
 		select {
 		case entered <- struct{}{}:
 			<-release
@@ -426,5 +431,41 @@ func TestQueueFullPushesBack(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM exposures`); n != 20 {
 		t.Errorf("%d rows, want 20 (first and second, not third)", n)
+	}
+}
+
+// Issue 15, item 3: Options.MemoryLimit and TempDir become DuckDB's
+// memory_limit and temp_directory; a query that cannot fit (a list aggregate
+// cannot spill) fails with DuckDB's out-of-memory error naming the limit, and
+// the database keeps serving afterwards.
+func TestMemoryLimit(t *testing.T) {
+	ctx := context.Background()
+	opt := DefaultOptions()
+	opt.MemoryLimit = 32 << 20
+	opt.TempDir = t.TempDir()
+	db, err := Open(ctx, t.TempDir()+"/lift.duckdb", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if got, err := db.MemoryLimit(ctx); err != nil || got != "32.0 MiB" {
+		t.Errorf("memory_limit %q, %v; want 32.0 MiB", got, err)
+	}
+	var dir string
+	if err := db.SQL().QueryRow(`SELECT current_setting('temp_directory')`).Scan(&dir); err != nil || dir != opt.TempDir {
+		t.Errorf("temp_directory %q, %v; want %q", dir, err, opt.TempDir)
+	}
+	var n int
+	err = db.SQL().QueryRow(`SELECT len(list(i)) FROM range(10000000) t(i)`).Scan(&n)
+	if err == nil || !strings.Contains(err.Error(), "Out of Memory Error") || !strings.Contains(err.Error(), "32.0 MiB") {
+		t.Errorf("a list of 10^7 integers under 32 MiB: %v; want an out-of-memory error naming 32.0 MiB", err)
+	}
+	// A sort of the same size spills to temp_directory and succeeds.
+	var last int64
+	if err := db.SQL().QueryRow(`SELECT i FROM (SELECT i FROM range(3000000) t(i) ORDER BY hash(i)) ORDER BY i DESC LIMIT 1`).Scan(&last); err != nil || last != 2999999 {
+		t.Errorf("spilling sort: %d, %v; want 2999999", last, err)
+	}
+	if err := db.LogExposures(ctx, nil); err != nil {
+		t.Errorf("after the failed query: %v", err)
 	}
 }

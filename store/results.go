@@ -428,8 +428,9 @@ type DailyPoint struct {
 const MaxDailyPoints = 120
 
 // DailyResults computes the cumulative daily series of one metric of an
-// experiment, from the day of its first exposure to the day of the latest
-// exposure or event (at most MaxDailyPoints days). It runs the metric query once
+// experiment, from the day of its first exposure to the day of its latest
+// exposure or of the latest event of one of its units (at most MaxDailyPoints
+// days). It runs the metric query once
 // per day with a cut-off, so it costs about that many result computations.
 func (db *DB) DailyResults(ctx context.Context, key, metric string) (*Daily, error) {
 	const op = "store.DailyResults"
@@ -451,7 +452,11 @@ func (db *DB) DailyResults(ctx context.Context, key, metric string) (*Daily, err
 	}
 	pop := ExperimentPopulation(e)
 	var first, last sql.NullTime
-	if err := db.db.QueryRowContext(ctx, `SELECT min(t0), greatest(max(last), (SELECT max(ts) FROM events)) FROM (`+pop.query()+`)`, pop.Args...).Scan(&first, &last); err != nil {
+	// The series ends at the experiment's own data: its last exposure or the
+	// last event of one of its units, never another experiment's (or a stray
+	// unit's) latest event.
+	if err := db.db.QueryRowContext(ctx, `WITH p AS (`+pop.query()+`)
+SELECT min(t0), greatest(max(last), (SELECT max(e.ts) FROM events e WHERE e.unit IN (SELECT unit FROM p))) FROM p`, pop.Args...).Scan(&first, &last); err != nil {
 		return nil, experiment.E(op, experiment.Internal, err)
 	}
 	out := &Daily{Experiment: key, Metric: metric, Days: []DailyPoint{}}

@@ -35,7 +35,31 @@ type Options struct {
 	Random     io.Reader        // source of API key secrets and ids, default crypto/rand.Reader
 	Writers    int              // exposure writer lanes (connections committing in turn), default 1
 	Threads    int              // DuckDB worker threads, default 0: DuckDB's own default (one per core)
+
+	// MaxClockSkew is how far past Now an exposure or event timestamp may lie,
+	// default 5 minutes; negative: no limit. MinTime is the earliest accepted
+	// timestamp, default 2000-01-01T00:00:00Z. Both are checked where rows enter
+	// (LogExposures, IngestEvents, IngestFile) and name the field.
+	MaxClockSkew time.Duration
+	MinTime      time.Time
+
+	// MemoryLimit caps DuckDB's memory in bytes (SET memory_limit); 0 leaves
+	// DuckDB's own default (80% of the machine's memory). TempDir is where DuckDB
+	// spills past it; "" leaves DuckDB's default (PATH.tmp beside the file).
+	MemoryLimit int64
+	TempDir     string
+
+	// CommitFault, for fault-injection tests only, is called with the rows of
+	// each exposure group after they are appended and before COMMIT; an error
+	// fails that commit as a failing disk would.
+	CommitFault func(rows [][]experiment.Exposure) error
 }
+
+// DefaultMaxClockSkew and DefaultMinTime are the timestamp bounds of DefaultOptions.
+const DefaultMaxClockSkew = 5 * time.Minute
+
+// DefaultMinTime is the earliest timestamp DefaultOptions accepts.
+var DefaultMinTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // DefaultOptions returns the default options.
 func DefaultOptions() Options {
@@ -47,6 +71,9 @@ func DefaultOptions() Options {
 		FlushEvery: -1, // batches queue up while a commit runs: that is the grouping
 		Random:     rand.Reader,
 		Writers:    1,
+
+		MaxClockSkew: DefaultMaxClockSkew,
+		MinTime:      DefaultMinTime,
 	}
 }
 
@@ -72,6 +99,12 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Writers <= 0 {
 		o.Writers = d.Writers
+	}
+	if o.MaxClockSkew == 0 {
+		o.MaxClockSkew = d.MaxClockSkew
+	}
+	if o.MinTime.IsZero() {
+		o.MinTime = d.MinTime
 	}
 	return o
 }
@@ -131,6 +164,11 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		hoCache:  map[string]int{},
 		keyCache: map[string]*experiment.APIKey{},
 	}
+	if err := db.limitMemory(ctx); err != nil {
+		db.db.Close()
+		c.Close()
+		return nil, experiment.E(op, experiment.Invalid, err)
+	}
 	if err := db.migrate(ctx); err != nil {
 		db.db.Close()
 		c.Close()
@@ -144,6 +182,35 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 	}
 	db.w = w
 	return db, nil
+}
+
+// limitMemory applies Options.MemoryLimit and Options.TempDir. Both are
+// database-wide settings, so one connection's SET holds for every connection.
+// At the limit DuckDB first spills the operators that can (sorts, joins,
+// aggregates) to the temporary directory, and fails a query that still does not
+// fit with an "Out of Memory Error" naming the limit.
+func (db *DB) limitMemory(ctx context.Context) error {
+	if db.opt.TempDir != "" {
+		if _, err := db.db.ExecContext(ctx, `SET temp_directory = `+sqlString(db.opt.TempDir)); err != nil {
+			return fmt.Errorf("temp_directory %q: %w", db.opt.TempDir, err)
+		}
+	}
+	if db.opt.MemoryLimit > 0 {
+		mib := max(db.opt.MemoryLimit>>20, 1)
+		if _, err := db.db.ExecContext(ctx, fmt.Sprintf(`SET memory_limit = '%dMiB'`, mib)); err != nil {
+			return fmt.Errorf("memory_limit %d MiB: %w", mib, err)
+		}
+	}
+	return nil
+}
+
+// MemoryLimit returns DuckDB's memory_limit setting as DuckDB prints it (e.g. "1.0 GiB").
+func (db *DB) MemoryLimit(ctx context.Context) (string, error) {
+	var v string
+	if err := db.db.QueryRowContext(ctx, `SELECT current_setting('memory_limit')`).Scan(&v); err != nil {
+		return "", experiment.E("store.MemoryLimit", experiment.Internal, err)
+	}
+	return v, nil
 }
 
 func isLockError(err error) bool {
@@ -181,6 +248,52 @@ func (db *DB) SQL() *sql.DB { return db.db }
 
 // Path returns the file's path, "" for an in-memory database.
 func (db *DB) Path() string { return db.path }
+
+// tsBounds are the earliest and latest timestamps the store accepts now.
+type tsBounds struct{ min, max time.Time }
+
+// bounds returns the timestamp bounds at the clock's current time; max is the
+// zero time when the skew is unlimited.
+func (db *DB) bounds() tsBounds {
+	b := tsBounds{min: db.opt.MinTime}
+	if db.opt.MaxClockSkew > 0 {
+		b.max = db.now().Add(db.opt.MaxClockSkew)
+	}
+	return b
+}
+
+// problem says why t is out of bounds, "" when it is not.
+func (b tsBounds) problem(t time.Time) string {
+	switch {
+	case t.Before(b.min):
+		return fmt.Sprintf("must not be before %s, got %s", b.min.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339Nano))
+	case !b.max.IsZero() && t.After(b.max):
+		return fmt.Sprintf("must not be after %s (the server's clock plus the allowed skew, --max-clock-skew), got %s",
+			b.max.UTC().Format(time.RFC3339), t.UTC().Format(time.RFC3339Nano))
+	}
+	return ""
+}
+
+// problemText is problem for a timestamp DuckDB printed (ts out of bounds).
+func (b tsBounds) problemText(ts string) string {
+	if b.max.IsZero() {
+		return fmt.Sprintf("must not be before %s, got %s", b.min.UTC().Format(time.RFC3339), ts)
+	}
+	return fmt.Sprintf("must be between %s and %s (the server's clock plus the allowed skew), got %s",
+		b.min.UTC().Format(time.RFC3339), b.max.UTC().Format(time.RFC3339), ts)
+}
+
+// sqlOutside is a SQL condition true when column col is outside the bounds.
+func (b tsBounds) sqlOutside(col string) string {
+	lit := func(t time.Time) string {
+		return "'" + t.UTC().Format("2006-01-02 15:04:05.999999") + "+00'::TIMESTAMPTZ"
+	}
+	c := col + " < " + lit(b.min)
+	if !b.max.IsZero() {
+		c += " OR " + col + " > " + lit(b.max)
+	}
+	return "(" + c + ")"
+}
 
 // now returns the injected clock's time in UTC, truncated to the microsecond
 // precision of DuckDB timestamps so that columns and JSON documents agree.

@@ -8,7 +8,6 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/liftlab/lift/experiment"
 )
@@ -96,8 +95,8 @@ func checkUnitAttributes(i int, u UnitAttributes) error {
 	if u.Unit == "" {
 		return experiment.E(experiment.Invalid, field("unit"), experiment.Errorf("is required"))
 	}
-	if !utf8.ValidString(u.Unit) {
-		return experiment.E(experiment.Invalid, field("unit"), experiment.Errorf("must be valid UTF-8"))
+	if p := experiment.IdentProblem(u.Unit); p != "" {
+		return experiment.E(experiment.Invalid, field("unit"), experiment.Errorf("%s", p))
 	}
 	names := make([]string, 0, len(u.Attributes))
 	for k := range u.Attributes {
@@ -105,8 +104,8 @@ func checkUnitAttributes(i int, u UnitAttributes) error {
 	}
 	sort.Strings(names) // report the first bad attribute deterministically
 	for _, k := range names {
-		if k == "" || len(k) > MaxAttributeName || !utf8.ValidString(k) {
-			return experiment.E(experiment.Invalid, field("attributes"), experiment.Errorf("attribute names must be 1-%d bytes of UTF-8, got %q", MaxAttributeName, k))
+		if k == "" || len(k) > MaxAttributeName || experiment.IdentProblem(k) != "" {
+			return experiment.E(experiment.Invalid, field("attributes"), experiment.Errorf("attribute names must be 1-%d bytes of UTF-8 without control characters, got %q", MaxAttributeName, k))
 		}
 		switch v := u.Attributes[k].(type) {
 		case nil, string, bool:

@@ -47,6 +47,7 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 	server := fs.String("server", "", "`URL` of a running lift server to send the events to")
 	key := fs.String("key", "", "API key (ingest or admin role) for --server; default $LIFT_API_KEY")
 	batch := fs.Int("batch", 10_000, "events per request with --server (at most 10,000)")
+	skew := fs.Duration("max-clock-skew", store.DefaultMaxClockSkew, "refuse events stamped further than this past the clock (the server applies its own with --server)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -80,10 +81,10 @@ func runIngest(ctx context.Context, e *env, args []string) error {
 			return experiment.E("ingest", experiment.Invalid, experiment.Field("batch"), experiment.Errorf("must be in [1, 10000], got %d", *batch))
 		}
 		bar = newProgress(e, -1, "events sent")
-		acc, dup, err = ingestRemote(ctx, *server, k, *file, f, *batch, bar)
+		acc, dup, err = ingestRemote(ctx, *server, k, *file, f, *batch, *skew, bar)
 	} else {
 		bar = newProgress(e, st.Size(), "loading "+*file)
-		acc, dup, err = ingestLocal(ctx, *dbPath, *file, f, bar)
+		acc, dup, err = ingestLocal(ctx, *dbPath, *file, f, *skew, bar)
 	}
 	if bar != nil {
 		bar.Finish()
@@ -113,9 +114,10 @@ func newProgress(e *env, total int64, desc string) *progressbar.ProgressBar {
 		progressbar.OptionSetWidth(30))
 }
 
-func ingestLocal(ctx context.Context, dbPath, file string, f store.FileFormat, bar *progressbar.ProgressBar) (int64, int64, error) {
+func ingestLocal(ctx context.Context, dbPath, file string, f store.FileFormat, skew time.Duration, bar *progressbar.ProgressBar) (int64, int64, error) {
 	opt := store.DefaultOptions()
 	opt.Logger = slog.New(slog.DiscardHandler)
+	opt.MaxClockSkew = skew
 	db, err := store.Open(ctx, dbPath, opt)
 	if err != nil {
 		return 0, 0, err // a held file says to use --server
@@ -133,9 +135,10 @@ func ingestLocal(ctx context.Context, dbPath, file string, f store.FileFormat, b
 
 // ingestRemote checks the file with an in-memory database (same rules and line
 // numbers as a local load) and posts it in batches.
-func ingestRemote(ctx context.Context, server, key, file string, f store.FileFormat, batch int, bar *progressbar.ProgressBar) (int64, int64, error) {
+func ingestRemote(ctx context.Context, server, key, file string, f store.FileFormat, batch int, skew time.Duration, bar *progressbar.ProgressBar) (int64, int64, error) {
 	opt := store.DefaultOptions()
 	opt.Logger = slog.New(slog.DiscardHandler)
+	opt.MaxClockSkew = skew
 	mem, err := store.Open(ctx, "", opt)
 	if err != nil {
 		return 0, 0, err

@@ -42,6 +42,13 @@ type serveConfig struct {
 	logFormat      string
 	writers        int
 	webhookAllow   string
+
+	readHeaderTimeout time.Duration
+	readTimeout       time.Duration
+	maxConnsPerIP     int
+	maxClockSkew      time.Duration
+	memoryLimit       string
+	tempDir           string
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -56,6 +63,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&cfg.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fs.IntVar(&cfg.writers, "exposure-writers", 1, "exposure writer `lanes`: connections that commit exposure groups in turn; 2 overlaps one group's commit with the next one's append (see BENCHMARKS.md for when it helps)")
 	fs.StringVar(&cfg.webhookAllow, "webhook-allow", "", "hosts monitor webhooks may reach: comma-separated `names, addresses, CIDR prefixes` and \"public\"; default public addresses only (no loopback, private or link-local), checked at connect time")
+	fs.DurationVar(&cfg.readHeaderTimeout, "read-header-timeout", 10*time.Second, "how long a client may take to send the request line and headers")
+	fs.DurationVar(&cfg.readTimeout, "read-timeout", 30*time.Second, "how long a client may take to send a request body; past it the answer is 400 and the connection is closed")
+	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 32, "most open connections from one client IP address (0: no cap; behind a proxy, cap at the proxy)")
+	fs.DurationVar(&cfg.maxClockSkew, "max-clock-skew", store.DefaultMaxClockSkew, "refuse exposures and events stamped further than this past the server's clock")
+	fs.StringVar(&cfg.memoryLimit, "duckdb-memory-limit", "50%", "DuckDB's memory limit: a `size` (4GiB, 512MiB, bytes) or a percentage of the machine's memory (or of the cgroup's limit when lower)")
+	fs.StringVar(&cfg.tempDir, "duckdb-temp-dir", "", "`folder` where DuckDB spills past its memory limit (default: the database file's path with .tmp appended)")
 	jf := addJourneyFlags(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -71,9 +84,27 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if cfg.writers < 1 || cfg.writers > 8 {
 		return experiment.E("serve", experiment.Invalid, experiment.Field("--exposure-writers"), experiment.Errorf("must be between 1 and 8, got %d", cfg.writers))
 	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{{"--read-header-timeout", cfg.readHeaderTimeout}, {"--read-timeout", cfg.readTimeout}, {"--max-clock-skew", cfg.maxClockSkew}} {
+		if d.v <= 0 {
+			return experiment.E("serve", experiment.Invalid, experiment.Field(d.flag), experiment.Errorf("must be positive, got %s", d.v))
+		}
+	}
+	if cfg.maxConnsPerIP < 0 {
+		return experiment.E("serve", experiment.Invalid, experiment.Field("--max-conns-per-ip"), experiment.Errorf("must be 0 (no cap) or more, got %d", cfg.maxConnsPerIP))
+	}
+	memLimit, err := parseMemoryLimit(cfg.memoryLimit, machineMemory())
+	if err != nil {
+		return experiment.E("serve", experiment.Invalid, experiment.Field("--duckdb-memory-limit"), err)
+	}
 	sopt := store.DefaultOptions()
 	sopt.Logger = logger
 	sopt.Writers = cfg.writers
+	sopt.MaxClockSkew = cfg.maxClockSkew
+	sopt.MemoryLimit = memLimit
+	sopt.TempDir = cfg.tempDir
 	db, err := store.Open(ctx, cfg.db, sopt)
 	if err != nil {
 		return err
@@ -112,9 +143,14 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
 	}
 	fmt.Fprintf(e.stdout, "lift serving on http://%s (database %s)\n", ln.Addr(), db.Path())
+	if lim, err := db.MemoryLimit(ctx); err == nil {
+		logger.Info("limits", "duckdb_memory_limit", lim, "read_header_timeout", cfg.readHeaderTimeout.String(),
+			"read_timeout", cfg.readTimeout.String(), "max_conns_per_ip", cfg.maxConnsPerIP, "max_clock_skew", cfg.maxClockSkew.String())
+	}
+	ln = api.LimitConnsPerIP(ln, cfg.maxConnsPerIP)
 	tasks := append(backgroundTasks(db, srv, logger), schedulerTask(sched), holdoutRotationTask(db, logger),
 		journeyRollupTask(db, logger, 15*time.Minute))
-	if err := serveUntilDone(ctx, ln, srv, cfg.drain, logger, tasks); err != nil {
+	if err := serveUntilDone(ctx, ln, srv, cfg, logger, tasks); err != nil {
 		closeJourneys()
 		closeDB()
 		return err
@@ -137,6 +173,7 @@ func apiOptions(db *store.DB, logger *slog.Logger, cfg serveConfig) api.Options 
 	opt.Store = db
 	opt.Logger = logger
 	opt.RequestTimeout = cfg.requestTimeout
+	opt.BodyReadTimeout = cfg.readTimeout
 	opt.BodyLimit = cfg.bodyLimit
 	return opt
 }
@@ -159,10 +196,14 @@ func backgroundTasks(db *store.DB, srv *api.Server, logger *slog.Logger) []backg
 // done (a signal), then shuts down in order: stop accepting and drain in-flight
 // requests (at most drain), then stop the background tasks. The caller closes the
 // store afterwards, which flushes the exposure queue.
-func serveUntilDone(ctx context.Context, ln net.Listener, srv *api.Server, drain time.Duration, logger *slog.Logger, tasks []backgroundTask) error {
+func serveUntilDone(ctx context.Context, ln net.Listener, srv *api.Server, cfg serveConfig, logger *slog.Logger, tasks []backgroundTask) error {
+	drain := cfg.drain
+	// No ReadTimeout: it would cancel a request's context when it passes even
+	// after the body is in; the API puts the deadline on the body instead
+	// (api.Options.BodyReadTimeout, --read-timeout).
 	hs := &http.Server{
 		Handler:           srv.Handler(),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.readHeaderTimeout,
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
