@@ -8,6 +8,9 @@
 #   notebooks/run.sh --write   execute and write the outputs (plots included)
 #                              back into the committed notebooks
 #
+# Name notebooks after the mode to run only those (e.g. --write
+# notebooks/privacy-budget.ipynb); the default is every notebooks/*.ipynb.
+#
 # Needs Go, and Debian's Python 3 with pandas, matplotlib, requests, nbconvert,
 # nbformat and ipykernel (LIFT_PYTHON, default /usr/bin/python3). Reference data
 # (Card & Krueger, Hillstrom) are read from LIFT_REFERENCE_DATA, default
@@ -19,17 +22,31 @@ case "${1:-}" in
 --check | "") mode=check ;;
 --write) mode=write ;;
 -h | --help)
-	sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 *)
-	echo "usage: notebooks/run.sh [--check | --write]" >&2
+	echo "usage: notebooks/run.sh [--check | --write] [NOTEBOOK.ipynb ...]" >&2
 	exit 2
 	;;
 esac
+[ $# -gt 0 ] && shift
 
+notebooks=()
+for nb in "$@"; do
+	notebooks+=("$(cd "$(dirname "$nb")" && pwd)/$(basename "$nb")")
+done
 cd "$(dirname "$0")/.."
 root=$PWD
+if [ ${#notebooks[@]} -eq 0 ]; then
+	notebooks=("$root"/notebooks/*.ipynb)
+fi
+for nb in "${notebooks[@]}"; do
+	case "$nb" in
+	"$root"/notebooks/*.ipynb) [ -f "$nb" ] || { echo "notebooks/run.sh: no notebook $nb" >&2; exit 2; } ;;
+	*) echo "notebooks/run.sh: $nb is not a notebook in notebooks/" >&2; exit 2 ;;
+	esac
+done
 py=${LIFT_PYTHON:-/usr/bin/python3}
 if ! "$py" -c 'import pandas, matplotlib, requests, nbconvert, nbformat, ipykernel' 2>/dev/null; then
 	echo "notebooks/run.sh: $py lacks a package the notebooks need; on Debian:" >&2
@@ -59,6 +76,7 @@ start=$(date +%s)
 echo "notebooks: building lift"
 go build -o "$work/lift" ./cmd/lift
 echo "notebooks: creating the demo database"
+mkdir -p "$work/demo"
 "$work/lift" demo --db "$work/demo/lift.duckdb" >"$work/demo.log" 2>&1 || {
 	cat "$work/demo.log" >&2
 	exit 1
@@ -97,11 +115,13 @@ JSON
 export JUPYTER_PATH=$work/jupyter JUPYTER_DATA_DIR=$work/jupyter-data JUPYTER_CONFIG_DIR=$work/jupyter-config
 export JUPYTER_RUNTIME_DIR=$work/jupyter-runtime IPYTHONDIR=$work/ipython MPLCONFIGDIR=$work/matplotlib
 
-echo "notebooks: the Python client's tests"
+echo "notebooks: the Python client's tests, and the output checker's"
 "$py" -m unittest discover -s clients/python/tests
+(cd notebooks && "$py" -m unittest test_check_outputs)
 
 mkdir -p "$work/out"
-for nb in notebooks/*.ipynb; do
+for nb in "${notebooks[@]}"; do
+	nb=notebooks/$(basename "$nb")
 	echo "notebooks: executing $nb"
 	t0=$(date +%s)
 	"$py" -m nbconvert --to notebook --execute --log-level=WARN \
@@ -116,6 +136,6 @@ if [ "$mode" = write ]; then
 	cp "$work"/out/*.ipynb notebooks/
 	echo "notebooks: wrote the outputs into notebooks/*.ipynb ($(($(date +%s) - start)) s)"
 else
-	"$py" notebooks/check_outputs.py notebooks "$work/out"
+	"$py" notebooks/check_outputs.py notebooks "$work/out" "${notebooks[@]##*/}"
 	echo "notebooks: the committed outputs match ($(($(date +%s) - start)) s)"
 fi
