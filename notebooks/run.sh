@@ -84,7 +84,7 @@ mkdir -p "$work/demo"
 
 export LIFT_ADMIN_KEY="lift_notebooks_$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
 "$work/lift" serve --db "$work/demo/lift.duckdb" --models "$work/demo/lift-models" \
-	--addr 127.0.0.1:0 --log-level warn >"$work/serve.out" 2>"$work/serve.log" &
+	--addr 127.0.0.1:0 --request-timeout 10m --log-level warn >"$work/serve.out" 2>"$work/serve.log" &
 server_pid=$!
 url=
 for _ in $(seq 1 600); do
