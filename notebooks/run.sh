@@ -22,7 +22,7 @@ case "${1:-}" in
 --check | "") mode=check ;;
 --write) mode=write ;;
 -h | --help)
-	sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'
+	sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'
 	exit 0
 	;;
 *)
