@@ -49,6 +49,9 @@ func newTestServerAt(t testing.TB, now time.Time, opts ...func(*Options)) *tserv
 	t.Helper()
 	sopt := store.DefaultOptions()
 	sopt.Now = func() time.Time { return now }
+	// Fixtures are stamped ahead of the fixed clock; the bound on future
+	// timestamps has its own test (TestTimestampBounds).
+	sopt.MaxClockSkew = -1
 	return newTestServerWithStore(t, sopt, opts...)
 }
 

@@ -39,14 +39,22 @@ func (s *Server) bodyDeadline(next echo.HandlerFunc) echo.HandlerFunc {
 // deadlineBody lifts the connection's read deadline when the body ends.
 type deadlineBody struct {
 	io.ReadCloser
-	rc   *http.ResponseController
-	done bool
+	rc       *http.ResponseController
+	done     bool
+	timedOut bool // the read failed at the deadline: the client is slow, not gone
+}
+
+// bodyTimedOut reports whether r's body read failed at its deadline.
+func bodyTimedOut(r *http.Request) bool {
+	b, ok := r.Body.(*deadlineBody)
+	return ok && b.timedOut
 }
 
 func (b *deadlineBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	if err != nil && !b.done {
 		b.done = true
+		b.timedOut = isTimeout(err)
 		if errors.Is(err, io.EOF) {
 			_ = b.rc.SetReadDeadline(time.Time{})
 		}

