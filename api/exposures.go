@@ -30,10 +30,6 @@ type exposureAccepted struct {
 }
 
 // exposureRoutes log exposures sent by clients; ingest keys (and admins).
-// exposureClockSkew is how far before its experiment's start an exposure's
-// timestamp may lie: the clocks of the clients that send them differ a little.
-const exposureClockSkew = time.Minute
-
 func (s *Server) exposureRoutes() {
 	s.route(http.MethodPost, "/v1/exposures", experiment.RoleIngest, s.postExposures, op{
 		Summary: "Log a batch of exposures", Request: exposureBatch{}, Response: exposureAccepted{},
@@ -118,10 +114,6 @@ func (s *Server) postExposures(c echo.Context) error {
 		ts := x.TS
 		if ts.IsZero() {
 			ts = now
-		}
-		if st := last.exp.StartedAt; st != nil && ts.Before(st.Add(-exposureClockSkew)) {
-			return bad("ts", "%s is before experiment %q started (%s): no unit can have been exposed to it then",
-				ts.UTC().Format(time.RFC3339), x.Experiment, st.UTC().Format(time.RFC3339))
 		}
 		xs[i] = experiment.Exposure{Experiment: x.Experiment, Unit: x.Unit, Variant: x.Variant, TS: ts,
 			InHoldout: x.InHoldout, HoldoutVersion: hv, Source: "client"}

@@ -81,6 +81,7 @@ func newFixture(t *testing.T, s func(m *scorer.Model) scorer.Scorer, jr experime
 	now := time.Date(2026, 11, 20, 12, 0, 0, 0, time.UTC)
 	opt := store.DefaultOptions()
 	opt.Now = func() time.Time { return now }
+	opt.MaxClockSkew = -1 // fixtures lie ahead of the fixed clock (events days later)
 	db, err := store.Open(ctx, "", opt)
 	if err != nil {
 		t.Fatal(err)

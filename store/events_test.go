@@ -167,8 +167,8 @@ func TestIngestFile(t *testing.T) {
 		{name: "csv NUL in unit", file: "j.csv", content: header + "j1,u1,visit,2026-03-01T10:00:00Z,1\nj2,victim\x00x,visit,2026-03-01T10:00:00Z,1\n", errHas: []string{"line 3: unit must not contain control characters (U+0000 at offset 6)"}},
 		{name: "csv control character in event_id", file: "k.csv", content: header + "k1,u1,visit,2026-03-01T10:00:00Z,1\nk2\x1b,u1,visit,2026-03-01T10:00:00Z,1\n", errHas: []string{"line 3: event_id must not contain control characters (U+001B at offset 2)"}},
 		{name: "csv line break in type", file: "l.csv", content: header + "l1,u1,\"vi\nsit\",2026-03-01T10:00:00Z,1\n", errHas: []string{"line 2: type must not contain control characters (U+000A at offset 2)"}},
-		{name: "csv year 9999", file: "m.csv", content: header + "m1,u1,visit,2026-03-01T10:00:00Z,1\nm2,u1,visit,9999-01-01T00:00:00Z,1\n", errHas: []string{"line 3: ts must be between 2000-01-01T00:00:00Z and", "9999-01-01"}},
-		{name: "csv 1970", file: "n.csv", content: header + "n1,u1,visit,1970-01-01T00:00:00Z,1\n", errHas: []string{"line 2: ts must be between 2000-01-01T00:00:00Z and", "1970-01-01"}},
+		{name: "csv year 9999", file: "m.csv", content: header + "m1,u1,visit,2026-03-01T10:00:00Z,1\nm2,u1,visit,9999-01-01T00:00:00Z,1\n", errHas: []string{"line 3: ts must be between 1900-01-01T00:00:00Z and", "9999-01-01"}},
+		{name: "csv 1899", file: "n.csv", content: header + "n1,u1,visit,1899-12-31T00:00:00Z,1\n", errHas: []string{"line 2: ts must be between 1900-01-01T00:00:00Z and", "1899-12-31"}},
 		{name: "ndjson NUL in unit", file: "o.ndjson", content: `{"event_id":"o1","unit":"victim\u0000x","type":"visit","ts":"2026-03-01T10:00:00Z"}` + "\n", errHas: []string{"line 1: unit must not contain control characters (U+0000 at offset 6)"}},
 		{name: "ndjson year 9999", file: "p.ndjson", content: `{"event_id":"p1","unit":"u1","type":"visit","ts":"9999-01-01T00:00:00Z"}` + "\n", errHas: []string{"line 1: ts must not be after"}},
 	}
@@ -252,7 +252,7 @@ func TestIngestParquet(t *testing.T) {
 		{"nul", `SELECT 's' || i AS event_id, CASE WHEN i = 2 THEN 'victim' || chr(0) || 'x' ELSE 'u' END AS unit, 'visit' AS type,
 			TIMESTAMPTZ '2026-03-01 00:00:00+00' AS ts FROM range(4) t(i)`, "row 3: unit must not contain control characters (U+0000 at offset 6)"},
 		{"future", `SELECT 't' || i AS event_id, 'u' AS unit, 'visit' AS type,
-			CASE WHEN i = 1 THEN TIMESTAMPTZ '2099-01-01 00:00:00+00' ELSE TIMESTAMPTZ '2026-03-01 00:00:00+00' END AS ts FROM range(4) t(i)`, "row 2: ts must be between 2000-01-01T00:00:00Z and"},
+			CASE WHEN i = 1 THEN TIMESTAMPTZ '2099-01-01 00:00:00+00' ELSE TIMESTAMPTZ '2026-03-01 00:00:00+00' END AS ts FROM range(4) t(i)`, "row 2: ts must be between 1900-01-01T00:00:00Z and"},
 	} {
 		p := filepath.Join(dir, c.name+".parquet")
 		if _, err := db.SQL().Exec(`COPY (` + c.sel + `) TO ` + sqlString(p) + ` (FORMAT parquet)`); err != nil {

@@ -38,7 +38,9 @@ type Options struct {
 
 	// MaxClockSkew is how far past Now an exposure or event timestamp may lie,
 	// default 5 minutes; negative: no limit. MinTime is the earliest accepted
-	// timestamp, default 2000-01-01T00:00:00Z. Both are checked where rows enter
+	// timestamp, default 1900-01-01T00:00:00Z: early enough for historical
+	// panels (Card & Krueger's 1992 survey, Proposition 99 from 1970). Both are
+	// checked where rows enter
 	// (LogExposures, IngestEvents, IngestFile) and name the field.
 	MaxClockSkew time.Duration
 	MinTime      time.Time
@@ -59,7 +61,7 @@ type Options struct {
 const DefaultMaxClockSkew = 5 * time.Minute
 
 // DefaultMinTime is the earliest timestamp DefaultOptions accepts.
-var DefaultMinTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+var DefaultMinTime = time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // DefaultOptions returns the default options.
 func DefaultOptions() Options {
