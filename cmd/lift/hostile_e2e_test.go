@@ -50,7 +50,7 @@ func post(c *http.Client, url, key, contentType string, body []byte) (int, []byt
 // TestServeHostileLoad is the load test of issue 15: "lift serve" on loopback,
 // honest clients posting exposures and events, and beside them, from other
 // addresses, clients that poison (NUL bytes, control characters), send bodies
-// over the limit, timestamps in year 9999 or 1970, bodies and headers one byte
+// over the limit, timestamps in year 9999 or 1899, bodies and headers one byte
 // at a time, and more connections than the per-address cap. Every honest batch
 // must be acknowledged, every hostile one refused with its 4xx (or its
 // connection cut), and afterwards the file must hold exactly the honest data.
@@ -149,7 +149,7 @@ func TestServeHostileLoad(t *testing.T) {
 		{"control character in an NDJSON event", "127.0.0.2", "/v1/events", "application/x-ndjson", `{"event_id": "victim-e2", "unit": "victim\u0007", "type": "purchase", "ts": "` + evTS + `"}`},
 		{"exposure in year 9999", "127.0.0.3", "/v1/exposures", "application/json", `{"exposures": [{"experiment": "checkout", "unit": "victim-far", "variant": "control", "ts": "` + far + `"}]}`},
 		{"event in year 9999", "127.0.0.3", "/v1/events", "application/json", `{"events": [{"event_id": "victim-far", "unit": "victim", "type": "purchase", "ts": "` + far + `"}]}`},
-		{"event in 1970", "127.0.0.3", "/v1/events", "application/json", `{"events": [{"event_id": "victim-old", "unit": "victim", "type": "purchase", "ts": "1970-01-01T00:00:00Z"}]}`},
+		{"event in 1899", "127.0.0.3", "/v1/events", "application/json", `{"events": [{"event_id": "victim-old", "unit": "victim", "type": "purchase", "ts": "1899-12-31T00:00:00Z"}]}`},
 	}
 	for _, p := range poison {
 		wg.Add(1)
