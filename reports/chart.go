@@ -189,7 +189,8 @@ var (
 	green  = color.RGBA{0, 158, 115, 255}
 	red    = color.RGBA{213, 94, 0, 255}
 	grey   = color.RGBA{120, 120, 120, 255}
-	band   = color.NRGBA{0, 114, 178, 60}
+	// band is the blue at 24% over white, opaque: vgpdf drew the translucent one grey.
+	band = color.RGBA{195, 222, 237, 255}
 )
 
 // lineColor is the colour of the i-th curve.
@@ -220,6 +221,7 @@ func newPlot(title string, pr Privacy, xLabel, yLabel string) *plot.Plot {
 	p.Y.Tick.Label.Font.Size = vg.Points(9)
 	p.Legend.TextStyle.Font.Size = vg.Points(9)
 	p.Legend.Top = true
+	p.X.Tick.Marker, p.Y.Tick.Marker = niceTicks{}, niceTicks{}
 	p.Add(plotter.NewGrid())
 	return p
 }
@@ -409,34 +411,6 @@ func (c *Exposures) build() (*plot.Plot, error) {
 	return p, nil
 }
 
-// thousands labels ticks with thousands separators (1,000,000).
-type thousands struct{}
-
-func (thousands) Ticks(min, max float64) []plot.Tick {
-	ts := plot.DefaultTicks{}.Ticks(min, max)
-	for i := range ts {
-		if ts[i].Label != "" {
-			ts[i].Label = group(ts[i].Value)
-		}
-	}
-	return ts
-}
-
-func group(v float64) string {
-	s := fmt.Sprintf("%.0f", math.Abs(v))
-	out := make([]byte, 0, len(s)+len(s)/3)
-	for i := range len(s) {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			out = append(out, ',')
-		}
-		out = append(out, s[i])
-	}
-	if v < 0 {
-		return "-" + string(out)
-	}
-	return string(out)
-}
-
 func (c *DiDTrends) build() (*plot.Plot, error) {
 	if len(c.Treated) < 2 || len(c.Control) < 2 {
 		return nil, chartErr(c, "treated", "need at least 2 periods per group, got %d treated and %d control", len(c.Treated), len(c.Control))
@@ -504,90 +478,6 @@ func (c *EventStudy) build() (*plot.Plot, error) {
 	p.X.Tick.Marker = integerTicks{}
 	legendRoom(p)
 	return p, nil
-}
-
-// dayTicks labels an axis of Unix seconds with calendar dates (UTC): a labelled tick
-// at midnight every 1, 2, 7 or 14 days (weeks from Mondays), so that at most 7 carry
-// a label, with a small tick every day; beyond 70 days, the first of every 1, 2, 3,
-// 6 or 12 months; under two days, hours. (plot.TimeTicks puts ticks at round numbers
-// of seconds, not at midnights, so that two ticks could carry the same date and a
-// date's label could sit a day away from its data.)
-type dayTicks struct{}
-
-func (dayTicks) Ticks(min, max float64) []plot.Tick {
-	const hour, day = 3600.0, 86400.0
-	span := max - min
-	utc := func(v float64) time.Time { return time.Unix(int64(v), 0).UTC() }
-	var ts []plot.Tick
-	switch {
-	case span < 2*day:
-		step := 24 * hour
-		for _, h := range []float64{1, 2, 3, 6, 12} {
-			if span/(h*hour) <= 6 {
-				step = h * hour
-				break
-			}
-		}
-		for v := math.Ceil(min/step) * step; v <= max; v += step {
-			ts = append(ts, plot.Tick{Value: v, Label: utc(v).Format("Jan 2 15:04")})
-		}
-	case span > 70*day:
-		months := 12
-		for _, m := range []int{1, 2, 3, 6} {
-			if span/(float64(m)*30.44*day) <= 6 {
-				months = m
-				break
-			}
-		}
-		t0 := utc(min)
-		m := time.Date(t0.Year(), t0.Month(), 1, 0, 0, 0, 0, time.UTC)
-		if m.Before(t0) {
-			m = m.AddDate(0, 1, 0)
-		}
-		for ; float64(m.Unix()) <= max; m = m.AddDate(0, 1, 0) {
-			if (int(m.Month())-1)%months == 0 {
-				ts = append(ts, plot.Tick{Value: float64(m.Unix()), Label: m.Format("Jan 2006")})
-			}
-		}
-	default:
-		step := 14.0
-		for _, s := range []float64{1, 2, 7} {
-			if span/(s*day) <= 6 {
-				step = s
-				break
-			}
-		}
-		// Day numbers since 1970-01-01 (a Thursday); weekly steps start on Mondays (day 4).
-		offset := 0.0
-		if step >= 7 {
-			offset = 4
-		}
-		for d := math.Ceil(min / day); d <= math.Floor(max/day); d++ {
-			t := plot.Tick{Value: d * day}
-			if math.Mod(d-offset, step) == 0 {
-				t.Label = utc(t.Value).Format("Jan 2")
-			}
-			ts = append(ts, t)
-		}
-	}
-	return ts
-}
-
-// integerTicks puts a labelled tick on every integer (every k-th when there are many).
-type integerTicks struct{}
-
-func (integerTicks) Ticks(min, max float64) []plot.Tick {
-	lo, hi := math.Ceil(min), math.Floor(max)
-	step := math.Max(1, math.Ceil((hi-lo+1)/15))
-	var ts []plot.Tick
-	for v := lo; v <= hi; v++ {
-		t := plot.Tick{Value: v}
-		if math.Mod(v, step) == 0 {
-			t.Label = fmt.Sprintf("%.0f", v)
-		}
-		ts = append(ts, t)
-	}
-	return ts
 }
 
 func checkCurves(c Chart, curves []Curve) error {

@@ -272,6 +272,7 @@ func (d *Digest) PDF(w io.Writer) error {
 		if err != nil {
 			return err
 		}
+		pdfText(p)
 		top := y - vg.Points(6)
 		p.Draw(draw.Crop(dc, m, -m, top-vg.Length(3.8)*vg.Inch, top-ht))
 		y = top - vg.Length(3.8)*vg.Inch - vg.Points(12)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 
+	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
@@ -96,9 +97,7 @@ func Render(w io.Writer, c Chart, f Format, opt RenderOptions) error {
 		_, err := ParseFormat(string(f))
 		return experiment.E(op, err)
 	}
-	// A margin, since gonum draws tick labels flush with the canvas edge.
-	m := vg.Points(8)
-	p.Draw(draw.Crop(draw.New(cw), m, -m, m/2, -m/2))
+	drawPlot(p, cw, f)
 	var err2 error
 	if f == SVG {
 		// Name fallbacks for viewers without the Liberation fonts.
@@ -122,4 +121,14 @@ func Bytes(c Chart, f Format, opt RenderOptions) ([]byte, error) {
 		return nil, err
 	}
 	return b.Bytes(), nil
+}
+
+// drawPlot draws p on c, in a margin since gonum draws tick labels flush with the
+// canvas edge; for PDF, text is laid out as the PDF prints it (pdfText).
+func drawPlot(p *plot.Plot, c vg.CanvasSizer, f Format) {
+	if f == PDF {
+		pdfText(p)
+	}
+	m := vg.Points(8)
+	p.Draw(draw.Crop(draw.New(c), m, -m, m/2, -m/2))
 }
