@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"sort"
 	"strings"
 	"time"
 
@@ -193,6 +194,14 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		r.Alpha = res.Alpha
 		p := res.SRM.PValue
 		r.SRMPValue = &p
+		r.SRMThreshold = res.SRM.Threshold
+		r.Correction, r.Sequential = res.Correction, res.Sequential
+		if res.Sequential {
+			r.SequentialTuning = e.Analysis.Tuning
+			if r.SequentialTuning == 0 {
+				r.SequentialTuning = analysis.DefaultSequentialTuning
+			}
+		}
 		primary := ""
 		for _, m := range res.Metrics {
 			if m.Error != "" {
@@ -210,7 +219,16 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 			for _, cmp := range m.Comparisons {
 				v := byName[cmp.Variant]
 				row := reports.Result{Metric: m.Name, Variant: cmp.Variant, Control: m.Control, N: v.N, Mean: v.Mean, ControlN: ctl.N, ControlMean: ctl.Mean,
-					Absolute: estimate(cmp.Absolute)}
+					Absolute: estimate(cmp.Absolute), Primary: m.Primary}
+				if def, err := db.GetMetric(ctx, m.Name); err == nil {
+					row.LowerIsBetter = !def.HigherIsBetter()
+				}
+				if a := cmp.Adjusted; a != nil {
+					row.Adjusted = &reports.Adjusted{Method: string(a.Method), Absolute: a.Absolute, Relative: a.Relative}
+				}
+				if c := cmp.CUPED; c != nil && len(m.Unadjusted) > 0 {
+					row.CUPED = &reports.CUPED{Covariate: c.Covariate, VarianceReduction: c.VarianceReduction}
+				}
 				if finiteEffect(cmp.Relative) && ctl.Mean != 0 {
 					rel := estimate(cmp.Relative)
 					row.Relative = &rel
@@ -249,9 +267,15 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 			}
 		}
 	}
+	// The primary metric first, in the table and on the chart.
+	sort.SliceStable(r.Results, func(i, j int) bool { return r.Results[i].Primary && !r.Results[j].Primary })
 	for _, x := range r.Results {
 		if x.Relative != nil {
-			forest.Effects = append(forest.Effects, reports.Effect{Label: x.Metric + ": " + x.Variant,
+			label := x.Metric
+			if x.Primary {
+				label += " (primary)"
+			}
+			forest.Effects = append(forest.Effects, reports.Effect{Label: label + ": " + x.Variant,
 				Interval: reports.Interval{Estimate: 100 * x.Relative.Estimate, Low: 100 * x.Relative.CILow, High: 100 * x.Relative.CIHigh}})
 		}
 	}

@@ -42,6 +42,52 @@ type Result struct {
 	// Signal, in DP reports, says that the privacy noise dominates the row
 	// ("not enough signal: …"); such a row is never shown as significant.
 	Signal string `json:"signal,omitempty"`
+	// Primary marks the experiment's primary metric (reports list it first).
+	Primary bool `json:"primary,omitempty"`
+	// LowerIsBetter is the metric's direction (higher_is_better false): a decrease
+	// is then the good outcome.
+	LowerIsBetter bool `json:"lower_is_better,omitempty"`
+	// Adjusted holds the p-values after the report's multiple-testing correction;
+	// significance is read from them when present.
+	Adjusted *Adjusted `json:"adjusted_p_value,omitempty"`
+	// CUPED describes the covariate adjustment of the absolute effect, if any.
+	CUPED *CUPED `json:"cuped,omitempty"`
+}
+
+// Adjusted holds a comparison's multiple-testing adjusted p-values.
+type Adjusted struct {
+	Method   string  `json:"method"` // "holm" or "bh"
+	Absolute float64 `json:"absolute"`
+	Relative float64 `json:"relative"`
+}
+
+// CUPED describes a CUPED adjustment: the covariate and the variance reduction of
+// the absolute effect, 1 − Var_adjusted/Var_unadjusted.
+type CUPED struct {
+	Covariate         string  `json:"covariate"`
+	VarianceReduction float64 `json:"variance_reduction"`
+}
+
+// Verdict says whether a result is a significant change for the better ("better"),
+// for the worse ("worse"), or neither (""): significant when its p-value (the
+// adjusted one when present) is below alpha, better or worse by the sign of the
+// absolute effect and the metric's direction. A row without enough signal (DP) is
+// never a change.
+func (x Result) Verdict(alpha float64) string {
+	if !(alpha > 0 && alpha < 1) {
+		alpha = 0.05
+	}
+	p := x.Absolute.PValue
+	if x.Adjusted != nil {
+		p = x.Adjusted.Absolute
+	}
+	if !(p < alpha) || x.Absolute.Estimate == 0 || x.Signal != "" {
+		return ""
+	}
+	if (x.Absolute.Estimate > 0) != x.LowerIsBetter {
+		return "better"
+	}
+	return "worse"
 }
 
 // Report is an experiment report: what was tested, the results table and charts.
@@ -61,9 +107,22 @@ type Report struct {
 	ReleasedAt    *time.Time `json:"released_at,omitempty"`
 	NextReleaseAt *time.Time `json:"next_release_at,omitempty"`
 	SRMPValue     *float64   `json:"srm_p_value,omitempty"`
-	Results       []Result   `json:"results"`
-	Notes         []string   `json:"notes,omitempty"`
-	Charts        []Chart    `json:"-"`
+	// SRMThreshold is the p-value below which the SRM check raises an alarm (default 0.001).
+	SRMThreshold float64 `json:"srm_threshold,omitempty"`
+	// Correction is the pre-registered multiple-testing correction applied to the
+	// p-values across every metric and variant: "holm", "bh" or "none" ("" when
+	// the report does not say).
+	Correction string `json:"correction,omitempty"`
+	// Sequential says the intervals and p-values are always-valid confidence
+	// sequences with tuning SequentialTuning (N*), not fixed-horizon ones.
+	Sequential       bool    `json:"sequential,omitempty"`
+	SequentialTuning float64 `json:"sequential_tuning,omitempty"`
+	// Methods are further sentences for the methods section (e.g. what a DP
+	// release leaves out).
+	Methods []string `json:"methods,omitempty"`
+	Results []Result `json:"results"`
+	Notes   []string `json:"notes,omitempty"`
+	Charts  []Chart  `json:"-"`
 	// Missing says, for each chart the report would have but left out, why
 	// (chart name → sentence); the sentence is among Notes as well.
 	Missing map[string]string `json:"missing_charts,omitempty"`
@@ -330,17 +389,72 @@ func (r *Report) unitsText() string {
 }
 
 type row struct {
-	Metric, Variant, N, Mean, ControlMean, Abs, Rel, P string
-	Significant, NotEnoughSignal                       bool
+	Metric, Variant, N, Mean, ControlMean, Abs, Rel, P, PAdj string
+	Primary                                                  bool
+	Direction                                                string // "higher is better" or "lower is better"
+	Verdict                                                  string // "better", "worse" or ""
+	NotEnoughSignal                                          bool
+}
+
+// VerdictText is what the verdict column says.
+func (x row) VerdictText() string {
+	switch x.Verdict {
+	case "better":
+		return "better"
+	case "worse":
+		return "worse"
+	}
+	return "no clear change"
+}
+
+func (r *Report) alpha() float64 {
+	if a := r.Alpha; a > 0 && a < 1 {
+		return a
+	}
+	return 0.05
+}
+
+// ordered returns the results with the primary metric's rows first, the others in
+// their order.
+func (r *Report) ordered() []Result {
+	out := make([]Result, 0, len(r.Results))
+	for _, x := range r.Results {
+		if x.Primary {
+			out = append(out, x)
+		}
+	}
+	for _, x := range r.Results {
+		if !x.Primary {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+// adjusted says whether the table has a column of adjusted p-values, and its name.
+func (r *Report) adjusted() (bool, string) {
+	for _, x := range r.Results {
+		if x.Adjusted != nil {
+			return true, correctionName(x.Adjusted.Method) + "-adjusted p"
+		}
+	}
+	return false, ""
+}
+
+func correctionName(m string) string {
+	switch m {
+	case "holm":
+		return "Holm"
+	case "bh":
+		return "BH"
+	}
+	return m
 }
 
 func (r *Report) rows() []row {
 	var out []row
-	a := r.Alpha
-	if !(a > 0 && a < 1) {
-		a = 0.05
-	}
-	for _, x := range r.Results {
+	a := r.alpha()
+	for _, x := range r.ordered() {
 		rel := "–"
 		if x.Relative != nil {
 			rel = fmtCI(*x.Relative, true)
@@ -352,10 +466,99 @@ func (r *Report) rows() []row {
 				rel += " · not enough signal"
 			}
 		}
-		out = append(out, row{x.Metric, x.Variant, strconv.FormatInt(x.N, 10), fmtNum(x.Mean), fmtNum(x.ControlMean),
-			fmtCI(x.Absolute, false), rel, fmtP(x.Absolute.PValue), x.Absolute.PValue < a && x.Signal == "", x.Signal != ""})
+		w := row{Metric: x.Metric, Variant: x.Variant, N: strconv.FormatInt(x.N, 10), Mean: fmtNum(x.Mean), ControlMean: fmtNum(x.ControlMean),
+			Abs: fmtCI(x.Absolute, false), Rel: rel, P: fmtP(x.Absolute.PValue), Primary: x.Primary, Direction: "higher is better", Verdict: x.Verdict(a), NotEnoughSignal: x.Signal != ""}
+		if x.LowerIsBetter {
+			w.Direction = "lower is better"
+		}
+		if x.Adjusted != nil {
+			w.PAdj = fmtP(x.Adjusted.Absolute)
+		}
+		out = append(out, w)
 	}
 	return out
+}
+
+// srmText says what the sample-ratio check found.
+func (r *Report) srmText() (string, bool) {
+	if r.SRMPValue == nil {
+		return "", false
+	}
+	th := r.SRMThreshold
+	if th <= 0 {
+		th = 0.001
+	}
+	p := *r.SRMPValue
+	on := "the units per variant"
+	if r.Privacy.Private {
+		on = "the noised units per variant, with their noise accounted for,"
+	}
+	s := fmt.Sprintf("Sample ratio mismatch (SRM): χ² test of %s against the variant weights, p = %s (alarm below %g): ", on, fmtP(p), th)
+	if p < th {
+		return s + "MISMATCH. Assignment or exposure logging is broken; do not trust the effects until it is explained.", true
+	}
+	return s + "no mismatch.", false
+}
+
+// methods are the sentences of the methods section: level and test, multiple
+// testing, CUPED, SRM, colours.
+func (r *Report) methods() []string {
+	a := r.alpha()
+	lv := r.level()
+	var out []string
+	if r.Sequential {
+		tun := ""
+		if r.SequentialTuning > 0 {
+			tun = fmt.Sprintf(", tuning N* = %g", r.SequentialTuning)
+		}
+		out = append(out, fmt.Sprintf("Sequential test: intervals are always-valid %s confidence sequences and p-values are sequential p-values (asymptotic confidence sequences as in GrowthBook%s), so they stay valid however often the results are looked at. Significance level α = %g.", lv, tun, a))
+	} else {
+		out = append(out, fmt.Sprintf("Fixed-horizon test: Welch %s confidence intervals and two-sided p-values (delta method for relative effects); read them once, at the planned end. Significance level α = %g.", lv, a))
+	}
+	n := len(r.Results)
+	switch has, _ := r.adjusted(); {
+	case has:
+		m := r.Results[0].Adjusted
+		for _, x := range r.Results {
+			if x.Adjusted != nil {
+				m = x.Adjusted
+				break
+			}
+		}
+		what := "Holm's step-down method (controls the family-wise error rate)"
+		if m.Method == "bh" {
+			what = "the Benjamini–Hochberg method (controls the false discovery rate)"
+		}
+		pre := ""
+		if r.Correction == m.Method {
+			pre = ", as pre-registered in the analysis plan"
+		}
+		out = append(out, fmt.Sprintf("Multiple testing: p-values are adjusted with %s across all %d comparisons of this report%s. A result counts as a change only when its adjusted p < %g; the intervals are not adjusted.", what, n, pre, a))
+	case r.Correction == "none":
+		out = append(out, fmt.Sprintf("Multiple testing: no correction (the analysis plan says \"none\"): among %d comparisons some may reach p < %g by chance.", n, a))
+	default:
+		out = append(out, "Multiple testing: p-values are not adjusted.")
+	}
+	seen := map[string]bool{}
+	for _, x := range r.ordered() {
+		if x.CUPED == nil {
+			continue
+		}
+		key := x.Metric + "\x00" + x.Variant
+		if seen[key] {
+			continue
+		}
+		seen[key] = true
+		out = append(out, fmt.Sprintf("CUPED on %s (%s, covariate: %s): variance of the absolute effect reduced by %.1f%%.", x.Metric, x.Variant, x.CUPED.Covariate, 100*x.CUPED.VarianceReduction))
+	}
+	if len(seen) == 0 {
+		out = append(out, "CUPED: no metric is adjusted for a pre-exposure covariate.")
+	}
+	if s, _ := r.srmText(); s != "" {
+		out = append(out, s)
+	}
+	out = append(out, "Verdicts and colours follow each metric's direction: green \"better\" is a significant change the right way (up when higher is better, down when lower is better), red \"worse\" a significant change the wrong way.")
+	return append(out, r.Methods...)
 }
 
 var htmlTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
@@ -363,53 +566,72 @@ var htmlTemplate = template.Must(template.New("report").Parse(`<!DOCTYPE html>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.R.Name}} ({{.R.Experiment}}) · Lift report</title>
 <style>
-body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",Arial,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
+body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Liberation Sans",Arial,sans-serif;max-width:72rem;margin:2rem auto;padding:0 1rem;color:#222;line-height:1.45}
 h1{margin-bottom:.2rem}.meta{color:#666;margin-top:0}
-.banner{padding:.6rem .9rem;border-radius:6px;margin:1rem 0}.private{background:#e8f3fb;border:1px solid #0072b2}.exact{background:#fff4e0;border:1px solid #e69f00}
-table{border-collapse:collapse;width:100%;font-size:.92rem}th,td{padding:.35rem .5rem;border-bottom:1px solid #ddd;text-align:right}th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
-tr.sig td{font-weight:600}tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9rem}
+.banner{padding:.6rem .9rem;border-radius:6px;margin:1rem 0}.private{background:#e8f3fb;border:1px solid #0072b2}.exact{background:#fff4e0;border:1px solid #e69f00}.alarm{background:#fde8e0;border:1px solid #d55e00;font-weight:600}
+table{border-collapse:collapse;width:100%;font-size:.9rem}th,td{padding:.35rem .5rem;border-bottom:1px solid #ddd;text-align:right;vertical-align:top}th:first-child,td:first-child,th:nth-child(2),td:nth-child(2){text-align:left}
+td small{display:block;color:#666;font-size:.78rem}.badge{display:inline-block;background:#0072b2;color:#fff;border-radius:3px;padding:0 .3rem;font-size:.75rem;margin-left:.3rem}
+tr.primary td{border-top:2px solid #0072b2}tr.better td.verdict{color:#00704f;font-weight:600}tr.worse td.verdict{color:#b34700;font-weight:600}
+tr.better td.eff{color:#00704f}tr.worse td.eff{color:#b34700}tr.better{background:#eaf6f1}tr.worse{background:#fdeee6}
+tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9rem}
 </style></head><body>
 <h1>{{.R.Name}}</h1>
 <p class="meta">Experiment <code>{{.R.Experiment}}</code>{{if .R.Status}} · {{.R.Status}}{{end}} · generated {{.Generated}}</p>
 {{if .R.Description}}<p>{{.R.Description}}</p>{{end}}
 <div class="banner {{if .R.Privacy.Private}}private{{else}}exact{{end}}">{{.Banner}}</div>
 {{if .Units}}<p>Units per variant{{if .R.Privacy.Private}} (DP-noised){{end}}: {{.Units}}.</p>{{end}}
-{{if .SRM}}<p>Sample ratio mismatch test{{if .R.Privacy.Private}} on the noised unit counts, with their noise accounted for{{end}}: p = {{.SRM}}.</p>{{end}}
+{{if .SRMAlarm}}<div class="banner alarm" id="srm-alarm">{{.SRM}}</div>{{end}}
 <h2>Results</h2>
 {{if not .Rows}}<p>No metric has results in this report{{if .R.Privacy.Private}}: none can be released privately (see the notes){{end}}.</p>{{else}}
-<table><thead><tr><th>metric</th><th>variant</th><th>n</th><th>mean</th><th>control mean</th><th>absolute effect [{{.Level}} CI]</th><th>relative effect [{{.Level}} CI]</th><th>p-value</th></tr></thead><tbody>
-{{range .Rows}}<tr{{if .Significant}} class="sig"{{else if .NotEnoughSignal}} class="nes" title="not enough signal: see the notes"{{end}}><td>{{.Metric}}</td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td>{{.Abs}}</td><td>{{.Rel}}</td><td>{{.P}}</td></tr>
+<table id="results"><thead><tr><th>metric</th><th>variant</th><th>n</th><th>mean</th><th>control mean</th><th>absolute effect [{{.Level}} CI]</th><th>relative effect [{{.Level}} CI]</th><th>p-value</th>{{if .Adjusted}}<th>{{.AdjustedName}}</th>{{end}}<th>verdict</th></tr></thead><tbody>
+{{range .Rows}}<tr class="{{if .Primary}}primary {{end}}{{.Verdict}}{{if .NotEnoughSignal}}nes{{end}}"{{if .NotEnoughSignal}} title="not enough signal: see the notes"{{end}} data-metric="{{.Metric}}" data-variant="{{.Variant}}"><td>{{.Metric}}{{if .Primary}}<span class="badge">primary</span>{{end}}<small>{{.Direction}}</small></td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td class="eff">{{.Abs}}</td><td class="eff">{{.Rel}}</td><td class="p">{{.P}}</td>{{if $.Adjusted}}<td class="padj">{{.PAdj}}</td>{{end}}<td class="verdict">{{.VerdictText}}</td></tr>
 {{end}}</tbody></table>
-<p class="meta">Bold rows have p &lt; {{.R.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
-{{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}</figcaption></figure>
+<p class="meta">{{if .Adjusted}}Verdicts use the {{.AdjustedName}}-values{{else}}Verdicts use the p-values{{end}} at α = {{.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
+<h2>Methods</h2>
+<ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
+{{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
 {{end}}{{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="meta">Generated by Lift.</p>
 </body></html>
 `))
 
 type htmlChart struct {
-	Name string
-	SVG  template.HTML
+	Name, Note string
+	SVG        template.HTML
+}
+
+// noter is a chart that says something about how it is drawn (e.g. clipped rows).
+type noter interface{ Note() string }
+
+func chartNote(c Chart) string {
+	if n, ok := c.(noter); ok {
+		return n.Note()
+	}
+	return ""
 }
 
 func (r *Report) html(w io.Writer, svgs rendered) error {
 	data := struct {
-		R                             *Report
-		Generated, Banner, SRM, Units string
-		Weak                          bool // a row has not enough signal
-		Level                         string
-		Rows                          []row
-		Charts                        []htmlChart
-	}{R: r, Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Rows: r.rows()}
-	if r.SRMPValue != nil {
-		data.SRM = fmtP(*r.SRMPValue)
-	}
+		R                      *Report
+		Generated, Banner, SRM string
+		Units                  string
+		Weak                   bool // a row has not enough signal
+		SRMAlarm               bool
+		Level, AdjustedName    string
+		Adjusted               bool
+		Alpha                  float64
+		Rows                   []row
+		Methods                []string
+		Charts                 []htmlChart
+	}{R: r, Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
+	data.SRM, data.SRMAlarm = r.srmText()
+	data.Adjusted, data.AdjustedName = r.adjusted()
 	data.Units = r.unitsText()
 	for _, x := range data.Rows {
 		data.Weak = data.Weak || x.NotEnoughSignal
 	}
 	for _, c := range r.Charts {
-		data.Charts = append(data.Charts, htmlChart{c.Name(), inlineSVG(svgs[c.Name()][SVG])})
+		data.Charts = append(data.Charts, htmlChart{Name: c.Name(), Note: chartNote(c), SVG: inlineSVG(svgs[c.Name()][SVG])})
 	}
 	if err := htmlTemplate.Execute(w, data); err != nil {
 		return experiment.E("reports.HTML", experiment.Internal, err)
@@ -440,23 +662,50 @@ func (r *Report) Markdown(w io.Writer, plotDir string) error {
 		fmt.Fprintf(&b, "%s\n\n", md.Replace(r.Description))
 	}
 	fmt.Fprintf(&b, "> %s\n\n", r.banner())
-	if r.SRMPValue != nil {
-		fmt.Fprintf(&b, "Sample ratio mismatch test: p = %s.\n\n", fmtP(*r.SRMPValue))
+	if srm, alarm := r.srmText(); alarm {
+		fmt.Fprintf(&b, "> **%s**\n\n", srm)
 	}
 	lv := r.level()
-	fmt.Fprintf(&b, "## Results\n\n| metric | variant | n | mean | control mean | absolute effect [%s CI] | relative effect [%s CI] | p-value |\n|---|---|--:|--:|--:|--:|--:|--:|\n", lv, lv)
-	for _, x := range r.rows() {
-		sig := ""
-		if x.Significant {
-			sig = "**"
-		}
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s%s%s | %s | %s |\n", md.Replace(x.Metric), md.Replace(x.Variant), x.N, x.Mean, x.ControlMean, sig, x.Abs, sig, x.Rel, x.P)
+	adj, adjName := r.adjusted()
+	fmt.Fprintf(&b, "## Results\n\n| metric | variant | n | mean | control mean | absolute effect [%s CI] | relative effect [%s CI] | p-value |", lv, lv)
+	if adj {
+		fmt.Fprintf(&b, " %s |", adjName)
 	}
-	fmt.Fprintf(&b, "\nNumbers are %s.\n", r.Privacy.Caption())
+	b.WriteString(" verdict |\n|---|---|--:|--:|--:|--:|--:|--:|")
+	if adj {
+		b.WriteString("--:|")
+	}
+	b.WriteString("---|\n")
+	for _, x := range r.rows() {
+		name := md.Replace(x.Metric)
+		if x.Primary {
+			name = "**" + name + "** (primary)"
+		}
+		verdict := x.VerdictText()
+		switch x.Verdict {
+		case "better":
+			verdict = "✅ better"
+		case "worse":
+			verdict = "🔴 **worse**"
+		}
+		fmt.Fprintf(&b, "| %s, %s | %s | %s | %s | %s | %s | %s | %s |", name, x.Direction, md.Replace(x.Variant), x.N, x.Mean, x.ControlMean, x.Abs, x.Rel, x.P)
+		if adj {
+			fmt.Fprintf(&b, " %s |", x.PAdj)
+		}
+		fmt.Fprintf(&b, " %s |\n", verdict)
+	}
+	fmt.Fprintf(&b, "\nNumbers are %s.\n\n## Methods\n\n", r.Privacy.Caption())
+	for _, m := range r.methods() {
+		fmt.Fprintf(&b, "- %s\n", md.Replace(m))
+	}
 	if plotDir != "" && len(r.Charts) > 0 {
 		b.WriteString("\n## Charts\n\n")
 		for _, c := range r.Charts {
-			fmt.Fprintf(&b, "![%s, %s](%s/%s.svg)\n\n", c.Name(), r.Privacy.Caption(), plotDir, c.Name())
+			alt := c.Name() + ", " + r.Privacy.Caption()
+			fmt.Fprintf(&b, "![%s](%s/%s.svg)\n\n", alt, plotDir, c.Name())
+			if n := chartNote(c); n != "" {
+				fmt.Fprintf(&b, "%s\n\n", md.Replace(n))
+			}
 		}
 	}
 	if len(r.Notes) > 0 {

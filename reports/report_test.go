@@ -3,9 +3,12 @@ package reports
 import (
 	"bytes"
 	"flag"
+	"html"
 	"image/png"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -125,17 +128,36 @@ func TestChartsInvalid(t *testing.T) {
 	}
 }
 
+// sampleReport is an experiment report as an analyst reads it: a Holm plan, a
+// sequential test, CUPED on the primary metric (listed second, to be moved first),
+// a higher-is-better guardrail that got significantly worse, a metric significant
+// only before adjustment, and a lower-is-better metric without a relative effect.
+//
+// The adjusted p-values are statsmodels 0.13's, absolute and relative separately:
+//
+//	from statsmodels.stats.multitest import multipletests
+//	multipletests([0.004, 0.0017, 0.03, 0.617], method='holm')[1]  # [0.012, 0.0068, 0.06, 0.617]
+//	multipletests([0.0042, 0.0016, 0.031, 1.0], method='holm')[1]  # [0.0126, 0.0064, 0.062, 1.0]
 func sampleReport(pr Privacy) *Report {
 	eps, srm := 1.5, 0.412
+	holm := func(abs, rel float64) *Adjusted { return &Adjusted{Method: "holm", Absolute: abs, Relative: rel} }
 	r := &Report{
 		Experiment: "checkout-button", Name: "Checkout button <b>colour</b>", Description: "Green vs blue & grey.",
-		Status: "running", GeneratedAt: time.Date(2026, 3, 22, 8, 30, 0, 0, time.UTC), Alpha: 0.05, Privacy: pr, SRMPValue: &srm,
+		Status: "running", GeneratedAt: time.Date(2026, 3, 22, 8, 30, 0, 0, time.UTC), Alpha: 0.05, Privacy: pr, SRMPValue: &srm, SRMThreshold: 0.001,
+		Correction: "holm", Sequential: true, SequentialTuning: 5000,
 		Results: []Result{
-			{Metric: "revenue", Variant: "treatment", Control: "control", N: 499688, Mean: 10.24, ControlN: 500312, ControlMean: 10,
+			{Metric: "checkout_rate", Variant: "treatment", Control: "control", N: 499688, Mean: 0.0485, ControlN: 500312, ControlMean: 0.05,
+				Absolute: Estimate{Estimate: -0.0015, SE: 0.00052, CILow: -0.0025, CIHigh: -0.0005, PValue: 0.004},
+				Relative: &Estimate{Estimate: -0.03, SE: 0.0104, CILow: -0.05, CIHigh: -0.01, PValue: 0.0042}, Adjusted: holm(0.012, 0.0126)},
+			{Metric: "revenue", Variant: "treatment", Control: "control", N: 499688, Mean: 10.24, ControlN: 500312, ControlMean: 10, Primary: true,
 				Absolute: Estimate{Estimate: 0.24, SE: 0.0765, CILow: 0.09, CIHigh: 0.39, PValue: 0.0017},
-				Relative: &Estimate{Estimate: 0.024, SE: 0.00765, CILow: 0.009, CIHigh: 0.039, PValue: 0.0017}},
-			{Metric: "refunds|odd", Variant: "treatment", Control: "control", N: 499688, Mean: 0.001, ControlN: 500312, ControlMean: 0,
-				Absolute: Estimate{Estimate: 0.001, SE: 0.002, CILow: -0.003, CIHigh: 0.005, PValue: 0.617}},
+				Relative: &Estimate{Estimate: 0.024, SE: 0.00765, CILow: 0.009, CIHigh: 0.039, PValue: 0.0016}, Adjusted: holm(0.0068, 0.0064),
+				CUPED: &CUPED{Covariate: "revenue over 14 days before exposure", VarianceReduction: 0.372}},
+			{Metric: "clicks", Variant: "treatment", Control: "control", N: 499688, Mean: 3.06, ControlN: 500312, ControlMean: 3,
+				Absolute: Estimate{Estimate: 0.06, SE: 0.0276, CILow: 0.006, CIHigh: 0.114, PValue: 0.03},
+				Relative: &Estimate{Estimate: 0.02, SE: 0.0093, CILow: 0.002, CIHigh: 0.038, PValue: 0.031}, Adjusted: holm(0.06, 0.062)},
+			{Metric: "refunds|odd", Variant: "treatment", Control: "control", N: 499688, Mean: 0.001, ControlN: 500312, ControlMean: 0, LowerIsBetter: true,
+				Absolute: Estimate{Estimate: 0.001, SE: 0.002, CILow: -0.003, CIHigh: 0.005, PValue: 0.617}, Adjusted: holm(0.617, 1)},
 		},
 		Notes:  []string{"Revenue is clamped to [0, 200] EUR per unit."},
 		Charts: sampleCharts(pr),
@@ -228,5 +250,78 @@ func TestWriteDir(t *testing.T) {
 	}
 	if _, err := os.Stat(dir2); !os.IsNotExist(err) {
 		t.Errorf("a failed report created %s", dir2)
+	}
+}
+
+// TestReportAnalystReads checks what issue 13 found wrong with the report: the
+// primary metric first and marked, the pre-registered correction's adjusted
+// p-values shown and used, a methods section (sequential test, Holm, α, CUPED
+// with its variance reduction, SRM), and verdicts by each metric's direction: the
+// guardrail that got worse is "worse", not a bold win; the metric significant only
+// before adjustment is not a change.
+func TestReportAnalystReads(t *testing.T) {
+	r := sampleReport(Privacy{})
+	var hb, mb bytes.Buffer
+	if err := r.HTML(&hb, RenderOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Markdown(&mb, "plots"); err != nil {
+		t.Fatal(err)
+	}
+	h, md := html.UnescapeString(hb.String()), mb.String()
+	methods := []string{"Sequential test", "N* = 5000", "α = 0.05", "Holm's step-down method", "across all 4 comparisons", "as pre-registered",
+		"CUPED on revenue (treatment, covariate: revenue over 14 days before exposure): variance of the absolute effect reduced by 37.2%",
+		"Sample ratio mismatch (SRM)", "p = 0.4120 (alarm below 0.001): no mismatch"}
+	for _, want := range append(methods, "Holm-adjusted p") {
+		if !strings.Contains(h, want) {
+			t.Errorf("HTML lacks %q", want)
+		}
+		if !strings.Contains(md, want) {
+			t.Errorf("Markdown lacks %q", want)
+		}
+	}
+	if strings.Contains(h, `class="sig"`) || strings.Contains(md, "**-0.0015") {
+		t.Error("rows are still bolded by unadjusted p")
+	}
+	// HTML rows: order, class (verdict) and the adjusted p-value cell.
+	rowRE := regexp.MustCompile(`<tr class="([a-z ]*)" data-metric="([^"]+)"[^>]*>.*?<td class="padj">([^<]+)</td><td class="verdict">([^<]+)</td></tr>`)
+	var got []string
+	for _, m := range rowRE.FindAllStringSubmatch(h, -1) {
+		got = append(got, strings.Join(m[1:], " / "))
+	}
+	want := []string{
+		"primary better / revenue / 0.0068 / better",
+		"worse / checkout_rate / 0.0120 / worse",
+		" / clicks / 0.0600 / no clear change",
+		" / refunds|odd / 0.6170 / no clear change",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("HTML rows (class / metric / adjusted p / verdict):\n got %q\nwant %q", got, want)
+	}
+	if !strings.Contains(h, `revenue<span class="badge">primary</span>`) {
+		t.Error("HTML does not mark the primary metric")
+	}
+	// Markdown rows in the same order, with the same verdicts.
+	var mdRows []string
+	for _, l := range strings.Split(md, "\n") {
+		if strings.HasPrefix(l, "| ") && !strings.HasPrefix(l, "| metric") {
+			c := strings.Split(l, " | ")
+			mdRows = append(mdRows, c[0]+" | "+c[len(c)-2]+" | "+c[len(c)-1])
+		}
+	}
+	wantMD := []string{
+		"| **revenue** (primary), higher is better | 0.0068 | ✅ better |",
+		"| checkout_rate, higher is better | 0.0120 | 🔴 **worse** |",
+		"| clicks, higher is better | 0.0600 | no clear change |",
+		"| refunds\\|odd, lower is better | 0.6170 | no clear change |",
+	}
+	if !slices.Equal(mdRows, wantMD) {
+		t.Errorf("Markdown rows:\n got %q\nwant %q", mdRows, wantMD)
+	}
+	// Verdict by direction: a significant decrease is better for a lower-is-better metric.
+	down := Result{Absolute: Estimate{Estimate: -1, PValue: 0.001}, LowerIsBetter: true}
+	up := Result{Absolute: Estimate{Estimate: 1, PValue: 0.001}, LowerIsBetter: true}
+	if down.Verdict(0.05) != "better" || up.Verdict(0.05) != "worse" {
+		t.Errorf("lower is better: decrease %q, increase %q", down.Verdict(0.05), up.Verdict(0.05))
 	}
 }
