@@ -61,7 +61,8 @@ func TestServeHostileLoad(t *testing.T) {
 	}
 	dbPath := filepath.Join(t.TempDir(), "lift.duckdb")
 	srv := startServe(t, buildLift(t), "--db", dbPath, "--read-timeout", "1s", "--read-header-timeout", "1s",
-		"--max-conns-per-ip", "6", "--body-limit", "1048576", "--max-clock-skew", "5m", "--duckdb-memory-limit", "512MiB")
+		"--max-conns-per-ip", "6", "--body-limit", "1048576", "--max-clock-skew", "5m", "--duckdb-memory-limit", "512MiB",
+		"--log-level", "info")
 	srv.mustCall(t, "POST", "/v1/experiments", map[string]any{
 		"key": "checkout", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}}}, nil)
 	srv.mustCall(t, "POST", "/v1/experiments/checkout/start", nil, nil)
@@ -268,6 +269,11 @@ func TestServeHostileLoad(t *testing.T) {
 		t.Errorf("the slow clients did not meet both the body deadline and the connection cap: %v", kinds)
 	}
 	srv.stop(t)
+	// Issue 15, item 3: the memory limit reached DuckDB (the server logs the
+	// setting as DuckDB reports it).
+	if log := srv.stderr.String(); !strings.Contains(log, `duckdb_memory_limit="512.0 MiB"`) {
+		t.Errorf("the server's log does not show DuckDB's memory limit of 512 MiB:\n%.2000s", log)
+	}
 
 	// The file holds exactly the honest data.
 	ctx := context.Background()
