@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 
@@ -37,23 +36,11 @@ type FileRows struct {
 // (with its 1-based data row); TooLarge above MaxFileRows rows.
 func ReadFileRows(ctx context.Context, q FileRowsQuery) (*FileRows, error) {
 	const op = "store.ReadFileRows"
-	if _, err := os.Stat(q.Path); err != nil {
-		return nil, experiment.E(op, experiment.Invalid, experiment.Field("data"), err)
-	}
-	reader, err := fileReader(q.Path, false)
+	conn, reader, done, err := openFile(ctx, op, q.Path)
 	if err != nil {
-		return nil, experiment.E(op, err)
+		return nil, err
 	}
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		return nil, experiment.E(op, experiment.Internal, err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, experiment.E(op, experiment.Internal, err)
-	}
-	defer conn.Close()
+	defer done()
 	present, err := fsColumns(ctx, conn, reader)
 	if err != nil {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("data"), fmt.Errorf("reading %s: %w", filepath.Base(q.Path), err))

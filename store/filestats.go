@@ -15,6 +15,27 @@ import (
 	"github.com/liftlab/lift/experiment"
 )
 
+// openFile checks that path exists and opens an in-memory DuckDB connection
+// that reads it through reader (read_csv or read_parquet of the file); done
+// closes the connection and its database.
+func openFile(ctx context.Context, op, path string) (conn *sql.Conn, reader string, done func(), err error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, "", nil, experiment.E(op, experiment.Invalid, experiment.Field("data"), err)
+	}
+	if reader, err = fileReader(path, false); err != nil {
+		return nil, "", nil, experiment.E(op, err)
+	}
+	db, err := sql.Open("duckdb", "")
+	if err != nil {
+		return nil, "", nil, experiment.E(op, experiment.Internal, err)
+	}
+	if conn, err = db.Conn(ctx); err != nil {
+		db.Close()
+		return nil, "", nil, experiment.E(op, experiment.Internal, err)
+	}
+	return conn, reader, func() { conn.Close(); db.Close() }, nil
+}
+
 // FileStatsQuery names a file with one row per unit and the columns that
 // ReadFileStats sums per variant. Column names match case-insensitively.
 type FileStatsQuery struct {
@@ -72,23 +93,11 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 	if q.Variant == "" || q.Metric == "" {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Errorf("a variant and a metric column are required"))
 	}
-	if _, err := os.Stat(q.Path); err != nil {
-		return nil, experiment.E(op, experiment.Invalid, experiment.Field("data"), err)
-	}
-	reader, err := fileReader(q.Path, false)
+	conn, reader, done, err := openFile(ctx, op, q.Path)
 	if err != nil {
-		return nil, experiment.E(op, err)
+		return nil, err
 	}
-	db, err := sql.Open("duckdb", "")
-	if err != nil {
-		return nil, experiment.E(op, experiment.Internal, err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(ctx)
-	if err != nil {
-		return nil, experiment.E(op, experiment.Internal, err)
-	}
-	defer conn.Close()
+	defer done()
 
 	// The happy path is one GROUP BY query. Only when it fails are the columns
 	// listed and the file re-read as text to say what is wrong and where.
