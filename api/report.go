@@ -159,16 +159,29 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		r.Alpha = pr.Alpha
 		p := pr.SRM.PValue
 		r.SRMPValue = &p
+		r.SRMThreshold = pr.SRM.Threshold
+		r.Correction = pr.Correction
+		primary := map[string]bool{}
+		for _, m := range e.Metrics {
+			primary[m.Name] = m.Primary
+		}
 		for _, m := range pr.Metrics {
 			means := map[string]privacy.VariantRelease{}
 			for _, v := range m.Variants {
 				means[v.Variant] = v
 			}
 			ctl := means[m.Control]
+			lower := false
+			if def, err := db.GetMetric(ctx, m.Name); err == nil {
+				lower = !def.HigherIsBetter()
+			}
 			for _, cmp := range m.Comparisons {
 				v := means[cmp.Variant]
 				row := reports.Result{Metric: m.Name, Variant: cmp.Variant, Control: m.Control, N: v.N, Mean: v.Mean, ControlN: ctl.N, ControlMean: ctl.Mean,
-					Absolute: reports.Estimate(cmp.Absolute)}
+					Absolute: reports.Estimate(cmp.Absolute), Primary: primary[m.Name], LowerIsBetter: lower}
+				if a := cmp.Adjusted; a != nil {
+					row.Adjusted = &reports.Adjusted{Method: string(a.Method), Absolute: a.Absolute, Relative: a.Relative}
+				}
 				if cmp.Relative != nil {
 					rel := reports.Estimate(*cmp.Relative)
 					row.Relative = &rel

@@ -186,7 +186,9 @@ func csvHeader() []string {
 
 // CSV writes the results table as CSV with a header row (see csvHeader): one row per
 // metric and variant, numbers in full precision, relative columns empty when the
-// control mean is 0, and the privacy of the numbers on every row. A text cell that
+// control mean is 0, and the privacy of the numbers on every row; when the report
+// has adjusted p-values, two last columns abs_p_value_METHOD and
+// rel_p_value_METHOD (METHOD "holm" or "bh", the correction). A text cell that
 // a spreadsheet would run as a formula is escaped (see SpreadsheetSafe).
 func (r *Report) CSV(w io.Writer) error { return r.writeCSV(w, SpreadsheetSafe) }
 
@@ -247,7 +249,12 @@ func isNumber(s string) bool {
 func (r *Report) writeCSV(w io.Writer, text func(string) string) error {
 	cw := csv.NewWriter(w)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	if err := cw.Write(csvHeader()); err != nil {
+	adj := r.adjustedMethod()
+	head := csvHeader()
+	if adj != "" {
+		head = append(head, "abs_p_value_"+adj, "rel_p_value_"+adj)
+	}
+	if err := cw.Write(head); err != nil {
 		return experiment.E("reports.CSV", experiment.Internal, err)
 	}
 	eps := ""
@@ -263,6 +270,17 @@ func (r *Report) writeCSV(w io.Writer, text func(string) string) error {
 			row = append(row, "", "", "", "", "")
 		}
 		row = append(row, strconv.FormatBool(r.Privacy.Private), eps)
+		if adj != "" {
+			if a := x.Adjusted; a != nil {
+				rel := ""
+				if x.Relative != nil {
+					rel = f(a.Relative)
+				}
+				row = append(row, f(a.Absolute), rel)
+			} else {
+				row = append(row, "", "")
+			}
+		}
 		if err := cw.Write(row); err != nil {
 			return experiment.E("reports.CSV", experiment.Internal, err)
 		}
@@ -431,6 +449,17 @@ func (r *Report) ordered() []Result {
 	return out
 }
 
+// adjustedMethod is the correction of the report's adjusted p-values ("holm",
+// "bh"), "" when no row has any.
+func (r *Report) adjustedMethod() string {
+	for _, x := range r.Results {
+		if x.Adjusted != nil {
+			return x.Adjusted.Method
+		}
+	}
+	return ""
+}
+
 // adjusted says whether the table has a column of adjusted p-values, and its name.
 func (r *Report) adjusted() (bool, string) {
 	for _, x := range r.Results {
@@ -512,6 +541,8 @@ func (r *Report) methods() []string {
 			tun = fmt.Sprintf(", tuning N* = %g", r.SequentialTuning)
 		}
 		out = append(out, fmt.Sprintf("Sequential test: intervals are always-valid %s confidence sequences and p-values are sequential p-values (asymptotic confidence sequences as in GrowthBook%s), so they stay valid however often the results are looked at. Significance level α = %g.", lv, tun, a))
+	} else if r.Privacy.Private {
+		out = append(out, fmt.Sprintf("Private release: the %s intervals and the p-values account for the privacy noise added to each released sum and count as well as for the sampling error (with the noise's own distribution, Laplace or Gaussian, not a normal approximation of it; Fieller's interval for relative effects); read them once, at the planned end. Significance level α = %g.", lv, a))
 	} else {
 		out = append(out, fmt.Sprintf("Fixed-horizon test: Welch %s confidence intervals and two-sided p-values (delta method for relative effects); read them once, at the planned end. Significance level α = %g.", lv, a))
 	}
