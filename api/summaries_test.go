@@ -175,11 +175,15 @@ func chromiumCheck(t *testing.T, base, key, id, headline string) {
 }
 
 // chromium returns a runner of Debian's headless Chromium, or nil (logged) when
-// it is not installed.
+// it is not installed; with LIFT_REQUIRE_CHROMIUM set (CI, whose .ci/run installs
+// it), a missing Chromium fails the test instead.
 func chromium(t *testing.T) func(args ...string) []byte {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
+		if os.Getenv("LIFT_REQUIRE_CHROMIUM") != "" {
+			t.Fatal("chromium not installed (apt-get install chromium) and LIFT_REQUIRE_CHROMIUM is set")
+		}
 		t.Log("chromium not installed (apt-get install chromium): browser check skipped")
 		return nil
 	}
