@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -9,10 +10,13 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/reports"
 )
@@ -34,6 +38,7 @@ type apiResults struct {
 		} `json:"variants"`
 		Comparisons []struct {
 			Variant  string     `json:"variant"`
+			Flags    []string   `json:"flags"`
 			Absolute apiEffect  `json:"absolute"`
 			Relative *apiEffect `json:"relative"`
 			Adjusted *struct {
@@ -175,6 +180,13 @@ func checkReportPage(t *testing.T, what, dom string, res apiResults) {
 				continue
 			}
 			v := m.Variants[vs[c.Variant]]
+			if slices.Contains(c.Flags, analysis.FlagZeroVariance) || slices.Contains(c.Flags, analysis.FlagInsufficientData) {
+				// The API's uninformative default (0 [0, 0], p = 1) is not a measurement.
+				if cells[5] != "cannot be estimated" || cells[7] != "–" || cells[9] != "cannot be estimated" {
+					t.Errorf("%s: flagged %v, the page shows %q", where, c.Flags, cells[5:])
+				}
+				continue
+			}
 			if got := strings.ReplaceAll(cells[2], ",", ""); got != strconv.FormatInt(v.N, 10) {
 				t.Errorf("%s: n %q, the API says %d", where, cells[2], v.N)
 			}
@@ -188,7 +200,11 @@ func checkReportPage(t *testing.T, what, dom string, res apiResults) {
 				agree(t, where+" absolute CI low", abs[1], c.Absolute.CILow)
 				agree(t, where+" absolute CI high", abs[2], c.Absolute.CIHigh)
 			}
-			if c.Relative != nil && ctl.Mean != 0 {
+			if slices.Contains(c.Flags, analysis.FlagRelativeZeroVariance) || slices.Contains(c.Flags, analysis.FlagZeroControlMean) {
+				if cells[6] != "–" {
+					t.Errorf("%s: relative flagged %v, the page shows %q", where, c.Flags, cells[6])
+				}
+			} else if c.Relative != nil && ctl.Mean != 0 {
 				rel := numbers(cells[6])
 				if len(rel) < 3 {
 					t.Errorf("%s: relative effect cell %q", where, cells[6])
@@ -287,6 +303,24 @@ func TestPagesShowTheAPINumbers(t *testing.T) {
 	ts := newJobServer(t)
 	setupPrivate(t, ts)
 	setupHoldout(t, ts)
+	// setupPrivate's revenue is constant within each arm and every unit
+	// converted: a second purchase for every third unit and a visit for
+	// every third give revenue and visits a spread; converted stays constant in both
+	// arms, a row the analysis cannot estimate.
+	var evs []experiment.Event
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 800 {
+		u := fmt.Sprintf("u%d", i)
+		if i%3 == 0 {
+			evs = append(evs, experiment.Event{EventID: "second-" + u, Unit: u, Type: "purchase", TS: t0, Value: float64(5 + i%7)})
+		}
+		if i%3 == 1 {
+			evs = append(evs, experiment.Event{EventID: "visit-" + u, Unit: u, Type: "visit", TS: t0, Value: 1})
+		}
+	}
+	if _, _, err := ts.db.IngestEvents(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
 	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
 	ts.must(http.StatusOK, "PUT", "/v1/holdouts/global/privacy", map[string]any{"epsilon": 4, "release_epsilon": 1}, nil)
 	analyst := ts.key("ana", experiment.RoleAnalyst)
@@ -298,7 +332,7 @@ func TestPagesShowTheAPINumbers(t *testing.T) {
 	asAnalyst := authProxy(t, ts.http.URL, analyst)
 	dom := string(browse("--dump-dom", asAnalyst+"/v1/experiments/checkout/report.html"))
 	checkReportPage(t, "exact report", dom, exact)
-	screenshot(t, browse, asAnalyst+"/v1/experiments/checkout/report.html", "report.png")
+	screenshotSized(t, browse, asAnalyst+"/v1/experiments/checkout/report.html", "report.png", 2600)
 
 	// The DP report against the private results: the same release of the period.
 	var dp apiResults
@@ -314,7 +348,7 @@ func TestPagesShowTheAPINumbers(t *testing.T) {
 		t.Errorf("the viewer's report is not the DP one")
 	}
 	checkReportPage(t, "DP report", dom, dp)
-	screenshot(t, browse, asViewer+"/v1/experiments/checkout/report.html", "report-dp.png")
+	screenshotSized(t, browse, asViewer+"/v1/experiments/checkout/report.html", "report-dp.png", 2200)
 
 	// A holdout digest against the holdout's private results, and an experiment
 	// digest against the experiment's (the same releases: same period).

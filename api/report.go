@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -242,7 +243,8 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 				if c := cmp.CUPED; c != nil && len(m.Unadjusted) > 0 {
 					row.CUPED = &reports.CUPED{Covariate: c.Covariate, VarianceReduction: c.VarianceReduction}
 				}
-				if finiteEffect(cmp.Relative) && ctl.Mean != 0 {
+				row.Unestimable = unestimable(cmp.Flags)
+				if finiteEffect(cmp.Relative) && ctl.Mean != 0 && !slices.Contains(cmp.Flags, analysis.FlagRelativeZeroVariance) {
 					rel := estimate(cmp.Relative)
 					row.Relative = &rel
 				}
@@ -283,7 +285,7 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 	// The primary metric first, in the table and on the chart.
 	sort.SliceStable(r.Results, func(i, j int) bool { return r.Results[i].Primary && !r.Results[j].Primary })
 	for _, x := range r.Results {
-		if x.Relative != nil {
+		if x.Relative != nil && x.Unestimable == "" {
 			label := x.Metric
 			if x.Primary {
 				label += " (primary)"
@@ -309,6 +311,18 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 	}
 	r.Charts = all
 	return r, nil
+}
+
+// unestimable says why a comparison's effects could not be estimated (its
+// flags), "" when they could.
+func unestimable(flags []string) string {
+	switch {
+	case slices.Contains(flags, analysis.FlagInsufficientData):
+		return "an arm has fewer than 2 units"
+	case slices.Contains(flags, analysis.FlagZeroVariance):
+		return "the values do not vary in either arm (every unit has the same value), so the difference has no standard error"
+	}
+	return ""
 }
 
 func finiteEffect(e analysis.Effect) bool {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
@@ -211,6 +212,13 @@ func chromium(t *testing.T) func(args ...string) []byte {
 // (default the system temp folder) and logs its path.
 func screenshot(t *testing.T, browse func(...string) []byte, url, name string) {
 	t.Helper()
+	screenshotSized(t, browse, url, name, 1300)
+}
+
+// screenshotSized is screenshot with a window height in pixels (1000 wide), for
+// pages longer than a screen.
+func screenshotSized(t *testing.T, browse func(...string) []byte, url, name string, height int) {
+	t.Helper()
 	out := os.Getenv("LIFT_TEST_ARTIFACTS")
 	if out == "" {
 		out = filepath.Join(os.TempDir(), "lift-test-artifacts")
@@ -219,7 +227,7 @@ func screenshot(t *testing.T, browse func(...string) []byte, url, name string) {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(out, name)
-	browse("--window-size=1000,1300", "--screenshot="+shot, url)
+	browse(fmt.Sprintf("--window-size=1000,%d", height), "--screenshot="+shot, url)
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	} else {

@@ -42,6 +42,11 @@ type Result struct {
 	// Signal, in DP reports, says that the privacy noise dominates the row
 	// ("not enough signal: …"); such a row is never shown as significant.
 	Signal string `json:"signal,omitempty"`
+	// Unestimable says why the effects cannot be estimated (no variance in
+	// either arm, fewer than 2 units): Absolute and Relative then hold the
+	// analysis' uninformative default (0 [0, 0], p = 1), which the documents do
+	// not print as a measured effect.
+	Unestimable string `json:"unestimable,omitempty"`
 	// Primary marks the experiment's primary metric (reports list it first).
 	Primary bool `json:"primary,omitempty"`
 	// LowerIsBetter is the metric's direction (higher_is_better false): a decrease
@@ -81,7 +86,7 @@ func (x Result) Verdict(alpha float64) string {
 	if x.Adjusted != nil {
 		p = x.Adjusted.Absolute
 	}
-	if !(p < alpha) || x.Absolute.Estimate == 0 || x.Signal != "" {
+	if !(p < alpha) || x.Absolute.Estimate == 0 || x.Signal != "" || x.Unestimable != "" {
 		return ""
 	}
 	if (x.Absolute.Estimate > 0) != x.LowerIsBetter {
@@ -412,10 +417,14 @@ type row struct {
 	Direction                                                string // "higher is better" or "lower is better"
 	Verdict                                                  string // "better", "worse" or ""
 	NotEnoughSignal                                          bool
+	Unestimable                                              bool
 }
 
 // VerdictText is what the verdict column says.
 func (x row) VerdictText() string {
+	if x.Unestimable {
+		return "cannot be estimated"
+	}
 	switch x.Verdict {
 	case "better":
 		return "better"
@@ -503,7 +512,21 @@ func (r *Report) rows() []row {
 		if x.Adjusted != nil {
 			w.PAdj = fmtP(x.Adjusted.Absolute)
 		}
+		if x.Unestimable != "" {
+			w.Abs, w.Rel, w.P, w.PAdj, w.Unestimable = "cannot be estimated", "–", "–", "–", true
+		}
 		out = append(out, w)
+	}
+	return out
+}
+
+// notes are the report's notes, then why each row that cannot be estimated cannot.
+func (r *Report) notes() []string {
+	out := append([]string(nil), r.Notes...)
+	for _, x := range r.ordered() {
+		if x.Unestimable != "" {
+			out = append(out, fmt.Sprintf("%s, %s: the effect cannot be estimated: %s.", x.Metric, x.Variant, x.Unestimable))
+		}
 	}
 	return out
 }
@@ -564,7 +587,14 @@ func (r *Report) methods() []string {
 		if r.Correction == m.Method {
 			pre = ", as pre-registered in the analysis plan"
 		}
-		out = append(out, fmt.Sprintf("Multiple testing: p-values are adjusted with %s across all %d comparisons of this report%s. A result counts as a change only when its adjusted p < %g; the intervals are not adjusted.", what, n, pre, a))
+		across := fmt.Sprintf("across all %d comparisons of this report", n)
+		switch n {
+		case 1:
+			across = "over the one comparison of this report (which leaves it unchanged)"
+		case 2:
+			across = "across both comparisons of this report"
+		}
+		out = append(out, fmt.Sprintf("Multiple testing: p-values are adjusted with %s %s%s. A result counts as a change only when its adjusted p < %g; the intervals are not adjusted.", what, across, pre, a))
 	case r.Correction == "none":
 		out = append(out, fmt.Sprintf("Multiple testing: no correction (the analysis plan says \"none\"): among %d comparisons some may reach p < %g by chance.", n, a))
 	default:
@@ -615,13 +645,13 @@ tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9re
 <h2>Results</h2>
 {{if not .Rows}}<p>No metric has results in this report{{if .R.Privacy.Private}}: none can be released privately (see the notes){{end}}.</p>{{else}}
 <table id="results"><thead><tr><th>metric</th><th>variant</th><th>n</th><th>mean</th><th>control mean</th><th>absolute effect [{{.Level}} CI]</th><th>relative effect [{{.Level}} CI]</th><th>p-value</th>{{if .Adjusted}}<th>{{.AdjustedName}}</th>{{end}}<th>verdict</th></tr></thead><tbody>
-{{range .Rows}}<tr class="{{if .Primary}}primary {{end}}{{.Verdict}}{{if .NotEnoughSignal}}nes{{end}}"{{if .NotEnoughSignal}} title="not enough signal: see the notes"{{end}} data-metric="{{.Metric}}" data-variant="{{.Variant}}"><td>{{.Metric}}{{if .Primary}}<span class="badge">primary</span>{{end}}<small>{{.Direction}}</small></td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td class="eff">{{.Abs}}</td><td class="eff">{{.Rel}}</td><td class="p">{{.P}}</td>{{if $.Adjusted}}<td class="padj">{{.PAdj}}</td>{{end}}<td class="verdict">{{.VerdictText}}</td></tr>
+{{range .Rows}}<tr class="{{if .Primary}}primary {{end}}{{.Verdict}}{{if or .NotEnoughSignal .Unestimable}}nes{{end}}"{{if .NotEnoughSignal}} title="not enough signal: see the notes"{{else if .Unestimable}} title="cannot be estimated: see the notes"{{end}} data-metric="{{.Metric}}" data-variant="{{.Variant}}"><td>{{.Metric}}{{if .Primary}}<span class="badge">primary</span>{{end}}<small>{{.Direction}}</small></td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td class="eff">{{.Abs}}</td><td class="eff">{{.Rel}}</td><td class="p">{{.P}}</td>{{if $.Adjusted}}<td class="padj">{{.PAdj}}</td>{{end}}<td class="verdict">{{.VerdictText}}</td></tr>
 {{end}}</tbody></table>
 <p class="meta">{{if .Adjusted}}Verdicts use the {{.AdjustedName}}-values{{else}}Verdicts use the p-values{{end}} at α = {{.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
 <h2>Methods</h2>
 <ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
-{{end}}{{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{end}}{{if .Notes}}<h2>Notes</h2><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="meta">Generated by Lift.</p>
 </body></html>
 `))
@@ -652,9 +682,9 @@ func (r *Report) html(w io.Writer, svgs rendered) error {
 		Adjusted               bool
 		Alpha                  float64
 		Rows                   []row
-		Methods                []string
+		Methods, Notes         []string
 		Charts                 []htmlChart
-	}{R: r, Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
+	}{R: r, Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
 	data.SRM, data.SRMAlarm = r.srmText()
 	data.Adjusted, data.AdjustedName = r.adjusted()
 	data.Units = r.unitsText()
@@ -739,9 +769,9 @@ func (r *Report) Markdown(w io.Writer, plotDir string) error {
 			}
 		}
 	}
-	if len(r.Notes) > 0 {
+	if notes := r.notes(); len(notes) > 0 {
 		b.WriteString("\n## Notes\n\n")
-		for _, n := range r.Notes {
+		for _, n := range notes {
 			fmt.Fprintf(&b, "- %s\n", md.Replace(n))
 		}
 	}
