@@ -290,7 +290,7 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 			if x.Primary {
 				label += " (primary)"
 			}
-			forest.Effects = append(forest.Effects, reports.Effect{Label: label + ": " + x.Variant,
+			forest.Effects = append(forest.Effects, reports.Effect{Label: label + ": " + x.Variant, Weak: x.Signal != "",
 				Interval: reports.Interval{Estimate: 100 * x.Relative.Estimate, Low: 100 * x.Relative.CILow, High: 100 * x.Relative.CIHigh}})
 		}
 	}

@@ -47,6 +47,9 @@ func (iv Interval) finite() bool {
 type Effect struct {
 	Label string `json:"label"`
 	Interval
+	// Weak marks an effect without enough signal to read (a DP row where the
+	// noise dominates): the forest draws it in grey.
+	Weak bool `json:"weak,omitempty"`
 }
 
 // TimeEffect is an effect estimated with the data up to Time.
@@ -193,6 +196,8 @@ var (
 	green  = color.RGBA{0, 158, 115, 255}
 	red    = color.RGBA{213, 94, 0, 255}
 	grey   = color.RGBA{120, 120, 120, 255}
+	// weak is the colour of a forest row without enough signal.
+	weak = color.RGBA{160, 160, 160, 255}
 	// band is the blue at 24% over white, opaque: vgpdf drew the translucent one grey.
 	band = color.RGBA{195, 222, 237, 255}
 )
@@ -357,23 +362,31 @@ func (c *Forest) boundsText(e Effect) string {
 	return "estimate " + fmtBound(e.Estimate) + ", " + levelText(c.Level) + " " + fmtBound(e.Low) + " to " + fmtBound(e.High)
 }
 
-// Note says which rows are clipped, with their true bounds ("" when none is).
+// Note says which rows are clipped, with their true bounds, and what grey rows
+// are ("" when neither applies).
 func (c *Forest) Note() string {
+	var out []string
 	for _, e := range c.Effects {
 		if !e.finite() {
 			return ""
 		}
+		if e.Weak && len(out) == 0 {
+			out = append(out, "Grey rows have not enough signal to read: the privacy noise dominates them.")
+		}
 	}
 	lo, hi := c.axis()
-	rows := c.clipped(lo, hi)
-	if len(rows) == 0 {
-		return ""
+	if rows := c.clipped(lo, hi); len(rows) > 0 {
+		var parts []string
+		for _, i := range rows {
+			parts = append(parts, c.Effects[i].Label+" ("+c.boundsText(c.Effects[i])+")")
+		}
+		unit := ""
+		if c.Unit != "" {
+			unit = " " + c.Unit
+		}
+		out = append(out, fmt.Sprintf("Arrows mark intervals that run beyond the axis, cut so the other rows stay readable: %s%s.", strings.Join(parts, "; "), unit))
 	}
-	var parts []string
-	for _, i := range rows {
-		parts = append(parts, c.Effects[i].Label+" ("+c.boundsText(c.Effects[i])+")")
-	}
-	return fmt.Sprintf("Arrows mark intervals that run beyond the axis, cut so the other rows stay readable: %s%s.", strings.Join(parts, "; "), map[bool]string{true: " " + c.Unit, false: ""}[c.Unit != ""])
+	return strings.Join(out, " ")
 }
 
 func (c *Forest) build() (*plot.Plot, error) {
@@ -403,15 +416,19 @@ func (c *Forest) build() (*plot.Plot, error) {
 	for i, e := range c.Effects {
 		y := float64(n - 1 - i) // first effect on top
 		names[n-1-i] = e.Label
+		col := color.Color(blue)
+		if e.Weak {
+			col = weak
+		}
 		l, h := max(e.Low, xMin), min(e.High, xMax)
 		if l < h {
 			ci, _ := plotter.NewLine(plotter.XYs{{X: l, Y: y}, {X: h, Y: y}})
-			ci.Color, ci.Width = blue, vg.Points(2)
+			ci.Color, ci.Width = col, vg.Points(2)
 			p.Add(ci)
 		}
 		if e.Estimate >= xMin && e.Estimate <= xMax {
 			pt, _ := plotter.NewScatter(plotter.XYs{{X: e.Estimate, Y: y}})
-			pt.GlyphStyle.Color, pt.GlyphStyle.Radius, pt.GlyphStyle.Shape = blue, vg.Points(4), draw.CircleGlyph{}
+			pt.GlyphStyle.Color, pt.GlyphStyle.Radius, pt.GlyphStyle.Shape = col, vg.Points(4), draw.CircleGlyph{}
 			p.Add(pt)
 		}
 		left, right := e.Low < xMin, e.High > xMax

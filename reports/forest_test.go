@@ -22,19 +22,19 @@ func TestForestWideInterval(t *testing.T) {
 		wide    []int // indices of the rows that must be clipped
 	}{
 		{"one wide on both sides", []Effect{
-			{"revenue: treatment", Interval{2.4, 0.9, 3.9}},
-			{"clicks: treatment", Interval{2, 0.2, 3.8}},
-			{"checkout_rate: treatment", Interval{-3, -5, -1}},
-			{"empty cohort: treatment", Interval{631.8, -222223.5, 223487}},
+			{Label: "revenue: treatment", Interval: Interval{2.4, 0.9, 3.9}},
+			{Label: "clicks: treatment", Interval: Interval{2, 0.2, 3.8}},
+			{Label: "checkout_rate: treatment", Interval: Interval{-3, -5, -1}},
+			{Label: "empty cohort: treatment", Interval: Interval{631.8, -222223.5, 223487}},
 		}, []int{3}},
 		{"one wide on the right", []Effect{
-			{"a: t", Interval{1, -1, 3}},
-			{"b: t", Interval{300, 10, 900}},
+			{Label: "a: t", Interval: Interval{1, -1, 3}},
+			{Label: "b: t", Interval: Interval{300, 10, 900}},
 		}, []int{1}},
 		{"similar widths, nothing clipped", []Effect{
-			{"a: t", Interval{1, -1, 3}},
-			{"b: t", Interval{5, 1, 9}},
-			{"c: t", Interval{-2, -6, 2}},
+			{Label: "a: t", Interval: Interval{1, -1, 3}},
+			{Label: "b: t", Interval: Interval{5, 1, 9}},
+			{Label: "c: t", Interval: Interval{-2, -6, 2}},
 		}, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,3 +121,26 @@ var arrowRE = regexp.MustCompile(`<path d="M-?[0-9.]+,-?[0-9.]+L-?[0-9.]+,-?[0-9
 
 // countArrows counts the arrowheads in a forest's SVG.
 func countArrows(svg []byte) int { return len(arrowRE.FindAll(svg, -1)) }
+
+// TestForestWeakRows: in a DP report, a row without enough signal is drawn in
+// grey, not in the blue of a readable estimate, and the chart's note says what
+// grey means.
+func TestForestWeakRows(t *testing.T) {
+	c := &Forest{Unit: "relative lift, %", Level: 0.95, Privacy: Privacy{Private: true, Epsilon: 0.5}, Effects: []Effect{
+		{Label: "revenue: treatment", Interval: Interval{Estimate: 6, Low: -19, High: 40}, Weak: true},
+		{Label: "converted: treatment", Interval: Interval{Estimate: 2, Low: 1, High: 3}},
+	}}
+	svg, err := Bytes(c, SVG, RenderOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(svg, []byte("stroke:#A0A0A0")) {
+		t.Error("the row without enough signal is not drawn in grey")
+	}
+	if !bytes.Contains(svg, []byte("stroke:#0072B2")) {
+		t.Error("the readable row is not drawn in blue")
+	}
+	if n := chartNote(c); !strings.Contains(n, "Grey rows") || !strings.Contains(n, "not enough signal") {
+		t.Errorf("the note %q does not say what grey rows are", n)
+	}
+}
