@@ -9,6 +9,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/store"
@@ -48,6 +49,16 @@ type PrivateMetric struct {
 	Control string  `json:"control"`
 	Alpha   float64 `json:"alpha"`
 	privacy.MetricRelease
+	// Comparisons are the release's, with their adjusted p-values.
+	Comparisons []PrivateComparison `json:"comparisons"`
+}
+
+// PrivateComparison is a released comparison with its p-values adjusted for
+// multiple testing across every comparison of the release (post-processing of
+// the release: it costs no ε).
+type PrivateComparison struct {
+	privacy.Comparison
+	Adjusted *analysis.Adjusted `json:"adjusted_p_value,omitempty"`
 }
 
 // PrivateResults is the results JSON with differentially private numbers.
@@ -59,7 +70,11 @@ type PrivateResults struct {
 	Exposures  map[string]int64 `json:"exposures"` // noised units per variant
 	SRM        privacy.SRM      `json:"srm"`       // on the noised counts, with their noise accounted for
 	Alpha      float64          `json:"alpha"`
-	Metrics    []PrivateMetric  `json:"metrics"`
+	// Correction is the multiple-testing correction of the adjusted p-values:
+	// the experiment's pre-registered one ("holm", "bh" or "none"); "none" for a
+	// holdout, which has no analysis plan.
+	Correction string          `json:"correction"`
+	Metrics    []PrivateMetric `json:"metrics"`
 	// Omitted lists metrics that cannot be released privately, with the reason
 	// (ratio metrics, metrics without bounds).
 	Omitted map[string]string `json:"omitted,omitempty"`
@@ -182,7 +197,7 @@ func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string
 	if err != nil {
 		return nil, err
 	}
-	out := &PrivateResults{Experiment: key, Alpha: e.Analysis.Alpha}
+	out := &PrivateResults{Experiment: key, Alpha: e.Analysis.Alpha, Correction: e.Analysis.Correction}
 	var names []string
 	for _, m := range e.Metrics {
 		names = append(names, m.Name)
@@ -282,9 +297,53 @@ func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scop
 	}
 	out.SRM = privacy.SRMTest(r.Units, w, 0.001)
 	for _, m := range r.Metrics {
-		out.Metrics = append(out.Metrics, PrivateMetric{Name: m.Metric, Control: r.Control, Alpha: r.Alpha, MetricRelease: m})
+		pm := PrivateMetric{Name: m.Metric, Control: r.Control, Alpha: r.Alpha, MetricRelease: m}
+		for _, c := range m.Comparisons {
+			pm.Comparisons = append(pm.Comparisons, PrivateComparison{Comparison: c})
+		}
+		out.Metrics = append(out.Metrics, pm)
 	}
+	adjustPrivate(out)
 	return out, nil
+}
+
+// adjustPrivate adjusts the released p-values for multiple testing with
+// out.Correction, as the exact results are (analysis.Adjust): across every
+// released comparison, the absolute and the relative p-values separately; a
+// comparison without a relative interval takes part with p = 1. Metrics left
+// out of the release are not in the family.
+func adjustPrivate(out *PrivateResults) {
+	if out.Correction == "" {
+		out.Correction = "none"
+	}
+	method := analysis.Correction(out.Correction)
+	f := analysis.HolmAdjust
+	switch method {
+	case analysis.Holm:
+	case analysis.BenjaminiHochberg:
+		f = analysis.BHAdjust
+	default:
+		return
+	}
+	var abs, rel []float64
+	for _, m := range out.Metrics {
+		for _, c := range m.Comparisons {
+			abs = append(abs, c.Absolute.PValue)
+			p := 1.0
+			if c.Relative != nil {
+				p = c.Relative.PValue
+			}
+			rel = append(rel, p)
+		}
+	}
+	abs, rel = f(abs), f(rel)
+	k := 0
+	for _, m := range out.Metrics {
+		for i := range m.Comparisons {
+			m.Comparisons[i].Adjusted = &analysis.Adjusted{Method: method, Absolute: abs[k], Relative: rel[k]}
+			k++
+		}
+	}
 }
 
 // PrivacyInput turns bounded statistics (arms in order, the control first) into a

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -159,16 +160,29 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		r.Alpha = pr.Alpha
 		p := pr.SRM.PValue
 		r.SRMPValue = &p
+		r.SRMThreshold = pr.SRM.Threshold
+		r.Correction = pr.Correction
+		primary := map[string]bool{}
+		for _, m := range e.Metrics {
+			primary[m.Name] = m.Primary
+		}
 		for _, m := range pr.Metrics {
 			means := map[string]privacy.VariantRelease{}
 			for _, v := range m.Variants {
 				means[v.Variant] = v
 			}
 			ctl := means[m.Control]
+			lower := false
+			if def, err := db.GetMetric(ctx, m.Name); err == nil {
+				lower = !def.HigherIsBetter()
+			}
 			for _, cmp := range m.Comparisons {
 				v := means[cmp.Variant]
 				row := reports.Result{Metric: m.Name, Variant: cmp.Variant, Control: m.Control, N: v.N, Mean: v.Mean, ControlN: ctl.N, ControlMean: ctl.Mean,
-					Absolute: reports.Estimate(cmp.Absolute)}
+					Absolute: reports.Estimate(cmp.Absolute), Primary: primary[m.Name], LowerIsBetter: lower}
+				if a := cmp.Adjusted; a != nil {
+					row.Adjusted = &reports.Adjusted{Method: string(a.Method), Absolute: a.Absolute, Relative: a.Relative}
+				}
 				if cmp.Relative != nil {
 					rel := reports.Estimate(*cmp.Relative)
 					row.Relative = &rel
@@ -229,7 +243,8 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 				if c := cmp.CUPED; c != nil && len(m.Unadjusted) > 0 {
 					row.CUPED = &reports.CUPED{Covariate: c.Covariate, VarianceReduction: c.VarianceReduction}
 				}
-				if finiteEffect(cmp.Relative) && ctl.Mean != 0 {
+				row.Unestimable = unestimable(cmp.Flags)
+				if finiteEffect(cmp.Relative) && ctl.Mean != 0 && !slices.Contains(cmp.Flags, analysis.FlagRelativeZeroVariance) {
 					rel := estimate(cmp.Relative)
 					row.Relative = &rel
 				}
@@ -270,12 +285,12 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 	// The primary metric first, in the table and on the chart.
 	sort.SliceStable(r.Results, func(i, j int) bool { return r.Results[i].Primary && !r.Results[j].Primary })
 	for _, x := range r.Results {
-		if x.Relative != nil {
+		if x.Relative != nil && x.Unestimable == "" {
 			label := x.Metric
 			if x.Primary {
 				label += " (primary)"
 			}
-			forest.Effects = append(forest.Effects, reports.Effect{Label: label + ": " + x.Variant,
+			forest.Effects = append(forest.Effects, reports.Effect{Label: label + ": " + x.Variant, Weak: x.Signal != "",
 				Interval: reports.Interval{Estimate: 100 * x.Relative.Estimate, Low: 100 * x.Relative.CILow, High: 100 * x.Relative.CIHigh}})
 		}
 	}
@@ -296,6 +311,18 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 	}
 	r.Charts = all
 	return r, nil
+}
+
+// unestimable says why a comparison's effects could not be estimated (its
+// flags), "" when they could.
+func unestimable(flags []string) string {
+	switch {
+	case slices.Contains(flags, analysis.FlagInsufficientData):
+		return "an arm has fewer than 2 units"
+	case slices.Contains(flags, analysis.FlagZeroVariance):
+		return "the values do not vary in either arm (every unit has the same value), so the difference has no standard error"
+	}
+	return ""
 }
 
 func finiteEffect(e analysis.Effect) bool {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"net/http"
 	"os"
@@ -175,11 +176,15 @@ func chromiumCheck(t *testing.T, base, key, id, headline string) {
 }
 
 // chromium returns a runner of Debian's headless Chromium, or nil (logged) when
-// it is not installed.
+// it is not installed; with LIFT_REQUIRE_CHROMIUM set (CI, whose .ci/run installs
+// it), a missing Chromium fails the test instead.
 func chromium(t *testing.T) func(args ...string) []byte {
 	t.Helper()
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
+		if os.Getenv("LIFT_REQUIRE_CHROMIUM") != "" {
+			t.Fatal("chromium not installed (apt-get install chromium) and LIFT_REQUIRE_CHROMIUM is set")
+		}
 		t.Log("chromium not installed (apt-get install chromium): browser check skipped")
 		return nil
 	}
@@ -207,6 +212,13 @@ func chromium(t *testing.T) func(args ...string) []byte {
 // (default the system temp folder) and logs its path.
 func screenshot(t *testing.T, browse func(...string) []byte, url, name string) {
 	t.Helper()
+	screenshotSized(t, browse, url, name, 1300)
+}
+
+// screenshotSized is screenshot with a window height in pixels (1000 wide), for
+// pages longer than a screen.
+func screenshotSized(t *testing.T, browse func(...string) []byte, url, name string, height int) {
+	t.Helper()
 	out := os.Getenv("LIFT_TEST_ARTIFACTS")
 	if out == "" {
 		out = filepath.Join(os.TempDir(), "lift-test-artifacts")
@@ -215,7 +227,7 @@ func screenshot(t *testing.T, browse func(...string) []byte, url, name string) {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(out, name)
-	browse("--window-size=1000,1300", "--screenshot="+shot, url)
+	browse(fmt.Sprintf("--window-size=1000,%d", height), "--screenshot="+shot, url)
 	if fi, err := os.Stat(shot); err != nil || fi.Size() < 10_000 {
 		t.Errorf("screenshot %s: %v", shot, err)
 	} else {

@@ -4,10 +4,14 @@ import (
 	"fmt"
 	"image/color"
 	"math"
+	"sort"
+	"strconv"
+	"strings"
 	"time"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 
@@ -43,6 +47,9 @@ func (iv Interval) finite() bool {
 type Effect struct {
 	Label string `json:"label"`
 	Interval
+	// Weak marks an effect without enough signal to read (a DP row where the
+	// noise dominates): the forest draws it in grey.
+	Weak bool `json:"weak,omitempty"`
 }
 
 // TimeEffect is an effect estimated with the data up to Time.
@@ -189,6 +196,8 @@ var (
 	green  = color.RGBA{0, 158, 115, 255}
 	red    = color.RGBA{213, 94, 0, 255}
 	grey   = color.RGBA{120, 120, 120, 255}
+	// weak is the colour of a forest row without enough signal.
+	weak = color.RGBA{160, 160, 160, 255}
 	// band is the blue at 24% over white, opaque: vgpdf drew the translucent one grey.
 	band = color.RGBA{195, 222, 237, 255}
 )
@@ -255,6 +264,131 @@ func refLine(x0, y0, x1, y1 float64, c color.Color) *plotter.Line {
 	return l
 }
 
+// The forest's clipping: a row is wide when its interval is more than
+// forestWideFactor times the median width of the other rows; the axis then fits
+// the other rows (and zero), widened towards the wide rows only while the
+// narrowest other row keeps at least forestMinFrac of it, and the parts of wide
+// intervals beyond the axis are cut at its edge with an arrow, their true bounds
+// printed on the row.
+const (
+	forestWideFactor = 5
+	forestMinFrac    = 0.08
+)
+
+// forestAxis returns the x range of the forest's data area before padding and
+// which rows are wide.
+func (c *Forest) forestAxis() (lo, hi float64, wide []bool) {
+	n := len(c.Effects)
+	wide = make([]bool, n)
+	width := func(e Effect) float64 { return e.High - e.Low }
+	if n >= 2 {
+		for i, e := range c.Effects {
+			others := make([]float64, 0, n-1)
+			for j, f := range c.Effects {
+				if j != i {
+					others = append(others, width(f))
+				}
+			}
+			sort.Float64s(others)
+			m := others[len(others)/2]
+			if len(others)%2 == 0 {
+				m = (others[len(others)/2-1] + others[len(others)/2]) / 2
+			}
+			wide[i] = width(e) > forestWideFactor*m
+		}
+	}
+	narrowest := math.Inf(1)
+	for i, e := range c.Effects {
+		if !wide[i] {
+			lo, hi = min(lo, e.Low), max(hi, e.High)
+			narrowest = min(narrowest, width(e))
+		}
+	}
+	// Widen towards each wide row (narrowest first) while the narrowest other row
+	// stays readable: its whole interval if it fits, else its estimate.
+	maxSpan := max(hi-lo, narrowest/forestMinFrac)
+	idx := make([]int, 0, n)
+	for i := range c.Effects {
+		if wide[i] {
+			idx = append(idx, i)
+		}
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return width(c.Effects[idx[a]]) < width(c.Effects[idx[b]]) })
+	for _, i := range idx {
+		e := c.Effects[i]
+		if l, h := min(lo, e.Low), max(hi, e.High); h-l <= maxSpan {
+			lo, hi = l, h
+		} else if l, h := min(lo, e.Estimate), max(hi, e.Estimate); h-l <= maxSpan {
+			lo, hi = l, h
+		}
+	}
+	return lo, hi, wide
+}
+
+// clipped lists the rows whose interval runs beyond the axis [lo, hi].
+func (c *Forest) clipped(lo, hi float64) []int {
+	var out []int
+	for i, e := range c.Effects {
+		if e.Low < lo || e.High > hi {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+// axis is the padded x range of the data area.
+func (c *Forest) axis() (lo, hi float64) {
+	lo, hi, _ = c.forestAxis()
+	pad := (hi - lo) * 0.05
+	if pad == 0 {
+		pad = 1
+	}
+	return lo - pad, hi + pad
+}
+
+// fmtBound writes an interval bound or estimate of a clipped row.
+func fmtBound(v float64) string {
+	s := strconv.FormatFloat(v, 'g', 3, 64)
+	if math.Abs(v) >= 0.1 || v == 0 {
+		s = strconv.FormatFloat(v, 'f', 1, 64)
+	}
+	if v > 0 {
+		s = "+" + s
+	}
+	return s
+}
+
+func (c *Forest) boundsText(e Effect) string {
+	return "estimate " + fmtBound(e.Estimate) + ", " + levelText(c.Level) + " " + fmtBound(e.Low) + " to " + fmtBound(e.High)
+}
+
+// Note says which rows are clipped, with their true bounds, and what grey rows
+// are ("" when neither applies).
+func (c *Forest) Note() string {
+	var out []string
+	for _, e := range c.Effects {
+		if !e.finite() {
+			return ""
+		}
+		if e.Weak && len(out) == 0 {
+			out = append(out, "Grey rows have not enough signal to read: the privacy noise dominates them.")
+		}
+	}
+	lo, hi := c.axis()
+	if rows := c.clipped(lo, hi); len(rows) > 0 {
+		var parts []string
+		for _, i := range rows {
+			parts = append(parts, c.Effects[i].Label+" ("+c.boundsText(c.Effects[i])+")")
+		}
+		unit := ""
+		if c.Unit != "" {
+			unit = " " + c.Unit
+		}
+		out = append(out, fmt.Sprintf("Arrows mark intervals that run beyond the axis, cut so the other rows stay readable: %s%s.", strings.Join(parts, "; "), unit))
+	}
+	return strings.Join(out, " ")
+}
+
 func (c *Forest) build() (*plot.Plot, error) {
 	if len(c.Effects) == 0 {
 		return nil, chartErr(c, "effects", "no effects to plot")
@@ -263,29 +397,118 @@ func (c *Forest) build() (*plot.Plot, error) {
 	if title == "" {
 		title = "Effect per metric"
 	}
-	p := newPlot(title+" with "+levelText(c.Level), c.Privacy, withUnit("effect", c.Unit), "")
 	n := len(c.Effects)
-	names := make([]string, n)
-	lo, hi := 0.0, 0.0
 	for i, e := range c.Effects {
 		if !e.finite() {
 			return nil, chartErr(c, fmt.Sprintf("effects[%d]", i), "effect %q is not finite: %+v", e.Label, e.Interval)
 		}
+	}
+	xMin, xMax := c.axis()
+	clipped := c.clipped(xMin, xMax)
+	xLabel := withUnit("effect", c.Unit)
+	if len(clipped) > 0 {
+		xLabel += "\narrows: interval beyond the axis (true bounds printed on its row)"
+	}
+	p := newPlot(title+" with "+levelText(c.Level), c.Privacy, xLabel, "")
+	names := make([]string, n)
+	marks := &clipMarks{style: p.X.Tick.Label}
+	marks.style.Font.Size = vg.Points(8)
+	for i, e := range c.Effects {
 		y := float64(n - 1 - i) // first effect on top
 		names[n-1-i] = e.Label
-		ci, _ := plotter.NewLine(plotter.XYs{{X: e.Low, Y: y}, {X: e.High, Y: y}})
-		ci.Color, ci.Width = blue, vg.Points(2)
-		pt, _ := plotter.NewScatter(plotter.XYs{{X: e.Estimate, Y: y}})
-		pt.GlyphStyle.Color, pt.GlyphStyle.Radius, pt.GlyphStyle.Shape = blue, vg.Points(4), draw.CircleGlyph{}
-		p.Add(ci, pt)
-		lo, hi = min(lo, e.Low), max(hi, e.High)
+		col := color.Color(blue)
+		if e.Weak {
+			col = weak
+		}
+		l, h := max(e.Low, xMin), min(e.High, xMax)
+		if l < h {
+			ci, _ := plotter.NewLine(plotter.XYs{{X: l, Y: y}, {X: h, Y: y}})
+			ci.Color, ci.Width = col, vg.Points(2)
+			p.Add(ci)
+		}
+		if e.Estimate >= xMin && e.Estimate <= xMax {
+			pt, _ := plotter.NewScatter(plotter.XYs{{X: e.Estimate, Y: y}})
+			pt.GlyphStyle.Color, pt.GlyphStyle.Radius, pt.GlyphStyle.Shape = col, vg.Points(4), draw.CircleGlyph{}
+			p.Add(pt)
+		}
+		left, right := e.Low < xMin, e.High > xMax
+		if left {
+			marks.arrows = append(marks.arrows, clipArrow{X: xMin, Y: y, Right: false})
+		}
+		if right {
+			marks.arrows = append(marks.arrows, clipArrow{X: xMax, Y: y, Right: true})
+		}
+		if left || right {
+			lb := clipLabel{Y: y, Text: c.boundsText(e), X: (xMin + xMax) / 2, Align: text.XCenter}
+			switch {
+			case right && !left:
+				lb.X, lb.Align = xMax, text.XRight
+			case left && !right:
+				lb.X, lb.Align = xMin, text.XLeft
+			}
+			marks.labels = append(marks.labels, lb)
+		}
 	}
 	p.Add(refLine(0, -0.5, 0, float64(n)-0.5, grey))
+	if len(marks.arrows) > 0 {
+		p.Add(marks)
+	}
 	p.NominalY(names...)
-	pad := (hi - lo) * 0.05
-	p.X.Min, p.X.Max = lo-pad, hi+pad
+	p.X.Min, p.X.Max = xMin, xMax
 	p.Y.Min, p.Y.Max = -0.5, float64(n)-0.5
 	return p, nil
+}
+
+// clipArrow is an arrowhead at the axis edge on a clipped row, pointing out.
+type clipArrow struct {
+	X, Y  float64
+	Right bool
+}
+
+// clipLabel is the true bounds of a clipped row, printed just above it.
+type clipLabel struct {
+	X, Y  float64
+	Text  string
+	Align text.XAlignment
+}
+
+// clipMarks draws the arrows and bound labels of a forest's clipped rows.
+type clipMarks struct {
+	arrows []clipArrow
+	labels []clipLabel
+	style  text.Style
+}
+
+// Plot implements plot.Plotter.
+func (m *clipMarks) Plot(c draw.Canvas, p *plot.Plot) {
+	trX, trY := p.Transforms(&c)
+	size, half := vg.Points(9), vg.Points(5)
+	for _, a := range m.arrows {
+		tip := vg.Point{X: trX(a.X), Y: trY(a.Y)}
+		back := tip.X - size
+		if !a.Right {
+			back = tip.X + size
+		}
+		var path vg.Path
+		path.Move(tip)
+		path.Line(vg.Point{X: back, Y: tip.Y + half})
+		path.Line(vg.Point{X: back, Y: tip.Y - half})
+		path.Close()
+		c.SetColor(blue)
+		c.Fill(path)
+	}
+	for _, l := range m.labels {
+		sty := m.style
+		sty.XAlign, sty.YAlign = l.Align, text.YBottom
+		pt := vg.Point{X: trX(l.X), Y: trY(l.Y) + vg.Points(6)}
+		switch l.Align { // clear of the arrowhead
+		case text.XRight:
+			pt.X -= size + vg.Points(2)
+		case text.XLeft:
+			pt.X += size + vg.Points(2)
+		}
+		c.FillText(sty, pt, l.Text)
+	}
 }
 
 // timeBand adds a confidence band, the estimate line and a zero line for points.

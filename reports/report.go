@@ -42,6 +42,11 @@ type Result struct {
 	// Signal, in DP reports, says that the privacy noise dominates the row
 	// ("not enough signal: …"); such a row is never shown as significant.
 	Signal string `json:"signal,omitempty"`
+	// Unestimable says why the effects cannot be estimated (no variance in
+	// either arm, fewer than 2 units): Absolute and Relative then hold the
+	// analysis' uninformative default (0 [0, 0], p = 1), which the documents do
+	// not print as a measured effect.
+	Unestimable string `json:"unestimable,omitempty"`
 	// Primary marks the experiment's primary metric (reports list it first).
 	Primary bool `json:"primary,omitempty"`
 	// LowerIsBetter is the metric's direction (higher_is_better false): a decrease
@@ -81,7 +86,7 @@ func (x Result) Verdict(alpha float64) string {
 	if x.Adjusted != nil {
 		p = x.Adjusted.Absolute
 	}
-	if !(p < alpha) || x.Absolute.Estimate == 0 || x.Signal != "" {
+	if !(p < alpha) || x.Absolute.Estimate == 0 || x.Signal != "" || x.Unestimable != "" {
 		return ""
 	}
 	if (x.Absolute.Estimate > 0) != x.LowerIsBetter {
@@ -186,7 +191,9 @@ func csvHeader() []string {
 
 // CSV writes the results table as CSV with a header row (see csvHeader): one row per
 // metric and variant, numbers in full precision, relative columns empty when the
-// control mean is 0, and the privacy of the numbers on every row. A text cell that
+// control mean is 0, and the privacy of the numbers on every row; when the report
+// has adjusted p-values, two last columns abs_p_value_METHOD and
+// rel_p_value_METHOD (METHOD "holm" or "bh", the correction). A text cell that
 // a spreadsheet would run as a formula is escaped (see SpreadsheetSafe).
 func (r *Report) CSV(w io.Writer) error { return r.writeCSV(w, SpreadsheetSafe) }
 
@@ -247,7 +254,12 @@ func isNumber(s string) bool {
 func (r *Report) writeCSV(w io.Writer, text func(string) string) error {
 	cw := csv.NewWriter(w)
 	f := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	if err := cw.Write(csvHeader()); err != nil {
+	adj := r.adjustedMethod()
+	head := csvHeader()
+	if adj != "" {
+		head = append(head, "abs_p_value_"+adj, "rel_p_value_"+adj)
+	}
+	if err := cw.Write(head); err != nil {
 		return experiment.E("reports.CSV", experiment.Internal, err)
 	}
 	eps := ""
@@ -263,6 +275,17 @@ func (r *Report) writeCSV(w io.Writer, text func(string) string) error {
 			row = append(row, "", "", "", "", "")
 		}
 		row = append(row, strconv.FormatBool(r.Privacy.Private), eps)
+		if adj != "" {
+			if a := x.Adjusted; a != nil {
+				rel := ""
+				if x.Relative != nil {
+					rel = f(a.Relative)
+				}
+				row = append(row, f(a.Absolute), rel)
+			} else {
+				row = append(row, "", "")
+			}
+		}
 		if err := cw.Write(row); err != nil {
 			return experiment.E("reports.CSV", experiment.Internal, err)
 		}
@@ -394,10 +417,14 @@ type row struct {
 	Direction                                                string // "higher is better" or "lower is better"
 	Verdict                                                  string // "better", "worse" or ""
 	NotEnoughSignal                                          bool
+	Unestimable                                              bool
 }
 
 // VerdictText is what the verdict column says.
 func (x row) VerdictText() string {
+	if x.Unestimable {
+		return "cannot be estimated"
+	}
 	switch x.Verdict {
 	case "better":
 		return "better"
@@ -429,6 +456,17 @@ func (r *Report) ordered() []Result {
 		}
 	}
 	return out
+}
+
+// adjustedMethod is the correction of the report's adjusted p-values ("holm",
+// "bh"), "" when no row has any.
+func (r *Report) adjustedMethod() string {
+	for _, x := range r.Results {
+		if x.Adjusted != nil {
+			return x.Adjusted.Method
+		}
+	}
+	return ""
 }
 
 // adjusted says whether the table has a column of adjusted p-values, and its name.
@@ -474,7 +512,21 @@ func (r *Report) rows() []row {
 		if x.Adjusted != nil {
 			w.PAdj = fmtP(x.Adjusted.Absolute)
 		}
+		if x.Unestimable != "" {
+			w.Abs, w.Rel, w.P, w.PAdj, w.Unestimable = "cannot be estimated", "–", "–", "–", true
+		}
 		out = append(out, w)
+	}
+	return out
+}
+
+// notes are the report's notes, then why each row that cannot be estimated cannot.
+func (r *Report) notes() []string {
+	out := append([]string(nil), r.Notes...)
+	for _, x := range r.ordered() {
+		if x.Unestimable != "" {
+			out = append(out, fmt.Sprintf("%s, %s: the effect cannot be estimated: %s.", x.Metric, x.Variant, x.Unestimable))
+		}
 	}
 	return out
 }
@@ -512,6 +564,8 @@ func (r *Report) methods() []string {
 			tun = fmt.Sprintf(", tuning N* = %g", r.SequentialTuning)
 		}
 		out = append(out, fmt.Sprintf("Sequential test: intervals are always-valid %s confidence sequences and p-values are sequential p-values (asymptotic confidence sequences as in GrowthBook%s), so they stay valid however often the results are looked at. Significance level α = %g.", lv, tun, a))
+	} else if r.Privacy.Private {
+		out = append(out, fmt.Sprintf("Private release: the %s intervals and the p-values account for the privacy noise added to each released sum and count as well as for the sampling error (with the noise's own distribution, Laplace or Gaussian, not a normal approximation of it; Fieller's interval for relative effects); read them once, at the planned end. Significance level α = %g.", lv, a))
 	} else {
 		out = append(out, fmt.Sprintf("Fixed-horizon test: Welch %s confidence intervals and two-sided p-values (delta method for relative effects); read them once, at the planned end. Significance level α = %g.", lv, a))
 	}
@@ -533,7 +587,14 @@ func (r *Report) methods() []string {
 		if r.Correction == m.Method {
 			pre = ", as pre-registered in the analysis plan"
 		}
-		out = append(out, fmt.Sprintf("Multiple testing: p-values are adjusted with %s across all %d comparisons of this report%s. A result counts as a change only when its adjusted p < %g; the intervals are not adjusted.", what, n, pre, a))
+		across := fmt.Sprintf("across all %d comparisons of this report", n)
+		switch n {
+		case 1:
+			across = "over the one comparison of this report (which leaves it unchanged)"
+		case 2:
+			across = "across both comparisons of this report"
+		}
+		out = append(out, fmt.Sprintf("Multiple testing: p-values are adjusted with %s %s%s. A result counts as a change only when its adjusted p < %g; the intervals are not adjusted.", what, across, pre, a))
 	case r.Correction == "none":
 		out = append(out, fmt.Sprintf("Multiple testing: no correction (the analysis plan says \"none\"): among %d comparisons some may reach p < %g by chance.", n, a))
 	default:
@@ -584,13 +645,13 @@ tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9re
 <h2>Results</h2>
 {{if not .Rows}}<p>No metric has results in this report{{if .R.Privacy.Private}}: none can be released privately (see the notes){{end}}.</p>{{else}}
 <table id="results"><thead><tr><th>metric</th><th>variant</th><th>n</th><th>mean</th><th>control mean</th><th>absolute effect [{{.Level}} CI]</th><th>relative effect [{{.Level}} CI]</th><th>p-value</th>{{if .Adjusted}}<th>{{.AdjustedName}}</th>{{end}}<th>verdict</th></tr></thead><tbody>
-{{range .Rows}}<tr class="{{if .Primary}}primary {{end}}{{.Verdict}}{{if .NotEnoughSignal}}nes{{end}}"{{if .NotEnoughSignal}} title="not enough signal: see the notes"{{end}} data-metric="{{.Metric}}" data-variant="{{.Variant}}"><td>{{.Metric}}{{if .Primary}}<span class="badge">primary</span>{{end}}<small>{{.Direction}}</small></td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td class="eff">{{.Abs}}</td><td class="eff">{{.Rel}}</td><td class="p">{{.P}}</td>{{if $.Adjusted}}<td class="padj">{{.PAdj}}</td>{{end}}<td class="verdict">{{.VerdictText}}</td></tr>
+{{range .Rows}}<tr class="{{if .Primary}}primary {{end}}{{.Verdict}}{{if or .NotEnoughSignal .Unestimable}}nes{{end}}"{{if .NotEnoughSignal}} title="not enough signal: see the notes"{{else if .Unestimable}} title="cannot be estimated: see the notes"{{end}} data-metric="{{.Metric}}" data-variant="{{.Variant}}"><td>{{.Metric}}{{if .Primary}}<span class="badge">primary</span>{{end}}<small>{{.Direction}}</small></td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td class="eff">{{.Abs}}</td><td class="eff">{{.Rel}}</td><td class="p">{{.P}}</td>{{if $.Adjusted}}<td class="padj">{{.PAdj}}</td>{{end}}<td class="verdict">{{.VerdictText}}</td></tr>
 {{end}}</tbody></table>
 <p class="meta">{{if .Adjusted}}Verdicts use the {{.AdjustedName}}-values{{else}}Verdicts use the p-values{{end}} at α = {{.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
 <h2>Methods</h2>
 <ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
-{{end}}{{if .R.Notes}}<h2>Notes</h2><ul>{{range .R.Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
+{{end}}{{if .Notes}}<h2>Notes</h2><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
 <p class="meta">Generated by Lift.</p>
 </body></html>
 `))
@@ -621,9 +682,9 @@ func (r *Report) html(w io.Writer, svgs rendered) error {
 		Adjusted               bool
 		Alpha                  float64
 		Rows                   []row
-		Methods                []string
+		Methods, Notes         []string
 		Charts                 []htmlChart
-	}{R: r, Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
+	}{R: r, Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
 	data.SRM, data.SRMAlarm = r.srmText()
 	data.Adjusted, data.AdjustedName = r.adjusted()
 	data.Units = r.unitsText()
@@ -708,9 +769,9 @@ func (r *Report) Markdown(w io.Writer, plotDir string) error {
 			}
 		}
 	}
-	if len(r.Notes) > 0 {
+	if notes := r.notes(); len(notes) > 0 {
 		b.WriteString("\n## Notes\n\n")
-		for _, n := range r.Notes {
+		for _, n := range notes {
 			fmt.Fprintf(&b, "- %s\n", md.Replace(n))
 		}
 	}
