@@ -3,6 +3,7 @@ package analysis
 import (
 	"math"
 	"slices"
+	"strconv"
 	"testing"
 )
 
@@ -377,4 +378,89 @@ func TestRatioCUPEDShiftInvariance(t *testing.T) {
 		}
 		near(t, "theta @"+fmtG(off), g.CUPED.Theta, b.CUPED.Theta, 1e-9*math.Abs(b.CUPED.Theta))
 	}
+}
+
+// Item 2 of issue 14 as the store sums: each metric's shift is its mean over
+// all analyzed units, so a control that is all zeros has Σ(y−c) = −n·c, and its
+// mean c + Σ(y−c)/n comes out as rounding noise (−3e-16 through the HTTP API
+// before), not 0. A proportion then had variance p(1−p) < 0 and the comparison
+// was "0 [0, 0], p = 1"; a mean metric reported a relative effect of 7.6e14.
+// The data and expected values are TestZeroVarianceArm's (scipy 1.10): the
+// treatment (200 units, every fifth 1) against a control of 150 zeros, for the
+// proportion with gbstats' variance p(1−p),
+//
+//	se = np.sqrt(0.2*0.8/200); h = stats.t.ppf(0.975, 199)*se
+//	print(0.2, se, 0.2-h, 0.2+h, 2*stats.t.sf(0.2/se, 199))
+//	# 0.2 0.028284271247461905 0.14422464621424252 0.2557753537857575 2.5492614359662784e-11
+//
+// and for the mean, the "control all zeros" case of TestZeroVarianceArm.
+func TestZeroVarianceArmShifted(t *testing.T) {
+	var a, b []float64
+	for i := range 200 {
+		b = append(b, map[bool]float64{true: 1, false: 0}[i%5 == 0])
+	}
+	a = make([]float64, 150)
+	for _, c := range []float64{40.0 / 350, 0.3} {
+		arm := func(name string, y []float64) Arm {
+			r := Arm{Name: name, N: int64(len(y)), Shift: c}
+			for _, v := range y {
+				r.Sum += v - c
+				r.SumSquares += (v - c) * (v - c)
+			}
+			return r
+		}
+		for _, x := range []struct {
+			typ Type
+			abs want
+		}{
+			{Mean, want{0.2, 0.1440846827475366, 0.2559153172524634, 0.028355248200333437, 2.8226228559371076e-11}},
+			{Proportion, want{0.2, 0.14422464621424252, 0.2557753537857575, 0.028284271247461905, 2.5492614359662784e-11}},
+		} {
+			res, err := Analyze(Input{Type: x.typ, Arms: []Arm{arm("a", a), arm("b", b)}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmp := res.Comparisons[0]
+			what := string(x.typ) + " shift " + strconv.FormatFloat(c, 'g', -1, 64)
+			if res.Variants[0].Mean != 0 || res.Variants[0].Variance != 0 {
+				t.Errorf("%s: control mean %g, variance %g; want exactly 0", what, res.Variants[0].Mean, res.Variants[0].Variance)
+			}
+			if want := []string{FlagZeroVarianceArm, FlagZeroControlMean}; !slices.Equal(cmp.Flags, want) {
+				t.Errorf("%s: flags %v, want %v", what, cmp.Flags, want)
+			}
+			checkEffect(t, what, cmp.Absolute, x.abs, 1e-12)
+			if cmp.Relative != (Effect{PValue: 1}) {
+				t.Errorf("%s: relative %+v, want the flagged default", what, cmp.Relative)
+			}
+		}
+	}
+	// A proportion at 1 in the control, shifted by the pooled mean: variance 0,
+	// the atOne case of TestZeroVarianceArm.
+	ones := make([]float64, 100)
+	for i := range ones {
+		ones[i] = 1
+	}
+	var tb []float64
+	for i := range 120 {
+		tb = append(tb, map[bool]float64{true: 0, false: 1}[i%10 == 0])
+	}
+	c := 208.0 / 220
+	arm := func(name string, y []float64) Arm {
+		r := Arm{Name: name, N: int64(len(y)), Shift: c}
+		for _, v := range y {
+			r.Sum += v - c
+			r.SumSquares += (v - c) * (v - c)
+		}
+		return r
+	}
+	res, err := Analyze(Input{Type: Proportion, Arms: []Arm{arm("a", ones), arm("b", tb)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	atOne := want{-0.09999999999999998, -0.15422726842158574, -0.04577273157841421, 0.027386127875258303, 0.0003887840931032358}
+	if cmp := res.Comparisons[0]; !slices.Equal(cmp.Flags, []string{FlagZeroVarianceArm}) {
+		t.Errorf("proportion at 1: flags %v, want [%s]", cmp.Flags, FlagZeroVarianceArm)
+	}
+	checkEffect(t, "proportion at 1", res.Comparisons[0].Absolute, atOne, 1e-12)
+	checkEffect(t, "proportion at 1 relative", res.Comparisons[0].Relative, atOne, 1e-12)
 }

@@ -68,7 +68,34 @@ func momentsOf(a *Arm) armMoments {
 		}
 	}
 	m.clamp()
+	m.snap()
 	return m
+}
+
+// snapTol is the relative size, against the shift, below which a constant
+// variable's mean is taken as exactly 0 or 1: Σ(y−c) of n values y = v summed
+// with a shift c ≠ v carries a rounding error of up to about n·ε·|c|.
+const snapTol = 1e-10
+
+// snap sets the mean of a constant variable (centred sum of squares 0) that is
+// within rounding of 0 or 1 to exactly that. A control that is all zeros,
+// summed with the pooled mean as its shift (as the store sums), has a mean
+// c + Σ(y−c)/n of ±1e-16 otherwise: its relative effect would be ~1e15 instead
+// of undefined, and a proportion's variance p(1−p) would be ±1e-16 instead of 0.
+func (m *armMoments) snap() {
+	if m.n == 0 {
+		return
+	}
+	for i := range 4 {
+		if m.co[i][i] != 0 {
+			continue
+		}
+		for _, v := range [2]float64{0, 1} {
+			if mean := m.mean(i); mean != v && math.Abs(mean-v) <= snapTol*math.Max(math.Abs(m.shift[i]), v) {
+				m.shift[i], m.dev[i] = v, 0
+			}
+		}
+	}
 }
 
 // clamp sets centred sums of squares that are within rounding noise of 0 to 0,

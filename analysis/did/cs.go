@@ -167,18 +167,39 @@ func CallawaySantAnna(p Panel, cohort []int, alpha float64) (*Staggered, error) 
 			mg, mc := sg/float64(ng), sc/float64(nc)
 			psi := make([]float64, nu)
 			var ss float64
+			// Changes constant within the cohort and within its controls (to
+			// rounding of the outcomes) make ATT(g,t) exact: its influence
+			// function is rounding noise and is set to 0, so the standard
+			// error is 0 rather than ≈ 1e-16 (R's did::att_gt makes such a
+			// standard error NA).
+			first := [2]float64{math.NaN(), math.NaN()}
+			var spread, size float64
 			for u := range gi {
 				if !keep[u] {
 					continue
 				}
 				d := y[u*nt+ti] - y[u*nt+b]
+				arm := -1
 				switch {
 				case gi[u] == g:
 					psi[u] = n / float64(ng) * (d - mg)
+					arm = 0
 				case gi[u] > m:
 					psi[u] = -n / float64(nc) * (d - mc)
+					arm = 1
+				}
+				if arm >= 0 {
+					if math.IsNaN(first[arm]) {
+						first[arm] = d
+					}
+					spread = max(spread, math.Abs(d-first[arm]))
+					size = max(size, math.Abs(y[u*nt+ti])+math.Abs(y[u*nt+b]))
 				}
 				ss += psi[u] * psi[u]
+			}
+			if spread <= robustTol*size {
+				clear(psi)
+				ss = 0
 			}
 			att := mg - mc
 			name := "ATT(" + strconv.Itoa(times[g]) + "," + strconv.Itoa(times[ti]) + ")"

@@ -41,6 +41,11 @@ var (
 	// rounding noise), so the standard errors, intervals and p-values are
 	// undefined rather than ≈ 0.
 	ErrPerfectFit = errors.New("did: the model fits the outcome exactly (zero residual variance): standard errors and p-values are undefined")
+	// ErrZeroSE: a robust (HC1, CR1) standard error is zero to rounding
+	// although the residuals are not: every score cancels within its cluster,
+	// as when each unit's change is the same within each arm. The estimate is
+	// exact, and its p-value and interval are undefined rather than ≈ 0.
+	ErrZeroSE = errors.New("did: the standard error is zero to rounding (the scores cancel exactly within every cluster, as when each unit's change is the same within each arm): p-values and intervals are undefined")
 )
 
 // perfectFit reports whether the residual sum of squares is rounding noise:
@@ -220,6 +225,11 @@ func OLS(r Regression, vce VCE, alpha float64) (*Fit, error) {
 		}
 		f.Cov = sandwich(&inv, meat, float64(n)/float64(n-k))
 		f.DF = float64(n - k)
+		rows := make([]int, n)
+		for i := range rows {
+			rows[i] = i
+		}
+		zeroNoise(f.Cov, &inv, r, e, rows, n, float64(n)/float64(n-k))
 	case CR1:
 		ids, g := denseCodes(r.Cluster)
 		if g < 2 {
@@ -243,10 +253,45 @@ func OLS(r Regression, vce VCE, alpha float64) (*Fit, error) {
 		scale := float64(g) / float64(g-1) * float64(n-1) / float64(n-k)
 		f.Cov = sandwich(&inv, meat, scale)
 		f.G, f.DF = g, float64(g-1)
+		zeroNoise(f.Cov, &inv, r, e, ids, g, scale)
 	default:
 		panic(fmt.Sprintf("did: unknown VCE %d", vce))
 	}
 	return f, nil
+}
+
+// robustTol is the relative size below which a robust standard error is
+// rounding noise of the scores it came from (about 90 ulps).
+const robustTol = 1e-14
+
+// zeroNoise sets to 0 the variances (and their covariances) of a sandwich
+// scale·B(Σ_g u_g u_g')B whose scores u_g = Σ_{i∈g} x_i e_i cancel to rounding
+// within every cluster g (ids[i] is row i's cluster). Computed scores are then
+// noise of size ε·a_g with a_g = Σ_{i∈g} |x_i|(|e_i| + |y_i|), which gives a
+// standard error of at most robustTol·sqrt(scale·Σ_g (|B|a_g)_j²) for β_j.
+func zeroNoise(cov, bread *mat.SymDense, r Regression, e []float64, ids []int, g int, scale float64) {
+	p := len(r.X)
+	a := make([]float64, g*p)
+	for j, c := range r.X {
+		for i, v := range c {
+			a[ids[i]*p+j] += math.Abs(v) * (math.Abs(e[i]) + math.Abs(r.Y[i]))
+		}
+	}
+	for j := range p {
+		var s float64
+		for h := range g {
+			var t float64
+			for c := range p {
+				t += math.Abs(bread.At(j, c)) * a[h*p+c]
+			}
+			s += t * t
+		}
+		if v := cov.At(j, j); v <= robustTol*robustTol*scale*s {
+			for c := range p {
+				cov.SetSym(j, c, 0)
+			}
+		}
+	}
 }
 
 // sandwich returns scale · B M B for symmetric B and M.

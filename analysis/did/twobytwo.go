@@ -127,6 +127,9 @@ func Regress(y []float64, treated, post []bool, cluster []int, vce VCE, alpha fl
 	if err != nil {
 		return nil, err
 	}
+	if fit.Cov.At(3, 3) == 0 {
+		return nil, fmt.Errorf("treated×post (%v): %w", vce, ErrZeroSE)
+	}
 	return &TwoByTwo{Effect: fit.Coef(3), Fit: fit, Cells: cells}, nil
 }
 
