@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/store"
 )
 
 // errorBody is the JSON answer of every failed request.
@@ -100,7 +100,7 @@ func describe(err error) (status int, code, msg string) {
 		if errors.Is(err, context.Canceled) {
 			return statusClientClosed, "canceled", "the request was canceled"
 		}
-		if strings.Contains(err.Error(), "Out of Memory Error") {
+		if store.IsOutOfMemory(err) {
 			// DuckDB spilled what it could and still ran past its memory limit.
 			return http.StatusServiceUnavailable, experiment.Unavailable.String(),
 				"the database ran out of memory under its limit (--duckdb-memory-limit) for this query; retry later, or raise the limit"

@@ -653,7 +653,15 @@ FROM ` + reader, nil
 //     check covers them too.
 //  2. One aggregate over just the inserted rows (their rowids follow those of
 //     every stored row) checks that their event_ids are distinct; repeats among
-//     dropped rows are plain duplicates.
+//     dropped rows are plain duplicates. For Parquet it checks the inserted rows
+//     again: DuckDB plans the INSERT with the column statistics of the file's
+//     footer, which a damaged or hand-made file may get wrong, and with a
+//     footer whose min and max exclude the timestamp bounds the planner folds
+//     the bound check to false. The inserted rows have no statistics while the
+//     transaction is open (DuckDB keeps none for a table with uncommitted
+//     rows), so this check reads the values themselves. Rows the anti-join
+//     dropped are not stored; in a file with a wrong footer they are counted
+//     as duplicates unchecked.
 //  3. When the anti-join may have dropped rows, the file's rows are counted for
 //     the duplicates figure: DuckDB counts CSV rows without converting their
 //     values, and Parquet rows from the file's footer.
@@ -695,14 +703,20 @@ func (db *DB) ingestDirect(ctx context.Context, conn *sql.Conn, path string, for
 		if accepted, err = res.RowsAffected(); err != nil {
 			return err
 		}
-		var n, distinct, threads int64
+		var n, distinct, nbad, threads int64
 		if err := tx.QueryRowContext(ctx, `SELECT current_setting('threads')`).Scan(&threads); err != nil {
 			return err
 		}
-		if err := tx.QueryRowContext(ctx, newRowsCheck(last, threads)).Scan(&n, &distinct); err != nil {
+		recheck := "false"
+		if format == Parquet {
+			recheck = badEventCond(tb)
+		}
+		if err := tx.QueryRowContext(ctx, newRowsCheck(last, threads, recheck)).Scan(&n, &distinct, &nbad); err != nil {
 			return err
 		}
 		switch {
+		case nbad != 0:
+			return &fallback{why: fmt.Errorf("%d inserted rows are bad, which the file's column statistics hid from the row check", nbad)}
 		case n != accepted:
 			return &fallback{why: fmt.Errorf("%d rows inserted, but %d rows follow the stored ones", accepted, n)}
 		case distinct != n:
@@ -733,18 +747,19 @@ func (db *DB) ingestDirect(ctx context.Context, conn *sql.Conn, path string, for
 }
 
 // newRowsCheck is the query of ingestDirect that counts the rows after rowid
-// last, the rows the transaction inserted, and their distinct event_id hashes.
+// last, the rows the transaction inserted, their distinct event_id hashes, and
+// those of them for which the SQL condition bad holds.
 // DuckDB 1.4 scans a transaction's own new rows with one thread (1.5 s for 10M
 // rows with 1 or 2 threads), so the query reads them in one branch per thread,
 // each taking the rowids of one residue, which spreads the scan and the
 // aggregation (1 s with 2 threads).
-func newRowsCheck(last, threads int64) string {
+func newRowsCheck(last, threads int64, bad string) string {
 	k := min(max(threads, 1), 8)
 	parts := make([]string, k)
 	for i := range parts {
-		parts[i] = fmt.Sprintf(`SELECT hash(event_id) AS h FROM events WHERE rowid > %d AND rowid %% %d = %d`, last, k, i)
+		parts[i] = fmt.Sprintf(`SELECT hash(event_id) AS h, (%s) AS bad FROM events WHERE rowid > %d AND rowid %% %d = %d`, bad, last, k, i)
 	}
-	return `SELECT count(*), count(DISTINCT h) FROM (` + strings.Join(parts, "\n\tUNION ALL ") + `)`
+	return `SELECT count(*), count(DISTINCT h), count(*) FILTER (WHERE bad) FROM (` + strings.Join(parts, "\n\tUNION ALL ") + `)`
 }
 
 // directInsert is the INSERT of ingestDirect. The row check sits in the

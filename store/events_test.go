@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -264,6 +265,73 @@ func TestIngestParquet(t *testing.T) {
 	}
 	if n := count(t, db, `SELECT count(*) FROM events`); n != 103 {
 		t.Errorf("%d events after the failed load, want 103", n)
+	}
+}
+
+// TestIngestParquetFooter loads Parquet files whose data pages were changed
+// after writing, so that the footer's column statistics (min, max) no longer
+// describe the rows: DuckDB plans a query over the file with those statistics,
+// and folded the direct load's timestamp bound to false (found by
+// FuzzIngestParquet, testdata/fuzz/FuzzIngestParquet/ab88773ff61ca5f5). Each
+// file must be refused as the staged path refuses it, naming the row, with
+// nothing stored.
+func TestIngestParquetFooter(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)}
+	opt := DefaultOptions()
+	opt.Now = c.Now
+	db, err := Open(ctx, filepath.Join(t.TempDir(), "lift.duckdb"), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	dir := t.TempDir()
+	// ts is stored as microseconds since 1970 (INT64, little-endian).
+	micros := func(s string) []byte {
+		ts, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return binary.LittleEndian.AppendUint64(nil, uint64(ts.UnixMicro()))
+	}
+	for _, c := range []struct {
+		name, sel string
+		from, to  []byte // the first occurrence of from, in the data page, becomes to
+		want      string
+	}{
+		{"future ts", `SELECT 'f' || i AS event_id, 'u' AS unit, 'visit' AS type, TIMESTAMPTZ '2026-03-01 00:00:00+00' + to_minutes(i) AS ts FROM range(3) t(i)`,
+			micros("2026-03-01T00:01:00Z"), micros("2099-01-01T00:00:00Z"), "row 2: ts must be between 1900-01-01T00:00:00Z and 2026-03-02T00:05:00Z"},
+		{"ancient ts", `SELECT 'a' || i AS event_id, 'u' AS unit, 'visit' AS type, TIMESTAMPTZ '2026-03-01 00:00:00+00' + to_minutes(i) AS ts FROM range(3) t(i)`,
+			micros("2026-03-01T00:02:00Z"), micros("1800-01-01T00:00:00Z"), "row 3: ts must be between 1900-01-01T00:00:00Z and"},
+		{"nul in unit", `SELECT 'n' || i AS event_id, 'victim' || i AS unit, 'visit' AS type, TIMESTAMPTZ '2026-03-01 00:00:00+00' AS ts FROM range(3) t(i)`,
+			[]byte("victim1"), []byte("victim\x00"), "row 2: unit must not contain control characters (U+0000 at offset 6)"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := filepath.Join(dir, strings.ReplaceAll(c.name, " ", "_")+".parquet")
+			if _, err := db.SQL().Exec(`COPY (` + c.sel + `) TO ` + sqlString(p) + ` (FORMAT parquet, COMPRESSION uncompressed)`); err != nil {
+				t.Fatal(err)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := bytes.Index(b, c.from)
+			if i < 0 {
+				t.Fatalf("%x is not in the file", c.from)
+			}
+			copy(b[i:], c.to)
+			if err := os.WriteFile(p, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			before := count(t, db, `SELECT count(*) FROM events`)
+			_, _, err = db.IngestFile(ctx, p, Parquet, nil)
+			if err == nil || experiment.KindOf(err) != experiment.Invalid || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("err = %v (kind %v); want Invalid naming %q", err, experiment.KindOf(err), c.want)
+			}
+			if n := count(t, db, `SELECT count(*) FROM events`); n != before {
+				t.Errorf("%d events stored from a refused file", n-before)
+			}
+		})
 	}
 }
 

@@ -460,6 +460,31 @@ func TestMemoryLimit(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "Out of Memory Error") || !strings.Contains(err.Error(), "32.0 MiB") {
 		t.Errorf("a list of 10^7 integers under 32 MiB: %v; want an out-of-memory error naming 32.0 MiB", err)
 	}
+	// IsOutOfMemory goes by DuckDB's error type, through wrapping, and not by
+	// the text: another DuckDB error, or any error that only quotes the
+	// words, is not one.
+	var binder error
+	if _, err := db.SQL().ExecContext(ctx, `SELECT no_such_column FROM range(1)`); err != nil {
+		binder = err
+	}
+	for _, c := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{"DuckDB's error", err, true},
+		{"wrapped", experiment.E("store.Results", experiment.Internal, fmt.Errorf("metric revenue: %w", err)), true},
+		{"a binder error", binder, false},
+		{"the words only", errors.New("Out of Memory Error: failed to allocate data of size 1.0 MiB (32.0 MiB/32.0 MiB used)"), false},
+		{"nil", nil, false},
+	} {
+		if c.err == nil && c.name != "nil" {
+			t.Fatalf("%s: no error to classify", c.name)
+		}
+		if got := IsOutOfMemory(c.err); got != c.want {
+			t.Errorf("IsOutOfMemory(%s: %v) = %v, want %v", c.name, c.err, got, c.want)
+		}
+	}
 	// A sort of the same size spills to temp_directory and succeeds.
 	var last int64
 	if err := db.SQL().QueryRow(`SELECT i FROM (SELECT i FROM range(3000000) t(i) ORDER BY hash(i)) ORDER BY i DESC LIMIT 1`).Scan(&last); err != nil || last != 2999999 {

@@ -190,7 +190,7 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 // database-wide settings, so one connection's SET holds for every connection.
 // At the limit DuckDB first spills the operators that can (sorts, joins,
 // aggregates) to the temporary directory, and fails a query that still does not
-// fit with an "Out of Memory Error" naming the limit.
+// fit with an "Out of Memory Error" naming the limit (IsOutOfMemory).
 func (db *DB) limitMemory(ctx context.Context) error {
 	if db.opt.TempDir != "" {
 		if _, err := db.db.ExecContext(ctx, `SET temp_directory = `+sqlString(db.opt.TempDir)); err != nil {
@@ -213,6 +213,15 @@ func (db *DB) MemoryLimit(ctx context.Context) (string, error) {
 		return "", experiment.E("store.MemoryLimit", experiment.Internal, err)
 	}
 	return v, nil
+}
+
+// IsOutOfMemory reports whether err, or an error it wraps, is DuckDB's
+// out-of-memory error: a query that still did not fit under the memory limit
+// after spilling what it could (see limitMemory). It goes by the error's type,
+// not its text.
+func IsOutOfMemory(err error) bool {
+	var de *duckdb.Error
+	return errors.As(err, &de) && de.Type == duckdb.ErrorTypeOutOfMemory
 }
 
 func isLockError(err error) bool {
