@@ -67,6 +67,7 @@ var pure = map[string][]string{
 	"analysis":        {"github.com/", "database/sql", "net/http", "os/exec"},
 	"analysis/did":    {"github.com/", "database/sql", "net/http", "os/exec"},
 	"analysis/uplift": {"github.com/", "database/sql", "net/http", "os/exec"},
+	"metric":          {"github.com/", "database/sql", "net/http", "os/exec"},
 	"scorer":          {"github.com/marcboeker", "database/sql"},
 }
 
