@@ -302,8 +302,11 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		}
 	}
 	var all []reports.Chart
-	if len(forest.Effects) > 0 {
+	switch {
+	case len(forest.Effects) > 0:
 		all = append(all, forest)
+	case len(r.Results) > 0:
+		r.LeaveOut("forest", "There is no forest chart: no comparison has a relative effect that could be estimated.")
 	}
 	all = append(all, charts...)
 	if len(exposures.Counts) > 0 {
