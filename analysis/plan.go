@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -214,6 +215,10 @@ func ExperimentProgress(in ProgressInput) (*Progress, error) {
 		p.Note = "the experiment has no start time yet: no rate to project from"
 	case math.IsInf(left, 1):
 		p.Note = "an arm has no units yet: no rate to project from"
+	case left*24*float64(time.Hour) >= math.MaxInt64:
+		// Beyond a time.Duration (292 years): no date, which would wrap around.
+		p.DaysLeft = &left
+		p.Note = fmt.Sprintf("at the current rate the plan's sample is %.3g years away", left/365.25)
 	default:
 		p.DaysLeft = &left
 		at := in.At.Add(time.Duration(left * 24 * float64(time.Hour))).Round(time.Second).UTC()
