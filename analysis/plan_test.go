@@ -74,6 +74,11 @@ func TestPlanInvalid(t *testing.T) {
 		{PlanInput{SD: 1, Delta: 1, Arms: 1}, "arms"},
 		{PlanInput{SD: 1, Delta: 1, DailyUnits: -3}, "daily_units"},
 		{PlanInput{SD: 1, Delta: 1, Alternative: "up"}, "alternative"},
+		// Beyond what the integer fields hold: before, n_per_arm_ceil was
+		// −9223372036854775808 and days −9223372036854775808.
+		{PlanInput{SD: 1, NPerArm: 1e300}, "n_per_arm"},
+		{PlanInput{SD: 1, Delta: 0.1, DailyUnits: 1e-18}, "daily_units"},
+		{PlanInput{SD: 1, Delta: 0.1, DailyUnits: 10, Traffic: 1e-300}, "daily_units"},
 	} {
 		_, err := Plan(c.in)
 		if f := fieldOf(err); f != c.field {
