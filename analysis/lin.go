@@ -76,13 +76,33 @@ func LinRegression(y []float64, treated []bool, x mat.Matrix, o LinOptions) (Eff
 		return Effect{}, experiment.E(op, experiment.InsufficientData,
 			experiment.Errorf("need at least 2 treated and 2 control units and more units than the %d coefficients, got %d treated of %d", p, n1, n))
 	}
-	means := make([]float64, k)
+	// Means by shifted sums (the first row as the pilot), and the outcome
+	// centred at its mean: the coefficients but the intercept do not depend on
+	// either offset, and a metric at 1e12 keeps its digits.
+	// The mean is kept as pilot + deviation and a value centred as
+	// (v − pilot) − deviation, since the mean itself may not be representable
+	// to the data's precision.
+	pilot, dev := make([]float64, k), make([]float64, k)
 	for j := range k {
+		pilot[j] = x.At(0, j)
 		for i := range n {
-			means[j] += x.At(i, j)
+			dev[j] += x.At(i, j) - pilot[j]
 		}
-		means[j] /= float64(n)
+		dev[j] /= float64(n)
 	}
+	yc := make([]float64, n)
+	{
+		c := y[0]
+		var d float64
+		for _, v := range y {
+			d += v - c
+		}
+		d /= float64(n)
+		for i, v := range y {
+			yc[i] = (v - c) - d
+		}
+	}
+	y = yc
 	z := mat.NewDense(n, p, nil)
 	for i := range n {
 		t := 0.0
@@ -92,7 +112,7 @@ func LinRegression(y []float64, treated []bool, x mat.Matrix, o LinOptions) (Eff
 		z.Set(i, 0, 1)
 		z.Set(i, 1, t)
 		for j := range k {
-			c := x.At(i, j) - means[j]
+			c := (x.At(i, j) - pilot[j]) - dev[j]
 			z.Set(i, 2+j, c)
 			z.Set(i, 2+k+j, t*c)
 		}

@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"fmt"
 	"math"
 	"time"
 
@@ -51,6 +52,10 @@ type PlanResult struct {
 	Days              *int        `json:"days,omitempty" doc:"days until every arm has n_per_arm_ceil units (with daily_units)"`
 }
 
+// maxPerArm bounds PlanInput.NPerArm, so that NTotal (up to 100 arms) fits in
+// an int64; SampleSize searches below 1e13.
+const maxPerArm = 1e15
+
 // Plan runs the power calculation PlanInput describes.
 func Plan(in PlanInput) (*PlanResult, error) {
 	const op = "analysis.Plan"
@@ -77,8 +82,8 @@ func Plan(in PlanInput) (*PlanResult, error) {
 	if math.IsNaN(in.Delta) || math.IsInf(in.Delta, 0) {
 		return nil, invalid("delta", "must be a finite number, got %g", in.Delta)
 	}
-	if in.NPerArm != 0 && (!(in.NPerArm >= 2) || math.IsInf(in.NPerArm, 0)) {
-		return nil, invalid("n_per_arm", "must be ≥ 2, got %g", in.NPerArm)
+	if in.NPerArm != 0 && !(in.NPerArm >= 2 && in.NPerArm <= maxPerArm) {
+		return nil, invalid("n_per_arm", "must be in [2, %g], got %g", float64(maxPerArm), in.NPerArm)
 	}
 	o := PowerOptions{Alpha: in.Alpha, Power: in.Power, SD: in.SD, Alternative: in.Alternative, VarianceReduction: in.VarianceReduction, Normal: in.Normal}
 	if err := o.normalize(op); err != nil {
@@ -214,6 +219,10 @@ func ExperimentProgress(in ProgressInput) (*Progress, error) {
 		p.Note = "the experiment has no start time yet: no rate to project from"
 	case math.IsInf(left, 1):
 		p.Note = "an arm has no units yet: no rate to project from"
+	case left*24*float64(time.Hour) >= math.MaxInt64:
+		// Beyond a time.Duration (292 years): no date, which would wrap around.
+		p.DaysLeft = &left
+		p.Note = fmt.Sprintf("at the current rate the plan's sample is %.3g years away", left/365.25)
 	default:
 		p.DaysLeft = &left
 		at := in.At.Add(time.Duration(left * 24 * float64(time.Hour))).Round(time.Second).UTC()

@@ -1,12 +1,14 @@
 package analysis
 
 import (
+	"encoding/json"
 	"errors"
-
-	"github.com/liftlab/lift/experiment"
 	"math"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/liftlab/lift/experiment"
 )
 
 // TestPlanStatsmodels checks Plan's three solves against statsmodels 0.13:
@@ -72,6 +74,11 @@ func TestPlanInvalid(t *testing.T) {
 		{PlanInput{SD: 1, Delta: 1, Arms: 1}, "arms"},
 		{PlanInput{SD: 1, Delta: 1, DailyUnits: -3}, "daily_units"},
 		{PlanInput{SD: 1, Delta: 1, Alternative: "up"}, "alternative"},
+		// Beyond what the integer fields hold: before, n_per_arm_ceil was
+		// −9223372036854775808 and days −9223372036854775808.
+		{PlanInput{SD: 1, NPerArm: 1e300}, "n_per_arm"},
+		{PlanInput{SD: 1, Delta: 0.1, DailyUnits: 1e-18}, "daily_units"},
+		{PlanInput{SD: 1, Delta: 0.1, DailyUnits: 10, Traffic: 1e-300}, "daily_units"},
 	} {
 		_, err := Plan(c.in)
 		if f := fieldOf(err); f != c.field {
@@ -114,4 +121,27 @@ func fieldOf(err error) string {
 		return e.Field
 	}
 	return ""
+}
+
+// A plan out of reach at the current rate: 15,697,761 units per arm (R 4:
+// power.t.test(delta=0.001, sd=1, power=0.8)$n = 15697760.4290629) at 1 unit a
+// day are 15,697,751 days away, beyond what a time.Duration holds (292 years).
+// Before, expected_at wrapped around to 1734-08-24; now it is left out and the
+// note says why, with days_left kept.
+func TestExperimentProgressOutOfReach(t *testing.T) {
+	at := time.Date(2026, 12, 3, 0, 0, 0, 0, time.UTC)
+	p, err := ExperimentProgress(ProgressInput{Metric: "m", MDE: 0.001, Alpha: 0.05, ControlMean: 1, ControlSD: 1,
+		Arms: map[string]int64{"control": 10, "treatment": 12}, Started: at.Add(-10 * 24 * time.Hour), At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.RequiredPerArm != 15697761 || p.Reached || p.DaysLeft == nil || *p.DaysLeft != 15697751 {
+		t.Fatalf("%+v; want 15697761 per arm and 15697751 days left", p)
+	}
+	if p.ExpectedAt != nil || !strings.Contains(p.Note, "years") {
+		t.Errorf("expected_at %v, note %q; want none and a note", p.ExpectedAt, p.Note)
+	}
+	if _, err := json.Marshal(p); err != nil {
+		t.Error(err)
+	}
 }

@@ -199,5 +199,13 @@ func Duration(perArm float64, arms int, dailyUnits, traffic float64) (int, error
 	case !(traffic > 0 && traffic <= 1):
 		return 0, experiment.E(op, experiment.Invalid, experiment.Field("traffic"), experiment.Errorf("must be in (0, 1], got %g", traffic))
 	}
-	return int(math.Ceil(float64(arms) * perArm / (dailyUnits * traffic))), nil
+	days := math.Ceil(float64(arms) * perArm / (dailyUnits * traffic))
+	if !(days < maxDays) {
+		return 0, experiment.E(op, experiment.Invalid, experiment.Field("daily_units"),
+			experiment.Errorf("%g units a day at traffic %g give the %g units in %.3g days, more than any plan (%g)", dailyUnits, traffic, float64(arms)*perArm, days, float64(maxDays)))
+	}
+	return int(days), nil
 }
+
+// maxDays bounds Duration's answer (about 2.7 million years), well inside an int.
+const maxDays = 1e9

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strings"
@@ -46,6 +47,21 @@ func runPower(ctx context.Context, e *env, args []string) error {
 	}
 	if format != "json" && format != "text" {
 		return experiment.E("power", experiment.Invalid, experiment.Field("--format"), experiment.Errorf("must be json or text, got %q", format))
+	}
+	// A flag given as 0 is a value to check, not a flag left out (which the
+	// plan's zero means).
+	var zero error
+	fs.Visit(func(f *flag.Flag) {
+		switch {
+		case zero != nil:
+		case f.Name == "sd" && in.SD == 0:
+			zero = experiment.E("power", experiment.Invalid, experiment.Field("--sd"), experiment.Errorf("must be positive, got 0"))
+		case f.Name == "baseline-rate" && in.BaselineRate == 0:
+			zero = experiment.E("power", experiment.Invalid, experiment.Field("--baseline-rate"), experiment.Errorf("must be in (0, 1), got 0"))
+		}
+	})
+	if zero != nil {
+		return zero
 	}
 	in.Alternative = analysis.Alternative(alt)
 	r, err := analysis.Plan(in)

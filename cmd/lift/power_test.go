@@ -45,15 +45,18 @@ func TestPowerCLI(t *testing.T) {
 	}
 	for _, c := range []struct {
 		args []string
-		flag string
+		flag string // what the message must hold
 	}{
-		{[]string{"--delta", "1"}, "--sd"},
-		{[]string{"--sd", "1", "--n", "1"}, "--n"},
-		{[]string{"--sd", "1", "--delta", "1", "--daily-units", "-1"}, "--daily-units"},
-		{[]string{"--sd", "1", "--delta", "1", "--format", "xml"}, "--format"},
+		{[]string{"--delta", "1"}, "--sd:"},
+		{[]string{"--sd", "1", "--n", "1"}, "--n:"},
+		{[]string{"--sd", "1", "--delta", "1", "--daily-units", "-1"}, "--daily-units:"},
+		{[]string{"--sd", "1", "--delta", "1", "--format", "xml"}, "--format:"},
+		// Given as 0 is not left out (before: "--sd: is required").
+		{[]string{"--baseline-rate", "0", "--delta", "0.01"}, "--baseline-rate:"},
+		{[]string{"--sd", "0", "--delta", "0.01"}, "--sd: must be positive, got 0"},
 	} {
 		code, _, errs := runQuasi(t, append([]string{"power"}, c.args...)...)
-		if code == 0 || !strings.Contains(errs, c.flag+":") {
+		if code == 0 || !strings.Contains(errs, c.flag) {
 			t.Errorf("%v: exit %d %q; want an error naming %s", c.args, code, errs, c.flag)
 		}
 	}
