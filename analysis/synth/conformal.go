@@ -99,7 +99,7 @@ func conformalPeriod(f *fitter, T0, t int, y []float64, est, alpha, scale float6
 
 // invert returns {θ : p(θ) > α} as an interval around est: from est it
 // doubles a step (scale, the pre-period RMSPE) outward until p ≤ α, then
-// bisects 40 times between the last kept and the first rejected value. After
+// bisects 30 times between the last kept and the first rejected value. After
 // 60 doublings without a rejection that side is unbounded; when est itself
 // is rejected the set is reported empty.
 func invert(p func(float64) (float64, error), est, scale, alpha float64) (Interval, error) {
@@ -133,7 +133,7 @@ func invert(p func(float64) (float64, error), est, scale, alpha float64) (Interv
 		if !found {
 			continue
 		}
-		for range 40 {
+		for range 30 {
 			mid := (in + outside) / 2
 			pv, err := p(mid)
 			if err != nil {

@@ -153,26 +153,6 @@ func (f *fitter) augment(res *fitResult, a, b []float64, R, J int) error {
 		row := ac[r*J : (r+1)*J]
 		k.SymRankOne(k, 1, mat.NewVecDense(J, row))
 	}
-	var eig mat.EigenSym
-	if !eig.Factorize(k, true) {
-		return fmt.Errorf("%w: eigendecomposition of the donors' Gram matrix failed", ErrSolver)
-	}
-	vals := eig.Values(nil)
-	var q mat.Dense
-	eig.VectorsTo(&q)
-	for i := range vals {
-		vals[i] = math.Max(vals[i], 0)
-	}
-	lambda := f.Lambda
-	if lambda == 0 {
-		var err error
-		lambda, res.CV, err = crossValidate(a, b, ac, R, J, vals, &q)
-		if err != nil {
-			return err
-		}
-	}
-	res.Lambda = lambda
-	// δ = Q(Λ + λ)⁻¹Qᵀ Ãᵀ r
 	r := make([]float64, R)
 	for i := range R {
 		r[i] = b[i]
@@ -184,13 +164,46 @@ func (f *fitter) augment(res *fitResult, a, b []float64, R, J int) error {
 	for i := range R {
 		u.AddScaledVec(u, r[i], mat.NewVecDense(J, ac[i*J:(i+1)*J]))
 	}
-	var s mat.VecDense
-	s.MulVec(q.T(), u)
-	for i := range J {
-		s.SetVec(i, s.AtVec(i)/(vals[i]+lambda))
-	}
+	lambda := f.Lambda
 	var delta mat.VecDense
-	delta.MulVec(&q, &s)
+	if lambda == 0 {
+		// δ = Q(Λ + λ)⁻¹Qᵀ Ãᵀ r, the eigendecomposition shared with the
+		// cross-validation.
+		var eig mat.EigenSym
+		if !eig.Factorize(k, true) {
+			return fmt.Errorf("%w: eigendecomposition of the donors' Gram matrix failed", ErrSolver)
+		}
+		vals := eig.Values(nil)
+		var q mat.Dense
+		eig.VectorsTo(&q)
+		for i := range vals {
+			vals[i] = math.Max(vals[i], 0)
+		}
+		var err error
+		lambda, res.CV, err = crossValidate(a, b, ac, R, J, vals, &q)
+		if err != nil {
+			return err
+		}
+		var s mat.VecDense
+		s.MulVec(q.T(), u)
+		for i := range J {
+			s.SetVec(i, s.AtVec(i)/(vals[i]+lambda))
+		}
+		delta.MulVec(&q, &s)
+	} else {
+		// A fixed λ (the refits of the inference): Cholesky of ÃᵀÃ + λI.
+		for i := range J {
+			k.SetSym(i, i, k.At(i, i)+lambda)
+		}
+		var ch mat.Cholesky
+		if !ch.Factorize(k) {
+			return fmt.Errorf("%w: ÃᵀÃ + λI is not positive definite (λ = %g)", ErrSolver, lambda)
+		}
+		if err := ch.SolveVecTo(&delta, u); err != nil {
+			return fmt.Errorf("%w: %v", ErrSolver, err)
+		}
+	}
+	res.Lambda = lambda
 	res.W = make([]float64, J)
 	for j := range J {
 		res.W[j] = res.SCMW[j] + delta.AtVec(j)
