@@ -40,6 +40,14 @@ type fitter struct {
 	Pred        [][]float64
 	PredTreated []float64
 	V           []float64
+
+	// pilot[t] is the donors' mean in period t and dc the donors less it:
+	// every quantity of the fit is unchanged by a shift common to all units
+	// in a period, and the cross products of the centred series keep their
+	// digits. cache[k] holds Σ_{t<k} dcₜdcₜᵀ (J×J).
+	pilot []float64
+	dc    [][]float64
+	cache map[int][]float64
 }
 
 // fitResult is one fit: the weights, the SCM part, the ridge penalty and the
@@ -65,6 +73,9 @@ type LambdaError struct {
 func (f *fitter) fit(rows []int, y []float64) (*fitResult, error) {
 	if y == nil {
 		y = f.Treated
+	}
+	if f.Pred == nil && (f.Method == SCM || f.Lambda != 0) {
+		return f.fitMoments(rows, y)
 	}
 	J, R := len(f.Donors), len(rows)
 	T := len(y)
@@ -125,6 +136,152 @@ func (f *fitter) fit(rows []int, y []float64) (*fitResult, error) {
 		res.Synthetic[t] = s
 	}
 	return res, nil
+}
+
+// fitMoments is fit from the cross products of the fitted periods alone,
+// O(J²) per fit once the pre-period's are cached, for the many refits of the
+// inference: with S = Σ aₜaₜᵀ, c = Σ aₜbₜ and β = Σ bₜ² (less their means
+// with an intercept), the SCM Gram matrix is G = S − c1ᵀ − 1cᵀ + β11ᵀ, and
+// the ridge correction solves (PSP + λI)δ = P(c − S·w), P = I − 11ᵀ/J the
+// centring across donors, by Cholesky.
+func (f *fitter) fitMoments(rows []int, y []float64) (*fitResult, error) {
+	J, R, T := len(f.Donors), len(rows), len(y)
+	if f.dc == nil {
+		f.pilot = make([]float64, T)
+		for _, d := range f.Donors {
+			for t, v := range d {
+				f.pilot[t] += v / float64(J)
+			}
+		}
+		f.dc = make([][]float64, J)
+		for j, d := range f.Donors {
+			f.dc[j] = make([]float64, T)
+			for t, v := range d {
+				f.dc[j][t] = v - f.pilot[t]
+			}
+		}
+		f.cache = map[int][]float64{}
+	}
+	k := 0
+	for k < R && rows[k] == k {
+		k++
+	}
+	col := make([]float64, J)
+	S, ok := f.cache[k]
+	if !ok {
+		S = make([]float64, J*J)
+		for t := range k {
+			for j := range J {
+				col[j] = f.dc[j][t]
+			}
+			addOuter(S, col, 1)
+		}
+		f.cache[k] = S
+	}
+	S = append([]float64(nil), S...)
+	for _, t := range rows[k:] {
+		for j := range J {
+			col[j] = f.dc[j][t]
+		}
+		addOuter(S, col, 1)
+	}
+	sa, c := make([]float64, J), make([]float64, J)
+	sb, beta := 0.0, 0.0
+	for _, t := range rows {
+		bt := y[t] - f.pilot[t]
+		sb += bt
+		beta += bt * bt
+		for j := range J {
+			sa[j] += f.dc[j][t]
+			c[j] += f.dc[j][t] * bt
+		}
+	}
+	md, my := make([]float64, J), 0.0
+	if f.Intercept {
+		fr := float64(R)
+		my = sb / fr
+		for j := range J {
+			md[j] = sa[j] / fr
+		}
+		for i := range J {
+			for j := range J {
+				S[i*J+j] -= fr * md[i] * md[j]
+			}
+			c[i] -= fr * md[i] * my
+		}
+		beta -= fr * my * my
+	}
+	g := make([]float64, J*J)
+	for i := range J {
+		for j := range J {
+			g[i*J+j] = S[i*J+j] - c[i] - c[j] + beta
+		}
+	}
+	w, _, err := simplexGram(g, J)
+	if err != nil {
+		return nil, err
+	}
+	res := &fitResult{W: w, SCMW: w, Lambda: f.Lambda}
+	if f.Method == Augmented {
+		v := make([]float64, J)
+		for i := range J {
+			v[i] = c[i]
+			for j := range J {
+				v[i] -= S[i*J+j] * w[j]
+			}
+		}
+		center(v)
+		rowMean := make([]float64, J)
+		grand := 0.0
+		for i := range J {
+			for j := range J {
+				rowMean[i] += S[i*J+j] / float64(J)
+			}
+			grand += rowMean[i] / float64(J)
+		}
+		k := mat.NewSymDense(J, nil)
+		for i := range J {
+			for j := i; j < J; j++ {
+				x := S[i*J+j] - rowMean[i] - rowMean[j] + grand
+				if i == j {
+					x += f.Lambda
+				}
+				k.SetSym(i, j, x)
+			}
+		}
+		var ch mat.Cholesky
+		if !ch.Factorize(k) {
+			return nil, fmt.Errorf("%w: ÃᵀÃ + λI is not positive definite (λ = %g)", ErrSolver, f.Lambda)
+		}
+		var delta mat.VecDense
+		if err := ch.SolveVecTo(&delta, mat.NewVecDense(J, v)); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrSolver, err)
+		}
+		res.W = make([]float64, J)
+		for j := range J {
+			res.W[j] = w[j] + delta.AtVec(j)
+		}
+	}
+	res.Synthetic = make([]float64, T)
+	for t := range T {
+		s := my + f.pilot[t]
+		for j := range J {
+			s += res.W[j] * (f.dc[j][t] - md[j])
+		}
+		res.Synthetic[t] = s
+	}
+	return res, nil
+}
+
+func center(v []float64) {
+	m := 0.0
+	for _, x := range v {
+		m += x
+	}
+	m /= float64(len(v))
+	for i := range v {
+		v[i] -= m
+	}
 }
 
 // augment adds the ridge correction of Ben-Michael, Feller & Rothstein (2021,
