@@ -19,38 +19,7 @@ import (
 // augsynth's grids). The ridge penalty of the augmented method is the one
 // chosen on the pre-period.
 func conformalAverage(f *fitter, T0 int, y []float64, est, alpha, scale float64) (*Conformal, error) {
-	T := len(y)
-	rows := seq(0, T)
-	yy := make([]float64, T)
-	u := make([]float64, T)
-	pv := func(theta float64) (float64, error) {
-		copy(yy, y)
-		for t := T0; t < T; t++ {
-			yy[t] -= theta
-		}
-		res, err := f.fit(rows, yy)
-		if err != nil {
-			return 0, err
-		}
-		for t := range T {
-			u[t] = math.Abs(yy[t] - res.Synthetic[t])
-		}
-		stat := func(s int) float64 {
-			v := 0.0
-			for t := T0; t < T; t++ {
-				v += u[(t+s)%T]
-			}
-			return v
-		}
-		s0 := stat(0)
-		n := 0
-		for s := range T {
-			if stat(s) >= s0*(1-1e-12) {
-				n++
-			}
-		}
-		return float64(n) / float64(T), nil
-	}
+	pv := func(theta float64) (float64, error) { return conformalP(f, T0, y, theta) }
 	p0, err := pv(0)
 	if err != nil {
 		return nil, err
@@ -59,7 +28,7 @@ func conformalAverage(f *fitter, T0 int, y []float64, est, alpha, scale float64)
 	if err != nil {
 		return nil, err
 	}
-	return &Conformal{PValue: p0, Interval: iv, Permutations: T}, nil
+	return &Conformal{PValue: p0, Interval: iv, Permutations: len(y)}, nil
 }
 
 // conformalPeriod is the same test for the effect in one post period t
@@ -153,4 +122,37 @@ func invert(p func(float64) (float64, error), est, scale, alpha float64) (Interv
 		}
 	}
 	return out, nil
+}
+
+// conformalP is p(θ) of conformalAverage.
+func conformalP(f *fitter, T0 int, y []float64, theta float64) (float64, error) {
+	T := len(y)
+	yy := make([]float64, T)
+	copy(yy, y)
+	for t := T0; t < T; t++ {
+		yy[t] -= theta
+	}
+	res, err := f.fit(seq(0, T), yy)
+	if err != nil {
+		return 0, err
+	}
+	u := make([]float64, T)
+	for t := range T {
+		u[t] = math.Abs(yy[t] - res.Synthetic[t])
+	}
+	stat := func(s int) float64 {
+		v := 0.0
+		for t := T0; t < T; t++ {
+			v += u[(t+s)%T]
+		}
+		return v
+	}
+	s0 := stat(0)
+	n := 0
+	for s := range T {
+		if stat(s) >= s0*(1-1e-12) {
+			n++
+		}
+	}
+	return float64(n) / float64(T), nil
 }
