@@ -40,6 +40,7 @@ func commands() []command {
 		{"ingest", "bulk-load outcome events from CSV, Parquet or NDJSON", runIngest},
 		{"gen", "generate synthetic exposures and events for benchmarks and demos", runGen},
 		{"did", "difference-in-differences on a panel file", runDiD},
+		{"geo", "synthetic control for a geo experiment on a panel file", runGeo},
 		{"power", "sample size, power, minimum detectable effect and duration of a planned test", runPower},
 		{"uplift", "fit and evaluate an uplift model on a file", runUplift},
 		{"report", "write an experiment report (HTML, Markdown, charts, CSV) to a folder", runReport},

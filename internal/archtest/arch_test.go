@@ -66,6 +66,7 @@ var pure = map[string][]string{
 	"assign":          {"github.com/marcboeker", "database/sql", "net/http"},
 	"analysis":        {"github.com/", "database/sql", "net/http", "os/exec"},
 	"analysis/did":    {"github.com/", "database/sql", "net/http", "os/exec"},
+	"analysis/synth":  {"github.com/", "database/sql", "net/http", "os/exec"},
 	"analysis/uplift": {"github.com/", "database/sql", "net/http", "os/exec"},
 	"metric":          {"github.com/", "database/sql", "net/http", "os/exec"},
 	"scorer":          {"github.com/marcboeker", "database/sql"},

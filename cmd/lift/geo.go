@@ -1,0 +1,310 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/liftlab/lift/analysis/synth"
+	"github.com/liftlab/lift/experiment"
+)
+
+const geoDescription = `Synthetic control for a geo experiment (or any intervention on a few units of
+a panel), from a long-format CSV file with a header: one row per unit and
+period, every unit observed in every period (a balanced panel).
+
+The units named by --treated (comma-separated) are the test markets; every
+other unit is a donor. Periods before --start are the pre-period, from --start
+on the post-period (--start is compared with the --time values as numbers when
+they all are, else as text, so ISO dates work). With several test markets the
+synthetic control is fitted to their average (GeoLift's aggregation), and with
+--per-market (the default) also to each market alone.
+
+--method scm is Abadie, Diamond & Hainmueller's (2010) synthetic control:
+non-negative donor weights summing to one that minimize the pre-period squared
+error, solved exactly. --method augmented adds Ben-Michael, Feller &
+Rothstein's (2021) ridge correction, with the penalty chosen by
+leave-one-period-out cross-validation (augsynth's rule) unless --lambda is
+given. --intercept removes each unit's pre-period mean first.
+
+It prints the weights, the effect path (treated − synthetic in each period),
+the average post-period effect, the lift (Σ effect / Σ synthetic), and:
+conformal inference (Chernozhukov, Wüthrich & Zhu 2021: a p-value and an
+interval for the average effect and for each post period); the in-space
+placebo test (every donor in turn as if treated, ranked by post/pre RMSPE
+ratio: its p-value and interval); and diagnostics (pre-period RMSPE, the share
+of pre-period variance explained, the periods where the treated series is
+outside the donors' range, hence their convex hull, with a warning).`
+
+type geoFlags struct {
+	data, unit, time, outcome, treated, start, method, format string
+	intercept, noPlacebo, noConformal, perMarket              bool
+	lambda, alpha                                             float64
+}
+
+func runGeo(ctx context.Context, e *env, args []string) error {
+	var f geoFlags
+	fs := e.flags("geo", "--data FILE --unit COL --time COL --outcome COL --treated UNITS --start PERIOD [flags]", geoDescription)
+	fs.StringVar(&f.data, "data", "", "CSV file, one row per unit and period (required)")
+	fs.StringVar(&f.unit, "unit", "", "column identifying the unit (market) (required)")
+	fs.StringVar(&f.time, "time", "", "column with the period (required)")
+	fs.StringVar(&f.outcome, "outcome", "", "column with the outcome (required)")
+	fs.StringVar(&f.treated, "treated", "", "comma-separated test markets, values of --unit (required)")
+	fs.StringVar(&f.start, "start", "", "first treated period, a value of --time (required)")
+	fs.StringVar(&f.method, "method", "scm", "scm (synthetic control) or augmented (ridge-augmented)")
+	fs.BoolVar(&f.intercept, "intercept", false, "remove each unit's pre-period mean before weighting")
+	fs.Float64Var(&f.lambda, "lambda", 0, "ridge penalty of --method augmented (0: cross-validated)")
+	fs.BoolVar(&f.noPlacebo, "no-placebo", false, "skip the in-space placebo test")
+	fs.BoolVar(&f.noConformal, "no-conformal", false, "skip the conformal inference")
+	fs.BoolVar(&f.perMarket, "per-market", true, "with several test markets, also fit each one")
+	fs.Float64Var(&f.alpha, "alpha", 0.05, "significance level; intervals have coverage 1-alpha")
+	fs.StringVar(&f.format, "format", "json", "output format: json or text")
+	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	out, err := geoFile(ctx, f)
+	if err != nil {
+		return err
+	}
+	if f.format == "text" {
+		return writeGeoText(e.stdout, out)
+	}
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(out)
+}
+
+// geoOutput is what "lift geo" prints: the pipeline's report and the panel's
+// size.
+type geoOutput struct {
+	*synth.Report
+	NUnits   int `json:"n_units"`
+	NPeriods int `json:"n_periods"`
+}
+
+const geoOp = "geo"
+
+func geoFile(ctx context.Context, f geoFlags) (*geoOutput, error) {
+	for _, req := range []struct{ flag, v string }{
+		{"--data", f.data}, {"--unit", f.unit}, {"--time", f.time}, {"--outcome", f.outcome}, {"--treated", f.treated}, {"--start", f.start},
+	} {
+		if strings.TrimSpace(req.v) == "" {
+			return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field(req.flag), experiment.Errorf("is required"))
+		}
+	}
+	if f.format != "json" && f.format != "text" {
+		return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--format"), experiment.Errorf("must be json or text, got %q", f.format))
+	}
+	if !(f.alpha > 0 && f.alpha < 1) {
+		return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--alpha"), experiment.Errorf("must be in (0, 1), got %g", f.alpha))
+	}
+	method := synth.Method(f.method)
+	if method != synth.SCM && method != synth.Augmented {
+		return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--method"), experiment.Errorf("must be scm or augmented, got %q", f.method))
+	}
+	if !(f.lambda >= 0) || math.IsInf(f.lambda, 0) {
+		return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--lambda"), experiment.Errorf("must be a finite number ≥ 0, got %g", f.lambda))
+	}
+	t, err := readTableFile(ctx, geoOp, f.data)
+	if err != nil {
+		return nil, err
+	}
+	if t.rows() == 0 {
+		return nil, experiment.E(geoOp, experiment.InsufficientData, experiment.Field("--data"), experiment.Errorf("%s has no data rows", f.data))
+	}
+	units, err := t.strings(geoOp, "--unit", f.unit)
+	if err != nil {
+		return nil, err
+	}
+	times, err := t.strings(geoOp, "--time", f.time)
+	if err != nil {
+		return nil, err
+	}
+	order, err := t.ordinals(geoOp, "--time", f.time)
+	if err != nil {
+		return nil, err
+	}
+	y, err := t.floats(geoOp, "--outcome", f.outcome)
+	if err != nil {
+		return nil, err
+	}
+	p, err := geoPanel(t, f, units, times, order, y)
+	if err != nil {
+		return nil, err
+	}
+	o := synth.Options{Method: method, Intercept: f.intercept, Lambda: f.lambda, Alpha: f.alpha,
+		Conformal: !f.noConformal, Placebo: !f.noPlacebo, PerMarket: f.perMarket}
+	seen := map[int]bool{}
+	for _, name := range strings.Split(f.treated, ",") {
+		name = strings.TrimSpace(name)
+		i := slices.Index(p.Units, name)
+		if i < 0 {
+			return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--treated"), experiment.Errorf("%q is not a value of column %q", name, f.unit))
+		}
+		if !seen[i] {
+			seen[i] = true
+			o.Treated = append(o.Treated, i)
+		}
+	}
+	o.Start, err = geoStart(p.Periods, f.start)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := synth.Run(p, o)
+	if err != nil {
+		if errors.Is(err, synth.ErrInsufficient) {
+			return nil, experiment.E(geoOp, experiment.InsufficientData, experiment.Field("--data"), err)
+		}
+		return nil, pipelineError(ctx, geoOp, err)
+	}
+	return &geoOutput{Report: rep, NUnits: len(p.Units), NPeriods: len(p.Periods)}, nil
+}
+
+// geoPanel builds the wide panel: units and periods in order, each cell once.
+func geoPanel(t *table, f geoFlags, units, times []string, order []int, y []float64) (synth.Panel, error) {
+	var p synth.Panel
+	label := map[int]string{}
+	uIdx := map[string]int{}
+	for i, u := range units {
+		if _, ok := uIdx[u]; !ok {
+			uIdx[u] = 0
+			p.Units = append(p.Units, u)
+		}
+		label[order[i]] = times[i]
+	}
+	slices.Sort(p.Units)
+	for i, u := range p.Units {
+		uIdx[u] = i
+	}
+	ords := make([]int, 0, len(label))
+	for o := range label {
+		ords = append(ords, o)
+	}
+	slices.Sort(ords)
+	tIdx := map[int]int{}
+	for i, o := range ords {
+		tIdx[o] = i
+		p.Periods = append(p.Periods, label[o])
+	}
+	p.Y = make([][]float64, len(p.Units))
+	filled := make([][]bool, len(p.Units))
+	for u := range p.Y {
+		p.Y[u] = make([]float64, len(ords))
+		filled[u] = make([]bool, len(ords))
+	}
+	for i := range y {
+		u, tt := uIdx[units[i]], tIdx[order[i]]
+		if math.IsNaN(y[i]) {
+			return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--outcome"),
+				experiment.Errorf("%s line %d: missing outcome (the panel must be complete)", t.name, t.line(i)))
+		}
+		if filled[u][tt] {
+			return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--data"),
+				experiment.Errorf("%s line %d: unit %q has a second row for period %q", t.name, t.line(i), units[i], times[i]))
+		}
+		p.Y[u][tt], filled[u][tt] = y[i], true
+	}
+	for u := range filled {
+		for tt, ok := range filled[u] {
+			if !ok {
+				return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--data"),
+					experiment.Errorf("unit %q has no row for period %q: the panel must be balanced", p.Units[u], p.Periods[tt]))
+			}
+		}
+	}
+	return p, nil
+}
+
+// geoStart returns the index of the first period at or after start, compared
+// as numbers when start and every period are numbers, else as text.
+func geoStart(periods []string, start string) (int, error) {
+	start = strings.TrimSpace(start)
+	sv, serr := strconv.ParseFloat(start, 64)
+	numeric := serr == nil
+	vals := make([]float64, len(periods))
+	for i, s := range periods {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		numeric = numeric && err == nil
+		vals[i] = v
+	}
+	for i, s := range periods {
+		if (numeric && vals[i] >= sv) || (!numeric && s >= start) {
+			if i == 0 {
+				return 0, experiment.E(geoOp, experiment.InsufficientData, experiment.Field("--start"),
+					experiment.Errorf("%q is at or before the first period %q: no pre-period", start, periods[0]))
+			}
+			return i, nil
+		}
+	}
+	return 0, experiment.E(geoOp, experiment.InsufficientData, experiment.Field("--start"),
+		experiment.Errorf("%q is after the last period %q: no post-period", start, periods[len(periods)-1]))
+}
+
+func fmtInterval(iv *synth.Interval) string {
+	if iv == nil {
+		return ""
+	}
+	if iv.Empty {
+		return "empty"
+	}
+	side := func(v *float64, inf string) string {
+		if v == nil {
+			return inf
+		}
+		return fmt.Sprintf("%.4f", *v)
+	}
+	return "[" + side(iv.Low, "-inf") + ", " + side(iv.High, "+inf") + "]"
+}
+
+func writeGeoText(w io.Writer, o *geoOutput) error {
+	var b strings.Builder
+	level := 100 * (1 - o.Alpha)
+	fmt.Fprintf(&b, "Synthetic control (%s%s): %d units × %d periods, %d donors; pre-period %d periods, post-period %d from %s\n",
+		o.Method, map[bool]string{true: ", intercept", false: ""}[o.Intercept], o.NUnits, o.NPeriods, o.Donors, o.NPre, o.NPost, o.Start)
+	ests := append([]synth.Estimate{o.Average}, o.Markets...)
+	for i, e := range ests {
+		if i == 1 {
+			fmt.Fprintf(&b, "\n--- per market ---\n")
+		}
+		fmt.Fprintf(&b, "\n%s\n", e.Unit)
+		fmt.Fprintf(&b, "effect %.4f per period (cumulative %.4f, lift %.2f%%)\n", e.Effect, e.Cumulative, 100*e.Lift)
+		if c := e.Conformal; c != nil {
+			fmt.Fprintf(&b, "conformal: p %.4g, %g%% interval %s (%d permutations)\n", c.PValue, level, fmtInterval(&c.Interval), c.Permutations)
+		}
+		if pl := e.Placebo; pl != nil {
+			fmt.Fprintf(&b, "placebo: post/pre RMSPE ratio %.4f, rank %d of %d, p %.4g, %g%% interval %s\n", pl.Ratio, pl.Rank, pl.N+1, pl.PValue, level, fmtInterval(&pl.Interval))
+		}
+		fmt.Fprintf(&b, "pre-period RMSPE %.4f, R² %.4f, post RMSPE %.4f, outside the donors' range in %d pre-periods\n", e.PreRMSPE, e.R2, e.PostRMSPE, e.HullPeriods)
+		if e.Lambda != 0 {
+			fmt.Fprintf(&b, "ridge λ %.6g\n", e.Lambda)
+		}
+		tw := tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "donor\tweight\t\n")
+		for _, wt := range e.Weights {
+			fmt.Fprintf(tw, "%s\t%.4f\t\n", wt.Unit, wt.Weight)
+		}
+		tw.Flush()
+		tw = tabwriter.NewWriter(&b, 0, 4, 2, ' ', tabwriter.AlignRight)
+		fmt.Fprintf(tw, "period\ttreated\tsynthetic\teffect\tp_value\tinterval\t\n")
+		for _, pt := range e.Path[o.NPre:] {
+			pv := ""
+			if pt.PValue != nil {
+				pv = fmt.Sprintf("%.4g", *pt.PValue)
+			}
+			fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.4f\t%s\t%s\t\n", pt.Period, pt.Treated, pt.Synthetic, pt.Effect, pv, fmtInterval(pt.Interval))
+		}
+		tw.Flush()
+		for _, wn := range e.Warnings {
+			fmt.Fprintf(&b, "WARNING: %s\n", wn)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
