@@ -136,6 +136,19 @@ func LinRegression(y []float64, treated []bool, x mat.Matrix, o LinOptions) (Eff
 	beta.MulVec(&bread, &zty)
 	var fitted mat.VecDense
 	fitted.MulVec(z, &beta)
+	// An exact fit (residuals within rounding of 0, as did's perfect fit:
+	// under 1e−16 of the centred outcome's sum of squares) has no standard
+	// error, only rounding noise.
+	var rss, tss float64
+	for i := range n {
+		e := y[i] - fitted.AtVec(i)
+		rss += e * e
+		tss += y[i] * y[i]
+	}
+	if rss <= 1e-16*tss {
+		return Effect{}, experiment.E(op, experiment.InsufficientData,
+			fmt.Errorf("the treatment and covariates fit the outcome exactly (residual sum of squares %.3g): %w", rss, ErrZeroVariance))
+	}
 	meat := mat.NewSymDense(p, nil)
 	row := mat.NewVecDense(p, nil)
 	var hrow mat.VecDense

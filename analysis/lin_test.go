@@ -2,6 +2,7 @@ package analysis
 
 import (
 	"bufio"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -209,5 +210,35 @@ func TestLinRegressionLargeOffset(t *testing.T) {
 			t.Fatal(err)
 		}
 		checkEffect(t, "lin @"+strconv.FormatFloat(off.y, 'g', -1, 64), e, w, 1e-9*w.se)
+	}
+}
+
+// An outcome the treatment and covariates fit exactly has no residual
+// variance: its HC2 standard error is rounding noise (lift analyze
+// --covariates printed se 2.1e-17, p 6e-254 before). statsmodels 0.13 on these
+// rows:
+//
+//	import numpy as np, statsmodels.api as sm
+//	t = np.arange(20) % 2; a = (7*np.arange(20)) % 5
+//	X = np.column_stack([np.ones(20), t, a - a.mean(), t*(a - a.mean())])
+//	r = sm.OLS(2 + 0.5*t + a, X).fit(cov_type='HC2'); print(r.ssr, r.bse[1])   # 2.7610131682735413e-29 5.99413306036497e-16
+//
+// a fit exact to rounding. Lift refuses it, as lift did does (issue 14 item 6).
+func TestLinRegressionPerfectFit(t *testing.T) {
+	var y []float64
+	var tr []bool
+	x := mat.NewDense(20, 1, nil)
+	for i := range 20 {
+		a := float64((7 * i) % 5)
+		y = append(y, 2+0.5*float64(i%2)+a)
+		tr = append(tr, i%2 == 1)
+		x.Set(i, 0, a)
+	}
+	if e, err := LinRegression(y, tr, x, LinOptions{}); !errors.Is(err, ErrZeroVariance) || !strings.Contains(err.Error(), "exactly") {
+		t.Errorf("LinRegression = %+v, %v; want ErrZeroVariance saying the fit is exact", e, err)
+	}
+	y[3] += 1e-6
+	if _, err := LinRegression(y, tr, x, LinOptions{}); err != nil {
+		t.Errorf("near-exact fit: %v", err)
 	}
 }

@@ -193,6 +193,13 @@ func OLS(r Regression, vce VCE, alpha float64) (*Fit, error) {
 		}
 	}
 	rss := dot(e, e)
+	if math.IsInf(rss, 0) || math.IsNaN(rss) || math.IsInf(dot(r.Y, r.Y), 0) {
+		var big float64
+		for _, v := range r.Y {
+			big = max(big, math.Abs(v))
+		}
+		return nil, fmt.Errorf("did: the outcome's values are finite, but their squares overflow float64 (largest |value| %g): rescale it (divide it by a power of ten)", big)
+	}
 	if perfectFit(rss, r.Y) {
 		return nil, fmt.Errorf("%w (residual sum of squares %.3g)", ErrPerfectFit, rss)
 	}

@@ -180,3 +180,17 @@ func TestStaggeredPerfectFit(t *testing.T) {
 		t.Errorf("Run: staggered %+v, warning %q; want no CS result and a warning saying why", r.Staggered, r.Warning)
 	}
 }
+
+// Item 7 of issue 14 for lift did: finite outcomes whose squares overflow
+// float64 are said to overflow, not to fit exactly (before: "the model fits
+// the outcome exactly (zero residual variance) … (residual sum of squares
+// +Inf)"). ±1e308 is finite; (1e308)² is not (IEEE 754 double range ≈ 1.8e308).
+func TestOverflowNamed(t *testing.T) {
+	y := []float64{1, 1e308, 1, -1e308, 1, 2, 2, 5}
+	treated := []bool{false, false, true, true, false, false, true, true}
+	post := []bool{false, true, false, true, false, true, false, true}
+	_, err := Regress(y, treated, post, []int{1, 1, 2, 2, 3, 3, 4, 4}, CR1, 0.05)
+	if err == nil || errors.Is(err, ErrPerfectFit) || !strings.Contains(err.Error(), "overflow") {
+		t.Errorf("Regress: %v; want an error saying the squares overflow", err)
+	}
+}
