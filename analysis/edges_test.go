@@ -102,8 +102,8 @@ func shiftedArm(name string, y, x, d []float64, cy, cx, cd float64) Arm {
 //	    r = welch(rb-ra, float(vra), na, float(vrb), nb)
 //	    print(off, w, float(th), c, r)
 func TestLargeOffset(t *testing.T) {
-	// [estimate, se, ci_low, ci_high, p]; the mean and CUPED effects do not depend
-	// on the offset.
+	// want{estimate, ci_low, ci_high, se, p} (the script prints estimate, se,
+	// ci_low, ci_high, p); the mean and CUPED effects do not depend on the offset.
 	welch := want{0.7615625, 0.07844446854759946, 1.4446805314524007, 0.34804313491789635, 0.028930079089069447}
 	cuped := want{0.7604452153351946, 0.28007034200987146, 1.2408200886605179, 0.24474666042904658, 0.0019519627601325942}
 	const theta = 0.5257810187319641
