@@ -41,7 +41,9 @@ interval for the average effect and for each post period); the in-space
 placebo test (every donor in turn as if treated, ranked by post/pre RMSPE
 ratio: its p-value and interval); and diagnostics (pre-period RMSPE, the share
 of pre-period variance explained, the periods where the treated series is
-outside the donors' range, hence their convex hull, with a warning).`
+outside the donors' range, hence their convex hull, with a warning).
+
+"lift geo power" plans a geo experiment instead: see "lift geo power --help".`
 
 type geoFlags struct {
 	data, unit, time, outcome, treated, start, method, format string
@@ -50,6 +52,9 @@ type geoFlags struct {
 }
 
 func runGeo(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "power" {
+		return runGeoPower(ctx, e, args[1:])
+	}
 	var f geoFlags
 	fs := e.flags("geo", "--data FILE --unit COL --time COL --outcome COL --treated UNITS --start PERIOD [flags]", geoDescription)
 	fs.StringVar(&f.data, "data", "", "CSV file, one row per unit and period (required)")
