@@ -7,8 +7,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 
@@ -132,35 +130,21 @@ func geoFile(ctx context.Context, f geoFlags) (*geoOutput, error) {
 	if err != nil {
 		return nil, err
 	}
-	order, err := t.ordinals(geoOp, "--time", f.time)
-	if err != nil {
-		return nil, err
-	}
 	y, err := t.floats(geoOp, "--outcome", f.outcome)
 	if err != nil {
 		return nil, err
 	}
-	p, err := geoPanel(t, f, units, times, order, y)
+	p, err := geoPanel(t, units, times, y)
 	if err != nil {
 		return nil, err
 	}
 	o := synth.Options{Method: method, Intercept: f.intercept, Lambda: f.lambda, Alpha: f.alpha,
 		Conformal: !f.noConformal, Placebo: !f.noPlacebo, PerMarket: f.perMarket}
-	seen := map[int]bool{}
-	for _, name := range strings.Split(f.treated, ",") {
-		name = strings.TrimSpace(name)
-		i := slices.Index(p.Units, name)
-		if i < 0 {
-			return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--treated"), experiment.Errorf("%q is not a value of column %q", name, f.unit))
-		}
-		if !seen[i] {
-			seen[i] = true
-			o.Treated = append(o.Treated, i)
-		}
+	if o.Treated, _, err = synth.UnitIndexes(p, strings.Split(f.treated, ",")); err != nil {
+		return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--treated"), experiment.Errorf("%v (column %q)", err, f.unit))
 	}
-	o.Start, err = geoStart(p.Periods, f.start)
-	if err != nil {
-		return nil, err
+	if o.Start, err = synth.StartIndex(p.Periods, f.start); err != nil {
+		return nil, experiment.E(geoOp, experiment.InsufficientData, experiment.Field("--start"), err)
 	}
 	rep, err := synth.Run(p, o)
 	if err != nil {
@@ -172,84 +156,20 @@ func geoFile(ctx context.Context, f geoFlags) (*geoOutput, error) {
 	return &geoOutput{Report: rep, NUnits: len(p.Units), NPeriods: len(p.Periods)}, nil
 }
 
-// geoPanel builds the wide panel: units and periods in order, each cell once.
-func geoPanel(t *table, f geoFlags, units, times []string, order []int, y []float64) (synth.Panel, error) {
-	var p synth.Panel
-	label := map[int]string{}
-	uIdx := map[string]int{}
-	for i, u := range units {
-		if _, ok := uIdx[u]; !ok {
-			uIdx[u] = 0
-			p.Units = append(p.Units, u)
-		}
-		label[order[i]] = times[i]
-	}
-	slices.Sort(p.Units)
-	for i, u := range p.Units {
-		uIdx[u] = i
-	}
-	ords := make([]int, 0, len(label))
-	for o := range label {
-		ords = append(ords, o)
-	}
-	slices.Sort(ords)
-	tIdx := map[int]int{}
-	for i, o := range ords {
-		tIdx[o] = i
-		p.Periods = append(p.Periods, label[o])
-	}
-	p.Y = make([][]float64, len(p.Units))
-	filled := make([][]bool, len(p.Units))
-	for u := range p.Y {
-		p.Y[u] = make([]float64, len(ords))
-		filled[u] = make([]bool, len(ords))
-	}
-	for i := range y {
-		u, tt := uIdx[units[i]], tIdx[order[i]]
-		if math.IsNaN(y[i]) {
-			return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--outcome"),
-				experiment.Errorf("%s line %d: missing outcome (the panel must be complete)", t.name, t.line(i)))
-		}
-		if filled[u][tt] {
-			return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--data"),
-				experiment.Errorf("%s line %d: unit %q has a second row for period %q", t.name, t.line(i), units[i], times[i]))
-		}
-		p.Y[u][tt], filled[u][tt] = y[i], true
-	}
-	for u := range filled {
-		for tt, ok := range filled[u] {
-			if !ok {
-				return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--data"),
-					experiment.Errorf("unit %q has no row for period %q: the panel must be balanced", p.Units[u], p.Periods[tt]))
-			}
-		}
+// geoPanel builds the wide panel (synth.FromLong, as POST
+// /v1/analyses/geo does), naming the file's line of a bad row.
+func geoPanel(t *table, units, times []string, y []float64) (synth.Panel, error) {
+	p, err := synth.FromLong(units, times, y)
+	var re *synth.RowError
+	switch {
+	case errors.As(err, &re) && strings.HasPrefix(re.Msg, "missing"):
+		return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--outcome"), experiment.Errorf("%s line %d: %s", t.name, t.line(re.Row), re.Msg))
+	case errors.As(err, &re):
+		return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--data"), experiment.Errorf("%s line %d: %s", t.name, t.line(re.Row), re.Msg))
+	case err != nil:
+		return p, experiment.E(geoOp, experiment.Invalid, experiment.Field("--data"), err)
 	}
 	return p, nil
-}
-
-// geoStart returns the index of the first period at or after start, compared
-// as numbers when start and every period are numbers, else as text.
-func geoStart(periods []string, start string) (int, error) {
-	start = strings.TrimSpace(start)
-	sv, serr := strconv.ParseFloat(start, 64)
-	numeric := serr == nil
-	vals := make([]float64, len(periods))
-	for i, s := range periods {
-		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-		numeric = numeric && err == nil
-		vals[i] = v
-	}
-	for i, s := range periods {
-		if (numeric && vals[i] >= sv) || (!numeric && s >= start) {
-			if i == 0 {
-				return 0, experiment.E(geoOp, experiment.InsufficientData, experiment.Field("--start"),
-					experiment.Errorf("%q is at or before the first period %q: no pre-period", start, periods[0]))
-			}
-			return i, nil
-		}
-	}
-	return 0, experiment.E(geoOp, experiment.InsufficientData, experiment.Field("--start"),
-		experiment.Errorf("%q is after the last period %q: no post-period", start, periods[len(periods)-1]))
 }
 
 func fmtInterval(iv *synth.Interval) string {

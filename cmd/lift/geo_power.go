@@ -160,32 +160,21 @@ func geoPowerFile(ctx context.Context, f geoPowerFlags) (*geoPowerOutput, error)
 	if err != nil {
 		return nil, err
 	}
-	order, err := t.ordinals(geoOp, "--time", f.time)
-	if err != nil {
-		return nil, err
-	}
 	y, err := t.floats(geoOp, "--outcome", f.outcome)
 	if err != nil {
 		return nil, err
 	}
-	p, err := geoPanel(t, geoFlags{}, units, times, order, y)
+	p, err := geoPanel(t, units, times, y)
 	if err != nil {
 		return nil, err
 	}
 	markets := func(flag, s string) ([]int, error) {
-		var out []int
 		if strings.TrimSpace(s) == "" {
 			return nil, nil
 		}
-		for _, name := range strings.Split(s, ",") {
-			name = strings.TrimSpace(name)
-			i := slices.Index(p.Units, name)
-			if i < 0 {
-				return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field(flag), experiment.Errorf("%q is not a value of column %q", name, f.unit))
-			}
-			if !slices.Contains(out, i) {
-				out = append(out, i)
-			}
+		out, _, err := synth.UnitIndexes(p, strings.Split(s, ","))
+		if err != nil {
+			return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field(flag), experiment.Errorf("%v (column %q)", err, f.unit))
 		}
 		return out, nil
 	}
