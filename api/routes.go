@@ -17,5 +17,6 @@ func (s *Server) routes() {
 	s.journeyRoutes()
 	s.modelRoutes()
 	s.quasiRoutes()
+	s.geoRoutes()
 	s.powerRoutes()
 }
