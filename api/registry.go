@@ -156,7 +156,7 @@ func (s *Server) registryRoutes() {
 		Summary: "Change an experiment", Request: experimentPatch{}, Response: experiment.Experiment{},
 		Description: "Drafts may change every field but the key. Once started the design is pre-registered: only name and description may change; other changes are 409."})
 	s.route(http.MethodPost, "/v1/experiments/:key/start", admin, s.startExperiment, op{
-		Summary: "Start a draft experiment (locks its design)", Request: startRequest{}, Response: experiment.Experiment{},
+		Summary: "Start a draft experiment (locks its design)", Request: startRequest{}, OptionalBody: true, Response: experiment.Experiment{},
 		Description: "The body is optional. started_at, a time in the past, starts a backfill: exposures are accepted from that time on " +
 			"(POST /v1/exposures refuses those stamped more than a minute before an experiment's start)."})
 	s.route(http.MethodPost, "/v1/experiments/:key/stop", admin, s.stopExperiment, op{
