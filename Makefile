@@ -21,10 +21,11 @@ FUZZTIME ?= 20s
 FUZZFLAGS ?= -fuzzminimizetime 2s -parallel 2
 FUZZ_TARGETS = \
 	./api:FuzzExposuresJSON ./api:FuzzAssignJSON ./api:FuzzNDJSONEvents ./api:FuzzRefuseNUL \
-	./api:FuzzBodies ./api:FuzzQueryParams \
+	./api:FuzzBodies ./api:FuzzQueryParams ./api:FuzzDecodeExposuresFast ./api:FuzzDecodeAssignFast \
 	./store:FuzzIngestCSV ./store:FuzzIngestNDJSON ./store:FuzzIngestParquet \
 	./experiment:FuzzIdentProblem ./experiment:FuzzParseDuration ./experiment:FuzzMetricDefinition \
-	./experiment:FuzzExperimentDefinition ./jobs:FuzzSchedule ./scorer:FuzzSafetensors
+	./experiment:FuzzExperimentDefinition ./jobs:FuzzSchedule ./scorer:FuzzSafetensors ./scorer:FuzzLoad \
+	./cmd/lift:FuzzReadTable ./analysis:FuzzAnalyze ./assign:FuzzHash
 
 fuzz:
 	@set -e; for t in $(FUZZ_TARGETS); do \

@@ -29,13 +29,20 @@ type exposureAccepted struct {
 	Accepted int `json:"accepted" doc:"exposures committed to the database"`
 }
 
+// exposureClockSkew is how far before its experiment's start an exposure's
+// timestamp may lie: the clocks of the clients that send them differ a little.
+// Past data (a backfill) needs the experiment started at the time it began
+// (POST /v1/experiments/KEY/start with started_at).
+const exposureClockSkew = time.Minute
+
 // exposureRoutes log exposures sent by clients; ingest keys (and admins).
 func (s *Server) exposureRoutes() {
 	s.route(http.MethodPost, "/v1/exposures", experiment.RoleIngest, s.postExposures, op{
 		Summary: "Log a batch of exposures", Request: exposureBatch{}, Response: exposureAccepted{},
 		Description: "The answer comes after the rows are committed: an acknowledged exposure is never lost. " +
 			"A batch is all or nothing: a bad row is 400 naming exposures[i].field and nothing is stored. " +
-			"Experiments must exist and not be drafts; variants must be the experiment's."})
+			"Experiments must exist and not be drafts; variants must be the experiment's; an exposure may not precede its experiment's start " +
+			"by more than a minute (to load past data, start the experiment with started_at)."})
 }
 
 func (s *Server) postExposures(c echo.Context) error {
@@ -114,6 +121,11 @@ func (s *Server) postExposures(c echo.Context) error {
 		ts := x.TS
 		if ts.IsZero() {
 			ts = now
+		}
+		if st := last.exp.StartedAt; st != nil && ts.Before(st.Add(-exposureClockSkew)) {
+			return bad("ts", "%s is before experiment %q started (%s): no unit can have been exposed to it then; "+
+				"to load past data, start the experiment at the time it began (started_at)",
+				ts.UTC().Format(time.RFC3339), x.Experiment, st.UTC().Format(time.RFC3339))
 		}
 		xs[i] = experiment.Exposure{Experiment: x.Experiment, Unit: x.Unit, Variant: x.Variant, TS: ts,
 			InHoldout: x.InHoldout, HoldoutVersion: hv, Source: "client"}

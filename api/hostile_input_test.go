@@ -305,9 +305,14 @@ func TestTimestampBounds(t *testing.T) {
 	ts := newTestServerStore(t, func(o *store.Options) { o.Now = clock; o.MaxClockSkew = 5 * time.Minute },
 		func(o *Options) { o.Now = clock })
 	ts.setupRunning()
-	x := func(unit string, at time.Time) string {
-		return fmt.Sprintf(`{"experiment": "checkout", "unit": %q, "variant": "control", "ts": %q}`, unit, at.Format(time.RFC3339Nano))
+	// A backfill started on the floor itself, so that an exposure within a
+	// minute before it passes the start check and meets the store's floor.
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "archive", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}}}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/archive/start", map[string]any{"started_at": store.DefaultMinTime}, nil)
+	xe := func(key, unit string, at time.Time) string {
+		return fmt.Sprintf(`{"experiment": %q, "unit": %q, "variant": "control", "ts": %q}`, key, unit, at.Format(time.RFC3339Nano))
 	}
+	x := func(unit string, at time.Time) string { return xe("checkout", unit, at) }
 	ev := func(id string, at time.Time) string {
 		return fmt.Sprintf(`{"event_id": %q, "unit": "u-1", "type": "purchase", "ts": %q}`, id, at.Format(time.RFC3339Nano))
 	}
@@ -319,7 +324,8 @@ func TestTimestampBounds(t *testing.T) {
 	}{
 		{"exposure in year 9999", "/v1/exposures", "application/json", `{"exposures": [` + x("ok-1", now) + "," + x("far", far) + `]}`, 400, "exposures[1].ts", "--max-clock-skew"},
 		{"exposure 6 minutes ahead", "/v1/exposures", "application/json", `{"exposures": [` + x("ahead", now.Add(6*time.Minute)) + `]}`, 400, "exposures[0].ts", "must not be after 2026-06-01T12:05:00Z"},
-		{"exposure in 1899", "/v1/exposures", "application/json", `{"exposures": [` + x("old", time.Date(1899, 12, 31, 0, 0, 0, 0, time.UTC)) + `]}`, 400, "exposures[0].ts", "must not be before 1900-01-01T00:00:00Z"},
+		{"exposure in 1899", "/v1/exposures", "application/json", `{"exposures": [` + xe("archive", "old", store.DefaultMinTime.Add(-30*time.Second)) + `]}`, 400, "exposures[0].ts", "must not be before 1900-01-01T00:00:00Z"},
+		{"exposure before its experiment", "/v1/exposures", "application/json", `{"exposures": [` + x("early", time.Date(2026, 6, 1, 11, 0, 0, 0, time.UTC)) + `]}`, 400, "exposures[0].ts", "is before experiment \"checkout\" started (2026-06-01T12:00:00Z)"},
 		{"event in 2099", "/v1/events", "application/json", `{"events": [` + ev("e-ok", now) + "," + ev("e-far", time.Date(2099, 1, 1, 0, 0, 0, 0, time.UTC)) + `]}`, 400, "events[1].ts", "must not be after"},
 		{"NDJSON event in 1899", "/v1/events", "application/x-ndjson", ev("e-ok", now) + "\n" + ev("e-old", time.Date(1899, 12, 31, 23, 59, 59, 0, time.UTC)), 400, "line 2.ts", "must not be before"},
 		{"exposure 4 minutes ahead", "/v1/exposures", "application/json", `{"exposures": [` + x("skewed", now.Add(4*time.Minute)) + `]}`, 200, "", ""},

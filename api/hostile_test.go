@@ -187,6 +187,72 @@ func TestLateValidation(t *testing.T) {
 	ts.refused("PATCH", "/v1/experiments/checkout", map[string]any{"metrics": []any{"revenue", "refunds"}}, "metrics[1]")
 	ts.must(http.StatusOK, "POST", "/v1/experiments/checkout/start", nil, nil)
 
+	// An exposure stamped before its experiment started (beyond a minute of clock skew).
+	x := func(key string, at time.Time) map[string]any {
+		return map[string]any{"exposures": []map[string]any{
+			{"experiment": key, "unit": "u1", "variant": "control", "ts": start.Add(time.Hour)},
+			{"experiment": key, "unit": "u2", "variant": "control", "ts": at},
+		}}
+	}
+	exposures := func() int {
+		t.Helper()
+		var n int
+		if err := ts.db.SQL().QueryRow(`SELECT count(*) FROM exposures`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	ts.refused("POST", "/v1/exposures", x("checkout", start.Add(-time.Hour)), "exposures[1].ts")
+	ts.refused("POST", "/v1/exposures", x("checkout", time.Date(1999, 1, 1, 0, 0, 0, 0, time.UTC)), "exposures[1].ts")
+	if n := exposures(); n != 0 {
+		t.Fatalf("after the refused batches the store holds %d exposures, want 0", n)
+	}
+	ts.must(http.StatusOK, "POST", "/v1/exposures", x("checkout", start.Add(-30*time.Second)), nil) // within the skew
+	if n := exposures(); n != 2 {
+		t.Fatalf("the store holds %d exposures, want 2", n)
+	}
+
+	// A backfill: the experiment is started with started_at in the past, and
+	// exposures from then on are accepted. started_at is refused after the
+	// server's clock, before the store's floor, and when not a time; a draft
+	// refused so stays a draft.
+	past := map[string]any{"key": "replay", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}}}
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", past, nil)
+	for _, c := range []struct {
+		name string
+		body any
+	}{
+		{"in the future", map[string]any{"started_at": start.Add(time.Minute)}},
+		{"before 1900", map[string]any{"started_at": "1899-12-31T00:00:00Z"}},
+		{"not a time", map[string]any{"started_at": "last week"}},
+	} {
+		t.Run("started_at "+c.name, func(t *testing.T) { ts.refused("POST", "/v1/experiments/replay/start", c.body, "started_at") })
+	}
+	var draft experiment.Experiment
+	ts.must(http.StatusOK, "GET", "/v1/experiments/replay", nil, &draft)
+	if draft.Status != experiment.Draft || draft.StartedAt != nil {
+		t.Fatalf("after refused starts: %s started at %v, want a draft", draft.Status, draft.StartedAt)
+	}
+	backfill := start.Add(-30 * 24 * time.Hour)
+	var started experiment.Experiment
+	ts.must(http.StatusOK, "POST", "/v1/experiments/replay/start", map[string]any{"started_at": backfill}, &started)
+	if started.StartedAt == nil || !started.StartedAt.Equal(backfill) {
+		t.Fatalf("started_at %v, want %v", started.StartedAt, backfill)
+	}
+	ts.refused("POST", "/v1/exposures", x("replay", backfill.Add(-time.Hour)), "exposures[1].ts")
+	ts.must(http.StatusOK, "POST", "/v1/exposures", x("replay", backfill.Add(time.Hour)), nil)
+	if n := exposures(); n != 4 {
+		t.Fatalf("the store holds %d exposures, want 4", n)
+	}
+	// The start, with its time, is in the audit log.
+	var audit string
+	if err := ts.db.SQL().QueryRow(`SELECT CAST(after AS VARCHAR) FROM audit WHERE action = 'experiment.start' AND key = 'replay'`).Scan(&audit); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(audit, `"started_at":"2026-01-30T10:00:00Z"`) {
+		t.Errorf("audit entry %s does not record started_at 2026-01-30T10:00:00Z", audit)
+	}
+
 	// Jobs whose target does not exist.
 	sched := hookJobServer(t, "", -1, time.Second, nil)
 	sched.must(http.StatusCreated, "POST", "/v1/holdouts", map[string]any{"name": "global", "fraction": 0.05}, nil)

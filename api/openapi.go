@@ -13,14 +13,15 @@ import (
 
 // op is the OpenAPI description of a route, given where the route is declared.
 type op struct {
-	Summary     string
-	Description string
-	Also        []experiment.Role // roles accepted besides the route's main one
-	Query       []param           // query parameters
-	Request     any               // a value of the JSON request body's type; nil for none
-	Response    any               // a value of the JSON success body's type; nil for none
-	Status      int               // success status, default 200
-	ContentType string            // success content type when not JSON (e.g. text/plain)
+	Summary      string
+	Description  string
+	Also         []experiment.Role // roles accepted besides the route's main one
+	Query        []param           // query parameters
+	Request      any               // a value of the JSON request body's type; nil for none
+	OptionalBody bool              // the request body may be absent
+	Response     any               // a value of the JSON success body's type; nil for none
+	Status       int               // success status, default 200
+	ContentType  string            // success content type when not JSON (e.g. text/plain)
 }
 
 // param is a query parameter.
@@ -109,7 +110,7 @@ func (s *Server) openAPI() map[string]any {
 		}
 		if o.Request != nil {
 			responses["400"] = errResp("invalid input; the message names the field")
-			operation["requestBody"] = map[string]any{"required": true, "content": map[string]any{
+			operation["requestBody"] = map[string]any{"required": !o.OptionalBody, "content": map[string]any{
 				"application/json": map[string]any{"schema": sg.schema(reflect.TypeOf(o.Request))}}}
 		}
 		if desc != "" {

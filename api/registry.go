@@ -1,9 +1,11 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
@@ -154,7 +156,9 @@ func (s *Server) registryRoutes() {
 		Summary: "Change an experiment", Request: experimentPatch{}, Response: experiment.Experiment{},
 		Description: "Drafts may change every field but the key. Once started the design is pre-registered: only name and description may change; other changes are 409."})
 	s.route(http.MethodPost, "/v1/experiments/:key/start", admin, s.startExperiment, op{
-		Summary: "Start a draft experiment (locks its design)", Response: experiment.Experiment{}})
+		Summary: "Start a draft experiment (locks its design)", Request: startRequest{}, OptionalBody: true, Response: experiment.Experiment{},
+		Description: "The body is optional. started_at, a time in the past, starts a backfill: exposures are accepted from that time on " +
+			"(POST /v1/exposures refuses those stamped more than a minute before an experiment's start)."})
 	s.route(http.MethodPost, "/v1/experiments/:key/stop", admin, s.stopExperiment, op{
 		Summary: "Stop a running experiment", Response: experiment.Experiment{}})
 
@@ -256,8 +260,30 @@ func (s *Server) updateExperiment(c echo.Context) error {
 	return c.JSON(http.StatusOK, e)
 }
 
+// startRequest is the optional body of POST /v1/experiments/KEY/start.
+type startRequest struct {
+	StartedAt string `json:"started_at,omitempty" doc:"RFC 3339 time the experiment started, for a backfill of past data: not after the server's clock; absent: now"`
+}
+
 func (s *Server) startExperiment(c echo.Context) error {
-	e, err := s.db.StartExperiment(c.Request().Context(), actor(c), c.Param("key"))
+	b, err := s.readBody(c)
+	if err != nil {
+		return err
+	}
+	var req startRequest
+	if len(bytes.TrimSpace(b)) > 0 {
+		if err := decodeJSON(b, &req); err != nil {
+			return err
+		}
+	}
+	var at time.Time
+	if req.StartedAt != "" {
+		if at, err = time.Parse(time.RFC3339Nano, req.StartedAt); err != nil {
+			return experiment.E("api.startExperiment", experiment.Invalid, experiment.Field("started_at"),
+				experiment.Errorf("must be an RFC 3339 time (2026-03-01T10:00:00Z), got %q", req.StartedAt))
+		}
+	}
+	e, err := s.db.StartExperimentAt(c.Request().Context(), actor(c), c.Param("key"), at)
 	if err != nil {
 		return err
 	}

@@ -334,15 +334,42 @@ func (db *DB) UpdateExperiment(ctx context.Context, actor string, in *experiment
 // StartExperiment moves a draft to running, which locks its design. Any other
 // state is a Conflict.
 func (db *DB) StartExperiment(ctx context.Context, actor, key string) (*experiment.Experiment, error) {
-	return db.transition(ctx, "store.StartExperiment", actor, key, experiment.Draft, experiment.Running)
+	return db.StartExperimentAt(ctx, actor, key, time.Time{})
+}
+
+// StartExperimentAt is StartExperiment with the start time given, for a
+// backfill: an experiment whose exposures happened before it was registered
+// (a replay of past data, a notebook, an import from another system) is
+// started when they began, and exposures are then accepted from that time on
+// (the API refuses those stamped before an experiment's start). The zero time
+// means now. at must not be after the clock nor before Options.MinTime
+// (Invalid, field started_at). The audit entry records the start time given;
+// its own time is the clock's.
+func (db *DB) StartExperimentAt(ctx context.Context, actor, key string, at time.Time) (*experiment.Experiment, error) {
+	const op = "store.StartExperiment"
+	if !at.IsZero() {
+		at = at.UTC().Truncate(time.Microsecond)
+		if now := db.now(); at.After(now) {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("started_at"), experiment.Errorf(
+				"must not be after the server's clock (%s), got %s: an experiment starts now or, for a backfill, in the past",
+				now.Format(time.RFC3339), at.Format(time.RFC3339Nano)))
+		}
+		if at.Before(db.opt.MinTime) {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("started_at"), experiment.Errorf(
+				"must not be before %s, got %s", db.opt.MinTime.UTC().Format(time.RFC3339), at.Format(time.RFC3339Nano)))
+		}
+	}
+	return db.transition(ctx, op, actor, key, experiment.Draft, experiment.Running, at)
 }
 
 // StopExperiment moves a running experiment to stopped. Any other state is a Conflict.
 func (db *DB) StopExperiment(ctx context.Context, actor, key string) (*experiment.Experiment, error) {
-	return db.transition(ctx, "store.StopExperiment", actor, key, experiment.Running, experiment.Stopped)
+	return db.transition(ctx, "store.StopExperiment", actor, key, experiment.Running, experiment.Stopped, time.Time{})
 }
 
-func (db *DB) transition(ctx context.Context, op, actor, key string, from, to experiment.Status) (*experiment.Experiment, error) {
+// transition moves experiment key from status from to status to, at the time
+// at (zero: now).
+func (db *DB) transition(ctx context.Context, op, actor, key string, from, to experiment.Status, at time.Time) (*experiment.Experiment, error) {
 	db.regMu.Lock()
 	defer db.regMu.Unlock()
 	var out *experiment.Experiment
@@ -362,11 +389,14 @@ func (db *DB) transition(ctx context.Context, op, actor, key string, from, to ex
 		e := cloneExperiment(old)
 		now := db.now()
 		e.Status, e.UpdatedAt = to, now
+		if at.IsZero() {
+			at = now
+		}
 		action := "experiment.start"
 		if to == experiment.Running {
-			e.StartedAt = &now
+			e.StartedAt = &at
 		} else {
-			e.StoppedAt = &now
+			e.StoppedAt = &at
 			action = "experiment.stop"
 		}
 		if err := putExperiment(ctx, tx, e, false); err != nil {

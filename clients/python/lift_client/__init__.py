@@ -18,6 +18,7 @@ their JSON.
 import json
 import os
 import subprocess
+from datetime import datetime, timezone
 from urllib.parse import quote
 
 import requests
@@ -133,8 +134,17 @@ class Client:
         """``POST /v1/experiments``; the experiment starts as a draft."""
         return self.post("/v1/experiments", experiment)
 
-    def start_experiment(self, key):
-        return self.post(f"/v1/experiments/{_seg(key)}/start")
+    def start_experiment(self, key, started_at=None):
+        """``POST /v1/experiments/KEY/start``. ``started_at`` (an RFC 3339 string
+        or an aware ``datetime``) starts a backfill: exposures of past data are
+        accepted from that time on (docs/api.md, Backfills)."""
+        if started_at is None:
+            return self.post(f"/v1/experiments/{_seg(key)}/start")
+        if isinstance(started_at, datetime):
+            if started_at.tzinfo is None:
+                raise ValueError("started_at must be timezone-aware")
+            started_at = started_at.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+        return self.post(f"/v1/experiments/{_seg(key)}/start", {"started_at": started_at})
 
     def experiment(self, key):
         return self.get("/v1/experiments/" + _seg(key))

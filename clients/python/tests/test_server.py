@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import unittest
 from datetime import datetime, timedelta, timezone
 
@@ -81,10 +80,10 @@ class TestAgainstServer(unittest.TestCase):
                             "window": {"start_days": 0, "end_days": 7}, "bounds": {"lower": 0, "upper": 100}})
         lift.create_experiment({"key": "client-test", "variants": [{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}],
                                 "metrics": ["spend"], "analysis": {"correction": "none"}})
-        lift.start_experiment("client-test")
-        # Exposures cannot precede the experiment's start, nor events lie in the
-        # future: the data fit in the half second after the start.
-        t0 = datetime.now(timezone.utc)
+        # Past data: the experiment is started a day ago (a backfill), since
+        # exposures cannot precede its start.
+        t0 = datetime.now(timezone.utc) - timedelta(days=1)
+        lift.start_experiment("client-test", started_at=t0)
         ts = lambda d: (t0 + d).strftime("%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
         xs, evs, values = [], [], {"control": [], "treatment": []}
         for i in range(400):
@@ -96,7 +95,6 @@ class TestAgainstServer(unittest.TestCase):
             else:
                 evs.append({"event_id": f"e{i}", "unit": f"u{i}", "type": "purchase", "ts": ts(timedelta(milliseconds=i + 1)), "value": v})
             values[arm].append(v)
-        time.sleep(1)  # let the last timestamps pass
         self.assertEqual(lift.log_exposures(xs, batch=150), 400)
         self.assertEqual(lift.send_events(evs, batch=100), (len(evs), 0))
         self.assertEqual(lift.send_events(evs[:3]), (0, 3))  # idempotent by event_id

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import unittest
+from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 
@@ -43,6 +44,10 @@ class TestRequests(unittest.TestCase):
             ("privacy", lambda c: c.set_privacy("e", 2, 0.5), "PUT", "/v1/experiments/e/privacy",
              {"epsilon": 2, "delta": 0.0, "release_epsilon": 0.5}),
             ("start", lambda c: c.start_experiment("e"), "POST", "/v1/experiments/e/start", {}),
+            ("backfill", lambda c: c.start_experiment("e", started_at="2026-02-01T00:00:00Z"), "POST", "/v1/experiments/e/start",
+             {"started_at": "2026-02-01T00:00:00Z"}),
+            ("backfill from a datetime", lambda c: c.start_experiment("e", started_at=datetime(2026, 2, 1, 1, tzinfo=timezone(timedelta(hours=1)))),
+             "POST", "/v1/experiments/e/start", {"started_at": "2026-02-01T00:00:00Z"}),
             ("did", lambda c: c.did({"metric": "m"}), "POST", "/v1/analyses/did", {"metric": "m"}),
         ]
         for name, call, method, path, body in cases:
