@@ -57,7 +57,10 @@ var homes = map[string][]string{
 	"gonum.org/v1/plot":                       {"reports"},
 	"github.com/go-co-op/gocron":              {"jobs"},
 	"github.com/growthbook/growthbook-golang": {"assign"}, // benchmarks only
-	module + "/internal/refdata":              {},         // tests only (_test.go files are not listed in Imports)
+	"github.com/ClickHouse/clickhouse-go":     {"metric/clickhouse"},
+	"github.com/ClickHouse/ch-go":             {"metric/clickhouse"},
+	"github.com/go-faster/city":               {"metric/clickhouse"}, // the sharding key's hash
+	module + "/internal/refdata":              {},                    // tests only (_test.go files are not listed in Imports)
 }
 
 // pure packages may not depend (even indirectly) on these.
