@@ -372,3 +372,11 @@ const (
 	Env        = "LIFT_CLICKHOUSE"
 	RequireEnv = "LIFT_REQUIRE_CLICKHOUSE"
 )
+
+// PID is the server's process id (0 for an attached server).
+func (s *Server) PID() int {
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}

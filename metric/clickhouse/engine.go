@@ -31,11 +31,15 @@ type Options struct {
 	Database string
 	// DialTimeout bounds each connection attempt (default 5 s).
 	DialTimeout time.Duration
+	// Log, if set, is called with every query before it is sent: the shard it
+	// goes to and whether it is one of a set sent to every shard at once.
+	Log func(shard int, everyShard bool, query string)
 }
 
 // Engine evaluates metric plans in ClickHouse. It is safe for concurrent use.
 type Engine struct {
 	shards []driver.Conn
+	log    func(shard int, everyShard bool, query string)
 	// exp and ev are what global queries read: the Distributed tables over
 	// several shards, the local tables on a single server.
 	exp, ev string
@@ -54,7 +58,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 5 * time.Second
 	}
-	e := &Engine{exp: ExposuresLocal, ev: EventsLocal}
+	e := &Engine{exp: ExposuresLocal, ev: EventsLocal, log: o.Log}
 	if len(o.Shards) > 1 {
 		e.exp, e.ev = Exposures, Events
 	}
@@ -261,9 +265,16 @@ func prefixed(sep string, xs []string) string {
 	return sep + strings.Join(xs, sep)
 }
 
-// query runs q on conn and scans every row with scan.
-func query(ctx context.Context, c driver.Conn, q string, scan func(driver.Rows) error) error {
-	rows, err := c.Query(ctx, q)
+// query runs q on shard i and scans every row with scan.
+func (e *Engine) query(ctx context.Context, i int, q string, scan func(driver.Rows) error) error {
+	return e.queryOn(ctx, i, false, q, scan)
+}
+
+func (e *Engine) queryOn(ctx context.Context, i int, every bool, q string, scan func(driver.Rows) error) error {
+	if e.log != nil {
+		e.log(i, every, q)
+	}
+	rows, err := e.shards[i].Query(ctx, q)
 	if err != nil {
 		return wrap("query", fmt.Errorf("%w\n%s", err, q))
 	}
@@ -277,11 +288,11 @@ func query(ctx context.Context, c driver.Conn, q string, scan func(driver.Rows) 
 }
 
 // everyShard runs f on every shard concurrently.
-func (e *Engine) everyShard(ctx context.Context, f func(ctx context.Context, c driver.Conn) error) error {
+func (e *Engine) everyShard(ctx context.Context, f func(ctx context.Context, i int) error) error {
 	errs := make([]error, len(e.shards))
 	var wg sync.WaitGroup
-	for i, c := range e.shards {
-		wg.Go(func() { errs[i] = f(ctx, c) })
+	for i := range e.shards {
+		wg.Go(func() { errs[i] = f(ctx, i) })
 	}
 	wg.Wait()
 	for _, err := range errs {
@@ -316,7 +327,7 @@ func (e *Engine) globals(ctx context.Context, p *metric.Plan) (*global, error) {
 		}
 	}
 	q := fmt.Sprintf("SELECT %s FROM (%s)", strings.Join(sel, ", "), valuesSQL(e.exp, e.ev, p, nil))
-	err := query(ctx, e.shards[0], q, func(r driver.Rows) error {
+	err := e.query(ctx, 0, q, func(r driver.Rows) error {
 		var dst []any
 		for _, c := range p.Columns {
 			if c.Cap.Kind == metric.PercentileCap {
@@ -426,9 +437,9 @@ func (e *Engine) Stats(ctx context.Context, p *metric.Plan) (*metric.Stats, erro
 	var mu sync.Mutex
 	perArm := map[string][]armSums{}
 	var multi uint64
-	err = e.everyShard(ctx, func(ctx context.Context, c driver.Conn) error {
+	err = e.everyShard(ctx, func(ctx context.Context, i int) error {
 		q := fmt.Sprintf("SELECT arm, count()%s FROM (%s) GROUP BY arm", prefixed(", ", sel), valuesSQL(ExposuresLocal, EventsLocal, p, g.caps))
-		if err := query(ctx, c, q, func(r driver.Rows) error {
+		if err := e.queryOn(ctx, i, true, q, func(r driver.Rows) error {
 			a := armSums{sums: make([]float64, len(slots)), hi: make([]int64, len(p.Columns)), lo: make([]int64, len(p.Columns))}
 			var arm string
 			dst := []any{&arm, &a.n}
@@ -448,7 +459,7 @@ func (e *Engine) Stats(ctx context.Context, p *metric.Plan) (*metric.Stats, erro
 		}); err != nil {
 			return err
 		}
-		return query(ctx, c, fmt.Sprintf("SELECT countIf(narms > 1) FROM (%s)", unitsSQL(ExposuresLocal, p.Population)), func(r driver.Rows) error {
+		return e.queryOn(ctx, i, true, fmt.Sprintf("SELECT countIf(narms > 1) FROM (%s)", unitsSQL(ExposuresLocal, p.Population)), func(r driver.Rows) error {
 			var m uint64
 			if err := r.Scan(&m); err != nil {
 				return err
@@ -532,9 +543,9 @@ func (e *Engine) Bounded(ctx context.Context, p *metric.Plan) (*metric.Bounded, 
 	for j := range acc {
 		acc[j] = make([][2]neumaier, len(p.Population.Arms))
 	}
-	err := e.everyShard(ctx, func(ctx context.Context, c driver.Conn) error {
+	err := e.everyShard(ctx, func(ctx context.Context, i int) error {
 		q := fmt.Sprintf("SELECT arm, count()%s FROM (%s) GROUP BY arm", prefixed(", ", sel), valuesSQL(ExposuresLocal, EventsLocal, p, nil))
-		return query(ctx, c, q, func(r driver.Rows) error {
+		return e.queryOn(ctx, i, true, q, func(r driver.Rows) error {
 			var arm string
 			var n uint64
 			ns := make([]uint64, len(p.Metrics))
@@ -581,7 +592,7 @@ func (e *Engine) UnitValues(ctx context.Context, p *metric.Plan) (*metric.UnitVa
 	out := &metric.UnitValues{Values: []metric.UnitValue{}}
 	y := p.Metrics[0].Y
 	q := fmt.Sprintf("SELECT unit, arm, v%[1]d FROM (%[2]s) WHERE NOT isNaN(v%[1]d) ORDER BY unit", y, valuesSQL(e.exp, e.ev, p, g.caps))
-	if err := query(ctx, e.shards[0], q, func(r driver.Rows) error {
+	if err := e.query(ctx, 0, q, func(r driver.Rows) error {
 		var u metric.UnitValue
 		if err := r.Scan(&u.Unit, &u.Arm, &u.Value); err != nil {
 			return err
@@ -591,7 +602,7 @@ func (e *Engine) UnitValues(ctx context.Context, p *metric.Plan) (*metric.UnitVa
 	}); err != nil {
 		return nil, err
 	}
-	err = query(ctx, e.shards[0], fmt.Sprintf("SELECT countIf(narms > 1) FROM (%s)", unitsSQL(e.exp, p.Population)), func(r driver.Rows) error {
+	err = e.query(ctx, 0, fmt.Sprintf("SELECT countIf(narms > 1) FROM (%s)", unitsSQL(e.exp, p.Population)), func(r driver.Rows) error {
 		var m uint64
 		err := r.Scan(&m)
 		out.MultipleArms = int64(m)
@@ -613,7 +624,7 @@ func (e *Engine) Panel(ctx context.Context, p *metric.PanelPlan) (*metric.Panel,
 		groups[unit][g] = true
 	}
 	readUnits := func(sql string, g int, rest bool) error {
-		return query(ctx, e.shards[0], sql, func(r driver.Rows) error {
+		return e.query(ctx, 0, sql, func(r driver.Rows) error {
 			var u string
 			if err := r.Scan(&u); err != nil {
 				return err
@@ -669,7 +680,7 @@ func (e *Engine) Panel(ctx context.Context, p *metric.PanelPlan) (*metric.Panel,
 	}
 	var cells []metric.PanelCell
 	sql := fmt.Sprintf("SELECT unit, intDiv(ts - %d, %d) AS k, %s FROM %s WHERE %s GROUP BY unit, k", p.FromMicros, p.PeriodMicros, v, e.ev, rangeWhere)
-	if err := query(ctx, e.shards[0], sql, func(r driver.Rows) error {
+	if err := e.query(ctx, 0, sql, func(r driver.Rows) error {
 		var u string
 		var k int64
 		var x float64
@@ -695,7 +706,7 @@ func (e *Engine) Freshness(ctx context.Context, pop metric.Population) (metric.F
 		return &t
 	}
 	one := func(sql string, set func(n uint64, a, b int64)) error {
-		return query(ctx, e.shards[0], sql, func(r driver.Rows) error {
+		return e.query(ctx, 0, sql, func(r driver.Rows) error {
 			var n uint64
 			var a, b int64
 			if err := r.Scan(&n, &a, &b); err != nil {
