@@ -130,13 +130,13 @@ func BenchmarkExposureGroupPhases(b *testing.B) {
 			defer db.Close()
 			setupExposures(b, db)
 			ts := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
-			group := make([]*request, 64)
+			group := make([][]experiment.Exposure, 64)
 			for i := range group {
 				rows, err := db.prepareExposures(ctx, batch(fmt.Sprintf("b%d", i), 1000, ts))
 				if err != nil {
 					b.Fatal(err)
 				}
-				group[i] = &request{rows: rows}
+				group[i] = rows
 			}
 			w, l := db.w, db.w.lanes[0]
 			var appendWall, appendCPU, commitWall, commitCPU time.Duration

@@ -10,11 +10,9 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/internal/groupcommit"
 	duckdb "github.com/marcboeker/go-duckdb/v2"
 )
 
@@ -202,37 +200,24 @@ func (db *DB) ExposureCounts(ctx context.Context, experimentKey string) (map[str
 
 // ---- the writer ----
 
-// request is one LogExposures call waiting for its group's commit.
-type request struct {
-	rows []experiment.Exposure
-	done chan error // buffered 1
-}
-
-// writer is the only path by which exposures reach the file. Callers queue
-// requests on one bounded channel; each of its lanes (Options.Writers, default 1)
-// owns a connection and a DuckDB appender and loops: it takes every request queued
-// (up to BatchRows rows, waiting up to FlushEvery for more), appends them in one
-// transaction, commits, and only then answers every request of that group with the
-// commit's result. With more than one lane, one lane appends while another waits
-// for its commit to reach the disk.
+// writer is the only path by which exposures reach the file: a group-commit loop
+// (internal/groupcommit) whose requests are LogExposures calls. Callers queue on one
+// bounded queue; each of its lanes (Options.Writers, default 1) owns a connection
+// and a DuckDB appender and takes every request queued (up to BatchRows rows,
+// waiting up to FlushEvery for more), appends them in one transaction, commits,
+// and only then answers every request of that group with the commit's result; a
+// failed group is committed again request by request, so only the batch that
+// cannot be stored fails. With more than one lane, one lane appends while another
+// waits for its commit to reach the disk.
 type writer struct {
 	db    *DB
-	queue chan *request
+	gc    *groupcommit.Loop[[]experiment.Exposure]
 	lanes []*lane
-
-	mu     sync.RWMutex // guards closed against sends on a closed queue
-	closed bool
-	wg     sync.WaitGroup // running lanes
-	done   chan struct{}  // closed when every lane has returned
-
-	taken     atomic.Int64 // requests taken off the queue
-	committed atomic.Int64 // rows committed
-	failed    atomic.Int64 // rows whose group failed
 
 	// failCommit, when set (by tests, or from Options.CommitFault), is called
 	// after a group is appended and before COMMIT; an error makes the group fail
 	// and roll back.
-	failCommit func(group []*request) error
+	failCommit func(group [][]experiment.Exposure) error
 	mode       appendMode // set by tests and benchmarks between calls
 }
 
@@ -285,16 +270,7 @@ func (l *lane) stmt(ctx context.Context, st **sql.Stmt, query string) (*sql.Stmt
 var errClosed = experiment.E(experiment.Unavailable, experiment.Errorf("the store is closing; retry against the restarted server"))
 
 func newWriter(ctx context.Context, db *DB) (*writer, error) {
-	w := &writer{db: db, queue: make(chan *request, db.opt.QueueSize), done: make(chan struct{})}
-	if f := db.opt.CommitFault; f != nil {
-		w.failCommit = func(group []*request) error {
-			rows := make([][]experiment.Exposure, len(group))
-			for i, g := range group {
-				rows[i] = g.rows
-			}
-			return f(rows)
-		}
-	}
+	w := &writer{db: db, failCommit: db.opt.CommitFault}
 	for i := 0; i < db.opt.Writers; i++ {
 		conn, err := db.db.Conn(ctx)
 		if err != nil {
@@ -305,52 +281,40 @@ func newWriter(ctx context.Context, db *DB) (*writer, error) {
 		}
 		w.lanes = append(w.lanes, &lane{conn: conn})
 	}
-	for _, l := range w.lanes {
-		w.wg.Add(1)
-		go w.loop(l)
-	}
-	go func() { w.wg.Wait(); close(w.done) }()
+	w.gc = groupcommit.New(groupcommit.Options{
+		Queue:    db.opt.QueueSize,
+		MaxGroup: db.opt.BatchRows,
+		Window:   db.opt.FlushEvery,
+		Lanes:    db.opt.Writers,
+		Logger:   db.log.With("log", "exposures"),
+	}, func(lane int, group [][]experiment.Exposure) error {
+		return w.commit(w.lanes[lane], group)
+	}, func(rows []experiment.Exposure) int { return len(rows) })
 	return w, nil
 }
 
 // submit queues rows and waits for their commit.
 func (w *writer) submit(ctx context.Context, rows []experiment.Exposure) error {
-	r := &request{rows: rows, done: make(chan error, 1)}
-	w.mu.RLock()
-	if w.closed {
-		w.mu.RUnlock()
+	err := w.gc.Submit(ctx, rows)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, groupcommit.ErrClosed):
 		return errClosed
-	}
-	select {
-	case w.queue <- r:
-		w.mu.RUnlock()
-	case <-ctx.Done():
-		w.mu.RUnlock()
+	case errors.Is(err, groupcommit.ErrQueueFull):
 		return experiment.E(experiment.Unavailable, experiment.Errorf(
-			"exposure queue full (%d batches waiting) until the request ended: %w; retry later", cap(w.queue), ctx.Err()))
-	}
-	select {
-	case err := <-r.done:
-		return err
-	case <-ctx.Done():
+			"exposure queue full (%d batches waiting) until the request ended: %w; retry later", w.db.opt.QueueSize, ctx.Err()))
+	case errors.Is(err, groupcommit.ErrNotAnswered):
 		return experiment.E(experiment.Unavailable, experiment.Errorf(
 			"request ended before the exposures were committed (%w); they may or may not be stored: retry, duplicates are harmless", ctx.Err()))
 	}
+	return err
 }
 
 // close stops accepting requests, waits until every queued one is committed and
-// answered, and releases the connections.
+// answered, and releases the connections. Only the first call releases them.
 func (w *writer) close() error {
-	w.mu.Lock()
-	if w.closed {
-		w.mu.Unlock()
-		<-w.done
-		return nil
-	}
-	w.closed = true
-	close(w.queue)
-	w.mu.Unlock()
-	<-w.done
+	w.gc.Close()
 	var errs []error
 	for _, l := range w.lanes {
 		if l.app != nil {
@@ -366,6 +330,7 @@ func (w *writer) close() error {
 			errs = append(errs, os.Remove(l.stage))
 		}
 	}
+	w.lanes = nil
 	return errors.Join(errs...)
 }
 
@@ -379,94 +344,13 @@ type WriterStats struct {
 
 // WriterStats returns the exposure writer's current figures.
 func (db *DB) WriterStats() WriterStats {
-	return WriterStats{Queued: len(db.w.queue), QueueCap: cap(db.w.queue),
-		Committed: db.w.committed.Load(), Failed: db.w.failed.Load()}
-}
-
-func (w *writer) loop(l *lane) {
-	defer w.wg.Done()
-	maxRows := w.db.opt.BatchRows
-	var timer *time.Timer
-	for r := range w.queue {
-		w.taken.Add(1)
-		group := []*request{r}
-		n := len(r.rows)
-		open := true
-		// Take whatever is already queued.
-	drain:
-		for n < maxRows {
-			select {
-			case r2, ok := <-w.queue:
-				if !ok {
-					open = false
-					break drain
-				}
-				w.taken.Add(1)
-				group = append(group, r2)
-				n += len(r2.rows)
-			default:
-				break drain
-			}
-		}
-		// Then wait up to FlushEvery for more, so that concurrent callers share a commit.
-		if open && n < maxRows && w.db.opt.FlushEvery > 0 {
-			if timer == nil {
-				timer = time.NewTimer(w.db.opt.FlushEvery)
-			} else {
-				timer.Reset(w.db.opt.FlushEvery)
-			}
-		wait:
-			for n < maxRows {
-				select {
-				case r2, ok := <-w.queue:
-					if !ok {
-						break wait
-					}
-					w.taken.Add(1)
-					group = append(group, r2)
-					n += len(r2.rows)
-				case <-timer.C:
-					break wait
-				}
-			}
-			if !timer.Stop() {
-				select {
-				case <-timer.C:
-				default:
-				}
-			}
-		}
-		err := w.commit(l, group)
-		if err != nil && len(group) > 1 {
-			// One member's bad row must not fail the others: commit each alone,
-			// so that only the batch that cannot be stored gets the error.
-			w.db.log.Warn("exposure group commit failed; committing its requests one by one", "requests", len(group), "rows", n, "err", err)
-			for _, g := range group {
-				w.answer([]*request{g}, w.commit(l, []*request{g}))
-			}
-			continue
-		}
-		w.answer(group, err)
-	}
-}
-
-// answer records the result of a group's commit and tells its callers.
-func (w *writer) answer(group []*request, err error) {
-	n := groupRows(group)
-	if err == nil {
-		w.committed.Add(int64(n))
-	} else {
-		w.failed.Add(int64(n))
-		w.db.log.Error("exposure commit failed", "requests", len(group), "rows", n, "err", err)
-	}
-	for _, g := range group {
-		g.done <- err
-	}
+	st := db.w.gc.Stats()
+	return WriterStats{Queued: st.Queued, QueueCap: st.QueueCap, Committed: st.Committed, Failed: st.Failed}
 }
 
 // commit appends every row of the group in one transaction: on any error the
 // transaction is rolled back, so a group is stored whole or not at all.
-func (w *writer) commit(l *lane, group []*request) (err error) {
+func (w *writer) commit(l *lane, group [][]experiment.Exposure) (err error) {
 	// Not any caller's context: one caller giving up must not fail the others' commit.
 	ctx := context.Background()
 	begin, err := l.stmt(ctx, &l.begin, "BEGIN TRANSACTION")
@@ -517,7 +401,7 @@ func (w *writer) commit(l *lane, group []*request) (err error) {
 }
 
 // appendRows appends the group through the lane's table appender (kept across groups).
-func (w *writer) appendRows(l *lane, group []*request) error {
+func (w *writer) appendRows(l *lane, group [][]experiment.Exposure) error {
 	if l.app == nil {
 		err := l.conn.Raw(func(dc any) error {
 			a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "exposures")
@@ -531,8 +415,8 @@ func (w *writer) appendRows(l *lane, group []*request) error {
 	a := l.app
 	var n int
 	for _, g := range group {
-		for i := range g.rows {
-			x := &g.rows[i]
+		for i := range g {
+			x := &g[i]
 			var variant, hv, source driver.Value
 			if x.Variant != "" {
 				variant = x.Variant
@@ -603,12 +487,12 @@ var codedTypes = []duckdb.Type{duckdb.TYPE_INTEGER, duckdb.TYPE_VARCHAR, duckdb.
 
 // appendCoded appends the group through a query appender: rows carry codes for
 // experiment, variant and source, decoded by the INSERT with the group's lists.
-func (w *writer) appendCoded(l *lane, group []*request) error {
+func (w *writer) appendCoded(l *lane, group [][]experiment.Exposure) error {
 	var exps, vars, srcs dict
 	// First pass: build the dictionaries, so that the query can be written.
 	for _, g := range group {
-		for i := range g.rows {
-			x := &g.rows[i]
+		for i := range g {
+			x := &g[i]
 			exps.id(x.Experiment)
 			vars.id(x.Variant)
 			srcs.id(x.Source)
@@ -635,8 +519,8 @@ func (w *writer) appendCoded(l *lane, group []*request) error {
 	}
 	var n int
 	for _, g := range group {
-		for i := range g.rows {
-			x := &g.rows[i]
+		for i := range g {
+			x := &g[i]
 			var hv driver.Value
 			if x.HoldoutVersion != 0 {
 				hv = int32(x.HoldoutVersion)
@@ -660,7 +544,7 @@ func (w *writer) appendCoded(l *lane, group []*request) error {
 }
 
 // appendValues inserts the group with multi-row INSERT statements.
-func (w *writer) appendValues(l *lane, group []*request) error {
+func (w *writer) appendValues(l *lane, group [][]experiment.Exposure) error {
 	const per = 50
 	ctx := context.Background()
 	args := make([]any, 0, 7*per)
@@ -682,8 +566,8 @@ func (w *writer) appendValues(l *lane, group []*request) error {
 	}
 	rows := 0
 	for _, g := range group {
-		for i := range g.rows {
-			x := &g.rows[i]
+		for i := range g {
+			x := &g[i]
 			var variant, hv, source any
 			if x.Variant != "" {
 				variant = x.Variant
@@ -714,7 +598,7 @@ func (w *writer) appendValues(l *lane, group []*request) error {
 // only a staging area: the rows are durable once COMMIT returns, like every path.
 // Columns: experiment code, unit, variant code, ts in microseconds since the
 // epoch, in_holdout, holdout_version, source code; an empty field is NULL.
-func (w *writer) appendCSV(ctx context.Context, l *lane, group []*request) error {
+func (w *writer) appendCSV(ctx context.Context, l *lane, group [][]experiment.Exposure) error {
 	if l.stage == "" {
 		f, err := os.CreateTemp(w.db.stageDir(), "lift-exposures-*.csv")
 		if err != nil {
@@ -728,8 +612,8 @@ func (w *writer) appendCSV(ctx context.Context, l *lane, group []*request) error
 	var exps, vars, srcs dict
 	b := l.buf[:0]
 	for _, g := range group {
-		for i := range g.rows {
-			x := &g.rows[i]
+		for i := range g {
+			x := &g[i]
 			b = appendCode(b, exps.code32(x.Experiment))
 			b = append(b, ',')
 			b = appendCSVString(b, x.Unit)
@@ -772,10 +656,10 @@ func (w *writer) appendCSV(ctx context.Context, l *lane, group []*request) error
 	return nil
 }
 
-func groupRows(group []*request) int {
+func groupRows(group [][]experiment.Exposure) int {
 	n := 0
 	for _, g := range group {
-		n += len(g.rows)
+		n += len(g)
 	}
 	return n
 }

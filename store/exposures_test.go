@@ -220,7 +220,7 @@ func TestCloseFlushesQueue(t *testing.T) {
 		}()
 	}
 	// Wait (without a deadline) until every call is queued or held by the writer.
-	for db.w.taken.Load()+int64(len(db.w.queue)) < callers {
+	for st := db.w.gc.Stats(); st.Taken+int64(st.Queued) < callers; st = db.w.gc.Stats() {
 		time.Sleep(time.Millisecond)
 	}
 	if err := db.Close(); err != nil {
@@ -259,7 +259,7 @@ func TestFailedGroupStoresNothing(t *testing.T) {
 	setupExposures(t, db)
 	boom := errors.New("disk on fire")
 	visible := -1
-	db.w.failCommit = func([]*request) error { // called after the rows are appended and flushed
+	db.w.failCommit = func([][]experiment.Exposure) error { // called after the rows are appended and flushed
 		// Another connection must not see the group before COMMIT: the appender
 		// writes into the writer's transaction, not in autocommit.
 		visible = count(t, db, `SELECT count(*) FROM exposures`)
@@ -400,7 +400,7 @@ func TestQueueFullPushesBack(t *testing.T) {
 	defer db.Close()
 	setupExposures(t, db)
 	entered, release := make(chan struct{}), make(chan struct{})
-	db.w.failCommit = func([]*request) error { // holds the writer inside the first group's commit
+	db.w.failCommit = func([][]experiment.Exposure) error { // holds the writer inside the first group's commit
 		select {
 		case entered <- struct{}{}:
 			<-release
@@ -413,7 +413,7 @@ func TestQueueFullPushesBack(t *testing.T) {
 	<-entered // the writer holds "first"; the queue (1 batch) is empty
 	second := make(chan error, 1)
 	go func() { second <- db.LogExposures(ctx, batch("second", 10, time.Time{})) }()
-	for len(db.w.queue) == 0 { // wait until "second" fills the queue
+	for db.w.gc.Stats().Queued == 0 { // wait until "second" fills the queue
 		time.Sleep(time.Millisecond)
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)

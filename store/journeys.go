@@ -8,10 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/internal/groupcommit"
 	duckdb "github.com/marcboeker/go-duckdb/v2"
 )
 
@@ -238,22 +238,14 @@ type DecisionLogOptions struct {
 }
 
 // DecisionLog batches decisions from concurrent callers into few transactions
-// (group commit): Log returns once the decision's transaction committed, so an
-// acknowledged decision is stored.
+// (group commit, internal/groupcommit): Log returns once the decision's
+// transaction committed, so an acknowledged decision is stored. When a group fails
+// (a repeated decision id), its decisions are committed again one by one, so only
+// the bad one fails.
 type DecisionLog struct {
-	db   *DB
-	opt  DecisionLogOptions
-	reqs chan *decisionReq
-	done chan struct{}
-
-	mu     sync.RWMutex
-	closed bool
-}
-
-type decisionReq struct {
-	d     Decision
-	flush bool // a marker: answered once everything queued before it is written
-	err   chan error
+	db *DB
+	gc *groupcommit.Loop[Decision]
+	w  *decisionAppender // used by the loop's one lane only; nil until first use and after a failure
 }
 
 // NewDecisionLog starts a batching writer of decisions over db. Close it before
@@ -268,180 +260,85 @@ func (db *DB) NewDecisionLog(opt DecisionLogOptions) *DecisionLog {
 	if opt.MaxWait == 0 {
 		opt.MaxWait = 5 * time.Millisecond
 	}
-	l := &DecisionLog{db: db, opt: opt, reqs: make(chan *decisionReq, opt.Queue), done: make(chan struct{})}
-	go l.loop()
+	l := &DecisionLog{db: db}
+	l.gc = groupcommit.New(groupcommit.Options{
+		Queue:    opt.Queue,
+		MaxGroup: opt.MaxBatch,
+		Window:   opt.MaxWait, // negative: none
+		Lanes:    1,
+		Logger:   db.log.With("log", "journey decisions"),
+	}, func(_ int, group []Decision) error { return l.commit(group) }, nil)
 	return l
 }
 
-// Log stores one decision and returns after its transaction committed. When the
-// queue stays full until ctx ends it returns an Unavailable error.
-func (l *DecisionLog) Log(ctx context.Context, d Decision) error {
-	const op = "store.DecisionLog.Log"
-	r := &decisionReq{d: d, err: make(chan error, 1)}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
+// commit writes one group on the log's appender, made on first use and again
+// after a failure.
+func (l *DecisionLog) commit(group []Decision) error {
+	var err error
+	if l.w == nil {
+		l.w, err = l.db.newDecisionAppender()
+	}
+	if err == nil {
+		if err = l.w.commit(group); err != nil {
+			l.w.close()
+			l.w = nil
+		}
+	}
+	if err != nil {
+		return internal("store.DecisionLog", err)
+	}
+	return nil
+}
+
+// queueError turns the group-commit loop's errors into Unavailable errors of op.
+func queueError(ctx context.Context, op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, groupcommit.ErrClosed):
 		return experiment.E(op, experiment.Unavailable, experiment.Errorf("decision log is closed"))
-	}
-	select {
-	case l.reqs <- r:
-		l.mu.RUnlock()
-	case <-ctx.Done():
-		l.mu.RUnlock()
+	case errors.Is(err, groupcommit.ErrQueueFull):
 		return experiment.E(op, experiment.Unavailable, experiment.Errorf("decision queue full: %v", ctx.Err()))
-	}
-	select {
-	case err := <-r.err:
-		return err
-	case <-ctx.Done():
+	case errors.Is(err, groupcommit.ErrNotAnswered):
 		// The decision stays queued and will be written; the caller stops waiting.
 		return experiment.E(op, experiment.Unavailable, experiment.Errorf("waiting for the decision to commit: %v", ctx.Err()))
 	}
+	return err
+}
+
+// Log stores one decision and returns after its transaction committed. A bad
+// decision is an Invalid error and is not queued. When the queue stays full until
+// ctx ends it returns an Unavailable error.
+func (l *DecisionLog) Log(ctx context.Context, d Decision) error {
+	if err := checkDecision(0, &d); err != nil {
+		return err
+	}
+	return queueError(ctx, "store.DecisionLog.Log", l.gc.Submit(ctx, d))
 }
 
 // Enqueue queues one decision and returns without waiting for its commit (it is
 // written with the next group, within MaxWait). A failed write is logged. When the
 // queue stays full until ctx ends it returns an Unavailable error.
 func (l *DecisionLog) Enqueue(ctx context.Context, d Decision) error {
-	const op = "store.DecisionLog.Enqueue"
 	if err := checkDecision(0, &d); err != nil {
 		return err
 	}
-	r := &decisionReq{d: d, err: make(chan error, 1)}
-	l.mu.RLock()
-	defer l.mu.RUnlock()
-	if l.closed {
-		return experiment.E(op, experiment.Unavailable, experiment.Errorf("decision log is closed"))
-	}
-	select {
-	case l.reqs <- r:
-		return nil
-	case <-ctx.Done():
-		return experiment.E(op, experiment.Unavailable, experiment.Errorf("decision queue full: %v", ctx.Err()))
-	}
+	return queueError(ctx, "store.DecisionLog.Enqueue", l.gc.Enqueue(ctx, d))
 }
 
 // Flush returns once every decision queued before the call is written.
 func (l *DecisionLog) Flush(ctx context.Context) error {
-	const op = "store.DecisionLog.Flush"
-	r := &decisionReq{flush: true, err: make(chan error, 1)}
-	l.mu.RLock()
-	if l.closed {
-		l.mu.RUnlock()
-		return nil // Close wrote everything
-	}
-	select {
-	case l.reqs <- r:
-		l.mu.RUnlock()
-	case <-ctx.Done():
-		l.mu.RUnlock()
-		return experiment.E(op, experiment.Unavailable, ctx.Err())
-	}
-	select {
-	case err := <-r.err:
-		return err
-	case <-ctx.Done():
-		return experiment.E(op, experiment.Unavailable, ctx.Err())
-	}
+	return queueError(ctx, "store.DecisionLog.Flush", l.gc.Flush(ctx))
 }
 
 // Close writes what is queued and stops the writer.
 func (l *DecisionLog) Close() error {
-	l.mu.Lock()
-	if l.closed {
-		l.mu.Unlock()
-		return nil
+	l.gc.Close()
+	if l.w != nil {
+		l.w.close()
+		l.w = nil
 	}
-	l.closed = true
-	close(l.reqs)
-	l.mu.Unlock()
-	<-l.done
 	return nil
-}
-
-func (l *DecisionLog) loop() {
-	defer close(l.done)
-	var w *decisionAppender
-	defer func() {
-		if w != nil {
-			w.close()
-		}
-	}()
-	batch := make([]*decisionReq, 0, l.opt.MaxBatch)
-	for first := range l.reqs {
-		batch = append(batch[:0], first)
-		if l.opt.MaxWait > 0 {
-			timer := time.NewTimer(l.opt.MaxWait)
-		fill:
-			for len(batch) < l.opt.MaxBatch {
-				select {
-				case r, ok := <-l.reqs:
-					if !ok {
-						break fill
-					}
-					batch = append(batch, r)
-				case <-timer.C:
-					break fill
-				}
-			}
-			timer.Stop()
-		} else {
-			// No window: the group is what queued while the previous one committed.
-		drain:
-			for len(batch) < l.opt.MaxBatch {
-				select {
-				case r, ok := <-l.reqs:
-					if !ok {
-						break drain
-					}
-					batch = append(batch, r)
-				default:
-					break drain
-				}
-			}
-		}
-		// Bad rows are answered at once and left out: they must not fail their neighbours.
-		good := batch[:0]
-		var flushes []*decisionReq
-		for _, r := range batch {
-			if r.flush {
-				flushes = append(flushes, r)
-				continue
-			}
-			if err := checkDecision(0, &r.d); err != nil {
-				r.err <- err
-				continue
-			}
-			good = append(good, r)
-		}
-		if len(good) == 0 {
-			for _, r := range flushes {
-				r.err <- nil
-			}
-			continue
-		}
-		var err error
-		if w == nil {
-			w, err = l.db.newDecisionAppender()
-		}
-		if err == nil {
-			err = w.commit(good)
-			if err != nil {
-				w.close()
-				w = nil
-			}
-		}
-		if err != nil {
-			l.db.log.Error("writing journey decisions", "rows", len(good), "err", err)
-			err = internal("store.DecisionLog", err)
-		}
-		for _, r := range good {
-			r.err <- err
-		}
-		for _, r := range flushes {
-			r.err <- err
-		}
-	}
 }
 
 // decisionAppender appends decisions on its own connection, one transaction per group.
@@ -478,15 +375,15 @@ func (w *decisionAppender) close() {
 }
 
 // commit appends the group in one transaction: all rows or none.
-func (w *decisionAppender) commit(group []*decisionReq) error {
+func (w *decisionAppender) commit(group []Decision) error {
 	ctx := context.Background()
 	if _, err := w.conn.ExecContext(ctx, "BEGIN TRANSACTION"); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	now := w.db.now()
 	err := func() error {
-		for _, r := range group {
-			d := &r.d
+		for i := range group {
+			d := &group[i]
 			ts := d.TS
 			if ts.IsZero() {
 				ts = now
