@@ -246,3 +246,51 @@ func TestPopularItemsAndItemEvents(t *testing.T) {
 		t.Errorf("item events %v (%d, %v), want time order u3/z,u1/x,u2/x,u1/y", got, n, err)
 	}
 }
+
+// TestDecisionLogRepeatedIDFailsAlone: a group holding a decision whose id is
+// already stored fails at COMMIT; the log then commits the group's decisions one
+// by one, so only the repeated one is refused (Conflict) and its neighbours are
+// stored. The long window makes the eight decisions one group.
+func TestDecisionLogRepeatedIDFailsAlone(t *testing.T) {
+	db, _ := openTest(t, nil)
+	ctx := context.Background()
+	log := db.NewDecisionLog(DecisionLogOptions{MaxWait: time.Hour, MaxBatch: 8})
+	defer log.Close()
+	if err := log.Enqueue(ctx, Decision{ID: "d-old", Journey: "home", Experiment: "feed", Unit: "u", Policy: "control"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := 1; i < 8; i++ { // with d-old, eight decisions: the group is full and commits
+		if err := log.Enqueue(ctx, Decision{ID: fmt.Sprintf("d-%d", i), Journey: "home", Experiment: "feed", Unit: "u", Policy: "control"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := log.Flush(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		id := fmt.Sprintf("n-%d", i)
+		if i == 5 {
+			id = "d-old"
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = log.Log(ctx, Decision{ID: id, Journey: "home", Experiment: "feed", Unit: "u", Policy: "control"})
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if i == 5 {
+			if experiment.KindOf(err) != experiment.Conflict {
+				t.Errorf("repeated id: %v, want Conflict", err)
+			}
+		} else if err != nil {
+			t.Errorf("decision n-%d: %v, want stored", i, err)
+		}
+	}
+	if n := count(t, db, `SELECT count(*) FROM journey_decisions WHERE decision_id LIKE 'n-%'`); n != 7 {
+		t.Errorf("%d of the group's 7 good decisions stored, want 7", n)
+	}
+}

@@ -169,7 +169,8 @@ func (l *Loop[R]) Enqueue(ctx context.Context, r R) error {
 }
 
 // Flush returns once every request queued before the call is committed or failed:
-// nil, or the first error of the group its marker travelled in. After Close it
+// nil, or the first error of the group its marker travelled in. The marker ends
+// its group: the lane commits what it holds without waiting out the window. After Close it
 // returns nil at once (Close committed everything). It needs a loop of one lane
 // (with several, requests queued before the marker may still be committing on
 // another lane) and panics otherwise.
@@ -214,21 +215,24 @@ func (l *Loop[R]) run(lane int) {
 	for first := range l.queue {
 		l.taken.Add(1)
 		items = append(items[:0], first)
-		n := l.size(first.r)
-		if first.flush {
-			n = 0
+		n := 0
+		flushing := first.flush // a Flush marker ends the group: its caller waits for nothing else
+		if !first.flush {
+			n = l.size(first.r)
 		}
 		add := func(it *item[R]) {
 			l.taken.Add(1)
 			items = append(items, it)
-			if !it.flush {
+			if it.flush {
+				flushing = true
+			} else {
 				n += l.size(it.r)
 			}
 		}
 		open := true
 		// Take whatever is already queued.
 	drain:
-		for n < l.opt.MaxGroup {
+		for n < l.opt.MaxGroup && !flushing {
 			select {
 			case it, ok := <-l.queue:
 				if !ok {
@@ -241,14 +245,14 @@ func (l *Loop[R]) run(lane int) {
 			}
 		}
 		// Then wait up to Window for more, so that concurrent callers share a commit.
-		if open && n < l.opt.MaxGroup && l.opt.Window > 0 {
+		if open && !flushing && n < l.opt.MaxGroup && l.opt.Window > 0 {
 			if timer == nil {
 				timer = time.NewTimer(l.opt.Window)
 			} else {
 				timer.Reset(l.opt.Window)
 			}
 		wait:
-			for n < l.opt.MaxGroup {
+			for n < l.opt.MaxGroup && !flushing {
 				select {
 				case it, ok := <-l.queue:
 					if !ok {
