@@ -52,7 +52,6 @@ func listPackages(t *testing.T) []pkg {
 // module that may import it directly.
 var homes = map[string][]string{
 	"github.com/marcboeker/go-duckdb":         {"store", "metric/duckdb"}, // metric/duckdb: the only metric engine on DuckDB
-	"github.com/ClickHouse/clickhouse-go":     {"metric/clickhouse"},      // and its subpackages (cluster harness)
 	"github.com/labstack/echo":                {"api"},
 	"github.com/google/differential-privacy":  {"privacy"},
 	"gonum.org/v1/plot":                       {"reports"},
@@ -135,78 +134,6 @@ func TestPackageDocs(t *testing.T) {
 		}
 		if !found {
 			t.Errorf("package %s has no package doc comment", p.ImportPath)
-		}
-	}
-}
-
-// layers says which of this module's packages a package may not depend on, even
-// indirectly, and why. A rule whose package does not exist yet applies as soon
-// as it does. Paths are relative to the module; a rule for "p" covers p and its
-// subpackages, and so does a forbidden path.
-var layers = []struct {
-	pkg       string
-	forbidden []string
-	why       string
-}{
-	{"experiment", []string{""}, "the domain types are at the bottom: every package may use them, so they use none"},
-	{"analysis", []string{"store", "api", "jobs", "journey", "reports", "metric", "cmd"}, "estimators are pure functions of sums and panels, testable against references without a database"},
-	{"assign", []string{"store", "api", "jobs", "journey", "cmd"}, "assignment is a pure hash, identical in every SDK"},
-	{"privacy", []string{"store", "api", "jobs", "journey", "metric", "cmd"}, "the DP mechanisms see statistics and a ledger contract, never a database"},
-	{"reports", []string{"store", "api", "jobs", "journey", "metric", "cmd"}, "reports render results they are given"},
-	{"scorer", []string{"store", "api", "jobs", "journey", "cmd"}, "the scorer's test binary travels to a GPU machine without DuckDB"},
-	{"metric", []string{"store", "api", "jobs", "journey", "reports", "cmd"}, "the metric engine contract is dialect-free: engines depend on it, not it on them"},
-	{"metric/metrictest", []string{"metric/duckdb", "metric/clickhouse", "store"}, "the conformance suite is engine-independent; each engine's test runs it"},
-	{"store", []string{"api", "jobs", "journey", "reports", "privacy", "scorer", "metric/clickhouse", "cmd"}, "the store holds state; the layers above compose it"},
-	{"jobs", []string{"api", "cmd"}, "the scheduler runs the services, it does not serve HTTP"},
-	{"journey", []string{"api", "cmd"}, "journeys are served by the API, not the other way round"},
-	{"api", []string{"cmd"}, "nothing imports a main package"},
-}
-
-// under reports whether path (relative to the module) is p or inside p; "" is
-// every package of the module.
-func under(path, p string) bool {
-	return p == "" || path == p || strings.HasPrefix(path, p+"/")
-}
-
-func TestLayers(t *testing.T) {
-	pkgs := listPackages(t)
-	for _, l := range layers {
-		for _, p := range pkgs {
-			r := rel(p.ImportPath)
-			if !under(r, l.pkg) {
-				continue
-			}
-			for _, d := range p.Deps {
-				if !strings.HasPrefix(d, module+"/") {
-					continue
-				}
-				dr := rel(d)
-				if under(dr, l.pkg) || under(dr, "internal") {
-					continue
-				}
-				for _, f := range l.forbidden {
-					if under(dr, f) {
-						t.Errorf("%s depends on %s: %s", r, dr, l.why)
-					}
-				}
-			}
-		}
-	}
-}
-
-func TestUnder(t *testing.T) {
-	for _, c := range []struct {
-		path, p string
-		want    bool
-	}{
-		{"metric", "metric", true},
-		{"metric/duckdb", "metric", true},
-		{"metrics", "metric", false},
-		{"store", "", true},
-		{"analysis/did", "analysis/uplift", false},
-	} {
-		if got := under(c.path, c.p); got != c.want {
-			t.Errorf("under(%q, %q) = %v, want %v", c.path, c.p, got, c.want)
 		}
 	}
 }
