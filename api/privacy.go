@@ -11,6 +11,7 @@ import (
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
 	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/store"
 )
@@ -188,7 +189,7 @@ func wantsPrivate(c echo.Context) bool {
 // differential privacy, read on behalf of who: the release of the period of the
 // experiment's schedule that holds opt.Now() (privacy.Ledger.Release), made by the
 // period's first reader from the data until then (per-unit values clamped to each
-// metric's bounds, store.BoundedStats; noised by privacy.NewRelease with the
+// metric's bounds, metric.CompileBounded and the store's engine; noised by privacy.NewRelease with the
 // experiment's per-release parameters; spent and saved in one ledger transaction,
 // experiment.BudgetExceeded when it would overspend) and served unchanged to every
 // later reader of the period. A journey's digests read its experiment's release.
@@ -202,7 +203,7 @@ func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string
 	for _, m := range e.Metrics {
 		names = append(names, m.Name)
 	}
-	return privateResults(ctx, db, out, privacy.ExperimentScope(key), "results", store.ExperimentPopulation(e), names, who, opt)
+	return privateResults(ctx, db, out, privacy.ExperimentScope(key), "results", metric.ExperimentPopulation(e), names, who, opt)
 }
 
 // PrivateHoldoutResults is PrivateExperimentResults for a holdout version (0: the
@@ -236,14 +237,18 @@ func PrivateHoldoutResults(ctx context.Context, db *store.DB, name string, versi
 		}
 	}
 	sort.Strings(names)
+	pop, err := db.HoldoutPopulation(ctx, h, version)
+	if err != nil {
+		return nil, err
+	}
 	out := &PrivateResults{Holdout: name, Version: version}
-	return privateResults(ctx, db, out, privacy.HoldoutScope(name), "holdout results v"+strconv.Itoa(version), store.HoldoutPopulation(h, version), names, who, opt)
+	return privateResults(ctx, db, out, privacy.HoldoutScope(name), "holdout results v"+strconv.Itoa(version), pop, names, who, opt)
 }
 
 // privateResults answers with the scope's release of subject for the current
 // period, making it from the bounded metrics among all over pop when the period
 // has none yet, and fills out.
-func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope, subject string, pop store.Population, all []string, who string, opt privacy.Options) (*PrivateResults, error) {
+func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope, subject string, pop metric.Population, all []string, who string, opt privacy.Options) (*PrivateResults, error) {
 	const op = "api.PrivateResults"
 	if out.Alpha == 0 {
 		out.Alpha = 0.05
@@ -271,7 +276,15 @@ func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scop
 	now := opt.Now().UTC().Truncate(time.Microsecond)
 	s, err := privacy.NewLedger(db.Ledger()).Release(ctx, scope, subject, now, opt.Mechanism, who, func(p privacy.Params) (*privacy.Release, error) {
 		pop.Until = now // the release covers the data until it is made
-		bs, err := db.BoundedStats(ctx, pop, names)
+		defs, err := db.ResolveMetrics(ctx, names)
+		if err != nil {
+			return nil, experiment.E(op, err)
+		}
+		plan, err := metric.CompileBounded(pop, names, defs)
+		if err != nil {
+			return nil, experiment.E(op, err)
+		}
+		bs, err := db.Engine().Bounded(ctx, plan)
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}
@@ -348,7 +361,7 @@ func adjustPrivate(out *PrivateResults) {
 
 // PrivacyInput turns bounded statistics (arms in order, the control first) into a
 // release input.
-func PrivacyInput(bs *store.BoundedStats, arms []string) *privacy.Input {
+func PrivacyInput(bs *metric.Bounded, arms []string) *privacy.Input {
 	in := &privacy.Input{Control: arms[0]}
 	for _, a := range arms {
 		in.Units = append(in.Units, privacy.Count{Variant: a, N: bs.Units[a]})

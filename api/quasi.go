@@ -18,6 +18,7 @@ import (
 	"github.com/liftlab/lift/analysis/did"
 	"github.com/liftlab/lift/analysis/uplift"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
 	"github.com/liftlab/lift/reports"
 	"github.com/liftlab/lift/store"
 )
@@ -252,8 +253,8 @@ func didTime(field, v string) (time.Time, error) {
 }
 
 // group turns a request's group into a store group.
-func (g *unitGroupIn) group() store.UnitGroup {
-	return store.UnitGroup{Experiment: g.Experiment, Variant: g.Variant, Units: g.Units}
+func (g *unitGroupIn) group() metric.UnitGroup {
+	return metric.UnitGroup{Experiment: g.Experiment, Variant: g.Variant, Units: g.Units}
 }
 
 func (s *Server) postDiD(c echo.Context) error {
@@ -277,7 +278,7 @@ func (s *Server) postDiD(c echo.Context) error {
 		field   string // JSON path of the group, for errors
 		rollout string
 		rfield  string // JSON path of its rollout
-		group   store.UnitGroup
+		group   metric.UnitGroup
 	}
 	var tgs []treatedGroup
 	switch {
@@ -295,14 +296,14 @@ func (s *Server) postDiD(c echo.Context) error {
 		}
 		for i, ch := range req.Cohorts {
 			tgs = append(tgs, treatedGroup{fmt.Sprintf("cohorts[%d]", i), ch.Rollout, fmt.Sprintf("cohorts[%d].rollout", i),
-				store.UnitGroup{Experiment: ch.Experiment, Variant: ch.Variant, Units: ch.Units}})
+				metric.UnitGroup{Experiment: ch.Experiment, Variant: ch.Variant, Units: ch.Units}})
 		}
 	case req.Treated != nil:
 		tgs = append(tgs, treatedGroup{"treated", req.Rollout, "rollout", req.Treated.group()})
 	default:
 		return invalid("treated", `is required: {"experiment": KEY, "variant": NAME} or {"units": [...]} with rollout, or cohorts`)
 	}
-	var groups []store.UnitGroup
+	var groups []metric.UnitGroup
 	for _, tg := range tgs {
 		groups = append(groups, tg.group)
 	}
@@ -314,7 +315,7 @@ func (s *Server) postDiD(c echo.Context) error {
 		if err := json.Unmarshal(ctl, &v); err != nil || v != "rest" {
 			return invalid("control", `a string control must be "rest", got %s`, ctl)
 		}
-		groups = append(groups, store.UnitGroup{Rest: true})
+		groups = append(groups, metric.UnitGroup{Rest: true})
 	default:
 		var g unitGroupIn
 		if err := decodeJSON(ctl, &g); err != nil {
@@ -331,9 +332,9 @@ func (s *Server) postDiD(c echo.Context) error {
 		return err
 	}
 	if req.Period == "" {
-		req.Period = string(store.Day)
+		req.Period = string(metric.Day)
 	}
-	period := store.PanelPeriod(req.Period)
+	period := metric.PanelPeriod(req.Period)
 	if req.Alpha == 0 {
 		req.Alpha = 0.05
 	}
@@ -346,7 +347,7 @@ func (s *Server) postDiD(c echo.Context) error {
 			return err
 		}
 		rollout := rollouts[i]
-		if period == store.Day || period == store.Week {
+		if period == metric.Day || period == metric.Week {
 			plen := period.Duration()
 			if !rollout.After(from) || !rollout.Before(to) {
 				return invalid(tg.rfield, "must be after from and before to, got %s outside (%s, %s)", rollout.Format(time.RFC3339), from.Format(time.RFC3339), to.Format(time.RFC3339))
@@ -469,7 +470,7 @@ func DiDEventChart(r *did.Report, metric, unit string, staggered bool) *reports.
 }
 
 // didTrends is the mean of the metric per group and period.
-func didTrends(p *store.Panel, treated []bool, rollout time.Time) *reports.DiDTrends {
+func didTrends(p *metric.Panel, treated []bool, rollout time.Time) *reports.DiDTrends {
 	sum := [2][]float64{make([]float64, p.Periods), make([]float64, p.Periods)}
 	cnt := [2][]int{make([]int, p.Periods), make([]int, p.Periods)}
 	for i, y := range p.Y {

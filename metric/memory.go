@@ -232,7 +232,7 @@ func (m *Memory) Stats(ctx context.Context, p *Plan) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Freshness = f
+	st.Freshness = Freshness{LatestExposure: f.LatestExposure, LatestEvent: f.LatestEvent}
 	return st, nil
 }
 

@@ -2,9 +2,6 @@ package store
 
 import (
 	"context"
-	"math"
-	"math/rand/v2"
-	"strings"
 	"testing"
 	"time"
 
@@ -164,97 +161,4 @@ func TestLedgerSpendRelease(t *testing.T) {
 		t.Errorf("waiting on a held lock: %v, want Unavailable when the context ends", err)
 	}
 	unlock()
-}
-
-// TestBoundedStats checks the clamped statistics two ways: with bounds wide enough
-// to clamp nothing they must equal MetricStats (the results' own query) for metrics
-// without caps; with tight bounds they must equal a unit-by-unit computation in Go.
-func TestBoundedStats(t *testing.T) {
-	ctx := context.Background()
-	db, _ := openTest(t, nil)
-	s := genSynth(rand.New(rand.NewPCG(1, 2)), "bounded", 600, time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
-	ms := []*experiment.Metric{
-		{Name: "b_orders", EventType: "purchase", Aggregation: experiment.Count, Bounds: &experiment.Bounds{Lower: 0, Upper: 1e9}},
-		{Name: "b_revenue", EventType: "purchase", Aggregation: experiment.Sum, Window: &experiment.Window{EndDays: 7}, Bounds: &experiment.Bounds{Lower: 0, Upper: 1e9}},
-		{Name: "b_converted", EventType: "purchase", Aggregation: experiment.Binary, Window: &experiment.Window{StartDays: 0.5, EndDays: 3}},
-		{Name: "b_aov", EventType: "purchase", Aggregation: experiment.Mean, Bounds: &experiment.Bounds{Lower: -1e9, Upper: 1e9}},
-		{Name: "b_orders_tight", EventType: "purchase", Aggregation: experiment.Count, Bounds: &experiment.Bounds{Lower: 1, Upper: 2}},
-	}
-	e := loadSynth(t, db, "bounded", s, ms)
-	pop := ExperimentPopulation(e)
-	names := []string{"b_orders", "b_revenue", "b_converted", "b_aov", "b_orders_tight"}
-	got, err := db.BoundedStats(ctx, pop, names)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Without any metric the units per arm are counted all the same (issue 13, item 1).
-	none, err := db.BoundedStats(ctx, pop, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for arm, n := range got.Units {
-		if n == 0 || none.Units[arm] != n {
-			t.Errorf("units of %s without metrics: %d, with metrics %d; want the same, not 0", arm, none.Units[arm], n)
-		}
-	}
-	ref, err := db.MetricStats(ctx, pop, names[:4])
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, n := range names[:4] {
-		for j, a := range got.Metrics[i].Arms {
-			r := unshift(ref.Metrics[n][j]) // MetricStats sums are shifted
-			if a.N != r.N || math.Abs(a.Sum-r.Sum) > 1e-6*(1+math.Abs(r.Sum)) || math.Abs(a.SumSq-r.SumSquares) > 1e-6*(1+r.SumSquares) {
-				t.Errorf("%s %s: bounded %+v, MetricStats n=%d Σ=%g Σ²=%g", n, a.Arm, a, r.N, r.Sum, r.SumSquares)
-			}
-		}
-		if got.Metrics[i].OwnCount != (n == "b_aov") {
-			t.Errorf("%s: own count %v", n, got.Metrics[i].OwnCount)
-		}
-	}
-	for a, u := range ref.Units {
-		if got.Units[a] != u {
-			t.Errorf("units of %s: %d, want %d", a, got.Units[a], u)
-		}
-	}
-	// Unit by unit: purchases after the first exposure, clamped to [1, 2].
-	arm, first, multi := map[string]string{}, map[string]time.Time{}, map[string]bool{}
-	for _, x := range s.exposures {
-		if a, ok := arm[x.Unit]; ok && a != x.Variant {
-			multi[x.Unit] = true
-		}
-		if f, ok := first[x.Unit]; !ok || x.TS.Before(f) {
-			first[x.Unit] = x.TS
-		}
-		arm[x.Unit] = x.Variant
-	}
-	orders := map[string]float64{}
-	for _, ev := range s.events {
-		if f, ok := first[ev.Unit]; ok && ev.Type == "purchase" && !ev.TS.Before(f) {
-			orders[ev.Unit]++
-		}
-	}
-	want := map[string][3]float64{}
-	for u, a := range arm {
-		if multi[u] {
-			continue
-		}
-		v := min(max(orders[u], 1), 2)
-		w := want[a]
-		want[a] = [3]float64{w[0] + 1, w[1] + v, w[2] + v*v}
-	}
-	for _, a := range got.Metrics[4].Arms {
-		w := want[a.Arm]
-		if float64(a.N) != w[0] || math.Abs(a.Sum-w[1]) > 1e-9 || math.Abs(a.SumSq-w[2]) > 1e-9 {
-			t.Errorf("clamped orders %s: %+v, want n=%g Σ=%g Σ²=%g", a.Arm, a, w[0], w[1], w[2])
-		}
-	}
-	// No bounds, ratio: refused naming the metric.
-	if _, err := db.CreateMetric(ctx, "test", &experiment.Metric{Name: "nobounds", EventType: "purchase", Aggregation: experiment.Sum}); err != nil {
-		t.Fatal(err)
-	}
-	_, err = db.BoundedStats(ctx, pop, []string{"b_orders", "nobounds"})
-	if !experiment.Is(err, experiment.Invalid) || !strings.Contains(err.Error(), "metrics[1]") {
-		t.Errorf("metric without bounds: %v", err)
-	}
 }

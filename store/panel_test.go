@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
 )
 
 // panelFixture stores metrics and events whose panels are computed by hand in the tests.
@@ -66,7 +67,7 @@ func TestMetricPanel(t *testing.T) {
 	db := panelFixture(t)
 	ctx := context.Background()
 	to := panelFrom.Add(72 * time.Hour)
-	listAndRest := []UnitGroup{{Units: []string{"a", "b"}}, {Rest: true}}
+	listAndRest := []metric.UnitGroup{{Units: []string{"a", "b"}}, {Rest: true}}
 	for _, tc := range []struct {
 		name     string
 		q        PanelQuery
@@ -79,23 +80,23 @@ func TestMetricPanel(t *testing.T) {
 	}{
 		// Hand-computed from the fixture: a has 5+3 on day 0 and 20 on day 2; c has 7 on
 		// day 1; b has no order (zero-filled); d is outside the range, so not in the rest.
-		{"sum by day", PanelQuery{Metric: "orders", Groups: listAndRest, From: panelFrom, To: to, Period: Day},
+		{"sum by day", PanelQuery{Metric: "orders", Groups: listAndRest, From: panelFrom, To: to, Period: metric.Day},
 			[]string{"a", "b", "c"}, []int{0, 0, 1}, []float64{8, 0, 20, 0, 0, 0, 0, 7, 0}, 3, 0, []int{2, 1}},
-		{"count by day", PanelQuery{Metric: "order_count", Groups: listAndRest, From: panelFrom, To: to, Period: Day},
+		{"count by day", PanelQuery{Metric: "order_count", Groups: listAndRest, From: panelFrom, To: to, Period: metric.Day},
 			[]string{"a", "b", "c"}, []int{0, 0, 1}, []float64{2, 0, 1, 0, 0, 0, 0, 1, 0}, 3, 0, []int{2, 1}},
-		{"binary by day", PanelQuery{Metric: "buyer", Groups: listAndRest, From: panelFrom, To: to, Period: Day},
+		{"binary by day", PanelQuery{Metric: "buyer", Groups: listAndRest, From: panelFrom, To: to, Period: metric.Day},
 			[]string{"a", "b", "c"}, []int{0, 0, 1}, []float64{1, 0, 1, 0, 0, 0, 0, 1, 0}, 3, 0, []int{2, 1}},
 		// The fixed cap 10 applies per cell: 20 → 10.
-		{"capped", PanelQuery{Metric: "orders_capped", Groups: listAndRest, From: panelFrom, To: to, Period: Day},
+		{"capped", PanelQuery{Metric: "orders_capped", Groups: listAndRest, From: panelFrom, To: to, Period: metric.Day},
 			[]string{"a", "b", "c"}, []int{0, 0, 1}, []float64{8, 0, 10, 0, 0, 0, 0, 7, 0}, 3, 0, []int{2, 1}},
 		// One week covers the three days: a 28, c 7.
-		{"sum by week", PanelQuery{Metric: "orders", Groups: listAndRest, From: panelFrom, To: to, Period: Week},
+		{"sum by week", PanelQuery{Metric: "orders", Groups: listAndRest, From: panelFrom, To: to, Period: metric.Week},
 			[]string{"a", "b", "c"}, []int{0, 0, 1}, []float64{28, 0, 7}, 1, 0, []int{2, 1}},
 		// b is in both lists: left out and counted.
-		{"overlap", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Units: []string{"a", "b"}}, {Units: []string{"b", "c"}}}, From: panelFrom, To: to, Period: Day},
+		{"overlap", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Units: []string{"a", "b"}}, {Units: []string{"b", "c"}}}, From: panelFrom, To: to, Period: metric.Day},
 			[]string{"a", "c"}, []int{0, 1}, []float64{8, 0, 20, 0, 7, 0}, 3, 1, []int{1, 1}},
 		// The rest alone: every unit with an order in the range.
-		{"rest only", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Rest: true}}, From: panelFrom, To: to, Period: Day},
+		{"rest only", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Rest: true}}, From: panelFrom, To: to, Period: metric.Day},
 			[]string{"a", "c"}, []int{0, 0}, []float64{8, 0, 20, 0, 7, 0}, 3, 0, []int{2}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -130,8 +131,8 @@ func TestMetricPanelExperimentGroups(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	p, err := db.MetricPanel(ctx, PanelQuery{Metric: "orders", Period: Day, From: panelFrom, To: panelFrom.Add(48 * time.Hour),
-		Groups: []UnitGroup{{Experiment: "exp", Variant: "treatment"}, {Rest: true}}})
+	p, err := db.MetricPanel(ctx, PanelQuery{Metric: "orders", Period: metric.Day, From: panelFrom, To: panelFrom.Add(48 * time.Hour),
+		Groups: []metric.UnitGroup{{Experiment: "exp", Variant: "treatment"}, {Rest: true}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,26 +149,26 @@ func TestMetricPanelInvalid(t *testing.T) {
 		t.Fatal(err)
 	}
 	to := panelFrom.Add(72 * time.Hour)
-	rest := []UnitGroup{{Units: []string{"a"}}, {Rest: true}}
+	rest := []metric.UnitGroup{{Units: []string{"a"}}, {Rest: true}}
 	for _, tc := range []struct {
 		name  string
 		q     PanelQuery
 		field string
 	}{
-		{"no metric", PanelQuery{Groups: rest, From: panelFrom, To: to, Period: Day}, "metric"},
-		{"unknown metric", PanelQuery{Metric: "nope", Groups: rest, From: panelFrom, To: to, Period: Day}, "metric"},
-		{"mean metric", PanelQuery{Metric: "orders_mean", Groups: rest, From: panelFrom, To: to, Period: Day}, "metric"},
-		{"ratio metric", PanelQuery{Metric: "per_order", Groups: rest, From: panelFrom, To: to, Period: Day}, "metric"},
+		{"no metric", PanelQuery{Groups: rest, From: panelFrom, To: to, Period: metric.Day}, "metric"},
+		{"unknown metric", PanelQuery{Metric: "nope", Groups: rest, From: panelFrom, To: to, Period: metric.Day}, "metric"},
+		{"mean metric", PanelQuery{Metric: "orders_mean", Groups: rest, From: panelFrom, To: to, Period: metric.Day}, "metric"},
+		{"ratio metric", PanelQuery{Metric: "per_order", Groups: rest, From: panelFrom, To: to, Period: metric.Day}, "metric"},
 		{"bad period", PanelQuery{Metric: "orders", Groups: rest, From: panelFrom, To: to, Period: "month"}, "period"},
-		{"empty range", PanelQuery{Metric: "orders", Groups: rest, From: to, To: panelFrom, Period: Day}, "to"},
-		{"too many periods", PanelQuery{Metric: "orders", Groups: rest, From: panelFrom, To: panelFrom.AddDate(3, 0, 0), Period: Day}, "to"},
-		{"no groups", PanelQuery{Metric: "orders", From: panelFrom, To: to, Period: Day}, "groups"},
-		{"two shapes", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Units: []string{"a"}, Rest: true}}, From: panelFrom, To: to, Period: Day}, "groups[0]"},
-		{"rest first", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Rest: true}, {Units: []string{"a"}}}, From: panelFrom, To: to, Period: Day}, "groups[0]"},
-		{"empty list", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Units: []string{}}}, From: panelFrom, To: to, Period: Day}, "groups[0].units"},
-		{"empty unit", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Units: []string{"a", ""}}}, From: panelFrom, To: to, Period: Day}, "groups[0].units[1]"},
-		{"unknown experiment", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Experiment: "zz", Variant: "x"}}, From: panelFrom, To: to, Period: Day}, "groups[0].experiment"},
-		{"unknown variant", PanelQuery{Metric: "orders", Groups: []UnitGroup{{Experiment: "exp", Variant: "x"}}, From: panelFrom, To: to, Period: Day}, "groups[0].variant"},
+		{"empty range", PanelQuery{Metric: "orders", Groups: rest, From: to, To: panelFrom, Period: metric.Day}, "to"},
+		{"too many periods", PanelQuery{Metric: "orders", Groups: rest, From: panelFrom, To: panelFrom.AddDate(3, 0, 0), Period: metric.Day}, "to"},
+		{"no groups", PanelQuery{Metric: "orders", From: panelFrom, To: to, Period: metric.Day}, "groups"},
+		{"two shapes", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Units: []string{"a"}, Rest: true}}, From: panelFrom, To: to, Period: metric.Day}, "groups[0]"},
+		{"rest first", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Rest: true}, {Units: []string{"a"}}}, From: panelFrom, To: to, Period: metric.Day}, "groups[0]"},
+		{"empty list", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Units: []string{}}}, From: panelFrom, To: to, Period: metric.Day}, "groups[0].units"},
+		{"empty unit", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Units: []string{"a", ""}}}, From: panelFrom, To: to, Period: metric.Day}, "groups[0].units[1]"},
+		{"unknown experiment", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Experiment: "zz", Variant: "x"}}, From: panelFrom, To: to, Period: metric.Day}, "groups[0].experiment"},
+		{"unknown variant", PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Experiment: "exp", Variant: "x"}}, From: panelFrom, To: to, Period: metric.Day}, "groups[0].variant"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := db.MetricPanel(ctx, tc.q)
@@ -235,16 +236,6 @@ func TestUnitValues(t *testing.T) {
 	}
 }
 
-func TestCapValuesPercentile(t *testing.T) {
-	// quantile_cont(v, 0.5) of {0, 1, 2, 10} is 1.5 (position 0.5·3 = 1.5 between 1 and 2),
-	// the same as numpy.quantile([0, 1, 2, 10], 0.5).
-	v := []float64{10, 0, 2, 1}
-	capValues(v, &experiment.Cap{Percentile: 0.5})
-	if want := []float64{1.5, 0, 1.5, 1}; !reflect.DeepEqual(v, want) {
-		t.Errorf("capped %v, want %v", v, want)
-	}
-}
-
 // BenchmarkMetricPanel builds the daily panel of 100,000 units × 20 days (one
 // event per unit and day, 2,000,000 events), every unit in the rest group.
 //
@@ -261,7 +252,7 @@ func BenchmarkMetricPanel(b *testing.B) {
 		FROM range(100000) t(u), range(20) s(d)`); err != nil {
 		b.Fatal(err)
 	}
-	q := PanelQuery{Metric: "orders", Groups: []UnitGroup{{Rest: true}}, From: panelFrom, To: panelFrom.AddDate(0, 0, 20), Period: Day}
+	q := PanelQuery{Metric: "orders", Groups: []metric.UnitGroup{{Rest: true}}, From: panelFrom, To: panelFrom.AddDate(0, 0, 20), Period: metric.Day}
 	b.ResetTimer()
 	for range b.N {
 		p, err := db.MetricPanel(ctx, q)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
 )
 
 // Results: sufficient statistics from the metric SQL, analyzed by analysis.Analyze,
@@ -44,7 +45,7 @@ type Results struct {
 	Exposures        map[string]int64   `json:"exposures"`
 	ExcludedMultiple int64              `json:"excluded_multiple_exposures"`
 	SRM              analysis.SRMResult `json:"srm"`
-	Freshness        Freshness          `json:"freshness"`
+	Freshness        metric.Freshness   `json:"freshness"`
 	Alpha            float64            `json:"alpha"`
 	Correction       string             `json:"correction"`
 	Sequential       bool               `json:"sequential,omitempty"`
@@ -115,7 +116,7 @@ func typeOf(a experiment.Aggregation) analysis.Type {
 // metric has a covariate (the plain comparisons go to Unadjusted), sequential
 // intervals when the plan asks, and the plan's multiple-testing correction
 // across all metrics and comparisons. It does no I/O.
-func AnalyzeStats(st *Stats, names []string, defs map[string]*experiment.Metric, primary string, plan analysisPlan) ([]MetricResult, error) {
+func AnalyzeStats(st *metric.Stats, names []string, defs map[string]*experiment.Metric, primary string, plan analysisPlan) ([]MetricResult, error) {
 	corr, err := correctionOf(plan.Correction)
 	if err != nil {
 		return nil, err
@@ -200,7 +201,7 @@ func (db *DB) ExperimentResults(ctx context.Context, key string, opt ResultsOpti
 	}
 	primary := e.Primary()
 	r := &Results{Experiment: e.Key}
-	if err := db.computeResults(ctx, r, ExperimentPopulation(e), names, primary, planOf(e), opt); err != nil {
+	if err := db.computeResults(ctx, r, metric.ExperimentPopulation(e), names, primary, planOf(e), opt); err != nil {
 		return nil, experiment.E(op, err)
 	}
 	if err := db.saveSnapshot(ctx, "experiment", e.Key, r, opt); err != nil {
@@ -247,7 +248,11 @@ func (db *DB) HoldoutResults(ctx context.Context, name string, version int, metr
 	}
 	r := &Results{Holdout: name, Version: version}
 	plan := analysisPlan{Alpha: analysis.DefaultAlpha, Correction: string(analysis.Holm)}
-	if err := db.computeResults(ctx, r, HoldoutPopulation(h, version), metrics, "", plan, opt); err != nil {
+	pop, err := db.HoldoutPopulation(ctx, h, version)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	if err := db.computeResults(ctx, r, pop, metrics, "", plan, opt); err != nil {
 		return nil, experiment.E(op, err)
 	}
 	if err := db.saveSnapshot(ctx, "holdout", name, r, opt); err != nil {
@@ -257,7 +262,7 @@ func (db *DB) HoldoutResults(ctx context.Context, name string, version int, metr
 }
 
 // computeResults fills r: statistics, analysis, freshness and the input hash.
-func (db *DB) computeResults(ctx context.Context, r *Results, pop Population, names []string, primary string, plan analysisPlan, opt ResultsOptions) error {
+func (db *DB) computeResults(ctx context.Context, r *Results, pop metric.Population, names []string, primary string, plan analysisPlan, opt ResultsOptions) error {
 	defs, err := db.resolveMetrics(ctx, names)
 	if err != nil {
 		return err
@@ -303,7 +308,7 @@ func (db *DB) computeResults(ctx context.Context, r *Results, pop Population, na
 // (Stats.Checksums), the metric definitions, the arms and weights, and the plan.
 // The float sums themselves are left out: their last bits may differ between
 // two runs over the same rows.
-func inputHash(st *Stats, names []string, defs map[string]*experiment.Metric, pop Population, plan analysisPlan) string {
+func inputHash(st *metric.Stats, names []string, defs map[string]*experiment.Metric, pop metric.Population, plan analysisPlan) string {
 	h := sha256.New()
 	fmt.Fprintf(h, "arms %q %v multiple %d plan %+v\n", pop.Arms, pop.Weights, st.MultipleArms, plan)
 	for _, a := range pop.Arms {
@@ -432,7 +437,7 @@ const MaxDailyPoints = 120
 // exposure or of the latest event of one of its units (at most MaxDailyPoints
 // days). It runs the metric query once
 // per day with a cut-off, so it costs about that many result computations.
-func (db *DB) DailyResults(ctx context.Context, key, metric string) (*Daily, error) {
+func (db *DB) DailyResults(ctx context.Context, key, name string) (*Daily, error) {
 	const op = "store.DailyResults"
 	e, err := db.GetExperiment(ctx, key)
 	if err != nil {
@@ -440,31 +445,34 @@ func (db *DB) DailyResults(ctx context.Context, key, metric string) (*Daily, err
 	}
 	found := false
 	for _, m := range e.Metrics {
-		found = found || m.Name == metric
+		found = found || m.Name == name
 	}
 	if !found {
 		return nil, experiment.E(op, experiment.NotFound, experiment.Field("metric"),
-			experiment.Errorf("experiment %q has no metric %q", key, metric))
+			experiment.Errorf("experiment %q has no metric %q", key, name))
 	}
-	defs, err := db.resolveMetrics(ctx, []string{metric})
+	defs, err := db.resolveMetrics(ctx, []string{name})
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
-	pop := ExperimentPopulation(e)
-	var first, last sql.NullTime
+	pop := metric.ExperimentPopulation(e)
 	// The series ends at the experiment's own data: its last exposure or the
 	// last event of one of its units, never another experiment's (or a stray
 	// unit's) latest event.
-	if err := db.db.QueryRowContext(ctx, `WITH p AS (`+pop.query()+`)
-SELECT min(t0), greatest(max(last), (SELECT max(e.ts) FROM events e WHERE e.unit IN (SELECT unit FROM p))) FROM p`, pop.Args...).Scan(&first, &last); err != nil {
-		return nil, experiment.E(op, experiment.Internal, err)
+	f, err := db.engine.Freshness(ctx, pop)
+	if err != nil {
+		return nil, experiment.E(op, err)
 	}
-	out := &Daily{Experiment: key, Metric: metric, Days: []DailyPoint{}}
-	if !first.Valid {
+	out := &Daily{Experiment: key, Metric: name, Days: []DailyPoint{}}
+	if f.FirstExposure == nil {
 		return out, nil
 	}
-	start := first.Time.UTC().Truncate(24 * time.Hour)
-	end := last.Time.UTC().Truncate(24 * time.Hour)
+	last := *f.LatestExposure
+	if f.LatestUnitEvent != nil && f.LatestUnitEvent.After(last) {
+		last = *f.LatestUnitEvent
+	}
+	start := f.FirstExposure.Truncate(24 * time.Hour)
+	end := last.Truncate(24 * time.Hour)
 	if n := int(end.Sub(start)/(24*time.Hour)) + 1; n > MaxDailyPoints {
 		start = end.Add(-time.Duration(MaxDailyPoints-1) * 24 * time.Hour)
 	}
@@ -474,12 +482,12 @@ SELECT min(t0), greatest(max(last), (SELECT max(e.ts) FROM events e WHERE e.unit
 		cut := day.Add(24 * time.Hour)
 		p := pop
 		p.Until = cut
-		st, err := db.MetricStats(ctx, p, []string{metric})
+		st, err := db.MetricStats(ctx, p, []string{name})
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}
 		pt := DailyPoint{Date: day.Format("2006-01-02"), Units: st.Units}
-		ms, err := AnalyzeStats(st, []string{metric}, defs, "", plan)
+		ms, err := AnalyzeStats(st, []string{name}, defs, "", plan)
 		switch {
 		case err != nil:
 			pt.Error = errText(err)

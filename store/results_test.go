@@ -12,6 +12,7 @@ import (
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
 )
 
 // TestExperimentResults checks the wiring from SQL to analysis: every metric's
@@ -290,7 +291,7 @@ func TestHoldoutResults(t *testing.T) {
 		if arm[x.Unit] == nil {
 			arm[x.Unit] = map[string]bool{}
 		}
-		arm[x.Unit][map[bool]string{true: HoldoutArm, false: ExposedArm}[x.InHoldout]] = true
+		arm[x.Unit][map[bool]string{true: metric.HoldoutArm, false: metric.ExposedArm}[x.InHoldout]] = true
 	}
 	n := map[string]int64{}
 	sum := map[string]float64{}
@@ -403,7 +404,7 @@ func BenchmarkResults(b *testing.B) {
 	}
 	for b.Loop() {
 		t := time.Now()
-		if _, err := db.MetricStats(ctx, ExperimentPopulation(e), []string{"revenue", "orders", "converted"}); err != nil {
+		if _, err := db.MetricStats(ctx, metric.ExperimentPopulation(e), []string{"revenue", "orders", "converted"}); err != nil {
 			b.Fatal(err)
 		}
 		statsT += time.Since(t)

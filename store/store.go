@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	duckengine "github.com/liftlab/lift/metric/duckdb"
 	duckdb "github.com/marcboeker/go-duckdb/v2"
 )
 
@@ -130,6 +131,8 @@ type DB struct {
 	hoCache  map[string]int      // holdout name -> current version
 	keyCache map[string]*experiment.APIKey
 
+	engine *duckengine.Engine // the metric engine over db
+
 	w *writer
 
 	closeOnce sync.Once
@@ -156,12 +159,14 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		}
 		return nil, experiment.E(op, experiment.Internal, fmt.Errorf("opening %q: %w", path, err))
 	}
+	sdb := sql.OpenDB(c)
 	db := &DB{
 		path:     path,
 		opt:      opt,
 		log:      opt.Logger,
 		conn:     c,
-		db:       sql.OpenDB(c),
+		db:       sdb,
+		engine:   duckengine.New(sdb),
 		expCache: map[string]*expInfo{},
 		hoCache:  map[string]int{},
 		keyCache: map[string]*experiment.APIKey{},
