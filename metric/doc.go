@@ -54,8 +54,9 @@
 //     unit, the exact sums over its units of round(v·10⁶) (half away from zero, as
 //     arbitrary-precision integers; NULLs skipped) of every column, in Plan.Columns
 //     order, as decimal text joined by ","; "" when the plan has no columns.
-//     Freshness: LatestExposure and LatestEvent as Engine.Freshness reads them
-//     (the other two are left nil: they cost a pass over the events).
+//     Freshness: FirstExposure, LatestExposure and LatestEvent as
+//     Engine.Freshness reads them; LatestUnitEvent may be left nil (it costs a
+//     pass over the events: a third more time in DuckDB's statistics query).
 //   - Bounded: the same units; per metric and arm N (units whose clamped Y is not
 //     NULL), Σy and Σy² of the clamped values, unshifted.
 //   - UnitValues: the analyzed units whose (capped) Y is not NULL, sorted by unit

@@ -31,8 +31,8 @@ type Stats struct {
 	MultipleArms int64 `json:"multiple_arms"`
 	// Metrics maps a metric name to its per-arm statistics in Population.Arms order.
 	Metrics map[string][]analysis.Arm `json:"metrics"`
-	// Freshness is the population's latest exposure and the latest event, as
-	// Engine.Freshness reads them (FirstExposure and LatestUnitEvent nil).
+	// Freshness is the population's, as Engine.Freshness reads it, except that
+	// LatestUnitEvent may be nil (see the package doc).
 	Freshness Freshness `json:"-"`
 	// Checksums are, per arm, the exact sums of every per-unit value column in
 	// millionths (see the package doc): unlike the float sums they do not depend

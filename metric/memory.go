@@ -232,7 +232,8 @@ func (m *Memory) Stats(ctx context.Context, p *Plan) (*Stats, error) {
 	if err != nil {
 		return nil, err
 	}
-	st.Freshness = Freshness{LatestExposure: f.LatestExposure, LatestEvent: f.LatestEvent}
+	f.LatestUnitEvent = nil // see Stats.Freshness
+	st.Freshness = f
 	return st, nil
 }
 

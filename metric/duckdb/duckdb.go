@@ -238,11 +238,12 @@ func (e *Engine) Stats(ctx context.Context, p *metric.Plan) (*metric.Stats, erro
 		sel = ",\n\t" + strings.Join(sums, ",\n\t")
 	}
 	q := ctes + `
-SELECT arm, count(*) AS units, NULL::BIGINT, NULL::BIGINT, ` + checkSQL + sel + `
+SELECT arm, count(*) AS units, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, NULL::BIGINT, ` + checkSQL + sel + `
 FROM ` + from + ` GROUP BY arm
 UNION ALL
-SELECT NULL, (SELECT count(*) FROM pop WHERE arms > 1), (SELECT epoch_us(max(last)) FROM pop),
-	(SELECT epoch_us(max(ts)) FROM events WHERE ` + untilCond(p.Population, "ts") + `), NULL` + strings.Repeat(", NULL", len(sums))
+SELECT NULL, (SELECT count(*) FROM pop WHERE arms > 1), (SELECT epoch_us(min(t0)) FROM pop), (SELECT epoch_us(max(last)) FROM pop),
+	(SELECT epoch_us(max(ts)) FROM events WHERE ` + untilCond(p.Population, "ts") + `),
+	NULL::BIGINT, NULL` + strings.Repeat(", NULL", len(sums))
 	rows, err := e.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, queryErr(ctx, op, err)
@@ -257,9 +258,9 @@ SELECT NULL, (SELECT count(*) FROM pop WHERE arms > 1), (SELECT epoch_us(max(las
 	for rows.Next() {
 		var arm sql.NullString
 		var units int64
-		var lastX, lastE sql.NullInt64
+		var firstX, lastX, lastE, none sql.NullInt64
 		var check sql.NullString
-		dst := []any{&arm, &units, &lastX, &lastE, &check}
+		dst := []any{&arm, &units, &firstX, &lastX, &lastE, &none, &check}
 		for i := range vals {
 			dst = append(dst, &vals[i])
 		}
@@ -268,8 +269,7 @@ SELECT NULL, (SELECT count(*) FROM pop WHERE arms > 1), (SELECT epoch_us(max(las
 		}
 		if !arm.Valid {
 			st.MultipleArms = units
-			st.Freshness.LatestExposure = micros(lastX)
-			st.Freshness.LatestEvent = micros(lastE)
+			st.Freshness = metric.Freshness{FirstExposure: micros(firstX), LatestExposure: micros(lastX), LatestEvent: micros(lastE)}
 			continue
 		}
 		i := armIdx[arm.String]
