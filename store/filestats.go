@@ -47,7 +47,7 @@ type FileStatsQuery struct {
 }
 
 // ArmSums are one variant's sufficient statistics: sums of values shifted by
-// the file's first row (c_y, c_x, c_d), so that they keep their precision
+// the medians of the file's first 1,000 rows (c_y, c_x, c_d), so that they keep their precision
 // whatever the offset of the data (see analysis.Arm).
 type ArmSums struct {
 	Name                  string
@@ -84,7 +84,7 @@ type FileStats struct {
 
 // ReadFileStats computes per-variant sums of a CSV or Parquet file with one
 // DuckDB GROUP BY query on its own in-memory connection, after reading the
-// first row for the shifts. Bad input gives an Invalid error naming the column
+// first 1,000 rows for the shifts (their medians). Bad input gives an Invalid error naming the column
 // (a missing column, lists the ones present) and, for a value that is empty,
 // not a number or not finite, the data row (1-based, header excluded) and the
 // value; finite values whose squares overflow float64 are named too.
@@ -157,9 +157,13 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 		roles = append(roles, "denominator")
 	}
 	from := `(SELECT ` + strings.Join(inner, ", ") + ` FROM ` + reader + `)`
-	// The shifts: the first row's values (DuckDB keeps the file's order), a
-	// cheap read that stops after the first rows. A missing or bad first value
-	// leaves 0, and the sums' query below says what is wrong.
+	// The shifts: the median of each column over the file's first
+	// shiftSampleRows rows (DuckDB keeps the file's order), a cheap read that
+	// stops there. A median, not the first row: one row far from the rest (a
+	// 0 before values near 1e12) would otherwise be the shift and the sums of
+	// squares would lose the variance. Missing or bad values are left out of
+	// the median; none at all leaves 0, and the sums' query below says what is
+	// wrong.
 	pilot := map[string]float64{"metric": 0, "covariate": 0, "denominator": 0}
 	{
 		p := make([]sql.NullFloat64, len(roles))
@@ -167,7 +171,7 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 		for i := range p {
 			dst[i] = &p[i]
 		}
-		if err := conn.QueryRowContext(ctx, `SELECT `+fsShiftCols(roles)+` FROM `+from+` LIMIT 1`).Scan(dst...); err == nil {
+		if err := conn.QueryRowContext(ctx, `SELECT `+fsShiftCols(roles)+` FROM (SELECT * FROM `+from+` LIMIT `+strconv.Itoa(shiftSampleRows)+`)`).Scan(dst...); err == nil {
 			for i, r := range roles {
 				if v := p[i].Float64; p[i].Valid && !math.IsNaN(v) && !math.IsInf(v, 0) {
 					pilot[r] = v
@@ -253,11 +257,17 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 }
 
 // fsShiftCols selects the inner query's columns of the roles, in order.
+// shiftSampleRows is how many of a file's first rows the shifts are the
+// median of.
+const shiftSampleRows = 1000
+
+// fsShiftCols selects the median of each role's finite values.
 func fsShiftCols(roles []string) string {
 	col := map[string]string{"metric": "lift_y", "covariate": "lift_x", "denominator": "lift_d"}
 	out := make([]string, len(roles))
 	for i, r := range roles {
-		out[i] = col[r]
+		c := col[r]
+		out[i] = `median(CASE WHEN isfinite(` + c + `) THEN ` + c + ` END)`
 	}
 	return strings.Join(out, ", ")
 }

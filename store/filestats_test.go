@@ -49,10 +49,11 @@ func TestReadFileStatsCSV(t *testing.T) {
 		{Name: "a", N: 3, Sum: 7, SumSquares: 21, CovariateSum: 4, CovariateSumSquares: 8, CrossSum: 6, DenominatorSum: 6, DenominatorSumSquares: 14, MetricDenominatorSum: 17},
 		{Name: "b", N: 2, Sum: 3, SumSquares: 9, CovariateSum: 6, CovariateSumSquares: 26, CrossSum: 3, DenominatorSum: 3, DenominatorSumSquares: 5, MetricDenominatorSum: 6},
 	}
-	// The sums are shifted by the first row (y 3, x 1, d 2).
+	// The sums are shifted by the medians of the first rows (all five here):
+	// y {3, 1, 4, 0, 2} → 2, x {1, 2, 0, 5, 2} → 2, d {2, 1, 3, 1, 2} → 2.
 	for i, a := range fs.Arms {
-		if a.Shift != 3 || a.CovariateShift != 1 || a.DenominatorShift != 2 {
-			t.Errorf("arm %s shifts %g, %g, %g, want the first row's 3, 1, 2", a.Name, a.Shift, a.CovariateShift, a.DenominatorShift)
+		if a.Shift != 2 || a.CovariateShift != 2 || a.DenominatorShift != 2 {
+			t.Errorf("arm %s shifts %g, %g, %g, want the medians 2, 2, 2", a.Name, a.Shift, a.CovariateShift, a.DenominatorShift)
 		}
 		fs.Arms[i] = rawFileSums(a)
 	}
@@ -104,7 +105,13 @@ func TestReadFileStatsLargeOffset(t *testing.T) {
 			fmt.Fprintf(&b, "%s,%.3f,%.2f,%d\n", arm, y, x, 1+(i*13)%7)
 		}
 	}
-	path := writeText(t, t.TempDir(), "offset.csv", b.String())
+	dir := t.TempDir()
+	path := writeText(t, dir, "offset.csv", b.String())
+	// The same rows after a first row of another arm far from them: the shifts
+	// must not come from that one row (with a shift of 0, the sums of squares
+	// at 1e9 lose every digit of the variance). The control and treatment rows
+	// are unchanged, so scipy's numbers below hold for both files.
+	far := writeText(t, dir, "far-first-row.csv", "variant,y,x,d\nfirst,0,0,1\n"+strings.TrimPrefix(b.String(), "variant,y,x,d\n"))
 	cases := []struct {
 		name string
 		q    store.FileStatsQuery
@@ -118,23 +125,28 @@ func TestReadFileStatsLargeOffset(t *testing.T) {
 		{"ratio", store.FileStatsQuery{Metric: "y", Denominator: "d"}, analysis.Input{Type: analysis.Ratio},
 			[5]float64{-719380.6256299665, -17248671.031599633, 15809909.7803397, 8421504.151477406, 0.9319460458624168}},
 	}
-	for _, c := range cases {
-		c.q.Path, c.q.Variant = path, "variant"
-		fs, err := store.ReadFileStats(context.Background(), c.q)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, a := range fs.Arms {
-			c.in.Arms = append(c.in.Arms, a.Arm(0))
-		}
-		res, err := analysis.Analyze(c.in)
-		if err != nil {
-			t.Fatal(err)
-		}
-		g := res.Comparisons[0].Absolute
-		for i, got := range []float64{g.Estimate, g.CILow, g.CIHigh, g.SE, g.PValue} {
-			if math.Abs(got-c.want[i]) > 1e-9*c.want[3] {
-				t.Errorf("%s: [estimate, ci_low, ci_high, se, p][%d] = %.12g, want %.12g (flags %v)", c.name, i, got, c.want[i], res.Comparisons[0].Flags)
+	for _, file := range []string{path, far} {
+		for _, c := range cases {
+			c.q.Path, c.q.Variant = file, "variant"
+			c.name = filepath.Base(file) + " " + c.name
+			fs, err := store.ReadFileStats(context.Background(), c.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, a := range fs.Arms {
+				if a.Name != "first" {
+					c.in.Arms = append(c.in.Arms, a.Arm(0))
+				}
+			}
+			res, err := analysis.Analyze(c.in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			g := res.Comparisons[0].Absolute
+			for i, got := range []float64{g.Estimate, g.CILow, g.CIHigh, g.SE, g.PValue} {
+				if math.Abs(got-c.want[i]) > 1e-9*c.want[3] {
+					t.Errorf("%s: [estimate, ci_low, ci_high, se, p][%d] = %.12g, want %.12g (flags %v)", c.name, i, got, c.want[i], res.Comparisons[0].Flags)
+				}
 			}
 		}
 	}
