@@ -122,18 +122,27 @@ func (e *Error) Error() string {
 // Unwrap returns the wrapped error.
 func (e *Error) Unwrap() error { return e.Err }
 
-// Message is the error without its op chain: what an API client is shown.
+// Message is the error without its op chain: what an API client and a CLI
+// user are shown. Only the ops are dropped: the fields and the context the
+// chain adds around a wrapped *Error ("a vs control: …") stay.
 func (e *Error) Message() string {
+	var msg string
 	var inner *Error
-	if errors.As(e.Err, &inner) {
-		return inner.Message()
-	}
-	msg := e.Kind.String()
-	if e.Err != nil {
+	switch {
+	case e.Err == nil:
+		msg = e.Kind.String()
+	case errors.As(e.Err, &inner):
+		msg = e.Err.Error()
+		if full := inner.Error(); strings.HasSuffix(msg, full) {
+			msg = msg[:len(msg)-len(full)] + inner.Message()
+		} else {
+			msg = inner.Message()
+		}
+	default:
 		msg = e.Err.Error()
 	}
-	if e.Field != "" {
-		return e.Field + ": " + msg
+	if e.Field != "" && !strings.HasPrefix(msg, e.Field+": ") {
+		msg = e.Field + ": " + msg
 	}
 	return msg
 }

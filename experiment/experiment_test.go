@@ -159,3 +159,28 @@ func TestRangeOverlaps(t *testing.T) {
 		t.Error("Contains must be half-open [start, end)")
 	}
 }
+
+// TestMessageKeepsContext: Message drops only the ops; the fields and the
+// words the chain adds around a wrapped *Error stay, so "lift analyze
+// --covariates" names its flag and the comparison (issue 14, defect B).
+func TestMessageKeepsContext(t *testing.T) {
+	singular := E("analysis.LinRegression", Invalid, Errorf("singular design: a covariate is constant or collinear"))
+	fielded := E("analysis", Invalid, Field("x"), Errorf("is constant"))
+	for _, c := range []struct {
+		name string
+		err  *Error
+		want string
+	}{
+		{"context around a wrapped error", E("analyze", Field("--covariates"), Errorf("a vs control: %w", singular)).(*Error),
+			"--covariates: a vs control: singular design: a covariate is constant or collinear"},
+		{"outer field over an inner one", E("analyze", Field("--covariates"), fielded).(*Error), "--covariates: x: is constant"},
+		{"same field once", E("api", Field("x"), fielded).(*Error), "x: is constant"},
+		{"ops only", E("api", E("store", fielded)).(*Error), "x: is constant"},
+		{"plain error", E("api", Field("limit"), errors.New("not a number")).(*Error), "limit: not a number"},
+		{"kind only", E("api", NotFound).(*Error), NotFound.String()},
+	} {
+		if got := c.err.Message(); got != c.want {
+			t.Errorf("%s: Message() = %q, want %q", c.name, got, c.want)
+		}
+	}
+}

@@ -85,3 +85,34 @@ func TestAnalyzeLin(t *testing.T) {
 		}
 	}
 }
+
+// TestAnalyzeLinErrors: the regression's errors name their flag and the
+// comparison. The data: rows i = 0…39, arm control/a by i mod 2, x1 = sin i,
+// x2 = 2·x1 (collinear with x1), c = 3 (constant), y = x1 + 0.2·cos 3i + 0.5·[a]
+// and yfit = 1 + x1 + 0.5·[a] (fitted exactly by the treatment and x1).
+func TestAnalyzeLinErrors(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("arm,y,yfit,x1,x2,c\n")
+	for i := range 40 {
+		fi := float64(i)
+		arm, eff := []string{"control", "a"}[i%2], 0.5*float64(i%2)
+		x1 := math.Sin(fi)
+		g := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s,3\n", arm, g(x1+0.2*math.Cos(3*fi)+eff), g(1+x1+eff), g(x1), g(2*x1))
+	}
+	data := writeTemp(t, "linerr.csv", b.String())
+	for _, c := range []struct {
+		name, metric, covariates, want string
+	}{
+		{"collinear", "y", "x1,x2", "singular design"},
+		{"constant", "y", "c", "singular design"},
+		{"exact fit", "yfit", "x1", "fit the outcome exactly"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, errs := runQuasi(t, "analyze", "--data", data, "--variant", "arm", "--metric", c.metric, "--covariates", c.covariates)
+			if code == 0 || !strings.HasPrefix(errs, "lift analyze: --covariates: a vs control: ") || !strings.Contains(errs, c.want) {
+				t.Errorf("exit %d %q; want \"lift analyze: --covariates: a vs control: …%s…\"", code, errs, c.want)
+			}
+		})
+	}
+}
