@@ -48,7 +48,9 @@ type FileStatsQuery struct {
 
 // ArmSums are one variant's sufficient statistics: sums of values shifted by
 // the medians of the file's first 1,000 rows (c_y, c_x, c_d), so that they keep their precision
-// whatever the offset of the data (see analysis.Arm).
+// whatever the offset of the data (see analysis.Arm). When those rows do not
+// represent an arm (a file sorted by arm, arms far apart) and its sums lose
+// digits, the file is summed again around each arm's own means.
 type ArmSums struct {
 	Name                  string
 	N                     int64
@@ -182,16 +184,7 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 		}
 	}
 	lit := func(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
-	y := `(lift_y - ` + lit(pilot["metric"]) + `)`
-	x := `(lift_x - ` + lit(pilot["covariate"]) + `)`
-	d := `(lift_d - ` + lit(pilot["denominator"]) + `)`
-	sel := []string{`lift_v`, `count(*)`, `count(lift_y)`, `sum(` + y + `)`, `sum(` + y + `*` + y + `)`, `count(*) FILTER (WHERE lift_y <> 0 AND lift_y <> 1)`}
-	if cols["covariate"] != "" {
-		sel = append(sel, `count(lift_x)`, `sum(`+x+`)`, `sum(`+x+`*`+x+`)`, `sum(`+x+`*`+y+`)`, `count(*) FILTER (WHERE lift_x <> 0 AND lift_x <> 1)`)
-	}
-	if cols["denominator"] != "" {
-		sel = append(sel, `count(lift_d)`, `sum(`+d+`)`, `sum(`+d+`*`+d+`)`, `sum(`+y+`*`+d+`)`)
-	}
+	sel := fsSumsSelect(cols, `(lift_y - `+lit(pilot["metric"])+`)`, `(lift_x - `+lit(pilot["covariate"])+`)`, `(lift_d - `+lit(pilot["denominator"])+`)`)
 	query := `SELECT ` + strings.Join(sel, ", ") + ` FROM ` + from + ` GROUP BY 1 ORDER BY 1`
 
 	rows, err := conn.QueryContext(ctx, query)
@@ -253,7 +246,97 @@ func ReadFileStats(ctx context.Context, q FileStatsQuery) (*FileStats, error) {
 	if fs.Rows == 0 {
 		return nil, experiment.E(op, experiment.InsufficientData, experiment.Field("data"), experiment.Errorf("%s has no rows", filepath.Base(q.Path)))
 	}
+	if farFromShift(fs.Arms) {
+		if err := resumAroundMeans(ctx, conn, from, cols, fs.Arms); err != nil {
+			return nil, diagnose(err)
+		}
+	}
 	return fs, nil
+}
+
+// fsSumsSelect is the sums query's select list over the shifted columns y, x
+// and d (SQL expressions); ReadFileStats scans it in this order.
+func fsSumsSelect(cols map[string]string, y, x, d string) []string {
+	sel := []string{`lift_v`, `count(*)`, `count(lift_y)`, `sum(` + y + `)`, `sum(` + y + `*` + y + `)`, `count(*) FILTER (WHERE lift_y <> 0 AND lift_y <> 1)`}
+	if cols["covariate"] != "" {
+		sel = append(sel, `count(lift_x)`, `sum(`+x+`)`, `sum(`+x+`*`+x+`)`, `sum(`+x+`*`+y+`)`, `count(*) FILTER (WHERE lift_x <> 0 AND lift_x <> 1)`)
+	}
+	if cols["denominator"] != "" {
+		sel = append(sel, `count(lift_d)`, `sum(`+d+`)`, `sum(`+d+`*`+d+`)`, `sum(`+y+`*`+d+`)`)
+	}
+	return sel
+}
+
+// farLoss is the share of a sum of squares Σ(y−c)² above which its centred
+// part Σ(y−ȳ)² = Σ(y−c)² − (Σ(y−c))²/n has lost too many digits to
+// cancellation: below 1e-6 of it, fewer than ten of the sixteen digits remain.
+const farLoss = 1e-6
+
+// farFromShift reports whether some arm's sums lost digits to cancellation
+// because the file-wide shift is far from that arm's mean: the arms lie far
+// apart and the shifts' sample (the first rows) held only some of them.
+func farFromShift(arms []ArmSums) bool {
+	for _, a := range arms {
+		n := float64(a.N)
+		for _, v := range [][2]float64{{a.Sum, a.SumSquares}, {a.CovariateSum, a.CovariateSumSquares}, {a.DenominatorSum, a.DenominatorSumSquares}} {
+			if v[1] > 0 && v[1]-v[0]*v[0]/n < farLoss*v[1] && v[0]*v[0]/n > farLoss*v[1] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// resumAroundMeans sums the file again with each arm's own shifts, its means
+// from the first pass (c + Σ(y−c)/n, exact to the last digits of the mean), so
+// that every arm's sums keep their precision.
+func resumAroundMeans(ctx context.Context, conn *sql.Conn, from string, cols map[string]string, arms []ArmSums) error {
+	shift := func(col string, of func(a ArmSums) float64) string {
+		var b strings.Builder
+		b.WriteString(`(` + col + ` - CASE lift_v`)
+		for _, a := range arms {
+			b.WriteString(` WHEN '` + strings.ReplaceAll(a.Name, "'", "''") + `' THEN ` + strconv.FormatFloat(of(a), 'g', -1, 64))
+		}
+		b.WriteString(` END)`)
+		return b.String()
+	}
+	for i := range arms {
+		a, n := &arms[i], float64(arms[i].N)
+		a.Shift += a.Sum / n
+		a.CovariateShift += a.CovariateSum / n
+		a.DenominatorShift += a.DenominatorSum / n
+	}
+	sel := fsSumsSelect(cols,
+		shift("lift_y", func(a ArmSums) float64 { return a.Shift }),
+		shift("lift_x", func(a ArmSums) float64 { return a.CovariateShift }),
+		shift("lift_d", func(a ArmSums) float64 { return a.DenominatorShift }))
+	rows, err := conn.QueryContext(ctx, `SELECT `+strings.Join(sel, ", ")+` FROM `+from+` GROUP BY 1 ORDER BY 1`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for i := 0; rows.Next(); i++ {
+		if i >= len(arms) {
+			return errors.New("the file changed while it was read")
+		}
+		a := &arms[i]
+		var name sql.NullString
+		var n, nY, nonBinY, nX, nonBinX, nD int64
+		dst := []any{&name, &n, &nY, &a.Sum, &a.SumSquares, &nonBinY}
+		if cols["covariate"] != "" {
+			dst = append(dst, &nX, &a.CovariateSum, &a.CovariateSumSquares, &a.CrossSum, &nonBinX)
+		}
+		if cols["denominator"] != "" {
+			dst = append(dst, &nD, &a.DenominatorSum, &a.DenominatorSumSquares, &a.MetricDenominatorSum)
+		}
+		if err := scanSums(rows, dst); err != nil {
+			return err
+		}
+		if name.String != a.Name || n != a.N {
+			return errors.New("the file changed while it was read")
+		}
+	}
+	return rows.Err()
 }
 
 // fsShiftCols selects the inner query's columns of the roles, in order.

@@ -286,3 +286,45 @@ func BenchmarkFileStats(b *testing.B) {
 		}
 	})
 }
+
+// TestReadFileStatsArmsFarApart: a file sorted by arm whose arms lie 1e9
+// apart. The first 1,000 rows (the shifts' sample) are all control, so the
+// treatment's sums around the control's median would lose every digit of its
+// variance; its sums are taken again around its own mean. Control
+// y_i = ((37i) mod 101)/8, treatment y_i = 1e9 + ((53i) mod 97)/8, i < 1,000.
+// scipy 1.10:
+//
+//	c = np.array([((i*37)%101)/8 for i in range(1000)])
+//	t = np.array([1e9+((i*53)%97)/8 for i in range(1000)])
+//	t.mean()-c.mean()                                     # 999999999.734625
+//	np.sqrt(t.var(ddof=1)/1000+c.var(ddof=1)/1000)       # 0.15996825275273766
+func TestReadFileStatsArmsFarApart(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("variant,y\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "control,%g\n", float64((i*37)%101)/8)
+	}
+	for i := range 1000 {
+		fmt.Fprintf(&b, "treatment,%.3f\n", 1e9+float64((i*53)%97)/8)
+	}
+	path := writeText(t, t.TempDir(), "sorted.csv", b.String())
+	fs, err := store.ReadFileStats(context.Background(), store.FileStatsQuery{Path: path, Variant: "variant", Metric: "y"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in analysis.Input
+	for _, a := range fs.Arms {
+		in.Arms = append(in.Arms, a.Arm(0))
+	}
+	res, err := analysis.Analyze(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Comparisons[0].Absolute
+	if math.Abs(g.Estimate-999999999.734625) > 2.5e-7 { // two ulps of 1e9
+		t.Errorf("estimate %.12g, want 999999999.734625", g.Estimate)
+	}
+	if math.Abs(g.SE-0.15996825275273766) > 1e-9*0.15996825275273766 {
+		t.Errorf("se %.15g, want 0.15996825275273766", g.SE)
+	}
+}
