@@ -15,7 +15,9 @@ import (
 	"github.com/liftlab/lift/internal/chcluster"
 	"github.com/liftlab/lift/metric"
 	"github.com/liftlab/lift/metric/clickhouse"
+	"github.com/liftlab/lift/metric/duckdb"
 	"github.com/liftlab/lift/metric/metrictest"
+	"github.com/liftlab/lift/store"
 )
 
 // BenchmarkStats evaluates the seven metrics of metrictest.GeneratedMetrics (sum
@@ -48,9 +50,12 @@ func BenchmarkStats(b *testing.B) {
 	}{{"one server", single, 1}, {"two shards", sharded, 2}} {
 		b.Run(tc.name, func(b *testing.B) { benchStats(b, tc.c, tc.shards, units) })
 	}
+	b.Run("duckdb engine", func(b *testing.B) { benchDuckDB(b, single, units) })
 }
 
-func benchStats(b *testing.B, c *chcluster.Cluster, shards, units int) {
+// generate has the first shards servers of c generate units units' exposures
+// and events, each server the units cityHash64 places on it.
+func generate(b *testing.B, c *chcluster.Cluster, shards, units int) {
 	ctx := context.Background()
 	if err := c.Truncate(ctx); err != nil {
 		b.Fatal(err)
@@ -78,6 +83,81 @@ func benchStats(b *testing.B, c *chcluster.Cluster, shards, units int) {
 		}
 	}
 	b.Logf("generated %d units in %s", units, time.Since(start))
+}
+
+// generatedPlan is the seven-metric plan over the generated experiment.
+func generatedPlan(b *testing.B) *metric.Plan {
+	names, defs := metrictest.GeneratedMetrics()
+	p, err := metric.Compile(metric.ExperimentPopulation(&experiment.Experiment{Key: "gen",
+		Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "treatment", Weight: 0.5}}}), names, defs)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// benchDuckDB evaluates the same plan on the same rows with Lift's DuckDB
+// engine: the server generates them, clickhouse-client writes them out as
+// TSV, and they are loaded into the exposures and events tables of a store
+// in a temp file (not timed). LIFT_BENCH_KEEP=DIR keeps the two TSV files
+// there, for bench/engine-before.sh to time an earlier revision on them.
+func benchDuckDB(b *testing.B, c *chcluster.Cluster, units int) {
+	ctx := context.Background()
+	generate(b, c, 1, units)
+	dir := b.TempDir()
+	if keep := os.Getenv("LIFT_BENCH_KEEP"); keep != "" {
+		dir = keep
+	}
+	for _, t := range []struct{ file, q string }{
+		{"exposures.tsv", "SELECT experiment, unit, variant, ts, in_holdout FROM exposures_local"},
+		{"events.tsv", "SELECT event_id, unit, type, ts, value FROM events_local"},
+	} {
+		out, err := os.Create(dir + "/" + t.file)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd := exec.Command("clickhouse-client", "--port", strconv.Itoa(c.Servers[0].TCPPort), "--format", "TSV", "--query", t.q)
+		cmd.Stdout = out
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("clickhouse-client: %v", err)
+		}
+		out.Close()
+	}
+	db, err := store.Open(ctx, dir+"/lift.duckdb", store.DefaultOptions())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`INSERT INTO exposures (experiment, unit, variant, ts, in_holdout) SELECT column0, column1, column2, make_timestamp(column3), column4 <> 0
+			FROM read_csv('` + dir + `/exposures.tsv', delim = '\t', header = false, columns = {'column0': 'VARCHAR', 'column1': 'VARCHAR', 'column2': 'VARCHAR', 'column3': 'BIGINT', 'column4': 'INTEGER'})`,
+		`INSERT INTO events (event_id, unit, type, ts, value) SELECT column0, column1, column2, make_timestamp(column3), column4
+			FROM read_csv('` + dir + `/events.tsv', delim = '\t', header = false, columns = {'column0': 'VARCHAR', 'column1': 'VARCHAR', 'column2': 'VARCHAR', 'column3': 'BIGINT', 'column4': 'DOUBLE'})`,
+	} {
+		if _, err := db.SQL().ExecContext(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	e := duckdb.New(db.SQL())
+	p := generatedPlan(b)
+	var total time.Duration
+	for b.Loop() {
+		t := time.Now()
+		st, err := e.Stats(ctx, p)
+		if err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(t)
+		if st.Units["control"]+st.Units["treatment"] != int64(units) {
+			b.Fatalf("units %v, want %d in all", st.Units, units)
+		}
+	}
+	b.ReportMetric(total.Seconds()/float64(b.N), "duckdb_s/op")
+}
+
+func benchStats(b *testing.B, c *chcluster.Cluster, shards, units int) {
+	ctx := context.Background()
+	generate(b, c, shards, units)
 	var log []logged
 	var mu sync.Mutex
 	e, err := clickhouse.Open(ctx, clickhouse.Options{Shards: c.Addrs()[:shards], Log: func(shard int, every bool, q string) {
@@ -89,12 +169,7 @@ func benchStats(b *testing.B, c *chcluster.Cluster, shards, units int) {
 		b.Fatal(err)
 	}
 	defer e.Close()
-	names, defs := metrictest.GeneratedMetrics()
-	p, err := metric.Compile(metric.ExperimentPopulation(&experiment.Experiment{Key: "gen",
-		Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "treatment", Weight: 0.5}}}), names, defs)
-	if err != nil {
-		b.Fatal(err)
-	}
+	p := generatedPlan(b)
 	var liftT, handT time.Duration
 	var liftCPU, handCPU float64
 	for b.Loop() {
