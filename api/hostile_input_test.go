@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -369,7 +370,7 @@ func TestDailySeriesEndsAtOwnData(t *testing.T) {
 	evs = append(evs, map[string]any{"event_id": "stranger", "unit": "stranger", "type": "purchase", "ts": start.Add(60 * 24 * time.Hour)})
 	ts.must(http.StatusOK, "POST", "/v1/exposures", map[string]any{"exposures": xs}, nil)
 	ts.must(http.StatusOK, "POST", "/v1/events", map[string]any{"events": evs}, nil)
-	var d store.Daily
+	var d results.Daily
 	ts.must(http.StatusOK, "GET", "/v1/experiments/banner/results/daily?metric=converted", nil, &d)
 	var dates []string
 	for _, p := range d.Days {

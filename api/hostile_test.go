@@ -54,7 +54,7 @@ func hookJobServer(t *testing.T, hooks string, retries int, backoff time.Duratio
 	ts := newTestServer(t, func(o *Options) {
 		db := o.Store
 		deps := jobs.Deps{Store: db, Webhooks: policy, Logger: slog.New(slog.DiscardHandler), Digest: func(ctx context.Context, j *experiment.Job, p time.Time, target string) (*experiment.Digest, error) {
-			return BuildDigest(ctx, db, j, p, target, DigestOptions{Privacy: privacy.DefaultOptions()})
+			return BuildDigest(ctx, db, ResultsOver(db), j, p, target, DigestOptions{Privacy: privacy.DefaultOptions()})
 		}}
 		if sched, err = jobs.New(db, jobs.Kinds(deps), jobs.Options{Retries: retries, Backoff: backoff, Checks: jobs.Checks(deps),
 			AfterRun: after, Logger: slog.New(slog.DiscardHandler)}); err != nil {

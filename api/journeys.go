@@ -218,7 +218,7 @@ func (s *Server) compareJourney(c echo.Context) error {
 			return err
 		}
 	}
-	cmp, err := journey.Compare(c.Request().Context(), s.db, c.Param("key"), from, to)
+	cmp, err := journey.Compare(c.Request().Context(), s.db, s.results, c.Param("key"), from, to)
 	if err != nil {
 		return err
 	}

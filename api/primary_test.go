@@ -109,7 +109,7 @@ func TestPrimaryMetricOneSource(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d, err := BuildDigest(ctx, ts.db, j, time.Now().Truncate(time.Second), "checkout", DigestOptions{Privacy: privacy.DefaultOptions()})
+	d, err := BuildDigest(ctx, ts.db, ResultsOver(ts.db), j, time.Now().Truncate(time.Second), "checkout", DigestOptions{Privacy: privacy.DefaultOptions()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/metric"
 	"github.com/liftlab/lift/privacy"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -156,7 +157,7 @@ func scopeOf(c echo.Context) string {
 }
 
 func (s *Server) getPrivateResults(c echo.Context) error {
-	r, err := PrivateExperimentResults(c.Request().Context(), s.db, c.Param("key"), actor(c), privacy.Options{Now: s.opt.Now})
+	r, err := PrivateExperimentResults(c.Request().Context(), s.db, s.results, c.Param("key"), actor(c), privacy.Options{Now: s.opt.Now})
 	if err != nil {
 		return err
 	}
@@ -168,7 +169,7 @@ func (s *Server) getPrivateHoldoutResults(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	r, err := PrivateHoldoutResults(c.Request().Context(), s.db, c.Param("name"), int(v), actor(c), privacy.Options{Now: s.opt.Now})
+	r, err := PrivateHoldoutResults(c.Request().Context(), s.db, s.results, c.Param("name"), int(v), actor(c), privacy.Options{Now: s.opt.Now})
 	if err != nil {
 		return err
 	}
@@ -193,7 +194,7 @@ func wantsPrivate(c echo.Context) bool {
 // experiment's per-release parameters; spent and saved in one ledger transaction,
 // experiment.BudgetExceeded when it would overspend) and served unchanged to every
 // later reader of the period. A journey's digests read its experiment's release.
-func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) (*PrivateResults, error) {
+func PrivateExperimentResults(ctx context.Context, db *store.DB, rs *results.Service, key, who string, opt privacy.Options) (*PrivateResults, error) {
 	e, err := db.GetExperiment(ctx, key)
 	if err != nil {
 		return nil, err
@@ -203,14 +204,14 @@ func PrivateExperimentResults(ctx context.Context, db *store.DB, key, who string
 	for _, m := range e.Metrics {
 		names = append(names, m.Name)
 	}
-	return privateResults(ctx, db, out, privacy.ExperimentScope(key), "results", metric.ExperimentPopulation(e), names, who, opt)
+	return privateResults(ctx, db, rs, out, privacy.ExperimentScope(key), "results", metric.ExperimentPopulation(e), names, who, opt)
 }
 
 // PrivateHoldoutResults is PrivateExperimentResults for a holdout version (0: the
 // current one): arms "holdout" (control) and "exposed", the metrics of the
 // experiments naming the holdout, spending from the holdout's budget. Each version
 // is a subject of its own in the holdout's schedule ("holdout results vN").
-func PrivateHoldoutResults(ctx context.Context, db *store.DB, name string, version int, who string, opt privacy.Options) (*PrivateResults, error) {
+func PrivateHoldoutResults(ctx context.Context, db *store.DB, rs *results.Service, name string, version int, who string, opt privacy.Options) (*PrivateResults, error) {
 	const op = "api.PrivateHoldoutResults"
 	h, err := db.GetHoldout(ctx, name)
 	if err != nil {
@@ -242,13 +243,13 @@ func PrivateHoldoutResults(ctx context.Context, db *store.DB, name string, versi
 		return nil, err
 	}
 	out := &PrivateResults{Holdout: name, Version: version}
-	return privateResults(ctx, db, out, privacy.HoldoutScope(name), "holdout results v"+strconv.Itoa(version), pop, names, who, opt)
+	return privateResults(ctx, db, rs, out, privacy.HoldoutScope(name), "holdout results v"+strconv.Itoa(version), pop, names, who, opt)
 }
 
 // privateResults answers with the scope's release of subject for the current
 // period, making it from the bounded metrics among all over pop when the period
 // has none yet, and fills out.
-func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scope, subject string, pop metric.Population, all []string, who string, opt privacy.Options) (*PrivateResults, error) {
+func privateResults(ctx context.Context, db *store.DB, rs *results.Service, out *PrivateResults, scope, subject string, pop metric.Population, all []string, who string, opt privacy.Options) (*PrivateResults, error) {
 	const op = "api.PrivateResults"
 	if out.Alpha == 0 {
 		out.Alpha = 0.05
@@ -284,7 +285,7 @@ func privateResults(ctx context.Context, db *store.DB, out *PrivateResults, scop
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}
-		bs, err := db.Engine().Bounded(ctx, plan)
+		bs, err := rs.Engine().Bounded(ctx, plan)
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}

@@ -9,7 +9,7 @@ import (
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
-	"github.com/liftlab/lift/store"
+	"github.com/liftlab/lift/results"
 )
 
 // Power calculations (POST /v1/analyses/power) and the progress of an
@@ -42,7 +42,7 @@ func (s *Server) postPower(c echo.Context) error {
 // experimentResultsAnswer is GET /v1/experiments/KEY/results with exact
 // numbers: the results and, when the plan declares an MDE, the progress.
 type experimentResultsAnswer struct {
-	*store.Results
+	*results.Results
 	Progress *progressOut `json:"progress,omitempty" doc:"with an analysis plan's mde: whether the planned sample is reached, and when it will be"`
 }
 
@@ -55,7 +55,7 @@ type progressOut struct {
 // primary metric (the plan's, else the first) sized at the plan's relative MDE
 // on its control arm's mean and standard deviation (with its CUPED variance
 // reduction when adjusted), each arm's rate its units since started_at.
-func (s *Server) withProgress(ctx context.Context, key string, r *store.Results) (*experimentResultsAnswer, error) {
+func (s *Server) withProgress(ctx context.Context, key string, r *results.Results) (*experimentResultsAnswer, error) {
 	out := &experimentResultsAnswer{Results: r}
 	e, err := s.db.GetExperiment(ctx, key)
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -50,9 +51,9 @@ func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer") // the token is in the URL
 		h.Set("X-Robots-Tag", "noindex")
-		return BuildReport(ctx, s.db, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now})
+		return BuildReport(ctx, s.db, s.results, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now})
 	}
-	return BuildReport(ctx, s.db, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
+	return BuildReport(ctx, s.db, s.results, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
 }
 
 func (s *Server) getReportHTML(c echo.Context) error {
@@ -116,7 +117,7 @@ type ReportOptions struct {
 // reports, the cumulative daily effect of the primary metric. Private reports hold
 // only the numbers of one DP release (PrivateExperimentResults); the daily series is
 // left out of them because each day would be another release.
-func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions) (*reports.Report, error) {
+func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key string, o ReportOptions) (*reports.Report, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -148,7 +149,7 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		if o.Privacy.Now == nil {
 			o.Privacy.Now = o.Now
 		}
-		pr, err := PrivateExperimentResults(ctx, db, key, o.Who, o.Privacy)
+		pr, err := PrivateExperimentResults(ctx, db, rs, key, o.Who, o.Privacy)
 		if err != nil {
 			return nil, err
 		}
@@ -201,7 +202,7 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		}
 		r.LeaveOut("cumulative", "The cumulative daily chart is left out of private reports: each day would be another release spending budget.")
 	} else {
-		res, err := db.ExperimentResults(ctx, key, store.ResultsOptions{NoSnapshot: true})
+		res, err := rs.ExperimentResults(ctx, key, results.Options{NoSnapshot: true})
 		if err != nil {
 			return nil, err
 		}
@@ -255,7 +256,7 @@ func BuildReport(ctx context.Context, db *store.DB, key string, o ReportOptions)
 		exposures.SRMPValue = p
 		if primary == "" {
 			r.LeaveOut("cumulative", "There is no cumulative chart: no metric of this experiment could be analyzed.")
-		} else if d, err := db.DailyResults(ctx, key, primary); err != nil {
+		} else if d, err := rs.DailyResults(ctx, key, primary); err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -36,12 +37,12 @@ func (s *Server) resultRoutes() {
 	s.route(http.MethodGet, "/v1/experiments/:key/results/snapshots", analyst, s.experimentSnapshots, op{
 		Summary: "List the stored result snapshots of an experiment, newest first", Response: snapshotList{}})
 	s.route(http.MethodGet, "/v1/experiments/:key/results/daily", analyst, s.dailyResults, op{
-		Summary: "Cumulative daily results of one metric, for charts", Response: store.Daily{},
+		Summary: "Cumulative daily results of one metric, for charts", Response: results.Daily{},
 		Description: "Each day's point is the analysis as of the end of that UTC day (exposures and events before it), " +
 			"from the first exposure's day to the latest exposure or event (at most 120 days).",
 		Query: []param{{Name: "metric", Required: true, Description: "the metric's name (one of the experiment's)"}}})
 	s.route(http.MethodGet, "/v1/holdouts/:name/results", viewer, s.holdoutResults, op{
-		Summary: "Long-run incrementality: holdout units against the units exposed to the experiments naming the holdout (DP numbers for viewer keys)", Response: store.Results{},
+		Summary: "Long-run incrementality: holdout units against the units exposed to the experiments naming the holdout (DP numbers for viewer keys)", Response: results.Results{},
 		Description: "Arms are \"holdout\" (the control) and \"exposed\", by the exposures logged under the given version. " +
 			"The comparison estimates the combined effect of everything the holdout protects against. Stored as a snapshot. " +
 			"With a viewer key or ?private=true the answer is the holdout's differentially private release (as " +
@@ -55,7 +56,7 @@ func (s *Server) resultRoutes() {
 }
 
 // resultOptions: the snapshot's code version is the binary's build version.
-func (s *Server) resultOptions() store.ResultsOptions { return store.ResultsOptions{} }
+func (s *Server) resultOptions() results.Options { return results.Options{} }
 
 // intParam reads an optional positive integer query parameter.
 func intParam(c echo.Context, name string) (int64, error) {
@@ -98,11 +99,11 @@ func (s *Server) experimentResults(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	var r *store.Results
+	var r *results.Results
 	if id > 0 {
-		r, err = s.db.ResultSnapshot(ctx, "experiment", key, id)
+		r, err = s.results.ResultSnapshot(ctx, "experiment", key, id)
 	} else {
-		r, err = s.db.ExperimentResults(ctx, key, s.resultOptions())
+		r, err = s.results.ExperimentResults(ctx, key, s.resultOptions())
 	}
 	if err != nil {
 		return err
@@ -136,7 +137,7 @@ func (s *Server) dailyResults(c echo.Context) error {
 	if m == "" {
 		return experiment.E("api.results", experiment.Invalid, experiment.Field("metric"), experiment.Errorf("is required: ?metric=NAME"))
 	}
-	d, err := s.db.DailyResults(c.Request().Context(), c.Param("key"), m)
+	d, err := s.results.DailyResults(c.Request().Context(), c.Param("key"), m)
 	if err != nil {
 		return err
 	}
@@ -160,7 +161,7 @@ func (s *Server) holdoutResults(c echo.Context) error {
 		return err
 	}
 	if id > 0 {
-		r, err := s.db.ResultSnapshot(ctx, "holdout", name, id)
+		r, err := s.results.ResultSnapshot(ctx, "holdout", name, id)
 		if err != nil {
 			return err
 		}
@@ -176,7 +177,7 @@ func (s *Server) holdoutResults(c echo.Context) error {
 			metrics = append(metrics, m)
 		}
 	}
-	r, err := s.db.HoldoutResults(ctx, name, int(v), metrics, s.resultOptions())
+	r, err := s.results.HoldoutResults(ctx, name, int(v), metrics, s.resultOptions())
 	if err != nil {
 		return err
 	}

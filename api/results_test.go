@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
-	"github.com/liftlab/lift/store"
+	"github.com/liftlab/lift/results"
 )
 
 func TestPostEvents(t *testing.T) {
@@ -175,7 +175,7 @@ func TestResultsEndpoints(t *testing.T) {
 	ts.must(http.StatusOK, "POST", "/v1/exposures", map[string]any{"exposures": xs}, nil)
 	ts.must(http.StatusOK, "POST", "/v1/events", map[string]any{"events": evs}, nil)
 
-	var r store.Results
+	var r results.Results
 	ts.must(http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &r)
 	if r.Experiment != "checkout" || r.Snapshot == 0 || len(r.Metrics) != 2 || r.Correction != "holm" {
 		t.Fatalf("results: %+v", r)
@@ -204,7 +204,7 @@ func TestResultsEndpoints(t *testing.T) {
 
 	// A stored snapshot comes back unchanged.
 	status, first := ts.do("GET", fmt.Sprintf("/v1/experiments/checkout/results?snapshot=%d", r.Snapshot), ts.admin, nil)
-	var again store.Results
+	var again results.Results
 	json.Unmarshal(first, &again)
 	if status != 200 || again.Snapshot != r.Snapshot || again.InputHash != r.InputHash || !again.ComputedAt.Equal(r.ComputedAt) {
 		t.Errorf("snapshot: %d %s", status, first)
@@ -218,7 +218,7 @@ func TestResultsEndpoints(t *testing.T) {
 		t.Errorf("snapshots %+v", snaps)
 	}
 
-	var d store.Daily
+	var d results.Daily
 	ts.must(http.StatusOK, "GET", "/v1/experiments/checkout/results/daily?metric=converted", nil, &d)
 	// From the day of the first exposure to the day of the last event.
 	if len(d.Days) != 2 || d.Days[len(d.Days)-1].Units["treatment"] != 200 {
@@ -226,7 +226,7 @@ func TestResultsEndpoints(t *testing.T) {
 	}
 	ts.must(http.StatusBadRequest, "GET", "/v1/experiments/checkout/results/daily", nil, nil)
 
-	var h store.Results
+	var h results.Results
 	ts.must(http.StatusOK, "GET", "/v1/holdouts/global/results?version=1&metrics=converted", nil, &h)
 	if h.Holdout != "global" || h.Exposures["holdout"] != 40 || h.Exposures["exposed"] != 360 || len(h.Metrics) != 1 || h.Metrics[0].Error != "" {
 		t.Errorf("holdout results: %+v", h)

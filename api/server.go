@@ -20,6 +20,7 @@ import (
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/jobs"
 	"github.com/liftlab/lift/journey"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -27,6 +28,7 @@ import (
 // of DefaultOptions.
 type Options struct {
 	Store    *store.DB            // the registry and exposure log (required)
+	Results  *results.Service     // computes results; default over Store and its DuckDB engine (lift serve --engine picks another)
 	Logger   *slog.Logger         // default slog.Default()
 	Now      func() time.Time     // clock for exposure timestamps, default time.Now
 	Registry *prometheus.Registry // Prometheus registry served at /metrics; default a new one
@@ -90,6 +92,7 @@ func (o *Options) fill() {
 type Server struct {
 	opt     Options
 	db      *store.DB
+	results *results.Service
 	log     *slog.Logger
 	echo    *echo.Echo
 	metrics *metrics
@@ -111,7 +114,10 @@ func New(opt Options) (*Server, error) {
 		return nil, experiment.E("api.New", experiment.Invalid, experiment.Errorf("Options.Store is required"))
 	}
 	opt.fill()
-	s := &Server{opt: opt, db: opt.Store, log: opt.Logger}
+	if opt.Results == nil {
+		opt.Results = ResultsOver(opt.Store)
+	}
+	s := &Server{opt: opt, db: opt.Store, results: opt.Results, log: opt.Logger}
 	var b [6]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, fmt.Errorf("api.New: request id prefix: %w", err)
@@ -271,4 +277,10 @@ func (s *Server) observe(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		return nil
 	}
+}
+
+// ResultsOver is the results service over db: its registry, its snapshots and
+// its DuckDB engine (the default engine of lift serve).
+func ResultsOver(db *store.DB) *results.Service {
+	return results.New(db, db, db.Engine(), db.Now)
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/liftlab/lift/jobs"
 	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -44,7 +45,7 @@ type DigestOptions struct {
 // rotation) is reported by the previous cohort, released as well, with a note.
 // When a digest for that job, period and target exists already (a retried or
 // restarted run) it is returned as it is and nothing is spent.
-func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period time.Time, target string, o DigestOptions) (*experiment.Digest, error) {
+func BuildDigest(ctx context.Context, db *store.DB, rs *results.Service, j *experiment.Job, period time.Time, target string, o DigestOptions) (*experiment.Digest, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -75,12 +76,12 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if err != nil {
 			return nil, err
 		}
-		if pr, err = PrivateHoldoutResults(ctx, db, name, 0, who, o.Privacy); err != nil {
+		if pr, err = PrivateHoldoutResults(ctx, db, rs, name, 0, who, o.Privacy); err != nil {
 			return nil, err
 		}
 		eps = pr.Private.Epsilon
 		if cur := pr; cur.Version > 1 && fewUnits(cur) {
-			if pr, err = PrivateHoldoutResults(ctx, db, name, cur.Version-1, who, o.Privacy); err != nil {
+			if pr, err = PrivateHoldoutResults(ctx, db, rs, name, cur.Version-1, who, o.Privacy); err != nil {
 				return nil, err
 			}
 			eps += pr.Private.Epsilon
@@ -104,7 +105,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if err != nil {
 			return nil, err
 		}
-		if pr, err = PrivateExperimentResults(ctx, db, e.Key, who, o.Privacy); err != nil {
+		if pr, err = PrivateExperimentResults(ctx, db, rs, e.Key, who, o.Privacy); err != nil {
 			return nil, err
 		}
 		eps, started, ended, what = pr.Private.Epsilon, e.StartedAt, e.StoppedAt, "the journey's experiment"
@@ -114,7 +115,7 @@ func BuildDigest(ctx context.Context, db *store.DB, j *experiment.Job, period ti
 		if err != nil {
 			return nil, err
 		}
-		if pr, err = PrivateExperimentResults(ctx, db, target, who, o.Privacy); err != nil {
+		if pr, err = PrivateExperimentResults(ctx, db, rs, target, who, o.Privacy); err != nil {
 			return nil, err
 		}
 		title = e.Name
@@ -253,13 +254,13 @@ func judgeRelease(ctx context.Context, db *store.DB, pr *PrivateResults) ([]judg
 // running while the data are unchanged reads the digest's own release and
 // spends nothing. ok is false, with no error, when the experiment has no
 // privacy budget, not enough left for a release, or no data to release.
-func PrivateGuardrails(ctx context.Context, db *store.DB, key, who string, opt privacy.Options) ([]jobs.GuardrailCheck, bool, error) {
+func PrivateGuardrails(ctx context.Context, db *store.DB, rs *results.Service, key, who string, opt privacy.Options) ([]jobs.GuardrailCheck, bool, error) {
 	if _, err := privacy.NewLedger(db.Ledger()).Account(ctx, privacy.ExperimentScope(key), 1); experiment.Is(err, experiment.NotFound) {
 		return nil, false, nil
 	} else if err != nil {
 		return nil, false, err
 	}
-	pr, err := PrivateExperimentResults(ctx, db, key, who, opt)
+	pr, err := PrivateExperimentResults(ctx, db, rs, key, who, opt)
 	if experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) {
 		return nil, false, nil
 	}

@@ -31,7 +31,7 @@ func TestSummariesPageForExecutives(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := BuildDigest(ctx, ts.db, j, time.Now().Add(-7*24*time.Hour).Truncate(time.Second), "checkout", DigestOptions{})
+	first, err := BuildDigest(ctx, ts.db, ResultsOver(ts.db), j, time.Now().Add(-7*24*time.Hour).Truncate(time.Second), "checkout", DigestOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,9 +28,9 @@ func newJobServer(t *testing.T) *tserver {
 	ts := newTestServer(t, func(o *Options) {
 		db := o.Store
 		kinds := jobs.Kinds(jobs.Deps{Store: db, Digest: func(ctx context.Context, j *experiment.Job, p time.Time, target string) (*experiment.Digest, error) {
-			return BuildDigest(ctx, db, j, p, target, DigestOptions{Privacy: privacy.DefaultOptions()})
+			return BuildDigest(ctx, db, ResultsOver(db), j, p, target, DigestOptions{Privacy: privacy.DefaultOptions()})
 		}, PrivateGuardrails: func(ctx context.Context, j *experiment.Job, key string) ([]jobs.GuardrailCheck, bool, error) {
-			return PrivateGuardrails(ctx, db, key, "monitor:"+j.Name, privacy.DefaultOptions())
+			return PrivateGuardrails(ctx, db, ResultsOver(db), key, "monitor:"+j.Name, privacy.DefaultOptions())
 		}})
 		checks := jobs.Checks(jobs.Deps{Store: db})
 		var err error
@@ -78,7 +78,7 @@ func TestJobsAndSummaries(t *testing.T) {
 	}
 	// Built a week ago: it read (and spent) that day's release.
 	weekAgo := time.Now().Add(-7 * 24 * time.Hour).Truncate(time.Second)
-	first, err := BuildDigest(ctx, ts.db, j, weekAgo, "checkout", DigestOptions{Now: func() time.Time { return weekAgo }})
+	first, err := BuildDigest(ctx, ts.db, ResultsOver(ts.db), j, weekAgo, "checkout", DigestOptions{Now: func() time.Time { return weekAgo }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +130,7 @@ func TestJobsAndSummaries(t *testing.T) {
 	if acct.EpsilonSpent != 1 {
 		t.Errorf("ε spent %g, want 1 (two digest releases of 0.5)", acct.EpsilonSpent)
 	}
-	again, err := BuildDigest(ctx, ts.db, j, d.Period, "checkout", DigestOptions{})
+	again, err := BuildDigest(ctx, ts.db, ResultsOver(ts.db), j, d.Period, "checkout", DigestOptions{})
 	if err != nil || again.ID != id {
 		t.Fatalf("rebuilding the same period: %v", err)
 	}

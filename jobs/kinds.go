@@ -15,12 +15,16 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
 // Deps are what the job kinds work with.
 type Deps struct {
 	Store *store.DB
+	// Results computes the monitors' results; nil: the results service over
+	// Store and its DuckDB engine.
+	Results *results.Service
 	// Webhooks says which hosts monitors may send alerts to (lift serve
 	// --webhook-allow); nil allows public addresses only.
 	Webhooks *WebhookPolicy
@@ -255,7 +259,7 @@ func (d Deps) refresh(ctx context.Context, j *experiment.Job, period time.Time) 
 	}
 	snaps := map[string]int64{}
 	for _, k := range keys {
-		r, err := d.Store.ExperimentResults(ctx, k, store.ResultsOptions{})
+		r, err := d.results().ExperimentResults(ctx, k, results.Options{})
 		if err != nil {
 			if experiment.Is(err, experiment.InsufficientData) {
 				continue
@@ -294,7 +298,7 @@ func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) 
 		alerts = append(alerts, &experiment.Alert{At: now, Job: j.Name, Period: period.UTC(), Kind: kind, Target: target, Severity: severity, Message: msg})
 	}
 	for _, k := range keys {
-		r, err := d.Store.ExperimentResults(ctx, k, store.ResultsOptions{NoSnapshot: true})
+		r, err := d.results().ExperimentResults(ctx, k, results.Options{NoSnapshot: true})
 		if err != nil {
 			if experiment.Is(err, experiment.InsufficientData) {
 				continue
@@ -521,4 +525,12 @@ func (d Deps) digest(ctx context.Context, j *experiment.Job, period time.Time) (
 		ids = append(ids, dg.ID)
 	}
 	return map[string]any{"digests": ids}, nil
+}
+
+// results is d.Results, or the service over d.Store and its DuckDB engine.
+func (d Deps) results() *results.Service {
+	if d.Results != nil {
+		return d.Results
+	}
+	return results.New(d.Store, d.Store, d.Store.Engine(), d.Store.Now)
 }

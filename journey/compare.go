@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/scorer"
 	"github.com/liftlab/lift/store"
 )
@@ -57,11 +58,11 @@ type Comparison struct {
 	To         time.Time `json:"to"`
 
 	// Results of the experiment (every metric; all exposures, not only the window).
-	Results      *store.Results `json:"results,omitempty"`
-	ResultsError string         `json:"results_error,omitempty"`
+	Results      *results.Results `json:"results,omitempty"`
+	ResultsError string           `json:"results_error,omitempty"`
 	// HoldoutResults compare the holdout's current version with the exposed units.
-	HoldoutResults *store.Results `json:"holdout_results,omitempty"`
-	HoldoutError   string         `json:"holdout_error,omitempty"`
+	HoldoutResults *results.Results `json:"holdout_results,omitempty"`
+	HoldoutError   string           `json:"holdout_error,omitempty"`
 
 	Days    []store.JourneyDay `json:"days"`
 	Summary Summary            `json:"summary"`
@@ -88,10 +89,10 @@ type Summary struct {
 // Compare computes the comparison of journey key over [from, to), widened to
 // whole UTC days as Rollup does (From and To say which): it rolls up
 // (and stores) the window's daily guardrails, and computes the experiment's and
-// the holdout's results with store.ExperimentResults and store.HoldoutResults.
+// the holdout's results with the results service rs.
 // A results computation that fails on the data (for example no exposures yet) is
 // reported in ResultsError / HoldoutError rather than failing the comparison.
-func Compare(ctx context.Context, db *store.DB, key string, from, to time.Time) (*Comparison, error) {
+func Compare(ctx context.Context, db *store.DB, rs *results.Service, key string, from, to time.Time) (*Comparison, error) {
 	const op = "journey.Compare"
 	if !to.After(from) {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("to"), experiment.Errorf("must be after from (%s), got %s", from.Format(time.RFC3339), to.Format(time.RFC3339)))
@@ -128,7 +129,7 @@ func Compare(ctx context.Context, db *store.DB, key string, from, to time.Time) 
 	if s.Decisions > 0 {
 		s.IneligibleShare = float64(s.Ineligible) / float64(s.Decisions)
 	}
-	if r, err := db.ExperimentResults(ctx, j.Experiment, store.ResultsOptions{}); err != nil {
+	if r, err := rs.ExperimentResults(ctx, j.Experiment, results.Options{}); err != nil {
 		if ctx.Err() != nil {
 			return nil, experiment.E(op, ctx.Err())
 		}
@@ -137,7 +138,7 @@ func Compare(ctx context.Context, db *store.DB, key string, from, to time.Time) 
 		c.Results = r
 	}
 	if j.Holdout != "" {
-		if r, err := db.HoldoutResults(ctx, j.Holdout, 0, nil, store.ResultsOptions{}); err != nil {
+		if r, err := rs.HoldoutResults(ctx, j.Holdout, 0, nil, results.Options{}); err != nil {
 			if ctx.Err() != nil {
 				return nil, experiment.E(op, ctx.Err())
 			}
@@ -179,15 +180,15 @@ func (p ScheduledParams) Validate() error {
 // trend of the experiment's primary metric (the one marked primary, else the first).
 type ScheduledComparison struct {
 	*Comparison
-	Trend      *store.Daily `json:"trend,omitempty"`
-	TrendError string       `json:"trend_error,omitempty"`
+	Trend      *results.Daily `json:"trend,omitempty"`
+	TrendError string         `json:"trend_error,omitempty"`
 }
 
 // ScheduledCompare is the journey_comparison job kind (a jobs.Func): it compares
 // the job's target journey, or every registered journey, over the window ending
 // at period, and returns the comparisons. d, when not nil, is the server's
 // Decider: its queued decisions are stored first, so that they count.
-func ScheduledCompare(db *store.DB, d *Decider) func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
+func ScheduledCompare(db *store.DB, rs *results.Service, d *Decider) func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
 	return func(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
 		const op = "journey.ScheduledCompare"
 		if d != nil {
@@ -220,7 +221,7 @@ func ScheduledCompare(db *store.DB, d *Decider) func(ctx context.Context, j *exp
 		from := to.Add(-time.Duration(p.Window))
 		out := []ScheduledComparison{}
 		for _, k := range keys {
-			c, err := Compare(ctx, db, k, from, to)
+			c, err := Compare(ctx, db, rs, k, from, to)
 			if err != nil {
 				return nil, fmt.Errorf("comparing journey %s: %w", k, err)
 			}
@@ -231,7 +232,7 @@ func ScheduledCompare(db *store.DB, d *Decider) func(ctx context.Context, j *exp
 					return nil, experiment.E(op, err)
 				}
 				if m := e.Primary(); m != "" {
-					if t, err := db.DailyResults(ctx, e.Key, m); err != nil {
+					if t, err := rs.DailyResults(ctx, e.Key, m); err != nil {
 						if ctx.Err() != nil {
 							return nil, experiment.E(op, ctx.Err())
 						}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/journey"
+	"github.com/liftlab/lift/results"
 )
 
 // giniPairs is the Gini coefficient by its definition, the relative mean
@@ -72,7 +73,7 @@ func TestGuardrailsRollupCompare(t *testing.T) {
 		t.Fatal(err)
 	}
 	day := f.now.Truncate(24 * time.Hour)
-	cmp, err := journey.Compare(ctx, f.db, "home", day, day.Add(24*time.Hour))
+	cmp, err := journey.Compare(ctx, f.db, results.New(f.db, f.db, f.db.Engine(), f.db.Now), "home", day, day.Add(24*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -90,7 +91,7 @@ func TestGuardrailsRollupCompare(t *testing.T) {
 	}
 	// A window inside the day is widened to the whole day: the stored roll-up
 	// keeps every decision of the day.
-	part, err := journey.Compare(ctx, f.db, "home", f.now.Add(time.Hour), f.now.Add(2*time.Hour))
+	part, err := journey.Compare(ctx, f.db, results.New(f.db, f.db, f.db.Engine(), f.db.Now), "home", f.now.Add(time.Hour), f.now.Add(2*time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,10 +108,10 @@ func TestGuardrailsRollupCompare(t *testing.T) {
 	if cmp.Holdout != "perm" || (cmp.HoldoutResults == nil && cmp.HoldoutError == "") {
 		t.Errorf("holdout part %q %v %q", cmp.Holdout, cmp.HoldoutResults, cmp.HoldoutError)
 	}
-	if _, err := journey.Compare(ctx, f.db, "home", day, day); experiment.KindOf(err) != experiment.Invalid {
+	if _, err := journey.Compare(ctx, f.db, results.New(f.db, f.db, f.db.Engine(), f.db.Now), "home", day, day); experiment.KindOf(err) != experiment.Invalid {
 		t.Errorf("empty window: %v, want Invalid", err)
 	}
-	if _, err := journey.Compare(ctx, f.db, "nope", day, day.Add(time.Hour)); experiment.KindOf(err) != experiment.NotFound {
+	if _, err := journey.Compare(ctx, f.db, results.New(f.db, f.db, f.db.Engine(), f.db.Now), "nope", day, day.Add(time.Hour)); experiment.KindOf(err) != experiment.NotFound {
 		t.Errorf("unknown journey: %v, want NotFound", err)
 	}
 }
@@ -154,7 +155,7 @@ func TestScheduledCompare(t *testing.T) {
 	if err := f.dec.Flush(ctx); err != nil {
 		t.Fatal(err)
 	}
-	run := journey.ScheduledCompare(f.db, f.dec)
+	run := journey.ScheduledCompare(f.db, results.New(f.db, f.db, f.db.Engine(), f.db.Now), f.dec)
 	job := &experiment.Job{Name: "weekly", Kind: experiment.JobJourneyComparison, Params: []byte(`{"window":"7d"}`)}
 	out, err := run(ctx, job, f.now.Add(72*time.Hour))
 	if err != nil {

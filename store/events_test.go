@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 )
 
 var t0 = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
@@ -651,7 +652,7 @@ func TestSynthetic(t *testing.T) {
 	if n := count(t, db, `SELECT count(*) FROM events`); n != 40_000 {
 		t.Fatalf("%d events, want 40000", n)
 	}
-	r, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{})
+	r, err := svc(db).ExperimentResults(ctx, e.Key, results.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

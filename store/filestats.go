@@ -11,7 +11,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 )
 
@@ -48,7 +47,7 @@ type FileStatsQuery struct {
 
 // ArmSums are one variant's sufficient statistics: sums of values shifted by
 // the medians of the file's first 1,000 rows (c_y, c_x, c_d), so that they keep their precision
-// whatever the offset of the data (see analysis.Arm). When those rows do not
+// whatever the offset of the data (the caller analyzes them as analysis.Arm). When those rows do not
 // represent an arm (a file sorted by arm, arms far apart) and its sums lose
 // digits, the file is summed again around each arm's own means.
 type ArmSums struct {
@@ -64,16 +63,6 @@ type ArmSums struct {
 	DenominatorSum        float64 // Σ(d−c_d)
 	DenominatorSumSquares float64 // Σ(d−c_d)²
 	MetricDenominatorSum  float64 // Σ(y−c_y)(d−c_d)
-}
-
-// Arm is the analysis.Arm of these sums, with weight w.
-func (a ArmSums) Arm(w float64) analysis.Arm {
-	return analysis.Arm{
-		Name: a.Name, Weight: w, N: a.N,
-		Shift: a.Shift, Sum: a.Sum, SumSquares: a.SumSquares,
-		CovariateShift: a.CovariateShift, CovariateSum: a.CovariateSum, CovariateSumSquares: a.CovariateSumSquares, CrossSum: a.CrossSum,
-		DenominatorShift: a.DenominatorShift, DenominatorSum: a.DenominatorSum, DenominatorSumSquares: a.DenominatorSumSquares, MetricDenominatorSum: a.MetricDenominatorSum,
-	}
 }
 
 // FileStats are the per-variant sums of a file, ordered by variant name.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 )
 
 // clock is a settable test clock.
@@ -54,3 +55,6 @@ func abExperiment(key string) *experiment.Experiment {
 }
 
 func asError(err error, target **experiment.Error) bool { return errors.As(err, target) }
+
+// svc is the results service over db and its DuckDB engine.
+func svc(db *DB) *results.Service { return results.New(db, db, db.Engine(), db.opt.Now) }

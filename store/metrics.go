@@ -187,23 +187,3 @@ func (db *DB) HoldoutPopulation(ctx context.Context, h *experiment.Holdout, vers
 	}
 	return metric.HoldoutPopulation(h, version, keys), nil
 }
-
-// MetricStats computes the sufficient statistics of the named metrics over a
-// population (metric.Compile, then the engine). Metrics must exist (Invalid
-// naming metrics[i] otherwise).
-func (db *DB) MetricStats(ctx context.Context, pop metric.Population, names []string) (*metric.Stats, error) {
-	const op = "store.MetricStats"
-	defs, err := db.resolveMetrics(ctx, names)
-	if err != nil {
-		return nil, internal(op, err)
-	}
-	p, err := metric.Compile(pop, names, defs)
-	if err != nil {
-		return nil, experiment.E(op, err)
-	}
-	st, err := db.engine.Stats(ctx, p)
-	if err != nil {
-		return nil, experiment.E(op, err)
-	}
-	return st, nil
-}

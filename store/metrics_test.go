@@ -186,7 +186,7 @@ func TestMetricStatsMatchesNaive(t *testing.T) {
 		defs[m.Name] = m
 	}
 	pop := metric.ExperimentPopulation(e)
-	st, err := db.MetricStats(context.Background(), pop, names)
+	st, err := svc(db).Stats(context.Background(), pop, names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestMetricStatsUnknownMetric(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = db.MetricStats(context.Background(), metric.ExperimentPopulation(e), []string{"revenue"})
+	_, err = svc(db).Stats(context.Background(), metric.ExperimentPopulation(e), []string{"revenue"})
 	if experiment.KindOf(err) != experiment.Invalid || !strings.Contains(err.Error(), `"revenue" is not defined`) {
 		t.Errorf("err = %v, want Invalid naming revenue", err)
 	}

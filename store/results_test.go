@@ -13,6 +13,7 @@ import (
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/metric"
+	"github.com/liftlab/lift/results"
 )
 
 // TestExperimentResults checks the wiring from SQL to analysis: every metric's
@@ -26,7 +27,7 @@ func TestExperimentResults(t *testing.T) {
 	ms := testMetrics()
 	s := genSynth(rand.New(rand.NewPCG(3, 4)), "checkout", 500, t0)
 	e := loadSynth(t, db, "checkout", s, ms)
-	r, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{CodeVersion: "test"})
+	r, err := svc(db).ExperimentResults(ctx, e.Key, results.Options{CodeVersion: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +40,7 @@ func TestExperimentResults(t *testing.T) {
 	}
 
 	// The snapshot reads back as the same document.
-	old, err := db.ResultSnapshot(ctx, "experiment", e.Key, r.Snapshot)
+	old, err := svc(db).ResultSnapshot(ctx, "experiment", e.Key, r.Snapshot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,13 +49,13 @@ func TestExperimentResults(t *testing.T) {
 	if string(a) != string(b) {
 		t.Errorf("snapshot differs from the computed results:\n%s\n%s", a, b)
 	}
-	if _, err := db.ResultSnapshot(ctx, "experiment", "other", r.Snapshot); experiment.KindOf(err) != experiment.NotFound {
+	if _, err := svc(db).ResultSnapshot(ctx, "experiment", "other", r.Snapshot); experiment.KindOf(err) != experiment.NotFound {
 		t.Errorf("snapshot of another experiment: %v, want NotFound", err)
 	}
 
 	// Same data, same hash; one more event, another hash and a new snapshot.
 	c.Advance(time.Hour)
-	r2, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{CodeVersion: "test"})
+	r2, err := svc(db).ExperimentResults(ctx, e.Key, results.Options{CodeVersion: "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestExperimentResults(t *testing.T) {
 	if _, _, err := db.IngestEvents(ctx, []experiment.Event{ev("late", unit, "purchase", s.exposures[len(s.exposures)-1].TS.Add(time.Hour), 5)}); err != nil {
 		t.Fatal(err)
 	}
-	r3, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{})
+	r3, err := svc(db).ExperimentResults(ctx, e.Key, results.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestExperimentResults(t *testing.T) {
 
 // checkNaive compares every metric of r with analysis.Analyze over the naive
 // statistics of s under the given plan.
-func checkNaive(t *testing.T, r *Results, s *synth, ms []*experiment.Metric, alpha, tuning float64, corr analysis.Correction) {
+func checkNaive(t *testing.T, r *results.Results, s *synth, ms []*experiment.Metric, alpha, tuning float64, corr analysis.Correction) {
 	t.Helper()
 	names, defs := []string{}, map[string]*experiment.Metric{}
 	for _, m := range ms {
@@ -101,7 +102,7 @@ func checkNaive(t *testing.T, r *Results, s *synth, ms []*experiment.Metric, alp
 	for i, m := range ms {
 		arms := want[m.Name]
 		arms[0].Weight, arms[1].Weight = 0.5, 0.5
-		in := analysis.Input{Metric: m.Name, Type: typeOf(m.Aggregation), Arms: arms, Alpha: alpha, SequentialTuning: tuning}
+		in := analysis.Input{Metric: m.Name, Type: aggType(m.Aggregation), Arms: arms, Alpha: alpha, SequentialTuning: tuning}
 		plain, err := analysis.Analyze(in)
 		if err != nil {
 			t.Fatal(err)
@@ -161,7 +162,7 @@ func TestResultsPlan(t *testing.T) {
 	if _, _, err := db.IngestEvents(context.Background(), s.events); err != nil {
 		t.Fatal(err)
 	}
-	r, err := db.ExperimentResults(context.Background(), "seq", ResultsOptions{NoSnapshot: true})
+	r, err := svc(db).ExperimentResults(context.Background(), "seq", results.Options{NoSnapshot: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,7 +220,7 @@ func TestResultsKnownEffect(t *testing.T) {
 	}
 	m := &experiment.Metric{Name: "spend", EventType: "spend", Aggregation: experiment.Sum, Window: &experiment.Window{EndDays: 7}, Covariate: &experiment.Covariate{Days: 7}}
 	e := loadSynth(t, db, "known", &synth{exposures: xs, events: evs}, []*experiment.Metric{m})
-	res, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{})
+	res, err := svc(db).ExperimentResults(ctx, e.Key, results.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestHoldoutResults(t *testing.T) {
 	if _, _, err := db.IngestEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	res, err := db.HoldoutResults(ctx, "global", 0, nil, ResultsOptions{})
+	res, err := svc(db).HoldoutResults(ctx, "global", 0, nil, results.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -321,7 +322,7 @@ func TestHoldoutResults(t *testing.T) {
 			t.Errorf("arm %s: n %d mean %g; want %d, %g", v.Name, v.N, v.Mean, n[v.Name], sum[v.Name]/float64(n[v.Name]))
 		}
 	}
-	if _, err := db.HoldoutResults(ctx, "global", 2, nil, ResultsOptions{}); experiment.KindOf(err) != experiment.NotFound {
+	if _, err := svc(db).HoldoutResults(ctx, "global", 2, nil, results.Options{}); experiment.KindOf(err) != experiment.NotFound {
 		t.Errorf("version 2: %v, want NotFound", err)
 	}
 }
@@ -334,7 +335,7 @@ func TestDailyResults(t *testing.T) {
 	ms := testMetrics()[:2] // revenue (fixed cap, CUPED) and orders
 	s := genSynth(rand.New(rand.NewPCG(9, 10)), "daily", 300, t0)
 	e := loadSynth(t, db, "daily", s, ms)
-	d, err := db.DailyResults(ctx, e.Key, "revenue")
+	d, err := svc(db).DailyResults(ctx, e.Key, "revenue")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -368,7 +369,7 @@ func TestDailyResults(t *testing.T) {
 			t.Errorf("day %s: units %v, comparisons\n got %+v\nwant %+v", p.Date, p.Units, p.Comparisons, res.Comparisons)
 		}
 	}
-	if _, err := db.DailyResults(ctx, e.Key, "nope"); experiment.KindOf(err) != experiment.NotFound {
+	if _, err := svc(db).DailyResults(ctx, e.Key, "nope"); experiment.KindOf(err) != experiment.NotFound {
 		t.Errorf("unknown metric: %v, want NotFound", err)
 	}
 }
@@ -404,12 +405,12 @@ func BenchmarkResults(b *testing.B) {
 	}
 	for b.Loop() {
 		t := time.Now()
-		if _, err := db.MetricStats(ctx, metric.ExperimentPopulation(e), []string{"revenue", "orders", "converted"}); err != nil {
+		if _, err := svc(db).Stats(ctx, metric.ExperimentPopulation(e), []string{"revenue", "orders", "converted"}); err != nil {
 			b.Fatal(err)
 		}
 		statsT += time.Since(t)
 		t = time.Now()
-		r, err := db.ExperimentResults(ctx, "bench", ResultsOptions{})
+		r, err := svc(db).ExperimentResults(ctx, "bench", results.Options{})
 		if err != nil || len(r.Metrics) != 3 || r.Metrics[0].Error != "" {
 			b.Fatalf("results: %v", err)
 		}
@@ -454,4 +455,15 @@ SELECT v, count(*),
 	sum(ord), sum(ord*ord), sum(ord0), sum(ord0*ord0), sum(ord*ord0),
 	sum(conv), sum(conv*conv), sum(conv0), sum(conv0*conv0), sum(conv*conv0)
 FROM y GROUP BY v`, post, pre)
+}
+
+// aggType is the statistic type of an aggregation's per-unit values.
+func aggType(a experiment.Aggregation) analysis.Type {
+	switch a {
+	case experiment.Binary:
+		return analysis.Proportion
+	case experiment.Ratio:
+		return analysis.Ratio
+	}
+	return analysis.Mean
 }

@@ -189,7 +189,7 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 		}
 	}
 	for _, a := range sums.Arms {
-		in.Arms = append(in.Arms, a.Arm(weights[a.Name]))
+		in.Arms = append(in.Arms, fileArm(a, weights[a.Name]))
 	}
 	res, err := analysis.Analyze(in)
 	if err != nil {
@@ -379,4 +379,14 @@ func writeLinText(out io.Writer, lin []linComparison) error {
 		fmt.Fprintf(w, "%s\t%s\t%d\t%.6g\t%s\t%.4g\t\n", l.Variant, strings.Join(l.Covariates, ","), l.N, l.Absolute.Estimate, interval(l.Absolute, false), l.Absolute.PValue)
 	}
 	return w.Flush()
+}
+
+// fileArm is the analysis.Arm of a file's per-variant sums, with weight w.
+func fileArm(a store.ArmSums, w float64) analysis.Arm {
+	return analysis.Arm{
+		Name: a.Name, Weight: w, N: a.N,
+		Shift: a.Shift, Sum: a.Sum, SumSquares: a.SumSquares,
+		CovariateShift: a.CovariateShift, CovariateSum: a.CovariateSum, CovariateSumSquares: a.CovariateSumSquares, CrossSum: a.CrossSum,
+		DenominatorShift: a.DenominatorShift, DenominatorSum: a.DenominatorSum, DenominatorSumSquares: a.DenominatorSumSquares, MetricDenominatorSum: a.MetricDenominatorSum,
+	}
 }

@@ -13,8 +13,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/journey"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/scorer"
 	"github.com/liftlab/lift/scorer/als"
 	"github.com/liftlab/lift/store"
@@ -219,7 +221,7 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	}
 
 	// 6. The comparison the scheduled job runs.
-	cmp, err := journey.Compare(ctx, db, "home", start.Truncate(24*time.Hour), start.Add(48*time.Hour))
+	cmp, err := journey.Compare(ctx, db, api.ResultsOver(db), "home", start.Truncate(24*time.Hour), start.Add(48*time.Hour))
 	if err != nil {
 		return err
 	}
@@ -241,7 +243,7 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 
 func demoUser(u int) string { return "shopper-" + strconv.Itoa(u) }
 
-func printJourneyResult(out io.Writer, title string, r *store.Results, errText string) {
+func printJourneyResult(out io.Writer, title string, r *results.Results, errText string) {
 	if r == nil {
 		fmt.Fprintf(out, "  %s: not available: %s\n", title, errText)
 		return

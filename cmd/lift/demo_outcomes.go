@@ -7,8 +7,9 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
-	"github.com/liftlab/lift/store"
+	"github.com/liftlab/lift/results"
 )
 
 // registerMetrics defines the demo's metrics before the experiment names them
@@ -88,7 +89,7 @@ func (d *demo) outcomes(ctx context.Context) error {
 // results computes the experiment's results as the results API does and prints
 // each comparison with whether its interval contains the true effect.
 func (d *demo) results(ctx context.Context) error {
-	r, err := d.db.ExperimentResults(ctx, d.exp.Key, store.ResultsOptions{CodeVersion: codeVersion()})
+	r, err := api.ResultsOver(d.db).ExperimentResults(ctx, d.exp.Key, results.Options{CodeVersion: codeVersion()})
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liftlab/lift/api"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -43,7 +45,7 @@ func TestDemoOutcomes(t *testing.T) {
 			t.Errorf("checkout-button started %v, after its first exposure %v", e.StartedAt, first)
 		}
 	})
-	r, err := s.ExperimentResults(context.Background(), "checkout-button", store.ResultsOptions{NoSnapshot: true})
+	r, err := api.ResultsOver(s).ExperimentResults(context.Background(), "checkout-button", results.Options{NoSnapshot: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,12 +2,11 @@ package main
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
-
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
@@ -47,7 +46,7 @@ not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/re
 		return err
 	}
 	defer sdb.Close()
-	r, err := api.BuildReport(ctx, sdb, *key, api.ReportOptions{Private: *private, Who: *who})
+	r, err := api.BuildReport(ctx, sdb, api.ResultsOver(sdb), *key, api.ReportOptions{Private: *private, Who: *who})
 	if err != nil {
 		return err
 	}

@@ -125,14 +125,16 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	closeJourneys = sync.OnceValue(closeJourneys)
 	defer closeJourneys()
-	sched, err := newScheduler(db, logger, hooks, map[experiment.JobKind]extraKind{
-		experiment.JobJourneyComparison: journeyComparisonKind(db, dec),
+	rs := api.ResultsOver(db)
+	sched, err := newScheduler(db, rs, logger, hooks, map[experiment.JobKind]extraKind{
+		experiment.JobJourneyComparison: journeyComparisonKind(db, rs, dec),
 	})
 	if err != nil {
 		return err
 	}
 	aopt := apiOptions(db, logger, cfg)
 	aopt.Jobs = sched
+	aopt.Results = rs
 	aopt.Journeys = dec
 	srv, err := api.New(aopt)
 	if err != nil {

@@ -10,22 +10,24 @@ import (
 	"github.com/liftlab/lift/jobs"
 	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/privacy"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
 // newScheduler builds the job scheduler of "lift serve": results refreshes,
 // monitors (their webhooks limited by hooks) and DP digests; extra adds kinds
 // backed by other packages (journey comparisons), each with its creation check.
-func newScheduler(db *store.DB, logger *slog.Logger, hooks *jobs.WebhookPolicy, extra map[experiment.JobKind]extraKind) (*jobs.Scheduler, error) {
+func newScheduler(db *store.DB, rs *results.Service, logger *slog.Logger, hooks *jobs.WebhookPolicy, extra map[experiment.JobKind]extraKind) (*jobs.Scheduler, error) {
 	deps := jobs.Deps{
 		Store:    db,
+		Results:  rs,
 		Webhooks: hooks,
 		Logger:   logger,
 		Digest: func(ctx context.Context, j *experiment.Job, period time.Time, target string) (*experiment.Digest, error) {
-			return api.BuildDigest(ctx, db, j, period, target, api.DigestOptions{})
+			return api.BuildDigest(ctx, db, rs, j, period, target, api.DigestOptions{})
 		},
 		PrivateGuardrails: func(ctx context.Context, j *experiment.Job, key string) ([]jobs.GuardrailCheck, bool, error) {
-			return api.PrivateGuardrails(ctx, db, key, "monitor:"+j.Name, privacy.Options{})
+			return api.PrivateGuardrails(ctx, db, rs, key, "monitor:"+j.Name, privacy.Options{})
 		},
 	}
 	kinds, checks := jobs.Kinds(deps), jobs.Checks(deps)
@@ -46,8 +48,8 @@ type extraKind struct {
 
 // journeyComparisonKind is the journey_comparison job kind: params decoded
 // strictly into journey.ScheduledParams, and the target journey must exist.
-func journeyComparisonKind(db *store.DB, dec *journey.Decider) extraKind {
-	return extraKind{run: journey.ScheduledCompare(db, dec), check: func(ctx context.Context, j *experiment.Job) error {
+func journeyComparisonKind(db *store.DB, rs *results.Service, dec *journey.Decider) extraKind {
+	return extraKind{run: journey.ScheduledCompare(db, rs, dec), check: func(ctx context.Context, j *experiment.Job) error {
 		var p journey.ScheduledParams
 		if err := jobs.DecodeParams(j, &p); err != nil {
 			return err

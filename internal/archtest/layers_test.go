@@ -49,7 +49,7 @@ var layerRules = []layerRule{
 		why: "an engine renders a plan in its SQL; definitions arrive resolved, and the server's layers sit above it"},
 	{pkg: "metric/clickhouse/...", not: []string{"metric/duckdb", "store", "api", "cmd/...", "jobs", "journey", "reports"},
 		why: "an engine renders a plan in its SQL; it never reads the registry (definitions arrive resolved)"},
-	{pkg: "results", not: []string{"store", "api", "cmd/...", "metric/duckdb", "metric/clickhouse/..."}, soon: true,
+	{pkg: "results", not: []string{"store", "api", "cmd/...", "jobs", "journey", "reports", "metric/duckdb", "metric/clickhouse/..."},
 		why: "the results service depends on the metric.Engine contract and small consumer-side interfaces, not on one engine"},
 	{pkg: "scorer/...", not: ioPackages,
 		why: "the scorer's test binary is carried to a GPU machine: it must not pull DuckDB or the server"},
@@ -65,6 +65,34 @@ var layerRules = []layerRule{
 		why: "the group-commit loop is generic over its requests: it knows nothing of what it commits"},
 	{pkg: "...", not: []string{"cmd/..."},
 		why: "cmd/lift only parses flags and wires packages: behaviour that a command needs lives in a package others may import too"},
+}
+
+// A direct rule says which of our packages a package must not import itself,
+// though it may depend on them through others (store reaches analysis's types
+// through metric.Stats, but computes no statistics).
+var directRules = []struct {
+	pkg string
+	not []string
+	why string
+}{
+	{"store", []string{"analysis/...", "results"},
+		"the store keeps state and append logs; statistics are the results service's, over the metric.Engine contract"},
+}
+
+// TestDirectImports applies directRules to the module's packages' own imports.
+func TestDirectImports(t *testing.T) {
+	for _, p := range listPackages(t) {
+		for _, r := range directRules {
+			if !match(r.pkg, rel(p.ImportPath)) {
+				continue
+			}
+			for _, imp := range p.Imports {
+				if (imp == module || strings.HasPrefix(imp, module+"/")) && matchAny(r.not, rel(imp)) {
+					t.Errorf("%s imports %s: %s", rel(p.ImportPath), rel(imp), r.why)
+				}
+			}
+		}
+	}
 }
 
 // match reports whether the module-relative path p matches pattern (see layerRule).
