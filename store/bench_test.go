@@ -149,13 +149,13 @@ func BenchmarkExposureGroupPhases(b *testing.B) {
 				switch c.mode {
 				case floor:
 					_, err = l.conn.ExecContext(ctx, `INSERT INTO exposures SELECT 'btn', 'b'||(i//1000)||'-'||(i%1000),
-						'control', make_timestamptz(1772409600000000), false, 1, 'client' FROM range(64000) t(i)`)
+						'control', make_timestamptz(1772409600000000), false, 1, 'client', i FROM range(64000) t(i)`)
 				case appendCSV:
-					err = w.appendCSV(ctx, l, group)
+					err = w.appendCSV(ctx, l, group, w.seqs.reserve(64000))
 				case appendCoded:
-					err = w.appendCoded(l, group)
+					err = w.appendCoded(l, group, w.seqs.reserve(64000))
 				default:
-					err = w.appendRows(l, group)
+					err = w.appendRows(l, group, w.seqs.reserve(64000))
 				}
 				if err != nil {
 					b.Fatal(err)

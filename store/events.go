@@ -12,6 +12,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -209,16 +210,21 @@ func appendStage(ctx context.Context, conn *sql.Conn, fill func(a *duckdb.Append
 // top. insertUnique is the same when the staged event_ids are known to be
 // distinct: removing duplicates inside a load costs a hash aggregation of the
 // whole load, so it is done only when the load has some.
-const (
-	insertStaged = `INSERT INTO events (event_id, unit, type, ts, value, properties)
-SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties
+//
+// Both number the rows they insert from seq0 + 1 (events.seq).
+func insertStaged(seq0 int64) string {
+	return `INSERT INTO events (event_id, unit, type, ts, value, properties, seq)
+SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties, ` + strconv.FormatInt(seq0, 10) + ` + row_number() OVER ()
 FROM temp.event_stage s SEMI JOIN (SELECT min(rowid) AS r FROM temp.event_stage GROUP BY event_id) k ON s.rowid = k.r
 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`
-	insertUnique = `INSERT INTO events (event_id, unit, type, ts, value, properties)
-SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties
+}
+
+func insertUnique(seq0 int64) string {
+	return `INSERT INTO events (event_id, unit, type, ts, value, properties, seq)
+SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties, ` + strconv.FormatInt(seq0, 10) + ` + row_number() OVER ()
 FROM temp.event_stage s
 WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.event_id = s.event_id)`
-)
+}
 
 // commitStage inserts the staged events in one transaction, retrying when a
 // concurrent ingest holds event_ingest_lock, and returns how many were new.
@@ -233,10 +239,10 @@ func (db *DB) commitStage(ctx context.Context, conn *sql.Conn, unique bool) (int
 
 // commitInsert runs an INSERT into events in one transaction that first takes
 // event_ingest_lock, retrying on conflict, and returns the rows inserted.
-func (db *DB) commitInsert(ctx context.Context, conn *sql.Conn, insert string) (int64, error) {
+func (db *DB) commitInsert(ctx context.Context, conn *sql.Conn, insert func(seq0 int64) string) (int64, error) {
 	var n int64
-	err := lockedTx(ctx, conn, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, insert)
+	err := db.lockedTx(ctx, conn, func(tx *sql.Tx, seq0 int64) error {
+		res, err := tx.ExecContext(ctx, insert(seq0))
 		if err != nil {
 			return err
 		}
@@ -247,13 +253,14 @@ func (db *DB) commitInsert(ctx context.Context, conn *sql.Conn, insert string) (
 }
 
 // lockedTx runs f in a transaction on conn that first takes event_ingest_lock,
-// and commits when f returns nil. A write-write conflict with a concurrent
+// and commits when f returns nil. f numbers the rows it inserts from seq0 + 1
+// (events.seq): a block of 2^32 numbers taken once the lock is held. A write-write conflict with a concurrent
 // ingest rolls back and runs f again after a short wait; a fallback error from
 // f is returned as it is, after the rollback.
-func lockedTx(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx) error) error {
+func (db *DB) lockedTx(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx, seq0 int64) error) error {
 	backoff := time.Millisecond
 	for {
-		err := lockedTxOnce(ctx, conn, f)
+		err := db.lockedTxOnce(ctx, conn, f)
 		if err == nil {
 			return nil
 		}
@@ -275,7 +282,7 @@ func lockedTx(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx) error) err
 	}
 }
 
-func lockedTxOnce(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx) error) error {
+func (db *DB) lockedTxOnce(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx, seq0 int64) error) error {
 	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -284,7 +291,9 @@ func lockedTxOnce(ctx context.Context, conn *sql.Conn, f func(tx *sql.Tx) error)
 	if _, err := tx.ExecContext(ctx, `UPDATE event_ingest_lock SET batches = batches + 1 WHERE id = 1`); err != nil {
 		return err
 	}
-	if err := f(tx); err != nil {
+	base := db.eventSeqs.reserve(eventBlock)
+	defer db.eventSeqs.done(base)
+	if err := f(tx, base-1); err != nil {
 		return err
 	}
 	return tx.Commit()
@@ -691,12 +700,12 @@ func (db *DB) ingestDirect(ctx context.Context, conn *sql.Conn, path string, for
 		}
 		return &fallback{why: err}
 	}
-	err = lockedTx(ctx, conn, func(tx *sql.Tx) error {
+	err = db.lockedTx(ctx, conn, func(tx *sql.Tx, seq0 int64) error {
 		var last int64 // the largest rowid stored, -1 when events is empty
 		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(rowid), -1) FROM events`).Scan(&last); err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, directInsert(src, last >= 0, tb))
+		res, err := tx.ExecContext(ctx, directInsert(src, last >= 0, tb, seq0))
 		if err != nil {
 			return giveUp(err)
 		}
@@ -765,9 +774,9 @@ func newRowsCheck(last, threads int64, bad string) string {
 // directInsert is the INSERT of ingestDirect. The row check sits in the
 // expression of event_id, the key of the anti-join, so that no optimizer can
 // drop a row before it is checked.
-func directInsert(src string, antiJoin bool, tb tsBounds) string {
-	q := `INSERT INTO events (event_id, unit, type, ts, value, properties)
-SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties FROM (
+func directInsert(src string, antiJoin bool, tb tsBounds, seq0 int64) string {
+	q := `INSERT INTO events (event_id, unit, type, ts, value, properties, seq)
+SELECT s.event_id, s.unit, s.type, s.ts, s.value, s.properties, ` + strconv.FormatInt(seq0, 10) + ` + row_number() OVER () FROM (
 	SELECT CASE WHEN ` + badEventCond(tb) + ` THEN error('bad event row (the staged load names it)') ELSE event_id END AS event_id,
 		unit, type, ts, value, properties
 	FROM (` + src + `)
@@ -1021,11 +1030,17 @@ func (db *DB) GenerateSynthetic(ctx context.Context, actor string, o SynthOption
 		return nil, experiment.E(op, err)
 	}
 	units, events := synthSQL(o)
+	var n int
+	if err := db.db.QueryRowContext(ctx, `SELECT count(*) FROM (`+units+`)`).Scan(&n); err != nil {
+		return nil, experiment.E(op, experiment.Internal, fmt.Errorf("generating exposures: %w", err))
+	}
+	base := db.w.seqs.reserve(n)
 	err = db.tx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO exposures (experiment, unit, variant, ts, in_holdout, holdout_version, source)
-SELECT `+sqlString(o.Experiment)+`, unit, variant, t0, false, NULL, 'gen' FROM (`+units+`)`)
+		_, err := tx.ExecContext(ctx, `INSERT INTO exposures (experiment, unit, variant, ts, in_holdout, holdout_version, source, seq)
+SELECT `+sqlString(o.Experiment)+`, unit, variant, t0, false, NULL, 'gen', `+strconv.FormatInt(base-1, 10)+` + row_number() OVER () FROM (`+units+`) LIMIT `+strconv.Itoa(n))
 		return err
 	})
+	db.w.seqs.done(base)
 	if err != nil {
 		return nil, experiment.E(op, experiment.Internal, fmt.Errorf("generating exposures: %w", err))
 	}
@@ -1033,8 +1048,10 @@ SELECT `+sqlString(o.Experiment)+`, unit, variant, t0, false, NULL, 'gen' FROM (
 		if _, err := tx.ExecContext(ctx, `UPDATE event_ingest_lock SET batches = batches + 1 WHERE id = 1`); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, `INSERT INTO events (event_id, unit, type, ts, value)
-SELECT s || event_id, unit, type, ts, value FROM (`+events+`), (SELECT `+sqlString(o.Experiment+"-")+` AS s)`)
+		base := db.eventSeqs.reserve(eventBlock)
+		defer db.eventSeqs.done(base)
+		_, err := tx.ExecContext(ctx, `INSERT INTO events (event_id, unit, type, ts, value, seq)
+SELECT s || event_id, unit, type, ts, value, `+strconv.FormatInt(base-1, 10)+` + row_number() OVER () FROM (`+events+`), (SELECT `+sqlString(o.Experiment+"-")+` AS s)`)
 		return err
 	})
 	if err != nil {
@@ -1142,3 +1159,10 @@ func (db *DB) ScanEventFile(ctx context.Context, path string, format FileFormat,
 	}
 	return n, nil
 }
+
+// eventBlock is how many numbers (events.seq) one ingest transaction takes.
+const eventBlock = 1 << 32
+
+// EventWatermark is the highest events.seq below which every event row is
+// committed, or will never be: a forwarder reading up to it misses none.
+func (db *DB) EventWatermark() int64 { return db.eventSeqs.watermark() }

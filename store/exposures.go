@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/internal/groupcommit"
@@ -213,6 +214,7 @@ type writer struct {
 	db    *DB
 	gc    *groupcommit.Loop[[]experiment.Exposure]
 	lanes []*lane
+	seqs  *seqs // the numbers of the rows (exposures.seq)
 
 	// failCommit, when set (by tests, or from Options.CommitFault), is called
 	// after a group is appended and before COMMIT; an error makes the group fail
@@ -271,6 +273,11 @@ var errClosed = experiment.E(experiment.Unavailable, experiment.Errorf("the stor
 
 func newWriter(ctx context.Context, db *DB) (*writer, error) {
 	w := &writer{db: db, failCommit: db.opt.CommitFault}
+	var top int64
+	if err := db.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM exposures`).Scan(&top); err != nil {
+		return nil, fmt.Errorf("exposure numbers: %w", err)
+	}
+	w.seqs = newSeqs(top)
 	for i := 0; i < db.opt.Writers; i++ {
 		conn, err := db.db.Conn(ctx)
 		if err != nil {
@@ -372,15 +379,21 @@ func (w *writer) commit(l *lane, group [][]experiment.Exposure) (err error) {
 			err = experiment.E(experiment.Internal, fmt.Errorf("storing exposures: %w", err))
 		}
 	}()
+	n := 0
+	for _, g := range group {
+		n += len(g)
+	}
+	base := w.seqs.reserve(n)
+	defer w.seqs.done(base)
 	switch w.mode {
 	case appendCSV:
-		err = w.appendCSV(ctx, l, group)
+		err = w.appendCSV(ctx, l, group, base)
 	case appendRows:
-		err = w.appendRows(l, group)
+		err = w.appendRows(l, group, base)
 	case appendValues:
-		err = w.appendValues(l, group)
+		err = w.appendValues(l, group, base)
 	default:
-		err = w.appendCoded(l, group)
+		err = w.appendCoded(l, group, base)
 	}
 	if err != nil {
 		return err
@@ -401,7 +414,7 @@ func (w *writer) commit(l *lane, group [][]experiment.Exposure) (err error) {
 }
 
 // appendRows appends the group through the lane's table appender (kept across groups).
-func (w *writer) appendRows(l *lane, group [][]experiment.Exposure) error {
+func (w *writer) appendRows(l *lane, group [][]experiment.Exposure, base int64) error {
 	if l.app == nil {
 		err := l.conn.Raw(func(dc any) error {
 			a, err := duckdb.NewAppenderFromConn(dc.(driver.Conn), "", "exposures")
@@ -427,7 +440,7 @@ func (w *writer) appendRows(l *lane, group [][]experiment.Exposure) error {
 			if x.Source != "" {
 				source = x.Source
 			}
-			if err := a.AppendRow(x.Experiment, x.Unit, variant, x.TS, x.InHoldout, hv, source); err != nil {
+			if err := a.AppendRow(x.Experiment, x.Unit, variant, x.TS, x.InHoldout, hv, source, base+int64(n)); err != nil {
 				return fmt.Errorf("append: %w", err)
 			}
 			if n++; n%w.db.opt.BatchRows == 0 {
@@ -487,7 +500,7 @@ var codedTypes = []duckdb.Type{duckdb.TYPE_INTEGER, duckdb.TYPE_VARCHAR, duckdb.
 
 // appendCoded appends the group through a query appender: rows carry codes for
 // experiment, variant and source, decoded by the INSERT with the group's lists.
-func (w *writer) appendCoded(l *lane, group [][]experiment.Exposure) error {
+func (w *writer) appendCoded(l *lane, group [][]experiment.Exposure, base int64) error {
 	var exps, vars, srcs dict
 	// First pass: build the dictionaries, so that the query can be written.
 	for _, g := range group {
@@ -498,8 +511,8 @@ func (w *writer) appendCoded(l *lane, group [][]experiment.Exposure) error {
 			srcs.id(x.Source)
 		}
 	}
-	query := "INSERT INTO exposures SELECT (" + exps.literal() + ")[e], unit, (" + vars.literal() + ")[v], ts, h, hv, (" +
-		srcs.literal() + ")[s] FROM appended_data"
+	query := "INSERT INTO exposures (experiment, unit, variant, ts, in_holdout, holdout_version, source, seq) SELECT (" + exps.literal() + ")[e], unit, (" + vars.literal() + ")[v], ts, h, hv, (" +
+		srcs.literal() + ")[s], " + strconv.FormatInt(base-1, 10) + " + row_number() OVER () FROM appended_data"
 	types := make([]duckdb.TypeInfo, len(codedTypes))
 	for i, t := range codedTypes {
 		ti, err := duckdb.NewTypeInfo(t)
@@ -544,21 +557,21 @@ func (w *writer) appendCoded(l *lane, group [][]experiment.Exposure) error {
 }
 
 // appendValues inserts the group with multi-row INSERT statements.
-func (w *writer) appendValues(l *lane, group [][]experiment.Exposure) error {
+func (w *writer) appendValues(l *lane, group [][]experiment.Exposure, base int64) error {
 	const per = 50
 	ctx := context.Background()
-	args := make([]any, 0, 7*per)
+	args := make([]any, 0, 8*per)
 	flush := func(rows int) error {
 		if rows == 0 {
 			return nil
 		}
 		var b strings.Builder
-		b.WriteString("INSERT INTO exposures VALUES ")
+		b.WriteString("INSERT INTO exposures (experiment, unit, variant, ts, in_holdout, holdout_version, source, seq) VALUES ")
 		for i := 0; i < rows; i++ {
 			if i > 0 {
 				b.WriteByte(',')
 			}
-			b.WriteString("(?,?,?,?,?,?,?)")
+			b.WriteString("(?,?,?,?,?,?,?,?)")
 		}
 		_, err := l.conn.ExecContext(ctx, b.String(), args...)
 		args = args[:0]
@@ -578,7 +591,8 @@ func (w *writer) appendValues(l *lane, group [][]experiment.Exposure) error {
 			if x.Source != "" {
 				source = x.Source
 			}
-			args = append(args, x.Experiment, x.Unit, variant, x.TS, x.InHoldout, hv, source)
+			args = append(args, x.Experiment, x.Unit, variant, x.TS, x.InHoldout, hv, source, base)
+			base++
 			if rows++; rows == per {
 				if err := flush(rows); err != nil {
 					return fmt.Errorf("insert: %w", err)
@@ -598,7 +612,7 @@ func (w *writer) appendValues(l *lane, group [][]experiment.Exposure) error {
 // only a staging area: the rows are durable once COMMIT returns, like every path.
 // Columns: experiment code, unit, variant code, ts in microseconds since the
 // epoch, in_holdout, holdout_version, source code; an empty field is NULL.
-func (w *writer) appendCSV(ctx context.Context, l *lane, group [][]experiment.Exposure) error {
+func (w *writer) appendCSV(ctx context.Context, l *lane, group [][]experiment.Exposure, base int64) error {
 	if l.stage == "" {
 		f, err := os.CreateTemp(w.db.stageDir(), "lift-exposures-*.csv")
 		if err != nil {
@@ -638,8 +652,8 @@ func (w *writer) appendCSV(ctx context.Context, l *lane, group [][]experiment.Ex
 	if err := os.WriteFile(l.stage, b, 0o600); err != nil {
 		return fmt.Errorf("staging file: %w", err)
 	}
-	query := "INSERT INTO exposures SELECT (" + exps.literal() + ")[e], unit, (" + vars.literal() + ")[v], make_timestamptz(ts), h::BOOLEAN, hv, (" +
-		srcs.literal() + ")[s] FROM read_csv('" + strings.ReplaceAll(l.stage, "'", "''") + "', columns = {'e': 'INTEGER', 'unit': 'VARCHAR', 'v': 'INTEGER', " +
+	query := "INSERT INTO exposures (experiment, unit, variant, ts, in_holdout, holdout_version, source, seq) SELECT (" + exps.literal() + ")[e], unit, (" + vars.literal() + ")[v], make_timestamptz(ts), h::BOOLEAN, hv, (" +
+		srcs.literal() + ")[s], " + strconv.FormatInt(base-1, 10) + " + row_number() OVER () FROM read_csv('" + strings.ReplaceAll(l.stage, "'", "''") + "', columns = {'e': 'INTEGER', 'unit': 'VARCHAR', 'v': 'INTEGER', " +
 		"'ts': 'BIGINT', 'h': 'TINYINT', 'hv': 'INTEGER', 's': 'INTEGER'}, header = false, auto_detect = false, " +
 		`delim = ',', quote = '"', escape = '"', new_line = '\n', strict_mode = true, parallel = false)`
 	res, err := l.conn.ExecContext(ctx, query)
@@ -717,3 +731,47 @@ func appendCSVString(b []byte, s string) []byte {
 	}
 	return append(b, '"')
 }
+
+// seqs hands out the numbers of exposure rows (exposures.seq): each group takes
+// a range before it appends, and the range is in flight until its transaction
+// ends. Watermark is the highest number below which every row is committed or
+// will never be (its group rolled back): what a forwarder may read up to.
+type seqs struct {
+	mu       sync.Mutex
+	next     int64              // the first number not handed out
+	inflight map[int64]struct{} // the first number of each range in flight
+}
+
+func newSeqs(top int64) *seqs { return &seqs{next: top + 1, inflight: map[int64]struct{}{}} }
+
+// reserve hands out n numbers and returns the first.
+func (s *seqs) reserve(n int) int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	b := s.next
+	s.next += int64(n)
+	s.inflight[b] = struct{}{}
+	return b
+}
+
+// done ends the range starting at b (committed or rolled back).
+func (s *seqs) done(b int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.inflight, b)
+}
+
+func (s *seqs) watermark() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	w := s.next - 1
+	for b := range s.inflight {
+		w = min(w, b-1)
+	}
+	return w
+}
+
+// ExposureWatermark is the highest exposures.seq below which every exposure
+// row is committed, or will never be (its group was rolled back): a forwarder
+// reading rows up to it misses none that commits later.
+func (db *DB) ExposureWatermark() int64 { return db.w.seqs.watermark() }

@@ -133,7 +133,8 @@ type DB struct {
 
 	engine *duckengine.Engine // the metric engine over db
 
-	w *writer
+	w         *writer
+	eventSeqs *seqs // the numbers of event rows (events.seq)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -181,6 +182,13 @@ func Open(ctx context.Context, path string, opt Options) (*DB, error) {
 		c.Close()
 		return nil, experiment.E(op, err)
 	}
+	var top int64
+	if err := db.db.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM events`).Scan(&top); err != nil {
+		db.db.Close()
+		c.Close()
+		return nil, experiment.E(op, experiment.Internal, fmt.Errorf("event numbers: %w", err))
+	}
+	db.eventSeqs = newSeqs(top)
 	w, err := newWriter(ctx, db)
 	if err != nil {
 		db.db.Close()
