@@ -34,6 +34,41 @@ type Options struct {
 	// Log, if set, is called with every query before it is sent: the shard it
 	// goes to and whether it is one of a set sent to every shard at once.
 	Log func(shard int, everyShard bool, query string)
+	// Events, if set, is the team's own events table, read instead of
+	// events_local and events.
+	Events *EventsTable
+}
+
+// EventsTable is an events table the team already has: on every server the
+// local table, and over the cluster a Distributed table with the sharding key
+// cityHash64 of the unit column (so that a unit's events sit with its
+// exposures). Columns maps each of Lift's columns (event_id, unit, type, ts,
+// value) to an SQL expression over the table's columns (absent: the same
+// name); ts must come out as Int64 microseconds since the Unix epoch and value
+// as Float64, e.g. "ts": "toInt64(toUnixTimestamp(event_time)) * 1000000".
+type EventsTable struct {
+	Local, Distributed string
+	Columns            map[string]string
+}
+
+// EventColumns are Lift's event columns, in the order EventsTable maps them.
+var EventColumns = []string{"event_id", "unit", "type", "ts", "value"}
+
+// from is the table as Lift's events columns: table itself when Columns maps
+// nothing, else a subquery renaming them.
+func (t *EventsTable) from(table string) string {
+	if len(t.Columns) == 0 {
+		return table
+	}
+	sel := make([]string, len(EventColumns))
+	for i, c := range EventColumns {
+		expr := c
+		if x := t.Columns[c]; x != "" {
+			expr = x
+		}
+		sel[i] = expr + " AS " + c
+	}
+	return "(SELECT " + strings.Join(sel, ", ") + " FROM " + table + ")"
 }
 
 // Engine evaluates metric plans in ClickHouse. It is safe for concurrent use.
@@ -41,8 +76,9 @@ type Engine struct {
 	shards []driver.Conn
 	log    func(shard int, everyShard bool, query string)
 	// exp and ev are what global queries read: the Distributed tables over
-	// several shards, the local tables on a single server.
-	exp, ev string
+	// several shards, the local tables on a single server; evLocal is what
+	// per-shard queries read of events.
+	exp, ev, evLocal string
 }
 
 var _ metric.Engine = (*Engine)(nil)
@@ -58,9 +94,23 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 	if o.DialTimeout == 0 {
 		o.DialTimeout = 5 * time.Second
 	}
-	e := &Engine{exp: ExposuresLocal, ev: EventsLocal, log: o.Log}
+	e := &Engine{exp: ExposuresLocal, ev: EventsLocal, evLocal: EventsLocal, log: o.Log}
 	if len(o.Shards) > 1 {
 		e.exp, e.ev = Exposures, Events
+	}
+	if t := o.Events; t != nil {
+		if t.Local == "" || (len(o.Shards) > 1 && t.Distributed == "") {
+			return nil, experiment.E(experiment.Invalid, experiment.Field("events"), experiment.Errorf("an events table needs its local table, and over several shards its Distributed table"))
+		}
+		for c := range t.Columns {
+			if !slices.Contains(EventColumns, c) {
+				return nil, experiment.E(experiment.Invalid, experiment.Field("events.columns"), experiment.Errorf("no event column %q (the columns are %s)", c, strings.Join(EventColumns, ", ")))
+			}
+		}
+		e.evLocal, e.ev = t.from(t.Local), t.from(t.Local)
+		if len(o.Shards) > 1 {
+			e.ev = t.from(t.Distributed)
+		}
 	}
 	for _, a := range o.Shards {
 		c, err := ch.Open(&ch.Options{Addr: []string{a}, Protocol: ch.Native, DialTimeout: o.DialTimeout,
@@ -438,7 +488,7 @@ func (e *Engine) Stats(ctx context.Context, p *metric.Plan) (*metric.Stats, erro
 	perArm := map[string][]armSums{}
 	var multi uint64
 	err = e.everyShard(ctx, func(ctx context.Context, i int) error {
-		q := fmt.Sprintf("SELECT arm, count()%s FROM (%s) GROUP BY arm", prefixed(", ", sel), valuesSQL(ExposuresLocal, EventsLocal, p, g.caps))
+		q := fmt.Sprintf("SELECT arm, count()%s FROM (%s) GROUP BY arm", prefixed(", ", sel), valuesSQL(ExposuresLocal, e.evLocal, p, g.caps))
 		if err := e.queryOn(ctx, i, true, q, func(r driver.Rows) error {
 			a := armSums{sums: make([]float64, len(slots)), hi: make([]int64, len(p.Columns)), lo: make([]int64, len(p.Columns))}
 			var arm string
@@ -544,7 +594,7 @@ func (e *Engine) Bounded(ctx context.Context, p *metric.Plan) (*metric.Bounded, 
 		acc[j] = make([][2]neumaier, len(p.Population.Arms))
 	}
 	err := e.everyShard(ctx, func(ctx context.Context, i int) error {
-		q := fmt.Sprintf("SELECT arm, count()%s FROM (%s) GROUP BY arm", prefixed(", ", sel), valuesSQL(ExposuresLocal, EventsLocal, p, nil))
+		q := fmt.Sprintf("SELECT arm, count()%s FROM (%s) GROUP BY arm", prefixed(", ", sel), valuesSQL(ExposuresLocal, e.evLocal, p, nil))
 		return e.queryOn(ctx, i, true, q, func(r driver.Rows) error {
 			var arm string
 			var n uint64
