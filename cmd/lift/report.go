@@ -22,7 +22,9 @@ report.md, report.json, results.csv and plots/NAME.{png,svg,pdf} for every chart
 Numbers are exact unless --private is given: then they are differentially private
 and the release spends the experiment's per-release ε from its privacy budget
 (nothing when the data has not changed since the last release). The DuckDB file must
-not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/report.html instead.`)
+not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/report.html instead.
+With --engine clickhouse the metrics are computed by ClickHouse, after the rows the
+file has committed are forwarded to it (docs/store.md).`)
 	db := fs.String("db", "", "DuckDB file (required)")
 	key := fs.String("experiment", "", "experiment key (required)")
 	out := fs.String("out", "", "output folder, created if needed (required)")
@@ -31,6 +33,8 @@ not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/re
 	width := fs.Float64("width", 7, "chart width in inches")
 	height := fs.Float64("height", 4.5, "chart height in inches")
 	dpi := fs.Int("dpi", 120, "PNG resolution in dots per inch")
+	var ef engineFlags
+	ef.register(fs)
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -46,7 +50,17 @@ not be held by a running "lift serve"; ask the server for /v1/experiments/KEY/re
 		return err
 	}
 	defer sdb.Close()
-	r, err := api.BuildReport(ctx, sdb, api.ResultsOver(sdb), *key, api.ReportOptions{Private: *private, Who: *who})
+	rs, wh, err := ef.open(ctx, "lift report", sdb, opt.Logger)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
+	if wh != nil {
+		if _, _, err := wh.forwarder.Sync(ctx); err != nil {
+			return experiment.E("lift report", experiment.Field("--clickhouse"), fmt.Errorf("forwarding the store's rows: %w", err))
+		}
+	}
+	r, err := api.BuildReport(ctx, sdb, rs, *key, api.ReportOptions{Private: *private, Who: *who})
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -49,6 +50,7 @@ type serveConfig struct {
 	maxClockSkew      time.Duration
 	memoryLimit       string
 	tempDir           string
+	engine            engineFlags
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -68,6 +70,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&cfg.maxConnsPerIP, "max-conns-per-ip", 32, "most open connections from one client IP address (0: no cap; behind a proxy, cap at the proxy)")
 	fs.DurationVar(&cfg.maxClockSkew, "max-clock-skew", store.DefaultMaxClockSkew, "refuse exposures and events stamped further than this past the server's clock")
 	fs.StringVar(&cfg.memoryLimit, "duckdb-memory-limit", "50%", "DuckDB's memory limit: a `size` (4GiB, 512MiB, bytes) or a percentage of the machine's memory (or of the cgroup's limit when lower)")
+	cfg.engine.register(fs)
 	fs.StringVar(&cfg.tempDir, "duckdb-temp-dir", "", "`folder` where DuckDB spills past its memory limit (default: the database file's path with .tmp appended)")
 	jf := addJourneyFlags(fs)
 	if err := e.parse(fs, args); err != nil {
@@ -125,7 +128,11 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	closeJourneys = sync.OnceValue(closeJourneys)
 	defer closeJourneys()
-	rs := api.ResultsOver(db)
+	rs, wh, err := cfg.engine.open(ctx, "serve", db, logger)
+	if err != nil {
+		return err
+	}
+	defer wh.Close()
 	sched, err := newScheduler(db, rs, logger, hooks, map[experiment.JobKind]extraKind{
 		experiment.JobJourneyComparison: journeyComparisonKind(db, rs, dec),
 	})
@@ -152,6 +159,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	ln = api.LimitConnsPerIP(ln, cfg.maxConnsPerIP)
 	tasks := append(backgroundTasks(db, srv, logger), schedulerTask(sched), holdoutRotationTask(db, logger),
 		journeyRollupTask(db, logger, 15*time.Minute))
+	if wh != nil {
+		tasks = append(tasks, forwardTask(wh, logger))
+		logger.Info("metric engine", "engine", "clickhouse", "servers", cfg.engine.addrs, "events", cmp.Or(cfg.engine.events, "forwarded from the store"))
+	}
 	if err := serveUntilDone(ctx, ln, srv, cfg, logger, tasks); err != nil {
 		closeJourneys()
 		closeDB()

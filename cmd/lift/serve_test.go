@@ -196,3 +196,32 @@ func TestDemo(t *testing.T) {
 		t.Errorf("reusing the file: exit %d, %q", code, stderr)
 	}
 }
+
+// TestEngineFlags: the engine flags of lift serve and lift report are checked
+// before anything is served, each error naming its flag.
+func TestEngineFlags(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		args []string
+		flag string
+	}{
+		{"unknown engine", []string{"--engine", "bigquery"}, "--engine"},
+		{"no servers", []string{"--engine", "clickhouse"}, "--clickhouse"},
+		{"not host:port", []string{"--engine", "clickhouse", "--clickhouse", "localhost"}, "--clickhouse"},
+		{"shards without a cluster", []string{"--engine", "clickhouse", "--clickhouse", "a:9000,b:9000"}, "--clickhouse-cluster"},
+		{"servers for DuckDB", []string{"--clickhouse", "a:9000"}, "--clickhouse"},
+		{"columns without a table", []string{"--engine", "clickhouse", "--clickhouse", "a:9000", "--clickhouse-event-columns", "unit=user_id"}, "--clickhouse-event-columns"},
+		{"a column that is not col=expr", []string{"--engine", "clickhouse", "--clickhouse", "a:9000", "--clickhouse-events", "shop", "--clickhouse-event-columns", "unit"}, "--clickhouse-event-columns"},
+	} {
+		for _, cmd := range []string{"serve", "report"} {
+			args := append([]string{cmd, "--db", filepath.Join(t.TempDir(), "x.duckdb")}, c.args...)
+			if cmd == "report" {
+				args = append(args, "--experiment", "x", "--out", t.TempDir())
+			}
+			code, _, stderr := runLift(t, args...)
+			if code != 1 || !strings.Contains(stderr, c.flag+":") {
+				t.Errorf("%s, lift %s: exit %d, %q; want 1 naming %s", c.name, cmd, code, stderr, c.flag)
+			}
+		}
+	}
+}

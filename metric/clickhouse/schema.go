@@ -1,6 +1,11 @@
 package clickhouse
 
-import "fmt"
+import (
+	"context"
+	"fmt"
+
+	"github.com/liftlab/lift/experiment"
+)
 
 // The tables the engine reads: exposures_local and events_local on every
 // server, and exposures and events, Distributed over the cluster by
@@ -25,4 +30,24 @@ func Schema(cluster string) []string {
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s AS %s ENGINE = Distributed(%s, default, %s, cityHash64(unit))`, Exposures, ExposuresLocal, cluster, ExposuresLocal),
 		fmt.Sprintf(`CREATE TABLE IF NOT EXISTS %s AS %s ENGINE = Distributed(%s, default, %s, cityHash64(unit))`, Events, EventsLocal, cluster, EventsLocal),
 	}
+}
+
+// CreateTables creates Lift's tables (Schema) on every shard, if absent; with
+// one server and no cluster only the local tables, which the engine then reads.
+func (e *Engine) CreateTables(ctx context.Context, cluster string) error {
+	ddl := Schema(cluster)
+	if cluster == "" {
+		if len(e.shards) > 1 {
+			return experiment.E(experiment.Invalid, experiment.Field("cluster"), experiment.Errorf("%d shards need the cluster's remote_servers name", len(e.shards)))
+		}
+		ddl = ddl[:2]
+	}
+	return e.everyShard(ctx, func(ctx context.Context, i int) error {
+		for _, q := range ddl {
+			if err := e.shards[i].Exec(ctx, q); err != nil {
+				return wrap("create tables", err)
+			}
+		}
+		return nil
+	})
 }

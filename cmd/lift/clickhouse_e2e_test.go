@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liftlab/lift/internal/chcluster"
+)
+
+// TestServeClickHouseEndToEnd: the same experiment, exposures and events
+// posted over HTTP to two "lift serve" processes, one on the DuckDB engine and
+// one with --engine clickhouse over two shards started for the test; once the
+// second has forwarded its committed rows, GET /v1/experiments/KEY/results
+// answers the same analysis as the first to 1e-9 (every estimate, bound,
+// standard error and p-value of every metric, CUPED included). Then the
+// ClickHouse server is stopped and started again on the same file: nothing is
+// forwarded twice (the results are unchanged), and exposures posted after the
+// restart are forwarded too.
+func TestServeClickHouseEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	ctx := context.Background()
+	c, skip, err := chcluster.FromEnv(ctx, t.TempDir(), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if skip != "" {
+		t.Skip(skip)
+	}
+	if len(c.Servers) >= 2 && c.Servers[0].PID() != 0 {
+		defer c.Stop()
+	}
+	if err := c.Truncate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bin := buildLift(t)
+	dir := t.TempDir()
+	chFlags := []string{"--db", filepath.Join(dir, "ch.duckdb"), "--engine", "clickhouse",
+		"--clickhouse", strings.Join(c.Addrs()[:2], ","), "--clickhouse-cluster", chcluster.ClusterName}
+	duck := startServe(t, bin, "--db", filepath.Join(dir, "duck.duckdb"))
+	ch := startServe(t, bin, chFlags...)
+
+	start := time.Now().UTC().Add(-72 * time.Hour).Truncate(time.Second)
+	r := rand.New(rand.NewPCG(16, 2))
+	var xs, evs []map[string]any
+	for u := range 1200 {
+		unit := fmt.Sprintf("u%d", u)
+		variant := []string{"control", "treatment"}[r.IntN(2)]
+		first := start.Add(time.Duration(r.Int64N(int64(24 * time.Hour)))).Truncate(time.Microsecond)
+		xs = append(xs, map[string]any{"experiment": "checkout", "unit": unit, "variant": variant, "ts": first.Format(time.RFC3339Nano)})
+		lift := 0.0
+		if variant == "treatment" {
+			lift = 2
+		}
+		for k := range r.IntN(6) {
+			ts := first.Add(time.Duration((r.Float64()*3 - 1) * float64(24*time.Hour))).Truncate(time.Microsecond)
+			if ts.After(time.Now().Add(-time.Minute)) {
+				continue
+			}
+			evs = append(evs, map[string]any{"event_id": fmt.Sprintf("%s-%d", unit, k), "unit": unit, "type": "purchase",
+				"ts": ts.Format(time.RFC3339Nano), "value": math.Round((r.ExpFloat64()*10+lift)*100) / 100})
+		}
+	}
+	metrics := []map[string]any{
+		{"name": "revenue", "event_type": "purchase", "aggregation": "sum", "covariate": map[string]any{"days": 1}},
+		{"name": "orders", "event_type": "purchase", "aggregation": "count"},
+		{"name": "converted", "event_type": "purchase", "aggregation": "binary", "window": map[string]any{"end_days": 1}},
+		{"name": "aov", "event_type": "purchase", "aggregation": "mean", "cap": map[string]any{"percentile": 0.95}},
+	}
+	for _, s := range []*liftServer{duck, ch} {
+		for _, m := range metrics {
+			s.mustCall(t, "POST", "/v1/metrics", m, nil)
+		}
+		s.mustCall(t, "POST", "/v1/experiments", map[string]any{
+			"key": "checkout", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}},
+			"metrics": []map[string]any{{"name": "revenue", "primary": true}, {"name": "orders"}, {"name": "converted"}, {"name": "aov"}}}, nil)
+		s.mustCall(t, "POST", "/v1/experiments/checkout/start", map[string]any{"started_at": start.Add(-time.Hour).Format(time.RFC3339)}, nil)
+		for i := 0; i < len(xs); i += 300 {
+			s.mustCall(t, "POST", "/v1/exposures", map[string]any{"exposures": xs[i:min(i+300, len(xs))]}, nil)
+		}
+		for i := 0; i < len(evs); i += 700 {
+			s.mustCall(t, "POST", "/v1/events", map[string]any{"events": evs[i:min(i+700, len(evs))]}, nil)
+		}
+	}
+	var want map[string]any
+	duck.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &want)
+	// The comparison must be of numbers: every metric analyzed, with effects.
+	for _, m := range want["metrics"].([]any) {
+		m := m.(map[string]any)
+		if m["error"] != nil || len(m["comparisons"].([]any)) != 1 {
+			t.Fatalf("DuckDB's results for %v: %v", m["name"], m)
+		}
+	}
+	answer := func(s *liftServer) map[string]any {
+		t.Helper()
+		// The forwarder runs every second: wait until ClickHouse holds every unit.
+		var got map[string]any
+		for deadline := time.Now().Add(60 * time.Second); ; {
+			got = nil
+			s.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &got)
+			if reflect.DeepEqual(got["exposures"], want["exposures"]) && numbersClose(got["metrics"], want["metrics"], 1e-9) == "" {
+				return got
+			}
+			if time.Now().After(deadline) {
+				return got
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	got := answer(ch)
+	if got["input_hash"] != want["input_hash"] {
+		t.Errorf("input hash %v, want DuckDB's %v (the same per-unit values)", got["input_hash"], want["input_hash"])
+	}
+	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
+		t.Fatalf("ClickHouse results differ from DuckDB's: exposures %v vs %v; %s", got["exposures"], want["exposures"], diff)
+	}
+	ch.stop(t)
+	ch = startServe(t, bin, chFlags...)
+	late := []map[string]any{{"experiment": "checkout", "unit": "late", "variant": "control", "ts": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)}}
+	for _, s := range []*liftServer{duck, ch} {
+		s.mustCall(t, "POST", "/v1/exposures", map[string]any{"exposures": late}, nil)
+	}
+	want = nil
+	duck.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &want)
+	got = answer(ch)
+	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
+		t.Fatalf("after a restart: ClickHouse results differ from DuckDB's: exposures %v vs %v; %s", got["exposures"], want["exposures"], diff)
+	}
+	ch.stop(t)
+}
+
+// numbersClose compares two decoded JSON values: numbers to a relative tol
+// (absolute below 1), everything else exactly; it names the first difference.
+func numbersClose(got, want any, tol float64) string {
+	return jsonDiff("", got, want, tol)
+}
+
+func jsonDiff(path string, got, want any, tol float64) string {
+	switch w := want.(type) {
+	case map[string]any:
+		g, ok := got.(map[string]any)
+		if !ok {
+			return fmt.Sprintf("%s: %v, want an object", path, got)
+		}
+		for k, wv := range w {
+			if d := jsonDiff(path+"."+k, g[k], wv, tol); d != "" {
+				return d
+			}
+		}
+		if len(g) != len(w) {
+			return fmt.Sprintf("%s: %d keys, want %d", path, len(g), len(w))
+		}
+	case []any:
+		g, ok := got.([]any)
+		if !ok || len(g) != len(w) {
+			return fmt.Sprintf("%s: %v, want %d items", path, got, len(w))
+		}
+		for i := range w {
+			if d := jsonDiff(fmt.Sprintf("%s[%d]", path, i), g[i], w[i], tol); d != "" {
+				return d
+			}
+		}
+	case float64:
+		g, ok := got.(float64)
+		if !ok || math.Abs(g-w) > tol*math.Max(1, math.Abs(w)) {
+			return fmt.Sprintf("%s: %v, want %v", path, got, w)
+		}
+	default:
+		if !reflect.DeepEqual(got, want) {
+			return fmt.Sprintf("%s: %v, want %v", path, got, want)
+		}
+	}
+	return ""
+}
