@@ -364,7 +364,7 @@ func (s *Server) postDiD(c echo.Context) error {
 		}
 	}
 	ctx := c.Request().Context()
-	p, err := s.db.MetricPanel(ctx, store.PanelQuery{Metric: req.Metric, Groups: groups, From: from, To: to, Period: period})
+	p, err := s.db.MetricPanel(ctx, store.PanelQuery{Metric: req.Metric, Groups: groups, From: from, To: to, Period: period, Engine: s.results.Engine()})
 	if err != nil {
 		return didGroupField(op, err, tgs[0].field, len(tgs))
 	}
@@ -601,7 +601,7 @@ func (s *Server) postUplift(c echo.Context) error {
 	if req.Treatment == req.Control {
 		return invalid("treatment", "is the same variant as control (%q)", req.Control)
 	}
-	rows, multi, err := s.db.UnitValues(ctx, e, []string{req.Control, req.Treatment}, req.Metric, "metric")
+	rows, multi, err := s.db.UnitValues(ctx, s.results.Engine(), e, []string{req.Control, req.Treatment}, req.Metric, "metric")
 	if err != nil {
 		return err
 	}

@@ -23,6 +23,8 @@ type PanelQuery struct {
 	Groups   []metric.UnitGroup
 	From, To time.Time
 	Period   metric.PanelPeriod
+	// Engine computes the panel (nil: the DuckDB engine over the store).
+	Engine metric.Engine
 }
 
 // MetricPanel computes the panel of q.Metric (a sum, count or binary metric) for
@@ -57,7 +59,11 @@ func (db *DB) MetricPanel(ctx context.Context, q PanelQuery) (*metric.Panel, err
 				experiment.Errorf("experiment %q has no variant %q (variants: %s)", e.Key, g.Variant, variantNames(e)))
 		}
 	}
-	p, err := db.engine.Panel(ctx, plan)
+	eng := q.Engine
+	if eng == nil {
+		eng = db.engine
+	}
+	p, err := eng.Panel(ctx, plan)
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
@@ -105,7 +111,8 @@ type UnitValue struct {
 // analyzed units; a mean metric leaves out units without events) and the unit's
 // attributes, sorted by unit, and the number of units exposed to several
 // variants (left out). Invalid naming field for an unknown or ratio metric.
-func (db *DB) UnitValues(ctx context.Context, e *experiment.Experiment, arms []string, metricName, field string) (values []UnitValue, multipleArms int, err error) {
+// eng computes the values (nil: the DuckDB engine over the store).
+func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.Experiment, arms []string, metricName, field string) (values []UnitValue, multipleArms int, err error) {
 	const op = "store.UnitValues"
 	m, err := db.panelMetric(ctx, metricName, field)
 	if err != nil {
@@ -115,7 +122,10 @@ func (db *DB) UnitValues(ctx context.Context, e *experiment.Experiment, arms []s
 	if err != nil {
 		return nil, 0, experiment.E(op, err)
 	}
-	uv, err := db.engine.UnitValues(ctx, plan)
+	if eng == nil {
+		eng = db.engine
+	}
+	uv, err := eng.UnitValues(ctx, plan)
 	if err != nil {
 		return nil, 0, experiment.E(op, err)
 	}

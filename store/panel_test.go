@@ -222,7 +222,7 @@ func TestUnitValues(t *testing.T) {
 		{"orders_mean", []UnitValue{{"a", "treatment", 28.0 / 3, map[string]any{"plan": "pro"}}}},
 	} {
 		t.Run(tc.metric, func(t *testing.T) {
-			got, multi, err := db.UnitValues(ctx, e, arms, tc.metric, "metric")
+			got, multi, err := db.UnitValues(ctx, nil, e, arms, tc.metric, "metric")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -231,7 +231,7 @@ func TestUnitValues(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := db.UnitValues(ctx, e, arms, "per_order", "metric"); fieldOf(err) != "metric" {
+	if _, _, err := db.UnitValues(ctx, nil, e, arms, "per_order", "metric"); fieldOf(err) != "metric" {
 		t.Errorf("ratio metric: error %v, want Invalid naming metric", err)
 	}
 }
