@@ -3,9 +3,11 @@ package clickhouse_test
 import (
 	"context"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/internal/chcluster"
@@ -208,5 +210,70 @@ func TestTeamEventsTable(t *testing.T) {
 		if _, err := clickhouse.Open(ctx, clickhouse.Options{Shards: sharded.Addrs(), Events: bad}); experiment.KindOf(err) != experiment.Invalid {
 			t.Errorf("events table %+v: %v, want Invalid", bad, err)
 		}
+	}
+}
+
+// TestForwarderServerDown: with its ClickHouse server gone, the store still
+// commits exposures, a forward fails without moving the cursor, and the rows
+// are forwarded by the first sync that reaches a server again.
+func TestForwarderServerDown(t *testing.T) {
+	if skip != "" {
+		t.Skip(skip)
+	}
+	if os.Getenv(chcluster.Env) != "" {
+		t.Skip("stops its own server; " + chcluster.Env + " names running ones")
+	}
+	ctx := context.Background()
+	c, err := chcluster.Start(ctx, t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(ctx, t.TempDir()+"/lift.duckdb", store.DefaultOptions())
+	if err != nil {
+		c.Stop()
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.CreateExperiment(ctx, "t", &experiment.Experiment{Key: "x", Name: "x", Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "treatment", Weight: 0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	log := func(unit string) {
+		t.Helper()
+		if err := db.LogExposures(ctx, []experiment.Exposure{{Experiment: "x", Unit: unit, Variant: "control", TS: time.Now().Add(-time.Minute)}}); err != nil {
+			t.Fatalf("exposure of %s: %v", unit, err)
+		}
+	}
+	eng, err := clickhouse.Open(ctx, clickhouse.Options{Shards: c.Addrs()})
+	if err != nil {
+		c.Stop()
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	f := clickhouse.NewForwarder(db, eng, clickhouse.ForwardOptions{})
+	log("a")
+	if n, _, err := f.Sync(ctx); err != nil || n != 1 {
+		t.Fatalf("first sync: %d, %v", n, err)
+	}
+	c.Stop()
+	log("b")
+	if _, _, err := f.Sync(ctx); err == nil {
+		t.Fatal("a sync to a stopped server succeeded")
+	}
+	if cur, err := db.ForwardCursor(ctx, clickhouse.ExposuresCursor); err != nil || cur != 1 {
+		t.Fatalf("cursor %d, %v after the failed sync; want 1", cur, err)
+	}
+	// A server again (a fresh one: the stopped one's data went with its folder).
+	c2, err := chcluster.Start(ctx, t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Stop()
+	eng2, err := clickhouse.Open(ctx, clickhouse.Options{Shards: c2.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng2.Close()
+	if n, _, err := clickhouse.NewForwarder(db, eng2, clickhouse.ForwardOptions{}).Sync(ctx); err != nil || n != 1 {
+		t.Fatalf("sync after the outage: %d rows, %v; want the 1 committed meanwhile", n, err)
 	}
 }
