@@ -1,14 +1,17 @@
 package api
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/analysis/synth"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/reports"
 )
 
 // MaxGeoRows is the most panel rows one POST /v1/analyses/geo may carry.
@@ -31,6 +34,7 @@ type geoRequest struct {
 	Conformal *bool      `json:"conformal,omitempty" doc:"conformal inference, default true"`
 	Placebo   *bool      `json:"placebo,omitempty" doc:"in-space placebo test, default true"`
 	PerMarket *bool      `json:"per_market,omitempty" doc:"with several test markets, also fit each one, default true"`
+	Outcome   string     `json:"outcome,omitempty" doc:"the outcome's name, for the charts' axes; default \"value\""`
 }
 
 // geoResult is the answer of POST /v1/analyses/geo: the report of "lift geo"
@@ -41,19 +45,152 @@ type geoResult struct {
 	NPeriods int `json:"n_periods"`
 }
 
+var geoQuery = []param{
+	{Name: "format", Description: "html: answer the page with every chart; svg, png or pdf: answer one chart instead of JSON"},
+	{Name: "chart", Description: "which chart with svg, png or pdf: synthetic (default), effect, placebo or weights"},
+}
+
 func (s *Server) geoRoutes() {
 	s.route(http.MethodPost, "/v1/analyses/geo", experiment.RoleAnalyst, s.postGeo, op{
 		Summary: "Synthetic control of test markets over an uploaded panel", Request: geoRequest{}, Response: geoResult{},
+		Query: geoQuery,
 		Description: "Fits the synthetic control (Abadie, Diamond & Hainmueller 2010; method augmented: Ben-Michael, " +
 			"Feller & Rothstein 2021) of the average of the treated units from the others over the periods before start, " +
 			"and reports the weights, the effect path, the average effect and lift, conformal inference (Chernozhukov, " +
 			"Wüthrich & Zhu 2021) and the in-space placebo test with their p-values and intervals, and the fit " +
 			"diagnostics; with several test markets also one fit per market. The same pipeline as \"lift geo\" " +
-			"(docs/geo.md). A bad row is 400 naming rows[i]; at most 500,000 rows."})
+			"(docs/geo.md). A bad row is 400 naming rows[i]; at most 500,000 rows. With ?format=html the answer is the page: every fit's summary, the weights, the path and the four charts inlined as SVG. With ?format=svg|png|pdf the answer is a chart " +
+			"of the average fit: chart=synthetic (default: treated vs synthetic, the intervention marked), chart=effect (the effect " +
+			"path with its conformal band), chart=placebo (every donor's placebo gap in grey, the treated's in colour) or chart=weights."})
+}
+
+// GeoChartNames are the charts of a synthetic control, in the order "lift geo
+// --plot" writes them: treated vs synthetic, the effect path with its
+// conformal band, the placebo gaps, the weights.
+var GeoChartNames = []string{"synthetic", "effect", "placebo", "weights"}
+
+// GeoChart is the named chart (one of GeoChartNames) of a synthetic-control
+// report's average fit, for "lift geo --plot" and POST
+// /v1/analyses/geo?chart=…; outcome names the y axis. The placebo chart needs
+// the report's placebo test.
+func GeoChart(r *synth.Report, name, outcome string) (reports.Chart, error) {
+	e := r.Average
+	per := reports.SynthPeriods{Start: r.NPre}
+	for _, pt := range e.Path {
+		per.Periods = append(per.Periods, pt.Period)
+	}
+	unit := e.Unit
+	switch name {
+	case "synthetic":
+		c := &reports.SynthPath{Unit: unit, Outcome: outcome, SynthPeriods: per}
+		for _, pt := range e.Path {
+			c.Treated, c.Synthetic = append(c.Treated, pt.Treated), append(c.Synthetic, pt.Synthetic)
+		}
+		return c, nil
+	case "effect":
+		c := &reports.SynthEffect{Unit: unit, Outcome: outcome, SynthPeriods: per, Level: 1 - r.Alpha}
+		for t, pt := range e.Path {
+			c.Effect = append(c.Effect, pt.Effect)
+			if t < r.NPre {
+				continue
+			}
+			var lo, hi *float64
+			if iv := pt.Interval; iv != nil && !iv.Empty {
+				lo, hi = iv.Low, iv.High
+			}
+			c.Low, c.High = append(c.Low, lo), append(c.High, hi)
+		}
+		return c, nil
+	case "placebo":
+		if e.Placebo == nil {
+			return nil, experiment.E("api.geo", experiment.Invalid, experiment.Field("placebo"), experiment.Errorf("the placebo chart needs the placebo test: it was turned off"))
+		}
+		c := &reports.PlaceboGaps{Unit: unit, Outcome: outcome, SynthPeriods: per}
+		for _, pt := range e.Path {
+			c.Treated = append(c.Treated, pt.Effect)
+		}
+		for _, g := range e.Placebo.Gaps {
+			c.Donors = append(c.Donors, reports.GapSeries{Unit: g.Unit, Gaps: g.Values})
+		}
+		return c, nil
+	case "weights":
+		c := &reports.SynthWeights{Unit: unit}
+		for _, w := range e.Weights {
+			c.Weights = append(c.Weights, reports.DonorWeight{Unit: w.Unit, Weight: w.Weight})
+		}
+		return c, nil
+	}
+	return nil, experiment.E("api.geo", experiment.Invalid, experiment.Field("chart"), experiment.Errorf("must be one of %s, got %q", strings.Join(GeoChartNames, ", "), name))
+}
+
+// GeoPage is the page of a synthetic-control report (POST
+// /v1/analyses/geo?format=html, "lift geo --plot DIR"'s geo.html): the
+// summary of every fit, the average fit's weights and post-period path, and
+// its charts (GeoChartNames; the placebo chart only with the placebo test).
+func GeoPage(r *synth.Report, outcome string, nUnits, nPeriods int) (*reports.GeoPage, error) {
+	intercept := ""
+	if r.Intercept {
+		intercept = ", intercept"
+	}
+	g := &reports.GeoPage{
+		Title:   fmt.Sprintf("Synthetic control (%s%s): %s", r.Method, intercept, r.Average.Unit),
+		Meta:    fmt.Sprintf("%d units × %d periods, %d donors; pre-period %d periods, post-period %d from %s.", nUnits, nPeriods, r.Donors, r.NPre, r.NPost, r.Start),
+		Outcome: outcome, Level: 1 - r.Alpha,
+	}
+	for _, e := range append([]synth.Estimate{r.Average}, r.Markets...) {
+		f := reports.GeoFit{Unit: e.Unit, Effect: e.Effect, Cumulative: e.Cumulative, Lift: e.Lift, PreRMSPE: e.PreRMSPE, R2: e.R2}
+		if cf := e.Conformal; cf != nil {
+			f.ConformalP = &cf.PValue
+			f.ConformalLow, f.ConformalHigh, f.ConformalEmpty = cf.Interval.Low, cf.Interval.High, cf.Interval.Empty
+		}
+		if pl := e.Placebo; pl != nil {
+			f.PlaceboP, f.PlaceboRank, f.Placebos = &pl.PValue, pl.Rank, pl.N
+			f.PlaceboLow, f.PlaceboHigh, f.PlaceboEmpty = pl.Interval.Low, pl.Interval.High, pl.Interval.Empty
+		}
+		for _, w := range e.Weights {
+			f.Weights = append(f.Weights, reports.DonorWeight{Unit: w.Unit, Weight: w.Weight})
+		}
+		g.Fits = append(g.Fits, f)
+		for _, w := range e.Warnings {
+			g.Warnings = append(g.Warnings, e.Unit+": "+w)
+		}
+	}
+	for _, pt := range r.Average.Path[r.NPre:] {
+		row := reports.GeoPathRow{Period: pt.Period, Treated: pt.Treated, Synthetic: pt.Synthetic, Effect: pt.Effect, PValue: pt.PValue}
+		if iv := pt.Interval; iv != nil {
+			row.Low, row.High, row.Empty = iv.Low, iv.High, iv.Empty
+		}
+		g.Path = append(g.Path, row)
+	}
+	for _, name := range GeoChartNames {
+		if name == "placebo" && r.Average.Placebo == nil {
+			continue
+		}
+		ch, err := GeoChart(r, name, outcome)
+		if err != nil {
+			return nil, err
+		}
+		g.Charts = append(g.Charts, ch)
+	}
+	return g, nil
 }
 
 func (s *Server) postGeo(c echo.Context) error {
 	const op = "api.geo"
+	asHTML := c.QueryParam("format") == "html"
+	var (
+		f       reports.Format
+		chart   string
+		asChart bool
+		err     error
+	)
+	if asHTML {
+		if ch := c.QueryParam("chart"); ch != "" {
+			return experiment.E(op, experiment.Invalid, experiment.Field("chart"), experiment.Errorf("the html page has every chart: leave chart out, or ask for format svg, png or pdf"))
+		}
+	} else if f, chart, asChart, err = chartRequest(c, GeoChartNames, GeoChartNames[0]); err != nil {
+		return err
+	}
 	var req geoRequest
 	if err := s.decode(c, &req); err != nil {
 		return err
@@ -121,6 +258,28 @@ func (s *Server) postGeo(c echo.Context) error {
 		return experiment.E(op, experiment.InsufficientData, experiment.Field("treated"), err)
 	case err != nil:
 		return experiment.E(op, experiment.InsufficientData, err)
+	}
+	outcome := req.Outcome
+	if outcome == "" {
+		outcome = "value"
+	}
+	if asHTML {
+		g, err := GeoPage(rep, outcome, len(p.Units), len(p.Periods))
+		if err != nil {
+			return err
+		}
+		var b bytes.Buffer
+		if err := g.HTML(&b, reports.RenderOptions{}); err != nil {
+			return err
+		}
+		return c.Blob(http.StatusOK, "text/html; charset=utf-8", b.Bytes())
+	}
+	if asChart {
+		ch, err := GeoChart(rep, chart, outcome)
+		if err != nil {
+			return err
+		}
+		return renderChart(c, ch, f)
 	}
 	return c.JSON(http.StatusOK, geoResult{Report: rep, NUnits: len(p.Units), NPeriods: len(p.Periods)})
 }
