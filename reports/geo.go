@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
@@ -493,7 +494,7 @@ func (g *GeoPage) HTML(w io.Writer, opt RenderOptions) error {
 		Fits   []fit
 		Path   []pathRow
 		Charts []htmlChart
-	}{P: g, Level: levelText(g.Level)}
+	}{P: g, Level: strings.TrimSuffix(levelText(g.Level), " CI")}
 	for _, f := range g.Fits {
 		x := fit{Unit: f.Unit, Effect: fmtNum(f.Effect), Cumulative: fmtNum(f.Cumulative), Lift: fmt.Sprintf("%+.2f%%", 100*f.Lift),
 			ConformalP: fmtOptP(f.ConformalP), Conformal: "–", PlaceboP: fmtOptP(f.PlaceboP), Rank: "–", Placebo: "–",
