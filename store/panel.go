@@ -170,9 +170,9 @@ func (p *MarketPanel) PeriodLabel(k int) string {
 // MetricPanel (every unit with an event of the metric's type in the range:
 // the per-unit definition, its cap included, is the metric engine's), summed
 // over the units of each market (a count or binary metric so counts events
-// or active units per market). Invalid naming the field as MetricPanel, or
-// "market" for an attribute no unit has; a market attribute that is not a
-// string, number or boolean is Invalid too.
+// or active units per market). A number or boolean attribute names its
+// market as text (2 → "2"). Invalid naming the field as MetricPanel;
+// InsufficientData naming "market" when no unit has the attribute.
 func (db *DB) MarketPanel(ctx context.Context, q MarketPanelQuery) (*MarketPanel, error) {
 	const op = "store.MarketPanel"
 	p, err := db.MetricPanel(ctx, PanelQuery{Metric: q.Metric, Groups: []metric.UnitGroup{{Rest: true}}, From: q.From, To: q.To, Period: q.Period})
@@ -188,19 +188,14 @@ func (db *DB) MarketPanel(ctx context.Context, q MarketPanelQuery) (*MarketPanel
 			return nil, experiment.E(op, err)
 		}
 		for i, u := range p.Units {
-			v, ok := attrs[u][q.Attribute]
-			switch x := v.(type) {
-			case nil:
+			// Stored attributes are strings, numbers or booleans (UpsertUnitAttributes).
+			switch x := attrs[u][q.Attribute].(type) {
 			case string:
 				market[i] = x
 			case float64:
 				market[i] = strconv.FormatFloat(x, 'g', -1, 64)
 			case bool:
 				market[i] = strconv.FormatBool(x)
-			default:
-				if ok {
-					return nil, experiment.E(op, experiment.Invalid, experiment.Field("market"), experiment.Errorf("unit %q has attribute %q of type %T: a market is a string, number or boolean", u, q.Attribute, v))
-				}
 			}
 		}
 	}
