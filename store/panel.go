@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -144,4 +145,102 @@ func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.E
 		values[i].Attributes = attrs[values[i].Unit]
 	}
 	return values, int(uv.MultipleArms), nil
+}
+
+// MarketPanelQuery asks for a panel of Metric per market and period over
+// [From, To), the market of a unit being its attribute Attribute (POST
+// /v1/units); with Attribute empty every unit is its own market.
+type MarketPanelQuery struct {
+	Metric    string
+	Attribute string
+	From, To  time.Time
+	Period    metric.PanelPeriod
+}
+
+// MarketPanel is a balanced panel of markets: Y[m][k] is the sum over the
+// units of market Markets[m] of their panel value (metric.Panel) in period k.
+type MarketPanel struct {
+	Metric  *experiment.Metric
+	From    time.Time
+	Period  metric.PanelPeriod
+	Markets []string // sorted
+	Units   []int    // units per market
+	Y       [][]float64
+	// Unassigned counts the units with events but without the attribute
+	// (left out).
+	Unassigned int
+}
+
+// PeriodLabel is period k's label: the date (UTC) it starts, 2006-01-02.
+func (p *MarketPanel) PeriodLabel(k int) string {
+	return p.From.Add(time.Duration(k) * p.Period.Duration()).Format("2006-01-02")
+}
+
+// MarketPanel computes the panel of q.Metric per market: the units' panel of
+// MetricPanel (every unit with an event of the metric's type in the range:
+// the per-unit definition, its cap included, is the metric engine's), summed
+// over the units of each market (a count or binary metric so counts events
+// or active units per market). A number or boolean attribute names its
+// market as text (2 → "2"). Invalid naming the field as MetricPanel;
+// InsufficientData naming "market" when no unit has the attribute.
+func (db *DB) MarketPanel(ctx context.Context, q MarketPanelQuery) (*MarketPanel, error) {
+	const op = "store.MarketPanel"
+	p, err := db.MetricPanel(ctx, PanelQuery{Metric: q.Metric, Groups: []metric.UnitGroup{{Rest: true}}, From: q.From, To: q.To, Period: q.Period})
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	market := make([]string, len(p.Units)) // "" for a unit without the attribute
+	if q.Attribute == "" {
+		copy(market, p.Units)
+	} else {
+		attrs, err := db.GetUnitAttributes(ctx, p.Units)
+		if err != nil {
+			return nil, experiment.E(op, err)
+		}
+		for i, u := range p.Units {
+			// Stored attributes are strings, numbers or booleans (UpsertUnitAttributes).
+			switch x := attrs[u][q.Attribute].(type) {
+			case string:
+				market[i] = x
+			case float64:
+				market[i] = strconv.FormatFloat(x, 'g', -1, 64)
+			case bool:
+				market[i] = strconv.FormatBool(x)
+			}
+		}
+	}
+	out := &MarketPanel{Metric: p.Metric, From: p.From, Period: p.Period}
+	index := map[string]int{}
+	for _, m := range market {
+		if m == "" {
+			out.Unassigned++
+			continue
+		}
+		if _, ok := index[m]; !ok {
+			index[m] = -1
+			out.Markets = append(out.Markets, m)
+		}
+	}
+	if len(out.Markets) == 0 {
+		return nil, experiment.E(op, experiment.InsufficientData, experiment.Field("market"),
+			experiment.Errorf("none of the %d units with %s events in the range has the attribute %q", len(p.Units), p.Metric.EventType, q.Attribute))
+	}
+	slices.Sort(out.Markets)
+	out.Units = make([]int, len(out.Markets))
+	out.Y = make([][]float64, len(out.Markets))
+	for i, m := range out.Markets {
+		index[m] = i
+		out.Y[i] = make([]float64, p.Periods)
+	}
+	for i := range p.Y {
+		m := market[p.Unit[i]]
+		if m == "" {
+			continue
+		}
+		out.Y[index[m]][p.Time[i]] += p.Y[i]
+		if p.Time[i] == 0 {
+			out.Units[index[m]]++
+		}
+	}
+	return out, nil
 }

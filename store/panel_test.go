@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"reflect"
 	"testing"
@@ -262,5 +263,56 @@ func BenchmarkMetricPanel(b *testing.B) {
 		if len(p.Y) != 2_000_000 {
 			b.Fatalf("%d cells, want 2,000,000", len(p.Y))
 		}
+	}
+}
+
+// TestMarketPanel: the per-unit panel summed over the units of each market,
+// by hand from panelFixture (a: 8, 0, 20 by day; c: 0, 7, 0): a market
+// attribute that is a number names its market as text, a unit without it is
+// left out and counted, and without an attribute every unit is a market.
+func TestMarketPanel(t *testing.T) {
+	db := panelFixture(t)
+	ctx := context.Background()
+	to := panelFrom.Add(72 * time.Hour)
+	for _, tc := range []struct {
+		name       string
+		attrs      []UnitAttributes
+		attribute  string
+		markets    []string
+		units      []int
+		y          [][]float64
+		unassigned int
+	}{
+		{"one market", []UnitAttributes{{Unit: "a", Attributes: map[string]any{"city": "paris"}}, {Unit: "c", Attributes: map[string]any{"city": "paris"}}},
+			"city", []string{"paris"}, []int{2}, [][]float64{{8, 7, 20}}, 0},
+		{"a number, one unit without", []UnitAttributes{{Unit: "a", Attributes: map[string]any{"dma": 501.0}}, {Unit: "c", Attributes: map[string]any{"city": "lyon", "dma": nil}}},
+			"dma", []string{"501"}, []int{1}, [][]float64{{8, 0, 20}}, 1},
+		{"every unit", nil, "", []string{"a", "c"}, []int{1, 1}, [][]float64{{8, 0, 20}, {0, 7, 0}}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.attrs != nil {
+				if _, err := db.UpsertUnitAttributes(ctx, tc.attrs); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p, err := db.MarketPanel(ctx, MarketPanelQuery{Metric: "orders", Attribute: tc.attribute, From: panelFrom, To: to, Period: metric.Day})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(p.Markets, tc.markets) || !reflect.DeepEqual(p.Units, tc.units) || !reflect.DeepEqual(p.Y, tc.y) || p.Unassigned != tc.unassigned {
+				t.Errorf("markets %v units %v y %v unassigned %d; want %v %v %v %d", p.Markets, p.Units, p.Y, p.Unassigned, tc.markets, tc.units, tc.y, tc.unassigned)
+			}
+			if p.PeriodLabel(2) != "2026-03-03" {
+				t.Errorf("period 2 is labelled %q, want 2026-03-03", p.PeriodLabel(2))
+			}
+		})
+	}
+	_, err := db.MarketPanel(ctx, MarketPanelQuery{Metric: "orders", Attribute: "region", From: panelFrom, To: to, Period: metric.Day})
+	var e *experiment.Error
+	if !experiment.Is(err, experiment.InsufficientData) || !errors.As(err, &e) || e.Field != "market" {
+		t.Errorf("no unit has the attribute: %v, want InsufficientData on market", err)
+	}
+	if _, err := db.MarketPanel(ctx, MarketPanelQuery{Metric: "orders_mean", From: panelFrom, To: to, Period: metric.Day}); !experiment.Is(err, experiment.Invalid) {
+		t.Errorf("a mean metric: %v, want Invalid", err)
 	}
 }

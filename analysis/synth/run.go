@@ -93,6 +93,16 @@ type Placebo struct {
 	Interval Interval `json:"interval" doc:"constant effects whose shifted ratio keeps the p-value above alpha"`
 	Ratios   []Weight `json:"placebo_ratios" doc:"each donor's ratio as a placebo, largest first"`
 	Skipped  []string `json:"skipped,omitempty" doc:"donors whose placebo fit failed"`
+	// Gaps is each placebo's gap path (the donor minus its own synthetic, every
+	// period), in donor order: the placebo chart draws them. Left out of the
+	// JSON, which would grow with units × periods.
+	Gaps []Series `json:"-"`
+}
+
+// Series is a unit's values over the panel's periods.
+type Series struct {
+	Unit   string
+	Values []float64
 }
 
 // Estimate is the synthetic control of one treated series: a market, or the
@@ -406,6 +416,7 @@ func placebo(p Panel, o Options, donors []int, lambda float64, T0 int, gap []flo
 		r := rms(g[T0:]) / math.Max(rms(g[:T0]), tiny)
 		ratios = append(ratios, r)
 		pl.Ratios = append(pl.Ratios, Weight{p.Units[d], r})
+		pl.Gaps = append(pl.Gaps, Series{p.Units[d], g})
 	}
 	sort.SliceStable(pl.Ratios, func(a, b int) bool { return pl.Ratios[a].Weight > pl.Ratios[b].Weight })
 	n := len(ratios)

@@ -1,17 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
 	"github.com/liftlab/lift/analysis/synth"
+	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/reports"
 )
 
 const geoDescription = `Synthetic control for a geo experiment (or any intervention on a few units of
@@ -41,10 +46,17 @@ ratio: its p-value and interval); and diagnostics (pre-period RMSPE, the share
 of pre-period variance explained, the periods where the treated series is
 outside the donors' range, hence their convex hull, with a warning).
 
+With --plot DIR it also writes the charts of the (average) fit into DIR, in
+each of --plot-formats: synthetic (treated vs synthetic, the first treated
+period marked), effect (the effect path with its conformal band), placebo
+(every donor's placebo gap in grey, the treated's in colour) and weights; and
+geo.html, a page with the summary, the weights, the path and the charts.
+
 "lift geo power" plans a geo experiment instead: see "lift geo power --help".`
 
 type geoFlags struct {
 	data, unit, time, outcome, treated, start, method, format string
+	plot, plotFormats                                         string
 	intercept, noPlacebo, noConformal, perMarket              bool
 	lambda, alpha                                             float64
 }
@@ -69,12 +81,23 @@ func runGeo(ctx context.Context, e *env, args []string) error {
 	fs.BoolVar(&f.perMarket, "per-market", true, "with several test markets, also fit each one")
 	fs.Float64Var(&f.alpha, "alpha", 0.05, "significance level; intervals have coverage 1-alpha")
 	fs.StringVar(&f.format, "format", "json", "output format: json or text")
+	fs.StringVar(&f.plot, "plot", "", "write the charts into DIR: synthetic, effect, placebo (unless --no-placebo) and weights, and the page geo.html")
+	fs.StringVar(&f.plotFormats, "plot-formats", "png,svg", "formats of the --plot charts: comma-separated png, svg, pdf")
 	if err := e.parse(fs, args); err != nil {
+		return err
+	}
+	formats, err := geoPlotFormats(f)
+	if err != nil {
 		return err
 	}
 	out, err := geoFile(ctx, f)
 	if err != nil {
 		return err
+	}
+	if f.plot != "" {
+		if err := writeGeoPlots(f, out, formats); err != nil {
+			return err
+		}
 	}
 	if f.format == "text" {
 		return writeGeoText(e.stdout, out)
@@ -154,6 +177,56 @@ func geoFile(ctx context.Context, f geoFlags) (*geoOutput, error) {
 		return nil, pipelineError(ctx, geoOp, err)
 	}
 	return &geoOutput{Report: rep, NUnits: len(p.Units), NPeriods: len(p.Periods)}, nil
+}
+
+// geoPlotFormats checks --plot and --plot-formats before the fit.
+func geoPlotFormats(f geoFlags) ([]reports.Format, error) {
+	if f.plot == "" {
+		return nil, nil
+	}
+	var out []reports.Format
+	for _, s := range strings.Split(f.plotFormats, ",") {
+		ft, err := reports.ParseFormat(strings.TrimSpace(s))
+		if err != nil {
+			return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--plot-formats"), experiment.Errorf("must list png, svg or pdf, got %q", s))
+		}
+		out = append(out, ft)
+	}
+	if st, err := os.Stat(f.plot); err != nil || !st.IsDir() {
+		return nil, experiment.E(geoOp, experiment.Invalid, experiment.Field("--plot"), experiment.Errorf("%q is not a directory", f.plot))
+	}
+	return out, nil
+}
+
+// writeGeoPlots writes the charts of the average fit into the --plot
+// directory, NAME.FORMAT each (the placebo chart only with the placebo test),
+// and geo.html, the page POST /v1/analyses/geo?format=html answers.
+func writeGeoPlots(f geoFlags, o *geoOutput, formats []reports.Format) error {
+	g, err := api.GeoPage(o.Report, f.outcome, o.NUnits, o.NPeriods)
+	if err != nil {
+		return err
+	}
+	files := map[string][]byte{}
+	for _, ch := range g.Charts {
+		for _, ft := range formats {
+			b, err := reports.Bytes(ch, ft, reports.RenderOptions{})
+			if err != nil {
+				return err
+			}
+			files[ch.Name()+"."+string(ft)] = b
+		}
+	}
+	var page bytes.Buffer
+	if err := g.HTML(&page, reports.RenderOptions{}); err != nil {
+		return err
+	}
+	files["geo.html"] = page.Bytes()
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(f.plot, name), b, 0o644); err != nil {
+			return experiment.E(geoOp, experiment.Invalid, experiment.Field("--plot"), err)
+		}
+	}
+	return nil
 }
 
 // geoPanel builds the wide panel (synth.FromLong, as POST

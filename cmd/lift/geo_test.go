@@ -3,6 +3,9 @@ package main
 import (
 	"encoding/json"
 	"math"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"testing"
@@ -150,5 +153,81 @@ func TestGeoMarkets(t *testing.T) {
 	code, _, stderr = runQuasi(t, "geo", "--data", unbalanced, "--unit", "market", "--time", "day", "--outcome", "sales", "--treated", "t", "--start", "2")
 	if code == 0 || !strings.Contains(stderr, "--data") || !strings.Contains(stderr, "balanced") {
 		t.Errorf("unbalanced panel: exit %d, %q", code, stderr)
+	}
+}
+
+// TestGeoPlot: "lift geo --plot DIR" writes the four charts in each of
+// --plot-formats and geo.html, whose weights are the JSON's; a missing
+// directory or a bad format fails naming the flag before any fit.
+func TestGeoPlot(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("market,day,sales\n")
+	for day := 1; day <= 12; day++ {
+		for i, m := range []string{"a", "b", "c", "d", "t1"} {
+			v := 10*float64(i+1) + float64(day) + float64((day*(i+2))%5)
+			if m == "t1" {
+				v = 15 + float64(day) + float64((day*2)%5+(day*3)%5)/2 + float64(day%2)
+				if day >= 9 {
+					v += 4
+				}
+			}
+			b.WriteString(m + "," + strconv.Itoa(day) + "," + strconv.FormatFloat(v, 'g', -1, 64) + "\n")
+		}
+	}
+	data := writeTemp(t, "geo.csv", b.String())
+	dir := t.TempDir()
+	args := []string{"geo", "--data", data, "--unit", "market", "--time", "day", "--outcome", "sales", "--treated", "t1", "--start", "9"}
+	code, stdout, stderr := runQuasi(t, append(args, "--plot", dir, "--plot-formats", "png,pdf")...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var out struct {
+		Average struct {
+			Weights []struct {
+				Unit   string
+				Weight float64
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(stdout), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"synthetic", "effect", "placebo", "weights"} {
+		for _, ext := range []string{"png", "pdf"} {
+			if fi, err := os.Stat(filepath.Join(dir, name+"."+ext)); err != nil || fi.Size() < 1000 {
+				t.Errorf("%s.%s: %v", name, ext, err)
+			}
+		}
+		if _, err := os.Stat(filepath.Join(dir, name+".svg")); err == nil {
+			t.Errorf("%s.svg written though --plot-formats has no svg", name)
+		}
+	}
+	page, err := os.ReadFile(filepath.Join(dir, "geo.html"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Average.Weights) == 0 {
+		t.Fatal("no weights")
+	}
+	for _, w := range out.Average.Weights {
+		// Printed with 4 decimals, or 4 significant digits below 0.001.
+		m := regexp.MustCompile(`<tr data-donor="` + w.Unit + `"><td>[^<]*</td><td>([^<]*)</td>`).FindStringSubmatch(string(page))
+		if m == nil {
+			t.Errorf("geo.html has no weight of %s", w.Unit)
+			continue
+		}
+		if v, err := strconv.ParseFloat(m[1], 64); err != nil || math.Abs(v-w.Weight) > 5e-5 {
+			t.Errorf("geo.html: weight of %s %q, the JSON %g", w.Unit, m[1], w.Weight)
+		}
+	}
+	for _, c := range []struct{ flag, v string }{{"--plot", filepath.Join(dir, "missing")}, {"--plot-formats", "png,gif"}} {
+		extra := []string{"--plot", dir, c.flag, c.v}
+		if c.flag == "--plot" {
+			extra = []string{"--plot", c.v}
+		}
+		code, _, stderr := runQuasi(t, append(append([]string{}, args...), extra...)...)
+		if code == 0 || !strings.Contains(stderr, c.flag+":") {
+			t.Errorf("%s %s: exit %d, %q; want a failure naming %s", c.flag, c.v, code, stderr, c.flag)
+		}
 	}
 }
