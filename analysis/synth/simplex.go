@@ -192,16 +192,28 @@ func simplexGram(g []float64, J int) ([]float64, float64, error) {
 }
 
 // affineMin returns the weights μ (Σμ = 1) of the point of the affine hull
-// of the columns S nearest the origin: [G_SS 1; 1ᵀ 0][μ; ν] = [0; 1].
+// of the columns S nearest the origin: [G_SS 1; 1ᵀ 0][μ; ν] = [0; 1]. G_SS is
+// scaled by its largest diagonal entry first, which leaves μ unchanged (ν
+// scales with it): far from the origin (a treated series shifted by a large
+// trial effect, as the conformal interval's search does) G's entries are
+// ~10⁸ against the border's ones, and the unscaled system's condition number
+// passes 10¹⁶ while the scaled one's stays that of the columns' geometry.
 func affineMin(g []float64, J int, S []int) ([]float64, error) {
 	m := len(S)
 	if m == 1 {
 		return []float64{1}, nil
 	}
+	scale := 0.0
+	for _, i := range S {
+		scale = math.Max(scale, g[i*J+i])
+	}
+	if scale == 0 {
+		scale = 1
+	}
 	k := mat.NewDense(m+1, m+1, nil)
 	for r, i := range S {
 		for c, j := range S {
-			k.Set(r, c, g[i*J+j])
+			k.Set(r, c, g[i*J+j]/scale)
 		}
 		k.Set(r, m, 1)
 		k.Set(m, r, 1)

@@ -176,3 +176,51 @@ func TestSimplexLSRandom(t *testing.T) {
 		near(t, "Σw", sum, 1, 1e-12)
 	}
 }
+
+// TestAffineMinFar: the Gram matrix of two donors far from a target (what
+// the conformal interval's search makes of a treated series by subtracting a
+// large trial effect): entries ~2·10⁸ that differ by ~10⁴. The solver used to
+// stop there ("affine system of 2 donors is singular", condition number
+// 9·10¹⁶, on a panel of daily market sales); the nearest point of the line
+// through two points has μ₀ = (G₁₁ − G₀₁)/(G₀₀ − 2G₀₁ + G₁₁), here, by
+// /usr/bin/python3 on the same three numbers:
+//
+//	a, b, c = 2.1620109279721427e+08, 2.1618894168597168e+08, 2.162204215747291e+08
+//	(c - b) / (a - 2*b + c)   # 0.7215028020768711
+func TestAffineMinFar(t *testing.T) {
+	a, b, c := 2.1620109279721427e+08, 2.1618894168597168e+08, 2.162204215747291e+08
+	mu, err := affineMin([]float64{a, b, b, c}, 2, []int{0, 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The denominator, 4.43e4, carries the inputs' rounding (~3e-8 each) to
+	// about 1e-12 relative.
+	near(t, "μ₀", mu[0], 0.7215028020768711, 1e-9)
+	near(t, "μ₁", mu[1], 1-0.7215028020768711, 1e-9)
+}
+
+// TestSimplexLSFarFromTheDonors: targets 10⁴–10⁶ outside the donors' hull
+// still reach the brute-force optimum.
+func TestSimplexLSFarFromTheDonors(t *testing.T) {
+	rng := rand.New(rand.NewPCG(23, 4))
+	for trial := range 200 {
+		J := 2 + rng.IntN(5)
+		T := 5 + rng.IntN(11)
+		a := make([]float64, T*J)
+		b := make([]float64, T)
+		for i := range a {
+			a[i] = 50 + rng.NormFloat64()*5
+		}
+		shift := math.Pow(10, 4+float64(trial%3))
+		for i := range b {
+			b[i] = 50 + shift + rng.NormFloat64()
+		}
+		_, ssr, err := SimplexLS(a, b)
+		if err != nil {
+			t.Fatalf("trial %d (T %d, J %d, shift %g): %v", trial, T, J, shift, err)
+		}
+		if want := bruteForce(a, b, J); math.Abs(ssr-want) > 1e-9*want {
+			t.Fatalf("trial %d: ssr %.15g, brute force %.15g", trial, ssr, want)
+		}
+	}
+}
