@@ -347,7 +347,8 @@ func geoUploadedPanel(req *geoRequest) (synth.Panel, error) {
 }
 
 // geoStoredPanel builds the panel of markets from stored events
-// (store.MarketPanel: the metric engine's per-unit panel summed per market),
+// (store.MarketPanel: the server's metric engine's per-unit panel, as for
+// difference-in-differences, summed per market),
 // labelling periods by the date they start, and the index of the period that
 // holds start.
 func (s *Server) geoStoredPanel(ctx context.Context, req *geoRequest) (synth.Panel, *geoStored, int, error) {
@@ -371,7 +372,7 @@ func (s *Server) geoStoredPanel(ctx context.Context, req *geoRequest) (synth.Pan
 		return synth.Panel{}, nil, 0, experiment.E(op, experiment.Invalid, experiment.Field("start"),
 			experiment.Errorf("must be after from and before to, got %s outside (%s, %s)", start.Format(time.RFC3339), from.Format(time.RFC3339), to.Format(time.RFC3339)))
 	}
-	mp, err := s.db.MarketPanel(ctx, store.MarketPanelQuery{Metric: req.Metric, Attribute: req.Market, From: from, To: to, Period: metric.PanelPeriod(req.Period)})
+	mp, err := s.db.MarketPanel(ctx, store.MarketPanelQuery{Metric: req.Metric, Attribute: req.Market, From: from, To: to, Period: metric.PanelPeriod(req.Period), Engine: s.results.Engine()})
 	if err != nil {
 		return synth.Panel{}, nil, 0, err
 	}

@@ -155,6 +155,8 @@ type MarketPanelQuery struct {
 	Attribute string
 	From, To  time.Time
 	Period    metric.PanelPeriod
+	// Engine computes the units' panel (nil: the DuckDB engine over the store).
+	Engine metric.Engine
 }
 
 // MarketPanel is a balanced panel of markets: Y[m][k] is the sum over the
@@ -185,7 +187,7 @@ func (p *MarketPanel) PeriodLabel(k int) string {
 // InsufficientData naming "market" when no unit has the attribute.
 func (db *DB) MarketPanel(ctx context.Context, q MarketPanelQuery) (*MarketPanel, error) {
 	const op = "store.MarketPanel"
-	p, err := db.MetricPanel(ctx, PanelQuery{Metric: q.Metric, Groups: []metric.UnitGroup{{Rest: true}}, From: q.From, To: q.To, Period: q.Period})
+	p, err := db.MetricPanel(ctx, PanelQuery{Metric: q.Metric, Groups: []metric.UnitGroup{{Rest: true}}, From: q.From, To: q.To, Period: q.Period, Engine: q.Engine})
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
