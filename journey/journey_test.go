@@ -42,7 +42,9 @@ func testModel(t testing.TB, n, d, users int) *scorer.Model {
 	return m
 }
 
-// slowScorer answers after delay (or when its context ends), or fails with err.
+// slowScorer answers after delay (or when its context ends), or fails with err;
+// without an inner scorer it never answers, only its context ends it (so that
+// under load a late budget timer cannot find it "answered" with nothing).
 type slowScorer struct {
 	delay time.Duration
 	err   error
@@ -54,6 +56,10 @@ func (s *slowScorer) Score(ctx context.Context, q [][]float32, k int, ex [][]int
 	s.calls.Add(1)
 	if s.err != nil {
 		return nil, s.err
+	}
+	if s.inner == nil {
+		<-ctx.Done()
+		return nil, ctx.Err()
 	}
 	select {
 	case <-time.After(s.delay):
