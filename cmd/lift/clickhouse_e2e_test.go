@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/internal/chcluster"
+	"github.com/liftlab/lift/metric/clickhouse"
 )
 
 // TestServeClickHouseEndToEnd: the same experiment, exposures and events
@@ -22,7 +23,9 @@ import (
 // standard error and p-value of every metric, CUPED included). Then the
 // ClickHouse server is stopped and started again on the same file: nothing is
 // forwarded twice (the results are unchanged), and exposures posted after the
-// restart are forwarded too.
+// restart, while one shard is down, are acknowledged and forwarded once it is
+// back. Last, a unit inserted into ClickHouse alone shows in the results: they
+// are ClickHouse's.
 func TestServeClickHouseEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary; skipped with -short")
@@ -124,15 +127,41 @@ func TestServeClickHouseEndToEnd(t *testing.T) {
 	}
 	ch.stop(t)
 	ch = startServe(t, bin, chFlags...)
-	late := []map[string]any{{"experiment": "checkout", "unit": "late", "variant": "control", "ts": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)}}
+	var late []map[string]any
+	for i := range 10 { // ten units: some on each shard
+		late = append(late, map[string]any{"experiment": "checkout", "unit": fmt.Sprintf("late-%d", i), "variant": "control", "ts": time.Now().UTC().Add(-time.Minute).Format(time.RFC3339Nano)})
+	}
+	// With a shard down (servers this test started), exposure POSTs are still
+	// acknowledged: they are committed to the file and forwarded once it is back.
+	down := c.Servers[1].PID() != 0
+	if down {
+		c.StopServer(1)
+	}
 	for _, s := range []*liftServer{duck, ch} {
 		s.mustCall(t, "POST", "/v1/exposures", map[string]any{"exposures": late}, nil)
+	}
+	if down {
+		if err := c.StartServer(ctx, 1); err != nil {
+			t.Fatal(err)
+		}
 	}
 	want = nil
 	duck.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &want)
 	got = answer(ch)
 	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
 		t.Fatalf("after a restart: ClickHouse results differ from DuckDB's: exposures %v vs %v; %s", got["exposures"], want["exposures"], diff)
+	}
+	// The answer is ClickHouse's: a unit that only ClickHouse holds counts.
+	only := "only-in-clickhouse"
+	ins := fmt.Sprintf("INSERT INTO %s (experiment, unit, variant, ts, in_holdout, holdout_version) SELECT 'checkout', '%s', 'control', %d, 0, 0",
+		clickhouse.ExposuresLocal, only, start.Add(time.Hour).UnixMicro())
+	if _, err := c.Query(ctx, c.Servers[clickhouse.Shard(only, 2)], ins); err != nil {
+		t.Fatal(err)
+	}
+	got = nil
+	ch.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &got)
+	if g, w := got["exposures"].(map[string]any)["control"], want["exposures"].(map[string]any)["control"].(float64)+1; g != w {
+		t.Errorf("with a unit inserted into ClickHouse only, control has %v units, want %v", g, w)
 	}
 	ch.stop(t)
 }

@@ -52,6 +52,8 @@ type Server struct {
 	Dir               string // empty for an attached server
 	cmd               *exec.Cmd
 	exited            chan struct{}
+	remote            string // the remote_servers entry it was started with
+	interserver       int
 }
 
 // Addr is host:port of the native protocol.
@@ -259,6 +261,7 @@ const usersXML = `<?xml version="1.0"?>
 `
 
 func (s *Server) start(ctx context.Context, remote string, interserver int) error {
+	s.remote, s.interserver = remote, interserver
 	for _, d := range []string{"data", "tmp", "user_files", "format_schemas"} {
 		if err := os.MkdirAll(filepath.Join(s.Dir, d), 0o755); err != nil {
 			return fmt.Errorf("chcluster: %w", err)
@@ -372,6 +375,23 @@ const (
 	Env        = "LIFT_CLICKHOUSE"
 	RequireEnv = "LIFT_REQUIRE_CLICKHOUSE"
 )
+
+// StopServer stops server i of the cluster (one this package started), and
+// StartServer starts it again on the same ports and data and waits until it
+// answers: a shard that goes down and comes back.
+func (c *Cluster) StopServer(i int) { c.Servers[i].stop() }
+
+// StartServer: see StopServer.
+func (c *Cluster) StartServer(ctx context.Context, i int) error {
+	s := c.Servers[i]
+	if s.Dir == "" {
+		return fmt.Errorf("chcluster: server %d is attached, not started here", i)
+	}
+	if err := s.start(ctx, s.remote, s.interserver); err != nil {
+		return err
+	}
+	return s.wait(ctx, c.host)
+}
 
 // PID is the server's process id (0 for an attached server).
 func (s *Server) PID() int {
