@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/liftlab/lift/experiment"
 	"gonum.org/v1/gonum/stat/distuv"
@@ -319,4 +320,25 @@ func SegmentRun(ctx context.Context, rows []SegmentRow, o SegmentOptions) (*Segm
 		rep.Flags = append(rep.Flags, FlagPostStratificationNotApplied)
 	}
 	return rep, nil
+}
+
+// MissingSegment is the segment of a unit without the attribute.
+const MissingSegment = "(missing)"
+
+// SegmentOf is the segment label of an attribute value as decoded from JSON: a
+// string as it is, a number in its shortest form (3, 0.25), a boolean as true or
+// false, and nil as MissingSegment.
+func SegmentOf(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return MissingSegment
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	case bool:
+		return strconv.FormatBool(x)
+	default:
+		return fmt.Sprint(x)
+	}
 }

@@ -17,6 +17,7 @@ func (s *Server) routes() {
 	s.journeyRoutes()
 	s.modelRoutes()
 	s.quasiRoutes()
+	s.segmentRoutes()
 	s.geoRoutes()
 	s.powerRoutes()
 }
