@@ -78,12 +78,12 @@ type SegmentEffect struct {
 // of freedom under the null (Cochran 1954), over the segments whose effect
 // could be estimated.
 type Heterogeneity struct {
-	Q         float64 `json:"q"`
-	DF        int     `json:"dof"`
-	PValue    float64 `json:"p_value"`
-	I2        float64 `json:"i2"` // Higgins & Thompson (2002): max(0, (Q − df)/Q)
-	Segments  int     `json:"segments"`
-	Heterogen bool    `json:"heterogeneous"` // PValue < α
+	Q             float64 `json:"q"`
+	DF            int     `json:"dof"`
+	PValue        float64 `json:"p_value"`
+	I2            float64 `json:"i2"` // Higgins & Thompson (2002): max(0, (Q − df)/Q)
+	Segments      int     `json:"segments"`
+	Heterogeneous bool    `json:"heterogeneous"` // PValue < α
 }
 
 // SegmentReport is the answer of SegmentRun.
@@ -309,7 +309,7 @@ func SegmentRun(ctx context.Context, rows []SegmentRow, o SegmentOptions) (*Segm
 		if q > 0 {
 			h.I2 = math.Max(0, (q-float64(K-1))/q)
 		}
-		h.Heterogen = h.PValue < o.Alpha
+		h.Heterogeneous = h.PValue < o.Alpha
 		rep.Heterogeneity = h
 	}
 	if postStrat && psVar > 0 {

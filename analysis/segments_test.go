@@ -132,7 +132,7 @@ func TestSegmentRunReference(t *testing.T) {
 				}
 			}
 			h := rep.Heterogeneity
-			if h == nil || h.DF != 3 || !h.Heterogen {
+			if h == nil || h.DF != 3 || !h.Heterogeneous {
 				t.Fatalf("heterogeneity = %+v, want Q on 3 dof, significant", h)
 			}
 			close("Q", h.Q, q)
