@@ -18,6 +18,7 @@ func (s *Server) routes() {
 	s.modelRoutes()
 	s.quasiRoutes()
 	s.segmentRoutes()
+	s.quantileRoutes()
 	s.geoRoutes()
 	s.powerRoutes()
 }

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -62,22 +63,9 @@ func (s *Server) postSegments(c echo.Context) error {
 		}
 	}
 	ctx := c.Request().Context()
-	e, err := s.db.GetExperiment(ctx, req.Experiment)
-	if experiment.KindOf(err) == experiment.NotFound {
-		return invalid("experiment", "experiment %q not found", req.Experiment)
-	}
+	e, m, err := s.analysisExperiment(ctx, op, req.Experiment, req.Metric)
 	if err != nil {
 		return err
-	}
-	m, err := s.db.GetMetric(ctx, req.Metric)
-	if experiment.KindOf(err) == experiment.NotFound {
-		return invalid("metric", "metric %q not found", req.Metric)
-	}
-	if err != nil {
-		return err
-	}
-	if m.Aggregation == experiment.Ratio {
-		return invalid("metric", "%q is a ratio metric; segments take a per-unit metric (sum, count, binary or mean)", m.Name)
 	}
 	if req.Type == "" {
 		req.Type = string(analysis.Mean)
@@ -85,27 +73,8 @@ func (s *Server) postSegments(c echo.Context) error {
 			req.Type = string(analysis.Proportion)
 		}
 	}
-	var variants []string
-	for _, v := range e.Variants {
-		variants = append(variants, v.Name)
-	}
-	if req.Control == "" {
-		req.Control = variants[0]
-	}
-	if !slices.Contains(variants, req.Control) {
-		return invalid("control", "experiment %q has no variant %q (variants: %s)", e.Key, req.Control, strings.Join(variants, ", "))
-	}
-	if req.Treatment == "" {
-		if len(variants) != 2 {
-			return invalid("treatment", "is required: experiment %q has %d variants (%s)", e.Key, len(variants), strings.Join(variants, ", "))
-		}
-		req.Treatment = variants[1]
-		if req.Treatment == req.Control {
-			req.Treatment = variants[0]
-		}
-	}
-	if !slices.Contains(variants, req.Treatment) {
-		return invalid("treatment", "experiment %q has no variant %q (variants: %s)", e.Key, req.Treatment, strings.Join(variants, ", "))
+	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
+		return err
 	}
 	values, multi, err := s.db.UnitValues(ctx, e, []string{req.Control, req.Treatment}, req.Metric, "metric")
 	if err != nil {
@@ -130,4 +99,62 @@ func (s *Server) postSegments(c echo.Context) error {
 		return experiment.E(op, err)
 	}
 	return c.JSON(http.StatusOK, &segmentsResult{SegmentReport: rep, Experiment: e.Key, MultipleArms: multi})
+}
+
+// twoVariants resolves the control (default the first variant) and treated
+// variant (default the other of a two-variant experiment) of an analysis
+// request, naming the field of a bad one.
+func twoVariants(op string, e *experiment.Experiment, control, treatment string) (string, string, error) {
+	invalid := func(field, format string, args ...any) error {
+		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
+	}
+	var variants []string
+	for _, v := range e.Variants {
+		variants = append(variants, v.Name)
+	}
+	if control == "" {
+		control = variants[0]
+	}
+	if !slices.Contains(variants, control) {
+		return "", "", invalid("control", "experiment %q has no variant %q (variants: %s)", e.Key, control, strings.Join(variants, ", "))
+	}
+	if treatment == "" {
+		if len(variants) != 2 {
+			return "", "", invalid("treatment", "is required: experiment %q has %d variants (%s)", e.Key, len(variants), strings.Join(variants, ", "))
+		}
+		treatment = variants[1]
+		if treatment == control {
+			treatment = variants[0]
+		}
+	}
+	if !slices.Contains(variants, treatment) {
+		return "", "", invalid("treatment", "experiment %q has no variant %q (variants: %s)", e.Key, treatment, strings.Join(variants, ", "))
+	}
+	return control, treatment, nil
+}
+
+// analysisExperiment reads the experiment and the (non-ratio) metric of an
+// analysis request; unknown ones are 400 naming the field.
+func (s *Server) analysisExperiment(ctx context.Context, op, key, metricName string) (*experiment.Experiment, *experiment.Metric, error) {
+	invalid := func(field, format string, args ...any) error {
+		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
+	}
+	e, err := s.db.GetExperiment(ctx, key)
+	if experiment.KindOf(err) == experiment.NotFound {
+		return nil, nil, invalid("experiment", "experiment %q not found", key)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := s.db.GetMetric(ctx, metricName)
+	if experiment.KindOf(err) == experiment.NotFound {
+		return nil, nil, invalid("metric", "metric %q not found", metricName)
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	if m.Aggregation == experiment.Ratio {
+		return nil, nil, invalid("metric", "%q is a ratio metric; this analysis takes a per-unit metric (sum, count, binary or mean)", m.Name)
+	}
+	return e, m, nil
 }

@@ -77,6 +77,9 @@ func segmentsFile(ctx context.Context, f segmentsFlags) (*analysis.SegmentReport
 			return nil, segmentsInvalid(req.flag, "is required")
 		}
 	}
+	if !(f.alpha > 0 && f.alpha < 1) {
+		return nil, segmentsInvalid("--alpha", "must be in (0, 1), got %g", f.alpha)
+	}
 	if f.format != "json" && f.format != "text" {
 		return nil, segmentsInvalid("--format", "must be json or text, got %q", f.format)
 	}
