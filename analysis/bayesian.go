@@ -23,8 +23,18 @@ type Prior struct {
 	Proper   bool    `json:"proper"`
 }
 
-// DefaultPrior is GrowthBook's: mean 0, variance 0.3² (prior_stddev 0.3), improper.
-func DefaultPrior() Prior { return Prior{Mean: 0, Variance: 0.09} }
+// DefaultPriorStddev is the prior standard deviation used when none is given
+// (GrowthBook's default metric prior: mean 0, stddev 0.3, improper).
+const DefaultPriorStddev = 0.3
+
+// PriorOf is the prior of GrowthBook's metric settings: mean, standard
+// deviation (0: DefaultPriorStddev) and whether it is proper.
+func PriorOf(mean, stddev float64, proper bool) *Prior {
+	if stddev == 0 {
+		stddev = DefaultPriorStddev
+	}
+	return &Prior{Mean: mean, Variance: stddev * stddev, Proper: proper}
+}
 
 // BayesianEffect is the posterior of an effect.
 type BayesianEffect struct {

@@ -70,10 +70,14 @@ type analysisPlan struct {
 	Sequential bool
 	Tuning     float64
 	Correction string
+	Bayesian   *analysis.Prior // engine "bayesian": the prior of the Bayesian view
 }
 
 func planOf(e *experiment.Experiment) analysisPlan {
 	p := analysisPlan{Alpha: e.Analysis.Alpha, Sequential: e.Analysis.Sequential, Tuning: e.Analysis.Tuning, Correction: e.Analysis.Correction}
+	if e.Analysis.Engine == "bayesian" {
+		p.Bayesian = analysis.PriorOf(e.Analysis.PriorMean, e.Analysis.PriorStddev, e.Analysis.PriorProper)
+	}
 	if p.Alpha == 0 {
 		p.Alpha = analysis.DefaultAlpha
 	}
@@ -130,7 +134,7 @@ func AnalyzeStats(st *metric.Stats, names []string, defs map[string]*experiment.
 				weights = append(weights, a.Weight)
 			}
 		}
-		in := analysis.Input{Metric: n, Type: typeOf(m.Aggregation), Arms: arms, Alpha: plan.Alpha}
+		in := analysis.Input{Metric: n, Type: typeOf(m.Aggregation), Arms: arms, Alpha: plan.Alpha, Bayesian: plan.Bayesian}
 		if plan.Sequential {
 			in.SequentialTuning = plan.Tuning
 		}
