@@ -57,7 +57,7 @@ func (s *Server) postQuantiles(c echo.Context) error {
 	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
 		return err
 	}
-	values, multi, err := s.db.UnitValues(ctx, e, []string{req.Control, req.Treatment}, req.Metric, "metric")
+	values, multi, err := s.db.UnitValues(ctx, s.results.Engine(), e, []string{req.Control, req.Treatment}, req.Metric, "metric")
 	if err != nil {
 		return err
 	}
