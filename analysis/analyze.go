@@ -135,6 +135,9 @@ type Input struct {
 	// Correction adjusts the p-values across this metric's comparisons. Use
 	// Adjust to correct across several metrics.
 	Correction Correction `json:"correction,omitempty"`
+	// Bayesian, when set, adds GrowthBook's Bayesian view of every comparison
+	// under this prior on the relative effect (Comparison.Bayesian).
+	Bayesian *Prior `json:"bayesian,omitempty"`
 }
 
 // VariantSummary describes one arm: its size, its (unadjusted) mean and per-unit
@@ -176,6 +179,7 @@ type Comparison struct {
 	Relative Effect        `json:"relative"` // (ȳ_b − ȳ_a)/|ȳ_a|
 	CUPED    *CUPEDSummary `json:"cuped,omitempty"`
 	Adjusted *Adjusted     `json:"adjusted_p_value,omitempty"`
+	Bayesian *Bayesian     `json:"bayesian,omitempty"` // Input.Bayesian set: the posterior view
 	Flags    []string      `json:"flags,omitempty"`
 }
 
@@ -234,6 +238,9 @@ func Analyze(in Input) (MetricResult, error) {
 			continue
 		}
 		c := in.compare(&in.Arms[ctrl], &in.Arms[i])
+		if in.Bayesian != nil {
+			c.Bayesian = bayesian(&c, res.Variants[ctrl].Mean, *in.Bayesian, in.Alpha)
+		}
 		res.Comparisons = append(res.Comparisons, c)
 		if res.CUPED == nil && c.CUPED != nil {
 			res.CUPED = c.CUPED
@@ -291,6 +298,14 @@ func (in *Input) normalize() error {
 	case NoCorrection, Holm, BenjaminiHochberg:
 	default:
 		return experiment.E(experiment.Invalid, experiment.Field("correction"), experiment.Errorf(`must be "holm" or "bh", got %q`, in.Correction))
+	}
+	if b := in.Bayesian; b != nil {
+		if math.IsNaN(b.Mean) || math.IsInf(b.Mean, 0) {
+			return experiment.E(experiment.Invalid, experiment.Field("bayesian.mean"), experiment.Errorf("must be finite, got %g", b.Mean))
+		}
+		if b.Proper && !(b.Variance > 0 && !math.IsInf(b.Variance, 0)) {
+			return experiment.E(experiment.Invalid, experiment.Field("bayesian.variance"), experiment.Errorf("a proper prior needs a positive finite variance, got %g", b.Variance))
+		}
 	}
 	if len(in.Arms) < 2 {
 		return experiment.E(experiment.InsufficientData, experiment.Field("arms"), experiment.Errorf("need at least 2 arms (a control and a variant), got %d", len(in.Arms)))

@@ -17,6 +17,8 @@ func (s *Server) routes() {
 	s.journeyRoutes()
 	s.modelRoutes()
 	s.quasiRoutes()
+	s.segmentRoutes()
+	s.quantileRoutes()
 	s.geoRoutes()
 	s.powerRoutes()
 }

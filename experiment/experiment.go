@@ -74,6 +74,15 @@ type AnalysisPlan struct {
 	Sequential    bool    `json:"sequential,omitempty"`        // always-valid confidence sequences
 	Tuning        float64 `json:"sequential_tuning,omitempty"` // N* of the confidence sequence, default 5000
 	Correction    string  `json:"correction,omitempty"`        // "holm" (default), "bh" or "none"
+	// Engine is "frequentist" (the default: every result as above) or
+	// "bayesian", which adds GrowthBook's Bayesian view to every comparison
+	// (posterior, chance to win, risk) under a Gaussian prior on the relative
+	// effect: mean PriorMean, standard deviation PriorStddev (default 0.3),
+	// used only when PriorProper (otherwise flat, GrowthBook's default).
+	Engine      string  `json:"engine,omitempty"`
+	PriorMean   float64 `json:"prior_mean,omitempty"`
+	PriorStddev float64 `json:"prior_stddev,omitempty"`
+	PriorProper bool    `json:"prior_proper,omitempty"`
 }
 
 // Experiment is a registered randomized experiment.
@@ -308,6 +317,17 @@ func (e *Experiment) Validate() error {
 	case "holm", "bh", "none":
 	default:
 		return invalid(op, "analysis.correction", `must be "holm", "bh" or "none", got %q`, e.Analysis.Correction)
+	}
+	switch e.Analysis.Engine {
+	case "", "frequentist", "bayesian":
+	default:
+		return invalid(op, "analysis.engine", `must be "frequentist" or "bayesian", got %q`, e.Analysis.Engine)
+	}
+	if m := e.Analysis.PriorMean; math.IsNaN(m) || math.IsInf(m, 0) {
+		return invalid(op, "analysis.prior_mean", "must be finite, got %g", m)
+	}
+	if sd := e.Analysis.PriorStddev; !(sd >= 0) || math.IsInf(sd, 0) {
+		return invalid(op, "analysis.prior_stddev", "must be ≥ 0 and finite, got %g", sd)
 	}
 	if e.Analysis.MDE < 0 {
 		return invalid(op, "analysis.mde", "must not be negative, got %g", e.Analysis.MDE)

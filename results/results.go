@@ -70,10 +70,15 @@ type analysisPlan struct {
 	Sequential bool
 	Tuning     float64
 	Correction string
+	Bayesian   bool           // engine "bayesian": add the Bayesian view under Prior
+	Prior      analysis.Prior // a value, so that the input hash prints it
 }
 
 func planOf(e *experiment.Experiment) analysisPlan {
 	p := analysisPlan{Alpha: e.Analysis.Alpha, Sequential: e.Analysis.Sequential, Tuning: e.Analysis.Tuning, Correction: e.Analysis.Correction}
+	if e.Analysis.Engine == "bayesian" {
+		p.Bayesian, p.Prior = true, *analysis.PriorOf(e.Analysis.PriorMean, e.Analysis.PriorStddev, e.Analysis.PriorProper)
+	}
 	if p.Alpha == 0 {
 		p.Alpha = analysis.DefaultAlpha
 	}
@@ -131,6 +136,9 @@ func AnalyzeStats(st *metric.Stats, names []string, defs map[string]*experiment.
 			}
 		}
 		in := analysis.Input{Metric: n, Type: typeOf(m.Aggregation), Arms: arms, Alpha: plan.Alpha}
+		if plan.Bayesian {
+			in.Bayesian = &plan.Prior
+		}
 		if plan.Sequential {
 			in.SequentialTuning = plan.Tuning
 		}

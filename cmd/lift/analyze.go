@@ -37,9 +37,9 @@ or 1, "ratio" with --denominator, and "mean" otherwise.`
 // analyzeFlags are the parsed flags of "lift analyze".
 type analyzeFlags struct {
 	data, variant, metric, covariate, denominator, covariates string
-	control, typ, weights, format, alternative                string
-	alpha, tuning, srmThreshold                               float64
-	sequential                                                bool
+	control, typ, weights, format, alternative, engine        string
+	alpha, tuning, srmThreshold, priorMean, priorStddev       float64
+	sequential, priorProper                                   bool
 }
 
 func runAnalyze(ctx context.Context, e *env, args []string) error {
@@ -59,6 +59,10 @@ func runAnalyze(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&f.tuning, "tuning", analysis.DefaultSequentialTuning, "sequential tuning parameter N*: the total sample size where intervals are tightest")
 	fs.StringVar(&f.alternative, "alternative", "two-sided", "alternative hypothesis: two-sided, greater or less")
 	fs.Float64Var(&f.srmThreshold, "srm-threshold", analysis.DefaultSRMThreshold, "SRM p-value below which a mismatch is flagged")
+	fs.StringVar(&f.engine, "engine", "frequentist", "frequentist, or bayesian: adds GrowthBook's Bayesian view (chance to win, risk, credible intervals) to each comparison")
+	fs.Float64Var(&f.priorMean, "prior-mean", 0, "with --engine bayesian: prior mean of the relative effect")
+	fs.Float64Var(&f.priorStddev, "prior-stddev", analysis.DefaultPriorStddev, "with --engine bayesian: prior standard deviation of the relative effect")
+	fs.BoolVar(&f.priorProper, "prior-proper", false, "with --engine bayesian: use the prior (default: flat, GrowthBook's default)")
 	fs.StringVar(&f.format, "format", "json", "output format: json or text")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -171,6 +175,16 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 	if f.sequential {
 		in.SequentialTuning = f.tuning
 	}
+	switch f.engine {
+	case "frequentist":
+	case "bayesian":
+		if !(f.priorStddev > 0) || math.IsInf(f.priorStddev, 0) {
+			return none, usageError("--prior-stddev", "must be positive and finite, got %g", f.priorStddev)
+		}
+		in.Bayesian = analysis.PriorOf(f.priorMean, f.priorStddev, f.priorProper)
+	default:
+		return none, usageError("--engine", "must be frequentist or bayesian, got %q", f.engine)
+	}
 	in.Control = f.control
 	if in.Control == "" {
 		in.Control = names[0]
@@ -263,6 +277,19 @@ func writeAnalysisText(out io.Writer, r analysis.MetricResult) error {
 		vs := c.Variant + " vs " + r.Control
 		fmt.Fprintf(w, "%s\tabsolute\t%.6g\t%s\t%s\t%s\t\n", vs, c.Absolute.Estimate, interval(c.Absolute, false), pText(c.Absolute.PValue, c.Adjusted, false), notes)
 		fmt.Fprintf(w, "\trelative\t%+.2f%%\t%s\t%s\t\t\n", 100*c.Relative.Estimate, interval(c.Relative, true), pText(c.Relative.PValue, c.Adjusted, true))
+	}
+	header := false
+	for _, c := range r.Comparisons {
+		if c.Bayesian == nil {
+			continue
+		}
+		if !header {
+			header = true
+			fmt.Fprintln(w)
+			fmt.Fprintf(w, "Bayesian (GrowthBook)\teffect\tposterior mean\t%g%% credible\tchance to win\trisk (control / treatment)\t\n", 100*(1-r.Alpha))
+		}
+		b := c.Bayesian.Relative
+		fmt.Fprintf(w, "%s vs %s\trelative\t%+.2f%%\t[%+.2f%%, %+.2f%%]\t%.1f%%\t%.3g%% / %.3g%%\t\n", c.Variant, r.Control, 100*b.Expected, 100*b.CILow, 100*b.CIHigh, 100*b.ChanceToWin, 100*b.RiskControl, 100*b.RiskTreatment)
 	}
 	return w.Flush()
 }

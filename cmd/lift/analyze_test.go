@@ -129,6 +129,8 @@ func TestAnalyzeMatchesPackage(t *testing.T) {
 			analysis.Input{Metric: "y", Type: analysis.Proportion, Arms: sums(bin, sorted...), Control: "control"}},
 		{"sequential one-sided", []string{"--data", path, "--variant", "variant", "--metric", "y", "--sequential", "--alternative", "greater", "--alpha", "0.1"},
 			analysis.Input{Metric: "y", Type: analysis.Mean, Arms: sums(rows, sorted...), Control: "control", SequentialTuning: 5000, Alternative: analysis.Greater, Alpha: 0.1}},
+		{"bayesian", []string{"--data", path, "--variant", "variant", "--metric", "y", "--engine", "bayesian", "--prior-mean", "0.05", "--prior-stddev", "0.1", "--prior-proper"},
+			analysis.Input{Metric: "y", Type: analysis.Mean, Arms: sums(rows, sorted...), Control: "control", Bayesian: analysis.PriorOf(0.05, 0.1, true)}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -157,6 +159,15 @@ func TestAnalyzeMatchesPackage(t *testing.T) {
 				}
 				closeEffect(t, w.Variant+".absolute", g.Absolute, w.Absolute)
 				closeEffect(t, w.Variant+".relative", g.Relative, w.Relative)
+				if (g.Bayesian == nil) != (w.Bayesian == nil) {
+					t.Fatalf("%s: Bayesian view %+v, want %+v", w.Variant, g.Bayesian, w.Bayesian)
+				}
+				if w.Bayesian != nil {
+					gb, wb := g.Bayesian.Relative, w.Bayesian.Relative
+					if math.Abs(gb.Expected-wb.Expected) > 1e-9 || math.Abs(gb.ChanceToWin-wb.ChanceToWin) > 1e-9 || math.Abs(gb.RiskControl-wb.RiskControl) > 1e-9 {
+						t.Errorf("%s: Bayesian %+v, want %+v", w.Variant, gb, wb)
+					}
+				}
 			}
 			if (got.CUPED == nil) != (c.in.Covariate == "") {
 				t.Errorf("cuped = %+v", got.CUPED)
@@ -185,6 +196,10 @@ func TestAnalyzeWeightsAndText(t *testing.T) {
 	code, out, errOut = runLift(t, "analyze", "--data", path, "--variant", "variant", "--metric", "y", "--covariate", "x", "--format", "text")
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	code, out2, errOut := runLift(t, "analyze", "--data", path, "--variant", "variant", "--metric", "y", "--engine", "bayesian", "--format", "text")
+	if code != 0 || !strings.Contains(out2, "chance to win") || !strings.Contains(out2, "95% credible") {
+		t.Errorf("--engine bayesian text: exit %d %s\n%s", code, errOut, out2)
 	}
 	for _, s := range []string{"red vs control", "blue vs control", "absolute", "relative", "CUPED on x", "95% CI", "variance reduction"} {
 		if !strings.Contains(out, s) {
@@ -220,6 +235,8 @@ func TestAnalyzeErrors(t *testing.T) {
 		{"no such file", []string{"--data", filepath.Join(dir, "nope.csv"), "--variant", "v", "--metric", "y"}, []string{"nope.csv"}},
 		{"unknown extension", []string{"--data", write("x.xlsx", "hi"), "--variant", "v", "--metric", "y"}, []string{"x.xlsx", "unknown file type"}},
 		{"bad format", []string{"--data", good, "--variant", "variant", "--metric", "y", "--format", "xml"}, []string{"--format"}},
+		{"bad engine", []string{"--data", good, "--variant", "variant", "--metric", "y", "--engine", "mcmc"}, []string{"--engine", "mcmc"}},
+		{"bad prior", []string{"--data", good, "--variant", "variant", "--metric", "y", "--engine", "bayesian", "--prior-stddev", "0"}, []string{"--prior-stddev", "positive"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -43,6 +43,8 @@ func commands() []command {
 		{"geo", "synthetic control for a geo experiment on a panel file", runGeo},
 		{"power", "sample size, power, minimum detectable effect and duration of a planned test", runPower},
 		{"uplift", "fit and evaluate an uplift model on a file", runUplift},
+		{"segments", "break an effect down by a unit attribute, with post-stratification, on a file", runSegments},
+		{"quantiles", "compare quantiles (p50, p90, p99) of a per-unit value between two arms, on a file", runQuantiles},
 		{"report", "write an experiment report (HTML, Markdown, charts, CSV) to a folder", runReport},
 		{"model", "train and inspect personalization models (lift model train|card)", runModel},
 	}

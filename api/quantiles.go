@@ -1,0 +1,76 @@
+package api
+
+import (
+	"net/http"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/liftlab/lift/analysis"
+	"github.com/liftlab/lift/experiment"
+)
+
+// Quantile metrics of an experiment (docs/quantiles.md): the pipeline of
+// "lift quantiles" (analysis.QuantileRun) over the store's per-unit values.
+
+type quantilesRequest struct {
+	Experiment string    `json:"experiment" required:"true"`
+	Metric     string    `json:"metric" required:"true" doc:"a sum, count, binary or mean metric, per unit as in the experiment's results"`
+	Control    string    `json:"control,omitempty" doc:"control variant; default the experiment's first variant"`
+	Treatment  string    `json:"treatment,omitempty" doc:"treated variant; default the other variant of a two-variant experiment"`
+	Quantiles  []float64 `json:"quantiles,omitempty" doc:"quantiles in (0, 1); default [0.5, 0.9, 0.99]"`
+	Alpha      float64   `json:"alpha,omitempty" doc:"1 − confidence level, default 0.05"`
+}
+
+// quantilesResult is the answer of POST /v1/analyses/quantiles: the report of
+// "lift quantiles" and where the data came from.
+type quantilesResult struct {
+	*analysis.QuantileReport
+	Experiment   string `json:"experiment"`
+	MultipleArms int    `json:"multiple_arms" doc:"units exposed to more than one variant, left out"`
+}
+
+func (s *Server) quantileRoutes() {
+	s.route(http.MethodPost, "/v1/analyses/quantiles", experiment.RoleAnalyst, s.postQuantiles, op{
+		Summary: "Differences of quantiles (p50, p90, p99) of a per-unit metric", Request: quantilesRequest{}, Response: quantilesResult{},
+		Description: "Takes the metric's per-unit values of the two variants (the metric engine, as the experiment's " +
+			"results) and compares their quantiles: type-6 sample quantiles, Maritz-Jarrett standard errors and " +
+			"normal large-sample intervals for the difference (relative: delta method). Exact numbers (analysts). " +
+			"The same pipeline as \"lift quantiles\" (analysis.QuantileRun)."})
+}
+
+func (s *Server) postQuantiles(c echo.Context) error {
+	const op = "api.quantiles"
+	var req quantilesRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}} {
+		if r.v == "" {
+			return experiment.E(op, experiment.Invalid, experiment.Field(r.field), experiment.Errorf("is required"))
+		}
+	}
+	ctx := c.Request().Context()
+	e, _, err := s.analysisExperiment(ctx, op, req.Experiment, req.Metric)
+	if err != nil {
+		return err
+	}
+	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
+		return err
+	}
+	values, multi, err := s.db.UnitValues(ctx, s.results.Engine(), e, []string{req.Control, req.Treatment}, req.Metric, "metric")
+	if err != nil {
+		return err
+	}
+	arms, ys := make([]string, len(values)), make([]float64, len(values))
+	for i, v := range values {
+		arms[i], ys[i] = v.Arm, v.Value
+	}
+	rep, err := analysis.QuantileRun(ctx, arms, ys, analysis.QuantileOptions{Metric: req.Metric, Control: req.Control, Treatment: req.Treatment, Quantiles: req.Quantiles, Alpha: req.Alpha})
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		return experiment.E(op, err)
+	}
+	return c.JSON(http.StatusOK, &quantilesResult{QuantileReport: rep, Experiment: e.Key, MultipleArms: multi})
+}
