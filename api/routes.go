@@ -19,4 +19,5 @@ func (s *Server) routes() {
 	s.quasiRoutes()
 	s.geoRoutes()
 	s.powerRoutes()
+	s.consoleRoutes()
 }

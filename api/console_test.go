@@ -1,0 +1,347 @@
+package api
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+)
+
+// browser is a client with a cookie jar that does not follow redirects, as a
+// browser's requests look one by one.
+type browser struct {
+	t    *testing.T
+	ts   *tserver
+	c    *http.Client
+	last string // the last page's body
+}
+
+func newBrowser(t *testing.T, ts *tserver) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &browser{t: t, ts: ts, c: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// do sends a GET (form nil) or a form POST and returns the answer, body read
+// into b.last.
+func (b *browser) do(path string, form url.Values, header ...string) *http.Response {
+	b.t.Helper()
+	method, body := http.MethodGet, io.Reader(nil)
+	if form != nil {
+		method, body = http.MethodPost, strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequest(method, b.ts.http.URL+path, body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := b.c.Do(req)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	b.last = string(raw)
+	return resp
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// csrf is the CSRF token of the last page's form.
+func (b *browser) csrf() string {
+	b.t.Helper()
+	m := csrfRE.FindStringSubmatch(b.last)
+	if m == nil {
+		b.t.Fatalf("the page has no CSRF token:\n%s", b.last)
+	}
+	return m[1]
+}
+
+// signIn signs in with the key through the form and returns the session cookie.
+func (b *browser) signIn(key string) *http.Cookie {
+	b.t.Helper()
+	b.do("/login", nil)
+	resp := b.do("/login", url.Values{"csrf": {b.csrf()}, "key": {key}, "next": {"/"}})
+	if resp.StatusCode != http.StatusSeeOther {
+		b.t.Fatalf("sign-in: %d\n%s", resp.StatusCode, b.last)
+	}
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			return c
+		}
+	}
+	b.t.Fatal("sign-in set no session cookie")
+	return nil
+}
+
+// TestConsoleSignIn: the sign-in form, its CSRF token and errors next to the
+// field, the session cookie (a session id, never the key), pages behind it,
+// and sign-out.
+func TestConsoleSignIn(t *testing.T) {
+	var logs bytes.Buffer
+	ts := newTestServer(t, func(o *Options) { o.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	ts.setupRunning()
+	viewer := ts.key("exec", experiment.RoleViewer)
+	ingest := ts.key("svc", experiment.RoleIngest)
+	b := newBrowser(t, ts)
+
+	// Signed out, the console sends the browser to the form, and back after.
+	if resp := b.do("/experiments/checkout", nil); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login?next=%2Fexperiments%2Fcheckout" {
+		t.Fatalf("signed out: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	resp := b.do("/login", nil)
+	if resp.StatusCode != 200 || !strings.Contains(b.last, `<label for="key">API key</label>`) {
+		t.Fatalf("the form: %d\n%s", resp.StatusCode, b.last)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "form-action 'self'") || strings.Contains(csp, "script-src") {
+		t.Errorf("CSP %q", csp)
+	}
+	tok := b.csrf()
+
+	for _, c := range []struct {
+		name   string
+		form   url.Values // "csrf" "" is replaced by the form's token
+		header []string
+		status int
+		field  string // the error shown next to the field
+	}{
+		{"no CSRF token", url.Values{"key": {viewer}}, nil, 403, "csrf: the form expired"},
+		{"wrong CSRF token", url.Values{"key": {viewer}, "csrf": {"forged"}}, nil, 403, "csrf: the form expired"},
+		{"another site", url.Values{"key": {viewer}, "csrf": {""}}, []string{"Origin", "https://evil.example"}, 403, "csrf: the form expired"},
+		{"no key", url.Values{"csrf": {""}}, nil, 400, "key: enter your API key"},
+		{"unknown key", url.Values{"key": {"lift_nope"}, "csrf": {""}}, nil, 401, "key: unknown or revoked API key"},
+		{"ingest key", url.Values{"key": {ingest}, "csrf": {""}}, nil, 403, `key: API key &#34;svc&#34; has role &#34;ingest&#34;; the console needs role viewer`},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if v, ok := c.form["csrf"]; ok && v[0] == "" {
+				c.form.Set("csrf", tok)
+			}
+			resp := b.do("/login", c.form, c.header...)
+			if resp.StatusCode != c.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, c.status)
+			}
+			if !strings.Contains(b.last, `id="key-error" role="alert">`+c.field) || !strings.Contains(b.last, `aria-describedby="key-error"`) {
+				t.Errorf("the form does not show %q next to the field:\n%s", c.field, b.last)
+			}
+			for _, ck := range resp.Cookies() {
+				if ck.Name == sessionCookie && ck.Value != "" {
+					t.Errorf("a failed sign-in set a session")
+				}
+			}
+			tok = b.csrf() // each showing of the form has a fresh token
+		})
+	}
+
+	b.do("/login", nil)
+	resp = b.do("/login", url.Values{"csrf": {b.csrf()}, "key": {viewer}, "next": {"//evil.example/x"}})
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("sign-in with an outside next: %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	var ck *http.Cookie
+	for _, c := range resp.Cookies() {
+		if c.Name == sessionCookie {
+			ck = c
+		}
+	}
+	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" || ck.MaxAge != int((12*time.Hour).Seconds()) {
+		t.Fatalf("session cookie %+v: want HttpOnly, SameSite=Strict, Path /, 12h", ck)
+	}
+	if strings.Contains(ck.Value, viewer) || strings.Contains(viewer, ck.Value) {
+		t.Fatalf("the cookie holds the key")
+	}
+
+	if resp := b.do("/", nil); resp.StatusCode != 200 || !strings.Contains(b.last, `<tr data-key="checkout">`) || !strings.Contains(b.last, "exec · viewer") {
+		t.Fatalf("the experiments page: %d\n%s", resp.StatusCode, b.last)
+	}
+	logoutTok := b.csrf()
+	if resp := b.do("/logout", url.Values{"csrf": {"forged"}}); resp.StatusCode != 403 {
+		t.Errorf("logout with a forged token: %d, want 403", resp.StatusCode)
+	}
+	if resp := b.do("/", nil); resp.StatusCode != 200 {
+		t.Fatalf("a forged logout ended the session: %d", resp.StatusCode)
+	}
+	if resp := b.do("/logout", url.Values{"csrf": {logoutTok}}); resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/login" {
+		t.Fatalf("logout: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	// The old cookie, replayed, opens nothing.
+	replay := newBrowser(t, ts)
+	u, _ := url.Parse(ts.http.URL)
+	replay.c.Jar.SetCookies(u, []*http.Cookie{{Name: sessionCookie, Value: ck.Value}})
+	if resp := replay.do("/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("the session outlived its logout: %d", resp.StatusCode)
+	}
+	for _, secret := range []string{viewer, ingest, ck.Value} {
+		if strings.Contains(logs.String(), secret) {
+			t.Errorf("a secret is in the log:\n%s", logs.String())
+		}
+	}
+}
+
+// TestConsoleSessionEnds: a session ends when its time is up or its key is
+// revoked.
+func TestConsoleSessionEnds(t *testing.T) {
+	clock := newTestClock()
+	ts := newTestServer(t, withClock(clock), func(o *Options) { o.SessionTTL = time.Hour })
+	viewer := ts.key("exec", experiment.RoleViewer)
+
+	b := newBrowser(t, ts)
+	b.signIn(viewer)
+	clock.Advance(59 * time.Minute)
+	if resp := b.do("/", nil); resp.StatusCode != 200 {
+		t.Fatalf("within the hour: %d", resp.StatusCode)
+	}
+	clock.Advance(time.Minute)
+	if resp := b.do("/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after the hour: %d, want 303 to the sign-in form", resp.StatusCode)
+	}
+
+	b = newBrowser(t, ts)
+	b.signIn(viewer)
+	var keys struct {
+		Keys []experiment.APIKey `json:"keys"`
+	}
+	ts.must(200, "GET", "/v1/keys", nil, &keys)
+	for _, k := range keys.Keys {
+		if k.Name == "exec" {
+			ts.must(http.StatusNoContent, "DELETE", "/v1/keys/"+k.ID, nil, nil)
+		}
+	}
+	if resp := b.do("/", nil); resp.StatusCode != http.StatusSeeOther {
+		t.Errorf("after the key's revocation: %d, want 303 to the sign-in form", resp.StatusCode)
+	}
+}
+
+// TestConsoleRoles: the experiment page shows the API's numbers for the
+// key's role, DP only for viewers, and its downloads are the API's documents.
+func TestConsoleRoles(t *testing.T) {
+	ts := newJobServer(t)
+	setupPrivate(t, ts)
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+
+	var exact, dp apiResults
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &exact)
+	var dpr PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &dpr)
+	raw, _ := json.Marshal(dpr)
+	if err := json.Unmarshal(raw, &dp); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, c := range []struct {
+		who, key string
+		want     apiResults
+		banner   string
+	}{
+		{"analyst", analyst, exact, "Exact numbers"},
+		{"viewer", viewer, dp, "DP-noised (ε = 0.5)"},
+	} {
+		t.Run(c.who, func(t *testing.T) {
+			b := newBrowser(t, ts)
+			b.signIn(c.key)
+			if resp := b.do("/experiments/checkout", nil); resp.StatusCode != 200 {
+				t.Fatalf("%d\n%s", resp.StatusCode, b.last)
+			}
+			if !strings.Contains(b.last, c.banner) {
+				t.Errorf("the page lacks %q", c.banner)
+			}
+			checkReportPage(t, c.who+" console page", b.last, c.want)
+			// The CSV download is the API's CSV for the same key.
+			resp := b.do("/experiments/checkout/files/results.csv", nil)
+			_, api := ts.do("GET", "/v1/experiments/checkout/results.csv", c.key, nil)
+			if resp.StatusCode != 200 || b.last != string(api) || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+				t.Errorf("CSV download: %d %q\n%s\nthe API's:\n%s", resp.StatusCode, resp.Header.Get("Content-Disposition"), b.last, api)
+			}
+			// Every download the page lists is served.
+			b.do("/experiments/checkout", nil)
+			links := regexp.MustCompile(`href="(/experiments/checkout/files/[^"]+)" download`).FindAllStringSubmatch(b.last, -1)
+			if len(links) < 4 {
+				t.Errorf("the page lists %d downloads, want the report, CSV, Parquet and charts", len(links))
+			}
+			for _, l := range links {
+				if resp := b.do(l[1], nil); resp.StatusCode != 200 || len(b.last) == 0 {
+					t.Errorf("download %s: %d\n%s", l[1], resp.StatusCode, b.last)
+				}
+			}
+			if resp := b.do("/experiments/nope", nil); resp.StatusCode != 404 || !strings.Contains(b.last, `id="error-message"`) {
+				t.Errorf("an unknown experiment: %d\n%s", resp.StatusCode, b.last)
+			}
+		})
+	}
+	// A viewer's page shows no exact mean: the exact treatment revenue mean
+	// (12 for half the units plus the second purchases) is not the DP one.
+	b := newBrowser(t, ts)
+	b.signIn(viewer)
+	b.do("/experiments/checkout", nil)
+	if strings.Contains(b.last, "Exact numbers") {
+		t.Errorf("the viewer's page says it is exact")
+	}
+}
+
+// TestConsoleExperimentFilters: the list's filters and search.
+func TestConsoleExperimentFilters(t *testing.T) {
+	ts := newTestServer(t)
+	ts.must(http.StatusCreated, "POST", "/v1/layers", map[string]any{"name": "pricing"}, nil)
+	for _, e := range []map[string]any{
+		{"key": "checkout", "name": "Checkout button", "layer": "pricing", "layer_range": map[string]float64{"start": 0, "end": 0.5}},
+		{"key": "banner", "name": "Home banner"},
+		{"key": "search", "description": "ranking of search results"},
+	} {
+		e["variants"] = []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}}
+		ts.must(http.StatusCreated, "POST", "/v1/experiments", e, nil)
+	}
+	ts.must(http.StatusOK, "POST", "/v1/experiments/banner/start", nil, nil)
+	b := newBrowser(t, ts)
+	b.signIn(ts.admin)
+	keysRE := regexp.MustCompile(`<tr data-key="([^"]+)">`)
+	for _, c := range []struct {
+		query  string
+		want   []string
+		status int
+	}{
+		{"", []string{"checkout", "banner", "search"}, 200},
+		{"?status=running", []string{"banner"}, 200},
+		{"?status=draft", []string{"checkout", "search"}, 200},
+		{"?layer=pricing", []string{"checkout"}, 200},
+		{"?q=RANKING", []string{"search"}, 200},
+		{"?q=banner&status=draft", nil, 200},
+		{"?status=paused", nil, 400},
+		{"?page=0", nil, 400},
+	} {
+		resp := b.do("/"+c.query, nil)
+		if resp.StatusCode != c.status {
+			t.Errorf("%s: %d, want %d", c.query, resp.StatusCode, c.status)
+			continue
+		}
+		var got []string
+		for _, m := range keysRE.FindAllStringSubmatch(b.last, -1) {
+			got = append(got, m[1])
+		}
+		if strings.Join(got, ",") != strings.Join(c.want, ",") {
+			t.Errorf("%s: lists %v, want %v", c.query, got, c.want)
+		}
+		if c.status == 400 && !strings.Contains(b.last, strings.SplitN(strings.TrimPrefix(c.query, "?"), "=", 2)[0]+":") {
+			t.Errorf("%s: the error does not name the field:\n%s", c.query, b.last)
+		}
+	}
+}
