@@ -2,13 +2,23 @@ package api
 
 import (
 	"bytes"
+	"context"
+	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/http/httputil"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -234,8 +244,7 @@ func TestConsoleSessionEnds(t *testing.T) {
 // key's role, DP only for viewers, and its downloads are the API's documents.
 func TestConsoleRoles(t *testing.T) {
 	ts := newJobServer(t)
-	setupPrivate(t, ts)
-	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	setupConsole(t, ts)
 	analyst := ts.key("ana", experiment.RoleAnalyst)
 	viewer := ts.key("exec", experiment.RoleViewer)
 
@@ -269,7 +278,7 @@ func TestConsoleRoles(t *testing.T) {
 			// The CSV download is the API's CSV for the same key.
 			resp := b.do("/experiments/checkout/files/results.csv", nil)
 			_, api := ts.do("GET", "/v1/experiments/checkout/results.csv", c.key, nil)
-			if resp.StatusCode != 200 || b.last != string(api) || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
+			if resp.StatusCode != 200 || !sameCSV(t, b.last, string(api)) || !strings.HasPrefix(resp.Header.Get("Content-Disposition"), "attachment") {
 				t.Errorf("CSV download: %d %q\n%s\nthe API's:\n%s", resp.StatusCode, resp.Header.Get("Content-Disposition"), b.last, api)
 			}
 			// Every download the page lists is served.
@@ -344,4 +353,233 @@ func TestConsoleExperimentFilters(t *testing.T) {
 			t.Errorf("%s: the error does not name the field:\n%s", c.query, b.last)
 		}
 	}
+}
+
+// sessionProxy is a server in front of the test server that sends the
+// session cookie with every request, so that Chromium, started afresh for
+// each page, loads the pages of a signed-in browser.
+func sessionProxy(t *testing.T, target string, ck *http.Cookie) string {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	dir := rp.Director
+	rp.Director = func(r *http.Request) {
+		dir(r)
+		r.Header.Set("Cookie", sessionCookie+"="+ck.Value)
+	}
+	srv := httptest.NewServer(rp)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// TestConsoleInChromium renders the console in Debian's headless Chromium
+// (no CSP violation: the runner fails on any) and compares every number of
+// the experiment page with the API's JSON, exact for an analyst, DP for a
+// viewer; it saves screenshots (docs/console.md shows them).
+func TestConsoleInChromium(t *testing.T) {
+	browse := chromium(t)
+	if browse == nil {
+		t.Skip("chromium not installed (apt-get install chromium; LIFT_REQUIRE_CHROMIUM=1 makes this a failure)")
+	}
+	ts := newJobServer(t)
+	setupConsole(t, ts)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	var exact, dp apiResults
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &exact)
+	var dpr PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &dpr)
+	raw, _ := json.Marshal(dpr)
+	if err := json.Unmarshal(raw, &dp); err != nil {
+		t.Fatal(err)
+	}
+
+	dom := string(browse("--dump-dom", ts.http.URL+"/login"))
+	if !strings.Contains(dom, `<label for="key">API key</label>`) {
+		t.Errorf("the sign-in page in Chromium:\n%s", dom)
+	}
+	screenshotSized(t, browse, ts.http.URL+"/login", "console-login.png", 700)
+
+	for _, c := range []struct {
+		who, key string
+		want     apiResults
+		banner   string
+	}{
+		{"analyst", analyst, exact, "Exact numbers"},
+		{"viewer", viewer, dp, "DP-noised (ε = 0.5)"},
+	} {
+		base := sessionProxy(t, ts.http.URL, newBrowser(t, ts).signIn(c.key))
+		list := string(browse("--dump-dom", base+"/"))
+		if !strings.Contains(list, `<tr data-key="checkout">`) {
+			t.Errorf("%s: the experiments page in Chromium lacks checkout:\n%s", c.who, list)
+		}
+		dom := string(browse("--dump-dom", base+"/experiments/checkout"))
+		if !strings.Contains(dom, c.banner) {
+			t.Errorf("%s: the experiment page lacks %q", c.who, c.banner)
+		}
+		checkReportPage(t, c.who+" console page in Chromium", dom, c.want)
+		screenshotSized(t, browse, base+"/", "console-experiments-"+c.who+".png", 700)
+		screenshotSized(t, browse, base+"/experiments/checkout", "console-experiment-"+c.who+".png", 2600)
+	}
+}
+
+// TestConsolePlaywright is the console's end-to-end path driven by Playwright
+// in Debian's Chromium (testdata/console_e2e.cjs): sign in through the form,
+// read the experiment page's numbers and compare them with the API's, download
+// the HTML report (the same numbers), sign out; for an analyst (exact) and a
+// viewer (DP only). NODE_PATH must reach playwright-core (.ci/run installs it
+// and sets LIFT_REQUIRE_PLAYWRIGHT=1, which makes its absence a failure).
+func TestConsolePlaywright(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err == nil {
+		err = exec.Command(node, "-e", "require('playwright-core')").Run()
+	}
+	if _, cerr := os.Stat("/usr/bin/chromium"); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		if os.Getenv("LIFT_REQUIRE_PLAYWRIGHT") != "" {
+			t.Fatalf("node with playwright-core on NODE_PATH and /usr/bin/chromium are needed: %v", err)
+		}
+		t.Skipf("node with playwright-core on NODE_PATH (npm install playwright-core) and /usr/bin/chromium are needed: %v", err)
+	}
+	ts := newJobServer(t)
+	setupConsole(t, ts)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	var exact, dp apiResults
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &exact)
+	var dpr PrivateResults
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/results/private", nil, &dpr)
+	raw, _ := json.Marshal(dpr)
+	if err := json.Unmarshal(raw, &dp); err != nil {
+		t.Fatal(err)
+	}
+	out := os.Getenv("LIFT_TEST_ARTIFACTS")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "lift-test-artifacts")
+	}
+	for _, c := range []struct {
+		who, key string
+		want     apiResults
+		banner   string
+	}{
+		{"analyst", analyst, exact, "Exact numbers"},
+		{"viewer", viewer, dp, "DP-noised (ε = 0.5)"},
+	} {
+		t.Run(c.who, func(t *testing.T) {
+			dir := filepath.Join(out, "playwright-"+c.who)
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "testdata/console_e2e.cjs", ts.http.URL, c.key, dir)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("playwright: %v\n%s", err, stderr.String())
+			}
+			var got struct {
+				SignInURL, Dom, AfterSignOut string
+				Cookies                      []struct {
+					Name, Value, SameSite string
+					HTTPOnly              bool `json:"httpOnly"`
+				}
+				Problems []string
+			}
+			if err := json.Unmarshal(stdout, &got); err != nil {
+				t.Fatalf("playwright's answer: %v\n%s", err, stdout)
+			}
+			if got.SignInURL != ts.http.URL+"/login?next=%2Fexperiments%2Fcheckout" {
+				t.Errorf("signed out, the experiment page went to %s", got.SignInURL)
+			}
+			for _, ck := range got.Cookies {
+				if ck.Name == sessionCookie && (!ck.HTTPOnly || ck.SameSite != "Strict" || strings.Contains(ck.Value, c.key)) {
+					t.Errorf("session cookie %+v", ck)
+				}
+				if strings.Contains(ck.Value, c.key) {
+					t.Errorf("cookie %s holds the key", ck.Name)
+				}
+			}
+			if !strings.Contains(got.Dom, c.banner) {
+				t.Errorf("the page lacks %q", c.banner)
+			}
+			checkReportPage(t, c.who+" console page (Playwright)", got.Dom, c.want)
+			report, err := os.ReadFile(filepath.Join(dir, "report.html"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			checkReportPage(t, c.who+" downloaded report", string(report), c.want)
+			if got.AfterSignOut != ts.http.URL+"/login?next=%2F" {
+				t.Errorf("after signing out, / went to %s, want the sign-in form", got.AfterSignOut)
+			}
+			if len(got.Problems) > 0 {
+				t.Errorf("the browser reported: %q", got.Problems)
+			}
+			t.Logf("screenshot: %s", filepath.Join(dir, "experiment.png"))
+		})
+	}
+}
+
+// setupConsole is setupPrivate with the spread TestPagesShowTheAPINumbers
+// gives it (a second purchase for every third unit, a visit for every third),
+// so that the exact rows can be estimated, and a privacy budget.
+func setupConsole(t *testing.T, ts *tserver) {
+	t.Helper()
+	setupPrivate(t, ts)
+	var evs []experiment.Event
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 800 {
+		u := fmt.Sprintf("u%d", i)
+		if i%3 == 0 {
+			evs = append(evs, experiment.Event{EventID: "second-" + u, Unit: u, Type: "purchase", TS: t0, Value: float64(5 + i%7)})
+		}
+		if i%3 == 1 {
+			evs = append(evs, experiment.Event{EventID: "visit-" + u, Unit: u, Type: "visit", TS: t0, Value: 1})
+		}
+	}
+	if _, _, err := ts.db.IngestEvents(context.Background(), evs); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/checkout/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+}
+
+// sameCSV reports whether two CSV documents have the same cells, numbers
+// equal to 1e-9 relative: exact results are recomputed for each request, and
+// DuckDB's parallel sums may differ in the last bits from one run to the next.
+func sameCSV(t *testing.T, a, b string) bool {
+	t.Helper()
+	ra, err := csv.NewReader(strings.NewReader(a)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rb, err := csv.NewReader(strings.NewReader(b)).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ra) != len(rb) {
+		return false
+	}
+	for i := range ra {
+		if len(ra[i]) != len(rb[i]) {
+			return false
+		}
+		for j := range ra[i] {
+			x, y := ra[i][j], rb[i][j]
+			if x == y {
+				continue
+			}
+			fx, ex := strconv.ParseFloat(x, 64)
+			fy, ey := strconv.ParseFloat(y, 64)
+			if ex != nil || ey != nil || math.Abs(fx-fy) > 1e-9*max(1, math.Abs(fx), math.Abs(fy)) {
+				return false
+			}
+		}
+	}
+	return true
 }
