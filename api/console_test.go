@@ -29,13 +29,13 @@ import (
 // browser is a client with a cookie jar that does not follow redirects, as a
 // browser's requests look one by one.
 type browser struct {
-	t    *testing.T
+	t    testing.TB
 	ts   *tserver
 	c    *http.Client
 	last string // the last page's body
 }
 
-func newBrowser(t *testing.T, ts *tserver) *browser {
+func newBrowser(t testing.TB, ts *tserver) *browser {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -529,7 +529,7 @@ func TestConsolePlaywright(t *testing.T) {
 // setupConsole is setupPrivate with the spread TestPagesShowTheAPINumbers
 // gives it (a second purchase for every third unit, a visit for every third),
 // so that the exact rows can be estimated, and a privacy budget.
-func setupConsole(t *testing.T, ts *tserver) {
+func setupConsole(t testing.TB, ts *tserver) {
 	t.Helper()
 	setupPrivate(t, ts)
 	var evs []experiment.Event
@@ -582,4 +582,40 @@ func sameCSV(t *testing.T, a, b string) bool {
 		}
 	}
 	return true
+}
+
+// BenchmarkConsolePages measures the server-side time of the console's pages
+// over HTTP on loopback (issue 17's goal: under 200 ms each), on setupConsole's
+// experiment (800 units, three metrics): the list, the exact experiment page
+// (results recomputed, charts rendered, for each request) and the viewer's DP
+// page (the period's release is made by the first request, then reread);
+// and, for comparison in the same run, the API's report.html of the same key.
+func BenchmarkConsolePages(b *testing.B) {
+	ts := newTestServer(b)
+	setupConsole(b, ts)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	for _, c := range []struct{ name, key, path string }{
+		{"experiments", analyst, "/"},
+		{"experiment-exact", analyst, "/experiments/checkout"},
+		{"api-report-exact", analyst, "/v1/experiments/checkout/report.html"},
+		{"experiment-dp", viewer, "/experiments/checkout"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			br := newBrowser(b, ts)
+			br.signIn(c.key)
+			auth := []string{"Authorization", "Bearer " + c.key}
+			if resp := br.do(c.path, nil, auth...); resp.StatusCode != 200 {
+				b.Fatalf("%s: %d", c.path, resp.StatusCode)
+			}
+			cpu0 := cpuSeconds()
+			b.ResetTimer()
+			for b.Loop() {
+				if resp := br.do(c.path, nil, auth...); resp.StatusCode != 200 {
+					b.Fatalf("%s: %d", c.path, resp.StatusCode)
+				}
+			}
+			b.ReportMetric((cpuSeconds()-cpu0)/float64(b.N), "cpu-s/op")
+		})
+	}
 }
