@@ -21,6 +21,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/reports"
 )
 
@@ -393,6 +394,7 @@ type experimentData struct {
 	Report    template.HTML // reports.Report.HTMLBody
 	Unready   string        // why there is no report
 	Downloads []download
+	Privacy   *experiment.PrivacyAccount // nil: no budget set
 }
 
 type download struct{ Name, File string }
@@ -420,6 +422,15 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		for _, n := range r.ChartNames() {
 			d.Downloads = append(d.Downloads, download{"Chart " + n + " (SVG)", n + ".svg"}, download{"Chart " + n + " (PNG)", n + ".png"}, download{"Chart " + n + " (PDF)", n + ".pdf"})
 		}
+	}
+	// After the report, whose DP release may just have been spent.
+	acct, err := privacy.NewLedger(s.db.Ledger()).Account(ctx, privacy.ExperimentScope(e.Key), 100)
+	switch {
+	case experiment.Is(err, experiment.NotFound):
+	case err != nil:
+		return err
+	default:
+		d.Privacy = acct
 	}
 	title := e.Name
 	if title == "" {

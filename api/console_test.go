@@ -297,13 +297,27 @@ func TestConsoleRoles(t *testing.T) {
 			}
 		})
 	}
-	// A viewer's page shows no exact mean: the exact treatment revenue mean
-	// (12 for half the units plus the second purchases) is not the DP one.
+	// The privacy section is the API's account of the scope.
 	b := newBrowser(t, ts)
 	b.signIn(viewer)
 	b.do("/experiments/checkout", nil)
 	if strings.Contains(b.last, "Exact numbers") {
 		t.Errorf("the viewer's page says it is exact")
+	}
+	var acct experiment.PrivacyAccount
+	ts.mustAs(viewer, http.StatusOK, "GET", "/v1/experiments/checkout/privacy", nil, &acct)
+	want := fmt.Sprintf("Budget ε = %v · spent ε = %v · left ε = %v · ε per release %v", acct.Budget.Epsilon, acct.EpsilonSpent, acct.EpsilonLeft, acct.Budget.ReleaseEpsilon)
+	if acct.EpsilonSpent != 0.5 || !strings.Contains(b.last, `<p id="budget">`+want+`</p>`) { // one release of ε 0.5 (the viewer's first read)
+		t.Errorf("the page lacks %q (spent %g)", want, acct.EpsilonSpent)
+	}
+	ledger := regexp.MustCompile(`(?s)<table class="list" id="ledger">.*?</table>`).FindString(b.last)
+	if rows := strings.Count(ledger, "<tr><td>"); rows != len(acct.Entries) || len(acct.Entries) == 0 {
+		t.Errorf("the ledger table has %d rows, the API %d entries", rows, len(acct.Entries))
+	}
+	for _, en := range acct.Entries {
+		if !strings.Contains(ledger, "<td>"+en.Who+"</td>") {
+			t.Errorf("the ledger lacks who spent: %q", en.Who)
+		}
 	}
 }
 
