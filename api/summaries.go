@@ -605,9 +605,10 @@ func (s *Server) pageAuth(c echo.Context) (redirected bool, err error) {
 }
 
 var summariesPage = template.Must(template.New("summaries").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Lift summaries</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Lift summaries</title>
 <style>body{font-family:'Liberation Sans',Arial,Helvetica,sans-serif;max-width:860px;margin:2em auto;color:#222;padding:0 1em}
 li{margin:1.1em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}.title{font-size:1.1em;font-weight:bold}.facts{font-size:.95em}</style></head><body>
+<p class="meta"><a href="/">Lift console</a></p>
 <h1>Incrementality summaries</h1>
 <p class="meta">Every number here is differentially private. Each summary's ε is its privacy guarantee: adding or removing any one unit's data changes the chance of any number in it by at most a factor of e^ε, so no individual can be singled out; a smaller ε means more privacy and more noise.</p>
 {{if .}}<ul id="summaries">{{range .}}<li><a class="title" href="/summaries/{{.ID}}">{{.Title}}</a><br>
