@@ -44,7 +44,9 @@ var consoleTemplates = template.Must(template.New("console").Funcs(template.Func
 		}
 		return t.UTC().Format("2006-01-02")
 	},
-	"pct": func(x float64) string { return strconv.FormatFloat(100*x, 'f', -1, 64) + "%" },
+	"pct":  func(x float64) string { return strconv.FormatFloat(100*x, 'f', -1, 64) + "%" },
+	"dict": func(e map[string]string, f string) map[string]any { return map[string]any{"E": e, "F": f} },
+	"list": func(xs ...string) []string { return xs },
 }).ParseFS(consoleFS, "console/*.html"))
 
 const (
@@ -137,6 +139,8 @@ func (s *Server) consoleRoutes() {
 	s.route(http.MethodGet, "/login", Public, s.loginForm, op{Summary: "The console's sign-in form", ContentType: html})
 	s.route(http.MethodPost, "/login", Public, s.login, op{Summary: "Sign in to the console with an API key (form fields key and csrf)", ContentType: html})
 	s.route(http.MethodPost, "/logout", Public, s.consolePage(s.logout), op{Summary: "Sign out of the console (form field csrf)", ContentType: html})
+	s.route(http.MethodGet, "/experiments/new", Public, s.consolePage(s.consoleNewExperiment), op{Summary: "The console: the admin's form for a new experiment", ContentType: html})
+	s.route(http.MethodPost, "/experiments/new", Public, s.consolePage(s.consoleCreateExperiment), op{Summary: "Create (and optionally start) an experiment from the console's form; the API's validation messages are shown next to the fields", ContentType: html})
 	s.route(http.MethodGet, "/experiments/:key", Public, s.consolePage(s.consoleExperiment), op{Summary: "The console: one experiment, its design and report (DP numbers for viewers)", ContentType: html})
 	s.route(http.MethodGet, "/experiments/:key/files/:file", Public, s.consolePage(s.consoleDownload), op{
 		Summary:     "The console's downloads: report.html, results.csv, results.parquet and the charts (NAME.svg, NAME.png, NAME.pdf)",
@@ -406,7 +410,7 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		return err
 	}
 	d := experimentData{E: e, Private: !k.Role.SeesExact()}
-	r, err := BuildReport(ctx, s.db, e.Key, ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now})
+	r, err := BuildReport(ctx, s.db, s.results, e.Key, ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now})
 	switch {
 	case experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
 		_, _, d.Unready = describe(err)

@@ -633,3 +633,82 @@ func BenchmarkConsolePages(b *testing.B) {
 		})
 	}
 }
+
+// TestConsoleNewExperiment: admins create and start an experiment from the
+// form, the API's validation messages shown next to the field; other roles
+// and forged forms are refused.
+func TestConsoleNewExperiment(t *testing.T) {
+	ts := newTestServer(t)
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum"}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/layers", map[string]any{"name": "pricing"}, nil)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	b := newBrowser(t, ts)
+	b.signIn(ts.admin)
+	if resp := b.do("/experiments/new", nil); resp.StatusCode != 200 || !strings.Contains(b.last, `<label for="variants">`) {
+		t.Fatalf("the form: %d\n%s", resp.StatusCode, b.last)
+	}
+	tok := b.csrf()
+	base := url.Values{"csrf": {tok}, "key": {"button"}, "variants": {"control=0.5, treatment=0.5"}, "metrics": {"revenue"}, "primary": {"revenue"}, "alpha": {"0.05"}, "correction": {"holm"}}
+	with := func(kv ...string) url.Values {
+		v := url.Values{}
+		for k, x := range base {
+			v[k] = x
+		}
+		for i := 0; i+1 < len(kv); i += 2 {
+			v.Set(kv[i], kv[i+1])
+		}
+		return v
+	}
+	for _, c := range []struct {
+		name  string
+		form  url.Values
+		field string // the form field whose message is shown
+		msg   string // the API's message, as POST /v1/experiments gives it
+	}{
+		{"weights", with("variants", "control=0.5, treatment=0.6"), "variants", "variants"},
+		{"bad variant syntax", with("variants", "control"), "variants", "variants: write NAME=WEIGHT"},
+		{"alpha", with("alpha", "1.5"), "alpha", "analysis.alpha"},
+		{"alpha not a number", with("alpha", "x"), "alpha", `alpha: must be a number, got "x"`},
+		{"layer without a range", with("layer", "pricing"), "layer_range", "layer_range: required when layer is set"},
+		{"bad key", with("key", "a b"), "key", "key"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			resp := b.do("/experiments/new", c.form)
+			if resp.StatusCode != 400 {
+				t.Errorf("status %d, want 400", resp.StatusCode)
+			}
+			m := regexp.MustCompile(`<p class="error" id="` + c.field + `-error" role="alert">([^<]*)</p>`).FindStringSubmatch(b.last)
+			if m == nil || !strings.HasPrefix(htmlText(m[1]), c.msg) {
+				t.Errorf("no message %q next to %s:\n%s", c.msg, c.field, b.last)
+			}
+			if status, _ := ts.do("GET", "/v1/experiments/"+c.form.Get("key"), ts.admin, nil); status != 404 {
+				t.Errorf("a refused form wrote the experiment: %d", status)
+			}
+		})
+	}
+	// The API's message for the same bad weights is the one the form shows.
+	_, raw := ts.do("POST", "/v1/experiments", ts.admin, map[string]any{"key": "button", "variants": []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.6}}})
+	apiMsg := errorOf(t, raw).Message
+	b.do("/experiments/new", with("variants", "control=0.5, treatment=0.6"))
+	if !strings.Contains(htmlText(b.last), `id="variants-error" role="alert">`+apiMsg+`</p>`) {
+		t.Errorf("the form does not show the API's message %q", apiMsg)
+	}
+
+	if resp := b.do("/experiments/new", with("csrf", "forged")); resp.StatusCode != 403 {
+		t.Errorf("a forged form: %d, want 403", resp.StatusCode)
+	}
+	resp := b.do("/experiments/new", with("start", "1", "name", "Checkout button"))
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/experiments/button" {
+		t.Fatalf("create: %d to %q\n%s", resp.StatusCode, resp.Header.Get("Location"), b.last)
+	}
+	var e experiment.Experiment
+	ts.must(200, "GET", "/v1/experiments/button", nil, &e)
+	if e.Status != experiment.Running || e.Name != "Checkout button" || e.Primary() != "revenue" || len(e.Variants) != 2 || e.Variants[1].Weight != 0.5 {
+		t.Errorf("created %+v", e)
+	}
+	ab := newBrowser(t, ts)
+	ab.signIn(analyst)
+	if resp := ab.do("/experiments/new", nil); resp.StatusCode != 403 {
+		t.Errorf("an analyst opens the form: %d, want 403", resp.StatusCode)
+	}
+}
