@@ -15,7 +15,7 @@ import (
 
 // setupPrivate registers bounded metrics and a running experiment with 400 units per
 // variant: control units buy once for 10, treatment units for 12.
-func setupPrivate(t *testing.T, ts *tserver) {
+func setupPrivate(t testing.TB, ts *tserver) {
 	t.Helper()
 	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum",
 		"bounds": map[string]float64{"lower": 0, "upper": 50}}, nil)

@@ -21,4 +21,5 @@ func (s *Server) routes() {
 	s.quantileRoutes()
 	s.geoRoutes()
 	s.powerRoutes()
+	s.consoleRoutes()
 }

@@ -41,6 +41,7 @@ type Options struct {
 	PlanTTL          time.Duration    // how long a compiled assignment plan is reused, default 5s
 	Jobs             *jobs.Scheduler  // the job scheduler; nil answers the job routes 503
 	Journeys         *journey.Decider // journey decisions and model cards (docs/journeys.md); nil answers decide and model routes 503
+	SessionTTL       time.Duration    // how long a console session lasts after sign-in, default 12h
 }
 
 // DefaultOptions returns the documented defaults (without a store).
@@ -54,6 +55,7 @@ func DefaultOptions() Options {
 		MaxAssignBatch:   10_000,
 		MaxExposureBatch: 100_000,
 		PlanTTL:          5 * time.Second,
+		SessionTTL:       12 * time.Hour,
 	}
 }
 
@@ -86,6 +88,9 @@ func (o *Options) fill() {
 	if o.PlanTTL <= 0 {
 		o.PlanTTL = d.PlanTTL
 	}
+	if o.SessionTTL <= 0 {
+		o.SessionTTL = d.SessionTTL
+	}
 }
 
 // Server is the HTTP API. Create it with New and serve Handler.
@@ -99,6 +104,8 @@ type Server struct {
 	plans   *planCache
 	bufs    bufferPool // response buffers of the assignment routes
 	table   []route    // every declared route, in declaration order (for /openapi.json)
+
+	sessions sessions // the console's signed-in browsers
 
 	docOnce sync.Once // the OpenAPI document, built on first request
 	doc     []byte

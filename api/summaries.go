@@ -7,6 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -558,27 +559,30 @@ func (s *Server) getSummaryPDF(c echo.Context) error {
 	return c.Blob(http.StatusOK, "application/pdf", d.PDF)
 }
 
-const keyCookie = "lift_key"
-
-// pageAuth authenticates a browser: a key in ?key= is moved into an HttpOnly
-// cookie (and the page redirected so the key leaves the address bar and history);
-// else the cookie or the Authorization header. Any role but ingest may read.
+// pageAuth authenticates a browser: a console session (docs/console.md), else
+// a key in ?key=, which signs in (the browser then holds a session id, never
+// the key) and redirects so that the key leaves the address bar and history;
+// else the Authorization header. Any role but ingest may read.
 func (s *Server) pageAuth(c echo.Context) (redirected bool, err error) {
 	const op = "api.pageAuth"
+	if k, _, err := s.signedIn(c); err != nil {
+		return false, err
+	} else if k != nil {
+		c.Set(ctxKey, k)
+		return false, nil
+	}
 	secret := c.QueryParam("key")
 	fromQuery := secret != ""
-	if secret == "" {
-		if ck, err := c.Cookie(keyCookie); err == nil {
-			secret = ck.Value
-		}
-	}
 	if secret == "" {
 		if h := c.Request().Header.Get(echo.HeaderAuthorization); strings.HasPrefix(h, "Bearer ") {
 			secret = strings.TrimSpace(strings.TrimPrefix(h, "Bearer "))
 		}
 	}
 	if secret == "" {
-		return false, experiment.E(op, experiment.Unauthorized, experiment.Errorf("open this page as /summaries?key=YOUR_VIEWER_KEY"))
+		if c.Request().Method == http.MethodGet {
+			return true, c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(c.Request().URL.Path))
+		}
+		return false, experiment.E(op, experiment.Unauthorized, experiment.Errorf("sign in at /login"))
 	}
 	k, err := s.db.Authenticate(c.Request().Context(), secret)
 	if err != nil {
@@ -589,16 +593,22 @@ func (s *Server) pageAuth(c echo.Context) (redirected bool, err error) {
 	}
 	c.Set(ctxKey, k)
 	if fromQuery {
-		c.SetCookie(&http.Cookie{Name: keyCookie, Value: secret, Path: "/summaries", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
+		id, err := s.sessions.start(k.ID, s.opt.Now().Add(s.opt.SessionTTL))
+		if err != nil {
+			return false, experiment.E(op, experiment.Internal, err)
+		}
+		c.SetCookie(&http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https",
+			MaxAge: int(s.opt.SessionTTL / time.Second)})
 		return true, c.Redirect(http.StatusSeeOther, c.Request().URL.Path)
 	}
 	return false, nil
 }
 
 var summariesPage = template.Must(template.New("summaries").Parse(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>Lift summaries</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>Lift summaries</title>
 <style>body{font-family:'Liberation Sans',Arial,Helvetica,sans-serif;max-width:860px;margin:2em auto;color:#222;padding:0 1em}
 li{margin:1.1em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}.title{font-size:1.1em;font-weight:bold}.facts{font-size:.95em}</style></head><body>
+<p class="meta"><a href="/">Lift console</a></p>
 <h1>Incrementality summaries</h1>
 <p class="meta">Every number here is differentially private. Each summary's ε is its privacy guarantee: adding or removing any one unit's data changes the chance of any number in it by at most a factor of e^ε, so no individual can be singled out; a smaller ε means more privacy and more noise.</p>
 {{if .}}<ul id="summaries">{{range .}}<li><a class="title" href="/summaries/{{.ID}}">{{.Title}}</a><br>

@@ -87,8 +87,8 @@ func TestSummariesPageForExecutives(t *testing.T) {
 			pages++
 		}
 	}
-	if pdfs != 2 || pages != 4 {
-		t.Errorf("/summaries links to %d PDFs and %d pages, want 2 PDFs and 4 page links (title and \"page\" of each)", pdfs, pages)
+	if pdfs != 2 || pages != 5 {
+		t.Errorf("/summaries links to %d PDFs and %d pages, want 2 PDFs and 5 page links (title and \"page\" of each, and the console)", pdfs, pages)
 	}
 	// The newest summary's page: its trend chart's axis carries dates.
 	status, _, sp := get("/summaries/" + strings.TrimPrefix(string(regexp.MustCompile(`/summaries/[^"/?]+`).Find(page)), "/summaries/"))

@@ -139,9 +139,12 @@ func TestJobsAndSummaries(t *testing.T) {
 		t.Errorf("rebuilding the same period spent ε: %g", acct.EpsilonSpent)
 	}
 
-	// The page: no key → 401; ingest key → 403; a viewer key moves into a cookie.
-	if status, _ := ts.do("GET", "/summaries", "", nil); status != 401 {
-		t.Errorf("/summaries without a key: %d, want 401", status)
+	// The page: no key → the console's sign-in form; ingest key → 403; a viewer
+	// key signs in (the cookie holds a session id).
+	if resp := ts.request("GET", "/summaries", "", nil, nil); resp.Request.URL.Path != "/login" || resp.StatusCode != 200 {
+		t.Errorf("/summaries without a key: %d at %s, want 200 at the sign-in form /login", resp.StatusCode, resp.Request.URL)
+	} else {
+		resp.Body.Close()
 	}
 	ing := ts.key("svc", experiment.RoleIngest)
 	if status, _ := ts.do("GET", "/summaries?key="+ing, "", nil); status != 403 {

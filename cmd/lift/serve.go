@@ -152,6 +152,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		return fmt.Errorf("listening on %s: %w", cfg.addr, err)
 	}
 	fmt.Fprintf(e.stdout, "lift serving on http://%s (database %s)\n", ln.Addr(), db.Path())
+	fmt.Fprintf(e.stdout, "console: open http://%s/ and sign in with an API key\n", ln.Addr())
 	if lim, err := db.MemoryLimit(ctx); err == nil {
 		logger.Info("limits", "duckdb_memory_limit", lim, "read_header_timeout", cfg.readHeaderTimeout.String(),
 			"read_timeout", cfg.readTimeout.String(), "max_conns_per_ip", cfg.maxConnsPerIP, "max_clock_skew", cfg.maxClockSkew.String())

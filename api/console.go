@@ -1,0 +1,460 @@
+package api
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"embed"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/privacy"
+	"github.com/liftlab/lift/reports"
+)
+
+// The console: server-rendered pages at / for people with an API key
+// (docs/console.md). A key is typed once into the sign-in form; the browser
+// then holds only a session id (cookie lift_session: HttpOnly, SameSite=Strict,
+// Secure over TLS), which maps in this server's memory to the key's id, never
+// to its secret. Sessions end at logout, after Options.SessionTTL, when the key
+// is revoked, or when the server restarts. Every form carries a CSRF token.
+// Pages read through the same compositions as the API (BuildReport) under the
+// key's role: viewers see DP numbers only.
+
+//go:embed console
+var consoleFS embed.FS
+
+var consoleTemplates = template.Must(template.New("console").Funcs(template.FuncMap{
+	"date": func(t *time.Time) string {
+		if t == nil {
+			return "–"
+		}
+		return t.UTC().Format("2006-01-02")
+	},
+	"pct":  func(x float64) string { return strconv.FormatFloat(100*x, 'f', -1, 64) + "%" },
+	"dict": func(e map[string]string, f string) map[string]any { return map[string]any{"E": e, "F": f} },
+	"list": func(xs ...string) []string { return xs },
+}).ParseFS(consoleFS, "console/*.html"))
+
+const (
+	sessionCookie = "lift_session"
+	loginCookie   = "lift_login" // the sign-in form's CSRF token (double submit)
+	pageSize      = 50
+)
+
+// consoleCSP is the console's Content-Security-Policy: the API's, but its own
+// stylesheet may load and its forms may post to this server.
+const consoleCSP = "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; font-src data:; " +
+	"frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+
+// consoleSession is one signed-in browser.
+type consoleSession struct {
+	keyID   string
+	csrf    string
+	expires time.Time
+}
+
+// sessions holds the console's sessions by the SHA-256 of their id.
+type sessions struct {
+	mu sync.Mutex
+	m  map[string]*consoleSession
+}
+
+func hashID(id string) string {
+	h := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(h[:])
+}
+
+func randomToken() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("random token: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// start opens a session for the key and returns its id.
+func (ss *sessions) start(keyID string, expires time.Time) (string, error) {
+	id, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	csrf, err := randomToken()
+	if err != nil {
+		return "", err
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	if ss.m == nil {
+		ss.m = map[string]*consoleSession{}
+	}
+	ss.m[hashID(id)] = &consoleSession{keyID: keyID, csrf: csrf, expires: expires}
+	return id, nil
+}
+
+// get returns the live session of id, dropping it (and any other expired one
+// it meets) when expired.
+func (ss *sessions) get(id string, now time.Time) *consoleSession {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	h := hashID(id)
+	se, ok := ss.m[h]
+	if !ok {
+		return nil
+	}
+	if !now.Before(se.expires) {
+		delete(ss.m, h)
+		return nil
+	}
+	c := *se
+	return &c
+}
+
+func (ss *sessions) end(id string) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	delete(ss.m, hashID(id))
+}
+
+// consoleRoutes: the console's pages. They are Public in the route table
+// because they authenticate by session, not by the Authorization header.
+func (s *Server) consoleRoutes() {
+	html := "text/html"
+	s.route(http.MethodGet, "/", Public, s.consolePage(s.consoleExperiments), op{Summary: "The console: experiments (signed-in browsers; otherwise a redirect to /login)", ContentType: html,
+		Query: []param{{Name: "status", Type: "string", Description: "draft, running or stopped"}, {Name: "layer", Type: "string"}, {Name: "holdout", Type: "string"},
+			{Name: "q", Type: "string", Description: "words in the key, name or description"}, {Name: "page", Type: "integer", Description: "page of 50, from 1"}}})
+	s.route(http.MethodGet, "/login", Public, s.loginForm, op{Summary: "The console's sign-in form", ContentType: html})
+	s.route(http.MethodPost, "/login", Public, s.login, op{Summary: "Sign in to the console with an API key (form fields key and csrf)", ContentType: html})
+	s.route(http.MethodPost, "/logout", Public, s.consolePage(s.logout), op{Summary: "Sign out of the console (form field csrf)", ContentType: html})
+	s.route(http.MethodGet, "/experiments/new", Public, s.consolePage(s.consoleNewExperiment), op{Summary: "The console: the admin's form for a new experiment", ContentType: html})
+	s.route(http.MethodPost, "/experiments/new", Public, s.consolePage(s.consoleCreateExperiment), op{Summary: "Create (and optionally start) an experiment from the console's form; the API's validation messages are shown next to the fields", ContentType: html})
+	s.route(http.MethodGet, "/experiments/:key", Public, s.consolePage(s.consoleExperiment), op{Summary: "The console: one experiment, its design and report (DP numbers for viewers)", ContentType: html})
+	s.route(http.MethodGet, "/experiments/:key/files/:file", Public, s.consolePage(s.consoleDownload), op{
+		Summary:     "The console's downloads: report.html, results.csv, results.parquet and the charts (NAME.svg, NAME.png, NAME.pdf)",
+		Description: "The same documents as the /v1/experiments/KEY/ routes, for the signed-in key's role.", ContentType: "application/octet-stream"})
+	s.route(http.MethodGet, "/console.css", Public, s.consoleCSS, op{Summary: "The console's stylesheet", ContentType: "text/css"})
+}
+
+// signedIn is the key of the request's session, with the session.
+func (s *Server) signedIn(c echo.Context) (*experiment.APIKey, *consoleSession, error) {
+	ck, err := c.Cookie(sessionCookie)
+	if err != nil || ck.Value == "" {
+		return nil, nil, nil
+	}
+	se := s.sessions.get(ck.Value, s.opt.Now())
+	if se == nil {
+		return nil, nil, nil
+	}
+	keys, err := s.db.ListKeys(c.Request().Context())
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, k := range keys {
+		if k.ID == se.keyID && k.RevokedAt == nil && k.Role.Allows(experiment.RoleViewer) {
+			return k, se, nil
+		}
+	}
+	s.sessions.end(ck.Value) // the key was revoked
+	return nil, nil, nil
+}
+
+type consoleHandler func(c echo.Context, k *experiment.APIKey, se *consoleSession) error
+
+// consolePage wraps a console handler: the console's CSP, a signed-in key (else
+// a redirect to the sign-in form that comes back here) and errors as pages.
+func (s *Server) consolePage(h consoleHandler) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		c.Response().Header().Set("Content-Security-Policy", consoleCSP)
+		c.Response().Header().Set("Cache-Control", "no-store")
+		k, se, err := s.signedIn(c)
+		if err != nil {
+			return s.consoleError(c, nil, nil, err)
+		}
+		if k == nil {
+			next := c.Request().URL.Path
+			if c.Request().Method != http.MethodGet {
+				next = "/"
+			}
+			return c.Redirect(http.StatusSeeOther, "/login?next="+url.QueryEscape(next))
+		}
+		c.Set(ctxKey, k)
+		if err := h(c, k, se); err != nil {
+			return s.consoleError(c, k, se, err)
+		}
+		return nil
+	}
+}
+
+// page is what every console page's layout needs.
+type page struct {
+	Title string
+	Key   *experiment.APIKey // nil on the sign-in page
+	CSRF  string
+	Nav   string // the current section
+	Data  any
+}
+
+func (s *Server) render(c echo.Context, status int, name string, p page) error {
+	var b bytes.Buffer
+	if err := consoleTemplates.ExecuteTemplate(&b, name, p); err != nil {
+		return experiment.E("api.console", experiment.Internal, err)
+	}
+	return c.HTMLBlob(status, b.Bytes())
+}
+
+// consoleError answers an error as a page with the API's status and message.
+func (s *Server) consoleError(c echo.Context, k *experiment.APIKey, se *consoleSession, err error) error {
+	status, code, msg := describe(err)
+	c.Response().Header().Del("Content-Disposition")
+	if status >= 500 {
+		s.log.Error("console request failed", "request_id", requestIDOf(c), "path", logPath(c), "error", err.Error())
+	}
+	p := page{Title: http.StatusText(status), Key: k}
+	if se != nil {
+		p.CSRF = se.csrf
+	}
+	p.Data = map[string]string{"Code": code, "Message": msg, "RequestID": requestIDOf(c)}
+	return s.render(c, status, "error.html", p)
+}
+
+func (s *Server) consoleCSS(c echo.Context) error {
+	b, err := consoleFS.ReadFile("console/console.css")
+	if err != nil {
+		return experiment.E("api.consoleCSS", experiment.Internal, err)
+	}
+	c.Response().Header().Set("Cache-Control", "public, max-age=3600")
+	return c.Blob(http.StatusOK, "text/css; charset=utf-8", b)
+}
+
+// safeNext is where to go after signing in: a path on this server, else /.
+func safeNext(next string) string {
+	if !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return "/"
+	}
+	return next
+}
+
+type loginData struct {
+	Next, Error string
+}
+
+func (s *Server) loginForm(c echo.Context) error {
+	return s.showLogin(c, http.StatusOK, safeNext(c.QueryParam("next")), "")
+}
+
+// showLogin renders the sign-in form with a fresh CSRF token in a cookie and
+// in the form.
+func (s *Server) showLogin(c echo.Context, status int, next, msg string) error {
+	h := c.Response().Header()
+	h.Set("Content-Security-Policy", consoleCSP)
+	h.Set("Cache-Control", "no-store")
+	tok, err := randomToken()
+	if err != nil {
+		return err
+	}
+	c.SetCookie(&http.Cookie{Name: loginCookie, Value: tok, Path: "/login", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https", MaxAge: 3600})
+	return s.render(c, status, "login.html", page{Title: "Sign in", CSRF: tok, Data: loginData{Next: next, Error: msg}})
+}
+
+// sameOrigin rejects a form posted from another site when the browser says
+// where it comes from.
+func sameOrigin(c echo.Context) bool {
+	o := c.Request().Header.Get("Origin")
+	if o == "" {
+		return true
+	}
+	u, err := url.Parse(o)
+	return err == nil && u.Host == c.Request().Host
+}
+
+func tokensEqual(a, b string) bool {
+	return a != "" && subtle.ConstantTimeCompare([]byte(a), []byte(b)) == 1
+}
+
+func (s *Server) login(c echo.Context) error {
+	const op = "api.login"
+	next := safeNext(c.FormValue("next"))
+	ck, err := c.Cookie(loginCookie)
+	if err != nil || !tokensEqual(ck.Value, c.FormValue("csrf")) || !sameOrigin(c) {
+		return s.showLogin(c, http.StatusForbidden, next, "csrf: the form expired or came from another site; sign in again")
+	}
+	secret := strings.TrimSpace(c.FormValue("key"))
+	if secret == "" {
+		return s.showLogin(c, http.StatusBadRequest, next, "key: enter your API key")
+	}
+	k, err := s.db.Authenticate(c.Request().Context(), secret)
+	if err != nil {
+		if experiment.KindOf(err) == experiment.Unauthorized {
+			return s.showLogin(c, http.StatusUnauthorized, next, "key: unknown or revoked API key")
+		}
+		return err
+	}
+	if !k.Role.Allows(experiment.RoleViewer) {
+		return s.showLogin(c, http.StatusForbidden, next, fmt.Sprintf("key: API key %q has role %q; the console needs role viewer, analyst or admin", k.Name, k.Role))
+	}
+	id, err := s.sessions.start(k.ID, s.opt.Now().Add(s.opt.SessionTTL))
+	if err != nil {
+		return experiment.E(op, experiment.Internal, err)
+	}
+	c.Set(ctxKey, k)
+	c.SetCookie(&http.Cookie{Name: loginCookie, Value: "", Path: "/login", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: id, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https",
+		MaxAge: int(s.opt.SessionTTL / time.Second)})
+	return c.Redirect(http.StatusSeeOther, next)
+}
+
+func (s *Server) logout(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	if !tokensEqual(se.csrf, c.FormValue("csrf")) || !sameOrigin(c) {
+		return experiment.E("api.logout", experiment.Forbidden, experiment.Field("csrf"), experiment.Errorf("the form's token does not match this session; reload the page"))
+	}
+	if ck, err := c.Cookie(sessionCookie); err == nil {
+		s.sessions.end(ck.Value)
+	}
+	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
+	return c.Redirect(http.StatusSeeOther, "/login")
+}
+
+// experimentsData is the experiments page: the filters, their choices and one
+// page of the matching experiments.
+type experimentsData struct {
+	Status, Layer, Holdout, Q string
+	Statuses                  []string
+	Layers, Holdouts          []string
+	Experiments               []*experiment.Experiment
+	Total, Page, Pages        int
+	Prev, NextPage            string
+}
+
+func (s *Server) consoleExperiments(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	es, err := s.db.ListExperiments(c.Request().Context())
+	if err != nil {
+		return err
+	}
+	d := experimentsData{Status: c.QueryParam("status"), Layer: c.QueryParam("layer"), Holdout: c.QueryParam("holdout"), Q: strings.TrimSpace(c.QueryParam("q")),
+		Statuses: []string{string(experiment.Draft), string(experiment.Running), string(experiment.Stopped)}}
+	if d.Status != "" && !slices.Contains(d.Statuses, d.Status) {
+		return experiment.E("api.console", experiment.Invalid, experiment.Field("status"), experiment.Errorf("must be draft, running or stopped, got %q", d.Status))
+	}
+	page, _ := strconv.Atoi(c.QueryParam("page"))
+	if c.QueryParam("page") != "" && page < 1 {
+		return experiment.E("api.console", experiment.Invalid, experiment.Field("page"), experiment.Errorf("must be a whole number from 1, got %q", c.QueryParam("page")))
+	}
+	page = max(page, 1)
+	q := strings.ToLower(d.Q)
+	for _, e := range es {
+		if e.Layer != "" && !slices.Contains(d.Layers, e.Layer) {
+			d.Layers = append(d.Layers, e.Layer)
+		}
+		if e.Holdout != "" && !slices.Contains(d.Holdouts, e.Holdout) {
+			d.Holdouts = append(d.Holdouts, e.Holdout)
+		}
+		if d.Status != "" && string(e.Status) != d.Status || d.Layer != "" && e.Layer != d.Layer || d.Holdout != "" && e.Holdout != d.Holdout ||
+			q != "" && !strings.Contains(strings.ToLower(e.Key+" "+e.Name+" "+e.Description), q) {
+			continue
+		}
+		d.Experiments = append(d.Experiments, e)
+	}
+	slices.Sort(d.Layers)
+	slices.Sort(d.Holdouts)
+	d.Total, d.Page = len(d.Experiments), page
+	d.Pages = max(1, (d.Total+pageSize-1)/pageSize)
+	lo, hi := min((page-1)*pageSize, d.Total), min(page*pageSize, d.Total)
+	d.Experiments = d.Experiments[lo:hi]
+	link := func(p int) string {
+		v := c.QueryParams()
+		v.Set("page", strconv.Itoa(p))
+		return "/?" + v.Encode()
+	}
+	if page > 1 {
+		d.Prev = link(page - 1)
+	}
+	if page < d.Pages {
+		d.NextPage = link(page + 1)
+	}
+	return s.render(c, http.StatusOK, "experiments.html", page2(k, se, "Experiments", "experiments", d))
+}
+
+func page2(k *experiment.APIKey, se *consoleSession, title, nav string, d any) page {
+	return page{Title: title, Key: k, CSRF: se.csrf, Nav: nav, Data: d}
+}
+
+// experimentData is the experiment page: the design and the report.
+type experimentData struct {
+	E         *experiment.Experiment
+	Private   bool
+	Report    template.HTML // reports.Report.HTMLBody
+	Unready   string        // why there is no report
+	Downloads []download
+	Privacy   *experiment.PrivacyAccount // nil: no budget set
+}
+
+type download struct{ Name, File string }
+
+func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	ctx := c.Request().Context()
+	e, err := s.db.GetExperiment(ctx, c.Param("key"))
+	if err != nil {
+		return err
+	}
+	d := experimentData{E: e, Private: !k.Role.SeesExact()}
+	r, err := BuildReport(ctx, s.db, s.results, e.Key, ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now})
+	switch {
+	case experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
+		_, _, d.Unready = describe(err)
+	case err != nil:
+		return err
+	default:
+		var b bytes.Buffer
+		if err := r.HTMLBody(&b, reports.RenderOptions{}); err != nil {
+			return err
+		}
+		d.Report = template.HTML(b.String()) // rendered by reports' html/template
+		d.Downloads = []download{{"Report (HTML)", "report.html"}, {"Results (CSV)", "results.csv"}, {"Results (Parquet)", "results.parquet"}}
+		for _, n := range r.ChartNames() {
+			d.Downloads = append(d.Downloads, download{"Chart " + n + " (SVG)", n + ".svg"}, download{"Chart " + n + " (PNG)", n + ".png"}, download{"Chart " + n + " (PDF)", n + ".pdf"})
+		}
+	}
+	// After the report, whose DP release may just have been spent.
+	acct, err := privacy.NewLedger(s.db.Ledger()).Account(ctx, privacy.ExperimentScope(e.Key), 100)
+	switch {
+	case experiment.Is(err, experiment.NotFound):
+	case err != nil:
+		return err
+	default:
+		d.Privacy = acct
+	}
+	title := e.Name
+	if title == "" {
+		title = e.Key
+	}
+	return s.render(c, http.StatusOK, "experiment.html", page2(k, se, title, "experiments", d))
+}
+
+// consoleDownload serves the API's documents of an experiment to a session:
+// the same handlers, with the session's key.
+func (s *Server) consoleDownload(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	f := c.Param("file")
+	c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.Param("key")+"-"+f))
+	switch f {
+	case "report.html":
+		return s.getReportHTML(c)
+	case "results.csv":
+		return s.getResultsCSV(c)
+	case "results.parquet":
+		return s.getResultsParquet(c)
+	}
+	return s.getPlot(c)
+}
