@@ -130,6 +130,7 @@ type DB struct {
 	expCache map[string]*expInfo // experiment key -> what exposure validation needs
 	hoCache  map[string]int      // holdout name -> current version
 	keyCache map[string]*experiment.APIKey
+	psKey    []byte // the pseudonym key, once read or made (Pseudonym)
 
 	engine *duckengine.Engine // the metric engine over db
 
