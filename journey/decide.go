@@ -8,6 +8,7 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
+	"slices"
 	"math"
 	mrand "math/rand/v2"
 	"strconv"
@@ -91,9 +92,11 @@ type Context struct {
 	// RecentItems are the unit's recent items, most recent first; units the model
 	// does not know are folded in from them, and they explain recommendations.
 	RecentItems []string `json:"recent_items,omitempty" doc:"the unit's recent item ids, most recent first (at most 1000)"`
-	// ConsentTier is the consent the unit granted: 0 none, 1 functional, 2
-	// personalization. Absent means 0: no personalization without consent.
-	ConsentTier int `json:"consent_tier" doc:"0 none (default), 1 functional, 2 personalization"`
+	// ConsentTier is the consent the unit granted, as the caller knows it: 1
+	// functional, 2 personalization, 3 enhanced; 0 or absent: not stated. The
+	// unit's stored consent (PUT /v1/units/ID/consent) wins when it is stricter
+	// or when the request states none; without either, the unit has no consent.
+	ConsentTier int `json:"consent_tier" doc:"1 functional, 2 personalization, 3 enhanced; 0 or absent: not stated (the stored consent decides, none without it). The stored consent wins when stricter."`
 }
 
 // MaxRecentItems bounds Context.RecentItems.
@@ -119,6 +122,56 @@ type Decision struct {
 	// scorer's queue could not be served within the budget), error, no_history,
 	// model_not_loaded; consent, not_in_experiment, experiment_not_running.
 	Why string `json:"why,omitempty"`
+	// Consent is the consent the decision was made under.
+	Consent DecisionConsent `json:"consent"`
+}
+
+// DecisionConsent is the consent a decision used and what it let the model see.
+type DecisionConsent struct {
+	Tier          int    `json:"tier"`                     // the tier in force: the stricter of the request's and the stored one
+	Source        string `json:"source"`                   // "stored", "request" or "none"
+	PolicyID      string `json:"policy_id,omitempty"`      // of the stored consent
+	PolicyVersion string `json:"policy_version,omitempty"` // of the stored consent
+	StoredVersion int    `json:"stored_version,omitempty"` // version of the stored consent
+	// Signals are the inputs the model was allowed: "session_items" (the request's
+	// recent items) from tier 1, "stored_history" (the unit's trained vector) from
+	// tier 2 unless the unit reset its profile or was erased after the model was
+	// trained. Empty when the decision was not personalized.
+	Signals []string `json:"signals"`
+}
+
+// Signals a decision may use.
+const (
+	SignalSessionItems  = "session_items"
+	SignalStoredHistory = "stored_history"
+)
+
+// consentOf resolves the consent of a decision from the request and the stored state.
+func consentOf(req Request, st store.UnitState) DecisionConsent {
+	c := DecisionConsent{Tier: req.Context.ConsentTier, Source: "request", Signals: []string{}}
+	if s := st.Consent; s != nil && (c.Tier == 0 || s.Tier < c.Tier) {
+		c.Tier, c.Source = s.Tier, "stored"
+	}
+	if c.Tier == 0 && st.Consent == nil {
+		c.Source = "none"
+	}
+	if s := st.Consent; s != nil {
+		c.PolicyID, c.PolicyVersion, c.StoredVersion = s.PolicyID, s.PolicyVersion, s.Version
+	}
+	return c
+}
+
+// signals returns the inputs consent c allows for a model created at trained.
+func signals(c DecisionConsent, st store.UnitState, trained time.Time) []string {
+	out := []string{}
+	if c.Tier >= experiment.ConsentFunctional {
+		out = append(out, SignalSessionItems)
+	}
+	forgot := st.Erased && !trained.After(st.ErasedAt) || !st.ResetAt.IsZero() && !trained.After(st.ResetAt)
+	if c.Tier >= experiment.ConsentPersonalization && !forgot {
+		out = append(out, SignalStoredHistory)
+	}
+	return out
 }
 
 // Decider serves journeys: assignment → holdout/control/ineligible → the control
@@ -306,22 +359,27 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 			return nil, experiment.E(op, experiment.Invalid, experiment.Field("context.recent_items["+strconv.Itoa(i)+"]"), experiment.Errorf("%s", p))
 		}
 	}
-	if req.Context.ConsentTier < 0 {
+	if req.Context.ConsentTier < 0 || req.Context.ConsentTier > experiment.ConsentEnhanced {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("context.consent_tier"),
-			experiment.Errorf("must be 0 (none), 1 (functional) or 2 (personalization), got %d", req.Context.ConsentTier))
+			experiment.Errorf("must be 0 (not stated), 1 (functional), 2 (personalization) or 3 (enhanced), got %d", req.Context.ConsentTier))
 	}
 	l, err := d.journey(ctx, key)
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
+	st, err := d.db.UnitState(ctx, req.Unit)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	consent := consentOf(req, st)
 	var a experiment.Assignment
 	if err := l.plan.AssignTo(&a, req.Unit); err != nil {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("unit"), experiment.Errorf("must be a non-empty UTF-8 string"))
 	}
-	dec := &Decision{ID: d.opt.NewID(), Journey: key}
+	dec := &Decision{ID: d.opt.NewID(), Journey: key, Consent: consent}
 	var x *experiment.Exposure // nil: the unit did not enter the experiment
 	switch {
-	case req.Context.ConsentTier < l.j.ConsentTier:
+	case consent.Tier < l.j.ConsentTier:
 		dec.Policy, dec.Why = experiment.PolicyIneligible, "consent"
 	case l.exp.Status != experiment.Running:
 		dec.Policy, dec.Why = experiment.PolicyIneligible, "experiment_not_running"
@@ -341,7 +399,7 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 			dec.Policy = experiment.PolicyControl
 			break
 		}
-		items, version, why := d.personalize(ctx, l, dec.ID, req, start)
+		items, version, why := d.personalize(ctx, l, dec, req, st, start)
 		if why != "" {
 			dec.Policy, dec.Why = experiment.PolicyFallback, why
 			break
@@ -366,7 +424,8 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 
 // personalize ranks the model's items for the unit; why is non-empty when it
 // could not (the caller falls back to the control journey).
-func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Request, start time.Time) (items []Item, version, why string) {
+func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req Request, st store.UnitState, start time.Time) (items []Item, version, why string) {
+	id := dec.ID
 	m, ok := d.models.Get(l.j.Model)
 	if !ok {
 		return nil, "", "model_not_loaded"
@@ -374,7 +433,12 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Req
 	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(l.j.LatencyBudget)))
 	defer cancel()
 	sm := m.Model
-	q, _, err := sm.Query(req.Unit, req.Context.RecentItems)
+	dec.Consent.Signals = signals(dec.Consent, st, sm.Meta.Created)
+	unit := req.Unit
+	if !slices.Contains(dec.Consent.Signals, SignalStoredHistory) {
+		unit = "" // the session's items only: folded in, as for a unit the model does not know
+	}
+	q, _, err := sm.Query(unit, req.Context.RecentItems)
 	if err != nil {
 		if experiment.KindOf(err) == experiment.InsufficientData {
 			return nil, "", "no_history"
