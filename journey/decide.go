@@ -124,6 +124,49 @@ type Decision struct {
 	Why string `json:"why,omitempty"`
 	// Consent is the consent the decision was made under.
 	Consent DecisionConsent `json:"consent"`
+
+	used     []string // the session items the model used
+	thompson bool     // the query was drawn by Thompson sampling
+	explored int      // slots filled by ε-greedy exploration
+}
+
+// Provenance is why a decision showed what it showed, stored with it and
+// answered by GET /v1/journeys/KEY/decisions/ID (each item also carries its
+// reason). It is cleared when the unit is erased.
+type Provenance struct {
+	Consent DecisionConsent `json:"consent"`
+	// SessionItems are the request's recent items the model used (those in its
+	// catalog); empty unless the consent allowed the session's items.
+	SessionItems []string `json:"session_items"`
+	Model        string   `json:"model,omitempty"` // set when the model ranked the items
+	ModelVersion string   `json:"model_version,omitempty"`
+	Exploration  struct {
+		experiment.Exploration
+		Thompson      bool `json:"thompson_applied"` // the query was sampled (a unit with little history)
+		ExploredSlots int  `json:"explored_slots"`   // slots filled by ε-greedy exploration
+	} `json:"exploration"`
+	// Rules are the journey's rules in force at the decision.
+	Rules struct {
+		Experiment    string              `json:"experiment"`
+		ConsentTier   int                 `json:"consent_tier"` // the tier the journey needs to personalize
+		K             int                 `json:"k"`
+		LatencyBudget experiment.Duration `json:"latency_budget"`
+		ControlPolicy string              `json:"control_policy"`
+	} `json:"rules"`
+}
+
+func provenanceOf(l *loaded, dec *Decision) *Provenance {
+	p := &Provenance{Consent: dec.Consent, SessionItems: dec.used, ModelVersion: dec.ModelVersion}
+	if p.SessionItems == nil {
+		p.SessionItems = []string{}
+	}
+	if dec.ModelVersion != "" {
+		p.Model = l.j.Model
+	}
+	p.Exploration.Exploration, p.Exploration.Thompson, p.Exploration.ExploredSlots = l.j.Exploration, dec.thompson, dec.explored
+	p.Rules.Experiment, p.Rules.ConsentTier, p.Rules.K = l.exp.Key, l.j.ConsentTier, l.j.K
+	p.Rules.LatencyBudget, p.Rules.ControlPolicy = l.j.LatencyBudget, l.j.ControlPolicy.Kind
+	return p
 }
 
 // DecisionConsent is the consent a decision used and what it let the model see.
@@ -450,12 +493,14 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 	for _, it := range req.Context.RecentItems {
 		if i, ok := sm.ItemIndex(it); ok {
 			history = append(history, i)
+			dec.used = append(dec.used, it)
 		}
 	}
 	rng := mrand.New(mrand.NewPCG(d.opt.Seed, fnv64(id)))
 	x := l.j.Exploration
 	if x.Kind == experiment.ExploreThompson && len(history) < x.MinHistory {
 		q = thompson(q, len(history), rng)
+		dec.thompson = true
 	}
 	deadline, _ := ctx.Deadline()
 	if !m.admit(time.Until(deadline)) {
@@ -482,6 +527,7 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		idx := s.Item
 		if idx < 0 {
 			idx = -idx - 1
+			dec.explored++
 		}
 		items[i] = Item{ID: sm.ItemIDs[idx], Score: float64(s.Score), Reason: reason(sm, s, history)}
 	}
@@ -599,6 +645,9 @@ func (d *Decider) record(ctx context.Context, l *loaded, unit string, dec *Decis
 	}
 	if dec.Variant != nil {
 		row.Variant = *dec.Variant
+	}
+	if row.Provenance, err = json.Marshal(provenanceOf(l, dec)); err != nil {
+		return err
 	}
 	if x != nil {
 		row.InHoldout, row.HoldoutVersion = x.InHoldout, x.HoldoutVersion

@@ -27,11 +27,13 @@ type DecisionRecord struct {
 	TS           time.Time       `json:"ts"`
 	Journey      string          `json:"journey"`
 	Experiment   string          `json:"experiment"`
+	Unit         string          `json:"unit,omitempty"` // set by GetDecision
 	Variant      string          `json:"variant,omitempty"`
 	Policy       string          `json:"policy"`
 	Reason       string          `json:"reason,omitempty"`
 	Items        json.RawMessage `json:"items"`
 	ModelVersion string          `json:"model_version,omitempty"`
+	Provenance   json.RawMessage `json:"provenance,omitempty"` // why these items (journey.Provenance)
 }
 
 // ExportUnit returns everything stored about unit, read in one transaction (a
@@ -71,18 +73,22 @@ func (db *DB) ExportUnit(ctx context.Context, unit string) (*UnitData, error) {
 			out.Events = append(out.Events, e)
 		}
 		rows.Close()
-		if rows, err = tx.QueryContext(ctx, `SELECT decision_id, ts, journey, experiment, coalesce(variant, ''), policy, coalesce(reason, ''), items, coalesce(model_version, '')
+		if rows, err = tx.QueryContext(ctx, `SELECT decision_id, ts, journey, experiment, coalesce(variant, ''), policy, coalesce(reason, ''), items, coalesce(model_version, ''), provenance
 FROM journey_decisions WHERE unit = ? ORDER BY ts, decision_id`, unit); err != nil {
 			return err
 		}
 		for rows.Next() {
 			var d DecisionRecord
 			var items string
-			if err := rows.Scan(&d.ID, &d.TS, &d.Journey, &d.Experiment, &d.Variant, &d.Policy, &d.Reason, &items, &d.ModelVersion); err != nil {
+			var prov sql.NullString
+			if err := rows.Scan(&d.ID, &d.TS, &d.Journey, &d.Experiment, &d.Variant, &d.Policy, &d.Reason, &items, &d.ModelVersion, &prov); err != nil {
 				rows.Close()
 				return err
 			}
 			d.TS, d.Items = d.TS.UTC(), json.RawMessage(items)
+			if prov.Valid {
+				d.Provenance = json.RawMessage(prov.String)
+			}
 			out.Decisions = append(out.Decisions, d)
 		}
 		rows.Close()
@@ -141,7 +147,7 @@ type Erasure struct {
 //     serve the id as unknown to any model trained before then.
 //
 // Decisions keep the items they showed (the journey's exposure Gini counts them)
-// but no input: decisions store none besides the unit. Erasing again is harmless:
+// and their policy, but lose their inputs (the provenance: session items, consent). Erasing again is harmless:
 // it removes what arrived since (nothing, usually) and reports Already.
 // Exposures or events of the unit still in flight when EraseUnit runs commit
 // after it under the id; erase again once the unit's clients have stopped.
@@ -178,7 +184,7 @@ func (db *DB) EraseUnit(ctx context.Context, actor, unit string) (*Erasure, erro
 			{&r.Consents, `DELETE FROM unit_consent WHERE unit = ?`},
 			{new(int64), `DELETE FROM unit_profile_resets WHERE unit = ?`},
 			{&r.Exposures, `UPDATE exposures SET unit = $2 WHERE unit = $1`},
-			{&r.Decisions, `UPDATE journey_decisions SET unit = $2 WHERE unit = $1`},
+			{&r.Decisions, `UPDATE journey_decisions SET unit = $2, provenance = NULL WHERE unit = $1`},
 			{&r.AuditEntries, `UPDATE audit SET key = $2, before = NULL, after = NULL WHERE entity = 'unit' AND key = $1`},
 		} {
 			args := []any{unit}
