@@ -11,6 +11,7 @@ import (
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/journey"
+	"github.com/liftlab/lift/scorer"
 )
 
 // TestDecideStoredConsent: the stored consent decides when the request states
@@ -125,5 +126,50 @@ func TestDecideStoredConsent(t *testing.T) {
 	}
 	if !slices.Equal(d.Consent.Signals, both) {
 		t.Errorf("model trained after the erasure: signals %v, want %v", d.Consent.Signals, both)
+	}
+}
+
+// TestDecideOptOutCategories: no item of a category the unit opted out of is
+// shown, in the model's ranking (the next best items take their places) or in
+// the control list.
+func TestDecideOptOutCategories(t *testing.T) {
+	f := newFixture(t, nil, experiment.Journey{K: 5, Exploration: experiment.Exploration{Kind: experiment.ExploreNone}})
+	ctx := context.Background()
+	unit := ""
+	for u := range f.m.NUsers() {
+		if id := "known-" + strconv.Itoa(u); inVariant("personalized")(f.plan.Assign(id)) {
+			unit = id
+			break
+		}
+	}
+	ui, _ := f.m.UserIndex(unit)
+	top := bruteTopK(f.m, f.m.User(int(ui)), 5, nil)
+	// Two of its top five and one control item are "health".
+	f.m.Meta.Extra = map[string]string{scorer.MetaItemCategories: `{"` + top[0] + `": "health", "` + top[3] + `": "health", "item-2": "health", "item-7": "books"}`}
+	var health []int32
+	for _, id := range []string{top[0], top[3], "item-2"} {
+		i, _ := f.m.ItemIndex(id)
+		health = append(health, i)
+	}
+	want := bruteTopK(f.m, f.m.User(int(ui)), 5, health)
+	for _, tc := range []struct {
+		tier  int
+		items []string
+	}{{2, want}, {0, []string{"item-1", "item-3"}}} {
+		if _, err := f.db.RecordConsent(ctx, "t", experiment.Consent{Unit: unit, Tier: tc.tier, Purposes: []string{"personalization"},
+			OptOutCategories: []string{"health"}, PolicyID: "privacy", PolicyVersion: "v3"}); err != nil {
+			t.Fatal(err)
+		}
+		d, err := f.dec.Decide(ctx, "home", journey.Request{Unit: unit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []string
+		for _, it := range d.Items {
+			got = append(got, it.ID)
+		}
+		if !slices.Equal(got, tc.items) || !slices.Equal(d.Consent.OptOutCategories, []string{"health"}) {
+			t.Errorf("tier %d: %s items %v, opt-outs %v; want %v", tc.tier, d.Policy, got, d.Consent.OptOutCategories, tc.items)
+		}
 	}
 }

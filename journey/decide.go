@@ -176,6 +176,9 @@ type DecisionConsent struct {
 	PolicyID      string `json:"policy_id,omitempty"`      // of the stored consent
 	PolicyVersion string `json:"policy_version,omitempty"` // of the stored consent
 	StoredVersion int    `json:"stored_version,omitempty"` // version of the stored consent
+	// OptOutCategories are the item categories of the stored consent: no item of
+	// them is shown (for models that carry item categories).
+	OptOutCategories []string `json:"opt_out_categories,omitempty"`
 	// Signals are the inputs the model was allowed: "session_items" (the request's
 	// recent items) from tier 1, "stored_history" (the unit's trained vector) from
 	// tier 2 unless the unit reset its profile or was erased after the model was
@@ -200,6 +203,7 @@ func consentOf(req Request, st store.UnitState) DecisionConsent {
 	}
 	if s := st.Consent; s != nil {
 		c.PolicyID, c.PolicyVersion, c.StoredVersion = s.PolicyID, s.PolicyVersion, s.Version
+		c.OptOutCategories = s.OptOutCategories
 	}
 	return c
 }
@@ -453,6 +457,7 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 		if dec.Items, err = d.controlItems(ctx, l); err != nil {
 			return nil, experiment.E(op, err)
 		}
+		dec.Items = d.withoutOptedOut(l, dec.Items, consent.OptOutCategories)
 	}
 	if dec.Items == nil {
 		dec.Items = []Item{}
@@ -463,6 +468,28 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 	}
 	d.observe(key, dec)
 	return dec, nil
+}
+
+// withoutOptedOut drops the items of the opted-out categories (as the journey's
+// model categorizes them) from a control list.
+func (d *Decider) withoutOptedOut(l *loaded, items []Item, cats []string) []Item {
+	if len(cats) == 0 {
+		return items
+	}
+	if d.models == nil {
+		return items
+	}
+	m, ok := d.models.Get(l.j.Model)
+	if !ok {
+		return items
+	}
+	out := make([]Item, 0, len(items))
+	for _, it := range items {
+		if c := m.Model.CategoryOf(it.ID); c == "" || !slices.Contains(cats, c) {
+			out = append(out, it)
+		}
+	}
+	return out
 }
 
 // personalize ranks the model's items for the unit; why is non-empty when it
@@ -502,12 +529,21 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		q = thompson(q, len(history), rng)
 		dec.thompson = true
 	}
+	exclude := history // never recommended: the history and the opted-out categories
+	for _, c := range dec.Consent.OptOutCategories {
+		if in := sm.ItemsIn(c); len(in) > 0 {
+			if len(exclude) == len(history) {
+				exclude = slices.Clone(history)
+			}
+			exclude = append(exclude, in...)
+		}
+	}
 	deadline, _ := ctx.Deadline()
 	if !m.admit(time.Until(deadline)) {
 		return nil, "", "overload"
 	}
 	t0 := time.Now()
-	scored, err := m.batcher.Score(ctx, q, l.j.K, history)
+	scored, err := m.batcher.Score(ctx, q, l.j.K, exclude)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -520,7 +556,7 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		return nil, "", "error"
 	}
 	if x.Kind == experiment.ExploreEpsilonGreedy && x.Epsilon > 0 {
-		scored = explore(sm, q, scored, history, x.Epsilon, rng)
+		scored = explore(sm, q, scored, exclude, x.Epsilon, rng)
 	}
 	items = make([]Item, len(scored))
 	for i, s := range scored {
