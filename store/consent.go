@@ -95,6 +95,7 @@ func (db *DB) RecordConsent(ctx context.Context, actor string, c experiment.Cons
 	if err != nil {
 		return nil, internal(op, err)
 	}
+	db.noteUnit(ctx, c.Unit, "", time.Time{})
 	out.Consent = c
 	return out, nil
 }
@@ -190,32 +191,113 @@ type UnitState struct {
 	ErasedAt time.Time
 }
 
-// UnitState returns the stored consent, last reset and erasure of unit.
+// UnitState returns the stored consent, last reset and erasure of unit. The
+// database keeps in memory which units have a consent record or a reset and the
+// erased pseudonyms (read on first use, kept current by this process's writes:
+// lift serve is the file's one writer), so a unit without either costs no
+// query; one with them costs two.
 func (db *DB) UnitState(ctx context.Context, unit string) (UnitState, error) {
 	const op = "store.UnitState"
 	var s UnitState
-	c, err := latestConsent(ctx, db.db, unit)
-	if err != nil {
+	if err := db.loadUnitIndex(ctx); err != nil {
 		return s, internal(op, err)
 	}
-	s.Consent = c
-	var reset, erased sql.NullTime
 	ps, err := db.pseudonymIfKeyed(ctx, unit)
 	if err != nil {
 		return s, internal(op, err)
 	}
-	err = db.db.QueryRowContext(ctx, `SELECT (SELECT reset_at FROM unit_profile_resets WHERE unit = ?), (SELECT erased_at FROM unit_erasures WHERE pseudonym = ?)`,
-		unit, ps).Scan(&reset, &erased)
-	if err != nil {
+	db.unitMu.RLock()
+	at, erased := db.erased[ps]
+	_, stated := db.stated[unit]
+	db.unitMu.RUnlock()
+	if erased && ps != "" {
+		s.Erased, s.ErasedAt = true, at
+	}
+	if !stated {
+		return s, nil
+	}
+	var reset sql.NullTime
+	if err := db.db.QueryRowContext(ctx, `SELECT (SELECT reset_at FROM unit_profile_resets WHERE unit = ?)`, unit).Scan(&reset); err != nil {
 		return s, internal(op, err)
 	}
 	if reset.Valid {
 		s.ResetAt = reset.Time.UTC()
 	}
-	if erased.Valid {
-		s.Erased, s.ErasedAt = true, erased.Time.UTC()
+	if s.Consent, err = latestConsent(ctx, db.db, unit); err != nil {
+		return s, internal(op, err)
 	}
 	return s, nil
+}
+
+// loadUnitIndex reads, once, the units with a consent record or a reset and the
+// erased pseudonyms.
+func (db *DB) loadUnitIndex(ctx context.Context) error {
+	db.unitMu.RLock()
+	done := db.stated != nil
+	db.unitMu.RUnlock()
+	if done {
+		return nil
+	}
+	db.unitMu.Lock()
+	defer db.unitMu.Unlock()
+	if db.stated != nil {
+		return nil
+	}
+	stated, erased := map[string]struct{}{}, map[string]time.Time{}
+	rows, err := db.db.QueryContext(ctx, `SELECT unit FROM unit_consent UNION SELECT unit FROM unit_profile_resets`)
+	if err != nil {
+		return err
+	}
+	for rows.Next() {
+		var u string
+		if err := rows.Scan(&u); err != nil {
+			rows.Close()
+			return err
+		}
+		stated[u] = struct{}{}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if rows, err = db.db.QueryContext(ctx, `SELECT pseudonym, erased_at FROM unit_erasures`); err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var p string
+		var at time.Time
+		if err := rows.Scan(&p, &at); err != nil {
+			return err
+		}
+		erased[p] = at.UTC()
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	db.stated, db.erased = stated, erased
+	return nil
+}
+
+// noteUnit records, after a commit, that unit has a consent record or a reset
+// (and, with ps set, that ps was erased at at).
+func (db *DB) noteUnit(ctx context.Context, unit, ps string, at time.Time) {
+	if db.loadUnitIndex(ctx) != nil {
+		db.unitMu.Lock()
+		db.stated, db.erased = nil, nil // read again on next use
+		db.unitMu.Unlock()
+		return
+	}
+	db.unitMu.Lock()
+	defer db.unitMu.Unlock()
+	if unit != "" {
+		db.stated[unit] = struct{}{}
+	}
+	if ps != "" {
+		if _, ok := db.erased[ps]; !ok {
+			db.erased[ps] = at
+		}
+	}
 }
 
 // ---- pseudonyms ----
@@ -253,20 +335,27 @@ func (db *DB) pseudonymIfKeyed(ctx context.Context, unit string) (string, error)
 // pseudonymKey reads the key, making it when create is set and there is none.
 func (db *DB) pseudonymKey(ctx context.Context, create bool) ([]byte, error) {
 	db.cacheMu.RLock()
-	k := db.psKey
+	k, none := db.psKey, db.psNoKey
 	db.cacheMu.RUnlock()
 	if k != nil {
 		return k, nil
+	}
+	if none && !create {
+		return nil, nil
 	}
 	db.cacheMu.Lock()
 	defer db.cacheMu.Unlock()
 	if db.psKey != nil {
 		return db.psKey, nil
 	}
+	if db.psNoKey && !create {
+		return nil, nil // this process, the file's one writer, makes the key: none yet
+	}
 	var key []byte
 	err := db.db.QueryRowContext(ctx, `SELECT key FROM pseudonym_key WHERE id = 1`).Scan(&key)
 	if errors.Is(err, sql.ErrNoRows) {
 		if !create {
+			db.psNoKey = true
 			return nil, nil
 		}
 		key = make([]byte, 32)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"strings"
@@ -297,4 +298,53 @@ func TestEraseUnit(t *testing.T) {
 	if n != 1 {
 		t.Errorf("%d exposures under the pseudonym, want 1", n)
 	}
+}
+
+// TestUnitStateAfterReopen: the in-memory index of units with consent, resets
+// and erasures is read from the file on first use, so a restarted server still
+// applies them; and it follows this process's writes after its first read.
+func TestUnitStateAfterReopen(t *testing.T) {
+	c := newClock()
+	path := t.TempDir() + "/lift.duckdb"
+	opt := DefaultOptions()
+	opt.Now = c.Now
+	ctx := context.Background()
+	db, err := Open(ctx, path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st, err := db.UnitState(ctx, "alice"); err != nil || st.Consent != nil || st.Erased { // index read, empty
+		t.Fatalf("fresh state %+v, %v", st, err)
+	}
+	if _, err := db.RecordConsent(ctx, "t", consent("alice", 2, "personalization")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.ResetProfile(ctx, "t", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EraseUnit(ctx, "t", "bob"); err != nil {
+		t.Fatal(err)
+	}
+	check := func(when string, db *DB) {
+		t.Helper()
+		a, err1 := db.UnitState(ctx, "alice")
+		b, err2 := db.UnitState(ctx, "bob")
+		cr, err3 := db.UnitState(ctx, "carol")
+		if err := errors.Join(err1, err2, err3); err != nil {
+			t.Fatal(err)
+		}
+		if a.Consent == nil || a.Consent.Tier != 2 || !b.Erased || !b.ErasedAt.Equal(c.Now()) || b.Consent != nil || !cr.ResetAt.Equal(c.Now()) || cr.Erased {
+			t.Errorf("%s: alice %+v, bob %+v, carol %+v", when, a, b, cr)
+		}
+	}
+	check("same process", db)
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db2, err := Open(ctx, path, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db2.Close()
+	check("reopened", db2)
 }

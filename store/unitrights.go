@@ -202,6 +202,7 @@ func (db *DB) EraseUnit(ctx context.Context, actor, unit string) (*Erasure, erro
 	if err != nil {
 		return nil, internal(op, err)
 	}
+	db.noteUnit(ctx, "", ps, out.ErasedAt)
 	return out, nil
 }
 
@@ -235,6 +236,7 @@ func (db *DB) ResetProfile(ctx context.Context, actor, unit string) (*ProfileRes
 	if err != nil {
 		return nil, internal(op, err)
 	}
+	db.noteUnit(ctx, unit, "", time.Time{})
 	return out, nil
 }
 
