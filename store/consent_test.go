@@ -13,6 +13,7 @@ import (
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 )
 
 func consent(unit string, tier int, purposes ...string) experiment.Consent {
@@ -179,7 +180,7 @@ func TestEraseUnit(t *testing.T) {
 	if err := db.LogDecisions(ctx, []Decision{{ID: "dec_1", Journey: "home", Experiment: e.Key, Unit: victim, Policy: "personalized", Items: json.RawMessage(`[{"id":"i1","score":1,"reason":"because you viewed i2"}]`)}}); err != nil {
 		t.Fatal(err)
 	}
-	before, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{CodeVersion: "test"})
+	before, err := svc(db).ExperimentResults(ctx, e.Key, results.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestEraseUnit(t *testing.T) {
 	if err != nil || !st.Erased || st.Consent != nil {
 		t.Errorf("state after erasure %+v, %v: want erased, no consent", st, err)
 	}
-	after, err := db.ExperimentResults(ctx, e.Key, ResultsOptions{CodeVersion: "test"})
+	after, err := svc(db).ExperimentResults(ctx, e.Key, results.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
