@@ -11,6 +11,7 @@ import (
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/journey"
+	"github.com/liftlab/lift/store"
 )
 
 // journeyRequest is the body of POST /v1/journeys. There is no price field, and
@@ -59,6 +60,12 @@ func (s *Server) journeyRoutes() {
 		Summary: "Decide what a unit is shown, and log the decision and exposure", Also: []experiment.Role{admin},
 		Request: journey.Request{}, Response: journey.Decision{},
 		Description: "policy is personalized, control, holdout, fallback (the scorer missed the latency budget or failed: control journey, exposure kept in the assigned variant) or ineligible (consent below the journey's tier: control journey, not entered in the experiment)."})
+	s.route(http.MethodGet, "/v1/journeys/:key/decisions/:id", analyst, s.getDecision, op{
+		Summary: "Why a unit saw this: a stored decision with its provenance", Also: []experiment.Role{admin}, Response: store.DecisionRecord{},
+		Description: "The items shown with the reason of each, and the provenance: the consent tier and policy version in force, " +
+			"the signals the model was allowed (session_items, stored_history) and the session items it used, the model and " +
+			"its version, the exploration applied, and the journey's rules. An erased unit's decisions keep their items, " +
+			"under its pseudonym, without provenance."})
 	s.route(http.MethodGet, "/v1/journeys/:key/guardrails", analyst, s.journeyGuardrails, op{
 		Summary: "Live guardrails of a journey: latency quantiles, fallback rate, share ineligible, Gini of item exposures", Response: journey.Guardrails{}})
 	s.route(http.MethodGet, "/v1/journeys/:key/comparison", analyst, s.compareJourney, op{
@@ -178,6 +185,14 @@ func (s *Server) decideJourney(c echo.Context) error {
 		return err
 	}
 	return c.JSON(http.StatusOK, dec)
+}
+
+func (s *Server) getDecision(c echo.Context) error {
+	d, err := s.db.GetDecision(c.Request().Context(), c.Param("key"), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, d)
 }
 
 func (s *Server) journeyGuardrails(c echo.Context) error {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/scorer"
+	"github.com/liftlab/lift/store"
 )
 
 // writeTestModel writes a seeded 100-item model "shop" and its card to dir.
@@ -230,5 +232,54 @@ func TestJourneysWithoutModels(t *testing.T) {
 	status, b := ts.do("POST", "/v1/journeys/home/decide", ts.admin, map[string]any{"unit": "u"})
 	if status != http.StatusServiceUnavailable || !strings.Contains(errorOf(t, b).Message, "--models") {
 		t.Errorf("decide without models: %d %s", status, b)
+	}
+}
+
+// TestDecisionProvenance: GET /v1/journeys/KEY/decisions/ID answers why a unit saw
+// its items: the consent (stored, with its policy version), the signals and the
+// session items the model used, the model version, the exploration and the
+// journey's rules; erasure keeps the items and drops the provenance.
+func TestDecisionProvenance(t *testing.T) {
+	ts := newJourneyServer(t)
+	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, nil)
+	ingest := ts.key("collector", experiment.RoleIngest)
+	analyst := ts.key("analyst", experiment.RoleAnalyst)
+	var d journey.Decision
+	unit := ""
+	for i := range 60 {
+		unit = "u-" + strconv.Itoa(i)
+		ts.mustAs(ingest, http.StatusOK, "PUT", "/v1/units/"+unit+"/consent", map[string]any{
+			"tier": 2, "purposes": []string{"personalization"}, "policy_id": "privacy", "policy_version": "2026-07"}, nil)
+		ts.mustAs(ingest, http.StatusOK, "POST", "/v1/journeys/home/decide", map[string]any{
+			"unit": unit, "context": map[string]any{"recent_items": []string{"item-5", "not-in-catalog"}}}, &d)
+		if d.Policy == experiment.PolicyPersonalized {
+			break
+		}
+	}
+	if d.Policy != experiment.PolicyPersonalized {
+		t.Fatal("no personalized decision among 60 units")
+	}
+	var rec store.DecisionRecord
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/journeys/home/decisions/"+d.ID, nil, &rec)
+	var p journey.Provenance
+	if err := json.Unmarshal(rec.Provenance, &p); err != nil {
+		t.Fatalf("provenance %s: %v", rec.Provenance, err)
+	}
+	if rec.Unit != unit || rec.Policy != experiment.PolicyPersonalized || p.Consent.Tier != 2 || p.Consent.Source != "stored" ||
+		p.Consent.PolicyVersion != "2026-07" || !slices.Equal(p.Consent.Signals, []string{journey.SignalSessionItems, journey.SignalStoredHistory}) ||
+		!slices.Equal(p.SessionItems, []string{"item-5"}) || p.Model != "shop" || p.ModelVersion != d.ModelVersion ||
+		p.Exploration.Kind != experiment.ExploreEpsilonGreedy || p.Rules.ConsentTier != 2 || p.Rules.K != 3 || p.Rules.Experiment == "" {
+		t.Errorf("decision %+v, provenance %s", rec, rec.Provenance)
+	}
+	var items []journey.Item
+	if err := json.Unmarshal(rec.Items, &items); err != nil || len(items) != 3 || items[0].Reason == "" {
+		t.Errorf("items %s: want 3, each with its reason", rec.Items)
+	}
+	ts.must(http.StatusNotFound, "GET", "/v1/journeys/home/decisions/dec_nope", nil, nil)
+	ts.must(http.StatusOK, "DELETE", "/v1/units/"+unit, nil, nil)
+	var after store.DecisionRecord
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/journeys/home/decisions/"+d.ID, nil, &after)
+	if after.Provenance != nil || !strings.HasPrefix(after.Unit, "erased_") || string(after.Items) != string(rec.Items) {
+		t.Errorf("after erasure %+v", after)
 	}
 }

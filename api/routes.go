@@ -15,6 +15,7 @@ func (s *Server) routes() {
 	s.shareRoutes()
 	s.jobRoutes()
 	s.journeyRoutes()
+	s.unitRoutes()
 	s.modelRoutes()
 	s.quasiRoutes()
 	s.segmentRoutes()

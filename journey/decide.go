@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	mrand "math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -91,9 +92,11 @@ type Context struct {
 	// RecentItems are the unit's recent items, most recent first; units the model
 	// does not know are folded in from them, and they explain recommendations.
 	RecentItems []string `json:"recent_items,omitempty" doc:"the unit's recent item ids, most recent first (at most 1000)"`
-	// ConsentTier is the consent the unit granted: 0 none, 1 functional, 2
-	// personalization. Absent means 0: no personalization without consent.
-	ConsentTier int `json:"consent_tier" doc:"0 none (default), 1 functional, 2 personalization"`
+	// ConsentTier is the consent the unit granted, as the caller knows it: 1
+	// functional, 2 personalization, 3 enhanced; 0 or absent: not stated. The
+	// unit's stored consent (PUT /v1/units/ID/consent) wins when it is stricter
+	// or when the request states none; without either, the unit has no consent.
+	ConsentTier int `json:"consent_tier" doc:"1 functional, 2 personalization, 3 enhanced; 0 or absent: not stated (the stored consent decides, none without it). The stored consent wins when stricter."`
 }
 
 // MaxRecentItems bounds Context.RecentItems.
@@ -119,6 +122,103 @@ type Decision struct {
 	// scorer's queue could not be served within the budget), error, no_history,
 	// model_not_loaded; consent, not_in_experiment, experiment_not_running.
 	Why string `json:"why,omitempty"`
+	// Consent is the consent the decision was made under.
+	Consent DecisionConsent `json:"consent"`
+
+	used     []string // the session items the model used
+	thompson bool     // the query was drawn by Thompson sampling
+	explored int      // slots filled by ε-greedy exploration
+}
+
+// Provenance is why a decision showed what it showed, stored with it and
+// answered by GET /v1/journeys/KEY/decisions/ID (each item also carries its
+// reason). It is cleared when the unit is erased.
+type Provenance struct {
+	Consent DecisionConsent `json:"consent"`
+	// SessionItems are the request's recent items the model used (those in its
+	// catalog); empty unless the consent allowed the session's items.
+	SessionItems []string `json:"session_items"`
+	Model        string   `json:"model,omitempty"` // set when the model ranked the items
+	ModelVersion string   `json:"model_version,omitempty"`
+	Exploration  struct {
+		experiment.Exploration
+		Thompson      bool `json:"thompson_applied"` // the query was sampled (a unit with little history)
+		ExploredSlots int  `json:"explored_slots"`   // slots filled by ε-greedy exploration
+	} `json:"exploration"`
+	// Rules are the journey's rules in force at the decision.
+	Rules struct {
+		Experiment    string              `json:"experiment"`
+		ConsentTier   int                 `json:"consent_tier"` // the tier the journey needs to personalize
+		K             int                 `json:"k"`
+		LatencyBudget experiment.Duration `json:"latency_budget"`
+		ControlPolicy string              `json:"control_policy"`
+	} `json:"rules"`
+}
+
+func provenanceOf(l *loaded, dec *Decision) *Provenance {
+	p := &Provenance{Consent: dec.Consent, SessionItems: dec.used, ModelVersion: dec.ModelVersion}
+	if p.SessionItems == nil {
+		p.SessionItems = []string{}
+	}
+	if dec.ModelVersion != "" {
+		p.Model = l.j.Model
+	}
+	p.Exploration.Exploration, p.Exploration.Thompson, p.Exploration.ExploredSlots = l.j.Exploration, dec.thompson, dec.explored
+	p.Rules.Experiment, p.Rules.ConsentTier, p.Rules.K = l.exp.Key, l.j.ConsentTier, l.j.K
+	p.Rules.LatencyBudget, p.Rules.ControlPolicy = l.j.LatencyBudget, l.j.ControlPolicy.Kind
+	return p
+}
+
+// DecisionConsent is the consent a decision used and what it let the model see.
+type DecisionConsent struct {
+	Tier          int    `json:"tier"`                     // the tier in force: the stricter of the request's and the stored one
+	Source        string `json:"source"`                   // "stored", "request" or "none"
+	PolicyID      string `json:"policy_id,omitempty"`      // of the stored consent
+	PolicyVersion string `json:"policy_version,omitempty"` // of the stored consent
+	StoredVersion int    `json:"stored_version,omitempty"` // version of the stored consent
+	// OptOutCategories are the item categories of the stored consent: no item of
+	// them is shown (for models that carry item categories).
+	OptOutCategories []string `json:"opt_out_categories,omitempty"`
+	// Signals are the inputs the model was allowed: "session_items" (the request's
+	// recent items) from tier 1, "stored_history" (the unit's trained vector) from
+	// tier 2 unless the unit reset its profile or was erased after the model was
+	// trained. Empty when the decision was not personalized.
+	Signals []string `json:"signals"`
+}
+
+// Signals a decision may use.
+const (
+	SignalSessionItems  = "session_items"
+	SignalStoredHistory = "stored_history"
+)
+
+// consentOf resolves the consent of a decision from the request and the stored state.
+func consentOf(req Request, st store.UnitState) DecisionConsent {
+	c := DecisionConsent{Tier: req.Context.ConsentTier, Source: "request", Signals: []string{}}
+	if s := st.Consent; s != nil && (c.Tier == 0 || s.Tier < c.Tier) {
+		c.Tier, c.Source = s.Tier, "stored"
+	}
+	if c.Tier == 0 && st.Consent == nil {
+		c.Source = "none"
+	}
+	if s := st.Consent; s != nil {
+		c.PolicyID, c.PolicyVersion, c.StoredVersion = s.PolicyID, s.PolicyVersion, s.Version
+		c.OptOutCategories = s.OptOutCategories
+	}
+	return c
+}
+
+// signals returns the inputs consent c allows for a model created at trained.
+func signals(c DecisionConsent, st store.UnitState, trained time.Time) []string {
+	out := []string{}
+	if c.Tier >= experiment.ConsentFunctional {
+		out = append(out, SignalSessionItems)
+	}
+	forgot := st.Erased && !trained.After(st.ErasedAt) || !st.ResetAt.IsZero() && !trained.After(st.ResetAt)
+	if c.Tier >= experiment.ConsentPersonalization && !forgot {
+		out = append(out, SignalStoredHistory)
+	}
+	return out
 }
 
 // Decider serves journeys: assignment → holdout/control/ineligible → the control
@@ -306,22 +406,27 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 			return nil, experiment.E(op, experiment.Invalid, experiment.Field("context.recent_items["+strconv.Itoa(i)+"]"), experiment.Errorf("%s", p))
 		}
 	}
-	if req.Context.ConsentTier < 0 {
+	if req.Context.ConsentTier < 0 || req.Context.ConsentTier > experiment.ConsentEnhanced {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("context.consent_tier"),
-			experiment.Errorf("must be 0 (none), 1 (functional) or 2 (personalization), got %d", req.Context.ConsentTier))
+			experiment.Errorf("must be 0 (not stated), 1 (functional), 2 (personalization) or 3 (enhanced), got %d", req.Context.ConsentTier))
 	}
 	l, err := d.journey(ctx, key)
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
+	st, err := d.db.UnitState(ctx, req.Unit)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	consent := consentOf(req, st)
 	var a experiment.Assignment
 	if err := l.plan.AssignTo(&a, req.Unit); err != nil {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("unit"), experiment.Errorf("must be a non-empty UTF-8 string"))
 	}
-	dec := &Decision{ID: d.opt.NewID(), Journey: key}
+	dec := &Decision{ID: d.opt.NewID(), Journey: key, Consent: consent}
 	var x *experiment.Exposure // nil: the unit did not enter the experiment
 	switch {
-	case req.Context.ConsentTier < l.j.ConsentTier:
+	case consent.Tier < l.j.ConsentTier:
 		dec.Policy, dec.Why = experiment.PolicyIneligible, "consent"
 	case l.exp.Status != experiment.Running:
 		dec.Policy, dec.Why = experiment.PolicyIneligible, "experiment_not_running"
@@ -341,7 +446,7 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 			dec.Policy = experiment.PolicyControl
 			break
 		}
-		items, version, why := d.personalize(ctx, l, dec.ID, req, start)
+		items, version, why := d.personalize(ctx, l, dec, req, st, start)
 		if why != "" {
 			dec.Policy, dec.Why = experiment.PolicyFallback, why
 			break
@@ -352,6 +457,7 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 		if dec.Items, err = d.controlItems(ctx, l); err != nil {
 			return nil, experiment.E(op, err)
 		}
+		dec.Items = d.withoutOptedOut(l, dec.Items, consent.OptOutCategories)
 	}
 	if dec.Items == nil {
 		dec.Items = []Item{}
@@ -364,9 +470,32 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 	return dec, nil
 }
 
+// withoutOptedOut drops the items of the opted-out categories (as the journey's
+// model categorizes them) from a control list.
+func (d *Decider) withoutOptedOut(l *loaded, items []Item, cats []string) []Item {
+	if len(cats) == 0 {
+		return items
+	}
+	if d.models == nil {
+		return items
+	}
+	m, ok := d.models.Get(l.j.Model)
+	if !ok {
+		return items
+	}
+	out := make([]Item, 0, len(items))
+	for _, it := range items {
+		if c := m.Model.CategoryOf(it.ID); c == "" || !slices.Contains(cats, c) {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
 // personalize ranks the model's items for the unit; why is non-empty when it
 // could not (the caller falls back to the control journey).
-func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Request, start time.Time) (items []Item, version, why string) {
+func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req Request, st store.UnitState, start time.Time) (items []Item, version, why string) {
+	id := dec.ID
 	m, ok := d.models.Get(l.j.Model)
 	if !ok {
 		return nil, "", "model_not_loaded"
@@ -374,7 +503,12 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Req
 	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(l.j.LatencyBudget)))
 	defer cancel()
 	sm := m.Model
-	q, _, err := sm.Query(req.Unit, req.Context.RecentItems)
+	dec.Consent.Signals = signals(dec.Consent, st, sm.Meta.Created)
+	unit := req.Unit
+	if !slices.Contains(dec.Consent.Signals, SignalStoredHistory) {
+		unit = "" // the session's items only: folded in, as for a unit the model does not know
+	}
+	q, _, err := sm.Query(unit, req.Context.RecentItems)
 	if err != nil {
 		if experiment.KindOf(err) == experiment.InsufficientData {
 			return nil, "", "no_history"
@@ -386,19 +520,30 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Req
 	for _, it := range req.Context.RecentItems {
 		if i, ok := sm.ItemIndex(it); ok {
 			history = append(history, i)
+			dec.used = append(dec.used, it)
 		}
 	}
 	rng := mrand.New(mrand.NewPCG(d.opt.Seed, fnv64(id)))
 	x := l.j.Exploration
 	if x.Kind == experiment.ExploreThompson && len(history) < x.MinHistory {
 		q = thompson(q, len(history), rng)
+		dec.thompson = true
+	}
+	exclude := history // never recommended: the history and the opted-out categories
+	for _, c := range dec.Consent.OptOutCategories {
+		if in := sm.ItemsIn(c); len(in) > 0 {
+			if len(exclude) == len(history) {
+				exclude = slices.Clone(history)
+			}
+			exclude = append(exclude, in...)
+		}
 	}
 	deadline, _ := ctx.Deadline()
 	if !m.admit(time.Until(deadline)) {
 		return nil, "", "overload"
 	}
 	t0 := time.Now()
-	scored, err := m.batcher.Score(ctx, q, l.j.K, history)
+	scored, err := m.batcher.Score(ctx, q, l.j.K, exclude)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -411,13 +556,14 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, id string, req Req
 		return nil, "", "error"
 	}
 	if x.Kind == experiment.ExploreEpsilonGreedy && x.Epsilon > 0 {
-		scored = explore(sm, q, scored, history, x.Epsilon, rng)
+		scored = explore(sm, q, scored, exclude, x.Epsilon, rng)
 	}
 	items = make([]Item, len(scored))
 	for i, s := range scored {
 		idx := s.Item
 		if idx < 0 {
 			idx = -idx - 1
+			dec.explored++
 		}
 		items[i] = Item{ID: sm.ItemIDs[idx], Score: float64(s.Score), Reason: reason(sm, s, history)}
 	}
@@ -535,6 +681,9 @@ func (d *Decider) record(ctx context.Context, l *loaded, unit string, dec *Decis
 	}
 	if dec.Variant != nil {
 		row.Variant = *dec.Variant
+	}
+	if row.Provenance, err = json.Marshal(provenanceOf(l, dec)); err != nil {
+		return err
 	}
 	if x != nil {
 		row.InHoldout, row.HoldoutVersion = x.InHoldout, x.HoldoutVersion

@@ -12,6 +12,12 @@
 // treatment unit whose ranking missed the budget or failed: control journey,
 // exposure in its assigned variant, so the analysis stays intention-to-treat).
 //
+// Consent: the unit's stored consent (store.RecordConsent) wins over the
+// request's when stricter; its tier decides the model's inputs (tier 1: the
+// session's recent items, folded in; tier 2: also the unit's trained vector,
+// unless it reset its profile or was erased after the model was trained). Each
+// decision stores its Provenance (consent, signals, model, exploration, rules).
+//
 // Guardrails (decision latency quantiles, fallback rate, share of ineligible
 // units, Gini of item exposures) are kept live per journey (Decider.Guardrails)
 // and rolled up per day into the store (Rollup); Compare puts them beside the

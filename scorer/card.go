@@ -72,10 +72,11 @@ type CardExposure struct {
 const NotForPricing = "pricing: recommendations must never set or vary a price, discount or fee for a user"
 
 // DefaultProfileReset is the profile-reset text of cards built by the trainer.
-const DefaultProfileReset = "A user resets their profile by asking for their interaction events to be deleted " +
-	"(or by withdrawing personalization consent): they are then unknown to the next model and, until then, " +
-	"are scored only from the recent items sent with each request (fold-in), so an empty history gives " +
-	"the control journey."
+const DefaultProfileReset = "A user resets their profile with POST /v1/units/ID/reset, by withdrawing " +
+	"personalization consent (PUT /v1/units/ID/consent below tier 2), or by erasure (DELETE /v1/units/ID): " +
+	"the item history is removed from their events, this model stops using their vector at the next decision " +
+	"and the next model does not know them; meanwhile they are scored only from the recent items sent with " +
+	"each request (fold-in), so an empty history gives the control journey."
 
 // JSON returns the card as indented JSON.
 func (c *Card) JSON() ([]byte, error) { return json.MarshalIndent(c, "", "  ") }

@@ -33,6 +33,9 @@ const (
 	MetaUserIDs      = "user_ids"      // JSON array of strings, row u of user_embeddings
 	MetaLambda       = "lambda"        // ALS regularization λ used by fold-in (decimal)
 	MetaAlpha        = "alpha"         // ALS confidence scale α used by fold-in (decimal)
+	// MetaItemCategories is optional: a JSON object {"item id": "category"}; journeys
+	// leave out the items of a category a unit opted out of.
+	MetaItemCategories = "item_categories"
 
 	// FormatV1 is the value of the "format" metadata key written by this package.
 	FormatV1 = "lift.embeddings.v1"
@@ -76,6 +79,10 @@ type Model struct {
 
 	gramOnce sync.Once
 	gram     []float64 // YᵀY, Dim×Dim
+
+	catOnce    sync.Once
+	categories map[string][]int32 // category -> its items' rows, from MetaItemCategories
+	itemCat    []string           // row -> category ("" when none)
 }
 
 // NItems returns the catalog size.
@@ -143,7 +150,46 @@ func (m *Model) Validate() error {
 	if m.Meta.Lambda < 0 || m.Meta.Alpha < 0 {
 		return bad(MetaLambda, "lambda and alpha must be non-negative, got %g and %g", m.Meta.Lambda, m.Meta.Alpha)
 	}
+	if v, ok := m.Meta.Extra[MetaItemCategories]; ok {
+		var cats map[string]string
+		if err := json.Unmarshal([]byte(v), &cats); err != nil {
+			return bad(MetaItemCategories, "must be a JSON object of item id to category: %v", err)
+		}
+	}
 	return nil
+}
+
+func (m *Model) buildCategories() {
+	m.catOnce.Do(func() {
+		m.categories, m.itemCat = map[string][]int32{}, make([]string, len(m.ItemIDs))
+		var cats map[string]string
+		if json.Unmarshal([]byte(m.Meta.Extra[MetaItemCategories]), &cats) != nil {
+			return // no categories (Validate rejects a malformed value)
+		}
+		for i, id := range m.ItemIDs {
+			if c := cats[id]; c != "" {
+				m.categories[c] = append(m.categories[c], int32(i))
+				m.itemCat[i] = c
+			}
+		}
+	})
+}
+
+// ItemsIn returns the rows of the items of category c (nil when none), from
+// the model's MetaItemCategories; the slice is shared, not copied.
+func (m *Model) ItemsIn(c string) []int32 {
+	m.buildCategories()
+	return m.categories[c]
+}
+
+// CategoryOf returns the category of item id ("" when it has none or is unknown).
+func (m *Model) CategoryOf(id string) string {
+	i, ok := m.ItemIndex(id)
+	if !ok {
+		return ""
+	}
+	m.buildCategories()
+	return m.itemCat[i]
 }
 
 func (m *Model) buildIndex() {

@@ -144,9 +144,10 @@ type Decision struct {
 	LatencyMS      float64
 	InHoldout      bool
 	HoldoutVersion int
+	Provenance     json.RawMessage // JSON object or nil
 }
 
-const decisionCols = 13
+const decisionCols = 14
 
 // decisionRowsPerInsert bounds the parameters of one INSERT statement.
 const decisionRowsPerInsert = 256
@@ -168,14 +169,14 @@ func (db *DB) LogDecisions(ctx context.Context, ds []Decision) error {
 		for start := 0; start < len(ds); start += decisionRowsPerInsert {
 			chunk := ds[start:min(start+decisionRowsPerInsert, len(ds))]
 			var q strings.Builder
-			q.WriteString(`INSERT INTO journey_decisions (decision_id, ts, journey, experiment, unit, variant, policy, reason, items, model_version, latency_ms, in_holdout, holdout_version) VALUES `)
+			q.WriteString(`INSERT INTO journey_decisions (decision_id, ts, journey, experiment, unit, variant, policy, reason, items, model_version, latency_ms, in_holdout, holdout_version, provenance) VALUES `)
 			args := make([]any, 0, len(chunk)*decisionCols)
 			for i := range chunk {
 				d := &chunk[i]
 				if i > 0 {
 					q.WriteString(", ")
 				}
-				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+				q.WriteString("(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
 				ts := d.TS
 				if ts.IsZero() {
 					ts = now
@@ -189,7 +190,7 @@ func (db *DB) LogDecisions(ctx context.Context, ds []Decision) error {
 					hv = d.HoldoutVersion
 				}
 				args = append(args, d.ID, ts.UTC(), d.Journey, d.Experiment, d.Unit, nullString(d.Variant), d.Policy,
-					nullString(d.Reason), items, nullString(d.ModelVersion), d.LatencyMS, d.InHoldout, hv)
+					nullString(d.Reason), items, nullString(d.ModelVersion), d.LatencyMS, d.InHoldout, hv, nullString(string(d.Provenance)))
 			}
 			if _, err := tx.ExecContext(ctx, q.String(), args...); err != nil {
 				if isDuplicate(err) {
@@ -220,6 +221,8 @@ func checkDecision(i int, d *Decision) error {
 		return experiment.E(op, experiment.Invalid, field("policy"), experiment.Errorf("must not be empty"))
 	case len(d.Items) > 0 && !json.Valid(d.Items):
 		return experiment.E(op, experiment.Invalid, field("items"), experiment.Errorf("not valid JSON"))
+	case len(d.Provenance) > 0 && !json.Valid(d.Provenance):
+		return experiment.E(op, experiment.Invalid, field("provenance"), experiment.Errorf("not valid JSON"))
 	}
 	return nil
 }
@@ -397,7 +400,7 @@ func (w *decisionAppender) commit(group []Decision) error {
 				hv = int32(d.HoldoutVersion)
 			}
 			if err := w.app.AppendRow(d.ID, ts.UTC(), d.Journey, d.Experiment, d.Unit, nullValue(d.Variant), d.Policy,
-				nullValue(d.Reason), items, nullValue(d.ModelVersion), d.LatencyMS, d.InHoldout, hv); err != nil {
+				nullValue(d.Reason), items, nullValue(d.ModelVersion), d.LatencyMS, d.InHoldout, hv, nullValue(string(d.Provenance))); err != nil {
 				return fmt.Errorf("append: %w", err)
 			}
 		}
@@ -424,6 +427,29 @@ func nullValue(s string) driver.Value {
 
 func isDuplicate(err error) bool {
 	return err != nil && (strings.Contains(err.Error(), "PRIMARY KEY") || strings.Contains(err.Error(), "Duplicate key") || strings.Contains(err.Error(), "duplicate key"))
+}
+
+// GetDecision returns decision id of journey key, with its provenance; NotFound
+// when there is none.
+func (db *DB) GetDecision(ctx context.Context, key, id string) (*DecisionRecord, error) {
+	const op = "store.GetDecision"
+	var d DecisionRecord
+	var items string
+	var prov sql.NullString
+	err := db.db.QueryRowContext(ctx, `SELECT decision_id, ts, journey, experiment, unit, coalesce(variant, ''), policy, coalesce(reason, ''), items,
+  coalesce(model_version, ''), provenance FROM journey_decisions WHERE journey = ? AND decision_id = ?`, key, id).Scan(
+		&d.ID, &d.TS, &d.Journey, &d.Experiment, &d.Unit, &d.Variant, &d.Policy, &d.Reason, &items, &d.ModelVersion, &prov)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, experiment.E(op, experiment.NotFound, experiment.Errorf("journey %q has no decision %q", key, id))
+	}
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	d.TS, d.Items = d.TS.UTC(), json.RawMessage(items)
+	if prov.Valid {
+		d.Provenance = json.RawMessage(prov.String)
+	}
+	return &d, nil
 }
 
 // ---- control policy and training data ----

@@ -130,6 +130,12 @@ type DB struct {
 	expCache map[string]*expInfo // experiment key -> what exposure validation needs
 	hoCache  map[string]int      // holdout name -> current version
 	keyCache map[string]*experiment.APIKey
+	psKey    []byte // the pseudonym key, once read or made (Pseudonym)
+	psNoKey  bool   // the file had no pseudonym key when last read
+
+	unitMu sync.RWMutex         // guards stated and erased
+	stated map[string]struct{}  // units with a consent record or a reset; nil until read (UnitState)
+	erased map[string]time.Time // erased pseudonyms and when
 
 	engine *duckengine.Engine // the metric engine over db
 

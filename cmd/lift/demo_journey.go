@@ -238,6 +238,59 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	}
 	printJourneyResult(out, "personalized vs control (intention to treat)", cmp.Results, cmp.ResultsError)
 	printJourneyResult(out, "exposed vs permanent holdout", cmp.HoldoutResults, cmp.HoldoutError)
+
+	// 7. Consent and erasure, for one personalized shopper.
+	for u, d := range decisions {
+		if d.Policy == experiment.PolicyPersonalized {
+			return demoConsent(ctx, out, db, models, o, clock, demoUser(u), recent[u])
+		}
+	}
+	return nil
+}
+
+// demoConsent records a unit's consent, withdraws it to tier 1 and erases the
+// unit, deciding after each change: the next decision follows the stored consent.
+func demoConsent(ctx context.Context, out io.Writer, db *store.DB, models *journey.Models, o journeyDemo, now time.Time, unit string, recent []string) error {
+	dec := journey.New(db, models, journey.Options{Now: func() time.Time { return now }, Seed: o.Seed})
+	defer dec.Close()
+	decide := func(label string) error {
+		d, err := dec.Decide(ctx, "home", journey.Request{Unit: unit, Context: journey.Context{RecentItems: recent}})
+		if err != nil {
+			return fmt.Errorf("journey demo: decide: %w", err)
+		}
+		var ids []string
+		for _, it := range d.Items[:min(3, len(d.Items))] {
+			ids = append(ids, it.ID)
+		}
+		fmt.Fprintf(out, "  consent     %s: %s → tier %d (%s), signals %v, %s %v…\n", unit, label, d.Consent.Tier, d.Consent.Source, d.Consent.Signals, d.Policy, ids)
+		return nil
+	}
+	record := func(tier int, purposes ...string) (*store.ConsentChange, error) {
+		return db.RecordConsent(ctx, "demo", experiment.Consent{Unit: unit, Tier: tier, Purposes: purposes, PolicyID: "privacy", PolicyVersion: "2026-11"})
+	}
+	if _, err := record(experiment.ConsentPersonalization, experiment.PurposePersonalization); err != nil {
+		return err
+	}
+	if err := decide("stored tier 2"); err != nil {
+		return err
+	}
+	ch, err := record(experiment.ConsentFunctional)
+	if err != nil {
+		return err
+	}
+	if err := decide(fmt.Sprintf("withdrawn to tier 1 (purged %d item events)", ch.Purged.ItemHistory)); err != nil {
+		return err
+	}
+	er, err := db.EraseUnit(ctx, "demo", unit)
+	if err != nil {
+		return err
+	}
+	left, err := db.ExportUnit(ctx, unit)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "  erased      %s → %s: %d events, %d consents deleted; %d exposures, %d decisions kept under the pseudonym; left under the id: %d exposures, %d events, %d decisions\n",
+		unit, er.Pseudonym, er.Removed.Events, er.Removed.Consents, er.Removed.Exposures, er.Removed.Decisions, len(left.Exposures), len(left.Events), len(left.Decisions))
 	return nil
 }
 

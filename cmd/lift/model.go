@@ -302,3 +302,28 @@ func journeyRollupTask(db *store.DB, logger *slog.Logger, period time.Duration) 
 		}
 	}}
 }
+
+// consentPurgeTask runs store.PurgeWithdrawn every period: attributes and item
+// history sent for a unit after it withdrew the consent they need are removed
+// within a period (docs/privacy.md#consent).
+func consentPurgeTask(db *store.DB, logger *slog.Logger, period time.Duration) backgroundTask {
+	return backgroundTask{name: "consent purge", run: func(ctx context.Context) error {
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-t.C:
+			}
+			p, err := db.PurgeWithdrawn(ctx)
+			if err != nil {
+				logger.Warn("consent purge", "err", err)
+				continue
+			}
+			if p.Attributes+p.ItemHistory > 0 {
+				logger.Info("consent purge", "attributes", p.Attributes, "item_history", p.ItemHistory)
+			}
+		}
+	}}
+}

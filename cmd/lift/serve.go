@@ -159,7 +159,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	}
 	ln = api.LimitConnsPerIP(ln, cfg.maxConnsPerIP)
 	tasks := append(backgroundTasks(db, srv, logger), schedulerTask(sched), holdoutRotationTask(db, logger),
-		journeyRollupTask(db, logger, 15*time.Minute))
+		journeyRollupTask(db, logger, 15*time.Minute), consentPurgeTask(db, logger, time.Hour))
 	if wh != nil {
 		tasks = append(tasks, forwardTask(wh, logger))
 		logger.Info("metric engine", "engine", "clickhouse", "servers", cfg.engine.addrs, "events", cmp.Or(cfg.engine.events, "forwarded from the store"))
