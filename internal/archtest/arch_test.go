@@ -74,6 +74,7 @@ var pure = map[string][]string{
 	"analysis/did":      {"github.com/", "database/sql", "net/http", "os/exec"},
 	"analysis/synth":    {"github.com/", "database/sql", "net/http", "os/exec"},
 	"analysis/uplift":   {"github.com/", "database/sql", "net/http", "os/exec"},
+	"analysis/bandit":   {"github.com/marcboeker", "database/sql", "net/http", "os/exec"},
 	"metric":            {"github.com/", "database/sql", "net/http", "os/exec"},
 	"metric/metrictest": {"github.com/", "database/sql", "net/http", "os/exec"},
 	// The loop knows nothing of what it commits: standard library only.

@@ -37,6 +37,8 @@ var layerRules = []layerRule{
 		why: "synthetic control is math over a panel"},
 	{pkg: "analysis/uplift", may: []string{"analysis", "experiment"},
 		why: "uplift models are math over unit rows; lift uplift and the API route feed them"},
+	{pkg: "analysis/bandit", may: []string{"experiment", "assign"},
+		why: "bandit allocation and its estimators are math over sums; a unit's arm uses assign's hash so any SDK can recompute it"},
 	{pkg: "privacy", may: []string{"experiment"},
 		why: "DP releases and the ε ledger's contract; the ledger's storage implements privacy's interface, not the reverse"},
 	{pkg: "privacy/privacytest", may: []string{"experiment", "privacy"},
