@@ -99,6 +99,7 @@ type Experiment struct {
 	Holdout     string       `json:"holdout,omitempty"`      // permanent holdout units are kept out of
 	Metrics     []MetricRef  `json:"metrics,omitempty"`
 	Analysis    AnalysisPlan `json:"analysis"`
+	Allocation  *Allocation  `json:"allocation,omitempty"` // fixed weights (absent) or a bandit
 	Status      Status       `json:"status"`
 	CreatedAt   time.Time    `json:"created_at"`
 	UpdatedAt   time.Time    `json:"updated_at"`
@@ -124,7 +125,8 @@ func (e *Experiment) Weights() []float64 {
 }
 
 // ApplyDefaults fills the documented defaults: seed = key, coverage = 1,
-// hash version 2, alpha 0.05, Holm correction, status draft.
+// hash version 2, alpha 0.05, Holm correction, status draft; a bandit's
+// reward kind binary and period 1h.
 func (e *Experiment) ApplyDefaults() {
 	if e.Seed == "" {
 		e.Seed = e.Key
@@ -141,6 +143,9 @@ func (e *Experiment) ApplyDefaults() {
 	}
 	if e.Analysis.Correction == "" {
 		e.Analysis.Correction = "holm"
+	}
+	if e.Allocation != nil {
+		e.Allocation.applyDefaults()
 	}
 	if e.Analysis.Sequential && e.Analysis.Tuning == 0 {
 		e.Analysis.Tuning = 5000
@@ -358,6 +363,11 @@ func (e *Experiment) Validate() error {
 	if p := e.Analysis.PrimaryMetric; primary >= 0 && p != "" && p != e.Metrics[primary].Name {
 		return invalid(op, "analysis.primary_metric", "names %q but metrics[%d] (%q) is marked primary: name one primary metric", p, primary, e.Metrics[primary].Name)
 	}
+	if e.Allocation != nil {
+		if err := e.Allocation.validate(op, len(e.Variants), names); err != nil {
+			return err
+		}
+	}
 	switch e.Status {
 	case Draft, Running, Stopped:
 	default:
@@ -386,5 +396,6 @@ func designOf(e *Experiment) any {
 		HO string
 		M  []MetricRef
 		A  AnalysisPlan
-	}{e.Variants, e.CoverageOr1(), e.HashVersion, e.Seed, e.Layer, e.LayerRange, e.Holdout, e.Metrics, e.Analysis}
+		AL *Allocation
+	}{e.Variants, e.CoverageOr1(), e.HashVersion, e.Seed, e.Layer, e.LayerRange, e.Holdout, e.Metrics, e.Analysis, e.Allocation}
 }
