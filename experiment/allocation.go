@@ -95,3 +95,16 @@ func (a *Allocation) validate(op string, k int, names map[string]bool) error {
 	}
 	return nil
 }
+
+// BanditVersion is one stored weight version of a bandit experiment: the
+// weights served from CreatedAt until the next version, in variant order, and
+// the probability each arm was best when they were computed. Version 0 is the
+// experiment's declared weights.
+type BanditVersion struct {
+	Experiment string    `json:"experiment"`
+	Version    int       `json:"version"`
+	Weights    []float64 `json:"weights"`
+	ProbBest   []float64 `json:"prob_best"`
+	BurnIn     bool      `json:"burn_in"`
+	CreatedAt  time.Time `json:"created_at"`
+}

@@ -121,7 +121,8 @@ type DB struct {
 	conn *duckdb.Connector
 	db   *sql.DB
 
-	regMu sync.Mutex // serializes registry and key changes (checks then writes)
+	regMu    sync.Mutex // serializes registry and key changes (checks then writes)
+	banditMu sync.Mutex // serializes bandit state writes (insert-if-absent of units, the next version)
 
 	releaseMu    sync.Mutex               // guards releaseLocks
 	releaseLocks map[string]chan struct{} // privacy scope -> its release lock (Ledger.Exclusive)
