@@ -124,6 +124,12 @@ func (s *Server) assignOne(c echo.Context) error {
 	}
 	if stopped {
 		stoppedAnswer(&a)
+	} else if cp.exp.IsBandit() {
+		one := []experiment.Assignment{a}
+		if err := s.banditAssign(ctx, cp.exp, one); err != nil {
+			return err
+		}
+		a = one[0]
 	}
 	s.metrics.assignments.WithLabelValues(cp.exp.Key).Inc()
 	if expose && !stopped {
@@ -183,6 +189,11 @@ func (s *Server) assignBatch(c echo.Context) error {
 		_ = cp.plan.AssignTo(&as[i], u) // units were checked non-empty above
 		if stopped {
 			stoppedAnswer(&as[i])
+		}
+	}
+	if !stopped && cp.exp.IsBandit() {
+		if err := s.banditAssign(ctx, cp.exp, as); err != nil {
+			return err
 		}
 	}
 	s.metrics.assignments.WithLabelValues(cp.exp.Key).Add(float64(len(as)))

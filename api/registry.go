@@ -27,6 +27,7 @@ type experimentRequest struct {
 	Holdout     string                  `json:"holdout,omitempty" doc:"permanent holdout whose units are kept out (must exist)"`
 	Metrics     []experiment.MetricRef  `json:"metrics,omitempty"`
 	Analysis    experiment.AnalysisPlan `json:"analysis"`
+	Allocation  *experiment.Allocation  `json:"allocation,omitempty" doc:"absent: fixed weights; {kind: bandit, reward, reward_kind, period, min_share, burn_in, top_two, beta}: adaptive (docs/bandits.md)"`
 }
 
 func (r *experimentRequest) experiment() *experiment.Experiment {
@@ -34,6 +35,7 @@ func (r *experimentRequest) experiment() *experiment.Experiment {
 		Key: r.Key, Name: r.Name, Description: r.Description, Variants: r.Variants,
 		Coverage: r.Coverage, HashVersion: r.HashVersion, Seed: r.Seed, Layer: r.Layer,
 		LayerRange: r.LayerRange, Holdout: r.Holdout, Metrics: r.Metrics, Analysis: r.Analysis,
+		Allocation: r.Allocation,
 	}
 }
 
@@ -52,6 +54,7 @@ type experimentPatch struct {
 	Holdout     *string                  `json:"holdout,omitempty"`
 	Metrics     *[]experiment.MetricRef  `json:"metrics,omitempty"`
 	Analysis    *experiment.AnalysisPlan `json:"analysis,omitempty"`
+	Allocation  *experiment.Allocation   `json:"allocation,omitempty"`
 }
 
 func (p *experimentPatch) apply(e *experiment.Experiment) {
@@ -74,6 +77,10 @@ func (p *experimentPatch) apply(e *experiment.Experiment) {
 	}
 	if p.HashVersion != nil {
 		e.HashVersion = *p.HashVersion
+	}
+	if p.Allocation != nil {
+		a := *p.Allocation
+		e.Allocation = &a
 	}
 	if p.LayerRange != nil {
 		r := *p.LayerRange

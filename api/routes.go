@@ -7,6 +7,7 @@ func (s *Server) routes() {
 	s.keyRoutes()
 	s.registryRoutes()
 	s.assignRoutes()
+	s.banditRoutes()
 	s.exposureRoutes()
 	s.eventRoutes()
 	s.metricDefRoutes()

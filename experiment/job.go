@@ -14,6 +14,7 @@ const (
 	JobJourneyComparison JobKind = "journey_comparison" // personalized vs control vs holdout, per journey
 	JobMonitor           JobKind = "monitor"            // SRM, guardrail breaches, stale data → alerts
 	JobDigest            JobKind = "digest"             // DP-noised executive summary (HTML, PDF, JSON)
+	JobBanditAllocation  JobKind = "bandit_allocation"  // recompute the weights of running bandit experiments
 )
 
 // Job is a persisted schedule: a cron expression or an interval, in a time zone.

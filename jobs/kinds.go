@@ -61,8 +61,9 @@ type GuardrailCheck struct {
 func Kinds(d Deps) map[experiment.JobKind]Func {
 	d.fill()
 	k := map[experiment.JobKind]Func{
-		experiment.JobResultsRefresh: d.refresh,
-		experiment.JobMonitor:        d.monitor,
+		experiment.JobResultsRefresh:   d.refresh,
+		experiment.JobMonitor:          d.monitor,
+		experiment.JobBanditAllocation: d.banditAllocation,
 	}
 	if d.Digest != nil {
 		k[experiment.JobDigest] = d.digest
@@ -99,6 +100,12 @@ func Checks(d Deps) map[experiment.JobKind]Check {
 		},
 		experiment.JobMonitor: d.checkMonitor,
 		experiment.JobDigest:  d.checkDigest,
+		experiment.JobBanditAllocation: func(ctx context.Context, j *experiment.Job) error {
+			if err := decodeParams(j, &struct{}{}); err != nil {
+				return err
+			}
+			return d.checkExperimentTarget(ctx, j)
+		},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/liftlab/lift/experiment"
 )
@@ -126,13 +127,45 @@ func (db *DB) EnterBandit(ctx context.Context, key string, units []string, curre
 	db.banditMu.Lock()
 	defer db.banditMu.Unlock()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		for i, u := range units {
-			if _, err := tx.ExecContext(ctx, `INSERT INTO bandit_units (experiment, unit, version) VALUES (?, ?, ?) ON CONFLICT DO NOTHING`, key, u, current); err != nil {
+		got := make(map[string]int, len(units))
+		for lo := 0; lo < len(units); lo += upsertChunk {
+			chunk := units[lo:min(lo+upsertChunk, len(units))]
+			vals := strings.TrimSuffix(strings.Repeat("(?, ?, ?),", len(chunk)), ",")
+			marks := strings.TrimSuffix(strings.Repeat("?,", len(chunk)), ",")
+			args := make([]any, 0, 3*len(chunk))
+			in := make([]any, 0, len(chunk)+1)
+			in = append(in, key)
+			for _, u := range chunk {
+				args = append(args, key, u, current)
+				in = append(in, u)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO bandit_units (experiment, unit, version) VALUES `+vals+` ON CONFLICT DO NOTHING`, args...); err != nil {
 				return err
 			}
-			if err := tx.QueryRowContext(ctx, `SELECT version FROM bandit_units WHERE experiment = ? AND unit = ?`, key, u).Scan(&out[i]); err != nil {
-				return fmt.Errorf("units[%d]: %w", i, err)
+			rows, err := tx.QueryContext(ctx, `SELECT unit, version FROM bandit_units WHERE experiment = ? AND unit IN (`+marks+`)`, in...)
+			if err != nil {
+				return err
 			}
+			for rows.Next() {
+				var u string
+				var v int
+				if err := rows.Scan(&u, &v); err != nil {
+					rows.Close()
+					return err
+				}
+				got[u] = v
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		for i, u := range units {
+			v, ok := got[u]
+			if !ok {
+				return fmt.Errorf("units[%d]: %q not stored", i, u)
+			}
+			out[i] = v
 		}
 		return nil
 	})

@@ -48,6 +48,10 @@ func TestBanditVersionsAndStickyUnits(t *testing.T) {
 	if err != nil || !slices.Equal(first, []int{1, 0}) {
 		t.Fatalf("EnterBandit after a new version = %v, %v; want [1 0]", first, err)
 	}
+	// A unit named twice in one batch enters once.
+	if first, err := db.EnterBandit(ctx, "bandit", []string{"twice", "twice"}, 1); err != nil || !slices.Equal(first, []int{1, 1}) {
+		t.Fatalf("a unit twice in a batch: %v, %v", first, err)
+	}
 	// Concurrent first entries of one unit agree (insert if absent).
 	var wg sync.WaitGroup
 	got := make([]int, 8)
@@ -85,7 +89,7 @@ func TestBanditVersionsAndStickyUnits(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", vs, err)
 	}
 	units, err := db2.BanditUnitVersions(ctx, "bandit")
-	if err != nil || units["u1"] != 0 || units["u3"] != 1 || len(units) != 4 {
+	if err != nil || units["u1"] != 0 || units["u3"] != 1 || len(units) != 5 {
 		t.Fatalf("unit versions = %v, %v", units, err)
 	}
 }
