@@ -64,7 +64,7 @@ func LoadBandit(ctx context.Context, db *store.DB, key string) (*experiment.Expe
 	if err != nil {
 		return nil, nil, experiment.E(op, err)
 	}
-	values, _, err := db.UnitValues(ctx, e, names, e.Allocation.Reward, "allocation.reward")
+	values, _, err := db.UnitValues(ctx, db.Engine(), e, names, e.Allocation.Reward, "allocation.reward")
 	if err != nil && !experiment.Is(err, experiment.InsufficientData) {
 		return nil, nil, experiment.E(op, err)
 	}
