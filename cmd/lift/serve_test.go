@@ -178,11 +178,12 @@ func TestDemo(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, stdout)
 		}
 	}
-	// The journey stage served every simulated user (4,000) and left its model
-	// beside the database, for "lift serve --models".
+	// The journey stage served every simulated user (4,000), then one shopper
+	// twice more (after a stored consent and after its withdrawal), and left its
+	// model beside the database, for "lift serve --models".
 	var decisions int64
-	if err := s.SQL().QueryRowContext(context.Background(), `SELECT count(*) FROM journey_decisions WHERE journey = 'home'`).Scan(&decisions); err != nil || decisions != 4000 {
-		t.Errorf("journey decisions %d (%v), want 4000", decisions, err)
+	if err := s.SQL().QueryRowContext(context.Background(), `SELECT count(*) FROM journey_decisions WHERE journey = 'home'`).Scan(&decisions); err != nil || decisions != 4000+2 {
+		t.Errorf("journey decisions %d (%v), want 4,000 + 2", decisions, err)
 	}
 	models := strings.TrimSuffix(db, ".duckdb") + "-models"
 	if _, err := os.Stat(filepath.Join(models, "demo-shop.safetensors")); err != nil {
