@@ -26,7 +26,7 @@ func (s *Server) banditRoutes() {
 }
 
 func (s *Server) banditState(c echo.Context) error {
-	st, err := jobs.BanditReport(c.Request().Context(), s.db, c.Param("key"))
+	st, err := jobs.BanditReport(c.Request().Context(), s.db, s.results.Engine(), c.Param("key"))
 	if err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (s *Server) banditState(c echo.Context) error {
 }
 
 func (s *Server) banditRecompute(c echo.Context) error {
-	v, err := jobs.RecomputeBandit(c.Request().Context(), s.db, c.Param("key"))
+	v, err := jobs.RecomputeBandit(c.Request().Context(), s.db, s.results.Engine(), c.Param("key"))
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/liftlab/lift/analysis/bandit"
 	"github.com/liftlab/lift/assign"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
 	"github.com/liftlab/lift/store"
 )
 
@@ -40,8 +41,9 @@ func banditSeed(key string, version int) *rand.Rand {
 }
 
 // LoadBandit reads a bandit experiment's state: its versions, and its reward
-// sums per cohort (the version at which units entered) and arm.
-func LoadBandit(ctx context.Context, db *store.DB, key string) (*experiment.Experiment, *BanditState, error) {
+// sums per cohort (the version at which units entered) and arm, the per-unit
+// rewards computed by eng (the server's metric engine).
+func LoadBandit(ctx context.Context, db *store.DB, eng metric.Engine, key string) (*experiment.Experiment, *BanditState, error) {
 	const op = "jobs.LoadBandit"
 	e, err := db.GetExperiment(ctx, key)
 	if err != nil {
@@ -64,7 +66,7 @@ func LoadBandit(ctx context.Context, db *store.DB, key string) (*experiment.Expe
 	if err != nil {
 		return nil, nil, experiment.E(op, err)
 	}
-	values, _, err := db.UnitValues(ctx, db.Engine(), e, names, e.Allocation.Reward, "allocation.reward")
+	values, _, err := db.UnitValues(ctx, eng, e, names, e.Allocation.Reward, "allocation.reward")
 	if err != nil && !experiment.Is(err, experiment.InsufficientData) {
 		return nil, nil, experiment.E(op, err)
 	}
@@ -82,8 +84,8 @@ func LoadBandit(ctx context.Context, db *store.DB, key string) (*experiment.Expe
 
 // BanditReport returns the state of a bandit experiment with its effects at
 // the experiment's alpha (none yet when a cohort lacks data: Effects empty).
-func BanditReport(ctx context.Context, db *store.DB, key string) (*BanditState, error) {
-	e, st, err := LoadBandit(ctx, db, key)
+func BanditReport(ctx context.Context, db *store.DB, eng metric.Engine, key string) (*BanditState, error) {
+	e, st, err := LoadBandit(ctx, db, eng, key)
 	if err != nil {
 		return nil, err
 	}
@@ -103,9 +105,9 @@ func BanditReport(ctx context.Context, db *store.DB, key string) (*BanditState, 
 // from all its reward sums so far and stores them as a new version. The
 // posterior draws are seeded by the key and the new version's number, so the
 // weights can be recomputed from stored state.
-func RecomputeBandit(ctx context.Context, db *store.DB, key string) (experiment.BanditVersion, error) {
+func RecomputeBandit(ctx context.Context, db *store.DB, eng metric.Engine, key string) (experiment.BanditVersion, error) {
 	const op = "jobs.RecomputeBandit"
-	e, st, err := LoadBandit(ctx, db, key)
+	e, st, err := LoadBandit(ctx, db, eng, key)
 	if err != nil {
 		return experiment.BanditVersion{}, err
 	}
@@ -152,7 +154,7 @@ func (d Deps) banditAllocation(ctx context.Context, j *experiment.Job, period ti
 		if last := vs[len(vs)-1]; len(vs) > 1 && d.Now().Sub(last.CreatedAt) < e.Allocation.PeriodOr1h() {
 			continue
 		}
-		v, err := RecomputeBandit(ctx, d.Store, k)
+		v, err := RecomputeBandit(ctx, d.Store, d.results().Engine(), k)
 		if err != nil {
 			return nil, fmt.Errorf("bandit %s: %w", k, err)
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"github.com/liftlab/lift/api"
 	"log/slog"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ func (f *engineFlags) open(ctx context.Context, op string, db *store.DB, logger 
 				return nil, nil, engineError(op, x.flag, "is for --engine clickhouse")
 			}
 		}
-		return results.New(db, db, db.Engine(), db.Now), nil, nil
+		return api.ResultsOver(db), nil, nil
 	case "clickhouse":
 	default:
 		return nil, nil, engineError(op, "--engine", "must be duckdb or clickhouse, got %q", f.engine)

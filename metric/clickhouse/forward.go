@@ -2,7 +2,6 @@ package clickhouse
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
@@ -240,9 +239,4 @@ func (f *Forwarder) events(ctx context.Context, cursor, upto int64, have []int64
 		return 0, 0, err
 	}
 	return len(evs), seqs[len(seqs)-1], nil
-}
-
-// String describes the forwarder for logs.
-func (f *Forwarder) String() string {
-	return fmt.Sprintf("forwarder to %d ClickHouse shard(s), events %v", len(f.e.shards), f.o.Events)
 }
