@@ -47,11 +47,14 @@ func sqlFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) + "
 const sumFn = "fsum"
 
 // population renders pop: unit, arm, t0 (first exposure), last (latest exposure)
-// and arms (the number of distinct arms) per unit, with its arguments.
+// and arms per unit, with its arguments. arms is 1 for a unit seen in one arm
+// and 2 for one seen in several: the engine only tells one from many, and
+// min = max answers that without the hash set per unit a DISTINCT count builds.
 func population(pop metric.Population) (string, []any) {
 	until := untilCond(pop, "ts")
 	if pop.Holdout == nil {
-		return `SELECT unit, min(variant) AS arm, min(ts) AS t0, max(ts) AS last, count(DISTINCT variant) AS arms
+		return `SELECT unit, min(variant) AS arm, min(ts) AS t0, max(ts) AS last,
+	CASE WHEN min(variant) = max(variant) THEN 1 ELSE 2 END AS arms
 FROM exposures WHERE experiment = ? AND variant IS NOT NULL AND ` + until + ` GROUP BY unit`, []any{pop.Experiment}
 	}
 	exps := pop.Holdout.Experiments
@@ -59,7 +62,8 @@ FROM exposures WHERE experiment = ? AND variant IS NOT NULL AND ` + until + ` GR
 		exps = []string{}
 	}
 	return `SELECT unit, min(CASE WHEN in_holdout THEN '` + metric.HoldoutArm + `' ELSE '` + metric.ExposedArm + `' END) AS arm,
-	min(ts) AS t0, max(ts) AS last, count(DISTINCT in_holdout) AS arms
+	min(ts) AS t0, max(ts) AS last,
+	CASE WHEN bool_and(in_holdout) = bool_or(in_holdout) THEN 1 ELSE 2 END AS arms
 FROM exposures
 WHERE experiment IN (SELECT unnest(?::VARCHAR[])) AND holdout_version = ? AND ` + until + `
 GROUP BY unit`, []any{exps, pop.Holdout.Version}

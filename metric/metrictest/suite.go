@@ -55,6 +55,7 @@ const (
 //	k2     exp2, in holdout v1                               9 @T+1d+2h, 1 @T+10d
 //	k3     exp, in holdout v2                                1000 @T+1h
 //	k4     "unrelated", in holdout v1                        none
+//	k5     exp3, exposed (control) T and in holdout T+1h, v3 none (both arms of holdout v3: excluded)
 func handDataset() metric.Dataset {
 	var d metric.Dataset
 	x := func(exp, unit, variant string, ts time.Time, inHoldout bool, version int) {
@@ -74,6 +75,8 @@ func handDataset() metric.Dataset {
 	x("exp2", "k2", "", T.Add(day), true, 1)
 	x("exp", "k3", "", T, true, 2)
 	x("unrelated", "k4", "", T, true, 1)
+	x("exp3", "k5", "control", T, false, 3)
+	x("exp3", "k5", "", T.Add(hour), true, 3)
 	e := func(unit, typ string, ts time.Time, v float64) {
 		d.Events = append(d.Events, experiment.Event{EventID: fmt.Sprintf("e%d", len(d.Events)), Unit: unit, Type: typ, TS: ts, Value: v})
 	}
@@ -269,6 +272,19 @@ func testHand(t *testing.T, eng metric.Engine) {
 		checkRaw(t, "holdout revenue", Unshift(st.Metrics["revenue"][0]), raw{"N": 2, "Sum": 16, "SumSquares": 130}, 1e-12)
 		checkRaw(t, "exposed revenue", Unshift(st.Metrics["revenue"][1]), raw{"N": 4, "Sum": 200, "SumSquares": 16800, "CovariateSum": 14, "CovariateSumSquares": 116, "CrossSum": 880}, 1e-12)
 		checkRaw(t, "holdout orders", Unshift(st.Metrics["orders"][0]), raw{"N": 2, "Sum": 3, "SumSquares": 5}, 1e-12)
+		// Version 3 over exp3: k5 was exposed and then held out, so it is in
+		// both arms and counted as such, not analyzed.
+		p3, err := metric.Compile(metric.HoldoutPopulation(&experiment.Holdout{Name: "h", Fraction: 0.1}, 3, []string{"exp3"}), []string{"revenue"}, defs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		st3, err := eng.Stats(ctx, p3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st3.MultipleArms != 1 || st3.Units[metric.HoldoutArm]+st3.Units[metric.ExposedArm] != 0 {
+			t.Errorf("holdout v3: units %v, multiple %d; want none analyzed, 1 in both arms", st3.Units, st3.MultipleArms)
+		}
 	})
 	t.Run("bounded", func(t *testing.T) {
 		bdefs := metric.Resolved{
