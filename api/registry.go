@@ -15,16 +15,16 @@ import (
 // experimentRequest is the body of POST /v1/experiments: the design of an
 // experiment. Defaults: seed = key, coverage 1, hash_version 2, analysis.alpha 0.05.
 type experimentRequest struct {
-	Key         string                  `json:"key" required:"true" doc:"unique key: 1-128 letters, digits, '_', '.' or '-'"`
-	Name        string                  `json:"name,omitempty"`
-	Description string                  `json:"description,omitempty"`
-	Variants    []experiment.Variant    `json:"variants" required:"true" doc:"at least 2; weights in [0, 1] summing to 1; the first is the control"`
-	Coverage    *float64                `json:"coverage,omitempty" doc:"share of eligible units included, in [0, 1]; default 1"`
-	HashVersion int                     `json:"hash_version,omitempty" doc:"1 or 2 (GrowthBook-compatible hashing); default 2"`
-	Seed        string                  `json:"seed,omitempty" doc:"hash seed; default the key"`
-	Layer       string                  `json:"layer,omitempty" doc:"mutual-exclusion layer (must exist)"`
-	LayerRange  *experiment.Range       `json:"layer_range,omitempty" doc:"this experiment's slice [start, end) of the layer; required with layer"`
-	Holdout     string                  `json:"holdout,omitempty" doc:"permanent holdout whose units are kept out (must exist)"`
+	Key         string                   `json:"key" required:"true" doc:"unique key: 1-128 letters, digits, '_', '.' or '-'"`
+	Name        string                   `json:"name,omitempty"`
+	Description string                   `json:"description,omitempty"`
+	Variants    []experiment.Variant     `json:"variants" required:"true" doc:"at least 2; weights in [0, 1] summing to 1; the first is the control"`
+	Coverage    *float64                 `json:"coverage,omitempty" doc:"share of eligible units included, in [0, 1]; default 1"`
+	HashVersion int                      `json:"hash_version,omitempty" doc:"1 or 2 (GrowthBook-compatible hashing); default 2"`
+	Seed        string                   `json:"seed,omitempty" doc:"hash seed; default the key"`
+	Layer       string                   `json:"layer,omitempty" doc:"mutual-exclusion layer (must exist)"`
+	LayerRange  *experiment.Range        `json:"layer_range,omitempty" doc:"this experiment's slice [start, end) of the layer; required with layer"`
+	Holdout     string                   `json:"holdout,omitempty" doc:"permanent holdout whose units are kept out (must exist)"`
 	Metrics     []experiment.MetricRef   `json:"metrics,omitempty" doc:"registered metrics, not deprecated; with a template: replaces the template's metrics"`
 	Guardrails  []string                 `json:"guardrails,omitempty" doc:"metrics watched for harm, added after metrics; with a template: replaces the template's guardrails"`
 	Analysis    *experiment.AnalysisPlan `json:"analysis,omitempty" doc:"the analysis plan; with a template: replaces the template's plan whole"`
