@@ -353,9 +353,12 @@ func (db *DB) MetricVersions(ctx context.Context, name string) ([]experiment.Met
 	}, `SELECT version, created_at, actor, doc FROM metric_versions WHERE name = ? ORDER BY version`, name)
 }
 
-// GetMetricVersion returns version v of metric name; NotFound (naming
-// version) when there is none.
+// GetMetricVersion returns version v of metric name (0: the current
+// definition); NotFound (naming version) when there is none.
 func (db *DB) GetMetricVersion(ctx context.Context, name string, v int) (*experiment.Metric, error) {
+	if v == 0 {
+		return db.GetMetric(ctx, name)
+	}
 	m, err := getMetricVersion(ctx, db.db, name, v)
 	if err != nil {
 		return nil, internal("store.GetMetricVersion", err)
