@@ -211,6 +211,9 @@ func putExperiment(ctx context.Context, tx *sql.Tx, e *experiment.Experiment, in
 // metrics is deprecated (Invalid naming metrics[i]), and stores it with its
 // audit entry. A taken key is a Conflict; nothing is stored on error.
 func (db *DB) CreateExperiment(ctx context.Context, actor string, in *experiment.Experiment) (*experiment.Experiment, error) {
+	if in == nil {
+		return nil, experiment.E("store.CreateExperiment", experiment.Invalid, experiment.Errorf("no experiment given"))
+	}
 	return db.CreateExperimentFrom(ctx, actor, in, "", experiment.TemplateFields{Metrics: &in.Metrics, Analysis: &in.Analysis})
 }
 
