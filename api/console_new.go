@@ -106,7 +106,7 @@ func (s *Server) consoleCreateExperiment(c echo.Context, k *experiment.APIKey, s
 		f.V[n] = strings.TrimSpace(c.FormValue(n))
 	}
 	form, _ := c.FormParams()
-	req := experimentRequest{Key: f.V["key"], Name: f.V["name"], Description: f.V["description"], Layer: f.V["layer"], Holdout: f.V["holdout"]}
+	req := experimentRequest{Key: f.V["key"], Name: f.V["name"], Description: f.V["description"], Layer: f.V["layer"], Holdout: f.V["holdout"], Analysis: &experiment.AnalysisPlan{}}
 	req.Analysis.Correction = f.V["correction"]
 	req.Analysis.Sequential = f.V["sequential"] != ""
 	num := func(field, v string, dst *float64) {
@@ -145,10 +145,10 @@ func (s *Server) consoleCreateExperiment(c echo.Context, k *experiment.APIKey, s
 		req.Metrics = append(req.Metrics, experiment.MetricRef{Name: m, Primary: m == f.V["primary"]})
 	}
 	if len(f.Errors) == 0 {
-		err = s.metricsExist(c.Request().Context(), req.Metrics)
+		err = s.metricsExist(c.Request().Context(), req.Metrics, "metrics")
 		var e *experiment.Experiment
 		if err == nil {
-			e, err = s.db.CreateExperiment(c.Request().Context(), actor(c), req.experiment())
+			e, err = s.db.CreateExperimentFrom(c.Request().Context(), actor(c), req.experiment(), "", req.given())
 		}
 		if err == nil && f.V["start"] != "" {
 			_, err = s.db.StartExperimentAt(c.Request().Context(), actor(c), e.Key, time.Time{})

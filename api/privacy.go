@@ -204,7 +204,7 @@ func PrivateExperimentResults(ctx context.Context, db *store.DB, rs *results.Ser
 	for _, m := range e.Metrics {
 		names = append(names, m.Name)
 	}
-	return privateResults(ctx, db, rs, out, privacy.ExperimentScope(key), "results", metric.ExperimentPopulation(e), names, who, opt)
+	return privateResults(ctx, db, rs, out, privacy.ExperimentScope(key), "results", e, metric.ExperimentPopulation(e), names, who, opt)
 }
 
 // PrivateHoldoutResults is PrivateExperimentResults for a holdout version (0: the
@@ -243,13 +243,16 @@ func PrivateHoldoutResults(ctx context.Context, db *store.DB, rs *results.Servic
 		return nil, err
 	}
 	out := &PrivateResults{Holdout: name, Version: version}
-	return privateResults(ctx, db, rs, out, privacy.HoldoutScope(name), "holdout results v"+strconv.Itoa(version), pop, names, who, opt)
+	return privateResults(ctx, db, rs, out, privacy.HoldoutScope(name), "holdout results v"+strconv.Itoa(version), nil, pop, names, who, opt)
 }
 
 // privateResults answers with the scope's release of subject for the current
 // period, making it from the bounded metrics among all over pop when the period
 // has none yet, and fills out.
-func privateResults(ctx context.Context, db *store.DB, rs *results.Service, out *PrivateResults, scope, subject string, pop metric.Population, all []string, who string, opt privacy.Options) (*PrivateResults, error) {
+//
+// e is the experiment released (nil for a holdout): its metrics are read at
+// the versions it pinned.
+func privateResults(ctx context.Context, db *store.DB, rs *results.Service, out *PrivateResults, scope, subject string, e *experiment.Experiment, pop metric.Population, all []string, who string, opt privacy.Options) (*PrivateResults, error) {
 	const op = "api.PrivateResults"
 	if out.Alpha == 0 {
 		out.Alpha = 0.05
@@ -260,11 +263,12 @@ func privateResults(ctx context.Context, db *store.DB, rs *results.Service, out 
 		opt.Now = time.Now
 	}
 	var names []string
+	pinned, err := db.ResolveExperimentMetrics(ctx, e, all)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
 	for _, n := range all {
-		def, err := db.GetMetric(ctx, n)
-		if err != nil {
-			return nil, experiment.E(op, err)
-		}
+		def := pinned[n]
 		switch {
 		case def.Aggregation == experiment.Ratio:
 			out.Omitted[n] = "ratio metrics are not released privately; release their numerator and denominator"
@@ -277,7 +281,7 @@ func privateResults(ctx context.Context, db *store.DB, rs *results.Service, out 
 	now := opt.Now().UTC().Truncate(time.Microsecond)
 	s, err := privacy.NewLedger(db.Ledger()).Release(ctx, scope, subject, now, opt.Mechanism, who, func(p privacy.Params) (*privacy.Release, error) {
 		pop.Until = now // the release covers the data until it is made
-		defs, err := db.ResolveMetrics(ctx, names)
+		defs, err := db.ResolveExperimentMetrics(ctx, e, names)
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}

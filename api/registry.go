@@ -15,28 +15,43 @@ import (
 // experimentRequest is the body of POST /v1/experiments: the design of an
 // experiment. Defaults: seed = key, coverage 1, hash_version 2, analysis.alpha 0.05.
 type experimentRequest struct {
-	Key         string                  `json:"key" required:"true" doc:"unique key: 1-128 letters, digits, '_', '.' or '-'"`
-	Name        string                  `json:"name,omitempty"`
-	Description string                  `json:"description,omitempty"`
-	Variants    []experiment.Variant    `json:"variants" required:"true" doc:"at least 2; weights in [0, 1] summing to 1; the first is the control"`
-	Coverage    *float64                `json:"coverage,omitempty" doc:"share of eligible units included, in [0, 1]; default 1"`
-	HashVersion int                     `json:"hash_version,omitempty" doc:"1 or 2 (GrowthBook-compatible hashing); default 2"`
-	Seed        string                  `json:"seed,omitempty" doc:"hash seed; default the key"`
-	Layer       string                  `json:"layer,omitempty" doc:"mutual-exclusion layer (must exist)"`
-	LayerRange  *experiment.Range       `json:"layer_range,omitempty" doc:"this experiment's slice [start, end) of the layer; required with layer"`
-	Holdout     string                  `json:"holdout,omitempty" doc:"permanent holdout whose units are kept out (must exist)"`
-	Metrics     []experiment.MetricRef  `json:"metrics,omitempty"`
-	Analysis    experiment.AnalysisPlan `json:"analysis"`
-	Allocation  *experiment.Allocation  `json:"allocation,omitempty" doc:"absent: fixed weights; {kind: bandit, reward, reward_kind, period, min_share, burn_in, top_two, beta}: adaptive (docs/bandits.md)"`
+	Key         string                   `json:"key" required:"true" doc:"unique key: 1-128 letters, digits, '_', '.' or '-'"`
+	Name        string                   `json:"name,omitempty"`
+	Description string                   `json:"description,omitempty"`
+	Variants    []experiment.Variant     `json:"variants" required:"true" doc:"at least 2; weights in [0, 1] summing to 1; the first is the control"`
+	Coverage    *float64                 `json:"coverage,omitempty" doc:"share of eligible units included, in [0, 1]; default 1"`
+	HashVersion int                      `json:"hash_version,omitempty" doc:"1 or 2 (GrowthBook-compatible hashing); default 2"`
+	Seed        string                   `json:"seed,omitempty" doc:"hash seed; default the key"`
+	Layer       string                   `json:"layer,omitempty" doc:"mutual-exclusion layer (must exist)"`
+	LayerRange  *experiment.Range        `json:"layer_range,omitempty" doc:"this experiment's slice [start, end) of the layer; required with layer"`
+	Holdout     string                   `json:"holdout,omitempty" doc:"permanent holdout whose units are kept out (must exist)"`
+	Metrics     []experiment.MetricRef   `json:"metrics,omitempty" doc:"registered metrics, not deprecated; with a template: replaces the template's metrics"`
+	Guardrails  []string                 `json:"guardrails,omitempty" doc:"metrics watched for harm, added after metrics; with a template: replaces the template's guardrails"`
+	Analysis    *experiment.AnalysisPlan `json:"analysis,omitempty" doc:"the analysis plan; with a template: replaces the template's plan whole"`
+	Allocation  *experiment.Allocation   `json:"allocation,omitempty" doc:"absent: fixed weights; {kind: bandit, reward, reward_kind, period, min_share, burn_in, top_two, beta}: adaptive (docs/bandits.md)"`
+	Template    string                   `json:"template,omitempty" doc:"an experiment template (POST /v1/templates) to take metrics, guardrails and the analysis plan from; the fields given here override it"`
 }
 
 func (r *experimentRequest) experiment() *experiment.Experiment {
 	return &experiment.Experiment{
 		Key: r.Key, Name: r.Name, Description: r.Description, Variants: r.Variants,
 		Coverage: r.Coverage, HashVersion: r.HashVersion, Seed: r.Seed, Layer: r.Layer,
-		LayerRange: r.LayerRange, Holdout: r.Holdout, Metrics: r.Metrics, Analysis: r.Analysis,
-		Allocation: r.Allocation,
+		LayerRange: r.LayerRange, Holdout: r.Holdout, Allocation: r.Allocation,
 	}
+}
+
+// given are the fields of the request that override its template's (all of
+// them, without a template).
+func (r *experimentRequest) given() experiment.TemplateFields {
+	var f experiment.TemplateFields
+	if r.Metrics != nil {
+		f.Metrics = &r.Metrics
+	}
+	if r.Guardrails != nil {
+		f.Guardrails = &r.Guardrails
+	}
+	f.Analysis = r.Analysis
+	return f
 }
 
 // experimentPatch is the body of PATCH /v1/experiments/KEY: the fields to change.
@@ -196,10 +211,17 @@ func (s *Server) createExperiment(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	if err := s.metricsExist(c.Request().Context(), req.Metrics); err != nil {
+	if err := s.metricsExist(c.Request().Context(), req.Metrics, "metrics"); err != nil {
 		return err
 	}
-	e, err := s.db.CreateExperiment(c.Request().Context(), actor(c), req.experiment())
+	gs := make([]experiment.MetricRef, len(req.Guardrails))
+	for i, g := range req.Guardrails {
+		gs[i] = experiment.MetricRef{Name: g}
+	}
+	if err := s.metricsExist(c.Request().Context(), gs, "guardrails"); err != nil {
+		return err
+	}
+	e, err := s.db.CreateExperimentFrom(c.Request().Context(), actor(c), req.experiment(), req.Template, req.given())
 	if err != nil {
 		return err
 	}
@@ -208,14 +230,15 @@ func (s *Server) createExperiment(c echo.Context) error {
 }
 
 // metricsExist refuses metrics that are not defined: their results would fail
-// at every query. Metric definitions are never deleted, so the check holds.
-func (s *Server) metricsExist(ctx context.Context, ms []experiment.MetricRef) error {
+// at every query. A metric in use cannot be deleted, so the check holds.
+// field names the list (metrics, guardrails).
+func (s *Server) metricsExist(ctx context.Context, ms []experiment.MetricRef, field string) error {
 	for i, m := range ms {
 		if m.Name == "" {
 			continue // experiment.Validate names it
 		}
 		if _, err := s.db.GetMetric(ctx, m.Name); experiment.Is(err, experiment.NotFound) {
-			return experiment.E("api.experiment", experiment.Invalid, experiment.Field("metrics["+strconv.Itoa(i)+"]"),
+			return experiment.E("api.experiment", experiment.Invalid, experiment.Field(field+"["+strconv.Itoa(i)+"]"),
 				experiment.Errorf("unknown metric %q: define it first (POST /v1/metrics)", m.Name))
 		} else if err != nil {
 			return err
@@ -254,7 +277,7 @@ func (s *Server) updateExperiment(c echo.Context) error {
 		return err
 	}
 	if p.Metrics != nil {
-		if err := s.metricsExist(ctx, *p.Metrics); err != nil {
+		if err := s.metricsExist(ctx, *p.Metrics, "metrics"); err != nil {
 			return err
 		}
 	}

@@ -174,8 +174,8 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 			}
 			ctl := means[m.Control]
 			lower := false
-			if def, err := db.GetMetric(ctx, m.Name); err == nil {
-				lower = !def.HigherIsBetter()
+			if defs, err := db.ResolveExperimentMetrics(ctx, e, []string{m.Name}); err == nil { // the pinned version
+				lower = !defs[m.Name].HigherIsBetter()
 			}
 			for _, cmp := range m.Comparisons {
 				v := means[cmp.Variant]
@@ -235,7 +235,7 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 				v := byName[cmp.Variant]
 				row := reports.Result{Metric: m.Name, Variant: cmp.Variant, Control: m.Control, N: v.N, Mean: v.Mean, ControlN: ctl.N, ControlMean: ctl.Mean,
 					Absolute: estimate(cmp.Absolute), Primary: m.Primary}
-				if def, err := db.GetMetric(ctx, m.Name); err == nil {
+				if def, err := db.GetMetricVersion(ctx, m.Name, m.Version); err == nil { // the version the results used
 					row.LowerIsBetter = !def.HigherIsBetter()
 				}
 				if a := cmp.Adjusted; a != nil {

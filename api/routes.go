@@ -6,6 +6,7 @@ func (s *Server) routes() {
 	s.systemRoutes()
 	s.keyRoutes()
 	s.registryRoutes()
+	s.templateRoutes()
 	s.assignRoutes()
 	s.banditRoutes()
 	s.exposureRoutes()

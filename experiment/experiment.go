@@ -100,11 +100,19 @@ type Experiment struct {
 	Metrics     []MetricRef  `json:"metrics,omitempty"`
 	Analysis    AnalysisPlan `json:"analysis"`
 	Allocation  *Allocation  `json:"allocation,omitempty"` // fixed weights (absent) or a bandit
-	Status      Status       `json:"status"`
-	CreatedAt   time.Time    `json:"created_at"`
-	UpdatedAt   time.Time    `json:"updated_at"`
-	StartedAt   *time.Time   `json:"started_at,omitempty"`
-	StoppedAt   *time.Time   `json:"stopped_at,omitempty"`
+	// Template names the experiment template the design was drawn from, if any
+	// (a record: the experiment does not follow later changes of the template).
+	Template string `json:"template,omitempty"`
+	// MetricVersions are the versions of every metric definition the
+	// experiment reads (its metrics and the parts of its ratio metrics),
+	// pinned when it starts: later versions of a metric do not change its
+	// results. Drafts have none (they read the current versions).
+	MetricVersions map[string]int `json:"metric_versions,omitempty"`
+	Status         Status         `json:"status"`
+	CreatedAt      time.Time      `json:"created_at"`
+	UpdatedAt      time.Time      `json:"updated_at"`
+	StartedAt      *time.Time     `json:"started_at,omitempty"`
+	StoppedAt      *time.Time     `json:"stopped_at,omitempty"`
 }
 
 // CoverageOr1 returns the coverage, 1 when unset.

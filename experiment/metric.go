@@ -1,6 +1,9 @@
 package experiment
 
-import "math"
+import (
+	"math"
+	"time"
+)
 
 // Aggregation is how a metric turns a unit's events into one value.
 type Aggregation string
@@ -61,6 +64,25 @@ type Metric struct {
 	// GuardrailMargin is the relative harm a guardrail tolerates (0.02: up to 2%
 	// worse), default 0; see Guardrail.
 	GuardrailMargin float64 `json:"guardrail_margin,omitempty"`
+
+	// Version is the definition's version, set by the registry: 1 when the
+	// metric is defined, one more at each change (PUT /v1/metrics/NAME). A
+	// version never changes once written; experiments pin the versions they
+	// read when they start.
+	Version int `json:"version,omitempty"`
+	// Deprecated metrics keep serving the experiments and snapshots that use
+	// them but cannot be attached to new experiments or templates. The flag
+	// belongs to the metric, not to a version: the registry sets it and
+	// ignores it in a definition given to it.
+	Deprecated bool `json:"deprecated,omitempty"`
+}
+
+// MetricVersion is one stored version of a metric definition.
+type MetricVersion struct {
+	Version    int       `json:"version"`
+	CreatedAt  time.Time `json:"created_at"`
+	Actor      string    `json:"actor"`
+	Definition *Metric   `json:"definition"`
 }
 
 // GuardrailStatus is what a guardrail's interval says about the harm it guards against.

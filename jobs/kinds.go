@@ -336,7 +336,7 @@ func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) 
 			if private[m.Name] {
 				continue
 			}
-			def, err := d.Store.GetMetric(ctx, m.Name)
+			def, err := d.Store.GetMetricVersion(ctx, m.Name, m.Version) // the version the results used
 			if err != nil {
 				continue
 			}

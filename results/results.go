@@ -46,6 +46,9 @@ type Results struct {
 	Alpha            float64            `json:"alpha"`
 	Correction       string             `json:"correction"`
 	Sequential       bool               `json:"sequential,omitempty"`
+	// MetricVersions are the versions of the metric definitions read (the
+	// metrics and the parts of ratio metrics): an experiment's pinned ones.
+	MetricVersions map[string]int `json:"metric_versions,omitempty"`
 
 	Metrics []MetricResult `json:"metrics"`
 }
@@ -57,6 +60,8 @@ type Results struct {
 // comparisons are then the plain ones).
 type MetricResult struct {
 	Name string `json:"name"`
+	// Version is the version of the metric's definition the result used.
+	Version int `json:"metric_version,omitempty"`
 	analysis.MetricResult
 	Primary    bool                  `json:"primary,omitempty"`
 	Unadjusted []analysis.Comparison `json:"unadjusted,omitempty"`
@@ -207,7 +212,11 @@ func (s *Service) ExperimentResults(ctx context.Context, key string, opt Options
 	}
 	primary := e.Primary()
 	r := &Results{Experiment: e.Key}
-	if err := s.computeResults(ctx, r, metric.ExperimentPopulation(e), names, primary, planOf(e), opt); err != nil {
+	defs, err := s.reg.ResolveExperimentMetrics(ctx, e, names)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	if err := s.computeResults(ctx, r, metric.ExperimentPopulation(e), names, defs, primary, planOf(e), opt); err != nil {
 		return nil, experiment.E(op, err)
 	}
 	if err := s.saveSnapshot(ctx, "experiment", e.Key, r, opt); err != nil {
@@ -258,7 +267,11 @@ func (s *Service) HoldoutResults(ctx context.Context, name string, version int, 
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
-	if err := s.computeResults(ctx, r, pop, metrics, "", plan, opt); err != nil {
+	defs, err := s.reg.ResolveMetrics(ctx, metrics)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	if err := s.computeResults(ctx, r, pop, metrics, defs, "", plan, opt); err != nil {
 		return nil, experiment.E(op, err)
 	}
 	if err := s.saveSnapshot(ctx, "holdout", name, r, opt); err != nil {
@@ -268,11 +281,7 @@ func (s *Service) HoldoutResults(ctx context.Context, name string, version int, 
 }
 
 // computeResults fills r: statistics, analysis, freshness and the input hash.
-func (s *Service) computeResults(ctx context.Context, r *Results, pop metric.Population, names []string, primary string, plan analysisPlan, opt Options) error {
-	defs, err := s.reg.ResolveMetrics(ctx, names)
-	if err != nil {
-		return err
-	}
+func (s *Service) computeResults(ctx context.Context, r *Results, pop metric.Population, names []string, defs metric.Resolved, primary string, plan analysisPlan, opt Options) error {
 	st, err := s.stats(ctx, pop, names, defs)
 	if err != nil {
 		return err
@@ -296,6 +305,19 @@ func (s *Service) computeResults(ctx context.Context, r *Results, pop metric.Pop
 	r.Metrics = ms
 	if r.Metrics == nil {
 		r.Metrics = []MetricResult{}
+	}
+	for i := range r.Metrics {
+		if d := defs[r.Metrics[i].Name]; d != nil {
+			r.Metrics[i].Version = d.Version
+		}
+	}
+	for n, d := range defs {
+		if d.Version > 0 {
+			if r.MetricVersions == nil {
+				r.MetricVersions = map[string]int{}
+			}
+			r.MetricVersions[n] = d.Version
+		}
 	}
 	units := make([]float64, len(pop.Arms))
 	for i, a := range pop.Arms {
@@ -419,7 +441,7 @@ func (s *Service) DailyResults(ctx context.Context, key, name string) (*Daily, e
 		return nil, experiment.E(op, experiment.NotFound, experiment.Field("metric"),
 			experiment.Errorf("experiment %q has no metric %q", key, name))
 	}
-	defs, err := s.reg.ResolveMetrics(ctx, []string{name})
+	defs, err := s.reg.ResolveExperimentMetrics(ctx, e, []string{name})
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}

@@ -27,6 +27,10 @@ type Registry interface {
 	// ResolveMetrics loads the named metrics and the parts of ratio metrics
 	// (Invalid naming metrics[i] for one that is not defined).
 	ResolveMetrics(ctx context.Context, names []string) (metric.Resolved, error)
+	// ResolveExperimentMetrics is ResolveMetrics at the metric versions
+	// experiment e reads (those it pinned when it started; the current ones
+	// for a draft).
+	ResolveExperimentMetrics(ctx context.Context, e *experiment.Experiment, names []string) (metric.Resolved, error)
 	// HoldoutPopulation is metric.HoldoutPopulation over the experiments
 	// naming h.
 	HoldoutPopulation(ctx context.Context, h *experiment.Holdout, version int) (metric.Population, error)

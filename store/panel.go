@@ -35,7 +35,7 @@ type PanelQuery struct {
 // when the panel would have more than metric.MaxPanelCells cells.
 func (db *DB) MetricPanel(ctx context.Context, q PanelQuery) (*metric.Panel, error) {
 	const op = "store.MetricPanel"
-	m, err := db.panelMetric(ctx, q.Metric, "metric")
+	m, err := db.panelMetric(ctx, nil, q.Metric, "metric")
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
@@ -72,7 +72,9 @@ func (db *DB) MetricPanel(ctx context.Context, q PanelQuery) (*metric.Panel, err
 }
 
 // panelMetric loads a metric for per-unit use: it must exist and not be a ratio.
-func (db *DB) panelMetric(ctx context.Context, name, field string) (*experiment.Metric, error) {
+//
+// e, when not nil, is the experiment read: its pinned version of the metric is used.
+func (db *DB) panelMetric(ctx context.Context, e *experiment.Experiment, name, field string) (*experiment.Metric, error) {
 	if name == "" {
 		return nil, experiment.E(experiment.Invalid, experiment.Field(field), experiment.Errorf("is required"))
 	}
@@ -82,6 +84,13 @@ func (db *DB) panelMetric(ctx context.Context, name, field string) (*experiment.
 	}
 	if err != nil {
 		return nil, experiment.E(experiment.Internal, err)
+	}
+	if v, err := experimentVersion(ctx, db.db, e, name); err != nil {
+		return nil, experiment.E(experiment.Internal, err)
+	} else if v != 0 {
+		if m, err = getMetricVersion(ctx, db.db, name, v); err != nil {
+			return nil, experiment.E(experiment.Internal, err)
+		}
 	}
 	if m.Aggregation == experiment.Ratio {
 		return nil, experiment.E(experiment.Invalid, experiment.Field(field), experiment.Errorf("metric %q is a ratio metric: per-unit analyses need a sum, count, binary or mean metric", name))
@@ -111,11 +120,12 @@ type UnitValue struct {
 // define it (window from the first exposure, cap over all the experiment's
 // analyzed units; a mean metric leaves out units without events) and the unit's
 // attributes, sorted by unit, and the number of units exposed to several
-// variants (left out). Invalid naming field for an unknown or ratio metric.
+// variants (left out). The metric is read at the version e pinned (the
+// current one for a draft). Invalid naming field for an unknown or ratio metric.
 // eng computes the values (nil: the DuckDB engine over the store).
 func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.Experiment, arms []string, metricName, field string) (values []UnitValue, multipleArms int, err error) {
 	const op = "store.UnitValues"
-	m, err := db.panelMetric(ctx, metricName, field)
+	m, err := db.panelMetric(ctx, e, metricName, field)
 	if err != nil {
 		return nil, 0, experiment.E(op, err)
 	}

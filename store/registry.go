@@ -206,10 +206,23 @@ func putExperiment(ctx context.Context, tx *sql.Tx, e *experiment.Experiment, in
 }
 
 // CreateExperiment registers a new draft experiment: it applies the defaults,
-// validates the design, checks that its layer and holdout exist and that its layer
-// slice overlaps no non-stopped experiment of the layer, and stores it with its
+// validates the design, checks that its layer and holdout exist, that its layer
+// slice overlaps no non-stopped experiment of the layer and that none of its
+// metrics is deprecated (Invalid naming metrics[i]), and stores it with its
 // audit entry. A taken key is a Conflict; nothing is stored on error.
 func (db *DB) CreateExperiment(ctx context.Context, actor string, in *experiment.Experiment) (*experiment.Experiment, error) {
+	if in == nil {
+		return nil, experiment.E("store.CreateExperiment", experiment.Invalid, experiment.Errorf("no experiment given"))
+	}
+	return db.CreateExperimentFrom(ctx, actor, in, "", experiment.TemplateFields{Metrics: &in.Metrics, Analysis: &in.Analysis})
+}
+
+// CreateExperimentFrom is CreateExperiment for an experiment drawn from
+// template (none when ""): in gives the rest of the design, f the fields given
+// explicitly, which override the template's (experiment.Template.Apply). The
+// template is read in the transaction that stores the experiment; an unknown
+// one is Invalid naming template.
+func (db *DB) CreateExperimentFrom(ctx context.Context, actor string, in *experiment.Experiment, template string, f experiment.TemplateFields) (*experiment.Experiment, error) {
 	const op = "store.CreateExperiment"
 	if in == nil {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Errorf("no experiment given"))
@@ -219,15 +232,26 @@ func (db *DB) CreateExperiment(ctx context.Context, actor string, in *experiment
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("status"),
 			experiment.Errorf("a new experiment starts as draft, got %q; start it with the start action", e.Status))
 	}
-	e.ApplyDefaults()
-	if err := e.Validate(); err != nil {
-		return nil, experiment.E(op, err)
-	}
 	now := db.now()
-	e.CreatedAt, e.UpdatedAt, e.StartedAt, e.StoppedAt = now, now, nil, nil
 	db.regMu.Lock()
 	defer db.regMu.Unlock()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
+		var t *experiment.Template
+		if template != "" {
+			var err error
+			if t, err = getTemplate(ctx, tx, template); experiment.KindOf(err) == experiment.NotFound {
+				return experiment.E(experiment.Invalid, experiment.Field("template"), experiment.Errorf("unknown template %q: create it first (POST /v1/templates)", template))
+			} else if err != nil {
+				return err
+			}
+		}
+		t.Apply(e, f)
+		e.MetricVersions = nil // pinned when it starts
+		e.ApplyDefaults()
+		if err := e.Validate(); err != nil {
+			return err
+		}
+		e.CreatedAt, e.UpdatedAt, e.StartedAt, e.StoppedAt = now, now, nil, nil
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM experiments WHERE key = ?`, e.Key).Scan(&n); err != nil {
 			return err
@@ -236,6 +260,9 @@ func (db *DB) CreateExperiment(ctx context.Context, actor string, in *experiment
 			return experiment.E(experiment.Conflict, experiment.Field("key"), experiment.Errorf("experiment %q already exists", e.Key))
 		}
 		if err := checkPlacement(ctx, tx, e); err != nil {
+			return err
+		}
+		if err := checkUsable(ctx, tx, e.Metrics, nil, "metrics"); err != nil {
 			return err
 		}
 		if err := putExperiment(ctx, tx, e, true); err != nil {
@@ -302,6 +329,7 @@ func (db *DB) UpdateExperiment(ctx context.Context, actor string, in *experiment
 		}
 		e := cloneExperiment(in)
 		e.Status, e.CreatedAt, e.StartedAt, e.StoppedAt = old.Status, old.CreatedAt, old.StartedAt, old.StoppedAt
+		e.MetricVersions, e.Template = old.MetricVersions, old.Template // pinned at the start; a record
 		e.ApplyDefaults()
 		if err := e.Validate(); err != nil {
 			return err
@@ -314,6 +342,8 @@ func (db *DB) UpdateExperiment(ctx context.Context, actor string, in *experiment
 						"only name and description may change — register a new experiment to test a different design", e.Key, old.Status))
 			}
 		} else if err := checkPlacement(ctx, tx, e); err != nil {
+			return err
+		} else if err := checkUsable(ctx, tx, e.Metrics, old.Metrics, "metrics"); err != nil {
 			return err
 		}
 		now := db.now()
@@ -395,6 +425,13 @@ func (db *DB) transition(ctx context.Context, op, actor, key string, from, to ex
 		action := "experiment.start"
 		if to == experiment.Running {
 			e.StartedAt = &at
+			names := make([]string, len(e.Metrics))
+			for i, m := range e.Metrics {
+				names[i] = m.Name
+			}
+			if e.MetricVersions, err = pinVersions(ctx, tx, names); err != nil { // pre-registration
+				return err
+			}
 		} else {
 			e.StoppedAt = &at
 			action = "experiment.stop"

@@ -46,6 +46,7 @@ func commands() []command {
 		{"segments", "break an effect down by a unit attribute, with post-stratification, on a file", runSegments},
 		{"quantiles", "compare quantiles (p50, p90, p99) of a per-unit value between two arms, on a file", runQuantiles},
 		{"report", "write an experiment report (HTML, Markdown, charts, CSV) to a folder", runReport},
+		{"metrics", "define, change (new versions), deprecate and delete metrics on a running server", runMetrics},
 		{"model", "train and inspect personalization models (lift model train|card)", runModel},
 	}
 	sort.Slice(cmds, func(i, j int) bool { return cmds[i].name < cmds[j].name })
