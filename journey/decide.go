@@ -250,6 +250,7 @@ type Decider struct {
 	log    *store.DecisionLog
 
 	loadMu   sync.Mutex // one load of a journey or popular list at a time (no stampede on expiry)
+	rewardMu sync.Mutex // one read of an item click record at a time
 	mu       sync.RWMutex
 	journeys map[string]*loaded
 	popular  map[string]*popularList

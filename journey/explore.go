@@ -46,12 +46,12 @@ func (d *Decider) rewardsOf(ctx context.Context, l *loaded) (map[string]bandit.A
 	if r != nil && time.Since(r.at) < d.opt.RewardTTL {
 		return r.stats, nil
 	}
-	if r != nil && !d.loadMu.TryLock() {
+	if r != nil && !d.rewardMu.TryLock() {
 		return r.stats, nil // another request is reloading them: use the previous ones meanwhile
 	} else if r == nil {
-		d.loadMu.Lock()
+		d.rewardMu.Lock()
 	}
-	defer d.loadMu.Unlock()
+	defer d.rewardMu.Unlock()
 	d.mu.RLock()
 	r = d.rewards[key]
 	d.mu.RUnlock()
