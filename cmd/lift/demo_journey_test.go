@@ -6,6 +6,7 @@ import (
 	"io"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/store"
@@ -77,5 +78,56 @@ func TestDemoJourneyExploration(t *testing.T) {
 				t.Errorf("exploration line %q: want explored slots exactly when the policy explores", line)
 			}
 		})
+	}
+}
+
+// TestDemoBandit runs the bandit stage: one weight version per period after
+// the declared one, every exposed unit in the cohort of its first version
+// (none unentered), the arm with the highest true rate (number, 0.07 against
+// 0.04 and 0.05) holding the largest final weight and a positive effect
+// against plain, and the weights at the floor or above.
+func TestDemoBandit(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "", store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	clock := &demoClock{}
+	start := time.Now().UTC().Add(-10 * 24 * time.Hour).Truncate(time.Hour)
+	clock.set(start.Add(-time.Hour))
+	if _, err := db.CreateHoldout(ctx, "t", &experiment.Holdout{Name: "global", Fraction: 0.05}); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	st, err := demoBandit(ctx, &out, db, banditDemo{Holdout: "global", Start: start, Seed: 7, Clock: clock})
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	t.Log(out.String())
+	if len(st.Versions) != 7 || st.Unentered != 0 || len(st.Effects) != 2 {
+		t.Fatalf("%d versions, %d unentered, effects %+v: want 7 versions (declared + 6 periods), none unentered, 2 effects", len(st.Versions), st.Unentered, st.Effects)
+	}
+	w := st.Versions[6].Weights
+	for i, x := range w {
+		if x < 0.05-1e-12 {
+			t.Errorf("arm %d weight %v under the 0.05 floor", i, x)
+		}
+	}
+	if !(w[2] > w[0] && w[2] > w[1]) || st.Effects[1].Variant != "number" || !(st.Effects[1].Estimate > 0) {
+		t.Errorf("final weights %v, effects %+v: want arm number ahead with a positive effect", w, st.Effects)
+	}
+	var n float64
+	for _, c := range st.Cohorts {
+		for _, a := range c.Arms {
+			n += a.N
+		}
+	}
+	counts, err := db.ExposureCounts(ctx, "headline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if exposed := counts["plain"] + counts["question"] + counts["number"]; n != float64(exposed) || exposed+counts[""] != 6*1500 || counts[""] == 0 {
+		t.Errorf("cohorts hold %v units; exposures %v: want the cohorts to hold every unit exposed to an arm, the holdout's outside", n, counts)
 	}
 }
