@@ -117,13 +117,15 @@ func demoBandit(ctx context.Context, out io.Writer, db *store.DB, o banditDemo) 
 				}
 			}
 		}
+		// The period has passed: its exposures and clicks are in the past, and
+		// the next version is dated at its end.
+		o.Clock.set(at.Add(time.Hour + 2*time.Minute))
 		if err := db.LogExposures(ctx, xs); err != nil {
 			return nil, err
 		}
 		if _, _, err := db.IngestEvents(ctx, evs); err != nil {
 			return nil, fmt.Errorf("bandit demo: storing clicks: %w", err)
 		}
-		o.Clock.set(at.Add(time.Hour))
 		v, err := jobs.RecomputeBandit(ctx, db, db.Engine(), key)
 		if err != nil {
 			return nil, err

@@ -88,12 +88,14 @@ func TestDemoJourneyExploration(t *testing.T) {
 // against plain, and the weights at the floor or above.
 func TestDemoBandit(t *testing.T) {
 	ctx := context.Background()
-	db, err := store.Open(ctx, "", store.DefaultOptions())
+	clock := &demoClock{} // the store's clock, as in the demo
+	sopt := store.DefaultOptions()
+	sopt.Now = clock.Now
+	db, err := store.Open(ctx, "", sopt)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	clock := &demoClock{}
 	start := time.Now().UTC().Add(-10 * 24 * time.Hour).Truncate(time.Hour)
 	clock.set(start.Add(-time.Hour))
 	if _, err := db.CreateHoldout(ctx, "t", &experiment.Holdout{Name: "global", Fraction: 0.05}); err != nil {
