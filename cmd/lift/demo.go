@@ -37,7 +37,8 @@ naive ones) and regret.
 Last, the journey stage: a synthetic catalog and view history, an ALS model
 trained on it (written beside the database, in DB-models/, with its model card),
 a "home" journey under a 50/50 experiment with a 10% permanent holdout served
-through the CPU scorer, one decision per simulated user, simulated clicks on what
+through the CPU scorer, one decision per simulated user in 4 rounds (Thompson
+sampling over items learning from each round's clicks), simulated clicks on what
 was shown, and the personalized-vs-control and exposed-vs-holdout results.
 
 Without --db the file is created in a new temporary folder, whose path is printed;
