@@ -259,6 +259,8 @@ type Decider struct {
 	statsMu sync.Mutex
 	stats   map[string]*liveStats
 
+	bg sync.WaitGroup // background reads of item click records
+
 	closed atomic.Bool
 }
 
@@ -295,6 +297,7 @@ func (d *Decider) Flush(ctx context.Context) error { return d.log.Flush(ctx) }
 // Close flushes the decision log. It does not close the models or the store.
 func (d *Decider) Close() error {
 	d.closed.Store(true)
+	d.bg.Wait()
 	return d.log.Close()
 }
 
@@ -522,7 +525,7 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 	if !ok {
 		return nil, "", "model_not_loaded"
 	}
-	parent := ctx // the item click record is read outside the scorer's budget (once per RewardTTL)
+	parent := ctx // the item click record is read without the scorer's deadline
 	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(l.j.LatencyBudget)))
 	defer cancel()
 	sm := m.Model

@@ -36,8 +36,11 @@ type itemRewards struct {
 	at    time.Time
 }
 
-// rewardsOf returns journey l's item rewards (store.ItemRewards), read again
-// after Options.RewardTTL or Invalidate.
+// rewardsOf returns journey l's item rewards (store.ItemRewards). The first
+// decision of a journey (and the first after Invalidate) reads them, the
+// others waiting; once they are older than Options.RewardTTL, one decision
+// starts a read in the background and every decision uses the previous ones
+// until it is done, so that the read does not spend a decision's budget.
 func (d *Decider) rewardsOf(ctx context.Context, l *loaded) (map[string]bandit.ArmStats, error) {
 	key := l.j.Key
 	d.mu.RLock()
@@ -46,19 +49,35 @@ func (d *Decider) rewardsOf(ctx context.Context, l *loaded) (map[string]bandit.A
 	if r != nil && time.Since(r.at) < d.opt.RewardTTL {
 		return r.stats, nil
 	}
-	if r != nil && !d.rewardMu.TryLock() {
-		return r.stats, nil // another request is reloading them: use the previous ones meanwhile
-	} else if r == nil {
-		d.rewardMu.Lock()
+	if r != nil {
+		if !d.closed.Load() && d.rewardMu.TryLock() { // else closing, or another read is under way
+			d.bg.Add(1)
+			go func() {
+				defer d.bg.Done()
+				defer d.rewardMu.Unlock()
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+				defer cancel()
+				if _, err := d.readRewards(ctx, l); err != nil {
+					d.opt.Logger.Warn("journey item rewards", "journey", key, "err", err)
+				}
+			}()
+		}
+		return r.stats, nil
 	}
+	d.rewardMu.Lock()
 	defer d.rewardMu.Unlock()
 	d.mu.RLock()
 	r = d.rewards[key]
 	d.mu.RUnlock()
-	if r != nil && time.Since(r.at) < d.opt.RewardTTL {
+	if r != nil {
 		return r.stats, nil
 	}
-	rows, err := d.db.ItemRewards(ctx, key, l.j.Exploration.RewardEvent)
+	return d.readRewards(ctx, l)
+}
+
+// readRewards reads journey l's item rewards and caches them.
+func (d *Decider) readRewards(ctx context.Context, l *loaded) (map[string]bandit.ArmStats, error) {
+	rows, err := d.db.ItemRewards(ctx, l.j.Key, l.j.Exploration.RewardEvent)
 	if err != nil {
 		return nil, err
 	}
@@ -68,7 +87,7 @@ func (d *Decider) rewardsOf(ctx context.Context, l *loaded) (map[string]bandit.A
 		stats[x.Item] = bandit.ArmStats{N: float64(x.Shown), Sum: c, SumSq: c}
 	}
 	d.mu.Lock()
-	d.rewards[key] = &itemRewards{stats: stats, at: time.Now()}
+	d.rewards[l.j.Key] = &itemRewards{stats: stats, at: time.Now()}
 	d.mu.Unlock()
 	return stats, nil
 }
