@@ -6,7 +6,6 @@ import (
 
 	"github.com/labstack/echo/v4"
 
-	"github.com/liftlab/lift/analysis/bandit"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/jobs"
 )
@@ -55,34 +54,8 @@ func (t storeSticky) Enter(ctx context.Context, unit string, current int) (int, 
 	return v[0], nil
 }
 
-// banditAssign replaces the variants of the units of a running bandit that are
-// in the experiment (the plan has applied coverage, layer and holdout: units
-// in the permanent holdout never enter the bandit) by their sticky bandit arm:
-// the hash of the unit under the weights of the version at which it first
-// entered, which is recorded now for new units.
+// banditAssign gives the units of a running bandit that are in the
+// experiment their sticky bandit arm (jobs.AssignBandit).
 func (s *Server) banditAssign(ctx context.Context, e *experiment.Experiment, as []experiment.Assignment) error {
-	var units []string
-	var idx []int
-	for i := range as {
-		if as[i].InExperiment {
-			units, idx = append(units, as[i].Unit), append(idx, i)
-		}
-	}
-	if len(units) == 0 {
-		return nil
-	}
-	vs, err := s.db.BanditVersions(ctx, e.Key)
-	if err != nil {
-		return err
-	}
-	first, err := s.db.EnterBandit(ctx, e.Key, units, vs[len(vs)-1].Version)
-	if err != nil {
-		return err
-	}
-	for j, i := range idx {
-		arm := bandit.Arm(e.Seed, units[j], vs[first[j]].Weights)
-		name := e.Variants[arm].Name
-		as[i].Variant, as[i].VariantIndex = &name, arm
-	}
-	return nil
+	return jobs.AssignBandit(ctx, s.db, e, as)
 }

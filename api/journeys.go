@@ -27,7 +27,7 @@ type journeyRequest struct {
 	ControlPolicy experiment.ControlPolicy `json:"control_policy" required:"true" doc:"{\"kind\": \"popular\", \"event_type\": \"view\", \"days\": 7} or {\"kind\": \"fixed\", \"items\": [...]}"`
 	Model         string                   `json:"model" required:"true" doc:"the personalization model's name (a file NAME.safetensors of the server's model folder)"`
 	LatencyBudget experiment.Duration      `json:"latency_budget,omitempty" doc:"scorer deadline, e.g. \"120ms\" (default); past it the unit gets the control journey (fallback)"`
-	Exploration   experiment.Exploration   `json:"exploration,omitempty" doc:"{\"kind\": \"epsilon_greedy\", \"epsilon\": 0.05} (default), {\"kind\": \"thompson\", \"min_history\": 5} or {\"kind\": \"none\"}"`
+	Exploration   experiment.Exploration   `json:"exploration,omitempty" doc:"{\"kind\": \"epsilon_greedy\", \"epsilon\": 0.05} (default), {\"kind\": \"thompson\", \"min_history\": 5, \"budget\": 0.2, \"epsilon\": 0, \"reward_event\": \"click\"} (Thompson sampling over items for new units, ε-greedy for established ones) or {\"kind\": \"none\"}"`
 	ConsentTier   int                      `json:"consent_tier,omitempty" doc:"consent tier personalization needs: default 2 (personalization)"`
 }
 

@@ -97,6 +97,9 @@ func TestJourneyRegistry(t *testing.T) {
 		{"negative budget", ts.admin, with("latency_budget", "-5ms"), 400, "latency_budget"},
 		{"model not loaded", ts.admin, with("model", "shoes"), 400, `model: model "shoes" is not loaded (loaded: shop)`},
 		{"epsilon above 1", ts.admin, with("exploration", map[string]any{"kind": "epsilon_greedy", "epsilon": 2}), 400, "exploration.epsilon"},
+		{"thompson budget above 1", ts.admin, with("exploration", map[string]any{"kind": "thompson", "budget": 1.5}), 400, "exploration.budget"},
+		{"thompson bad reward event", ts.admin, with("exploration", map[string]any{"kind": "thompson", "reward_event": "click\n"}), 400, "exploration.reward_event"},
+		{"budget under epsilon_greedy", ts.admin, with("exploration", map[string]any{"kind": "epsilon_greedy", "budget": 0.2}), 400, "exploration.budget"},
 		{"ingest key may not register", ingest, homeJourney, 403, "admin"},
 	}
 	for _, tc := range bad {

@@ -49,12 +49,22 @@ type ControlPolicy struct {
 // pick, so that it keeps learning and does not narrow onto a few items.
 type Exploration struct {
 	Kind string `json:"kind"` // "epsilon_greedy" (default), "thompson" or "none"
-	// Epsilon is the share of slots given to a random catalog item (epsilon_greedy),
-	// default 0.05.
+	// Epsilon is the share of slots given to a random catalog item: with
+	// epsilon_greedy for every unit (default 0.05), with thompson for
+	// established units, those with at least MinHistory known recent items
+	// (default 0: established units are ranked greedily).
 	Epsilon float64 `json:"epsilon,omitempty"`
-	// MinHistory: with thompson, units with fewer recent items than this are scored
-	// with a query drawn around their vector (default 5); others are ranked greedily.
+	// MinHistory: with thompson, units with fewer known recent items than this are
+	// new: their exploration slots are filled by Thompson sampling over items;
+	// the others are established and get ε-greedy exploration (default 5).
 	MinHistory int `json:"min_history,omitempty"`
+	// Budget is, with thompson, the share of a new unit's k slots that Thompson
+	// sampling may fill: ⌊budget·k⌋ slots, at least one while budget > 0
+	// (default 0.2). The other slots keep the model's greedy order.
+	Budget float64 `json:"budget,omitempty"`
+	// RewardEvent is, with thompson, the event type that counts as a click on an
+	// item shown (its properties' "item"); default "click".
+	RewardEvent string `json:"reward_event,omitempty"`
 }
 
 // Journey is a personalized journey served under an experiment: control-arm,
@@ -85,6 +95,8 @@ const (
 	DefaultLatencyBudget   = 120 * time.Millisecond
 	DefaultEpsilon         = 0.05
 	DefaultMinHistory      = 5
+	DefaultExploreBudget   = 0.2
+	DefaultRewardEvent     = "click"
 	DefaultPopularDays     = 7
 	DefaultPopularEvent    = "view"
 	MaxJourneyK            = 1000
@@ -106,11 +118,19 @@ func (j *Journey) ApplyDefaults() {
 	if j.Exploration.Kind == "" {
 		j.Exploration.Kind = ExploreEpsilonGreedy
 	}
-	if j.Exploration.Kind == ExploreEpsilonGreedy && j.Exploration.Epsilon == 0 {
-		j.Exploration.Epsilon = DefaultEpsilon
+	if x := &j.Exploration; x.Kind == ExploreEpsilonGreedy && x.Epsilon == 0 {
+		x.Epsilon = DefaultEpsilon
 	}
-	if j.Exploration.Kind == ExploreThompson && j.Exploration.MinHistory == 0 {
-		j.Exploration.MinHistory = DefaultMinHistory
+	if x := &j.Exploration; x.Kind == ExploreThompson {
+		if x.MinHistory == 0 {
+			x.MinHistory = DefaultMinHistory
+		}
+		if x.Budget == 0 {
+			x.Budget = DefaultExploreBudget
+		}
+		if x.RewardEvent == "" {
+			x.RewardEvent = DefaultRewardEvent
+		}
 	}
 	if j.ConsentTier == 0 {
 		j.ConsentTier = DefaultJourneyConsent
@@ -193,12 +213,21 @@ func (j *Journey) Validate() error {
 		if math.IsNaN(x.Epsilon) || x.Epsilon < 0 || x.Epsilon > 1 {
 			return invalid(op, "exploration.epsilon", "must be in [0, 1], got %g", x.Epsilon)
 		}
+		if x.Budget != 0 || x.RewardEvent != "" {
+			return invalid(op, "exploration.budget", "budget and reward_event belong to thompson exploration")
+		}
 	case ExploreThompson:
 		if x.MinHistory < 1 {
 			return invalid(op, "exploration.min_history", "must be at least 1, got %d", x.MinHistory)
 		}
-		if x.Epsilon != 0 {
-			return invalid(op, "exploration.epsilon", "belongs to epsilon_greedy exploration")
+		if math.IsNaN(x.Epsilon) || x.Epsilon < 0 || x.Epsilon > 1 {
+			return invalid(op, "exploration.epsilon", "must be in [0, 1], got %g", x.Epsilon)
+		}
+		if math.IsNaN(x.Budget) || x.Budget < 0 || x.Budget > 1 {
+			return invalid(op, "exploration.budget", "must be in [0, 1], got %g", x.Budget)
+		}
+		if p := IdentProblem(x.RewardEvent); p != "" {
+			return invalid(op, "exploration.reward_event", "%s", p)
 		}
 	case ExploreNone:
 	default:

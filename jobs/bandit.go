@@ -130,6 +130,39 @@ func RecomputeBandit(ctx context.Context, db *store.DB, eng metric.Engine, key s
 	return db.AppendBanditVersion(ctx, key, w.Weights, w.ProbBest, w.BurnIn)
 }
 
+// AssignBandit replaces the variants of the units of bandit experiment e that
+// are in the experiment (the plan has applied coverage, layer and holdout:
+// units in the permanent holdout never enter the bandit) by their sticky
+// bandit arm: the hash of the unit under the weights of the version at which
+// it first entered (bandit.Arm), that version being recorded now, in one
+// transaction, for units entering for the first time (store.EnterBandit).
+func AssignBandit(ctx context.Context, db *store.DB, e *experiment.Experiment, as []experiment.Assignment) error {
+	var units []string
+	var idx []int
+	for i := range as {
+		if as[i].InExperiment {
+			units, idx = append(units, as[i].Unit), append(idx, i)
+		}
+	}
+	if len(units) == 0 {
+		return nil
+	}
+	vs, err := db.BanditVersions(ctx, e.Key)
+	if err != nil {
+		return err
+	}
+	first, err := db.EnterBandit(ctx, e.Key, units, vs[len(vs)-1].Version)
+	if err != nil {
+		return err
+	}
+	for j, i := range idx {
+		arm := bandit.Arm(e.Seed, units[j], vs[first[j]].Weights)
+		name := e.Variants[arm].Name
+		as[i].Variant, as[i].VariantIndex = &name, arm
+	}
+	return nil
+}
+
 // banditAllocation is the bandit_allocation job kind: every running bandit
 // experiment (or the target) gets its next weight version, once its
 // allocation period has passed since the last one.

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"hash/fnv"
 	"log/slog"
-	"math"
 	mrand "math/rand/v2"
 	"slices"
 	"strconv"
@@ -16,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/liftlab/lift/analysis/bandit"
 	"github.com/liftlab/lift/assign"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/scorer"
@@ -36,6 +36,9 @@ type Options struct {
 	CacheTTL time.Duration
 	// PopularTTL is how long a "popular" control list is reused (default 1 minute).
 	PopularTTL time.Duration
+	// RewardTTL is how long a journey's per-item click record (the posteriors of
+	// thompson exploration) is reused before it is read again (default 1 minute).
+	RewardTTL time.Duration
 	// DecisionLog configures the batching writer of decisions.
 	DecisionLog store.DecisionLogOptions
 	// LatencyWindow is how many recent decision latencies per journey the live
@@ -47,7 +50,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		Now: time.Now, Logger: slog.Default(), Seed: 1, NewID: newID,
-		CacheTTL: 5 * time.Second, PopularTTL: time.Minute, LatencyWindow: 4096,
+		CacheTTL: 5 * time.Second, PopularTTL: time.Minute, RewardTTL: time.Minute, LatencyWindow: 4096,
 	}
 }
 
@@ -70,6 +73,9 @@ func (o *Options) fill() {
 	}
 	if o.LatencyWindow <= 0 {
 		o.LatencyWindow = d.LatencyWindow
+	}
+	if o.RewardTTL <= 0 {
+		o.RewardTTL = d.RewardTTL
 	}
 }
 
@@ -125,9 +131,10 @@ type Decision struct {
 	// Consent is the consent the decision was made under.
 	Consent DecisionConsent `json:"consent"`
 
-	used     []string // the session items the model used
-	thompson bool     // the query was drawn by Thompson sampling
-	explored int      // slots filled by ε-greedy exploration
+	used     []string    // the session items the model used
+	explore  explorePlan // the exploration applied
+	thompson bool        // slots were filled by Thompson sampling over items
+	explored int         // slots filled by exploration
 }
 
 // Provenance is why a decision showed what it showed, stored with it and
@@ -142,8 +149,15 @@ type Provenance struct {
 	ModelVersion string   `json:"model_version,omitempty"`
 	Exploration  struct {
 		experiment.Exploration
-		Thompson      bool `json:"thompson_applied"` // the query was sampled (a unit with little history)
-		ExploredSlots int  `json:"explored_slots"`   // slots filled by ε-greedy exploration
+		// Applied is the exploration this decision got: "none", "epsilon_greedy"
+		// or "thompson" (slots filled by Thompson sampling over items).
+		Applied string `json:"applied"`
+		// Stage is, under thompson, the unit's lifecycle stage: "new" (fewer known
+		// recent items than min_history: Thompson sampling) or "established"
+		// (ε-greedy).
+		Stage         string `json:"stage,omitempty"`
+		Thompson      bool   `json:"thompson_applied"` // slots were filled by Thompson sampling over items
+		ExploredSlots int    `json:"explored_slots"`   // slots filled by exploration (ε-greedy or Thompson)
 	} `json:"exploration"`
 	// Rules are the journey's rules in force at the decision.
 	Rules struct {
@@ -164,6 +178,10 @@ func provenanceOf(l *loaded, dec *Decision) *Provenance {
 		p.Model = l.j.Model
 	}
 	p.Exploration.Exploration, p.Exploration.Thompson, p.Exploration.ExploredSlots = l.j.Exploration, dec.thompson, dec.explored
+	p.Exploration.Applied, p.Exploration.Stage = dec.explore.applied, dec.explore.stage
+	if p.Exploration.Applied == "" {
+		p.Exploration.Applied = ExploredNone // not personalized
+	}
 	p.Rules.Experiment, p.Rules.ConsentTier, p.Rules.K = l.exp.Key, l.j.ConsentTier, l.j.K
 	p.Rules.LatencyBudget, p.Rules.ControlPolicy = l.j.LatencyBudget, l.j.ControlPolicy.Kind
 	return p
@@ -232,12 +250,16 @@ type Decider struct {
 	log    *store.DecisionLog
 
 	loadMu   sync.Mutex // one load of a journey or popular list at a time (no stampede on expiry)
+	rewardMu sync.Mutex // one read of an item click record at a time
 	mu       sync.RWMutex
 	journeys map[string]*loaded
 	popular  map[string]*popularList
+	rewards  map[string]*itemRewards
 
 	statsMu sync.Mutex
 	stats   map[string]*liveStats
+
+	bg sync.WaitGroup // background reads of item click records
 
 	closed atomic.Bool
 }
@@ -262,7 +284,7 @@ func New(db *store.DB, models *Models, opt Options) *Decider {
 	opt.fill()
 	return &Decider{
 		db: db, models: models, opt: opt, log: db.NewDecisionLog(opt.DecisionLog),
-		journeys: map[string]*loaded{}, popular: map[string]*popularList{}, stats: map[string]*liveStats{},
+		journeys: map[string]*loaded{}, popular: map[string]*popularList{}, rewards: map[string]*itemRewards{}, stats: map[string]*liveStats{},
 	}
 }
 
@@ -275,13 +297,16 @@ func (d *Decider) Flush(ctx context.Context) error { return d.log.Flush(ctx) }
 // Close flushes the decision log. It does not close the models or the store.
 func (d *Decider) Close() error {
 	d.closed.Store(true)
+	d.bg.Wait()
 	return d.log.Close()
 }
 
-// Invalidate drops the cached journey key (after a change in the registry).
+// Invalidate drops the cached journey key (after a change in the registry)
+// and its cached item click record (read again at its next decision).
 func (d *Decider) Invalidate(key string) {
 	d.mu.Lock()
 	delete(d.journeys, key)
+	delete(d.rewards, key)
 	d.mu.Unlock()
 }
 
@@ -500,6 +525,7 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 	if !ok {
 		return nil, "", "model_not_loaded"
 	}
+	parent := ctx // the item click record is read without the scorer's deadline
 	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(l.j.LatencyBudget)))
 	defer cancel()
 	sm := m.Model
@@ -524,11 +550,15 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		}
 	}
 	rng := mrand.New(mrand.NewPCG(d.opt.Seed, fnv64(id)))
-	x := l.j.Exploration
-	if x.Kind == experiment.ExploreThompson && len(history) < x.MinHistory {
-		q = thompson(q, len(history), rng)
-		dec.thompson = true
+	plan := planExploration(l.j.Exploration, l.j.K, len(history))
+	var rewards map[string]bandit.ArmStats
+	if plan.applied == ExploredThompson {
+		if rewards, err = d.rewardsOf(parent, l); err != nil {
+			d.opt.Logger.Warn("journey item rewards", "journey", l.j.Key, "err", err)
+			plan.applied, plan.slots = ExploredNone, 0 // greedy: the provenance says so
+		}
 	}
+	dec.explore = plan
 	exclude := history // never recommended: the history and the opted-out categories
 	for _, c := range dec.Consent.OptOutCategories {
 		if in := sm.ItemsIn(c); len(in) > 0 {
@@ -543,7 +573,7 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		return nil, "", "overload"
 	}
 	t0 := time.Now()
-	scored, err := m.batcher.Score(ctx, q, l.j.K, exclude)
+	scored, err := m.batcher.Score(ctx, q, plan.candidates(l.j.K), exclude)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -555,17 +585,25 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		d.opt.Logger.Warn("journey scorer", "journey", l.j.Key, "model", m.Name, "err", err)
 		return nil, "", "error"
 	}
-	if x.Kind == experiment.ExploreEpsilonGreedy && x.Epsilon > 0 {
-		scored = explore(sm, q, scored, exclude, x.Epsilon, rng)
+	switch plan.applied {
+	case ExploredEpsilon:
+		scored = explore(sm, q, scored, exclude, plan.eps, rng)
+	case ExploredThompson:
+		scored = thompsonItems(sm, scored, l.j.K, plan.slots, rewards, rng)
+		dec.thompson = true
 	}
 	items = make([]Item, len(scored))
 	for i, s := range scored {
 		idx := s.Item
+		r := reason(sm, s, history)
 		if idx < 0 {
 			idx = -idx - 1
 			dec.explored++
+			if dec.thompson {
+				r = thompsonReason(rewards[sm.ItemIDs[idx]])
+			}
 		}
-		items[i] = Item{ID: sm.ItemIDs[idx], Score: float64(s.Score), Reason: reason(sm, s, history)}
+		items[i] = Item{ID: sm.ItemIDs[idx], Score: float64(s.Score), Reason: r}
 	}
 	return items, m.Version(), ""
 }
@@ -630,24 +668,6 @@ func reason(m *scorer.Model, s scorer.Scored, history []int32) string {
 		return "because you viewed " + m.ItemIDs[best]
 	}
 	return "recommended for you"
-}
-
-// thompson draws a query around q for a unit with n history items: q̃ = q + ε,
-// ε ~ N(0, σ²I) with σ = ‖q‖ / √(d·(n+1)), so the spread shrinks as the history
-// grows. It is a Gaussian posterior-sampling approximation in the spirit of
-// Thompson sampling for linear rewards (Agrawal & Goyal 2013), with the
-// posterior covariance replaced by an isotropic one of the same scale.
-func thompson(q []float32, n int, rng *mrand.Rand) []float32 {
-	var ss float64
-	for _, v := range q {
-		ss += float64(v) * float64(v)
-	}
-	sigma := math.Sqrt(ss / float64(len(q)*(n+1)))
-	out := make([]float32, len(q))
-	for i, v := range q {
-		out[i] = v + float32(sigma*rng.NormFloat64())
-	}
-	return out
 }
 
 func fnv64(s string) uint64 {

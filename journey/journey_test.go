@@ -422,8 +422,10 @@ func TestDecideBadInput(t *testing.T) {
 
 func TestThompsonExploration(t *testing.T) {
 	// With thompson exploration and min_history 5, a unit with 1 recent item is
-	// ranked from a query drawn around its fold-in vector (a new draw per
-	// decision), and a unit with 5 recent items greedily (the same list each time).
+	// new: the last of its 5 slots (budget 0.2) is drawn by Thompson sampling
+	// over the model's next items (a new draw per decision), the others are the
+	// greedy top 4; a unit with 5 recent items is established and, with ε = 0,
+	// ranked greedily (the same list each time).
 	f := newFixture(t, nil, experiment.Journey{K: 5, Exploration: experiment.Exploration{Kind: experiment.ExploreThompson, MinHistory: 5}})
 	ctx := context.Background()
 	unit := f.unitWhere(t, inVariant("personalized"))
@@ -443,11 +445,18 @@ func TestThompsonExploration(t *testing.T) {
 		}
 		return a, b
 	}
-	if a, b := lists([]string{"item-7"}); slices.Equal(a, b) {
+	a, b := lists([]string{"item-7"})
+	if slices.Equal(a, b) {
 		t.Errorf("short history: two decisions gave the same list %v; want two posterior draws", a)
 	}
+	q7, _, _ := f.m.Query(unit, []string{"item-7"})
+	i7, _ := f.m.ItemIndex("item-7")
+	if want := bruteTopK(f.m, q7, 20, []int32{i7}); !slices.Equal(a[:4], want[:4]) || !slices.Equal(b[:4], want[:4]) ||
+		!slices.Contains(want[4:], a[4]) || !slices.Contains(want[4:], b[4]) {
+		t.Errorf("short history: %v and %v, want the greedy top 4 %v and a fifth item from the model's ranks 5–20 %v", a, b, want[:4], want[4:])
+	}
 	long := []string{"item-7", "item-8", "item-9", "item-10", "item-11"}
-	a, b := lists(long)
+	a, b = lists(long)
 	if !slices.Equal(a, b) {
 		t.Errorf("long history: lists %v and %v differ; want the greedy ranking", a, b)
 	}

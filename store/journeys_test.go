@@ -53,7 +53,9 @@ func TestCreateJourney(t *testing.T) {
 		{"no control policy", func(j *experiment.Journey) { j.ControlPolicy = experiment.ControlPolicy{} }, experiment.Invalid, "control_policy.kind"},
 		{"duplicate fixed item", func(j *experiment.Journey) { j.ControlPolicy.Items = []string{"a", "a"} }, experiment.Invalid, "control_policy.items[1]"},
 		{"popular with items", func(j *experiment.Journey) { j.ControlPolicy.Kind = experiment.ControlPopular }, experiment.Invalid, "control_policy.items"},
-		{"thompson with epsilon", func(j *experiment.Journey) { j.Exploration = experiment.Exploration{Kind: "thompson", Epsilon: 0.1} }, experiment.Invalid, "exploration.epsilon"},
+		// thompson takes an epsilon since issue 19 (ε-greedy for established units), in [0, 1].
+		{"thompson with epsilon above 1", func(j *experiment.Journey) { j.Exploration = experiment.Exploration{Kind: "thompson", Epsilon: 1.5} }, experiment.Invalid, "exploration.epsilon"},
+		{"thompson with budget above 1", func(j *experiment.Journey) { j.Exploration = experiment.Exploration{Kind: "thompson", Budget: 2} }, experiment.Invalid, "exploration.budget"},
 		{"no model", func(j *experiment.Journey) { j.Model = "" }, experiment.Invalid, "model"},
 	}
 	for _, tc := range bad {

@@ -29,10 +29,16 @@ and after exposure with a known true effect (--effect, on revenue per unit;
 none on conversion), compute the results as GET /v1/experiments/KEY/results does,
 and print them with whether each interval contains the true effect.
 
+Then a bandit: a three-headline experiment under the same holdout whose weights
+are recomputed by Thompson sampling after each of 6 hourly periods of 1,500 new
+units, with its weight history, cohort-stratified effects (next to the biased
+naive ones) and regret.
+
 Last, the journey stage: a synthetic catalog and view history, an ALS model
 trained on it (written beside the database, in DB-models/, with its model card),
 a "home" journey under a 50/50 experiment with a 10% permanent holdout served
-through the CPU scorer, one decision per simulated user, simulated clicks on what
+through the CPU scorer, one decision per simulated user in 4 rounds (Thompson
+sampling over items learning from each round's clicks), simulated clicks on what
 was shown, and the personalized-vs-control and exposed-vs-holdout results.
 
 Without --db the file is created in a new temporary folder, whose path is printed;
@@ -99,6 +105,10 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 		d.sampleRatio,
 		d.outcomes,
 		d.results,
+		func(ctx context.Context) error {
+			_, err := demoBandit(ctx, d.out, db, banditDemo{Holdout: d.holdout.Name, Start: d.start.Add(15 * 24 * time.Hour), Seed: *seed, Clock: clock})
+			return err
+		},
 		func(ctx context.Context) error {
 			return demoJourney(ctx, e, db, journeyDemo{Seed: *seed, ModelDir: models, Clock: clock})
 		},

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,7 +30,13 @@ type journeyDemo struct {
 	Categories int    // item categories; each user prefers one (default 20)
 	Views      int    // past views per user (default 12)
 	Seed       uint64 // seed of the simulation (default 1)
-	ModelDir   string // where the model is written (default a new temporary folder)
+	// Rounds: the users decide in this many rounds, the clicks of each round
+	// stored before the next, so that exploration can learn from them (default 4).
+	Rounds int
+	// Exploration is the journey's exploration (default: Thompson sampling over
+	// items for every demo user, budget 0.2).
+	Exploration experiment.Exploration
+	ModelDir    string // where the model is written (default a new temporary folder)
 	// Clock, when set, is the store's clock: the registrations are dated back
 	// to just before the simulated decisions.
 	Clock *demoClock
@@ -54,6 +61,13 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	}
 	if o.Seed == 0 {
 		o.Seed = 1
+	}
+	if o.Rounds <= 0 {
+		o.Rounds = 4
+	}
+	if o.Exploration.Kind == "" {
+		// Every demo user has 5 recent items: min_history 6 makes them all new units.
+		o.Exploration = experiment.Exploration{Kind: experiment.ExploreThompson, MinHistory: 6, Budget: 0.2}
 	}
 	out := e.stdout
 	rng := rand.New(rand.NewPCG(o.Seed, 0x70e1))
@@ -147,17 +161,24 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 		return err
 	}
 	j, err := db.CreateJourney(ctx, actor, &experiment.Journey{Key: "home", Experiment: "home-feed", Model: "demo-shop", K: 10,
-		ControlPolicy: experiment.ControlPolicy{Kind: experiment.ControlPopular, EventType: "view", Days: 60}})
+		Exploration: o.Exploration, ControlPolicy: experiment.ControlPolicy{Kind: experiment.ControlPopular, EventType: "view", Days: 60}})
 	if err != nil {
 		return err
 	}
 	if o.Clock != nil {
 		o.Clock.wall()
 	}
-	fmt.Fprintf(out, "  journey     %s: experiment %s, holdout %s, k=%d, budget %s, exploration %s %.2f, consent tier %d\n",
-		j.Key, j.Experiment, j.Holdout, j.K, time.Duration(j.LatencyBudget), j.Exploration.Kind, j.Exploration.Epsilon, j.ConsentTier)
+	explore := fmt.Sprintf("%s ε=%.2f", j.Exploration.Kind, j.Exploration.Epsilon)
+	if j.Exploration.Kind == experiment.ExploreThompson {
+		explore = fmt.Sprintf("%s (budget %.2f of the slots for units under %d recent items, ε=%.2f for the others)",
+			j.Exploration.Kind, j.Exploration.Budget, j.Exploration.MinHistory, j.Exploration.Epsilon)
+	}
+	fmt.Fprintf(out, "  journey     %s: experiment %s, holdout %s, k=%d, budget %s, exploration %s, consent tier %d\n",
+		j.Key, j.Experiment, j.Holdout, j.K, time.Duration(j.LatencyBudget), explore, j.ConsentTier)
 
-	// 4. One decision per user (10% gave functional consent only), 32 at a time.
+	// 4. One decision per user (10% gave functional consent only), 32 at a
+	// time, in rounds; after each round its clicks are stored (5.) and the
+	// journey's click record is read again, so that exploration learns.
 	clock := start
 	dec := journey.New(db, models, journey.Options{Now: func() time.Time { return clock }, Seed: o.Seed,
 		Logger: slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
@@ -170,54 +191,70 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	}
 	decisions := make([]*journey.Decision, o.Users)
 	errs := make([]error, o.Users)
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for u := range next {
-				decisions[u], errs[u] = dec.Decide(ctx, "home", journey.Request{Unit: demoUser(u),
-					Context: journey.Context{RecentItems: recent[u], ConsentTier: consent[u]}})
+	var rounds []roundClicks
+	for r := range o.Rounds {
+		from, to := r*o.Users/o.Rounds, (r+1)*o.Users/o.Rounds
+		clock = start.Add(time.Duration(r) * time.Minute)
+		var wg sync.WaitGroup
+		next := make(chan int)
+		for range 32 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for u := range next {
+					decisions[u], errs[u] = dec.Decide(ctx, "home", journey.Request{Unit: demoUser(u),
+						Context: journey.Context{RecentItems: recent[u], ConsentTier: consent[u]}})
+				}
+			}()
+		}
+		for u := from; u < to; u++ {
+			next <- u
+		}
+		close(next)
+		wg.Wait()
+		for _, err := range errs[from:to] {
+			if err != nil {
+				dec.Close()
+				return fmt.Errorf("journey demo: decide: %w", err)
 			}
-		}()
+		}
+
+		// 5. Outcomes: a shown item is clicked with probability 6% in the user's
+		// preferred category and 1% otherwise; the click names the item.
+		events = events[:0]
+		var rc roundClicks
+		for u := from; u < to; u++ {
+			d := decisions[u]
+			for i, it := range d.Items {
+				n, err := strconv.Atoi(it.ID[len("sku-"):])
+				if err != nil {
+					continue
+				}
+				p := 0.01
+				if cat(n) == pref[u] {
+					p = 0.06
+				}
+				click := rng.Float64() < p
+				if d.Policy == experiment.PolicyPersonalized {
+					rc.add(it.Reason, click)
+				}
+				if click {
+					props, _ := json.Marshal(map[string]string{"item": it.ID})
+					events = append(events, experiment.Event{EventID: fmt.Sprintf("jc-%d-%d", u, i), Unit: demoUser(u), Type: "click",
+						TS: clock.Add(30 * time.Second), Value: 1, Properties: props})
+				}
+			}
+		}
+		if _, _, err := db.IngestEvents(ctx, events); err != nil {
+			dec.Close()
+			return fmt.Errorf("journey demo: storing clicks: %w", err)
+		}
+		rounds = append(rounds, rc)
+		dec.Invalidate("home")
 	}
-	for u := range o.Users {
-		next <- u
-	}
-	close(next)
-	wg.Wait()
 	guard := dec.Guardrails()
 	if err := dec.Close(); err != nil {
 		return err
-	}
-	for _, err := range errs {
-		if err != nil {
-			return fmt.Errorf("journey demo: decide: %w", err)
-		}
-	}
-
-	// 5. Outcomes: a shown item is clicked with probability 6% in the user's
-	// preferred category and 1% otherwise.
-	events = events[:0]
-	for u, d := range decisions {
-		for i, it := range d.Items {
-			n, err := strconv.Atoi(it.ID[len("sku-"):])
-			if err != nil {
-				continue
-			}
-			p := 0.01
-			if cat(n) == pref[u] {
-				p = 0.06
-			}
-			if rng.Float64() < p {
-				events = append(events, experiment.Event{EventID: fmt.Sprintf("jc-%d-%d", u, i), Unit: demoUser(u), Type: "click",
-					TS: start.Add(time.Hour), Value: 1})
-			}
-		}
-	}
-	if _, _, err := db.IngestEvents(ctx, events); err != nil {
-		return fmt.Errorf("journey demo: storing clicks: %w", err)
 	}
 
 	// 6. The comparison the scheduled job runs.
@@ -238,6 +275,14 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	}
 	printJourneyResult(out, "personalized vs control (intention to treat)", cmp.Results, cmp.ResultsError)
 	printJourneyResult(out, "exposed vs permanent holdout", cmp.HoldoutResults, cmp.HoldoutError)
+	var all roundClicks
+	fmt.Fprintf(out, "  exploration clicks per personalized slot, by round (explored slots / the model's slots):")
+	for _, rc := range rounds {
+		fmt.Fprintf(out, " %s", rc)
+		all.explored, all.exploredClicks = all.explored+rc.explored, all.exploredClicks+rc.exploredClicks
+		all.model, all.modelClicks = all.model+rc.model, all.modelClicks+rc.modelClicks
+	}
+	fmt.Fprintf(out, "; all slots %.4f (%d clicks on %d slots, %d explored)\n", all.rate(), all.exploredClicks+all.modelClicks, all.explored+all.model, all.explored)
 
 	// 7. Consent and erasure, for one personalized shopper.
 	for u, d := range decisions {
@@ -292,6 +337,42 @@ func demoConsent(ctx context.Context, out io.Writer, db *store.DB, models *journ
 	fmt.Fprintf(out, "  erased      %s → %s: %d events, %d consents deleted; %d exposures, %d decisions kept under the pseudonym; left under the id: %d exposures, %d events, %d decisions\n",
 		unit, er.Pseudonym, er.Removed.Events, er.Removed.Consents, er.Removed.Exposures, er.Removed.Decisions, len(left.Exposures), len(left.Events), len(left.Decisions))
 	return nil
+}
+
+// roundClicks counts, in one round, the personalized slots shown and clicked,
+// those filled by exploration apart.
+type roundClicks struct {
+	explored, exploredClicks, model, modelClicks int
+}
+
+func (r *roundClicks) add(reason string, click bool) {
+	c := 0
+	if click {
+		c = 1
+	}
+	if reason == "something new to explore" || strings.HasPrefix(reason, "exploring: ") {
+		r.explored, r.exploredClicks = r.explored+1, r.exploredClicks+c
+		return
+	}
+	r.model, r.modelClicks = r.model+1, r.modelClicks+c
+}
+
+// rate is the clicks per slot of all slots.
+func (r roundClicks) rate() float64 {
+	if n := r.explored + r.model; n > 0 {
+		return float64(r.exploredClicks+r.modelClicks) / float64(n)
+	}
+	return 0
+}
+
+func (r roundClicks) String() string {
+	rate := func(c, n int) float64 {
+		if n == 0 {
+			return 0
+		}
+		return float64(c) / float64(n)
+	}
+	return fmt.Sprintf("%.4f/%.4f", rate(r.exploredClicks, r.explored), rate(r.modelClicks, r.model))
 }
 
 func demoUser(u int) string { return "shopper-" + strconv.Itoa(u) }
