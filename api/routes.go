@@ -24,4 +24,5 @@ func (s *Server) routes() {
 	s.geoRoutes()
 	s.powerRoutes()
 	s.consoleRoutes()
+	s.consolePageRoutes()
 }
