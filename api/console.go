@@ -52,6 +52,7 @@ var consoleTemplates = template.Must(template.New("console").Funcs(template.Func
 	"dict": func(e map[string]string, f string) map[string]any { return map[string]any{"E": e, "F": f} },
 	"list": func(xs ...string) []string { return xs },
 	"num":  consoleNum,
+	"x100": func(x float64) float64 { return 100 * x },
 	"args": func(kv ...any) map[string]any {
 		m := map[string]any{}
 		for i := 0; i+1 < len(kv); i += 2 {
