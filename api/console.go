@@ -463,7 +463,8 @@ type verdictBadge struct{ Text, Class, Why string }
 
 // verdictOf is the verdict of the experiment's report for the key's role (DP
 // numbers for viewers, the period's release: made by its first reader, as the
-// experiment page's), read from the rows of its primary metric (every row
+// experiment page's; exact keys, the newest stored results snapshot, which
+// opening the experiment page refreshes), read from the rows of its primary metric (every row
 // when none is primary) with reports.Result.Verdict, the report's own
 // column: an SRM alarm first, then worse if any row is worse, better if any is
 // better, else no clear change.
@@ -471,7 +472,25 @@ func (s *Server) verdictOf(ctx context.Context, e *experiment.Experiment, k *exp
 	if e.Status == experiment.Draft {
 		return verdictBadge{"not started", "pending", "a draft has no exposures yet"}, nil
 	}
-	r, err := BuildReport(ctx, s.db, s.results, e.Key, ReportOptions{Private: !k.Role.SeesExact(), Who: k.Name, Now: s.opt.Now, TableOnly: true})
+	o := ReportOptions{Private: !k.Role.SeesExact(), Who: k.Name, Now: s.opt.Now, TableOnly: true}
+	var asOf string
+	if !o.Private {
+		// The newest stored results (the experiment page, the API's results
+		// and the refresh job store them): recomputing every listed
+		// experiment would cost seconds on a large file.
+		snaps, err := s.db.ResultSnapshots(ctx, "experiment", e.Key, 1)
+		if err != nil {
+			return verdictBadge{}, err
+		}
+		if len(snaps) == 0 {
+			return verdictBadge{"not computed", "pending", "no stored results yet: open the experiment to compute them"}, nil
+		}
+		if o.Results, err = s.results.ResultSnapshot(ctx, "experiment", e.Key, snaps[0].ID); err != nil {
+			return verdictBadge{}, err
+		}
+		asOf = " (results of " + snaps[0].ComputedAt.UTC().Format("2006-01-02 15:04 MST") + ")"
+	}
+	r, err := BuildReport(ctx, s.db, s.results, e.Key, o)
 	switch {
 	case experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
 		_, _, msg := describe(err)
@@ -480,7 +499,7 @@ func (s *Server) verdictOf(ctx context.Context, e *experiment.Experiment, k *exp
 		return verdictBadge{}, err
 	}
 	if r.SRMPValue != nil && r.SRMThreshold > 0 && *r.SRMPValue < r.SRMThreshold {
-		return verdictBadge{"SRM alarm", "worse", "sample ratio mismatch: the arms' sizes do not match their weights; the results are not trustworthy"}, nil
+		return verdictBadge{"SRM alarm", "worse", "sample ratio mismatch: the arms' sizes do not match their weights; the results are not trustworthy" + asOf}, nil
 	}
 	rows := r.Results
 	if slices.ContainsFunc(rows, func(x reports.Result) bool { return x.Primary }) {
@@ -504,11 +523,11 @@ func (s *Server) verdictOf(ctx context.Context, e *experiment.Experiment, k *exp
 	}
 	switch {
 	case len(worse) > 0:
-		return verdictBadge{"worse", "worse", "significantly worse: " + strings.Join(worse, ", ")}, nil
+		return verdictBadge{"worse", "worse", "significantly worse: " + strings.Join(worse, ", ") + asOf}, nil
 	case len(better) > 0:
-		return verdictBadge{"better", "better", "significantly better: " + strings.Join(better, ", ")}, nil
+		return verdictBadge{"better", "better", "significantly better: " + strings.Join(better, ", ") + asOf}, nil
 	}
-	return verdictBadge{"no clear change", "none", "no significant change at α = " + strconv.FormatFloat(alpha, 'g', -1, 64)}, nil
+	return verdictBadge{"no clear change", "none", "no significant change at α = " + strconv.FormatFloat(alpha, 'g', -1, 64) + asOf}, nil
 }
 
 func page2(k *experiment.APIKey, se *consoleSession, title, nav string, d any) page {
@@ -538,8 +557,10 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now}
 	var err2 error
 	if !d.Private {
-		// Computed once, for the report and the power progress.
-		o.Results, err2 = s.results.ExperimentResults(ctx, e.Key, results.Options{NoSnapshot: true})
+		// Computed once, for the report and the power progress, and stored
+		// as a snapshot (as the API's results are), which the list's
+		// verdict reads.
+		o.Results, err2 = s.results.ExperimentResults(ctx, e.Key, s.resultOptions())
 	}
 	var r *reports.Report
 	if err2 == nil {

@@ -4,7 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"math"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -311,4 +316,86 @@ func group3(n int64) string {
 		b.WriteRune(r)
 	}
 	return b.String()
+}
+
+// processCPU is the user plus system CPU time of process pid, in seconds,
+// from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func processCPU(b *testing.B, pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Skipf("no /proc: %v", err)
+	}
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// BenchmarkConsoleDemoPages measures every console page served by the built
+// lift serve on the demo's database (lift demo, its default 100,000 units):
+// wall time of the request on loopback and the server process's CPU time
+// per page (issue 17's goal: under 200 ms each), signed in through the form
+// as an analyst and as a viewer (after the period's DP release is made).
+func BenchmarkConsoleDemoPages(b *testing.B) {
+	bin := buildLift(b)
+	dir := b.TempDir()
+	db := filepath.Join(dir, "demo.duckdb")
+	if out, err := exec.Command(bin, "demo", "--db", db).CombinedOutput(); err != nil {
+		b.Fatalf("lift demo: %v\n%s", err, out)
+	}
+	srv := startServe(b, bin, "--db", db, "--models", filepath.Join(dir, "demo-models"))
+	srv.mustCall(b, "PUT", "/v1/experiments/checkout-button/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	srv.mustCall(b, "PUT", "/v1/holdouts/global/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	signIn := func(role string) *http.Client {
+		var k struct{ Secret string }
+		srv.mustCall(b, "POST", "/v1/keys", map[string]any{"name": role, "role": role}, &k)
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: time.Minute}
+		resp, err := c.Get(srv.base + "/login")
+		if err != nil {
+			b.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+		if m == nil {
+			b.Fatalf("no CSRF token:\n%s", page)
+		}
+		resp, err = c.PostForm(srv.base+"/login", url.Values{"csrf": {string(m[1])}, "key": {k.Secret}, "next": {"/"}})
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("sign-in: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		return c
+	}
+	clients := map[string]*http.Client{"analyst": signIn("analyst"), "viewer": signIn("viewer")}
+	pid := srv.cmd.Process.Pid
+	for _, c := range []struct{ who, path string }{
+		{"analyst", "/"}, {"analyst", "/experiments/checkout-button"}, {"analyst", "/holdouts"}, {"analyst", "/journeys"},
+		{"analyst", "/analyses"}, {"analyst", "/privacy"}, {"analyst", "/summaries"},
+		{"viewer", "/"}, {"viewer", "/experiments/checkout-button"}, {"viewer", "/holdouts"}, {"viewer", "/privacy"}, {"viewer", "/summaries"},
+	} {
+		name := c.who + strings.ReplaceAll(c.path, "/", "_")
+		b.Run(name, func(b *testing.B) {
+			get := func() {
+				resp, err := clients[c.who].Get(srv.base + c.path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					b.Fatalf("%s: %d", c.path, resp.StatusCode)
+				}
+			}
+			get() // the period's DP releases are made by the first read
+			cpu0 := processCPU(b, pid)
+			b.ResetTimer()
+			for b.Loop() {
+				get()
+			}
+			b.ReportMetric((processCPU(b, pid)-cpu0)/float64(b.N), "server-cpu-s/op")
+		})
+	}
+	srv.stop(b)
 }
