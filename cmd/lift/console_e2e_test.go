@@ -382,10 +382,11 @@ func BenchmarkConsoleDemoPages(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != 200 {
-					b.Fatalf("%s: %d", c.path, resp.StatusCode)
+					msg := regexp.MustCompile(`id="error-message"[^>]*>([^<]*)<`).FindSubmatch(body)
+					b.Fatalf("%s: %d %s", c.path, resp.StatusCode, msg)
 				}
 			}
 			get() // the period's DP releases are made by the first read
