@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -10,6 +11,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"html/template"
+	"math"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,9 +22,11 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/results"
 )
 
 // The console: server-rendered pages at / for people with an API key
@@ -47,7 +51,34 @@ var consoleTemplates = template.Must(template.New("console").Funcs(template.Func
 	"pct":  func(x float64) string { return strconv.FormatFloat(100*x, 'f', -1, 64) + "%" },
 	"dict": func(e map[string]string, f string) map[string]any { return map[string]any{"E": e, "F": f} },
 	"list": func(xs ...string) []string { return xs },
+	"num":  consoleNum,
+	"x100": func(x float64) float64 { return 100 * x },
+	"args": func(kv ...any) map[string]any {
+		m := map[string]any{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			m[kv[i].(string)] = kv[i+1]
+		}
+		return m
+	},
+	"pct1": func(x float64) string { return strconv.FormatFloat(100*x, 'f', 1, 64) + "%" },
+	"deref": func(x *float64) float64 {
+		if x == nil {
+			return 0
+		}
+		return *x
+	},
+	"day": func(t time.Time) string { return t.UTC().Format("2006-01-02") },
+	"svg": func(b []byte) template.HTML { return template.HTML(b) }, // charts rendered by reports
 }).ParseFS(consoleFS, "console/*.html"))
+
+// consoleNum prints a number of a page with 4 significant digits (whole
+// numbers as they are).
+func consoleNum(x float64) string {
+	if x == math.Trunc(x) && math.Abs(x) < 1e15 {
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	}
+	return strconv.FormatFloat(x, 'g', 4, 64)
+}
 
 const (
 	sessionCookie = "lift_session"
@@ -200,14 +231,43 @@ func (s *Server) consolePage(h consoleHandler) echo.HandlerFunc {
 
 // page is what every console page's layout needs.
 type page struct {
-	Title string
-	Key   *experiment.APIKey // nil on the sign-in page
-	CSRF  string
-	Nav   string // the current section
-	Data  any
+	Title    string
+	Key      *experiment.APIKey // nil on the sign-in page
+	CSRF     string
+	Nav      string    // the current section
+	Sections []section // the navigation: the sections the key's role may open
+	Data     any
+}
+
+// section is one entry of the console's navigation.
+type section struct {
+	Nav, Path, Label string
+	Role             experiment.Role // the least role that may open it
+}
+
+// consoleSections lists the console's sections in the order of the
+// navigation; a new page adds its line here (and registers its routes in
+// consoleRoutes).
+func consoleSections() []section {
+	const viewer, analyst = experiment.RoleViewer, experiment.RoleAnalyst
+	return []section{
+		{"experiments", "/", "Experiments", viewer},
+		{"holdouts", "/holdouts", "Holdouts", viewer},
+		{"journeys", "/journeys", "Journeys", analyst},
+		{"analyses", "/analyses", "Analyses", analyst},
+		{"privacy", "/privacy", "Privacy", viewer},
+		{"summaries", "/summaries", "Summaries", viewer},
+	}
 }
 
 func (s *Server) render(c echo.Context, status int, name string, p page) error {
+	if p.Key != nil {
+		for _, sec := range consoleSections() {
+			if p.Key.Role.Allows(sec.Role) {
+				p.Sections = append(p.Sections, sec)
+			}
+		}
+	}
 	var b bytes.Buffer
 	if err := consoleTemplates.ExecuteTemplate(&b, name, p); err != nil {
 		return experiment.E("api.console", experiment.Internal, err)
@@ -334,6 +394,7 @@ type experimentsData struct {
 	Statuses                  []string
 	Layers, Holdouts          []string
 	Experiments               []*experiment.Experiment
+	Verdicts                  map[string]verdictBadge // by experiment key
 	Total, Page, Pages        int
 	Prev, NextPage            string
 }
@@ -373,6 +434,14 @@ func (s *Server) consoleExperiments(c echo.Context, k *experiment.APIKey, se *co
 	d.Pages = max(1, (d.Total+pageSize-1)/pageSize)
 	lo, hi := min((page-1)*pageSize, d.Total), min(page*pageSize, d.Total)
 	d.Experiments = d.Experiments[lo:hi]
+	d.Verdicts = map[string]verdictBadge{}
+	for _, e := range d.Experiments {
+		v, err := s.verdictOf(c.Request().Context(), e, k)
+		if err != nil {
+			return err
+		}
+		d.Verdicts[e.Key] = v
+	}
 	link := func(p int) string {
 		v := c.QueryParams()
 		v.Set("page", strconv.Itoa(p))
@@ -387,6 +456,80 @@ func (s *Server) consoleExperiments(c echo.Context, k *experiment.APIKey, se *co
 	return s.render(c, http.StatusOK, "experiments.html", page2(k, se, "Experiments", "experiments", d))
 }
 
+// verdictBadge is an experiment's verdict in the list: Class is better,
+// worse, none (no clear change) or pending (no result to judge); Why is the
+// badge's title.
+type verdictBadge struct{ Text, Class, Why string }
+
+// verdictOf is the verdict of the experiment's report for the key's role (DP
+// numbers for viewers, the period's release: made by its first reader, as the
+// experiment page's; exact keys, the newest stored results snapshot, which
+// opening the experiment page refreshes), read from the rows of its primary metric (every row
+// when none is primary) with reports.Result.Verdict, the report's own
+// column: an SRM alarm first, then worse if any row is worse, better if any is
+// better, else no clear change.
+func (s *Server) verdictOf(ctx context.Context, e *experiment.Experiment, k *experiment.APIKey) (verdictBadge, error) {
+	if e.Status == experiment.Draft {
+		return verdictBadge{"not started", "pending", "a draft has no exposures yet"}, nil
+	}
+	o := ReportOptions{Private: !k.Role.SeesExact(), Who: k.Name, Now: s.opt.Now, TableOnly: true}
+	var asOf string
+	if !o.Private {
+		// The newest stored results (the experiment page, the API's results
+		// and the refresh job store them): recomputing every listed
+		// experiment would cost seconds on a large file.
+		snaps, err := s.db.ResultSnapshots(ctx, "experiment", e.Key, 1)
+		if err != nil {
+			return verdictBadge{}, err
+		}
+		if len(snaps) == 0 {
+			return verdictBadge{"not computed", "pending", "no stored results yet: open the experiment to compute them"}, nil
+		}
+		if o.Results, err = s.results.ResultSnapshot(ctx, "experiment", e.Key, snaps[0].ID); err != nil {
+			return verdictBadge{}, err
+		}
+		asOf = " (results of " + snaps[0].ComputedAt.UTC().Format("2006-01-02 15:04 MST") + ")"
+	}
+	r, err := BuildReport(ctx, s.db, s.results, e.Key, o)
+	switch {
+	case experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
+		_, _, msg := describe(err)
+		return verdictBadge{"no result", "pending", msg}, nil
+	case err != nil:
+		return verdictBadge{}, err
+	}
+	if r.SRMPValue != nil && r.SRMThreshold > 0 && *r.SRMPValue < r.SRMThreshold {
+		return verdictBadge{"SRM alarm", "worse", "sample ratio mismatch: the arms' sizes do not match their weights; the results are not trustworthy" + asOf}, nil
+	}
+	rows := r.Results
+	if slices.ContainsFunc(rows, func(x reports.Result) bool { return x.Primary }) {
+		rows = slices.DeleteFunc(slices.Clone(rows), func(x reports.Result) bool { return !x.Primary })
+	}
+	if len(rows) == 0 {
+		return verdictBadge{"no result", "pending", "no metric could be analyzed"}, nil
+	}
+	alpha := r.Alpha
+	if !(alpha > 0 && alpha < 1) {
+		alpha = 0.05
+	}
+	var better, worse []string
+	for _, x := range rows {
+		switch x.Verdict(alpha) {
+		case "better":
+			better = append(better, x.Metric+" "+x.Variant)
+		case "worse":
+			worse = append(worse, x.Metric+" "+x.Variant)
+		}
+	}
+	switch {
+	case len(worse) > 0:
+		return verdictBadge{"worse", "worse", "significantly worse: " + strings.Join(worse, ", ") + asOf}, nil
+	case len(better) > 0:
+		return verdictBadge{"better", "better", "significantly better: " + strings.Join(better, ", ") + asOf}, nil
+	}
+	return verdictBadge{"no clear change", "none", "no significant change at α = " + strconv.FormatFloat(alpha, 'g', -1, 64) + asOf}, nil
+}
+
 func page2(k *experiment.APIKey, se *consoleSession, title, nav string, d any) page {
 	return page{Title: title, Key: k, CSRF: se.csrf, Nav: nav, Data: d}
 }
@@ -399,6 +542,7 @@ type experimentData struct {
 	Unready   string        // why there is no report
 	Downloads []download
 	Privacy   *experiment.PrivacyAccount // nil: no budget set
+	Progress  *progressOut               // nil: the plan has no MDE
 }
 
 type download struct{ Name, File string }
@@ -410,7 +554,20 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		return err
 	}
 	d := experimentData{E: e, Private: !k.Role.SeesExact()}
-	r, err := BuildReport(ctx, s.db, s.results, e.Key, ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now})
+	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now}
+	var err2 error
+	if !d.Private {
+		// Computed once, for the report and the power progress, and stored
+		// as a snapshot (as the API's results are), which the list's
+		// verdict reads.
+		o.Results, err2 = s.results.ExperimentResults(ctx, e.Key, s.resultOptions())
+	}
+	var r *reports.Report
+	if err2 == nil {
+		r, err = BuildReport(ctx, s.db, s.results, e.Key, o)
+	} else {
+		err = err2
+	}
 	switch {
 	case experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
 		_, _, d.Unready = describe(err)
@@ -427,6 +584,11 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 			d.Downloads = append(d.Downloads, download{"Chart " + n + " (SVG)", n + ".svg"}, download{"Chart " + n + " (PNG)", n + ".png"}, download{"Chart " + n + " (PDF)", n + ".pdf"})
 		}
 	}
+	if d.Report != "" {
+		if d.Progress, err = s.consoleProgress(ctx, e, k, o.Results); err != nil {
+			return err
+		}
+	}
 	// After the report, whose DP release may just have been spent.
 	acct, err := privacy.NewLedger(s.db.Ledger()).Account(ctx, privacy.ExperimentScope(e.Key), 100)
 	switch {
@@ -441,6 +603,56 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		title = e.Key
 	}
 	return s.render(c, http.StatusOK, "experiment.html", page2(k, se, title, "experiments", d))
+}
+
+// consoleProgress is the power progress of the experiment page: the API's
+// (withProgress, over the exact results) for keys that see exact numbers;
+// for viewers the same computation (analysis.ExperimentProgress) over the
+// period's DP release only: its noised counts, and its noised control mean
+// and variance of the primary metric, so that nothing exact is shown.
+func (s *Server) consoleProgress(ctx context.Context, e *experiment.Experiment, k *experiment.APIKey, res *results.Results) (*progressOut, error) {
+	if e.Analysis.MDE <= 0 {
+		return nil, nil
+	}
+	if k.Role.SeesExact() {
+		out, err := s.withProgress(ctx, e.Key, res)
+		if err != nil {
+			return nil, err
+		}
+		return out.Progress, nil
+	}
+	pr, err := PrivateExperimentResults(ctx, s.db, s.results, e.Key, k.Name, privacy.Options{Now: s.opt.Now})
+	if err != nil {
+		return nil, err
+	}
+	if len(pr.Metrics) == 0 {
+		return &progressOut{Error: "no metric of this experiment is in its private release"}, nil
+	}
+	m := &pr.Metrics[0]
+	for i := range pr.Metrics {
+		if pr.Metrics[i].Name == e.Primary() {
+			m = &pr.Metrics[i]
+		}
+	}
+	in := analysis.ProgressInput{Metric: m.Name, MDE: e.Analysis.MDE, Alpha: pr.Alpha, Arms: map[string]int64{}, At: pr.Private.ReleasedAt}
+	if e.StartedAt != nil {
+		in.Started = *e.StartedAt
+	}
+	for name, n := range pr.Exposures {
+		in.Arms[name] = n
+	}
+	for _, v := range m.Variants {
+		if v.Variant == m.Control {
+			in.ControlMean, in.ControlSD = v.Mean, math.Sqrt(v.Variance)
+		}
+	}
+	p, err := analysis.ExperimentProgress(in)
+	if err != nil {
+		_, _, msg := describe(err)
+		return &progressOut{Error: msg}, nil
+	}
+	p.Note = strings.TrimSpace(p.Note + " From the differentially private release of " + pr.Private.ReleasedAt.UTC().Format("2006-01-02 15:04 MST") + ": noised counts, mean and spread.")
+	return &progressOut{Progress: p}, nil
 }
 
 // consoleDownload serves the API's documents of an experiment to a session:

@@ -110,6 +110,13 @@ type ReportOptions struct {
 	Who     string           // recorded in the privacy ledger
 	Now     func() time.Time // report time, default time.Now
 	Privacy privacy.Options  // noise of private reports; its clock defaults to Now
+	// Results, for exact reports, are results already computed (the console's
+	// experiment page computes them once for the report and the power
+	// progress); nil: computed here.
+	Results *results.Results
+	// TableOnly leaves out the daily series (the cumulative chart): the
+	// results table is all the console's list of verdicts needs.
+	TableOnly bool
 }
 
 // BuildReport assembles an experiment's report from the store: the results table,
@@ -202,9 +209,11 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 		}
 		r.LeaveOut("cumulative", "The cumulative daily chart is left out of private reports: each day would be another release spending budget.")
 	} else {
-		res, err := rs.ExperimentResults(ctx, key, results.Options{NoSnapshot: true})
-		if err != nil {
-			return nil, err
+		res := o.Results
+		if res == nil {
+			if res, err = rs.ExperimentResults(ctx, key, results.Options{NoSnapshot: true}); err != nil {
+				return nil, err
+			}
 		}
 		r.Alpha = res.Alpha
 		p := res.SRM.PValue
@@ -254,7 +263,9 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 		}
 		addExposures(res.Exposures)
 		exposures.SRMPValue = p
-		if primary == "" {
+		if o.TableOnly {
+			// no daily series
+		} else if primary == "" {
 			r.LeaveOut("cumulative", "There is no cumulative chart: no metric of this experiment could be analyzed.")
 		} else if d, err := rs.DailyResults(ctx, key, primary); err != nil {
 			if ctx.Err() != nil {

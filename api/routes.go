@@ -25,4 +25,5 @@ func (s *Server) routes() {
 	s.geoRoutes()
 	s.powerRoutes()
 	s.consoleRoutes()
+	s.consolePageRoutes()
 }

@@ -640,6 +640,13 @@ func (s *Server) summariesPage(c echo.Context) error {
 			return experiment.E("api.summariesPage", experiment.Internal, fmt.Errorf("summary %s: %w", d.ID, err))
 		}
 	}
+	if k, se, err := s.signedIn(c); err != nil {
+		return err
+	} else if se != nil { // a console session: the list in the console's layout
+		c.Response().Header().Set("Content-Security-Policy", consoleCSP)
+		c.Response().Header().Set("Cache-Control", "no-store")
+		return s.render(c, http.StatusOK, "summaries.html", page2(k, se, "Summaries", "summaries", list))
+	}
 	var b strings.Builder
 	if err := summariesPage.Execute(&b, list); err != nil {
 		return err

@@ -203,7 +203,7 @@ func testServeTraffic(t *testing.T, sig syscall.Signal) {
 const e2eAdminKey = "lift_E2EADMINKEYE2EADMINKEY000000"
 
 // buildLift builds the lift binary into a temporary folder and returns its path.
-func buildLift(t *testing.T) string {
+func buildLift(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "lift")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
@@ -225,7 +225,7 @@ type liftServer struct {
 // startServe runs bin serve on a free port with e2eAdminKey as the admin key and
 // the given flags, and returns once it prints its address. The process is killed
 // at the end of the test unless the test stopped it.
-func startServe(t *testing.T, bin string, flags ...string) *liftServer {
+func startServe(t testing.TB, bin string, flags ...string) *liftServer {
 	t.Helper()
 	args := append([]string{"serve", "--addr", "127.0.0.1:0", "--log-level", "warn"}, flags...)
 	s := &liftServer{cmd: exec.Command(bin, args...), done: make(chan error, 1), stderr: &bytes.Buffer{},
@@ -296,7 +296,7 @@ func (s *liftServer) call(method, path, key string, body any, out any) (int, err
 }
 
 // mustCall is call with the admin key, failing the test on an error.
-func (s *liftServer) mustCall(t *testing.T, method, path string, body any, out any) {
+func (s *liftServer) mustCall(t testing.TB, method, path string, body any, out any) {
 	t.Helper()
 	if _, err := s.call(method, path, e2eAdminKey, body, out); err != nil {
 		t.Fatal(err)
@@ -304,7 +304,7 @@ func (s *liftServer) mustCall(t *testing.T, method, path string, body any, out a
 }
 
 // stop sends SIGTERM and waits for the exit, which must be status 0.
-func (s *liftServer) stop(t *testing.T) {
+func (s *liftServer) stop(t testing.TB) {
 	t.Helper()
 	if err := s.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -1,0 +1,402 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// consoleE2E is what testdata/console_serve_e2e.cjs prints.
+type consoleE2E struct {
+	SignInURL, ExperimentDom, AfterSignOut string
+	Pages                                  map[string]struct {
+		Status int
+		Dom    string
+		Survey pageSurvey
+		Tabs   []struct {
+			D       string
+			Visible bool
+		}
+	}
+	Downloads map[string]string
+	Narrow    map[string]pageSurvey
+	Cookies   []struct {
+		Name, Value, SameSite string
+		HTTPOnly              bool `json:"httpOnly"`
+	}
+	Problems []string
+}
+
+type pageSurvey struct {
+	Focusable               []string
+	Pairs                   []colourPair
+	ScrollWidth, InnerWidth int
+	Dom                     string
+}
+
+type colourPair struct {
+	Fg, Bg  [3]float64
+	Large   bool
+	FgAlpha float64
+	Sample  string
+}
+
+// wcagContrast is WCAG 2.1's contrast ratio (L1 + 0.05)/(L2 + 0.05) of the
+// relative luminances 0.2126 R + 0.7152 G + 0.0722 B of the linearised sRGB
+// channels (https://www.w3.org/TR/WCAG21/#dfn-contrast-ratio).
+func wcagContrast(a, b [3]float64) float64 {
+	lum := func(c [3]float64) float64 {
+		var l [3]float64
+		for i, x := range c {
+			x /= 255
+			if x <= 0.04045 {
+				l[i] = x / 12.92
+			} else {
+				l[i] = math.Pow((x+0.055)/1.055, 2.4)
+			}
+		}
+		return 0.2126*l[0] + 0.7152*l[1] + 0.0722*l[2]
+	}
+	la, lb := lum(a), lum(b)
+	return (max(la, lb) + 0.05) / (min(la, lb) + 0.05)
+}
+
+var (
+	e2eRowRE  = regexp.MustCompile(`(?s)<tr class="[^"]*"[^>]*data-metric="([^"]+)" data-variant="([^"]+)">(.*?)</tr>`)
+	e2eCellRE = regexp.MustCompile(`(?s)<td[^>]*>(.*?)</td>`)
+	e2eTagRE  = regexp.MustCompile(`<[^>]+>`)
+)
+
+// resultRows reads the n and mean cells of an experiment page's results
+// table (the report's columns: metric, variant, n, mean, …), by metric/variant.
+func resultRows(dom string) map[string][2]string {
+	out := map[string][2]string{}
+	for _, m := range e2eRowRE.FindAllStringSubmatch(dom, -1) {
+		cells := e2eCellRE.FindAllStringSubmatch(m[3], -1)
+		if len(cells) < 4 {
+			continue
+		}
+		out[m[1]+"/"+m[2]] = [2]string{e2eTagRE.ReplaceAllString(cells[2][1], ""), e2eTagRE.ReplaceAllString(cells[3][1], "")}
+	}
+	return out
+}
+
+// TestConsoleServe is the console end to end on the built binary: lift demo
+// into a temporary folder, lift serve on a free loopback port (the URL it
+// prints), then Playwright in Debian's Chromium signs in through the form as
+// an analyst and as a viewer, visits every section, opens the experiment
+// from the list and compares its numbers with the API's JSON (exact for the
+// analyst, the DP release for the viewer), downloads the report and the CSV,
+// walks each page with Tab (every link and control reached, the focus
+// visible), checks every text colour in use against its background (WCAG
+// AA), checks the phone-sized pages do not scroll sideways, and signs out. A
+// viewer's pages never show an exact count. Screenshots are kept
+// (LIFT_TEST_ARTIFACTS, default a folder in the temporary directory).
+func TestConsoleServe(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary and runs the demo")
+	}
+	node, err := exec.LookPath("node")
+	if err == nil {
+		err = exec.Command(node, "-e", "require('playwright-core')").Run()
+	}
+	if _, cerr := os.Stat("/usr/bin/chromium"); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		if os.Getenv("LIFT_REQUIRE_PLAYWRIGHT") != "" {
+			t.Fatalf("node with playwright-core on NODE_PATH and /usr/bin/chromium are needed: %v", err)
+		}
+		t.Skipf("node with playwright-core on NODE_PATH (npm install playwright-core) and /usr/bin/chromium are needed: %v", err)
+	}
+	bin := buildLift(t)
+	dir := t.TempDir()
+	db := filepath.Join(dir, "demo.duckdb")
+	demo := exec.Command(bin, "demo", "--db", db, "--units", "20000", "--seed", "7")
+	if out, err := demo.CombinedOutput(); err != nil {
+		t.Fatalf("lift demo: %v\n%s", err, out)
+	}
+	srv := startServe(t, bin, "--db", db, "--models", filepath.Join(dir, "demo-models"))
+	const exp = "checkout-button"
+	srv.mustCall(t, "PUT", "/v1/experiments/"+exp+"/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	key := func(name, role string) string {
+		var k struct{ Secret string }
+		srv.mustCall(t, "POST", "/v1/keys", map[string]any{"name": name, "role": role}, &k)
+		return k.Secret
+	}
+	analyst, viewer := key("ana", "analyst"), key("exec", "viewer")
+
+	type apiResults struct {
+		Exposures map[string]int64 `json:"exposures"`
+		Metrics   []struct {
+			Name     string `json:"name"`
+			Variants []struct {
+				Name string  `json:"name"`
+				N    int64   `json:"n"`
+				Mean float64 `json:"mean"`
+			} `json:"variants"`
+		} `json:"metrics"`
+	}
+	var exact, dp apiResults
+	if _, err := srv.call("GET", "/v1/experiments/"+exp+"/results", analyst, nil, &exact); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := srv.call("GET", "/v1/experiments/"+exp+"/results/private", viewer, nil, &dp); err != nil {
+		t.Fatal(err)
+	}
+	if len(exact.Metrics) == 0 || len(dp.Metrics) == 0 {
+		t.Fatalf("the API's results: exact %+v, DP %+v", exact, dp)
+	}
+
+	out := os.Getenv("LIFT_TEST_ARTIFACTS")
+	if out == "" {
+		out = filepath.Join(os.TempDir(), "lift-test-artifacts")
+	}
+	for _, c := range []struct {
+		who, key string
+		want     apiResults
+		paths    []string
+	}{
+		{"analyst", analyst, exact, []string{"/", "/holdouts", "/journeys", "/analyses", "/privacy", "/summaries"}},
+		{"viewer", viewer, dp, []string{"/", "/holdouts", "/privacy", "/summaries"}},
+	} {
+		t.Run(c.who, func(t *testing.T) {
+			art := filepath.Join(out, "console-serve-"+c.who)
+			if err := os.MkdirAll(art, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, node, "testdata/console_serve_e2e.cjs", srv.base, c.key, art, exp, strings.Join(c.paths, ","))
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
+			stdout, err := cmd.Output()
+			if err != nil {
+				t.Fatalf("playwright: %v\n%s", err, stderr.String())
+			}
+			var got consoleE2E
+			if err := json.Unmarshal(stdout, &got); err != nil {
+				t.Fatalf("playwright's answer: %v", err)
+			}
+			if got.SignInURL != srv.base+"/login?next=%2F" {
+				t.Errorf("signed out, / went to %s", got.SignInURL)
+			}
+			for _, p := range c.paths {
+				if pg := got.Pages[p]; pg.Status != 200 {
+					t.Errorf("%s: %d", p, pg.Status)
+				}
+			}
+			// The experiment page's numbers are the API's for the key.
+			rows := resultRows(got.ExperimentDom)
+			report, err := os.ReadFile(filepath.Join(art, "report.html"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			downloaded := resultRows(string(report))
+			n := 0
+			for _, m := range c.want.Metrics {
+				for _, v := range m.Variants[1:] { // the rows are the comparisons: each variant but control
+					k := m.Name + "/" + v.Name
+					for what, rs := range map[string]map[string][2]string{"page": rows, "downloaded report": downloaded} {
+						r, ok := rs[k]
+						if !ok {
+							t.Errorf("%s: no row %s", what, k)
+							continue
+						}
+						mean, err := strconv.ParseFloat(strings.ReplaceAll(r[1], ",", ""), 64)
+						if strings.ReplaceAll(r[0], ",", "") != strconv.FormatInt(v.N, 10) || err != nil || math.Abs(mean-v.Mean) > 5e-3*math.Abs(v.Mean)+1e-9 {
+							t.Errorf("%s %s: n %s, mean %s; the API's n %d, mean %g", what, k, r[0], r[1], v.N, v.Mean)
+						}
+					}
+					n++
+				}
+			}
+			if n == 0 {
+				t.Errorf("no row compared")
+			}
+			if got.Downloads["report.html"] != exp+"-report.html" || got.Downloads["results.csv"] != exp+"-results.csv" {
+				t.Errorf("downloads %v", got.Downloads)
+			}
+			// A viewer never sees an exact count.
+			if c.who == "viewer" {
+				for _, m := range exact.Metrics {
+					for _, v := range m.Variants {
+						for p, pg := range got.Pages {
+							for _, form := range []string{strconv.FormatInt(v.N, 10), group3(v.N)} {
+								if strings.Contains(pg.Dom, ">"+form+"<") || strings.Contains(pg.Dom, " "+form+" ") {
+									t.Errorf("%s shows the exact count %s (%s %s)", p, form, m.Name, v.Name)
+								}
+							}
+						}
+						if strings.Contains(got.ExperimentDom, ">"+strconv.FormatInt(v.N, 10)+"<") {
+							t.Errorf("the experiment page shows the exact n %d", v.N)
+						}
+					}
+				}
+			}
+			// Keyboard: Tab reaches every link and control, each with a visible focus.
+			for p, pg := range got.Pages {
+				reached := map[string]bool{}
+				for _, f := range pg.Tabs {
+					reached[f.D] = true
+					if !f.Visible {
+						t.Errorf("%s: the focus on %s is not visible", p, f.D)
+					}
+				}
+				for _, f := range pg.Survey.Focusable {
+					if !reached[f] {
+						t.Errorf("%s: Tab never reaches %s", p, f)
+					}
+				}
+				if len(pg.Survey.Focusable) == 0 {
+					t.Errorf("%s: nothing focusable", p)
+				}
+				// Contrast of every text colour in use, WCAG AA.
+				for _, cp := range pg.Survey.Pairs {
+					need := 4.5
+					if cp.Large {
+						need = 3
+					}
+					if r := wcagContrast(cp.Fg, cp.Bg); r < need || cp.FgAlpha < 1 {
+						t.Errorf("%s: %v on %v has contrast %.2f:1 (alpha %g), under %g (%s)", p, cp.Fg, cp.Bg, r, cp.FgAlpha, need, cp.Sample)
+					}
+				}
+			}
+			// A phone: no sideways scrolling.
+			for p, s := range got.Narrow {
+				if s.ScrollWidth > s.InnerWidth {
+					t.Errorf("%s on a phone: %d pixels wide in a %d-pixel viewport", p, s.ScrollWidth, s.InnerWidth)
+				}
+			}
+			if !strings.Contains(got.Narrow["/summaries"].Dom, "Incrementality summaries") {
+				t.Errorf("the phone's summaries page lacks its title")
+			}
+			if got.AfterSignOut != srv.base+"/login?next=%2F" {
+				t.Errorf("after signing out, / went to %s", got.AfterSignOut)
+			}
+			for _, ck := range got.Cookies {
+				if ck.Name == "lift_session" && ck.Value != "" {
+					t.Errorf("a session cookie outlived the sign-out")
+				}
+				if strings.Contains(ck.Value, c.key) {
+					t.Errorf("cookie %s holds the key", ck.Name)
+				}
+			}
+			if len(got.Problems) > 0 {
+				t.Errorf("the browser reported: %q", got.Problems)
+			}
+			t.Logf("screenshots in %s", art)
+		})
+	}
+	srv.stop(t)
+}
+
+// group3 writes n with commas between groups of three digits (9,512).
+func group3(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	var b strings.Builder
+	for i, r := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// processCPU is the user plus system CPU time of process pid, in seconds,
+// from /proc/PID/stat (fields 14 and 15, in clock ticks of 1/100 s on Linux).
+func processCPU(b *testing.B, pid int) float64 {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		b.Skipf("no /proc: %v", err)
+	}
+	f := strings.Fields(string(raw[bytes.LastIndexByte(raw, ')')+2:]))
+	ut, _ := strconv.ParseFloat(f[11], 64)
+	st, _ := strconv.ParseFloat(f[12], 64)
+	return (ut + st) / 100
+}
+
+// BenchmarkConsoleDemoPages measures every console page served by the built
+// lift serve on the demo's database (lift demo, its default 100,000 units):
+// wall time of the request on loopback and the server process's CPU time
+// per page (issue 17's goal: under 200 ms each), signed in through the form
+// as an analyst and as a viewer (after the period's DP release is made).
+func BenchmarkConsoleDemoPages(b *testing.B) {
+	bin := buildLift(b)
+	dir := b.TempDir()
+	db := filepath.Join(dir, "demo.duckdb")
+	if out, err := exec.Command(bin, "demo", "--db", db).CombinedOutput(); err != nil {
+		b.Fatalf("lift demo: %v\n%s", err, out)
+	}
+	srv := startServe(b, bin, "--db", db, "--models", filepath.Join(dir, "demo-models"))
+	srv.mustCall(b, "PUT", "/v1/experiments/checkout-button/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	srv.mustCall(b, "PUT", "/v1/holdouts/global/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+	signIn := func(role string) *http.Client {
+		var k struct{ Secret string }
+		srv.mustCall(b, "POST", "/v1/keys", map[string]any{"name": role, "role": role}, &k)
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: time.Minute}
+		resp, err := c.Get(srv.base + "/login")
+		if err != nil {
+			b.Fatal(err)
+		}
+		page, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(page)
+		if m == nil {
+			b.Fatalf("no CSRF token:\n%s", page)
+		}
+		resp, err = c.PostForm(srv.base+"/login", url.Values{"csrf": {string(m[1])}, "key": {k.Secret}, "next": {"/"}})
+		if err != nil || resp.StatusCode != 200 {
+			b.Fatalf("sign-in: %v %v", err, resp)
+		}
+		resp.Body.Close()
+		return c
+	}
+	clients := map[string]*http.Client{"analyst": signIn("analyst"), "viewer": signIn("viewer")}
+	pid := srv.cmd.Process.Pid
+	for _, c := range []struct{ who, path string }{
+		{"analyst", "/"}, {"analyst", "/experiments/checkout-button"}, {"analyst", "/holdouts"}, {"analyst", "/journeys"},
+		{"analyst", "/analyses"}, {"analyst", "/privacy"}, {"analyst", "/summaries"},
+		{"viewer", "/"}, {"viewer", "/experiments/checkout-button"}, {"viewer", "/holdouts"}, {"viewer", "/privacy"}, {"viewer", "/summaries"},
+	} {
+		name := c.who + strings.ReplaceAll(c.path, "/", "_")
+		b.Run(name, func(b *testing.B) {
+			get := func() {
+				resp, err := clients[c.who].Get(srv.base + c.path)
+				if err != nil {
+					b.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					msg := regexp.MustCompile(`id="error-message"[^>]*>([^<]*)<`).FindSubmatch(body)
+					b.Fatalf("%s: %d %s", c.path, resp.StatusCode, msg)
+				}
+			}
+			get() // the period's DP releases are made by the first read
+			cpu0 := processCPU(b, pid)
+			b.ResetTimer()
+			for b.Loop() {
+				get()
+			}
+			b.ReportMetric((processCPU(b, pid)-cpu0)/float64(b.N), "server-cpu-s/op")
+		})
+	}
+	srv.stop(b)
+}
