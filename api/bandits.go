@@ -40,20 +40,6 @@ func (s *Server) banditRecompute(c echo.Context) error {
 	return c.JSON(http.StatusOK, v)
 }
 
-// storeSticky is bandit.Sticky over the store's first versions.
-type storeSticky struct {
-	s   *Server
-	key string
-}
-
-func (t storeSticky) Enter(ctx context.Context, unit string, current int) (int, error) {
-	v, err := t.s.db.EnterBandit(ctx, t.key, []string{unit}, current)
-	if err != nil {
-		return 0, err
-	}
-	return v[0], nil
-}
-
 // banditAssign gives the units of a running bandit that are in the
 // experiment their sticky bandit arm (jobs.AssignBandit).
 func (s *Server) banditAssign(ctx context.Context, e *experiment.Experiment, as []experiment.Assignment) error {
