@@ -80,7 +80,10 @@ type PrivateResults struct {
 	// Omitted lists metrics that cannot be released privately, with the reason
 	// (ratio metrics, metrics without bounds).
 	Omitted map[string]string `json:"omitted,omitempty"`
-	Release *privacy.Release  `json:"-"`
+	// MetricVersions are the versions of the metric definitions read (an
+	// experiment's pinned ones).
+	MetricVersions map[string]int   `json:"metric_versions,omitempty"`
+	Release        *privacy.Release `json:"-"`
 }
 
 // privacyRoutes: budgets are set by admins and read by anyone with a key; private
@@ -266,6 +269,14 @@ func privateResults(ctx context.Context, db *store.DB, rs *results.Service, out 
 	pinned, err := db.ResolveExperimentMetrics(ctx, e, all)
 	if err != nil {
 		return nil, experiment.E(op, err)
+	}
+	for n, d := range pinned {
+		if d.Version > 0 {
+			if out.MetricVersions == nil {
+				out.MetricVersions = map[string]int{}
+			}
+			out.MetricVersions[n] = d.Version
+		}
 	}
 	for _, n := range all {
 		def := pinned[n]

@@ -231,7 +231,7 @@ func judgeRelease(ctx context.Context, db *store.DB, pr *PrivateResults) ([]judg
 	few := fewUnits(pr)
 	var out []judged
 	for _, m := range pr.Metrics {
-		def, err := db.GetMetric(ctx, m.Name)
+		def, err := db.GetMetricVersion(ctx, m.Name, pr.MetricVersions[m.Name]) // the version released
 		if err != nil {
 			return nil, err
 		}
