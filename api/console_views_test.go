@@ -1,0 +1,300 @@
+package api
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/jobs"
+	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/results"
+	"github.com/liftlab/lift/store"
+)
+
+// setupViews registers what the report's views show: "promo", a two-arm
+// experiment under the Bayesian engine whose units have a device attribute
+// (a planted effect of +3 on phones), with a privacy budget; and "arms", a
+// three-arm bandit on conversion (arm c converts 6 in 10, the others 1 in 10)
+// whose weights were recomputed once.
+func setupViews(t *testing.T, ts *tserver) {
+	t.Helper()
+	ctx := context.Background()
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum",
+		"bounds": map[string]float64{"lower": 0, "upper": 50}}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "converted", "event_type": "purchase", "aggregation": "binary"}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "promo", "variants": twoArms,
+		"metrics":  []map[string]any{{"name": "revenue", "primary": true}, {"name": "converted"}},
+		"analysis": map[string]any{"engine": "bayesian"}}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/promo/start", nil, nil)
+	t0 := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	var xs []experiment.Exposure
+	var evs []experiment.Event
+	var attrs []store.UnitAttributes
+	for i := range 600 {
+		u := fmt.Sprintf("p%d", i)
+		arm := []string{"control", "treatment"}[i%2]
+		device := []string{"desktop", "phone", "tablet"}[(i/2)%3]
+		y := float64(i%7) + 1
+		if arm == "treatment" && device == "phone" {
+			y += 3
+		}
+		xs = append(xs, experiment.Exposure{Experiment: "promo", Unit: u, Variant: arm, TS: t0})
+		if i%5 != 0 {
+			evs = append(evs, experiment.Event{EventID: "e" + u, Unit: u, Type: "purchase", TS: t0.Add(time.Hour), Value: y})
+		}
+		attrs = append(attrs, store.UnitAttributes{Unit: u, Attributes: map[string]any{"device": device}})
+	}
+	if err := ts.db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.db.UpsertUnitAttributes(ctx, attrs); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(http.StatusOK, "PUT", "/v1/experiments/promo/privacy", map[string]any{"epsilon": 2, "release_epsilon": 0.5}, nil)
+
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{
+		"key": "arms", "metrics": []string{"converted"},
+		"variants":   []map[string]any{{"name": "a", "weight": 0.4}, {"name": "b", "weight": 0.3}, {"name": "c", "weight": 0.3}},
+		"allocation": map[string]any{"kind": "bandit", "reward": "converted", "min_share": 0.05, "burn_in": 10}}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/arms/start", nil, nil)
+	units := make([]string, 600)
+	for i := range units {
+		units[i] = fmt.Sprintf("b%d", i)
+	}
+	var as assignBatchResponse
+	ts.must(http.StatusOK, "POST", "/v1/assign", map[string]any{"experiment": "arms", "units": units, "expose": true}, &as)
+	for i, a := range as.Assignments {
+		if !a.InExperiment {
+			continue
+		}
+		if rate := map[string]int{"c": 6}[*a.Variant]; i%10 < max(rate, 1) {
+			evs = append(evs, experiment.Event{EventID: "e" + a.Unit, Unit: a.Unit, Type: "purchase", TS: t0.Add(time.Hour), Value: 1})
+		}
+	}
+	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(http.StatusOK, "POST", "/v1/experiments/arms/bandit/recompute", nil, nil)
+}
+
+var viewRowRE = regexp.MustCompile(`(?s)<tr data-(arm|version|segment|quantile|bayes-metric)="([^"]+)"[^>]*>(.*?)</tr>`)
+
+// viewRows are the rows of the views' tables on a page, by kind and key, as
+// the text of their cells.
+func viewRows(dom string) map[string][]string {
+	out := map[string][]string{}
+	for _, m := range viewRowRE.FindAllStringSubmatch(dom, -1) {
+		var cells []string
+		for _, c := range cellRE.FindAllStringSubmatch(m[3], -1) {
+			cells = append(cells, htmlText(tagRE.ReplaceAllString(c[1], "")))
+		}
+		out[m[1]+"/"+m[2]] = cells
+	}
+	return out
+}
+
+// checkNumbers compares the numbers of a cell with want, in order.
+func checkNumbers(t *testing.T, where, cell string, want ...float64) {
+	t.Helper()
+	ns := numbers(cell)
+	if len(ns) < len(want) {
+		t.Errorf("%s: cell %q has %d numbers, want %d", where, cell, len(ns), len(want))
+		return
+	}
+	for i, w := range want {
+		agree(t, fmt.Sprintf("%s[%d]", where, i), ns[i], w)
+	}
+}
+
+// checkViews compares every number of the views on a page (dom) with the
+// API's JSON: the bandit's state, the segments, the quantiles and the results'
+// Bayesian view.
+func checkViews(t *testing.T, what, dom string, bandit *jobs.BanditState, seg *segmentsResult, q *quantilesResult, res *results.Results) {
+	t.Helper()
+	rows := viewRows(dom)
+	n := 0
+	if bandit != nil {
+		cur := bandit.Versions[len(bandit.Versions)-1]
+		effs := map[string]jobs.BanditEffect{}
+		for _, e := range bandit.Effects {
+			effs[e.Variant] = e
+		}
+		for i, v := range bandit.Variants {
+			cells, ok := rows["arm/"+v]
+			if !ok || len(cells) != 6 {
+				t.Errorf("%s: bandit arm %s: cells %q", what, v, cells)
+				continue
+			}
+			n++
+			where := what + " arm " + v
+			checkNumbers(t, where+" mean", cells[1], bandit.ArmMeans[i])
+			checkNumbers(t, where+" weight", cells[2], cur.Weights[i])
+			checkNumbers(t, where+" P(best)", cells[3], cur.ProbBest[i])
+			if i > 0 {
+				e := effs[v]
+				checkNumbers(t, where+" effect", cells[4], e.Estimate, e.Lower, e.Upper)
+				checkNumbers(t, where+" naive", cells[5], e.Naive)
+			}
+		}
+		for _, ver := range bandit.Versions {
+			cells, ok := rows["version/"+strconv.Itoa(ver.Version)]
+			if !ok || len(cells) != 2+2*len(bandit.Variants) {
+				t.Errorf("%s: weight version %d: cells %q", what, ver.Version, cells)
+				continue
+			}
+			n++
+			for i := range bandit.Variants {
+				checkNumbers(t, fmt.Sprintf("%s version %d weight %d", what, ver.Version, i), cells[2+i], ver.Weights[i])
+				checkNumbers(t, fmt.Sprintf("%s version %d P(best) %d", what, ver.Version, i), cells[2+len(bandit.Variants)+i], ver.ProbBest[i])
+			}
+		}
+		m := regexp.MustCompile(`Cumulative regret[^:]*: ([^<]*)\.</p>`).FindStringSubmatch(dom)
+		if m == nil {
+			t.Errorf("%s: no regret", what)
+		} else {
+			checkNumbers(t, what+" regret", m[1], bandit.Regret)
+		}
+	}
+	if seg != nil {
+		for _, s := range seg.Segments {
+			cells, ok := rows["segment/"+s.Segment]
+			if !ok || len(cells) != 6 {
+				t.Errorf("%s: segment %s: cells %q", what, s.Segment, cells)
+				continue
+			}
+			n++
+			where := what + " segment " + s.Segment
+			if cells[1] != strconv.FormatInt(s.Control, 10) || cells[2] != strconv.FormatInt(s.Treated, 10) {
+				t.Errorf("%s: units %s/%s, the API says %d/%d", where, cells[1], cells[2], s.Control, s.Treated)
+			}
+			checkNumbers(t, where+" effect", cells[3], s.Absolute.Estimate, s.Absolute.CILow, s.Absolute.CIHigh)
+			agreeP(t, where+" adjusted p", cells[4], s.Adjusted)
+			agreeP(t, where+" interaction p", strings.TrimSuffix(cells[5], " · differs"), s.InteractionAdjusted)
+			if strings.HasSuffix(cells[5], "differs") != s.Differs {
+				t.Errorf("%s: %q, the API says differs %v", where, cells[5], s.Differs)
+			}
+		}
+		if h := seg.Heterogeneity; h != nil {
+			m := regexp.MustCompile(`Cochran's Q\): p = (&lt; )?([0-9.]+)\.`).FindStringSubmatch(dom)
+			if m == nil {
+				t.Errorf("%s: no heterogeneity p-value", what)
+			} else {
+				agreeP(t, what+" heterogeneity", m[1]+m[2], h.PValue)
+			}
+		}
+		if ps := seg.PostStratified; ps != nil {
+			m := regexp.MustCompile(`Post-stratified overall effect: ([^\]]+\])`).FindStringSubmatch(htmlText(dom))
+			if m == nil {
+				t.Errorf("%s: no post-stratified effect", what)
+			} else {
+				checkNumbers(t, what+" post-stratified", m[1], ps.Estimate, ps.CILow, ps.CIHigh)
+			}
+		}
+	}
+	if q != nil {
+		for _, x := range q.Quantiles {
+			k := "quantile/p" + strconv.FormatFloat(100*x.Quantile, 'f', -1, 64)
+			cells, ok := rows[k]
+			if !ok || len(cells) != 4 {
+				t.Errorf("%s: %s: cells %q", what, k, cells)
+				continue
+			}
+			n++
+			checkNumbers(t, what+" "+k+" control", cells[1], x.Control.Estimate)
+			checkNumbers(t, what+" "+k+" treated", cells[2], x.Treated.Estimate)
+			checkNumbers(t, what+" "+k+" difference", cells[3], x.Absolute.Estimate, x.Absolute.CILow, x.Absolute.CIHigh)
+		}
+	}
+	if res != nil {
+		for _, m := range res.Metrics {
+			for _, c := range m.Comparisons {
+				if c.Bayesian == nil {
+					continue
+				}
+				cells, ok := rows["bayes-metric/"+m.Name]
+				if !ok || len(cells) != 6 || cells[1] != c.Variant {
+					t.Errorf("%s: Bayesian %s: cells %q", what, m.Name, cells)
+					continue
+				}
+				n++
+				b := c.Bayesian.Relative
+				where := what + " Bayesian " + m.Name
+				checkNumbers(t, where+" posterior", cells[2], b.Expected, b.CILow, b.CIHigh)
+				checkNumbers(t, where+" chance to win", cells[3], b.ChanceToWin)
+				checkNumbers(t, where+" risk control", cells[4], b.RiskControl)
+				checkNumbers(t, where+" risk treatment", cells[5], b.RiskTreatment)
+			}
+		}
+	}
+	if n != len(rows) || n == 0 {
+		t.Errorf("%s: the page has %d view rows, the API %d", what, len(rows), n)
+	}
+}
+
+// TestReportViews: an analyst's HTML report shows the bandit's state, the
+// segments, the quantiles and the Bayesian view with the API's numbers, the
+// allocation chart's data are the weight history of the API, and a viewer's
+// report shows none of them but says why.
+func TestReportViews(t *testing.T) {
+	ts := newTestServerAt(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	setupViews(t, ts)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	var bandit jobs.BanditState
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/arms/bandit", nil, &bandit)
+	if len(bandit.Versions) != 2 {
+		t.Fatalf("bandit versions %+v, want 0 and 1", bandit.Versions)
+	}
+	var seg segmentsResult
+	ts.mustAs(analyst, http.StatusOK, "POST", "/v1/analyses/segments", map[string]any{"experiment": "promo", "metric": "revenue", "attribute": "device"}, &seg)
+	var q quantilesResult
+	ts.mustAs(analyst, http.StatusOK, "POST", "/v1/analyses/quantiles", map[string]any{"experiment": "promo", "metric": "revenue"}, &q)
+	var res results.Results
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/promo/results", nil, &res)
+
+	_, promo := ts.do("GET", "/v1/experiments/promo/report.html", analyst, nil)
+	checkViews(t, "promo report", string(promo), nil, &seg, &q, &res)
+	_, arms := ts.do("GET", "/v1/experiments/arms/report.html", analyst, nil)
+	checkViews(t, "arms report", string(arms), &bandit, nil, nil, nil)
+	if !strings.Contains(string(arms), `Bandit allocation by weight version`) {
+		t.Errorf("the bandit's report has no allocation chart")
+	}
+
+	r, err := BuildReport(context.Background(), ts.db, ts.srv.results, "arms", ReportOptions{Who: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch, ok := r.Chart("allocation")
+	if !ok {
+		t.Fatalf("no allocation chart; charts %q", r.ChartNames())
+	}
+	drawn := ch.(*reports.Allocation)
+	if len(drawn.Versions) != len(bandit.Versions) || fmt.Sprint(drawn.Variants) != fmt.Sprint(bandit.Variants) {
+		t.Fatalf("drawn %+v, the API's %+v", drawn, bandit.Versions)
+	}
+	for i, v := range drawn.Versions {
+		w := bandit.Versions[i]
+		if v.Version != w.Version || fmt.Sprint(v.Weights) != fmt.Sprint(w.Weights) || fmt.Sprint(v.ProbBest) != fmt.Sprint(w.ProbBest) {
+			t.Errorf("drawn version %+v, the API's %+v", v, w)
+		}
+	}
+
+	status, private := ts.do("GET", "/v1/experiments/promo/report.html", viewer, nil)
+	if status != 200 {
+		t.Fatalf("viewer's report: %d %s", status, private)
+	}
+	if rows := viewRows(string(private)); len(rows) != 0 {
+		t.Errorf("a viewer's report shows the views: %v", rows)
+	}
+	for _, want := range []string{"The Bayesian view (chance to win, risk, credible intervals): it has no differentially private release", "Segment breakdowns and quantiles of revenue: they have no differentially private release"} {
+		if !strings.Contains(htmlText(string(private)), want) {
+			t.Errorf("the viewer's report does not say %q", want)
+		}
+	}
+}
