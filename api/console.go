@@ -554,7 +554,7 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		return err
 	}
 	d := experimentData{E: e, Private: !k.Role.SeesExact()}
-	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now}
+	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")}
 	var err2 error
 	if !d.Private {
 		// Computed once, for the report and the power progress, and stored

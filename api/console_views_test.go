@@ -74,13 +74,24 @@ func setupViews(t *testing.T, ts *tserver) {
 			continue
 		}
 		if rate := map[string]int{"c": 6}[*a.Variant]; i%10 < max(rate, 1) {
-			evs = append(evs, experiment.Event{EventID: "e" + a.Unit, Unit: a.Unit, Type: "purchase", TS: t0.Add(time.Hour), Value: 1})
+			evs = append(evs, experiment.Event{EventID: "e" + a.Unit, Unit: a.Unit, Type: "purchase", TS: t0.Add(26 * time.Hour), Value: 1}) // after the exposure, at the server's now
 		}
 	}
 	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
-	ts.must(http.StatusOK, "POST", "/v1/experiments/arms/bandit/recompute", nil, nil)
+	var v experiment.BanditVersion
+	ts.must(http.StatusOK, "POST", "/v1/experiments/arms/bandit/recompute", nil, &v)
+	if v.Weights[2] < v.Weights[0] || v.Weights[2] < v.Weights[1] {
+		t.Fatalf("version 1 %+v: arm c should lead", v)
+	}
+}
+
+// newViewsServer is a test server whose store and server clocks stand at
+// 2026-03-02 09:00 UTC.
+func newViewsServer(t *testing.T) *tserver {
+	now := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	return newTestServerAt(t, now, func(o *Options) { o.Now = func() time.Time { return now } })
 }
 
 var viewRowRE = regexp.MustCompile(`(?s)<tr data-(arm|version|segment|quantile|bayes-metric)="([^"]+)"[^>]*>(.*?)</tr>`)
@@ -181,7 +192,7 @@ func checkViews(t *testing.T, what, dom string, bandit *jobs.BanditState, seg *s
 			}
 		}
 		if h := seg.Heterogeneity; h != nil {
-			m := regexp.MustCompile(`Cochran's Q\): p = (&lt; )?([0-9.]+)\.`).FindStringSubmatch(dom)
+			m := regexp.MustCompile(`Cochran's Q\): p (= |&lt; )([0-9.]+)\.`).FindStringSubmatch(dom)
 			if m == nil {
 				t.Errorf("%s: no heterogeneity p-value", what)
 			} else {
@@ -242,7 +253,7 @@ func checkViews(t *testing.T, what, dom string, bandit *jobs.BanditState, seg *s
 // allocation chart's data are the weight history of the API, and a viewer's
 // report shows none of them but says why.
 func TestReportViews(t *testing.T) {
-	ts := newTestServerAt(t, time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC))
+	ts := newViewsServer(t)
 	setupViews(t, ts)
 	analyst := ts.key("ana", experiment.RoleAnalyst)
 	viewer := ts.key("exec", experiment.RoleViewer)
@@ -297,4 +308,49 @@ func TestReportViews(t *testing.T) {
 			t.Errorf("the viewer's report does not say %q", want)
 		}
 	}
+}
+
+// TestConsoleViewsInChromium: the console's experiment pages, rendered by
+// Debian's headless Chromium, show the bandit's state and allocation chart,
+// the segments, the quantiles and the Bayesian view with the API's numbers
+// for an analyst; a viewer sees none of them and is told why. Screenshots
+// are saved (docs/console.md shows them).
+func TestConsoleViewsInChromium(t *testing.T) {
+	browse := chromium(t)
+	if browse == nil {
+		t.Skip("chromium not installed (apt-get install chromium; LIFT_REQUIRE_CHROMIUM=1 makes this a failure)")
+	}
+	ts := newViewsServer(t)
+	setupViews(t, ts)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	var bandit jobs.BanditState
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/arms/bandit", nil, &bandit)
+	var seg segmentsResult
+	ts.mustAs(analyst, http.StatusOK, "POST", "/v1/analyses/segments", map[string]any{"experiment": "promo", "metric": "revenue", "attribute": "device"}, &seg)
+	var q quantilesResult
+	ts.mustAs(analyst, http.StatusOK, "POST", "/v1/analyses/quantiles", map[string]any{"experiment": "promo", "metric": "revenue"}, &q)
+	var res results.Results
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/promo/results", nil, &res)
+
+	base := sessionProxy(t, ts.http.URL, newBrowser(t, ts).signIn(analyst))
+	dom := string(browse("--dump-dom", base+"/experiments/promo?segment=device"))
+	checkViews(t, "analyst's promo page", dom, nil, &seg, &q, &res)
+	dom = string(browse("--dump-dom", base+"/experiments/arms"))
+	checkViews(t, "analyst's bandit page", dom, &bandit, nil, nil, nil)
+	if !strings.Contains(dom, "Bandit allocation by weight version") || !strings.Contains(dom, `href="/experiments/arms/files/allocation.svg"`) {
+		t.Errorf("the bandit's page lacks the allocation chart or its download")
+	}
+	screenshotSized(t, browse, base+"/experiments/promo", "console-views-promo-analyst.png", 3200)
+	screenshotSized(t, browse, base+"/experiments/arms", "console-views-bandit-analyst.png", 2600)
+
+	vbase := sessionProxy(t, ts.http.URL, newBrowser(t, ts).signIn(viewer))
+	dom = string(browse("--dump-dom", vbase+"/experiments/promo"))
+	if rows := viewRows(dom); len(rows) != 0 {
+		t.Errorf("the viewer's page shows the views: %v", rows)
+	}
+	if !strings.Contains(htmlText(dom), "Segment breakdowns and quantiles of revenue: they have no differentially private release; analysts see them.") {
+		t.Errorf("the viewer's page does not say why the views are left out")
+	}
+	screenshotSized(t, browse, vbase+"/experiments/promo", "console-views-promo-viewer.png", 1800)
 }

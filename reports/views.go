@@ -241,7 +241,10 @@ func (r *Report) views() views {
 				Effect: fmtCI(x.Absolute, false), P: fmtP(x.Adjusted), Interaction: fmtP(x.InteractionAdjust), Differs: x.Differs})
 		}
 		if s.HeterogeneityP != nil {
-			v.SegHet = fmtP(*s.HeterogeneityP)
+			v.SegHet = "p = " + fmtP(*s.HeterogeneityP)
+			if *s.HeterogeneityP < 1e-4 {
+				v.SegHet = "p < 0.0001"
+			}
 		}
 		if s.PostStratified != nil {
 			v.SegPS = fmtCI(*s.PostStratified, false)
@@ -282,7 +285,7 @@ const viewsHTML = `{{define "views"}}{{with .V}}
 <table id="segments-table"><thead><tr><th>segment</th><th>units ({{.Control}})</th><th>units ({{.Treatment}})</th><th>absolute effect [{{$.V.Level}} CI]</th><th>adjusted p ({{.Correction}})</th><th>differs from the rest (adjusted p)</th></tr></thead><tbody>
 {{range $.V.SegRows}}<tr data-segment="{{.Segment}}"><td>{{.Segment}}</td><td>{{.Control}}</td><td>{{.Treated}}</td><td>{{.Effect}}</td><td>{{.P}}</td><td>{{.Interaction}}{{if .Differs}} · differs{{end}}</td></tr>
 {{end}}</tbody></table>
-<p class="meta" id="segments-summary">{{with $.V.SegHet}}Heterogeneity (Cochran's Q): p = {{.}}.{{end}}{{with $.V.SegPS}} Post-stratified overall effect: {{.}}.{{end}}{{if .Merged}} {{.Merged}} small segments are merged into "(other)".{{end}}</p>{{end}}
+<p class="meta" id="segments-summary">{{with $.V.SegHet}}Heterogeneity (Cochran's Q): {{.}}.{{end}}{{with $.V.SegPS}} Post-stratified overall effect: {{.}}.{{end}}{{if .Merged}} {{.Merged}} small segments are merged into "(other)".{{end}}</p>{{end}}
 {{with .Quantiles}}<h2 id="quantiles">Quantiles of {{.Metric}}</h2>
 <table id="quantiles-table"><thead><tr><th>quantile</th><th>{{.Control}}</th><th>{{.Treatment}}</th><th>difference [{{$.V.Level}} CI]</th></tr></thead><tbody>
 {{range $.V.QRows}}<tr data-quantile="{{.Q}}"><td>{{.Q}}</td><td>{{.Control}}</td><td>{{.Treated}}</td><td>{{.Diff}}</td></tr>
