@@ -177,6 +177,7 @@ func (s *Server) consoleRoutes() {
 		Summary:     "The console's downloads: report.html, results.csv, results.parquet and the charts (NAME.svg, NAME.png, NAME.pdf)",
 		Description: "The same documents as the /v1/experiments/KEY/ routes, for the signed-in key's role.", ContentType: "application/octet-stream"})
 	s.route(http.MethodGet, "/console.css", Public, s.consoleCSS, op{Summary: "The console's stylesheet", ContentType: "text/css"})
+	s.consoleViewRoutes() // console_views.go
 }
 
 // signedIn is the key of the request's session, with the session.
@@ -255,6 +256,7 @@ func consoleSections() []section {
 		{"holdouts", "/holdouts", "Holdouts", viewer},
 		{"journeys", "/journeys", "Journeys", analyst},
 		{"analyses", "/analyses", "Analyses", analyst},
+		{"geo", "/analyses/geo", "Geo", analyst}, // console_views.go
 		{"privacy", "/privacy", "Privacy", viewer},
 		{"summaries", "/summaries", "Summaries", viewer},
 	}

@@ -4,12 +4,16 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/liftlab/lift/analysis/synth"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/jobs"
 	"github.com/liftlab/lift/reports"
@@ -353,4 +357,190 @@ func TestConsoleViewsInChromium(t *testing.T) {
 		t.Errorf("the viewer's page does not say why the views are left out")
 	}
 	screenshotSized(t, browse, vbase+"/experiments/promo", "console-views-promo-viewer.png", 1800)
+}
+
+// replayServer serves page at /page and passes every other path (the
+// stylesheet) to base: Chromium cannot POST a form from the command line, so
+// it renders the console's answer to the form from here.
+func replayServer(t *testing.T, base string, page []byte) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/page" {
+			rp.ServeHTTP(w, r)
+			return
+		}
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		w.Write(page)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// geoCSV is geoNoisyRows as the CSV a user uploads.
+func geoCSV() string {
+	var b strings.Builder
+	b.WriteString("market,week,sales\n")
+	for _, r := range geoNoisyRows() {
+		fmt.Fprintf(&b, "%s,%s,%s\n", r["unit"], r["period"], strconv.FormatFloat(r["value"].(float64), 'g', -1, 64))
+	}
+	return b.String()
+}
+
+// TestConsoleGeo: the console's geo form runs the pipeline of POST
+// /v1/analyses/geo over an uploaded CSV panel and shows, rendered by
+// Chromium, the API's numbers (every fit's effect, cumulative effect, p-values,
+// fit, the weights, the effect path) and its four charts; bad input is a 4xx
+// with the API's message next to the field; a forged form is refused and a
+// viewer cannot open the page.
+func TestConsoleGeo(t *testing.T) {
+	ts := newTestServer(t)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	body := map[string]any{"rows": geoNoisyRows(), "treated": []string{"t1", "t2"}, "start": "2026-W21", "outcome": "sales"}
+	var res geoResult
+	ts.mustAs(analyst, http.StatusOK, "POST", "/v1/analyses/geo", body, &res)
+
+	b := newBrowser(t, ts)
+	ck := b.signIn(analyst)
+	if resp := b.do("/analyses/geo", nil); resp.StatusCode != 200 || !strings.Contains(b.last, `<label for="treated">`) || !strings.Contains(b.last, `href="/analyses/geo" aria-current="page"`) {
+		t.Fatalf("the geo form: %d\n%s", resp.StatusCode, b.last)
+	}
+	form := url.Values{"csrf": {b.csrf()}, "source": {"upload"}, "panel": {geoCSV()}, "unit_col": {"market"}, "period_col": {"week"}, "value_col": {"sales"},
+		"treated": {"t1, t2"}, "start": {"2026-W21"}, "method": {"scm"}}
+	for _, c := range []struct {
+		name   string
+		change url.Values
+		status int
+		field  string // the form field whose error is shown, "" for the csrf refusal
+		msg    string
+	}{
+		{"forged form", url.Values{"csrf": {"forged"}}, 403, "", "csrf: the form&#39;s token does not match"},
+		{"unknown market", url.Values{"treated": {"t1, nowhere"}}, 400, "treated", "treated[1]:"},
+		{"no such column", url.Values{"value_col": {"revenue"}}, 400, "panel", `panel: the header has no column &#34;revenue&#34;`},
+		{"bad method", url.Values{"method": {"magic"}}, 400, "method", `method: must be scm or augmented`},
+		{"stored, no dates", url.Values{"source": {"stored"}, "metric": {"nope"}}, 400, "from", "from:"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := url.Values{}
+			for k, v := range form {
+				f[k] = v
+			}
+			for k, v := range c.change {
+				f[k] = v
+			}
+			resp := b.do("/analyses/geo", f)
+			if resp.StatusCode != c.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, c.status)
+			}
+			want := c.msg
+			if c.field != "" {
+				want = `id="` + c.field + `-error" role="alert">` + c.msg
+			}
+			if !strings.Contains(b.last, want) {
+				t.Errorf("the page does not show %q:\n%s", want, b.last)
+			}
+			if strings.Contains(b.last, "<svg") {
+				t.Errorf("a refused form shows a result")
+			}
+		})
+	}
+	b.do("/analyses/geo", nil)
+	form.Set("csrf", b.csrf())
+	if resp := b.do("/analyses/geo", form); resp.StatusCode != 200 {
+		t.Fatalf("running the analysis: %d\n%s", resp.StatusCode, b.last)
+	}
+	page := b.last
+
+	vb := newBrowser(t, ts)
+	vb.signIn(viewer)
+	if resp := vb.do("/analyses/geo", nil); resp.StatusCode != 403 || !strings.Contains(vb.last, "no differentially private release") {
+		t.Errorf("a viewer's geo page: %d\n%s", resp.StatusCode, vb.last)
+	}
+	if strings.Contains(vb.last, `href="/analyses/geo"`) {
+		t.Errorf("a viewer's navigation links the geo page")
+	}
+
+	browse := chromium(t)
+	if browse == nil {
+		t.Skip("chromium not installed (apt-get install chromium; LIFT_REQUIRE_CHROMIUM=1 makes this a failure)")
+	}
+	base := replayServer(t, sessionProxy(t, ts.http.URL, ck), []byte(page))
+	dom := htmlText(string(browse("--dump-dom", base+"/page")))
+	if n := strings.Count(dom, "<svg"); n != 4 {
+		t.Errorf("the page has %d charts, want 4", n)
+	}
+	rows := func(attr string) map[string][]string {
+		out := map[string][]string{}
+		for _, m := range regexp.MustCompile(`(?s)<tr data-`+attr+`="([^"]+)"[^>]*>(.*?)</tr>`).FindAllStringSubmatch(dom, -1) {
+			var cells []string
+			for _, c := range cellRE.FindAllStringSubmatch(m[2], -1) {
+				cells = append(cells, tagRE.ReplaceAllString(c[1], ""))
+			}
+			out[m[1]] = cells
+		}
+		return out
+	}
+	fits := rows("unit")
+	ests := append([]synth.Estimate{res.Average}, res.Markets...)
+	if len(fits) != len(ests) {
+		t.Fatalf("the page has %d fits, the JSON %d", len(fits), len(ests))
+	}
+	for _, e := range ests {
+		c := fits[e.Unit]
+		where := "fit " + e.Unit
+		// unit, effect, cumulative, lift, conformal p, conformal interval, placebo p, rank, placebo interval, RMSPE, R²
+		if len(c) != 11 {
+			t.Errorf("%s: cells %q", where, c)
+			continue
+		}
+		checkNumbers(t, where+" effect", c[1], e.Effect)
+		checkNumbers(t, where+" cumulative", c[2], e.Cumulative)
+		checkNumbers(t, where+" lift", c[3], e.Lift)
+		agreeP(t, where+" conformal p", c[4], e.Conformal.PValue)
+		agreeP(t, where+" placebo p", c[6], e.Placebo.PValue)
+		checkNumbers(t, where+" RMSPE", c[9], e.PreRMSPE)
+		checkNumbers(t, where+" R²", c[10], e.R2)
+	}
+	donors := map[string][]string{}
+	if first := regexp.MustCompile(`(?s)<table class="weights" data-unit="([^"]+)">(.*?)</table>`).FindStringSubmatch(dom); first == nil || first[1] != res.Average.Unit {
+		t.Errorf("the first weights table is not the average fit's")
+	} else {
+		for _, m := range regexp.MustCompile(`(?s)<tr data-donor="([^"]+)"[^>]*>(.*?)</tr>`).FindAllStringSubmatch(first[2], -1) {
+			var cells []string
+			for _, c := range cellRE.FindAllStringSubmatch(m[2], -1) {
+				cells = append(cells, tagRE.ReplaceAllString(c[1], ""))
+			}
+			donors[m[1]] = cells
+		}
+	}
+	if len(donors) != len(res.Average.Weights) {
+		t.Errorf("the page has %d donors of the average, the JSON %d", len(donors), len(res.Average.Weights))
+	}
+	for _, w := range res.Average.Weights {
+		if c, ok := donors[w.Unit]; !ok || len(c) != 2 {
+			t.Errorf("donor %s: cells %q", w.Unit, c)
+		} else {
+			checkNumbers(t, "weight of "+w.Unit, c[1], w.Weight)
+		}
+	}
+	path := rows("period")
+	for _, pt := range res.Average.Path[res.NPre:] {
+		c, ok := path[pt.Period]
+		if !ok || len(c) != 6 {
+			t.Errorf("period %s: cells %q", pt.Period, c)
+			continue
+		}
+		checkNumbers(t, "period "+pt.Period+" treated", c[1], pt.Treated)
+		checkNumbers(t, "period "+pt.Period+" synthetic", c[2], pt.Synthetic)
+		checkNumbers(t, "period "+pt.Period+" effect", c[3], pt.Effect)
+	}
+	if len(path) != res.NPost {
+		t.Errorf("the page has %d post periods, the JSON %d", len(path), res.NPost)
+	}
+	screenshotSized(t, browse, base+"/page", "console-geo.png", 3400)
 }
