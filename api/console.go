@@ -257,6 +257,7 @@ func consoleSections() []section {
 		{"journeys", "/journeys", "Journeys", analyst},
 		{"analyses", "/analyses", "Analyses", analyst},
 		{"geo", "/analyses/geo", "Geo", analyst}, // console_views.go
+		{"units", "/units", "Units", analyst},    // console_views.go
 		{"privacy", "/privacy", "Privacy", viewer},
 		{"summaries", "/summaries", "Summaries", viewer},
 	}

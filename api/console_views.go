@@ -3,10 +3,13 @@ package api
 import (
 	"bytes"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"html/template"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -14,7 +17,9 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/store"
 )
 
 // The console's analysis and personalization views (docs/console.md): a geo
@@ -29,6 +34,13 @@ func (s *Server) consoleViewRoutes() {
 	s.route(http.MethodGet, "/analyses/geo", Public, s.consolePage(s.consoleGeoForm), op{Summary: "The console: the analyst's form for a geo analysis (synthetic control)", ContentType: html})
 	s.route(http.MethodPost, "/analyses/geo", Public, s.consolePage(s.consoleGeoRun), op{
 		Summary: "Run a geo analysis from the console's form (the pipeline of POST /v1/analyses/geo) and show its page; the API's validation messages are shown next to the fields", ContentType: html})
+	s.route(http.MethodGet, "/units", Public, s.consolePage(s.consoleUnit), op{Summary: "The console: a unit's consent history, and for admins its data export, profile reset and erasure",
+		Query: []param{{Name: "unit", Type: "string", Description: "the unit's id"}}, ContentType: html})
+	s.route(http.MethodGet, "/units/data.json", Public, s.consolePage(s.consoleUnitExport), op{Summary: "The console's download of everything Lift holds about a unit (GET /v1/units/ID/data; admins)",
+		Query: []param{{Name: "unit", Type: "string"}}, ContentType: "application/json"})
+	s.route(http.MethodPost, "/units/reset", Public, s.consolePage(s.consoleUnitReset), op{Summary: "Reset a unit's personalization profile from the console (admins; form fields unit, confirm, csrf)", ContentType: html})
+	s.route(http.MethodPost, "/units/erase", Public, s.consolePage(s.consoleUnitErase), op{Summary: "Erase a unit from the console (admins; form fields unit, confirm: the unit's id typed again, csrf)", ContentType: html})
+	s.route(http.MethodGet, "/journeys/:key/decisions/:id", Public, s.consolePage(s.consoleDecision), op{Summary: "The console: why a unit saw a decision's items (GET /v1/journeys/KEY/decisions/ID)", ContentType: html})
 }
 
 // geoForm is the geo page: the values typed, the API's message per form field,
@@ -223,4 +235,153 @@ func (s *Server) geoFormError(c echo.Context, k *experiment.APIKey, se *consoleS
 		f.Problem = msg
 	}
 	return s.render(c, status, "views-geo.html", page2(k, se, "Geo analysis", "geo", f))
+}
+
+// unitPage is the unit page: the consent history and, after a reset or an
+// erasure, what it did.
+type unitPage struct {
+	Unit    string
+	History []experiment.Consent
+	Admin   bool
+	Reset   *store.ProfileReset
+	Erased  *store.Erasure
+	Errors  map[string]string
+}
+
+// unitOf reads the unit of a console form or query (field unit).
+func unitOf(v string) (string, error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return "", experiment.E("api.console.units", experiment.Invalid, experiment.Field("unit"), experiment.Errorf("is required: the unit's id"))
+	}
+	if p := experiment.IdentProblem(v); p != "" {
+		return "", experiment.E("api.console.units", experiment.Invalid, experiment.Field("unit"), experiment.Errorf("%s", p))
+	}
+	return v, nil
+}
+
+func (s *Server) unitPageData(c echo.Context, k *experiment.APIKey, unit string) (*unitPage, error) {
+	u := &unitPage{Unit: unit, Admin: k.Role.Allows(experiment.RoleAdmin), Errors: map[string]string{}}
+	if unit == "" {
+		return u, nil
+	}
+	h, err := s.db.ConsentHistory(c.Request().Context(), unit)
+	if err != nil {
+		return nil, err
+	}
+	u.History = h
+	return u, nil
+}
+
+func (s *Server) consoleUnit(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	if err := needsAnalyst(k, "a unit's data"); err != nil {
+		return err
+	}
+	unit := ""
+	if c.QueryParam("unit") != "" {
+		var err error
+		if unit, err = unitOf(c.QueryParam("unit")); err != nil {
+			return err
+		}
+	}
+	u, err := s.unitPageData(c, k, unit)
+	if err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "views-unit.html", page2(k, se, "Units", "units", u))
+}
+
+// needsAdminForm checks a unit form: an admin key, the session's CSRF token,
+// a form from this site; it returns the unit.
+func needsAdminForm(c echo.Context, k *experiment.APIKey, se *consoleSession, what string) (string, error) {
+	const op = "api.console.units"
+	if !k.Role.Allows(experiment.RoleAdmin) {
+		return "", experiment.E(op, experiment.Forbidden, experiment.Errorf("API key %q has role %q; %s needs role admin", k.Name, k.Role, what))
+	}
+	if !tokensEqual(se.csrf, c.FormValue("csrf")) || !sameOrigin(c) {
+		return "", experiment.E(op, experiment.Forbidden, experiment.Field("csrf"), experiment.Errorf("the form's token does not match this session; reload the page"))
+	}
+	return unitOf(c.FormValue("unit"))
+}
+
+func (s *Server) consoleUnitExport(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	if !k.Role.Allows(experiment.RoleAdmin) {
+		return experiment.E("api.console.units", experiment.Forbidden, experiment.Errorf("API key %q has role %q; a unit's data export needs role admin", k.Name, k.Role))
+	}
+	unit, err := unitOf(c.QueryParam("unit"))
+	if err != nil {
+		return err
+	}
+	c.SetParamNames("unit")
+	c.SetParamValues(url.PathEscape(unit))
+	c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", "unit-data.json"))
+	return s.exportUnit(c)
+}
+
+func (s *Server) consoleUnitReset(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	unit, err := needsAdminForm(c, k, se, "resetting a unit's profile")
+	if err != nil {
+		return err
+	}
+	u, err := s.unitPageData(c, k, unit)
+	if err != nil {
+		return err
+	}
+	if c.FormValue("confirm") == "" {
+		u.Errors["reset"] = "confirm: tick the box to confirm the reset"
+		return s.render(c, http.StatusBadRequest, "views-unit.html", page2(k, se, "Units", "units", u))
+	}
+	if u.Reset, err = s.db.ResetProfile(c.Request().Context(), actor(c), unit); err != nil {
+		return err
+	}
+	return s.render(c, http.StatusOK, "views-unit.html", page2(k, se, "Units", "units", u))
+}
+
+func (s *Server) consoleUnitErase(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	unit, err := needsAdminForm(c, k, se, "erasing a unit")
+	if err != nil {
+		return err
+	}
+	u, err := s.unitPageData(c, k, unit)
+	if err != nil {
+		return err
+	}
+	if strings.TrimSpace(c.FormValue("confirm")) != unit {
+		u.Errors["erase"] = "confirm: type the unit's id again to confirm the erasure"
+		return s.render(c, http.StatusBadRequest, "views-unit.html", page2(k, se, "Units", "units", u))
+	}
+	if u.Erased, err = s.erase(c.Request().Context(), actor(c), unit); err != nil {
+		return err
+	}
+	u.History = nil // erased with the unit
+	return s.render(c, http.StatusOK, "views-unit.html", page2(k, se, "Units", "units", u))
+}
+
+// decisionPage is a decision's provenance, decoded for the page.
+type decisionPage struct {
+	D          *store.DecisionRecord
+	Items      []journey.Item
+	Provenance *journey.Provenance
+}
+
+func (s *Server) consoleDecision(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
+	const op = "api.console.decision"
+	if err := needsAnalyst(k, "a decision's provenance"); err != nil {
+		return err
+	}
+	d, err := s.db.GetDecision(c.Request().Context(), c.Param("key"), c.Param("id"))
+	if err != nil {
+		return err
+	}
+	p := &decisionPage{D: d}
+	if err := json.Unmarshal(d.Items, &p.Items); err != nil {
+		return experiment.E(op, experiment.Internal, err)
+	}
+	if len(d.Provenance) > 0 {
+		p.Provenance = &journey.Provenance{}
+		if err := json.Unmarshal(d.Provenance, p.Provenance); err != nil {
+			return experiment.E(op, experiment.Internal, err)
+		}
+	}
+	return s.render(c, http.StatusOK, "views-decision.html", page2(k, se, "Why these items", "units", p))
 }

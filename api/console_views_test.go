@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	"github.com/liftlab/lift/analysis/synth"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/jobs"
+	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/reports"
 	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
@@ -543,4 +545,199 @@ func TestConsoleGeo(t *testing.T) {
 		t.Errorf("the page has %d post periods, the JSON %d", len(path), res.NPost)
 	}
 	screenshotSized(t, browse, base+"/page", "console-geo.png", 3400)
+}
+
+// TestConsoleUnitPages: a unit's page shows its consent history as the API
+// answers it; an admin downloads the unit's export (the API's JSON), resets
+// its profile and erases it through forms that need the session's CSRF token
+// and a confirmation, and an analyst or viewer cannot; a decision's page
+// shows why the unit saw its items, as GET /v1/journeys/KEY/decisions/ID
+// says. Rendered in Chromium, with screenshots.
+func TestConsoleUnitPages(t *testing.T) {
+	ts := newJourneyServer(t)
+	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, nil)
+	ingest := ts.key("collector", experiment.RoleIngest)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	viewer := ts.key("exec", experiment.RoleViewer)
+	var d journey.Decision
+	unit := ""
+	for i := range 60 {
+		unit = "u-" + strconv.Itoa(i)
+		ts.mustAs(ingest, http.StatusOK, "PUT", "/v1/units/"+unit+"/consent", map[string]any{
+			"tier": 3, "purposes": []string{"personalization", "analytics"}, "policy_id": "privacy", "policy_version": "2026-06", "channels": []string{"web"}}, nil)
+		ts.mustAs(ingest, http.StatusOK, "PUT", "/v1/units/"+unit+"/consent", map[string]any{
+			"tier": 2, "purposes": []string{"personalization"}, "opt_out_categories": []string{"health"}, "policy_id": "privacy", "policy_version": "2026-07"}, nil)
+		ts.mustAs(ingest, http.StatusOK, "POST", "/v1/journeys/home/decide", map[string]any{
+			"unit": unit, "context": map[string]any{"recent_items": []string{"item-5"}}}, &d)
+		if d.Policy == experiment.PolicyPersonalized {
+			break
+		}
+	}
+	if d.Policy != experiment.PolicyPersonalized {
+		t.Fatal("no personalized decision among 60 units")
+	}
+	var hist consentHistory
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/units/"+unit+"/consent", nil, &hist)
+	var rec store.DecisionRecord
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/journeys/home/decisions/"+d.ID, nil, &rec)
+	var items []journey.Item
+	if err := json.Unmarshal(rec.Items, &items); err != nil {
+		t.Fatal(err)
+	}
+	var prov journey.Provenance
+	if err := json.Unmarshal(rec.Provenance, &prov); err != nil {
+		t.Fatal(err)
+	}
+
+	checkHistory := func(what, dom string) {
+		t.Helper()
+		rows := regexp.MustCompile(`(?s)<tr data-consent-version="([0-9]+)"[^>]*>(.*?)</tr>`).FindAllStringSubmatch(dom, -1)
+		if len(rows) != len(hist.History) || len(rows) != 2 {
+			t.Fatalf("%s: %d consent rows, the API %d", what, len(rows), len(hist.History))
+		}
+		for i, m := range rows {
+			h := hist.History[i]
+			var cells []string
+			for _, c := range cellRE.FindAllStringSubmatch(m[2], -1) {
+				cells = append(cells, htmlText(c[1]))
+			}
+			want := []string{strconv.Itoa(h.Version), strconv.Itoa(h.Tier), strings.Join(h.Purposes, ", "), strings.Join(h.OptOutCategories, ", "), strings.Join(h.Channels, ", "),
+				h.PolicyID + " " + h.PolicyVersion, h.GrantedAt.UTC().Format("2006-01-02 15:04"), h.RecordedAt.UTC().Format("2006-01-02 15:04")}
+			if fmt.Sprint(cells) != fmt.Sprint(want) {
+				t.Errorf("%s: consent version %s shows %q, the API %q", what, m[1], cells, want)
+			}
+		}
+	}
+	checkDecision := func(what, dom string) {
+		t.Helper()
+		rows := regexp.MustCompile(`(?s)<tr data-item="([^"]+)"[^>]*>(.*?)</tr>`).FindAllStringSubmatch(dom, -1)
+		if len(rows) != len(items) || len(rows) == 0 {
+			t.Fatalf("%s: %d items, the API %d", what, len(rows), len(items))
+		}
+		for i, m := range rows {
+			var cells []string
+			for _, c := range cellRE.FindAllStringSubmatch(m[2], -1) {
+				cells = append(cells, htmlText(c[1]))
+			}
+			if len(cells) != 3 || cells[0] != items[i].ID || cells[2] != items[i].Reason {
+				t.Errorf("%s: item %d shows %q, the API %+v", what, i, cells, items[i])
+				continue
+			}
+			checkNumbers(t, what+" score of "+items[i].ID, cells[1], items[i].Score)
+		}
+		for id, want := range map[string]string{
+			"consent": fmt.Sprintf("tier %d (%s) · policy %s %s · stored version %d · opted out of %s", prov.Consent.Tier, prov.Consent.Source, prov.Consent.PolicyID, prov.Consent.PolicyVersion, prov.Consent.StoredVersion, strings.Join(prov.Consent.OptOutCategories, ", ")),
+			"signals": strings.Join(prov.Consent.Signals, ", ") + " · session items " + strings.Join(prov.SessionItems, ", "),
+			"model":   prov.Model + " " + prov.ModelVersion,
+			"policy":  rec.Policy,
+			"rules":   fmt.Sprintf("personalizes from consent tier %d · %d items · latency budget %s · control policy %s", prov.Rules.ConsentTier, prov.Rules.K, prov.Rules.LatencyBudget, prov.Rules.ControlPolicy),
+		} {
+			m := regexp.MustCompile(`<dd id="` + id + `">([^<]*)</dd>`).FindStringSubmatch(dom)
+			if m == nil || htmlText(m[1]) != want {
+				t.Errorf("%s: %s shows %q, want %q", what, id, m, want)
+			}
+		}
+	}
+
+	admin := newBrowser(t, ts)
+	ck := admin.signIn(ts.admin)
+	if resp := admin.do("/units?unit="+url.QueryEscape(unit), nil); resp.StatusCode != 200 {
+		t.Fatalf("unit page: %d\n%s", resp.StatusCode, admin.last)
+	}
+	checkHistory("admin's unit page", admin.last)
+	unitTok := admin.csrf()
+	resp := admin.do("/units/data.json?unit="+url.QueryEscape(unit), nil)
+	if resp.StatusCode != 200 || !strings.Contains(resp.Header.Get("Content-Disposition"), "attachment") {
+		t.Fatalf("export: %d %v", resp.StatusCode, resp.Header)
+	}
+	var got, want store.UnitData
+	if err := json.Unmarshal([]byte(admin.last), &got); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(http.StatusOK, "GET", "/v1/units/"+unit+"/data", nil, &want)
+	if g, w := fmt.Sprintf("%+v", got), fmt.Sprintf("%+v", want); g != w {
+		t.Errorf("the console's export\n%s\nthe API's\n%s", g, w)
+	}
+	if resp := admin.do("/journeys/home/decisions/"+d.ID, nil); resp.StatusCode != 200 {
+		t.Fatalf("decision page: %d\n%s", resp.StatusCode, admin.last)
+	}
+	checkDecision("decision page", admin.last)
+
+	ana := newBrowser(t, ts)
+	ana.signIn(analyst)
+	ana.do("/units?unit="+url.QueryEscape(unit), nil)
+	checkHistory("analyst's unit page", ana.last)
+	if strings.Contains(ana.last, `action="/units/erase"`) {
+		t.Errorf("an analyst's unit page has the erase form")
+	}
+	anaTok := ana.csrf()
+	vw := newBrowser(t, ts)
+	vw.signIn(viewer)
+	if resp := vw.do("/units?unit="+url.QueryEscape(unit), nil); resp.StatusCode != 403 {
+		t.Errorf("a viewer's unit page: %d, want 403", resp.StatusCode)
+	}
+
+	for _, c := range []struct {
+		name   string
+		b      *browser
+		path   string
+		form   url.Values
+		status int
+		shows  string
+	}{
+		{"reset, forged", admin, "/units/reset", url.Values{"csrf": {"forged"}, "unit": {unit}, "confirm": {"1"}}, 403, "csrf:"},
+		{"reset, not confirmed", admin, "/units/reset", url.Values{"csrf": {unitTok}, "unit": {unit}}, 400, `id="reset-error" role="alert">confirm: tick the box`},
+		{"reset by an analyst", ana, "/units/reset", url.Values{"csrf": {anaTok}, "unit": {unit}, "confirm": {"1"}}, 403, "needs role admin"},
+		{"erase, forged", admin, "/units/erase", url.Values{"csrf": {"forged"}, "unit": {unit}, "confirm": {unit}}, 403, "csrf:"},
+		{"erase, wrong confirmation", admin, "/units/erase", url.Values{"csrf": {unitTok}, "unit": {unit}, "confirm": {"u-x"}}, 400, `id="erase-error" role="alert">confirm: type the unit`},
+		{"erase by an analyst", ana, "/units/erase", url.Values{"csrf": {anaTok}, "unit": {unit}, "confirm": {unit}}, 403, "needs role admin"},
+		{"erase, no unit", admin, "/units/erase", url.Values{"csrf": {unitTok}, "confirm": {unit}}, 400, "unit: is required"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if resp := c.b.do(c.path, c.form); resp.StatusCode != c.status || !strings.Contains(c.b.last, c.shows) {
+				t.Errorf("%d, want %d showing %q:\n%s", resp.StatusCode, c.status, c.shows, c.b.last)
+			}
+		})
+	}
+	var still consentHistory
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/units/"+unit+"/consent", nil, &still)
+	var data store.UnitData
+	ts.must(http.StatusOK, "GET", "/v1/units/"+unit+"/data", nil, &data)
+	if len(still.History) != 2 || data.ResetAt != nil {
+		t.Fatalf("a refused form changed the unit: consent %d versions, reset %v", len(still.History), data.ResetAt)
+	}
+
+	browse := chromium(t)
+	if browse != nil {
+		base := sessionProxy(t, ts.http.URL, ck)
+		checkHistory("unit page in Chromium", string(browse("--dump-dom", base+"/units?unit="+url.QueryEscape(unit))))
+		checkDecision("decision page in Chromium", string(browse("--dump-dom", base+"/journeys/home/decisions/"+d.ID)))
+		screenshotSized(t, browse, base+"/units?unit="+url.QueryEscape(unit), "console-unit.png", 1200)
+		screenshotSized(t, browse, base+"/journeys/home/decisions/"+d.ID, "console-decision.png", 1000)
+	}
+
+	if resp := admin.do("/units/reset", url.Values{"csrf": {unitTok}, "unit": {unit}, "confirm": {"1"}}); resp.StatusCode != 200 || !strings.Contains(admin.last, `id="reset-result"`) {
+		t.Fatalf("reset: %d\n%s", resp.StatusCode, admin.last)
+	}
+	ts.must(http.StatusOK, "GET", "/v1/units/"+unit+"/data", nil, &data)
+	if data.ResetAt == nil {
+		t.Errorf("the console's reset left no profile_reset_at in the export")
+	}
+	if resp := admin.do("/units/erase", url.Values{"csrf": {unitTok}, "unit": {unit}, "confirm": {unit}}); resp.StatusCode != 200 {
+		t.Fatalf("erase: %d\n%s", resp.StatusCode, admin.last)
+	}
+	shown := regexp.MustCompile(`<code id="pseudonym">([^<]+)</code>`).FindStringSubmatch(admin.last)
+	var again store.Erasure
+	ts.must(http.StatusOK, "DELETE", "/v1/units/"+unit, nil, &again)
+	if shown == nil || shown[1] != again.Pseudonym || !again.Already {
+		t.Errorf("the page shows pseudonym %q; erasing again through the API says %+v", shown, again)
+	}
+	removed := regexp.MustCompile(`<tr data-removed="consents"><td>[^<]*</td><td>([0-9]+)</td>`).FindStringSubmatch(admin.last)
+	if removed == nil || removed[1] != "2" {
+		t.Errorf("consent versions deleted shown %q, want 2", removed)
+	}
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/units/"+unit+"/consent", nil, &still)
+	if len(still.History) != 0 {
+		t.Errorf("after the erasure the API still has %d consent versions", len(still.History))
+	}
 }
