@@ -741,3 +741,66 @@ func TestConsoleUnitPages(t *testing.T) {
 		t.Errorf("after the erasure the API still has %d consent versions", len(still.History))
 	}
 }
+
+// TestConsoleGeoStored: the geo form over stored events (a sum metric, the
+// market a unit attribute, dates typed as days) shows what POST
+// /v1/analyses/geo answers for the same request.
+func TestConsoleGeoStored(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	if _, err := ts.db.CreateMetric(ctx, "test", &experiment.Metric{Name: "sales", EventType: "purchase", Aggregation: experiment.Sum}); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	var evs []experiment.Event
+	var attrs []store.UnitAttributes
+	for mi, m := range []string{"m0", "m1", "m2", "m3", "m4", "t1"} {
+		u := m + "-u"
+		attrs = append(attrs, store.UnitAttributes{Unit: u, Attributes: map[string]any{"city": m}})
+		for d := range 14 {
+			v := float64(10+2*mi+(d*(mi+1))%5) + float64(d)/4
+			if m == "t1" {
+				v = float64(15+(d*3)%5) + float64(d)/4 // inside the donors' range
+				if d >= 10 {
+					v += 6
+				}
+			}
+			evs = append(evs, experiment.Event{EventID: fmt.Sprintf("%s-%d", m, d), Unit: u, Type: "purchase", TS: from.Add(time.Duration(d)*24*time.Hour + time.Hour), Value: v})
+		}
+	}
+	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.db.UpsertUnitAttributes(ctx, attrs); err != nil {
+		t.Fatal(err)
+	}
+	var res geoResult
+	ts.must(http.StatusOK, "POST", "/v1/analyses/geo", map[string]any{"metric": "sales", "market": "city", "from": "2026-03-01T00:00:00Z", "to": "2026-03-15T00:00:00Z",
+		"start": "2026-03-11T00:00:00Z", "treated": []string{"t1"}}, &res)
+	b := newBrowser(t, ts)
+	b.signIn(ts.admin)
+	b.do("/analyses/geo", nil)
+	resp := b.do("/analyses/geo", url.Values{"csrf": {b.csrf()}, "source": {"stored"}, "metric": {"sales"}, "market": {"city"}, "from": {"2026-03-01"}, "to": {"2026-03-15"},
+		"period": {"day"}, "start": {"2026-03-11"}, "treated": {"t1"}, "method": {"scm"}})
+	if resp.StatusCode != 200 {
+		t.Fatalf("%d\n%s", resp.StatusCode, b.last)
+	}
+	m := regexp.MustCompile(`(?s)<tr data-unit="t1"[^>]*>(.*?)</tr>`).FindStringSubmatch(b.last)
+	if m == nil {
+		t.Fatalf("no fit of t1 on the page:\n%s", b.last)
+	}
+	var cells []string
+	for _, c := range cellRE.FindAllStringSubmatch(m[1], -1) {
+		cells = append(cells, htmlText(c[1]))
+	}
+	if len(cells) != 11 || res.NPeriods != 14 || res.NPre != 10 {
+		t.Fatalf("cells %q; the API has %d periods, %d before the start", cells, res.NPeriods, res.NPre)
+	}
+	checkNumbers(t, "effect", cells[1], res.Average.Effect)
+	checkNumbers(t, "cumulative", cells[2], res.Average.Cumulative)
+	agreeP(t, "conformal p", cells[4], res.Average.Conformal.PValue)
+	checkNumbers(t, "RMSPE", cells[9], res.Average.PreRMSPE)
+	if !strings.Contains(b.last, "Effect on sales") {
+		t.Errorf("the page does not name the metric")
+	}
+}
