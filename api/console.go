@@ -177,6 +177,7 @@ func (s *Server) consoleRoutes() {
 		Summary:     "The console's downloads: report.html, results.csv, results.parquet and the charts (NAME.svg, NAME.png, NAME.pdf)",
 		Description: "The same documents as the /v1/experiments/KEY/ routes, for the signed-in key's role.", ContentType: "application/octet-stream"})
 	s.route(http.MethodGet, "/console.css", Public, s.consoleCSS, op{Summary: "The console's stylesheet", ContentType: "text/css"})
+	s.consoleViewRoutes() // console_views.go
 }
 
 // signedIn is the key of the request's session, with the session.
@@ -255,6 +256,8 @@ func consoleSections() []section {
 		{"holdouts", "/holdouts", "Holdouts", viewer},
 		{"journeys", "/journeys", "Journeys", analyst},
 		{"analyses", "/analyses", "Analyses", analyst},
+		{"geo", "/analyses/geo", "Geo", analyst}, // console_views.go
+		{"units", "/units", "Units", analyst},    // console_views.go
 		{"privacy", "/privacy", "Privacy", viewer},
 		{"summaries", "/summaries", "Summaries", viewer},
 	}
@@ -554,7 +557,7 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		return err
 	}
 	d := experimentData{E: e, Private: !k.Role.SeesExact()}
-	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now}
+	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")}
 	var err2 error
 	if !d.Private {
 		// Computed once, for the report and the power progress, and stored

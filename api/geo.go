@@ -221,80 +221,11 @@ func (s *Server) postGeo(c echo.Context) error {
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
-	invalid := func(field, format string, args ...any) error {
-		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
-	}
-	switch {
-	case len(req.Rows) > 0 && req.Metric != "":
-		return invalid("metric", "give either rows (an uploaded panel) or metric with from and to (stored events), not both")
-	case len(req.Rows) == 0 && req.Metric == "":
-		return invalid("rows", "is required: the panel, one row per unit and period; or metric, from and to for a panel from stored events")
-	case len(req.Rows) > MaxGeoRows:
-		return experiment.E(op, experiment.TooLarge, experiment.Field("rows"), experiment.Errorf("%d rows; the limit is %d", len(req.Rows), MaxGeoRows))
-	case len(req.Treated) == 0:
-		return invalid("treated", "is required: list the test markets")
-	case req.Start == "":
-		return invalid("start", "is required")
-	case req.Alpha != 0 && !(req.Alpha > 0 && req.Alpha < 1):
-		return invalid("alpha", "must be in (0, 1), got %g", req.Alpha)
-	case !(req.Lambda >= 0):
-		return invalid("lambda", "must be ≥ 0, got %g", req.Lambda)
-	}
-	if req.Metric == "" {
-		for _, f := range []struct{ name, v string }{{"market", req.Market}, {"from", req.From}, {"to", req.To}, {"period", req.Period}} {
-			if f.v != "" {
-				return invalid(f.name, "applies to a panel from stored events (with metric), not to uploaded rows")
-			}
-		}
-	}
-	method := synth.Method(req.Method)
-	if req.Method == "" {
-		method = synth.SCM
-	}
-	if method != synth.SCM && method != synth.Augmented {
-		return invalid("method", "must be scm or augmented, got %q", req.Method)
-	}
-	var (
-		p      synth.Panel
-		stored *geoStored
-		start  = -1 // the first treated period's index, when stored
-	)
-	if req.Metric != "" {
-		if p, stored, start, err = s.geoStoredPanel(c.Request().Context(), &req); err != nil {
-			return err
-		}
-	} else if p, err = geoUploadedPanel(&req); err != nil {
+	ga, err := s.geoAnalysis(c.Request().Context(), &req)
+	if err != nil {
 		return err
 	}
-	on := func(b *bool) bool { return b == nil || *b }
-	o := synth.Options{Method: method, Intercept: req.Intercept, Lambda: req.Lambda, Alpha: req.Alpha,
-		Conformal: on(req.Conformal), Placebo: on(req.Placebo), PerMarket: on(req.PerMarket)}
-	if o.Alpha == 0 {
-		o.Alpha = 0.05
-	}
-	var bad int
-	if o.Treated, bad, err = synth.UnitIndexes(p, req.Treated); err != nil {
-		return invalid(fmt.Sprintf("treated[%d]", bad), "%v", err)
-	}
-	if start >= 0 {
-		o.Start = start
-	} else if o.Start, err = synth.StartIndex(p.Periods, req.Start); err != nil {
-		return experiment.E(op, experiment.InsufficientData, experiment.Field("start"), err)
-	}
-	rep, err := synth.Run(p, o)
-	switch {
-	case errors.Is(err, synth.ErrInsufficient):
-		return experiment.E(op, experiment.InsufficientData, experiment.Field("treated"), err)
-	case err != nil:
-		return experiment.E(op, experiment.InsufficientData, err)
-	}
-	outcome := req.Outcome
-	if outcome == "" {
-		outcome = "value"
-		if stored != nil {
-			outcome = stored.Metric
-		}
-	}
+	rep, p, stored, outcome := ga.rep, ga.panel, ga.stored, ga.outcome
 	if asHTML {
 		g, err := GeoPage(rep, outcome, len(p.Units), len(p.Periods))
 		if err != nil {
@@ -314,6 +245,97 @@ func (s *Server) postGeo(c echo.Context) error {
 		return renderChart(c, ch, f)
 	}
 	return c.JSON(http.StatusOK, geoResult{Report: rep, NUnits: len(p.Units), NPeriods: len(p.Periods), Stored: stored})
+}
+
+// geoAnalysis is what POST /v1/analyses/geo and the console's geo page
+// compute: the panel of the request (uploaded rows or stored events) and its
+// synthetic control (synth.Run, the pipeline of "lift geo"). Bad input is
+// Invalid naming the field.
+type geoAnalysisResult struct {
+	rep     *synth.Report
+	panel   synth.Panel
+	stored  *geoStored
+	outcome string
+}
+
+func (s *Server) geoAnalysis(ctx context.Context, req *geoRequest) (*geoAnalysisResult, error) {
+	const op = "api.geo"
+	invalid := func(field, format string, args ...any) error {
+		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
+	}
+	switch {
+	case len(req.Rows) > 0 && req.Metric != "":
+		return nil, invalid("metric", "give either rows (an uploaded panel) or metric with from and to (stored events), not both")
+	case len(req.Rows) == 0 && req.Metric == "":
+		return nil, invalid("rows", "is required: the panel, one row per unit and period; or metric, from and to for a panel from stored events")
+	case len(req.Rows) > MaxGeoRows:
+		return nil, experiment.E(op, experiment.TooLarge, experiment.Field("rows"), experiment.Errorf("%d rows; the limit is %d", len(req.Rows), MaxGeoRows))
+	case len(req.Treated) == 0:
+		return nil, invalid("treated", "is required: list the test markets")
+	case req.Start == "":
+		return nil, invalid("start", "is required")
+	case req.Alpha != 0 && !(req.Alpha > 0 && req.Alpha < 1):
+		return nil, invalid("alpha", "must be in (0, 1), got %g", req.Alpha)
+	case !(req.Lambda >= 0):
+		return nil, invalid("lambda", "must be ≥ 0, got %g", req.Lambda)
+	}
+	if req.Metric == "" {
+		for _, f := range []struct{ name, v string }{{"market", req.Market}, {"from", req.From}, {"to", req.To}, {"period", req.Period}} {
+			if f.v != "" {
+				return nil, invalid(f.name, "applies to a panel from stored events (with metric), not to uploaded rows")
+			}
+		}
+	}
+	method := synth.Method(req.Method)
+	if req.Method == "" {
+		method = synth.SCM
+	}
+	if method != synth.SCM && method != synth.Augmented {
+		return nil, invalid("method", "must be scm or augmented, got %q", req.Method)
+	}
+	var (
+		err    error
+		p      synth.Panel
+		stored *geoStored
+		start  = -1 // the first treated period's index, when stored
+	)
+	if req.Metric != "" {
+		if p, stored, start, err = s.geoStoredPanel(ctx, req); err != nil {
+			return nil, err
+		}
+	} else if p, err = geoUploadedPanel(req); err != nil {
+		return nil, err
+	}
+	on := func(b *bool) bool { return b == nil || *b }
+	o := synth.Options{Method: method, Intercept: req.Intercept, Lambda: req.Lambda, Alpha: req.Alpha,
+		Conformal: on(req.Conformal), Placebo: on(req.Placebo), PerMarket: on(req.PerMarket)}
+	if o.Alpha == 0 {
+		o.Alpha = 0.05
+	}
+	var bad int
+	if o.Treated, bad, err = synth.UnitIndexes(p, req.Treated); err != nil {
+		return nil, invalid(fmt.Sprintf("treated[%d]", bad), "%v", err)
+	}
+	if start >= 0 {
+		o.Start = start
+	} else if o.Start, err = synth.StartIndex(p.Periods, req.Start); err != nil {
+		return nil, experiment.E(op, experiment.InsufficientData, experiment.Field("start"), err)
+	}
+	rep, err := synth.Run(p, o)
+	switch {
+	case errors.Is(err, synth.ErrInsufficient):
+		return nil, experiment.E(op, experiment.InsufficientData, experiment.Field("treated"), err)
+	case err != nil:
+		return nil, experiment.E(op, experiment.InsufficientData, err)
+	}
+	outcome := req.Outcome
+	if outcome == "" {
+		outcome = "value"
+		if stored != nil {
+			outcome = stored.Metric
+		}
+	}
+	return &geoAnalysisResult{rep: rep, panel: p, stored: stored, outcome: outcome}, nil
 }
 
 // geoUploadedPanel builds the panel of the request's rows (synth.FromLong, as

@@ -1,12 +1,15 @@
 package api
 
 import (
+	"context"
 	"net/http"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
+	"github.com/liftlab/lift/store"
 )
 
 // Quantile metrics of an experiment (docs/quantiles.md): the pipeline of
@@ -39,27 +42,36 @@ func (s *Server) quantileRoutes() {
 }
 
 func (s *Server) postQuantiles(c echo.Context) error {
-	const op = "api.quantiles"
 	var req quantilesRequest
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	res, err := quantileAnalysis(c.Request().Context(), s.db, s.results.Engine(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// quantileAnalysis is the quantile comparison of a request: POST
+// /v1/analyses/quantiles and the report's quantiles view.
+func quantileAnalysis(ctx context.Context, db *store.DB, eng metric.Engine, req quantilesRequest) (*quantilesResult, error) {
+	const op = "api.quantiles"
 	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}} {
 		if r.v == "" {
-			return experiment.E(op, experiment.Invalid, experiment.Field(r.field), experiment.Errorf("is required"))
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field(r.field), experiment.Errorf("is required"))
 		}
 	}
-	ctx := c.Request().Context()
-	e, _, err := s.analysisExperiment(ctx, op, req.Experiment, req.Metric)
+	e, _, err := analysisExperiment(ctx, db, op, req.Experiment, req.Metric)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
-		return err
+		return nil, err
 	}
-	values, multi, err := s.db.UnitValues(ctx, s.results.Engine(), e, []string{req.Control, req.Treatment}, req.Metric, "metric")
+	values, multi, err := db.UnitValues(ctx, eng, e, []string{req.Control, req.Treatment}, req.Metric, "metric")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	arms, ys := make([]string, len(values)), make([]float64, len(values))
 	for i, v := range values {
@@ -68,9 +80,9 @@ func (s *Server) postQuantiles(c echo.Context) error {
 	rep, err := analysis.QuantileRun(ctx, arms, ys, analysis.QuantileOptions{Metric: req.Metric, Control: req.Control, Treatment: req.Treatment, Quantiles: req.Quantiles, Alpha: req.Alpha})
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return experiment.E(op, err)
+		return nil, experiment.E(op, err)
 	}
-	return c.JSON(http.StatusOK, &quantilesResult{QuantileReport: rep, Experiment: e.Key, MultipleArms: multi})
+	return &quantilesResult{QuantileReport: rep, Experiment: e.Key, MultipleArms: multi}, nil
 }

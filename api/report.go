@@ -30,7 +30,7 @@ func (s *Server) reportRoutes() {
 		Summary: "The experiment report as one self-contained HTML page (charts inlined as SVG)", ContentType: "text/html", Query: priv})
 	s.route(http.MethodGet, "/v1/experiments/:key/plots/:file", experiment.RoleViewer, s.getPlot, op{
 		Summary:     "One chart of the report: NAME.png, NAME.svg or NAME.pdf",
-		Description: "NAME is one of forest, cumulative (exact reports only) and exposures.", ContentType: "image/svg+xml", Query: priv})
+		Description: "NAME is one of forest, cumulative (exact reports only), exposures and, for a bandit, allocation (exact reports only).", ContentType: "image/svg+xml", Query: priv})
 	s.route(http.MethodGet, "/v1/experiments/:key/results.csv", experiment.RoleViewer, s.getResultsCSV, op{
 		Summary: "The results table as CSV, one row per metric and variant", ContentType: "text/csv", Query: priv})
 	s.route(http.MethodGet, "/v1/experiments/:key/results.parquet", experiment.RoleViewer, s.getResultsParquet, op{
@@ -114,9 +114,13 @@ type ReportOptions struct {
 	// experiment page computes them once for the report and the power
 	// progress); nil: computed here.
 	Results *results.Results
-	// TableOnly leaves out the daily series (the cumulative chart): the
-	// results table is all the console's list of verdicts needs.
+	// TableOnly leaves out the daily series (the cumulative chart) and the
+	// further views (bandit, segments, quantiles): the results table is all
+	// the console's list of verdicts needs.
 	TableOnly bool
+	// SegmentBy is the unit attribute of the segments view of exact reports;
+	// "" is the first attribute name the store holds.
+	SegmentBy string
 }
 
 // BuildReport assembles an experiment's report from the store: the results table,
@@ -208,6 +212,9 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 			r.Notes = append(r.Notes, "Metric "+name+" is not in this private report: "+why+".")
 		}
 		r.LeaveOut("cumulative", "The cumulative daily chart is left out of private reports: each day would be another release spending budget.")
+		if r.Hidden, err = hiddenViews(ctx, db, e); err != nil {
+			return nil, err
+		}
 	} else {
 		res := o.Results
 		if res == nil {
@@ -254,6 +261,9 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 					row.CUPED = &reports.CUPED{Covariate: c.Covariate, VarianceReduction: c.VarianceReduction}
 				}
 				row.Unestimable = unestimable(cmp.Flags)
+				if row.Unestimable == "" {
+					row.Bayesian = reportBayesian(cmp.Bayesian)
+				}
 				if finiteEffect(cmp.Relative) && ctl.Mean != 0 && !slices.Contains(cmp.Flags, analysis.FlagRelativeZeroVariance) {
 					rel := estimate(cmp.Relative)
 					row.Relative = &rel
@@ -293,6 +303,15 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 				charts = append(charts, cum)
 			}
 		}
+		if !o.TableOnly {
+			alloc, err := addExactViews(ctx, db, rs, e, r, o)
+			if err != nil {
+				return nil, err
+			}
+			if alloc != nil {
+				charts = append(charts, alloc)
+			}
+		}
 	}
 	// The primary metric first, in the table and on the chart.
 	sort.SliceStable(r.Results, func(i, j int) bool { return r.Results[i].Primary && !r.Results[j].Primary })
@@ -309,8 +328,11 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 	forest.Level = 1 - r.Alpha
 	forest.Privacy, exposures.Privacy = r.Privacy, r.Privacy
 	for _, c := range charts {
-		if cum, ok := c.(*reports.Cumulative); ok {
-			cum.Privacy = r.Privacy
+		switch c := c.(type) {
+		case *reports.Cumulative:
+			c.Privacy = r.Privacy
+		case *reports.Allocation:
+			c.Privacy = r.Privacy
 		}
 	}
 	var all []reports.Chart

@@ -11,6 +11,8 @@ import (
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/metric"
+	"github.com/liftlab/lift/store"
 )
 
 // Segment breakdowns of an experiment by a unit attribute (docs/segments.md):
@@ -49,23 +51,32 @@ func (s *Server) segmentRoutes() {
 }
 
 func (s *Server) postSegments(c echo.Context) error {
-	const op = "api.segments"
 	var req segmentsRequest
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	res, err := segmentAnalysis(c.Request().Context(), s.db, s.results.Engine(), req)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, res)
+}
+
+// segmentAnalysis is the segment breakdown of a request: POST
+// /v1/analyses/segments and the report's segments view.
+func segmentAnalysis(ctx context.Context, db *store.DB, eng metric.Engine, req segmentsRequest) (*segmentsResult, error) {
+	const op = "api.segments"
 	invalid := func(field, format string, args ...any) error {
 		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
 	}
 	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}, {"attribute", req.Attribute}} {
 		if r.v == "" {
-			return invalid(r.field, "is required")
+			return nil, invalid(r.field, "is required")
 		}
 	}
-	ctx := c.Request().Context()
-	e, m, err := s.analysisExperiment(ctx, op, req.Experiment, req.Metric)
+	e, m, err := analysisExperiment(ctx, db, op, req.Experiment, req.Metric)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if req.Type == "" {
 		req.Type = string(analysis.Mean)
@@ -74,11 +85,11 @@ func (s *Server) postSegments(c echo.Context) error {
 		}
 	}
 	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
-		return err
+		return nil, err
 	}
-	values, multi, err := s.db.UnitValues(ctx, s.results.Engine(), e, []string{req.Control, req.Treatment}, req.Metric, "metric")
+	values, multi, err := db.UnitValues(ctx, eng, e, []string{req.Control, req.Treatment}, req.Metric, "metric")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	rows := make([]analysis.SegmentRow, len(values))
 	for i, v := range values {
@@ -90,15 +101,15 @@ func (s *Server) postSegments(c echo.Context) error {
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
 		var ae *experiment.Error
 		if errors.As(err, &ae) && ae.Kind == experiment.Invalid && ae.Field == "value" {
-			return experiment.E(op, experiment.InsufficientData, err)
+			return nil, experiment.E(op, experiment.InsufficientData, err)
 		}
-		return experiment.E(op, err)
+		return nil, experiment.E(op, err)
 	}
-	return c.JSON(http.StatusOK, &segmentsResult{SegmentReport: rep, Experiment: e.Key, MultipleArms: multi})
+	return &segmentsResult{SegmentReport: rep, Experiment: e.Key, MultipleArms: multi}, nil
 }
 
 // twoVariants resolves the control (default the first variant) and treated
@@ -135,18 +146,18 @@ func twoVariants(op string, e *experiment.Experiment, control, treatment string)
 
 // analysisExperiment reads the experiment and the (non-ratio) metric of an
 // analysis request; unknown ones are 400 naming the field.
-func (s *Server) analysisExperiment(ctx context.Context, op, key, metricName string) (*experiment.Experiment, *experiment.Metric, error) {
+func analysisExperiment(ctx context.Context, db *store.DB, op, key, metricName string) (*experiment.Experiment, *experiment.Metric, error) {
 	invalid := func(field, format string, args ...any) error {
 		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
 	}
-	e, err := s.db.GetExperiment(ctx, key)
+	e, err := db.GetExperiment(ctx, key)
 	if experiment.KindOf(err) == experiment.NotFound {
 		return nil, nil, invalid("experiment", "experiment %q not found", key)
 	}
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := s.db.GetMetric(ctx, metricName)
+	m, err := db.GetMetric(ctx, metricName)
 	if experiment.KindOf(err) == experiment.NotFound {
 		return nil, nil, invalid("metric", "metric %q not found", metricName)
 	}

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"time"
@@ -119,16 +120,22 @@ func (s *Server) eraseUnit(c echo.Context) error {
 	if err != nil {
 		return err
 	}
-	if s.opt.Journeys != nil { // queued decisions are erased too
-		if err := s.opt.Journeys.Flush(c.Request().Context()); err != nil {
-			return err
-		}
-	}
-	e, err := s.db.EraseUnit(c.Request().Context(), actor(c), unit)
+	e, err := s.erase(c.Request().Context(), actor(c), unit)
 	if err != nil {
 		return err
 	}
 	return c.JSON(http.StatusOK, e)
+}
+
+// erase erases unit (DELETE /v1/units/ID and the console's form), queued
+// decisions included.
+func (s *Server) erase(ctx context.Context, who, unit string) (*store.Erasure, error) {
+	if s.opt.Journeys != nil { // queued decisions are erased too
+		if err := s.opt.Journeys.Flush(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return s.db.EraseUnit(ctx, who, unit)
 }
 
 func (s *Server) resetUnit(c echo.Context) error {

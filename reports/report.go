@@ -57,6 +57,9 @@ type Result struct {
 	Adjusted *Adjusted `json:"adjusted_p_value,omitempty"`
 	// CUPED describes the covariate adjustment of the absolute effect, if any.
 	CUPED *CUPED `json:"cuped,omitempty"`
+	// Bayesian is the posterior of the relative effect (an experiment whose
+	// engine is "bayesian"; exact reports only).
+	Bayesian *Bayesian `json:"bayesian,omitempty"`
 }
 
 // Adjusted holds a comparison's multiple-testing adjusted p-values.
@@ -131,6 +134,13 @@ type Report struct {
 	// Missing says, for each chart the report would have but left out, why
 	// (chart name → sentence); the sentence is among Notes as well.
 	Missing map[string]string `json:"missing_charts,omitempty"`
+	// The further views (views.go), each nil when the report has none.
+	Bandit    *Bandit    `json:"bandit,omitempty"`
+	Segments  *Segments  `json:"segments,omitempty"`
+	Quantiles *Quantiles `json:"quantiles,omitempty"`
+	// Hidden says which views this report leaves out and why (a DP report:
+	// they have no DP release).
+	Hidden []string `json:"hidden_views,omitempty"`
 }
 
 // LeaveOut records that the chart name is not in the report, and why.
@@ -651,11 +661,12 @@ tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9re
 {{range .Rows}}<tr class="{{if .Primary}}primary {{end}}{{.Verdict}}{{if or .NotEnoughSignal .Unestimable}}nes{{end}}"{{if .NotEnoughSignal}} title="not enough signal: see the notes"{{else if .Unestimable}} title="cannot be estimated: see the notes"{{end}} data-metric="{{.Metric}}" data-variant="{{.Variant}}"><td>{{.Metric}}{{if .Primary}}<span class="badge">primary</span>{{end}}<small>{{.Direction}}</small></td><td>{{.Variant}}</td><td>{{.N}}</td><td>{{.Mean}}</td><td>{{.ControlMean}}</td><td class="eff">{{.Abs}}</td><td class="eff">{{.Rel}}</td><td class="p">{{.P}}</td>{{if $.Adjusted}}<td class="padj">{{.PAdj}}</td>{{end}}<td class="verdict">{{.VerdictText}}</td></tr>
 {{end}}</tbody></table>
 <p class="meta">{{if .Adjusted}}Verdicts use the {{.AdjustedName}}-values{{else}}Verdicts use the p-values{{end}} at α = {{.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
+{{template "views" .}}
 <h2>Methods</h2>
 <ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
 {{end}}{{if .Notes}}<h2>Notes</h2><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{end}}`))
+{{end}}` + viewsHTML))
 
 type htmlChart struct {
 	Name, Note string
@@ -689,7 +700,8 @@ func (r *Report) execute(w io.Writer, name string, svgs rendered) error {
 		Rows                   []row
 		Methods, Notes         []string
 		Charts                 []htmlChart
-	}{R: r, Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
+		V                      views
+	}{R: r, V: r.views(), Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
 	data.SRM, data.SRMAlarm = r.srmText()
 	data.Adjusted, data.AdjustedName = r.adjusted()
 	data.Units = r.unitsText()

@@ -147,3 +147,23 @@ func (db *DB) GetUnitAttributes(ctx context.Context, units []string) (map[string
 	}
 	return out, internal(op, rows.Err())
 }
+
+// UnitAttributeNames lists the attribute names stored for any unit, sorted,
+// at most limit of them.
+func (db *DB) UnitAttributeNames(ctx context.Context, limit int) ([]string, error) {
+	const op = "store.UnitAttributeNames"
+	rows, err := db.db.QueryContext(ctx, `SELECT DISTINCT k FROM (SELECT unnest(json_keys(attrs)) AS k FROM unit_attributes) ORDER BY k LIMIT ?`, limit)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, internal(op, err)
+		}
+		out = append(out, k)
+	}
+	return out, internal(op, rows.Err())
+}

@@ -39,6 +39,19 @@ func TestUpsertUnitAttributesMerges(t *testing.T) {
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("attributes = %v, want %v", got, want)
 	}
+	// The names in use, sorted: tenure and gone were removed.
+	for _, c := range []struct {
+		limit int
+		want  []string
+	}{{10, []string{"mobile", "plan"}}, {1, []string{"mobile"}}} {
+		names, err := db.UnitAttributeNames(ctx, c.limit)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(names, c.want) {
+			t.Errorf("UnitAttributeNames(%d) = %q, want %q", c.limit, names, c.want)
+		}
+	}
 }
 
 func TestUpsertUnitAttributesInvalid(t *testing.T) {

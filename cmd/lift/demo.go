@@ -24,7 +24,8 @@ permanent holdout, two metrics (revenue with a CUPED pre-period covariate, and
 conversion) and a 50/50 experiment in the layer, start it, assign --units
 simulated units with the same in-process assignment the server uses, log their
 exposures through the store's exposure writer, and print the units per arm, the
-holdout and the sample-ratio check (chi-square). Then simulate purchases before
+holdout and the sample-ratio check (chi-square); each unit gets a device
+attribute to segment by. Then simulate purchases before
 and after exposure with a known true effect (--effect, on revenue per unit;
 none on conversion), compute the results as GET /v1/experiments/KEY/results does,
 and print them with whether each interval contains the true effect.
@@ -102,6 +103,7 @@ func runDemo(ctx context.Context, e *env, args []string) error {
 	for _, stage := range []func(context.Context) error{
 		d.register,
 		d.expose,
+		d.attributes,
 		d.sampleRatio,
 		d.outcomes,
 		d.results,
@@ -183,6 +185,7 @@ func (d *demo) register(ctx context.Context) error {
 		LayerRange:  &experiment.Range{Start: 0, End: 1},
 		Holdout:     d.holdout.Name,
 		Description: "Does a green checkout button raise conversion?",
+		Analysis:    experiment.AnalysisPlan{Engine: "bayesian"}, // GrowthBook's Bayesian view beside the frequentist results
 	}
 	if _, err = d.db.CreateExperiment(ctx, actor, exp); err != nil {
 		return err

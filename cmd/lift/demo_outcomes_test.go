@@ -69,6 +69,47 @@ func TestDemoOutcomes(t *testing.T) {
 			}
 		}
 	}
+	t.Run("report views", func(t *testing.T) { demoReportViews(t, s, r) })
+}
+
+// demoReportViews: the demo's report shows the segments by device (every
+// exposed unit in one of the three), the quantiles of revenue and the
+// Bayesian view of each comparison (the experiment's engine); the numbers
+// themselves are compared with the API's in api.TestReportViews.
+func demoReportViews(t *testing.T, s *store.DB, r *results.Results) {
+	ctx := context.Background()
+	rep, err := api.BuildReport(ctx, s, api.ResultsOver(s), "checkout-button", api.ReportOptions{Who: "test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := rep.Segments
+	if seg == nil || seg.Attribute != "device" || seg.Metric != "revenue" || len(seg.Segments) != 3 {
+		t.Fatalf("segments %+v, want revenue by device in desktop, phone and tablet; notes %q", seg, rep.Notes)
+	}
+	var units int64
+	for _, x := range seg.Segments {
+		units += x.Control + x.Treated
+	}
+	counts, err := s.ExposureCounts(ctx, "checkout-button")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := counts["control"] + counts["treatment"]; units != want {
+		t.Errorf("the segments hold %d units, the experiment exposed %d", units, want)
+	}
+	if q := rep.Quantiles; q == nil || q.Metric != "revenue" || len(q.Quantiles) != 3 {
+		t.Errorf("quantiles %+v, want p50, p90 and p99 of revenue", q)
+	}
+	for _, x := range rep.Results {
+		if x.Bayesian == nil || !(x.Bayesian.ChanceToWin > 0 && x.Bayesian.ChanceToWin < 1) {
+			t.Errorf("%s: Bayesian view %+v", x.Metric, x.Bayesian)
+		}
+	}
+	for _, m := range r.Metrics {
+		if m.Comparisons[0].Bayesian == nil {
+			t.Errorf("%s: the results have no Bayesian view", m.Name)
+		}
+	}
 }
 
 // noFutureTimes fails for any value after now in any date or timestamp column

@@ -30,6 +30,7 @@ file has committed are forwarded to it (docs/store.md).`)
 	out := fs.String("out", "", "output folder, created if needed (required)")
 	private := fs.Bool("private", false, "DP-noised numbers only (spends privacy budget)")
 	who := fs.String("who", "lift report", "name recorded in the privacy ledger for --private")
+	segment := fs.String("segment", "", "unit attribute of the segments view (exact reports); default the first attribute the store holds")
 	width := fs.Float64("width", 7, "chart width in inches")
 	height := fs.Float64("height", 4.5, "chart height in inches")
 	dpi := fs.Int("dpi", 120, "PNG resolution in dots per inch")
@@ -60,7 +61,7 @@ file has committed are forwarded to it (docs/store.md).`)
 			return experiment.E("lift report", experiment.Field("--clickhouse"), fmt.Errorf("forwarding the store's rows: %w", err))
 		}
 	}
-	r, err := api.BuildReport(ctx, sdb, rs, *key, api.ReportOptions{Private: *private, Who: *who})
+	r, err := api.BuildReport(ctx, sdb, rs, *key, api.ReportOptions{Private: *private, Who: *who, SegmentBy: *segment})
 	if err != nil {
 		return err
 	}

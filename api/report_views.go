@@ -1,0 +1,165 @@
+package api
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/liftlab/lift/analysis"
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/jobs"
+	"github.com/liftlab/lift/reports"
+	"github.com/liftlab/lift/results"
+	"github.com/liftlab/lift/store"
+)
+
+// The report's further views (reports/views.go), from the pipelines of their
+// API routes: the bandit's state (GET /v1/experiments/KEY/bandit,
+// jobs.BanditReport), the segment breakdown (POST /v1/analyses/segments,
+// segmentAnalysis), the quantiles (POST /v1/analyses/quantiles,
+// quantileAnalysis) and the Bayesian view of each comparison (the results'
+// own, under the experiment's engine "bayesian"). None has a DP release, so
+// a private report lists them as hidden instead.
+
+// reportBayesian is the relative posterior of a comparison's Bayesian view.
+func reportBayesian(b *analysis.Bayesian) *reports.Bayesian {
+	if b == nil {
+		return nil
+	}
+	x := b.Relative
+	return &reports.Bayesian{Expected: x.Expected, CILow: x.CILow, CIHigh: x.CIHigh, ChanceToWin: x.ChanceToWin, RiskControl: x.RiskControl, RiskTreatment: x.RiskTreatment}
+}
+
+// viewMetric is the metric the segments and quantiles views break down: the
+// primary metric, else the first of the experiment's, that is not a ratio.
+func viewMetric(ctx context.Context, db *store.DB, e *experiment.Experiment) (string, error) {
+	refs := append([]experiment.MetricRef(nil), e.Metrics...)
+	for i, m := range refs {
+		if m.Primary {
+			refs[0], refs[i] = refs[i], refs[0]
+		}
+	}
+	for _, m := range refs {
+		def, err := db.GetMetric(ctx, m.Name)
+		if experiment.KindOf(err) == experiment.NotFound {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		if def.Aggregation != experiment.Ratio {
+			return m.Name, nil
+		}
+	}
+	return "", nil
+}
+
+// dataProblem reports whether err is about the data (the view is left out with
+// a note) rather than a failure.
+func dataProblem(err error) bool {
+	return experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.Invalid) || experiment.Is(err, experiment.NotFound)
+}
+
+// addExactViews adds the bandit, segments and quantiles views to an exact
+// report; a view the data cannot give is a note. It returns the allocation
+// chart of a bandit (nil otherwise).
+func addExactViews(ctx context.Context, db *store.DB, rs *results.Service, e *experiment.Experiment, r *reports.Report, o ReportOptions) (reports.Chart, error) {
+	var chart reports.Chart
+	if e.IsBandit() {
+		st, err := jobs.BanditReport(ctx, db, rs.Engine(), e.Key)
+		switch {
+		case err != nil && dataProblem(err):
+			r.Notes = append(r.Notes, fmt.Sprintf("The bandit's state could not be read: %v.", err))
+		case err != nil:
+			return nil, err
+		default:
+			b := &reports.Bandit{Variants: st.Variants, ArmMeans: st.ArmMeans, Regret: st.Regret, Level: 1 - r.Alpha}
+			for _, v := range st.Versions {
+				b.Versions = append(b.Versions, reports.BanditVersion{Version: v.Version, At: v.CreatedAt, Weights: v.Weights, ProbBest: v.ProbBest, BurnIn: v.BurnIn})
+			}
+			for _, x := range st.Effects {
+				b.Effects = append(b.Effects, reports.BanditEffect{Variant: x.Variant, Interval: reports.Interval{Estimate: x.Estimate, Low: x.Lower, High: x.Upper}, Naive: x.Naive})
+			}
+			r.Bandit = b
+			chart = &reports.Allocation{Variants: b.Variants, Versions: b.Versions, Privacy: r.Privacy}
+		}
+	}
+	name, err := viewMetric(ctx, db, e)
+	if err != nil {
+		return nil, err
+	}
+	if name == "" || len(e.Variants) != 2 {
+		return chart, nil
+	}
+	attr := o.SegmentBy
+	if attr == "" {
+		names, err := db.UnitAttributeNames(ctx, 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) > 0 {
+			attr = names[0]
+		}
+	}
+	if attr != "" {
+		seg, err := segmentAnalysis(ctx, db, rs.Engine(), segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha})
+		switch {
+		case err != nil && dataProblem(err):
+			r.Notes = append(r.Notes, fmt.Sprintf("There is no segment breakdown of %s by %s: %v.", name, attr, err))
+		case err != nil:
+			return nil, err
+		default:
+			r.Segments = reportSegments(seg.SegmentReport)
+		}
+	}
+	q, err := quantileAnalysis(ctx, db, rs.Engine(), quantilesRequest{Experiment: e.Key, Metric: name, Alpha: r.Alpha})
+	switch {
+	case err != nil && dataProblem(err):
+		r.Notes = append(r.Notes, fmt.Sprintf("There are no quantiles of %s: %v.", name, err))
+	case err != nil:
+		return nil, err
+	default:
+		v := &reports.Quantiles{Metric: q.Metric, Control: q.Control, Treatment: q.Treatment, Method: q.Method}
+		for _, x := range q.Quantiles {
+			v.Quantiles = append(v.Quantiles, reports.Quantile{Quantile: x.Quantile, Control: x.Control.Estimate, Treated: x.Treated.Estimate, Absolute: estimate(x.Absolute)})
+		}
+		r.Quantiles = v
+	}
+	return chart, nil
+}
+
+func reportSegments(s *analysis.SegmentReport) *reports.Segments {
+	v := &reports.Segments{Metric: s.Metric, Attribute: s.Attribute, Control: s.Control, Treatment: s.Treatment, Correction: string(s.Correction), Merged: s.Merged}
+	for _, x := range s.Segments {
+		v.Segments = append(v.Segments, reports.Segment{Segment: x.Segment, Control: x.Control, Treated: x.Treated, Absolute: estimate(x.Absolute),
+			Adjusted: x.Adjusted, InteractionAdjust: x.InteractionAdjusted, Differs: x.Differs})
+	}
+	if h := s.Heterogeneity; h != nil {
+		p := h.PValue
+		v.HeterogeneityP = &p
+	}
+	if ps := s.PostStratified; ps != nil {
+		est := estimate(*ps)
+		v.PostStratified = &est
+	}
+	return v
+}
+
+// hiddenViews are the sentences of a private report on the views it leaves
+// out: they have no DP release.
+func hiddenViews(ctx context.Context, db *store.DB, e *experiment.Experiment) ([]string, error) {
+	var out []string
+	if e.IsBandit() {
+		out = append(out, "The bandit's allocation over time, its chance each arm is best and its regret: they have no differentially private release; analysts see them.")
+	}
+	if e.Analysis.Engine == "bayesian" {
+		out = append(out, "The Bayesian view (chance to win, risk, credible intervals): it has no differentially private release; analysts see it.")
+	}
+	name, err := viewMetric(ctx, db, e)
+	if err != nil {
+		return nil, err
+	}
+	if name != "" && len(e.Variants) == 2 {
+		out = append(out, "Segment breakdowns and quantiles of "+name+": they have no differentially private release; analysts see them.")
+	}
+	return out, nil
+}
