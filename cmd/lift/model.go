@@ -266,7 +266,7 @@ func openJourneys(ctx context.Context, db *store.DB, jf *journeyFlags, logger *s
 	sopt := scorer.DefaultOptions()
 	sopt.Logger = logger
 	sopt.URL = jf.scorerURL
-	if jf.precision != scorer.PrecisionF32 && jf.precision != scorer.PrecisionF16 {
+	if p := jf.precision; p != "" && p != scorer.PrecisionF32 && p != scorer.PrecisionF16 {
 		return nil, nil, experiment.E("serve", experiment.Invalid, experiment.Field("--scorer-precision"), experiment.Errorf(`must be "f32" or "f16", got %q`, jf.precision))
 	}
 	sopt.Precision = jf.precision
