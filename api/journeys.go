@@ -29,13 +29,18 @@ type journeyRequest struct {
 	LatencyBudget experiment.Duration      `json:"latency_budget,omitempty" doc:"scorer deadline, e.g. \"120ms\" (default); past it the unit gets the control journey (fallback)"`
 	Exploration   experiment.Exploration   `json:"exploration,omitempty" doc:"{\"kind\": \"epsilon_greedy\", \"epsilon\": 0.05} (default), {\"kind\": \"thompson\", \"min_history\": 5, \"budget\": 0.2, \"epsilon\": 0, \"reward_event\": \"click\"} (Thompson sampling over items for new units, ε-greedy for established ones) or {\"kind\": \"none\"}"`
 	ConsentTier   int                      `json:"consent_tier,omitempty" doc:"consent tier personalization needs: default 2 (personalization)"`
+	Diversity     experiment.Diversity     `json:"diversity,omitempty" doc:"{\"kind\": \"none\"} (default), {\"kind\": \"category_quota\", \"max_per_category\": 2} or {\"kind\": \"mmr\", \"lambda\": 0.7}; both may set candidates (default 4·k), the model's top items the list is chosen from"`
+	FrequencyCap  *experiment.FrequencyCap `json:"frequency_cap,omitempty" doc:"{\"max\": 3, \"window\": \"24h\"}: with max decisions that showed items in the window, the unit is ineligible (frequency_cap) and shown nothing"`
+	QuietHours    *experiment.QuietHours   `json:"quiet_hours,omitempty" doc:"{\"start\": \"22:00\", \"end\": \"07:00\", \"time_zone\": \"Europe/Paris\"}: no one is shown anything then (quiet_hours)"`
+	FeatureSets   map[int][]string         `json:"feature_sets,omitempty" doc:"signals the model may use per consent tier, e.g. {\"1\": [\"session_items\"], \"2\": [\"session_items\", \"stored_history\"], \"3\": [\"session_items\", \"stored_history\", \"attributes\"]}; a tier left out keeps that default (tier 3 as tier 2)"`
 }
 
 func (r *journeyRequest) journey() *experiment.Journey {
 	return &experiment.Journey{
 		Key: r.Key, Name: r.Name, Description: r.Description, Experiment: r.Experiment, Control: r.Control,
 		Holdout: r.Holdout, K: r.K, ControlPolicy: r.ControlPolicy, Model: r.Model, LatencyBudget: r.LatencyBudget,
-		Exploration: r.Exploration, ConsentTier: r.ConsentTier,
+		Exploration: r.Exploration, ConsentTier: r.ConsentTier, Diversity: r.Diversity, FrequencyCap: r.FrequencyCap,
+		QuietHours: r.QuietHours, FeatureSets: r.FeatureSets,
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -101,6 +102,17 @@ func TestJourneyRegistry(t *testing.T) {
 		{"thompson bad reward event", ts.admin, with("exploration", map[string]any{"kind": "thompson", "reward_event": "click\n"}), 400, "exploration.reward_event"},
 		{"budget under epsilon_greedy", ts.admin, with("exploration", map[string]any{"kind": "epsilon_greedy", "budget": 0.2}), 400, "exploration.budget"},
 		{"ingest key may not register", ingest, homeJourney, 403, "admin"},
+		{"unknown diversity", ts.admin, with("diversity", map[string]any{"kind": "shuffle"}), 400, "diversity.kind"},
+		{"mmr lambda above 1", ts.admin, with("diversity", map[string]any{"kind": "mmr", "lambda": 1.5}), 400, "diversity.lambda"},
+		{"quota without a max", ts.admin, with("diversity", map[string]any{"kind": "category_quota"}), 400, "diversity.max_per_category"},
+		{"fewer candidates than k", ts.admin, with("diversity", map[string]any{"kind": "mmr", "candidates": 2}), 400, "diversity.candidates"},
+		{"cap of 0", ts.admin, with("frequency_cap", map[string]any{"max": 0, "window": "24h"}), 400, "frequency_cap.max"},
+		{"cap window of 10s", ts.admin, with("frequency_cap", map[string]any{"max": 3, "window": "10s"}), 400, "frequency_cap.window"},
+		{"quiet hours 25:00", ts.admin, with("quiet_hours", map[string]any{"start": "25:00", "end": "07:00"}), 400, "quiet_hours.start"},
+		{"quiet hours on Mars", ts.admin, with("quiet_hours", map[string]any{"start": "22:00", "end": "07:00", "time_zone": "Mars/Olympus"}), 400, "quiet_hours.time_zone"},
+		{"history at tier 1", ts.admin, with("feature_sets", map[string]any{"1": []string{"stored_history"}}), 400, "feature_sets.1[0]"},
+		{"unknown signal", ts.admin, with("feature_sets", map[string]any{"3": []string{"session_items", "location"}}), 400, "feature_sets.3[1]"},
+		{"tier 4", ts.admin, with("feature_sets", map[string]any{"4": []string{"session_items"}}), 400, "feature_sets.4"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -117,7 +129,8 @@ func TestJourneyRegistry(t *testing.T) {
 	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, &j)
 	// Defaults: control = first variant, holdout = the experiment's, 120 ms, ε = 0.05, tier 2.
 	if j.Control != "control" || j.Holdout != "global" || time.Duration(j.LatencyBudget) != 120*time.Millisecond ||
-		j.Exploration.Kind != "epsilon_greedy" || j.Exploration.Epsilon != 0.05 || j.ConsentTier != 2 {
+		j.Exploration.Kind != "epsilon_greedy" || j.Exploration.Epsilon != 0.05 || j.ConsentTier != 2 ||
+		j.Diversity.Kind != "none" || !reflect.DeepEqual(j.FeatureSets, experiment.DefaultFeatureSets()) || j.FrequencyCap != nil || j.QuietHours != nil {
 		t.Errorf("defaults not applied: %+v", j)
 	}
 	ts.must(http.StatusConflict, "POST", "/v1/journeys", homeJourney, nil)

@@ -15,6 +15,7 @@ const (
 	JobMonitor           JobKind = "monitor"            // SRM, guardrail breaches, stale data → alerts
 	JobDigest            JobKind = "digest"             // DP-noised executive summary (HTML, PDF, JSON)
 	JobBanditAllocation  JobKind = "bandit_allocation"  // recompute the weights of running bandit experiments
+	JobJourneyGiniRise   JobKind = "journey_gini_rise"  // alert when a journey's item-exposure Gini rises N days in a row
 )
 
 // Job is a persisted schedule: a cron expression or an interval, in a time zone.
@@ -57,7 +58,7 @@ type Alert struct {
 	At        time.Time `json:"at"`
 	Job       string    `json:"job"`
 	Period    time.Time `json:"period"`
-	Kind      string    `json:"kind"` // "srm", "guardrail", "stale_data"
+	Kind      string    `json:"kind"` // "srm", "guardrail", "stale_data", "gini_rise"
 	Target    string    `json:"target"`
 	Severity  string    `json:"severity"` // "warning" or "critical"
 	Message   string    `json:"message"`

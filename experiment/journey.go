@@ -85,8 +85,16 @@ type Journey struct {
 	LatencyBudget Duration      `json:"latency_budget"` // scorer deadline, default 120ms
 	Exploration   Exploration   `json:"exploration"`
 	ConsentTier   int           `json:"consent_tier"` // tier personalization needs, default 2
-	CreatedAt     time.Time     `json:"created_at"`
-	UpdatedAt     time.Time     `json:"updated_at"`
+	// Diversity constrains the personalized list (default none).
+	Diversity Diversity `json:"diversity"`
+	// FrequencyCap and QuietHours make a unit ineligible for a while (nil: none).
+	FrequencyCap *FrequencyCap `json:"frequency_cap,omitempty"`
+	QuietHours   *QuietHours   `json:"quiet_hours,omitempty"`
+	// FeatureSets are the signals the model may use at each consent tier (1, 2,
+	// 3); a tier left out gets DefaultFeatureSets' list.
+	FeatureSets map[int][]string `json:"feature_sets"`
+	CreatedAt   time.Time        `json:"created_at"`
+	UpdatedAt   time.Time        `json:"updated_at"`
 }
 
 // Journey defaults.
@@ -135,6 +143,7 @@ func (j *Journey) ApplyDefaults() {
 	if j.ConsentTier == 0 {
 		j.ConsentTier = DefaultJourneyConsent
 	}
+	j.applyServingDefaults()
 	if j.ControlPolicy.Kind == ControlPopular {
 		if j.ControlPolicy.EventType == "" {
 			j.ControlPolicy.EventType = DefaultPopularEvent
@@ -236,5 +245,5 @@ func (j *Journey) Validate() error {
 	if j.ConsentTier < 1 || j.ConsentTier > maxJourneyConsentLevel {
 		return invalid(op, "consent_tier", "must be in [1, %d], got %d", maxJourneyConsentLevel, j.ConsentTier)
 	}
-	return nil
+	return j.validateServing(op)
 }

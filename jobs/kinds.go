@@ -39,6 +39,10 @@ type Deps struct {
 	// Journeys compares personalized, control and holdout units of each journey;
 	// nil leaves the journey_comparison kind unavailable.
 	Journeys Func
+	// JourneyDays rolls up a journey's decisions per UTC day in [from, to), with
+	// each day's item-exposure Gini (journey.Rollup, set by the server); nil
+	// leaves the journey_gini_rise kind unavailable.
+	JourneyDays func(ctx context.Context, key string, from, to time.Time) ([]store.JourneyDay, error)
 	// PrivateGuardrails judges the metrics of an experiment under a privacy budget
 	// on its DP release, by the rule its digests use, so that a monitor and a
 	// digest never contradict each other (docs/jobs.md); ok is false when the
@@ -71,6 +75,9 @@ func Kinds(d Deps) map[experiment.JobKind]Func {
 	if d.Journeys != nil {
 		k[experiment.JobJourneyComparison] = d.Journeys
 	}
+	if d.JourneyDays != nil {
+		k[experiment.JobJourneyGiniRise] = d.giniRise
+	}
 	return k
 }
 
@@ -98,8 +105,9 @@ func Checks(d Deps) map[experiment.JobKind]Check {
 			}
 			return d.checkExperimentTarget(ctx, j)
 		},
-		experiment.JobMonitor: d.checkMonitor,
-		experiment.JobDigest:  d.checkDigest,
+		experiment.JobMonitor:         d.checkMonitor,
+		experiment.JobJourneyGiniRise: d.checkGiniRise,
+		experiment.JobDigest:          d.checkDigest,
 		experiment.JobBanditAllocation: func(ctx context.Context, j *experiment.Job) error {
 			if err := decodeParams(j, &struct{}{}); err != nil {
 				return err
@@ -373,21 +381,30 @@ func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) 
 		ids = append(ids, a.ID)
 	}
 	out := map[string]any{"checked": keys, "alerts": ids}
-	if p.Webhook == "" {
-		return out, nil
+	if err := d.deliver(ctx, j, period, p.Webhook); err != nil {
+		return out, err
 	}
-	// At least once: every alert of this period that no webhook has acknowledged,
-	// whether raised now or by an earlier attempt whose delivery failed.
+	return out, nil
+}
+
+// deliver posts to webhook (none when empty), at least once, every alert of the
+// job's period that no webhook has acknowledged, whether raised now or by an
+// earlier attempt whose delivery failed; a failed delivery fails the run, which
+// is retried.
+func (d Deps) deliver(ctx context.Context, j *experiment.Job, period time.Time, webhook string) error {
+	if webhook == "" {
+		return nil
+	}
 	pending, err := d.Store.UndeliveredAlerts(ctx, j.Name, period.UTC())
 	if err != nil {
-		return nil, err
+		return err
 	}
 	failed := 0
 	for _, a := range pending {
-		perr := d.post(ctx, p.Webhook, a)
+		perr := d.post(ctx, webhook, a)
 		attempts, err := d.Store.RecordDelivery(ctx, a.ID, perr == nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if perr != nil {
 			failed++
@@ -395,10 +412,10 @@ func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) 
 		}
 	}
 	if failed > 0 {
-		return out, fmt.Errorf("webhook delivery to %s failed for %d of %d alerts; it is retried with the run (details in the server log)",
-			hostOf(p.Webhook), failed, len(pending))
+		return fmt.Errorf("webhook delivery to %s failed for %d of %d alerts; it is retried with the run (details in the server log)",
+			hostOf(webhook), failed, len(pending))
 	}
-	return out, nil
+	return nil
 }
 
 // hostOf is the host of a webhook URL, as failed deliveries name it: the path

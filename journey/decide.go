@@ -126,15 +126,17 @@ type Decision struct {
 	LatencyMS    float64 `json:"latency_ms"`              // time to decide, before logging
 	// Why is set for fallback and ineligible decisions: timeout, overload (the
 	// scorer's queue could not be served within the budget), error, no_history,
-	// model_not_loaded; consent, not_in_experiment, experiment_not_running.
+	// model_not_loaded; consent, not_in_experiment, experiment_not_running,
+	// frequency_cap, quiet_hours (these two show no items).
 	Why string `json:"why,omitempty"`
 	// Consent is the consent the decision was made under.
 	Consent DecisionConsent `json:"consent"`
 
-	used     []string    // the session items the model used
-	explore  explorePlan // the exploration applied
-	thompson bool        // slots were filled by Thompson sampling over items
-	explored int         // slots filled by exploration
+	used      []string    // the session items the model used
+	explore   explorePlan // the exploration applied
+	thompson  bool        // slots were filled by Thompson sampling over items
+	explored  int         // slots filled by exploration
+	diversity diversityApplied
 }
 
 // Provenance is why a decision showed what it showed, stored with it and
@@ -166,7 +168,14 @@ type Provenance struct {
 		K             int                 `json:"k"`
 		LatencyBudget experiment.Duration `json:"latency_budget"`
 		ControlPolicy string              `json:"control_policy"`
+		// FeatureSet is the journey's signals for the decision's consent tier.
+		FeatureSet   []string                 `json:"feature_set"`
+		Diversity    experiment.Diversity     `json:"diversity"`
+		FrequencyCap *experiment.FrequencyCap `json:"frequency_cap,omitempty"`
+		QuietHours   *experiment.QuietHours   `json:"quiet_hours,omitempty"`
 	} `json:"rules"`
+	// Diversity is what the diversity constraint did to the model's list.
+	Diversity diversityApplied `json:"diversity"`
 }
 
 func provenanceOf(l *loaded, dec *Decision) *Provenance {
@@ -184,6 +193,9 @@ func provenanceOf(l *loaded, dec *Decision) *Provenance {
 	}
 	p.Rules.Experiment, p.Rules.ConsentTier, p.Rules.K = l.exp.Key, l.j.ConsentTier, l.j.K
 	p.Rules.LatencyBudget, p.Rules.ControlPolicy = l.j.LatencyBudget, l.j.ControlPolicy.Kind
+	p.Rules.FeatureSet, p.Rules.Diversity = featureSet(l.j, dec.Consent.Tier), diversityOf(l.j)
+	p.Rules.FrequencyCap, p.Rules.QuietHours = l.j.FrequencyCap, l.j.QuietHours
+	p.Diversity = dec.diversity
 	return p
 }
 
@@ -204,10 +216,11 @@ type DecisionConsent struct {
 	Signals []string `json:"signals"`
 }
 
-// Signals a decision may use.
+// Signals a decision may use (see experiment.DefaultFeatureSets).
 const (
-	SignalSessionItems  = "session_items"
-	SignalStoredHistory = "stored_history"
+	SignalSessionItems  = experiment.SignalSessionItems
+	SignalStoredHistory = experiment.SignalStoredHistory
+	SignalAttributes    = experiment.SignalAttributes
 )
 
 // consentOf resolves the consent of a decision from the request and the stored state.
@@ -226,15 +239,17 @@ func consentOf(req Request, st store.UnitState) DecisionConsent {
 	return c
 }
 
-// signals returns the inputs consent c allows for a model created at trained.
-func signals(c DecisionConsent, st store.UnitState, trained time.Time) []string {
+// signals returns the inputs consent c allows for a model created at trained:
+// those the journey's feature set of c's tier declares, less the stored history
+// when the unit reset its profile or was erased after the model was trained.
+func signals(j *experiment.Journey, c DecisionConsent, st store.UnitState, trained time.Time) []string {
 	out := []string{}
-	if c.Tier >= experiment.ConsentFunctional {
-		out = append(out, SignalSessionItems)
-	}
 	forgot := st.Erased && !trained.After(st.ErasedAt) || !st.ResetAt.IsZero() && !trained.After(st.ResetAt)
-	if c.Tier >= experiment.ConsentPersonalization && !forgot {
-		out = append(out, SignalStoredHistory)
+	for _, s := range featureSet(j, c.Tier) {
+		if s == SignalStoredHistory && forgot {
+			continue
+		}
+		out = append(out, s)
 	}
 	return out
 }
@@ -406,8 +421,10 @@ func (d *Decider) controlItems(ctx context.Context, l *loaded) ([]Item, error) {
 }
 
 // Decide answers one decision request for journey key and logs it. Policies, in
-// order: consent below the journey's tier, a stopped or draft experiment, or a
-// unit outside the experiment → ineligible (control journey, no exposure); in
+// order: consent below the journey's tier, a stopped or draft experiment →
+// ineligible (control journey, no exposure); the journey's quiet hours or the
+// unit at its frequency cap → ineligible with no items (see fatigue); a unit
+// outside the experiment → ineligible (control journey, no exposure); in
 // the holdout → holdout (control journey, holdout exposure); control variant →
 // control; a treatment variant → the model's top k within the latency budget
 // (personalized), or the control journey when the scorer misses the budget,
@@ -449,12 +466,18 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("unit"), experiment.Errorf("must be a non-empty UTF-8 string"))
 	}
 	dec := &Decision{ID: d.opt.NewID(), Journey: key, Consent: consent}
+	tired, err := d.fatigue(ctx, l, req.Unit)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
 	var x *experiment.Exposure // nil: the unit did not enter the experiment
 	switch {
 	case consent.Tier < l.j.ConsentTier:
 		dec.Policy, dec.Why = experiment.PolicyIneligible, "consent"
 	case l.exp.Status != experiment.Running:
 		dec.Policy, dec.Why = experiment.PolicyIneligible, "experiment_not_running"
+	case tired != "":
+		dec.Policy, dec.Why = experiment.PolicyIneligible, tired
 	case a.Holdout != nil && a.Holdout.InHoldout:
 		dec.Policy = experiment.PolicyHoldout
 		x = &experiment.Exposure{InHoldout: true, HoldoutVersion: a.Holdout.Version}
@@ -478,7 +501,7 @@ func (d *Decider) Decide(ctx context.Context, key string, req Request) (*Decisio
 		}
 		dec.Policy, dec.Items, dec.ModelVersion = experiment.PolicyPersonalized, items, version
 	}
-	if dec.Policy != experiment.PolicyPersonalized {
+	if dec.Policy != experiment.PolicyPersonalized && !isFatigue(dec.Why) {
 		if dec.Items, err = d.controlItems(ctx, l); err != nil {
 			return nil, experiment.E(op, err)
 		}
@@ -529,12 +552,15 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 	ctx, cancel := context.WithDeadline(ctx, start.Add(time.Duration(l.j.LatencyBudget)))
 	defer cancel()
 	sm := m.Model
-	dec.Consent.Signals = signals(dec.Consent, st, sm.Meta.Created)
-	unit := req.Unit
+	dec.Consent.Signals = signals(l.j, dec.Consent, st, sm.Meta.Created)
+	unit, recent := req.Unit, req.Context.RecentItems
 	if !slices.Contains(dec.Consent.Signals, SignalStoredHistory) {
 		unit = "" // the session's items only: folded in, as for a unit the model does not know
 	}
-	q, _, err := sm.Query(unit, req.Context.RecentItems)
+	if !slices.Contains(dec.Consent.Signals, SignalSessionItems) {
+		recent = nil // neither used, nor excluded, nor explaining
+	}
+	q, _, err := sm.Query(unit, recent)
 	if err != nil {
 		if experiment.KindOf(err) == experiment.InsufficientData {
 			return nil, "", "no_history"
@@ -542,8 +568,8 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		d.opt.Logger.Warn("journey query vector", "journey", l.j.Key, "err", err)
 		return nil, "", "error"
 	}
-	history := make([]int32, 0, len(req.Context.RecentItems))
-	for _, it := range req.Context.RecentItems {
+	history := make([]int32, 0, len(recent))
+	for _, it := range recent {
 		if i, ok := sm.ItemIndex(it); ok {
 			history = append(history, i)
 			dec.used = append(dec.used, it)
@@ -573,7 +599,7 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		return nil, "", "overload"
 	}
 	t0 := time.Now()
-	scored, err := m.batcher.Score(ctx, q, plan.candidates(l.j.K), exclude)
+	scored, err := m.batcher.Score(ctx, q, max(plan.candidates(l.j.K), candidates(l.j)), exclude)
 	if err == nil && ctx.Err() != nil {
 		err = ctx.Err()
 	}
@@ -585,12 +611,15 @@ func (d *Decider) personalize(ctx context.Context, l *loaded, dec *Decision, req
 		d.opt.Logger.Warn("journey scorer", "journey", l.j.Key, "model", m.Name, "err", err)
 		return nil, "", "error"
 	}
+	div := diversify(sm, l.j, scored, &dec.diversity) // the diversity constraint chooses first; exploration acts on its list
 	switch plan.applied {
 	case ExploredEpsilon:
-		scored = explore(sm, q, scored, exclude, plan.eps, rng)
+		scored = explore(sm, q, div, exclude, plan.eps, rng)
 	case ExploredThompson:
-		scored = thompsonItems(sm, scored, l.j.K, plan.slots, rewards, rng)
+		scored = thompsonItems(sm, withRest(div, scored), l.j.K, plan.slots, rewards, rng)
 		dec.thompson = true
+	default:
+		scored = div
 	}
 	items = make([]Item, len(scored))
 	for i, s := range scored {

@@ -26,3 +26,12 @@ func firstNotBelowAVX(s *float32, n int, thr float32) int
 //
 //go:noescape
 func dot1x8FMA(q, y, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int, mask *int32)
+
+// useAsmF16 selects the half-precision kernel (AVX2, FMA and F16C).
+var useAsmF16 = useAsm && cpu.X86.HasF16C
+
+// dot1x8F16 writes s[i] = q·y_i + b[i] for i < nb, as dot1x8FMA does, for rows
+// of d half-precision floats at y; d and nb must be multiples of 8.
+//
+//go:noescape
+func dot1x8F16(q *float32, y *uint16, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int)

@@ -298,3 +298,96 @@ next8:
 done8:
 	VZEROUPPER
 	RET
+
+// func dot1x8F16(q *float32, y *uint16, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int)
+//
+// dot1x8FMA over items stored as IEEE half-precision floats: each 8-dimension
+// step of a row is widened to float32 with VCVTPH2PS (exactly) and accumulated
+// with VFMADD231PS, so a score is the canonical-order sum over the widened row
+// (see kernel.go). d must be a multiple of 8 and nb of 8.
+TEXT ·dot1x8F16(SB), NOSPLIT, $0-72
+	MOVQ q+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ b+16(FP), CX
+	MOVQ d+24(FP), R10
+	MOVQ nb+32(FP), DX
+	MOVQ s+40(FP), R8
+	MOVQ pf+48(FP), R14
+	MOVQ pfLines+56(FP), R15
+	SHLQ $1, R10 // row bytes
+
+h8:
+	CMPQ   DX, $8
+	JL     hdone
+	VXORPS Y0, Y0, Y0
+	VXORPS Y1, Y1, Y1
+	VXORPS Y2, Y2, Y2
+	VXORPS Y3, Y3, Y3
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	MOVQ   DI, BX
+	LEAQ   (BX)(R10*1), R11
+	LEAQ   (R11)(R10*1), R12
+	LEAQ   (R12)(R10*1), R13
+	MOVQ   SI, R9
+	MOVQ   R10, AX
+	SHRQ   $4, AX // 8-dimension steps: 16 bytes each
+
+hinner:
+	VMOVUPS     (R9), Y8
+	VCVTPH2PS   (BX), Y9
+	VFMADD231PS Y9, Y8, Y0
+	VCVTPH2PS   (R11), Y10
+	VFMADD231PS Y10, Y8, Y1
+	VCVTPH2PS   (R12), Y11
+	VFMADD231PS Y11, Y8, Y2
+	VCVTPH2PS   (R13), Y12
+	VFMADD231PS Y12, Y8, Y3
+	VCVTPH2PS   (BX)(R10*4), Y9
+	VFMADD231PS Y9, Y8, Y4
+	VCVTPH2PS   (R11)(R10*4), Y10
+	VFMADD231PS Y10, Y8, Y5
+	VCVTPH2PS   (R12)(R10*4), Y11
+	VFMADD231PS Y11, Y8, Y6
+	VCVTPH2PS   (R13)(R10*4), Y12
+	VFMADD231PS Y12, Y8, Y7
+	ADDQ        $32, R9
+	ADDQ        $16, BX
+	ADDQ        $16, R11
+	ADDQ        $16, R12
+	ADDQ        $16, R13
+	DECQ        AX
+	JNZ         hinner
+
+	REDUCE8
+	TESTQ  CX, CX
+	JZ     hstore
+	VADDPS (CX), Y0, Y0
+	ADDQ   $32, CX
+
+hstore:
+	VMOVUPS Y0, (R8)
+	MOVQ    pfPerPass+64(FP), AX
+
+hprefetch:
+	TESTQ      R15, R15
+	JZ         hnext
+	TESTQ      AX, AX
+	JZ         hnext
+	PREFETCHT1 (R14)
+	ADDQ       $64, R14
+	DECQ       R15
+	DECQ       AX
+	JMP        hprefetch
+
+hnext:
+	LEAQ (DI)(R10*8), DI
+	ADDQ $32, R8
+	SUBQ $8, DX
+	JMP  h8
+
+hdone:
+	VZEROUPPER
+	RET

@@ -15,3 +15,9 @@ func firstNotBelowAVX(s *float32, n int, thr float32) int {
 func dot1x8FMA(q, y, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int, mask *int32) {
 	panic("scorer: no assembly kernel on this architecture")
 }
+
+const useAsmF16 = false
+
+func dot1x8F16(q *float32, y *uint16, b *float32, d, nb int, s, pf *float32, pfLines, pfPerPass int) {
+	panic("scorer: no assembly kernel on this architecture")
+}

@@ -52,6 +52,9 @@ type Options struct {
 	// of the batch is scored against it).
 	BlockItems int
 
+	// Precision is what the cpu backend scores in: "f32" (default) or "f16"
+	// (item vectors rounded to half precision; see CPU).
+	Precision string
 	// Device is the CUDA device ordinal (default 0).
 	Device int
 	// CUDALibDirs are folders searched for libcuda, libcublas and libnvrtc before the

@@ -243,6 +243,7 @@ type journeyFlags struct {
 	models    string
 	scorer    string
 	scorerURL string
+	precision string
 }
 
 // addJourneyFlags declares --models, --scorer and --scorer-url on fs.
@@ -251,6 +252,7 @@ func addJourneyFlags(fs *flag.FlagSet) *journeyFlags {
 	fs.StringVar(&jf.models, "models", "", "`folder` of personalization models (NAME.safetensors with NAME.card.json) served by POST /v1/journeys/KEY/decide; empty: no journeys")
 	fs.StringVar(&jf.scorer, "scorer", scorer.KindAuto, "scorer backend: auto (cuda when a GPU and the CUDA libraries are present, else cpu), cpu, cuda or remote")
 	fs.StringVar(&jf.scorerURL, "scorer-url", "", "base `URL` of the Open Inference Protocol server for --scorer remote, e.g. http://triton:8000")
+	fs.StringVar(&jf.precision, "scorer-precision", scorer.PrecisionF32, "what the cpu scorer scores in: f32, or f16 (item vectors in half precision: half the memory; see BENCHMARKS.md)")
 	return &jf
 }
 
@@ -264,6 +266,10 @@ func openJourneys(ctx context.Context, db *store.DB, jf *journeyFlags, logger *s
 	sopt := scorer.DefaultOptions()
 	sopt.Logger = logger
 	sopt.URL = jf.scorerURL
+	if p := jf.precision; p != "" && p != scorer.PrecisionF32 && p != scorer.PrecisionF16 {
+		return nil, nil, experiment.E("serve", experiment.Invalid, experiment.Field("--scorer-precision"), experiment.Errorf(`must be "f32" or "f16", got %q`, jf.precision))
+	}
+	sopt.Precision = jf.precision
 	ms, err := journey.LoadModels(ctx, jf.models, journey.LoadOptions{Kind: jf.scorer, Scorer: sopt})
 	if err != nil {
 		return nil, nil, err

@@ -26,6 +26,9 @@ func newScheduler(db *store.DB, rs *results.Service, logger *slog.Logger, hooks 
 		Digest: func(ctx context.Context, j *experiment.Job, period time.Time, target string) (*experiment.Digest, error) {
 			return api.BuildDigest(ctx, db, rs, j, period, target, api.DigestOptions{})
 		},
+		JourneyDays: func(ctx context.Context, key string, from, to time.Time) ([]store.JourneyDay, error) {
+			return journey.Rollup(ctx, db, key, from, to)
+		},
 		PrivateGuardrails: func(ctx context.Context, j *experiment.Job, key string) ([]jobs.GuardrailCheck, bool, error) {
 			return api.PrivateGuardrails(ctx, db, rs, key, "monitor:"+j.Name, privacy.Options{})
 		},

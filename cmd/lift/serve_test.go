@@ -129,7 +129,7 @@ func TestServeFlags(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("--help exit %d", code)
 	}
-	for _, flag := range []string{"-db", "-addr", "-drain", "-request-timeout", "-body-limit", "-log-level", "-log-format", "-exposure-writers", "-models", "-scorer", "LIFT_ADMIN_KEY"} {
+	for _, flag := range []string{"-db", "-addr", "-drain", "-request-timeout", "-body-limit", "-log-level", "-log-format", "-exposure-writers", "-models", "-scorer", "-scorer-precision", "LIFT_ADMIN_KEY"} {
 		if !strings.Contains(stdout, flag) {
 			t.Errorf("serve --help does not document %s", flag)
 		}
@@ -139,6 +139,9 @@ func TestServeFlags(t *testing.T) {
 	}
 	if code, _, stderr := runLift(t, "serve", "--exposure-writers", "0", "--db", filepath.Join(t.TempDir(), "x.duckdb")); code != 1 || !strings.Contains(stderr, "--exposure-writers") {
 		t.Errorf("bad --exposure-writers: exit %d, %q", code, stderr)
+	}
+	if code, _, stderr := runLift(t, "serve", "--models", t.TempDir(), "--scorer-precision", "int4", "--db", filepath.Join(t.TempDir(), "x.duckdb")); code != 1 || !strings.Contains(stderr, "--scorer-precision") {
+		t.Errorf("bad --scorer-precision: exit %d, %q", code, stderr)
 	}
 }
 
