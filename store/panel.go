@@ -118,7 +118,8 @@ type UnitValue struct {
 // UnitValues returns, for each analyzed unit of experiment e (exposed to exactly
 // one variant) in one of arms, the value of metric as the experiment's results
 // define it (window from the first exposure, cap over all the experiment's
-// analyzed units; a mean metric leaves out units without events) and the unit's
+// analyzed units; a mean metric leaves out units without events, a matured-only
+// window the units whose window has not ended by the store's clock) and the unit's
 // attributes, sorted by unit, and the number of units exposed to several
 // variants (left out). The metric is read at the version e pinned (the
 // current one for a draft). Invalid naming field for an unknown or ratio metric.
@@ -129,7 +130,9 @@ func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.E
 	if err != nil {
 		return nil, 0, experiment.E(op, err)
 	}
-	plan, err := metric.CompileUnitValues(metric.ExperimentPopulation(e), m, field)
+	pop := metric.ExperimentPopulation(e)
+	pop.AsOf = db.now() // matured-only windows: the units whose window has ended by now
+	plan, err := metric.CompileUnitValues(pop, m, field)
 	if err != nil {
 		return nil, 0, experiment.E(op, err)
 	}
