@@ -18,7 +18,7 @@ import (
 // refused when the budget is spent.
 //
 // With release ε = 1 (ε/2 for selection, Laplace) and δ = 2e-5·1/2 = 1e-5 per
-// release, the threshold is about 1 + ln(1/(2δ))/0.5 ≈ 24: the one-unit segment
+// release, the threshold is about 1 + ln(1/(2δ))/0.5 ≈ 24 (the library's: 22.64): the one-unit segment
 // passes with probability at most δ = 1e-5 (privacy.ReleaseSegments), and the
 // large one fails only if Laplace noise of scale 2 falls below −1,000 (e^−500):
 // a false failure is negligible.
