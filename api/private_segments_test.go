@@ -85,6 +85,18 @@ func TestPrivateSegmentsAPI(t *testing.T) {
 	if again.Private.EpsilonSpent != 1 || again.Segments[0].N != us.N || !again.Private.ReleasedAt.Equal(out.Private.ReleasedAt) {
 		t.Errorf("second read %+v, want the first release unchanged and nothing spent", again)
 	}
+	// A share link reads the same breakdown of the period, without a key.
+	var sh shareOut
+	ts.must(http.StatusCreated, "POST", "/v1/experiments/promo/shares", map[string]any{}, &sh)
+	var shared PrivateSegmentsResult
+	ts.mustAs("", http.StatusOK, "GET", "/shared/"+sh.Token+"/segments.json?metric=buyers&attribute=country", nil, &shared)
+	if shared.Private.EpsilonSpent != 1 || len(shared.Segments) != 1 || shared.Segments[0].N != us.N {
+		t.Errorf("shared breakdown %+v, want the viewer's", shared)
+	}
+	if status, b := ts.do("GET", "/shared/"+sh.Token+"/segments.json?metric=buyers", "", nil); status != http.StatusBadRequest || !strings.HasPrefix(errorOf(t, b).Message, "attribute:") {
+		t.Errorf("shared without attribute: %d %s", status, b)
+	}
+	ts.mustAs("", http.StatusNotFound, "GET", "/shared/lsh_nope/segments.json?metric=buyers&attribute=country", nil, nil)
 	// Another breakdown spends on its own; a third finds the budget spent.
 	var dev PrivateSegmentsResult
 	ts.mustAs(viewer, http.StatusOK, "POST", "/v1/analyses/segments/private", map[string]any{"experiment": "promo", "metric": "revenue", "attribute": "device"}, &dev)

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,6 +59,13 @@ func (s *Server) segmentRoutes() {
 			"with DP partition selection (privacy.ReleaseSegments): a segment is released only when its noised unit count passes the " +
 			"threshold, so small segments are suppressed. Each breakdown spends the experiment's per-release ε and δ once per " +
 			"release period (409 budget_exhausted when it would overspend) and every request of the period gets the same breakdown."})
+	s.route(http.MethodGet, "/shared/:token/segments.json", Public, s.getSharedSegments, op{
+		Summary: "The private segment breakdown behind a share link", Response: PrivateSegmentsResult{},
+		Description: "As POST /v1/analyses/segments/private for the link's experiment, without an API key, spent from the " +
+			"experiment's budget as the link's other reads are. Unknown, expired and revoked links answer 404.",
+		Query: []param{{Name: "metric", Type: "string", Description: "the metric (required)"}, {Name: "attribute", Type: "string", Description: "the unit attribute (required)"},
+			{Name: "control", Type: "string", Description: "control variant"}, {Name: "treatment", Type: "string", Description: "treated variant"},
+			{Name: "max_segments", Type: "integer", Description: "most segments shown, default 20"}}})
 }
 
 // privateSegmentsRequest asks for a differentially private breakdown.
@@ -92,45 +100,80 @@ type PrivateSegmentsResult struct {
 }
 
 func (s *Server) postPrivateSegments(c echo.Context) error {
-	const op = "api.privateSegments"
 	var req privateSegmentsRequest
 	if err := s.decode(c, &req); err != nil {
 		return err
 	}
+	out, err := s.privateSegments(c.Request().Context(), req, actor(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getSharedSegments is the private breakdown behind a share link: the link's
+// experiment, the query's metric and attribute, spent as the link's reads are.
+func (s *Server) getSharedSegments(c echo.Context) error {
+	ctx := c.Request().Context()
+	l, err := s.db.ShareLinkByToken(ctx, c.Param("token"))
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer") // the token is in the URL
+	h.Set("X-Robots-Tag", "noindex")
+	req := privateSegmentsRequest{Experiment: l.Experiment, Metric: c.QueryParam("metric"), Attribute: c.QueryParam("attribute"),
+		Control: c.QueryParam("control"), Treatment: c.QueryParam("treatment")}
+	if v := c.QueryParam("max_segments"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return experiment.E("api.sharedSegments", experiment.Invalid, experiment.Field("max_segments"), experiment.Errorf("must be an integer, got %q", v))
+		}
+		req.MaxSegments = n
+	}
+	out, err := s.privateSegments(ctx, req, "share:"+l.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) privateSegments(ctx context.Context, req privateSegmentsRequest, who string) (*PrivateSegmentsResult, error) {
+	const op = "api.privateSegments"
 	invalid := func(field, format string, args ...any) error {
 		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
 	}
 	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}, {"attribute", req.Attribute}} {
 		if r.v == "" {
-			return invalid(r.field, "is required")
+			return nil, invalid(r.field, "is required")
 		}
 	}
 	if req.MaxSegments == 0 {
 		req.MaxSegments = analysis.DefaultMaxSegments
 	}
 	if req.MaxSegments < 1 {
-		return invalid("max_segments", "must be at least 1, got %d", req.MaxSegments)
+		return nil, invalid("max_segments", "must be at least 1, got %d", req.MaxSegments)
 	}
-	ctx := c.Request().Context()
 	e, m, err := s.analysisExperiment(ctx, op, req.Experiment, req.Metric)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if m.Bounds == nil && m.Aggregation != experiment.Binary {
 		// Before the ledger, so that the answer does not depend on the budget.
-		return invalid("metric", "metric %q has no bounds: declare per-unit bounds {\"lower\", \"upper\"} to analyze it privately", m.Name)
+		return nil, invalid("metric", "metric %q has no bounds: declare per-unit bounds {\"lower\", \"upper\"} to analyze it privately", m.Name)
 	}
 	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
-		return err
+		return nil, err
 	}
-	out, err := PrivateSegments(ctx, s.db, s.results, e, req.Metric, req.Attribute, req.Control, req.Treatment, actor(c), privacy.Options{Now: s.opt.Now})
+	out, err := PrivateSegments(ctx, s.db, s.results, e, req.Metric, req.Attribute, req.Control, req.Treatment, who, privacy.Options{Now: s.opt.Now})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(out.Segments) > req.MaxSegments {
 		out.Segments = out.Segments[:req.MaxSegments]
 	}
-	return c.JSON(http.StatusOK, out)
+	return out, nil
 }
 
 // PrivateSegments is the breakdown of experiment e's effect on metric by a unit
