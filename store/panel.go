@@ -147,7 +147,7 @@ func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.E
 // Invalid naming field for an unknown or ratio metric or one without bounds.
 func (db *DB) BoundedUnitValues(ctx context.Context, eng metric.Engine, e *experiment.Experiment, arms []string, metricName, field string, until time.Time) ([]UnitValue, experiment.Bounds, error) {
 	const op = "store.BoundedUnitValues"
-	m, err := db.panelMetric(ctx, metricName, field)
+	m, err := db.panelMetric(ctx, e, metricName, field)
 	if err != nil {
 		return nil, experiment.Bounds{}, experiment.E(op, err)
 	}
