@@ -19,8 +19,8 @@ func (s *Server) metricDefRoutes() {
 	s.route(http.MethodPost, "/v1/metrics", analyst, s.createMetric, op{
 		Summary: "Define a metric", Request: experiment.Metric{}, Response: experiment.Metric{}, Status: http.StatusCreated, Also: []experiment.Role{admin},
 		Description: "aggregation is sum, count, mean, binary or ratio (of two sum/count/binary metrics named by numerator and denominator). " +
-			"window {start_days, end_days} is relative to each unit's first exposure (default [0, ∞)); cap {value} or {percentile} winsorizes " +
-			"per-unit values; covariate {days} turns on CUPED with the same metric over the days before first exposure. " +
+			"window {start_days, end_days} is relative to each unit's first exposure (default [0, ∞)); window.matured_only counts only units whose window has ended (retention); " +
+			"cap {value|upper|percentile, lower|lower_percentile} winsorizes per-unit values at either or both tails; covariate {days} turns on CUPED with the same metric over the days before first exposure. " +
 			"Invalid definitions are 400 naming the field; a taken name is 409."})
 	s.route(http.MethodGet, "/v1/metrics", viewer, s.listMetrics, op{
 		Summary: "List metric definitions", Response: metricList{}, Also: []experiment.Role{analyst}})

@@ -3,15 +3,21 @@ package api
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"sort"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/metric"
+	"github.com/liftlab/lift/privacy"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -47,7 +53,206 @@ func (s *Server) segmentRoutes() {
 			"(Holm or Benjamini-Hochberg), each segment's effect tested against the rest's, Cochran's Q for " +
 			"heterogeneity and the effect post-stratified on the segments (Miratrix, Sekhon & Yu 2013). The largest " +
 			"max_segments − 1 segments are shown, the rest merged. Exact numbers (analysts). The same pipeline as " +
-			"\"lift segments\" (analysis.SegmentRun)."})
+			"\"lift segments\" (analysis.SegmentRun). Viewers get only the private breakdown (/v1/analyses/segments/private)."})
+	s.route(http.MethodPost, "/v1/analyses/segments/private", experiment.RoleViewer, s.postPrivateSegments, op{
+		Summary: "Break an experiment's effect down by a unit attribute under differential privacy", Request: privateSegmentsRequest{}, Response: PrivateSegmentsResult{},
+		Description: "Per segment the noised counts, means and effect of the two arms (per-unit values clamped to the metric's bounds), " +
+			"with DP partition selection (privacy.ReleaseSegments): a segment is released only when its noised unit count passes the " +
+			"threshold, so small segments are suppressed. Each breakdown spends the experiment's per-release ε and δ once per " +
+			"release period (409 budget_exhausted when it would overspend) and every request of the period gets the same breakdown."})
+	s.route(http.MethodGet, "/shared/:token/segments.json", Public, s.getSharedSegments, op{
+		Summary: "The private segment breakdown behind a share link", Response: PrivateSegmentsResult{},
+		Description: "As POST /v1/analyses/segments/private for the link's experiment, without an API key, spent from the " +
+			"experiment's budget as the link's other reads are. Unknown, expired and revoked links answer 404.",
+		Query: []param{{Name: "metric", Type: "string", Description: "the metric (required)"}, {Name: "attribute", Type: "string", Description: "the unit attribute (required)"},
+			{Name: "control", Type: "string", Description: "control variant"}, {Name: "treatment", Type: "string", Description: "treated variant"},
+			{Name: "max_segments", Type: "integer", Description: "most segments shown, default 20"}}})
+}
+
+// privateSegmentsRequest asks for a differentially private breakdown.
+type privateSegmentsRequest struct {
+	Experiment  string `json:"experiment" required:"true"`
+	Metric      string `json:"metric" required:"true" doc:"a sum, count, binary or mean metric with per-unit bounds (binary: [0, 1] by default)"`
+	Attribute   string `json:"attribute" required:"true" doc:"the unit attribute whose values are the segments; a unit without it is in \"(missing)\""`
+	Control     string `json:"control,omitempty" doc:"control variant; default the experiment's first variant"`
+	Treatment   string `json:"treatment,omitempty" doc:"treated variant; default the other variant of a two-variant experiment"`
+	MaxSegments int    `json:"max_segments,omitempty" doc:"most released segments shown (the largest by noised count), default 20; the others are still paid for"`
+}
+
+// privateSegment is one released segment: its noised unit count (the one that
+// passed the threshold) and its release (noised counts, means, the effect).
+type privateSegment struct {
+	Name    string           `json:"name"`
+	N       int64            `json:"n"`
+	Release *privacy.Release `json:"release"`
+}
+
+// PrivateSegmentsResult is the answer of POST /v1/analyses/segments/private
+// (PrivateSegments).
+type PrivateSegmentsResult struct {
+	Experiment string           `json:"experiment"`
+	Metric     string           `json:"metric"`
+	Attribute  string           `json:"attribute"`
+	Control    string           `json:"control"`
+	Treatment  string           `json:"treatment"`
+	Threshold  float64          `json:"threshold" doc:"the noised unit count a segment needed to be released"`
+	Segments   []privateSegment `json:"segments" doc:"the released segments, largest first; segments below the threshold are suppressed and not counted"`
+	Private    PrivateInfo      `json:"private"`
+}
+
+func (s *Server) postPrivateSegments(c echo.Context) error {
+	var req privateSegmentsRequest
+	if err := s.decode(c, &req); err != nil {
+		return err
+	}
+	out, err := s.privateSegments(c.Request().Context(), req, actor(c))
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+// getSharedSegments is the private breakdown behind a share link: the link's
+// experiment, the query's metric and attribute, spent as the link's reads are.
+func (s *Server) getSharedSegments(c echo.Context) error {
+	ctx := c.Request().Context()
+	l, err := s.db.ShareLinkByToken(ctx, c.Param("token"))
+	if err != nil {
+		return err
+	}
+	h := c.Response().Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Referrer-Policy", "no-referrer") // the token is in the URL
+	h.Set("X-Robots-Tag", "noindex")
+	req := privateSegmentsRequest{Experiment: l.Experiment, Metric: c.QueryParam("metric"), Attribute: c.QueryParam("attribute"),
+		Control: c.QueryParam("control"), Treatment: c.QueryParam("treatment")}
+	if v := c.QueryParam("max_segments"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return experiment.E("api.sharedSegments", experiment.Invalid, experiment.Field("max_segments"), experiment.Errorf("must be an integer, got %q", v))
+		}
+		req.MaxSegments = n
+	}
+	out, err := s.privateSegments(ctx, req, "share:"+l.ID)
+	if err != nil {
+		return err
+	}
+	return c.JSON(http.StatusOK, out)
+}
+
+func (s *Server) privateSegments(ctx context.Context, req privateSegmentsRequest, who string) (*PrivateSegmentsResult, error) {
+	const op = "api.privateSegments"
+	invalid := func(field, format string, args ...any) error {
+		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
+	}
+	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}, {"attribute", req.Attribute}} {
+		if r.v == "" {
+			return nil, invalid(r.field, "is required")
+		}
+	}
+	if req.MaxSegments == 0 {
+		req.MaxSegments = analysis.DefaultMaxSegments
+	}
+	if req.MaxSegments < 1 {
+		return nil, invalid("max_segments", "must be at least 1, got %d", req.MaxSegments)
+	}
+	e, m, err := analysisExperiment(ctx, s.db, op, req.Experiment, req.Metric)
+	if err != nil {
+		return nil, err
+	}
+	if m.Bounds == nil && m.Aggregation != experiment.Binary {
+		// Before the ledger, so that the answer does not depend on the budget.
+		return nil, invalid("metric", "metric %q has no bounds: declare per-unit bounds {\"lower\", \"upper\"} to analyze it privately", m.Name)
+	}
+	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
+		return nil, err
+	}
+	out, err := PrivateSegments(ctx, s.db, s.results, e, req.Metric, req.Attribute, req.Control, req.Treatment, who, privacy.Options{Now: s.opt.Now})
+	if err != nil {
+		return nil, err
+	}
+	if len(out.Segments) > req.MaxSegments {
+		out.Segments = out.Segments[:req.MaxSegments]
+	}
+	return out, nil
+}
+
+// PrivateSegments is the breakdown of experiment e's effect on metric by a unit
+// attribute under differential privacy, read on behalf of who: per segment the
+// clamped per-unit values (store.BoundedUnitValues, the data until the release)
+// of the two arms, released by privacy.ReleaseSegments, so that a segment is
+// shown only when its noised unit count passes the partition-selection
+// threshold. Each breakdown (metric by attribute, control against treatment) is
+// its own subject of the experiment's release schedule: the period's first read
+// spends the budget's per-release ε and δ (409 budget_exhausted when that would
+// overspend) and later reads of the period get the same breakdown. Segments are
+// released in name order and answered largest first; how many were suppressed
+// is not released (it would tell that a unit with a rare value exists).
+func PrivateSegments(ctx context.Context, db *store.DB, rs *results.Service, e *experiment.Experiment, metricName, attribute, control, treatment, who string, opt privacy.Options) (*PrivateSegmentsResult, error) {
+	const op = "api.PrivateSegments"
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	now := opt.Now().UTC().Truncate(time.Microsecond)
+	subject := fmt.Sprintf("segments %s by %s (%s vs %s)", metricName, attribute, treatment, control)
+	sc, err := privacy.NewLedger(db.Ledger()).ReleaseSegments(ctx, privacy.ExperimentScope(e.Key), subject, now, who, func(p privacy.Params) (*privacy.Segments, error) {
+		values, bounds, err := db.BoundedUnitValues(ctx, rs.Engine(), e, []string{control, treatment}, metricName, "metric", now)
+		if err != nil {
+			return nil, err
+		}
+		type acc struct{ n, sum, sq [2]float64 }
+		by := map[string]*acc{}
+		for _, v := range values {
+			name := analysis.SegmentOf(v.Attributes[attribute])
+			a := by[name]
+			if a == nil {
+				a = &acc{}
+				by[name] = a
+			}
+			k := 0
+			if v.Arm == treatment {
+				k = 1
+			}
+			a.n[k]++
+			a.sum[k] += v.Value
+			a.sq[k] += v.Value * v.Value
+		}
+		names := make([]string, 0, len(by))
+		for n := range by {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		segs := make([]privacy.Segment, len(names))
+		for i, n := range names {
+			a := by[n]
+			in := privacy.Input{Control: control}
+			ms := privacy.MetricStats{Metric: metricName, Bounds: bounds}
+			for k, arm := range []string{control, treatment} {
+				in.Units = append(in.Units, privacy.Count{Variant: arm, N: int64(a.n[k])})
+				ms.Variants = append(ms.Variants, privacy.Stats{Variant: arm, N: int64(a.n[k]), Sum: a.sum[k], SumSq: a.sq[k]})
+			}
+			in.Metrics = []privacy.MetricStats{ms}
+			segs[i] = privacy.Segment{Name: n, Input: in}
+		}
+		return privacy.ReleaseSegments(segs, p, opt)
+	})
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	sg := sc.Segments
+	out := &PrivateSegmentsResult{Experiment: e.Key, Metric: metricName, Attribute: attribute, Control: control, Treatment: treatment,
+		Threshold: sg.Threshold, Segments: []privateSegment{},
+		Private: PrivateInfo{Mechanism: opt.Mechanism, Epsilon: sg.Epsilon, Delta: sg.Delta,
+			EpsilonSpent: sc.Account.EpsilonSpent, EpsilonLeft: sc.Account.EpsilonLeft,
+			ReleasePeriod: experiment.Duration(sc.Period), PeriodStart: sc.PeriodStart, ReleasedAt: sc.ReleasedAt, NextReleaseAt: sc.NextAt()}}
+	if out.Private.Mechanism == "" {
+		out.Private.Mechanism = privacy.Laplace
+	}
+	for _, k := range sg.Kept {
+		out.Segments = append(out.Segments, privateSegment{Name: k.Name, N: k.N, Release: k.Release})
+	}
+	sort.SliceStable(out.Segments, func(i, j int) bool { return out.Segments[i].N > out.Segments[j].N })
+	return out, nil
 }
 
 func (s *Server) postSegments(c echo.Context) error {

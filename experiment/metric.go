@@ -19,16 +19,66 @@ const (
 
 // Window is the conversion window relative to a unit's first exposure, in days:
 // events with first_exposure + start_days <= ts < first_exposure + end_days count.
+// MaturedOnly (a day-N retention metric, GrowthBook #4353) counts only the units
+// whose window has ended by the analysis time (first_exposure + end_days <= then);
+// the others are left out of the metric's units, and results say how many.
 type Window struct {
-	StartDays float64 `json:"start_days"`
-	EndDays   float64 `json:"end_days"`
+	StartDays   float64 `json:"start_days"`
+	EndDays     float64 `json:"end_days"`
+	MaturedOnly bool    `json:"matured_only,omitempty"`
 }
 
-// Cap winsorizes per-unit values: at a fixed Value, or at the Percentile (in (0, 1))
-// of the per-unit values.
+// Cap winsorizes per-unit values at one or both tails. The upper limit U is a
+// fixed Value (or Upper, which may be zero or negative) or the Percentile (in
+// (0, 1)) of the per-unit values; the lower limit L a fixed Lower or the
+// LowerPercentile. Both percentiles are of the values before capping, and a
+// value v becomes max(min(v, U), L).
 type Cap struct {
-	Value      float64 `json:"value,omitempty"`
-	Percentile float64 `json:"percentile,omitempty"`
+	Value           float64  `json:"value,omitempty"`
+	Upper           *float64 `json:"upper,omitempty"`
+	Percentile      float64  `json:"percentile,omitempty"`
+	Lower           *float64 `json:"lower,omitempty"`
+	LowerPercentile float64  `json:"lower_percentile,omitempty"`
+}
+
+// UpperValue is the fixed upper cap (Value or Upper), if there is one.
+func (c *Cap) UpperValue() (float64, bool) {
+	switch {
+	case c.Upper != nil:
+		return *c.Upper, true
+	case c.Value != 0:
+		return c.Value, true
+	}
+	return 0, false
+}
+
+func (c *Cap) validate(op string) error {
+	upper, fixedUpper := c.UpperValue()
+	switch {
+	case c.Value != 0 && c.Upper != nil:
+		return invalid(op, "cap", "give value or upper (the same upper cap), not both")
+	case fixedUpper && c.Percentile != 0:
+		return invalid(op, "cap", "give either a value or a percentile for the upper cap, not both")
+	case c.Lower != nil && c.LowerPercentile != 0:
+		return invalid(op, "cap", "give either lower or lower_percentile for the lower cap, not both")
+	case !fixedUpper && c.Percentile == 0 && c.Lower == nil && c.LowerPercentile == 0:
+		return invalid(op, "cap", "give an upper cap (value, upper or percentile), a lower cap (lower or lower_percentile), or both")
+	case c.Value < 0:
+		return invalid(op, "cap.value", "must be positive, got %g (use upper for a cap at or below zero)", c.Value)
+	case c.Upper != nil && !(math.Abs(*c.Upper) <= MaxBound):
+		return invalid(op, "cap.upper", "must be finite and within ±%g, got %g", MaxBound, *c.Upper)
+	case c.Lower != nil && !(math.Abs(*c.Lower) <= MaxBound):
+		return invalid(op, "cap.lower", "must be finite and within ±%g, got %g", MaxBound, *c.Lower)
+	case c.Percentile != 0 && !(c.Percentile > 0 && c.Percentile < 1):
+		return invalid(op, "cap.percentile", "must be in (0, 1), got %g", c.Percentile)
+	case c.LowerPercentile != 0 && !(c.LowerPercentile > 0 && c.LowerPercentile < 1):
+		return invalid(op, "cap.lower_percentile", "must be in (0, 1), got %g", c.LowerPercentile)
+	case c.Lower != nil && fixedUpper && !(*c.Lower < upper):
+		return invalid(op, "cap.lower", "must be below the upper cap %g, got %g", upper, *c.Lower)
+	case c.LowerPercentile != 0 && c.Percentile != 0 && !(c.LowerPercentile < c.Percentile):
+		return invalid(op, "cap.lower_percentile", "must be below percentile %g, got %g", c.Percentile, c.LowerPercentile)
+	}
+	return nil
 }
 
 // Covariate asks for CUPED with the same metric over the Days before first exposure.
@@ -157,17 +207,13 @@ func (m *Metric) Validate() error {
 		if !(w.StartDays >= 0 && w.EndDays > w.StartDays) || math.IsInf(w.EndDays, 0) {
 			return invalid(op, "window", "must satisfy 0 <= start_days < end_days, got [%g, %g)", w.StartDays, w.EndDays)
 		}
+		if w.MaturedOnly && m.Aggregation == Mean {
+			return invalid(op, "window.matured_only", "a mean metric cannot be restricted to matured windows; use a sum, count, binary or ratio metric")
+		}
 	}
 	if c := m.Cap; c != nil {
-		switch {
-		case c.Value != 0 && c.Percentile != 0:
-			return invalid(op, "cap", "give either value or percentile, not both")
-		case c.Value < 0:
-			return invalid(op, "cap.value", "must be positive, got %g", c.Value)
-		case c.Percentile != 0 && !(c.Percentile > 0 && c.Percentile < 1):
-			return invalid(op, "cap.percentile", "must be in (0, 1), got %g", c.Percentile)
-		case c.Value == 0 && c.Percentile == 0:
-			return invalid(op, "cap", "give a value or a percentile")
+		if err := c.validate(op); err != nil {
+			return err
 		}
 		if m.Aggregation == Binary {
 			return invalid(op, "cap", "a binary metric cannot be capped")

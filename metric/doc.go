@@ -30,14 +30,18 @@
 //	binary  1 if there is at least one event, else 0
 //	mean    Σ value / number of events; NULL (no value) without events
 //
-// then caps it (Cap: min(v, c), c fixed or the type-7 quantile of the column's
-// non-NULL values over all analyzed units, zeros included; see Quantile), or, in
-// a bounded plan, clamps it to [Lower, Upper]; NULL stays NULL.
+// A column with MatureAt (a matured-only window, a day-N retention metric) has
+// NULL for a unit whose window has not ended by then (t₀ + Hi > MatureAt). The
+// value is then winsorized at both tails (Cap from above, Floor from below:
+// max(min(v, U), L), each limit fixed or the type-7 quantile of the column's
+// non-NULL values over all analyzed units before capping, zeros included; see
+// Quantile and Winsorize), or, in a bounded plan, clamped to [Lower, Upper];
+// NULL stays NULL.
 //
 // # Per-arm sums
 //
 // A metric's sums run over its units: every analyzed unit, or for a mean metric
-// (OwnCount) the units whose Y is not NULL. Within them a NULL value of another
+// or a matured-only window (OwnCount) the units whose Y is not NULL. Within them a NULL value of another
 // column (a mean metric's covariate) counts as 0. Each column c has a pilot shift
 // p_c, the mean of its non-NULL values over all analyzed units (0 when there are
 // none), and the sums are of shifted values: Σ(a − p_a) and Σ(a − p_a)(b − p_b),

@@ -122,6 +122,9 @@ func (m *Memory) values(p *Plan) ([]*memUnit, int64) {
 			default:
 				panic("metric: column aggregation " + string(c.Aggregation))
 			}
+			if c.MatureAt != 0 && u.t0.UnixMicro()+c.Hi > c.MatureAt {
+				v = math.NaN() // the window has not ended: no value yet
+			}
 			u.values[k] = v
 		}
 	}
@@ -137,7 +140,7 @@ func (m *Memory) values(p *Plan) ([]*memUnit, int64) {
 				}
 			}
 		} else {
-			ApplyCap(col, c.Cap)
+			Winsorize(col, c.Floor, c.Cap)
 		}
 		for i, u := range analyzed {
 			u.values[k] = col[i]

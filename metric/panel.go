@@ -69,7 +69,7 @@ type PanelPlan struct {
 	Query        PanelQuery
 	EventType    string
 	Aggregation  experiment.Aggregation // Sum, Count or Binary
-	Cap          Cap
+	Cap, Floor   Cap                    // upper and lower caps over all cells
 	FromMicros   int64
 	ToMicros     int64 // exclusive
 	PeriodMicros int64
@@ -136,11 +136,7 @@ func CompilePanel(q PanelQuery) (*PanelPlan, error) {
 	p := &PanelPlan{Query: q, EventType: m.EventType, Aggregation: m.Aggregation,
 		FromMicros: q.From.UnixMicro(), ToMicros: q.To.UnixMicro(), PeriodMicros: plen.Microseconds(), Periods: periods}
 	if cp := m.Cap; cp != nil {
-		if cp.Percentile > 0 {
-			p.Cap = Cap{Kind: PercentileCap, Percentile: cp.Percentile}
-		} else {
-			p.Cap = Cap{Kind: FixedCap, Value: cp.Value}
-		}
+		p.Cap, p.Floor = capsOf(cp)
 	}
 	return p, nil
 }
@@ -197,6 +193,6 @@ func AssemblePanel(plan *PanelPlan, units []string, groups []int, overlap int, c
 	for _, c := range cells {
 		p.Y[c.Unit*periods+c.Period] = c.Value
 	}
-	ApplyCap(p.Y, plan.Cap)
+	Winsorize(p.Y, plan.Floor, plan.Cap)
 	return p, nil
 }

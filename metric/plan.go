@@ -34,8 +34,13 @@ type Column struct {
 	EventType   string
 	Aggregation experiment.Aggregation // Sum, Count, Binary or Mean
 	Lo, Hi      int64                  // Hi == Unbounded: no end
-	Cap         Cap                    // none in a bounded plan
+	Cap         Cap                    // the upper cap; none in a bounded plan
+	Floor       Cap                    // the lower cap; none in a bounded plan
 	Clamp       *experiment.Bounds     // bounded plans only
+	// MatureAt, when not 0, makes the value NULL for a unit whose window has not
+	// ended by then: t₀ + Hi > MatureAt (microseconds since the epoch; Hi is
+	// finite). A matured-only window (a day-N retention metric).
+	MatureAt int64
 	// Pre marks a CUPED pre-period column (Lo < Hi = 0), for readers of the plan.
 	Pre bool
 }
@@ -43,14 +48,16 @@ type Column struct {
 // CapKind says how a column is capped.
 type CapKind uint8
 
-// The cap kinds.
+// The cap kinds. A Column's Cap is an upper limit (min(v, limit)), its Floor a
+// lower one (max(v, limit)).
 const (
 	NoCap         CapKind = iota
-	FixedCap              // min(v, Value)
-	PercentileCap         // min(v, Quantile(values, Percentile)) over the analyzed units' non-NULL values
+	FixedCap              // the limit is Value
+	PercentileCap         // the limit is Quantile(values, Percentile) over the analyzed units' non-NULL values before capping
 )
 
-// Cap winsorizes a column from above.
+// Cap winsorizes a column at one tail (Column.Cap from above, Column.Floor from
+// below).
 type Cap struct {
 	Kind       CapKind
 	Value      float64 // FixedCap
@@ -225,7 +232,7 @@ func CompileBounded(pop Population, names []string, defs Resolved) (*Plan, error
 			return nil, err
 		}
 		c.plan.Metrics = append(c.plan.Metrics, MetricPlan{Name: n, Def: m, Y: y, X: -1, D: -1, D0: -1,
-			OwnCount: m.Aggregation == experiment.Mean, Bounds: *b})
+			OwnCount: m.Aggregation == experiment.Mean || c.plan.Columns[y].MatureAt != 0, Bounds: *b})
 	}
 	return c.plan, nil
 }
@@ -243,8 +250,32 @@ func CompileUnitValues(pop Population, m *experiment.Metric, field string) (*Pla
 	if err != nil {
 		return nil, err
 	}
-	c.plan.Metrics = []MetricPlan{{Name: m.Name, Def: m, Y: y, X: -1, D: -1, D0: -1, OwnCount: m.Aggregation == experiment.Mean}}
+	c.plan.Metrics = []MetricPlan{{Name: m.Name, Def: m, Y: y, X: -1, D: -1, D0: -1, OwnCount: m.Aggregation == experiment.Mean || c.plan.Columns[y].MatureAt != 0}}
 	return c.plan, nil
+}
+
+// capsOf is the upper and lower caps of a definition's cap.
+func capsOf(cp *experiment.Cap) (upper, lower Cap) {
+	if v, ok := cp.UpperValue(); ok {
+		upper = Cap{Kind: FixedCap, Value: v}
+	} else if cp.Percentile > 0 {
+		upper = Cap{Kind: PercentileCap, Percentile: cp.Percentile}
+	}
+	if cp.Lower != nil {
+		lower = Cap{Kind: FixedCap, Value: *cp.Lower}
+	} else if cp.LowerPercentile > 0 {
+		lower = Cap{Kind: PercentileCap, Percentile: cp.LowerPercentile}
+	}
+	return upper, lower
+}
+
+// effectiveWindow is the window m's column is over: parent's (a ratio) when it
+// has one, else m's own.
+func effectiveWindow(m, parent *experiment.Metric) *experiment.Window {
+	if parent != nil && parent.Window != nil {
+		return parent.Window
+	}
+	return m.Window
 }
 
 type compiler struct {
@@ -278,11 +309,17 @@ func (c *compiler) column(m, parent *experiment.Metric, days float64, clamp *exp
 		b := *clamp
 		col.Clamp = &b
 	} else if cp := m.Cap; cp != nil {
-		if cp.Percentile > 0 {
-			col.Cap = Cap{Kind: PercentileCap, Percentile: cp.Percentile}
-		} else {
-			col.Cap = Cap{Kind: FixedCap, Value: cp.Value}
+		col.Cap, col.Floor = capsOf(cp)
+	}
+	if w := effectiveWindow(m, parent); days == 0 && w != nil && w.MaturedOnly {
+		at := c.plan.Population.Until
+		if at.IsZero() || (!c.plan.Population.AsOf.IsZero() && c.plan.Population.AsOf.Before(at)) {
+			at = c.plan.Population.AsOf
 		}
+		if at.IsZero() {
+			return 0, experiment.E(experiment.Invalid, f, experiment.Errorf("metric %q counts matured windows only and needs an analysis time (Population.AsOf or Until)", m.Name))
+		}
+		col.MatureAt = at.UnixMicro()
 	}
 	key := col
 	key.Clamp = nil // pointers differ; bounded plans have one column per metric anyway
@@ -333,6 +370,14 @@ func (c *compiler) metric(i int, n string, defs Resolved) error {
 		if err != nil {
 			return err
 		}
+		// A matured-only ratio counts the units whose numerator and denominator
+		// windows have both ended: one end for both, or the parts disagree.
+		if cy, cd := c.plan.Columns[mp.Y], c.plan.Columns[mp.D]; cy.MatureAt != 0 || cd.MatureAt != 0 {
+			if cy.MatureAt != cd.MatureAt || cy.Hi != cd.Hi {
+				return experiment.E(experiment.Invalid, f, experiment.Errorf("ratio metric %q: its numerator %q and denominator %q must both have the same matured-only window: give the ratio a window with matured_only", n, m.Numerator, m.Denominator))
+			}
+			mp.OwnCount = true
+		}
 		y, d, x, d0 := mp.Y, mp.D, mp.X, mp.D0
 		sums(FieldN, -1, -1, FieldShift, y, -1, FieldSum, y, -1, FieldSumSquares, y, y,
 			FieldDenominatorShift, d, -1, FieldDenominatorSum, d, -1, FieldDenominatorSumSquares, d, d, FieldMetricDenominatorSum, y, d)
@@ -350,7 +395,7 @@ func (c *compiler) metric(i int, n string, defs Resolved) error {
 		if err != nil {
 			return err
 		}
-		mp.OwnCount = m.Aggregation == experiment.Mean
+		mp.OwnCount = m.Aggregation == experiment.Mean || c.plan.Columns[mp.Y].MatureAt != 0
 		y, x := mp.Y, mp.X
 		sums(FieldN, -1, -1, FieldShift, y, -1, FieldSum, y, -1, FieldSumSquares, y, y)
 		if x >= 0 {
@@ -379,15 +424,20 @@ func Quantile(xs []float64, p float64) float64 {
 	return q
 }
 
-// ApplyCap caps v in place (NaN, "no value", stays NaN): at c.Value, or at the
-// Quantile of v's non-NaN values.
-func ApplyCap(v []float64, c Cap) {
-	limit := c.Value
-	switch c.Kind {
-	case NoCap:
+// ApplyCap caps v from above in place (NaN, "no value", stays NaN): at
+// c.Value, or at the Quantile of v's non-NaN values.
+func ApplyCap(v []float64, c Cap) { Winsorize(v, Cap{}, c) }
+
+// Winsorize caps v in place at both tails (NaN, "no value", stays NaN): each
+// value becomes max(min(v, U), L), with U from upper and L from lower (none:
+// that tail is left), a fixed Value or the Quantile of v's non-NaN values
+// before capping.
+func Winsorize(v []float64, lower, upper Cap) {
+	if lower.Kind == NoCap && upper.Kind == NoCap {
 		return
-	case PercentileCap:
-		var present []float64
+	}
+	var present []float64
+	if lower.Kind == PercentileCap || upper.Kind == PercentileCap {
 		for _, x := range v {
 			if !math.IsNaN(x) {
 				present = append(present, x)
@@ -396,11 +446,20 @@ func ApplyCap(v []float64, c Cap) {
 		if len(present) == 0 {
 			return
 		}
-		limit = Quantile(present, c.Percentile)
 	}
+	limit := func(c Cap, none float64) float64 {
+		switch c.Kind {
+		case FixedCap:
+			return c.Value
+		case PercentileCap:
+			return Quantile(present, c.Percentile)
+		}
+		return none
+	}
+	lo, hi := limit(lower, math.Inf(-1)), limit(upper, math.Inf(1))
 	for i, x := range v {
 		if !math.IsNaN(x) {
-			v[i] = math.Min(x, limit)
+			v[i] = math.Max(math.Min(x, hi), lo)
 		}
 	}
 }

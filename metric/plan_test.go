@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/metric"
@@ -43,6 +44,39 @@ func TestApplyCap(t *testing.T) {
 	}
 }
 
+func TestWinsorize(t *testing.T) {
+	nan := math.NaN()
+	// Limits are numpy's type-7 quantiles of the present values before capping
+	// (numpy 1.24):
+	//   x = np.array([10, 0, 2, 1, -4.])
+	//   np.quantile(x, 0.25), np.quantile(x, 0.75)   # 0.0 2.0
+	//   np.clip(x, 0.0, 2.0)                         # [2. 0. 2. 1. 0.]
+	//   np.clip(x, -1, np.quantile(x, 0.75))         # [ 2.  0.  2.  1. -1.]
+	pct := func(p float64) metric.Cap { return metric.Cap{Kind: metric.PercentileCap, Percentile: p} }
+	fixed := func(v float64) metric.Cap { return metric.Cap{Kind: metric.FixedCap, Value: v} }
+	for _, tc := range []struct {
+		name         string
+		lower, upper metric.Cap
+		want         []float64
+	}{
+		{"both percentiles", pct(0.25), pct(0.75), []float64{2, 0, nan, 2, 1, 0}},
+		{"lower percentile only", pct(0.25), metric.Cap{}, []float64{10, 0, nan, 2, 1, 0}},
+		{"fixed lower, percentile upper", fixed(-1), pct(0.75), []float64{2, 0, nan, 2, 1, -1}},
+		{"fixed both", fixed(0.5), fixed(5), []float64{5, 0.5, nan, 2, 1, 0.5}},
+		{"upper at zero", metric.Cap{}, fixed(0), []float64{0, 0, nan, 0, 0, -4}},
+		{"none", metric.Cap{}, metric.Cap{}, []float64{10, 0, nan, 2, 1, -4}},
+	} {
+		v := []float64{10, 0, nan, 2, 1, -4}
+		metric.Winsorize(v, tc.lower, tc.upper)
+		for i := range tc.want {
+			if v[i] != tc.want[i] && !(math.IsNaN(v[i]) && math.IsNaN(tc.want[i])) {
+				t.Errorf("%s: %v, want %v", tc.name, v, tc.want)
+				break
+			}
+		}
+	}
+}
+
 func fieldOf(err error) string {
 	var e *experiment.Error
 	if errors.As(err, &e) {
@@ -59,7 +93,12 @@ func TestCompileInvalid(t *testing.T) {
 		"rpa":      {Name: "rpa", Aggregation: experiment.Ratio, Numerator: "rev", Denominator: "aov"},
 		"bounded":  {Name: "bounded", EventType: "p", Aggregation: experiment.Sum, Bounds: &experiment.Bounds{Upper: 1}},
 		"ratio_ok": {Name: "ratio_ok", Aggregation: experiment.Ratio, Numerator: "rev", Denominator: "rev"},
+		"ret":      {Name: "ret", EventType: "v", Aggregation: experiment.Binary, Window: &experiment.Window{StartDays: 7, EndDays: 8, MaturedOnly: true}},
+		"rev7":     {Name: "rev7", EventType: "p", Aggregation: experiment.Sum, Window: &experiment.Window{EndDays: 7, MaturedOnly: true}},
+		"mixed":    {Name: "mixed", Aggregation: experiment.Ratio, Numerator: "rev7", Denominator: "rev"},
 	}
+	dated := pop
+	dated.AsOf = time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	for _, tc := range []struct {
 		name    string
 		compile func() error
@@ -70,6 +109,9 @@ func TestCompileInvalid(t *testing.T) {
 		{"bounded without bounds", func() error { _, err := metric.CompileBounded(pop, []string{"bounded", "rev"}, defs); return err }, "metrics[1]"},
 		{"bounded ratio", func() error { _, err := metric.CompileBounded(pop, []string{"ratio_ok"}, defs); return err }, "metrics[0]"},
 		{"unit values of a ratio", func() error { _, err := metric.CompileUnitValues(pop, defs["ratio_ok"], "metric"); return err }, "metric"},
+		{"retention without an analysis time", func() error { _, err := metric.Compile(pop, []string{"rev", "ret"}, defs); return err }, "metrics[1]"},
+		{"retention values without an analysis time", func() error { _, err := metric.CompileUnitValues(pop, defs["ret"], "metric"); return err }, "metric"},
+		{"ratio of matured and open parts", func() error { _, err := metric.Compile(dated, []string{"mixed"}, defs); return err }, "metrics[0]"},
 	} {
 		err := tc.compile()
 		if experiment.KindOf(err) != experiment.Invalid || fieldOf(err) != tc.field {

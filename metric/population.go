@@ -26,6 +26,10 @@ type Population struct {
 	Weights []float64
 	// Until, when not zero, ignores exposures and events at or after it.
 	Until time.Time
+	// AsOf is the analysis time for matured-only windows (retention): a unit
+	// counts when its window ends by AsOf, or by Until when that is earlier (or
+	// AsOf is zero). Compiling such a metric needs one of the two.
+	AsOf time.Time
 }
 
 // HoldoutSelection selects the exposures whose experiment is one of Experiments

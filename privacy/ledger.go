@@ -170,59 +170,119 @@ func (s *Scheduled) NextAt() time.Time { return s.PeriodStart.Add(s.Period) }
 // each other (LedgerStore.Exclusive), so a period's release is made once. A
 // release that would overspend is refused with experiment.BudgetExceeded.
 func (l *Ledger) Release(ctx context.Context, scope, subject string, now time.Time, mech Mechanism, who string, compute func(Params) (*Release, error)) (*Scheduled, error) {
+	out := &Scheduled{Release: new(Release)}
+	params := func(b Budget) Params {
+		p := ReleaseParams(b)
+		if mech != Gaussian {
+			p.Delta = 0 // Laplace spends no δ
+		}
+		return p
+	}
+	build := func(p Params) (any, float64, float64, error) {
+		r, err := compute(p)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		out.Release = r
+		return r, r.Epsilon, r.Delta, nil
+	}
+	sr, a, period, err := l.scheduled(ctx, scope, subject, now, who, params, build, out.Release)
+	if err != nil {
+		return nil, err
+	}
+	out.StoredRelease, out.Account, out.Period = sr, a, period
+	return out, nil
+}
+
+// ScheduledSegments is a scope's segment breakdown of one period (one subject)
+// with the account after it.
+type ScheduledSegments struct {
+	Segments *Segments
+	Account  *Account
+	StoredRelease
+	Period time.Duration
+}
+
+// NextAt is when the next period starts: the earliest time a new breakdown can be made.
+func (s *ScheduledSegments) NextAt() time.Time { return s.PeriodStart.Add(s.Period) }
+
+// ReleaseSegments is Release for a segment breakdown (ReleaseSegments, the
+// function, made by compute): the first call of a period for subject (one
+// breakdown: a metric by an attribute) computes it with the budget's
+// per-release ε and δ, whatever the mechanism (partition selection needs δ > 0
+// under Laplace too), and spends (ε, δ) and saves it in one transaction; later
+// calls of the period are answered with it and spend nothing. Each breakdown is
+// its own subject and spends on its own.
+func (l *Ledger) ReleaseSegments(ctx context.Context, scope, subject string, now time.Time, who string, compute func(Params) (*Segments, error)) (*ScheduledSegments, error) {
+	out := &ScheduledSegments{Segments: new(Segments)}
+	build := func(p Params) (any, float64, float64, error) {
+		sg, err := compute(p)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		out.Segments = sg
+		return sg, sg.Epsilon, sg.Delta, nil
+	}
+	sr, a, period, err := l.scheduled(ctx, scope, subject, now, who, ReleaseParams, build, out.Segments)
+	if err != nil {
+		return nil, err
+	}
+	out.StoredRelease, out.Account, out.Period = sr, a, period
+	return out, nil
+}
+
+// scheduled is the schedule of Release: the stored document of the period is
+// read into into, or made by build (the document and what it spends) with the
+// parameters params gives for the budget, then spent and saved.
+func (l *Ledger) scheduled(ctx context.Context, scope, subject string, now time.Time, who string,
+	params func(Budget) Params, build func(Params) (any, float64, float64, error), into any) (StoredRelease, *Account, time.Duration, error) {
 	const op = "privacy.Release"
 	if err := ValidScope(scope); err != nil {
-		return nil, err
+		return StoredRelease{}, nil, 0, err
 	}
 	now = now.UTC().Truncate(time.Microsecond) // what stores keep, so every reader sees the same time
 	unlock, err := l.store.Exclusive(ctx, scope)
 	if err != nil {
-		return nil, experiment.E(op, err)
+		return StoredRelease{}, nil, 0, experiment.E(op, err)
 	}
 	defer unlock()
 	a, err := l.Account(ctx, scope, 1)
 	if err != nil {
-		return nil, err
+		return StoredRelease{}, nil, 0, err
 	}
-	out := &Scheduled{Account: a, Period: a.Budget.Period()}
-	start := PeriodStart(now, out.Period)
+	period := a.Budget.Period()
+	start := PeriodStart(now, period)
 	sr, err := l.store.PeriodRelease(ctx, scope, subject, start)
 	switch {
 	case err == nil:
-		out.StoredRelease = *sr
-		out.Release = new(Release)
-		if err := json.Unmarshal(sr.Doc, out.Release); err != nil {
-			return nil, experiment.E(op, experiment.Internal, fmt.Errorf("stored release of %s: %w", ScopeLabel(scope), err))
+		if err := json.Unmarshal(sr.Doc, into); err != nil {
+			return StoredRelease{}, nil, 0, experiment.E(op, experiment.Internal, fmt.Errorf("stored release of %s: %w", ScopeLabel(scope), err))
 		}
-		return out, nil
+		return *sr, a, period, nil
 	case !experiment.Is(err, experiment.NotFound):
-		return nil, experiment.E(op, err)
+		return StoredRelease{}, nil, 0, experiment.E(op, err)
 	}
-	p := ReleaseParams(a.Budget)
-	if mech != Gaussian {
-		p.Delta = 0 // Laplace spends no δ
-	}
+	p := params(a.Budget)
 	// Checked again atomically by SpendRelease; this early answer saves the work.
 	if err := a.Budget.Refuse(scope, a.EpsilonSpent, a.DeltaSpent, p.Epsilon, p.Delta); err != nil {
-		return nil, err
+		return StoredRelease{}, nil, 0, err
 	}
-	r, err := compute(p)
+	r, eps, delta, err := build(p)
 	if err != nil {
-		return nil, err
+		return StoredRelease{}, nil, 0, err
 	}
 	doc, err := json.Marshal(r)
 	if err != nil {
-		return nil, experiment.E(op, experiment.Internal, err)
+		return StoredRelease{}, nil, 0, experiment.E(op, experiment.Internal, err)
 	}
-	out.Release = r
-	out.StoredRelease = StoredRelease{Scope: scope, Subject: subject, PeriodStart: start, ReleasedAt: now, Doc: doc}
-	if err := l.store.SpendRelease(ctx, &out.StoredRelease, r.Epsilon, r.Delta, who); err != nil {
-		return nil, experiment.E(op, err)
+	stored := StoredRelease{Scope: scope, Subject: subject, PeriodStart: start, ReleasedAt: now, Doc: doc}
+	if err := l.store.SpendRelease(ctx, &stored, eps, delta, who); err != nil {
+		return StoredRelease{}, nil, 0, experiment.E(op, err)
 	}
-	if out.Account, err = l.Account(ctx, scope, 1); err != nil {
-		return nil, err
+	if a, err = l.Account(ctx, scope, 1); err != nil {
+		return StoredRelease{}, nil, 0, err
 	}
-	return out, nil
+	return stored, a, period, nil
 }
 
 // MemoryLedger is an in-memory LedgerStore, for tests and offline reports.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -164,5 +165,49 @@ func TestBudgetRelease(t *testing.T) {
 	p := ReleaseParams(Budget{Epsilon: 1, Delta: 1e-5, ReleaseEpsilon: 0.25})
 	if p.Epsilon != 0.25 || p.Delta != 2.5e-6 {
 		t.Errorf("release params %+v, want ε 0.25 δ 2.5e-6", p)
+	}
+}
+
+// TestScheduledSegments: a segment breakdown is a subject of the schedule of its
+// own: the period's first read spends the per-release ε and δ (δ even under
+// Laplace), later reads get the stored breakdown, and another breakdown or the
+// next period spends again, until the budget is spent.
+func TestScheduledSegments(t *testing.T) {
+	ctx := context.Background()
+	l := NewLedger(NewMemoryLedger(nil))
+	scope := ExperimentScope("checkout")
+	if err := l.SetBudget(ctx, scope, Budget{Epsilon: 1.5, Delta: 3e-5, ReleaseEpsilon: 0.5, ReleasePeriod: experiment.Duration(time.Hour)}, "admin"); err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 3, 2, 9, 10, 0, 0, time.UTC)
+	breakdown := func(now time.Time, subject string, segs []Segment) (*ScheduledSegments, error) {
+		return l.ReleaseSegments(ctx, scope, subject, now, "ann", func(p Params) (*Segments, error) {
+			return ReleaseSegments(segs, p, Options{Noise: zeroNoise{}})
+		})
+	}
+	first, err := breakdown(t0, "segments by country", []Segment{segment("FR", 5000), segment("LU", 12)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ReleaseDelta = Delta · ReleaseEpsilon / Epsilon = 3e-5 · 0.5 / 1.5 = 1e-5.
+	if first.Account.EpsilonSpent != 0.5 || math.Abs(first.Account.DeltaSpent-1e-5) > 1e-18 || len(first.Segments.Kept) != 1 || first.Segments.Kept[0].Name != "FR" {
+		t.Fatalf("first breakdown: %+v, account %+v", first.Segments, first.Account)
+	}
+	again, err := breakdown(t0.Add(40*time.Minute), "segments by country", []Segment{segment("FR", 9000), segment("LU", 9000)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Account.EpsilonSpent != 0.5 || len(again.Segments.Kept) != 1 || again.Segments.Kept[0].N != 5000 || !again.ReleasedAt.Equal(t0) {
+		t.Fatalf("same period: %+v, spent %g; want the first breakdown", again.Segments, again.Account.EpsilonSpent)
+	}
+	other, err := breakdown(t0.Add(40*time.Minute), "segments by device", []Segment{segment("ios", 900)})
+	if err != nil || other.Account.EpsilonSpent != 1 {
+		t.Fatalf("another breakdown: %+v, %v; want ε 1 spent", other, err)
+	}
+	if _, err := breakdown(t0.Add(time.Hour), "segments by country", []Segment{segment("FR", 9000)}); err != nil {
+		t.Fatalf("next period: %v", err)
+	}
+	if _, err := breakdown(t0.Add(time.Hour), "segments by device", []Segment{segment("ios", 900)}); !experiment.Is(err, experiment.BudgetExceeded) {
+		t.Fatalf("over budget: %v, want BudgetExceeded", err)
 	}
 }

@@ -67,6 +67,49 @@ type MetricResult struct {
 	Unadjusted []analysis.Comparison `json:"unadjusted,omitempty"`
 	Error      string                `json:"error,omitempty"`
 	CUPEDError string                `json:"cuped_error,omitempty"`
+	// Maturity is set for a metric over a matured-only window (retention): its
+	// denominator is the units whose window had ended at the analysis time.
+	Maturity *Maturity `json:"maturity,omitempty"`
+}
+
+// Maturity states a matured-only metric's denominator (GrowthBook #4353): per
+// arm, the analyzed units whose window had ended by AsOf (those the metric
+// counts) and those left out because it had not.
+type Maturity struct {
+	AsOf       time.Time        `json:"as_of"`
+	Matured    map[string]int64 `json:"matured"`
+	NotMatured map[string]int64 `json:"not_matured"`
+}
+
+// maturedOnly reports whether m's per-unit values are over a matured-only
+// window: its own, or for a ratio without one its parts' (which Compile
+// requires to agree).
+func maturedOnly(m *experiment.Metric, defs map[string]*experiment.Metric) bool {
+	if m.Window != nil {
+		return m.Window.MaturedOnly
+	}
+	if m.Aggregation == experiment.Ratio {
+		if n := defs[m.Numerator]; n != nil && n.Window != nil {
+			return n.Window.MaturedOnly
+		}
+	}
+	return false
+}
+
+// addMaturity fills the Maturity of each matured-only metric of ms from st:
+// not matured = analyzed units − the metric's n. asOf is the analysis time.
+func addMaturity(ms []MetricResult, st *metric.Stats, defs map[string]*experiment.Metric, asOf time.Time) {
+	for i := range ms {
+		if !maturedOnly(defs[ms[i].Name], defs) {
+			continue
+		}
+		mt := &Maturity{AsOf: asOf.UTC(), Matured: map[string]int64{}, NotMatured: map[string]int64{}}
+		for _, a := range st.Metrics[ms[i].Name] {
+			mt.Matured[a.Name] = a.N
+			mt.NotMatured[a.Name] = st.Units[a.Name] - a.N
+		}
+		ms[i].Maturity = mt
+	}
 }
 
 // analysisPlan is what Analyze needs of an experiment's analysis plan.
@@ -282,6 +325,9 @@ func (s *Service) HoldoutResults(ctx context.Context, name string, version int, 
 
 // computeResults fills r: statistics, analysis, freshness and the input hash.
 func (s *Service) computeResults(ctx context.Context, r *Results, pop metric.Population, names []string, defs metric.Resolved, primary string, plan analysisPlan, opt Options) error {
+	if pop.AsOf.IsZero() {
+		pop.AsOf = s.now() // the analysis time of matured-only windows
+	}
 	st, err := s.stats(ctx, pop, names, defs)
 	if err != nil {
 		return err
@@ -292,6 +338,11 @@ func (s *Service) computeResults(ctx context.Context, r *Results, pop metric.Pop
 		return err
 	}
 	r.ComputedAt = s.now()
+	asOf := pop.AsOf
+	if !pop.Until.IsZero() && pop.Until.Before(asOf) {
+		asOf = pop.Until
+	}
+	addMaturity(ms, st, defs, asOf)
 	r.CodeVersion = opt.CodeVersion
 	if r.CodeVersion == "" {
 		r.CodeVersion = buildVersion()

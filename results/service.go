@@ -85,7 +85,12 @@ func (s *Service) Stats(ctx context.Context, pop metric.Population, names []stri
 	return st, nil
 }
 
+// stats compiles and evaluates; a population without an analysis time gets the
+// clock's (matured-only windows count the units whose window has ended by then).
 func (s *Service) stats(ctx context.Context, pop metric.Population, names []string, defs metric.Resolved) (*metric.Stats, error) {
+	if pop.AsOf.IsZero() {
+		pop.AsOf = s.now()
+	}
 	p, err := metric.Compile(pop, names, defs)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -118,7 +119,8 @@ type UnitValue struct {
 // UnitValues returns, for each analyzed unit of experiment e (exposed to exactly
 // one variant) in one of arms, the value of metric as the experiment's results
 // define it (window from the first exposure, cap over all the experiment's
-// analyzed units; a mean metric leaves out units without events) and the unit's
+// analyzed units; a mean metric leaves out units without events, a matured-only
+// window the units whose window has not ended by the store's clock) and the unit's
 // attributes, sorted by unit, and the number of units exposed to several
 // variants (left out). The metric is read at the version e pinned (the
 // current one for a draft). Invalid naming field for an unknown or ratio metric.
@@ -129,16 +131,59 @@ func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.E
 	if err != nil {
 		return nil, 0, experiment.E(op, err)
 	}
-	plan, err := metric.CompileUnitValues(metric.ExperimentPopulation(e), m, field)
+	pop := metric.ExperimentPopulation(e)
+	pop.AsOf = db.now() // matured-only windows: the units whose window has ended by now
+	values, multipleArms, err = db.unitValues(ctx, eng, pop, m, arms, field)
 	if err != nil {
 		return nil, 0, experiment.E(op, err)
+	}
+	return values, multipleArms, nil
+}
+
+// BoundedUnitValues is UnitValues for a differentially private analysis: the
+// data until until only, each value the metric's per-unit value without its
+// cap (a percentile cap depends on the other units) clamped to the metric's
+// declared bounds ([0, 1] for a binary metric without), which it returns.
+// Invalid naming field for an unknown or ratio metric or one without bounds.
+func (db *DB) BoundedUnitValues(ctx context.Context, eng metric.Engine, e *experiment.Experiment, arms []string, metricName, field string, until time.Time) ([]UnitValue, experiment.Bounds, error) {
+	const op = "store.BoundedUnitValues"
+	m, err := db.panelMetric(ctx, e, metricName, field)
+	if err != nil {
+		return nil, experiment.Bounds{}, experiment.E(op, err)
+	}
+	b := m.Bounds
+	if b == nil && m.Aggregation == experiment.Binary {
+		b = &experiment.Bounds{Lower: 0, Upper: 1}
+	}
+	if b == nil {
+		return nil, experiment.Bounds{}, experiment.E(op, experiment.Invalid, experiment.Field(field),
+			experiment.Errorf("metric %q has no bounds: declare per-unit bounds {\"lower\", \"upper\"} to analyze it privately", m.Name))
+	}
+	uncapped := *m
+	uncapped.Cap = nil
+	pop := metric.ExperimentPopulation(e)
+	pop.Until = until
+	values, _, err := db.unitValues(ctx, eng, pop, &uncapped, arms, field)
+	if err != nil {
+		return nil, experiment.Bounds{}, experiment.E(op, err)
+	}
+	for i := range values {
+		values[i].Value = math.Max(math.Min(values[i].Value, b.Upper), b.Lower)
+	}
+	return values, *b, nil
+}
+
+func (db *DB) unitValues(ctx context.Context, eng metric.Engine, pop metric.Population, m *experiment.Metric, arms []string, field string) (values []UnitValue, multipleArms int, err error) {
+	plan, err := metric.CompileUnitValues(pop, m, field)
+	if err != nil {
+		return nil, 0, err
 	}
 	if eng == nil {
 		eng = db.engine
 	}
 	uv, err := eng.UnitValues(ctx, plan)
 	if err != nil {
-		return nil, 0, experiment.E(op, err)
+		return nil, 0, err
 	}
 	var units []string
 	for _, v := range uv.Values {
@@ -149,7 +194,7 @@ func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.E
 	}
 	attrs, err := db.GetUnitAttributes(ctx, units)
 	if err != nil {
-		return nil, 0, experiment.E(op, err)
+		return nil, 0, err
 	}
 	for i := range values {
 		values[i].Attributes = attrs[values[i].Unit]

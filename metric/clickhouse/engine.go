@@ -246,9 +246,10 @@ func unitsSQL(exp string, pop metric.Population) string {
 }
 
 // valuesSQL is one row per analyzed unit: unit, arm and v0…vk, the plan's
-// columns (nan for NULL), with fixed caps and clamps applied and percentile
-// caps at caps[k] (nil: not yet applied).
-func valuesSQL(exp, ev string, p *metric.Plan, caps map[int]float64) string {
+// columns (nan for NULL), with clamps and caps applied; a column with a
+// percentile cap is capped (both tails) only when caps[k] has its limits, and
+// is raw in the first pass (caps nil) that computes them.
+func valuesSQL(exp, ev string, p *metric.Plan, caps map[int]limits) string {
 	pop := p.Population
 	where, _ := popWhere(pop)
 	types := []string{}
@@ -279,6 +280,10 @@ func valuesSQL(exp, ev string, p *metric.Plan, caps map[int]float64) string {
 		default:
 			panic("clickhouse: column aggregation " + string(c.Aggregation))
 		}
+		if c.MatureAt != 0 {
+			// The window has not ended by the analysis time: no value yet.
+			v = fmt.Sprintf("if(any(t0) + %d > %d, nan, %s)", c.Hi, c.MatureAt, v)
+		}
 		cols = append(cols, fmt.Sprintf("%s AS r%d", v, k))
 	}
 	inner := fmt.Sprintf(`SELECT unit, arm%s FROM (
@@ -287,25 +292,50 @@ func valuesSQL(exp, ev string, p *metric.Plan, caps map[int]float64) string {
 ) ALL INNER JOIN (SELECT unit, t0, arm FROM (%s) WHERE narms = 1 AND arm IN %s) USING unit
 GROUP BY unit, arm`, prefixed(", ", cols), ev, list(types), untilCond(pop), exp, where, unitsSQL(exp, pop), list(pop.Arms))
 	// Caps and clamps apply outside: least and greatest do not keep a nan (a
-	// mean without events).
+	// mean without events, a window not matured). A column with a percentile
+	// cap is left raw until caps has its limits (both tails are of the values
+	// before capping).
 	var outer []string
 	for k, c := range p.Columns {
 		r := fmt.Sprintf("r%d", k)
 		v := r
-		switch q, ok := caps[k]; {
+		pc, ok := caps[k]
+		switch {
 		case c.Clamp != nil:
 			v = fmt.Sprintf("greatest(least(%s, %s), %s)", r, flit(c.Clamp.Upper), flit(c.Clamp.Lower))
-		case c.Cap.Kind == metric.FixedCap:
-			v = fmt.Sprintf("least(%s, %s)", r, flit(c.Cap.Value))
-		case ok:
-			v = fmt.Sprintf("least(%s, %s)", r, flit(q))
+		case ok || !hasPercentile(c):
+			if hi, ok := limitOf(c.Cap, pc.hi); ok {
+				v = fmt.Sprintf("least(%s, %s)", v, flit(hi))
+			}
+			if lo, ok := limitOf(c.Floor, pc.lo); ok {
+				v = fmt.Sprintf("greatest(%s, %s)", v, flit(lo))
+			}
 		}
-		if v != r && c.Aggregation == experiment.Mean {
+		if v != r {
 			v = fmt.Sprintf("if(isNaN(%s), nan, %s)", r, v)
 		}
 		outer = append(outer, fmt.Sprintf("%s AS v%d", v, k))
 	}
 	return fmt.Sprintf("SELECT unit, arm%s FROM (%s)", prefixed(", ", outer), inner)
+}
+
+// limits are a column's percentile caps as computed (the fixed ones are in
+// the plan).
+type limits struct{ lo, hi float64 }
+
+func hasPercentile(c metric.Column) bool {
+	return c.Cap.Kind == metric.PercentileCap || c.Floor.Kind == metric.PercentileCap
+}
+
+// limitOf is cap's limit: its fixed value, or q for a percentile cap.
+func limitOf(cap metric.Cap, q float64) (float64, bool) {
+	switch cap.Kind {
+	case metric.FixedCap:
+		return cap.Value, true
+	case metric.PercentileCap:
+		return q, true
+	}
+	return 0, false
 }
 
 func prefixed(sep string, xs []string) string {
@@ -356,21 +386,21 @@ func (e *Engine) everyShard(ctx context.Context, f func(ctx context.Context, i i
 // global are a plan's percentile caps and pilot shifts, computed over every
 // analyzed unit of every shard.
 type global struct {
-	caps   map[int]float64
+	caps   map[int]limits
 	pilots []float64
 }
 
-// globals computes the caps (type-7 quantiles of the sorted non-NULL values)
-// and then the pilots (means of the capped non-NULL values), in one query over
-// the global tables.
+// globals computes the caps (type-7 quantiles of the sorted non-NULL values
+// before capping) and then the pilots (means of the capped non-NULL values), in
+// one query over the global tables.
 func (e *Engine) globals(ctx context.Context, p *metric.Plan) (*global, error) {
-	g := &global{caps: map[int]float64{}, pilots: make([]float64, len(p.Columns))}
+	g := &global{caps: map[int]limits{}, pilots: make([]float64, len(p.Columns))}
 	if len(p.Columns) == 0 {
 		return g, nil
 	}
 	var sel []string
 	for k, c := range p.Columns {
-		if c.Cap.Kind == metric.PercentileCap {
+		if hasPercentile(c) {
 			sel = append(sel, fmt.Sprintf("arraySort(groupArrayIf(v%[1]d, NOT isNaN(v%[1]d)))", k))
 		} else {
 			sel = append(sel, fmt.Sprintf("toFloat64(countIf(NOT isNaN(v%[1]d)))", k), fmt.Sprintf("sumKahanIf(v%[1]d, NOT isNaN(v%[1]d))", k))
@@ -380,7 +410,7 @@ func (e *Engine) globals(ctx context.Context, p *metric.Plan) (*global, error) {
 	err := e.query(ctx, 0, q, func(r driver.Rows) error {
 		var dst []any
 		for _, c := range p.Columns {
-			if c.Cap.Kind == metric.PercentileCap {
+			if hasPercentile(c) {
 				dst = append(dst, new([]float64))
 			} else {
 				dst = append(dst, new(float64), new(float64))
@@ -391,7 +421,7 @@ func (e *Engine) globals(ctx context.Context, p *metric.Plan) (*global, error) {
 		}
 		i := 0
 		for k, c := range p.Columns {
-			if c.Cap.Kind != metric.PercentileCap {
+			if !hasPercentile(c) {
 				n, s := *dst[i].(*float64), *dst[i+1].(*float64)
 				if n > 0 {
 					g.pilots[k] = s / n
@@ -404,11 +434,25 @@ func (e *Engine) globals(ctx context.Context, p *metric.Plan) (*global, error) {
 			if len(xs) == 0 {
 				continue
 			}
-			q := quantileSorted(xs, c.Cap.Percentile)
-			g.caps[k] = q
+			l := limits{lo: math.Inf(-1), hi: math.Inf(1)}
+			if c.Cap.Kind == metric.PercentileCap {
+				l.hi = quantileSorted(xs, c.Cap.Percentile)
+			}
+			if c.Floor.Kind == metric.PercentileCap {
+				l.lo = quantileSorted(xs, c.Floor.Percentile)
+			}
+			g.caps[k] = l
+			hi, _ := limitOf(c.Cap, l.hi)
+			lo, _ := limitOf(c.Floor, l.lo)
+			if c.Cap.Kind == metric.NoCap {
+				hi = math.Inf(1)
+			}
+			if c.Floor.Kind == metric.NoCap {
+				lo = math.Inf(-1)
+			}
 			var acc neumaier
 			for _, x := range xs {
-				acc.add(math.Min(x, q))
+				acc.add(math.Max(math.Min(x, hi), lo))
 			}
 			g.pilots[k] = acc.sum() / float64(len(xs))
 		}

@@ -137,15 +137,34 @@ w AS (SELECT ` + unitCol + `arm FROM u)`, args
 		default:
 			panic("duckdb: column aggregation " + string(c.Aggregation))
 		}
+		if c.MatureAt != 0 {
+			// The window has not ended by the analysis time: no value yet.
+			k := len(vals) - 1
+			vals[k] = fmt.Sprintf("CASE WHEN epoch_us(u.t0) + %d > %d THEN NULL ELSE %s END AS %s",
+				c.Hi, c.MatureAt, strings.TrimSuffix(vals[k], " AS "+name), name)
+		}
 		v := name
+		limit := func(cp metric.Cap, q string) string {
+			switch cp.Kind {
+			case metric.PercentileCap:
+				caps = append(caps, fmt.Sprintf("quantile_cont(%s, %s) AS %s_%s", name, strconv.FormatFloat(cp.Percentile, 'g', -1, 64), q, name))
+				return "caps." + q + "_" + name
+			case metric.FixedCap:
+				return sqlFloat(cp.Value)
+			}
+			return ""
+		}
 		switch {
 		case c.Clamp != nil:
 			v = fmt.Sprintf("greatest(least(%s, %s), %s)", name, sqlFloat(c.Clamp.Upper), sqlFloat(c.Clamp.Lower))
-		case c.Cap.Kind == metric.PercentileCap:
-			caps = append(caps, fmt.Sprintf("quantile_cont(%s, %s) AS q_%s", name, strconv.FormatFloat(c.Cap.Percentile, 'g', -1, 64), name))
-			v = fmt.Sprintf("least(%s, caps.q_%s)", name, name)
-		case c.Cap.Kind == metric.FixedCap:
-			v = fmt.Sprintf("least(%s, %s)", name, sqlFloat(c.Cap.Value))
+		default:
+			// Both limits are of the values before capping (caps reads v).
+			if hi := limit(c.Cap, "q"); hi != "" {
+				v = fmt.Sprintf("least(%s, %s)", v, hi)
+			}
+			if lo := limit(c.Floor, "l"); lo != "" {
+				v = fmt.Sprintf("greatest(%s, %s)", v, lo)
+			}
 		}
 		if v != name {
 			// least and greatest ignore NULLs: a mean metric's "no events" must stay NULL.

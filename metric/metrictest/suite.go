@@ -26,7 +26,12 @@ type NewEngine func(t *testing.T, d metric.Dataset) metric.Engine
 
 // Run runs the conformance suite against the engines newEngine makes.
 func Run(t *testing.T, newEngine NewEngine) {
-	t.Run("hand", func(t *testing.T) { testHand(t, newEngine(t, handDataset())) })
+	t.Run("hand", func(t *testing.T) {
+		eng := newEngine(t, handDataset())
+		testHand(t, eng)
+		t.Run("winsorized", func(t *testing.T) { testHandWinsorized(t, eng) })
+		t.Run("matured", func(t *testing.T) { testHandMatured(t, eng) })
+	})
 	t.Run("large offset", func(t *testing.T) { testLargeOffset(t, newEngine) })
 	t.Run("generated", func(t *testing.T) { testGenerated(t, newEngine) })
 }
@@ -369,6 +374,156 @@ func testHand(t *testing.T, eng metric.Engine) {
 	})
 }
 
+// testHandWinsorized checks caps at both tails, fixed and percentile, of sum,
+// count and mean metrics and of a ratio through its numerator. The limits are
+// numpy's type-7 quantiles of the values before capping and the values
+// numpy.clip's (numpy 1.24; scipy's mstats.winsorize takes order statistics
+// instead, no interpolation, and is not what Lift computes):
+//
+//	x = np.array([80, 20, 0, 100, 5.])            # revenue [0, 7d): a, b | c, d, late
+//	np.quantile(x, 0.2), np.quantile(x, 0.8)      # 4.0 84.0
+//	np.clip(x, 4.0, 84.0)                         # [80. 20.  4. 84.  5.]
+//	o = np.array([2, 1, 0, 2, 1.])                # orders
+//	np.clip(o, np.quantile(o, 0.5), None)         # [2. 1. 1. 2. 1.]
+//	m = np.array([40, 20, 550, 5.])               # aov: a, b | d, late (c has none)
+//	np.clip(m, 10, np.quantile(m, 0.5))           # [30. 20. 30. 10.]
+func testHandWinsorized(t *testing.T, eng metric.Engine) {
+	ctx := context.Background()
+	_, hand := handMetrics()
+	defs := metric.Resolved{
+		"visits":     hand["visits"],
+		"rev_w":      {Name: "rev_w", EventType: "purchase", Aggregation: experiment.Sum, Window: &experiment.Window{EndDays: 7}, Cap: &experiment.Cap{LowerPercentile: 0.2, Percentile: 0.8}},
+		"rev_floor":  {Name: "rev_floor", EventType: "purchase", Aggregation: experiment.Sum, Cap: &experiment.Cap{Lower: ptr(25.0), Upper: ptr(500.0)}},
+		"orders_low": {Name: "orders_low", EventType: "purchase", Aggregation: experiment.Count, Cap: &experiment.Cap{LowerPercentile: 0.5}},
+		"aov_w":      {Name: "aov_w", EventType: "purchase", Aggregation: experiment.Mean, Cap: &experiment.Cap{Lower: ptr(10.0), Percentile: 0.5}},
+		"rpv_w":      {Name: "rpv_w", Aggregation: experiment.Ratio, Numerator: "rev_w", Denominator: "visits"},
+	}
+	names := []string{"rev_w", "rev_floor", "orders_low", "aov_w", "rpv_w"}
+	pop := metric.ExperimentPopulation(handExperiment())
+	p, err := metric.Compile(pop, names, defs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := eng.Stats(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Per arm from the clipped values above (rev_floor: [0, ∞) sums 80, 20 | 0,
+	// 1100, 5 clipped to [25, 500]; visits as in testHand: 1.8, 1 | 1.8, 0, 0).
+	want := map[string][2]raw{
+		"rev_w":      {{"N": 2, "Sum": 100, "SumSquares": 6800}, {"N": 3, "Sum": 93, "SumSquares": 7097}},
+		"rev_floor":  {{"N": 2, "Sum": 105, "SumSquares": 7025}, {"N": 3, "Sum": 550, "SumSquares": 251250}},
+		"orders_low": {{"N": 2, "Sum": 3, "SumSquares": 5}, {"N": 3, "Sum": 4, "SumSquares": 6}},
+		"aov_w":      {{"N": 2, "Sum": 50, "SumSquares": 1300}, {"N": 2, "Sum": 40, "SumSquares": 1000}},
+		"rpv_w": {{"N": 2, "Sum": 100, "SumSquares": 6800, "DenominatorSum": 2.8, "DenominatorSumSquares": 4.24, "MetricDenominatorSum": 164},
+			{"N": 3, "Sum": 93, "SumSquares": 7097, "DenominatorSum": 1.8, "DenominatorSumSquares": 3.24, "MetricDenominatorSum": 7.2}},
+	}
+	for _, n := range names {
+		for i, w := range want[n] {
+			checkRaw(t, n+" "+st.Metrics[n][i].Name, Unshift(st.Metrics[n][i]), w, 1e-12)
+		}
+	}
+	up, err := metric.CompileUnitValues(pop, defs["rev_w"], "metric")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := eng.UnitValues(ctx, up)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantUV := []metric.UnitValue{uv("a", "control", 80), uv("b", "control", 20), uv("c", "treatment", 4), uv("d", "treatment", 84), uv("late", "treatment", 5)}
+	if len(got.Values) != len(wantUV) {
+		t.Fatalf("rev_w unit values %+v, want %v", got.Values, wantUV)
+	}
+	for i, w := range wantUV {
+		if g := got.Values[i]; g.Unit != w.Unit || math.Abs(g.Value-w.Value) > 1e-12 {
+			t.Errorf("rev_w value %d: %+v, want %+v", i, g, w)
+		}
+	}
+}
+
+// testHandMatured checks a day-3 retention metric (a visit in [3d, 5d) from
+// first exposure) and a ratio over the same matured-only window at analysis time
+// T+5d+12h. Windows end at t₀+5d: a (t₀ T) and c (T) have matured, d (T+12h)
+// exactly at the analysis time, so it counts; b (T+1d) and late (T+5d) have
+// not. Retention: a 0 (visits at 1h, 2h), c 1 (a visit at 4d), d 0. The ratio's
+// revenue over [3d, 5d): a 50 (at 3d exactly), c 0, d 0; its visits a 0, c 1,
+// d 0, capped at numpy.quantile([0, 1, 0], 0.7) = 0.3999999999999999 over the
+// matured units (the others have no value).
+func testHandMatured(t *testing.T, eng metric.Engine) {
+	ctx := context.Background()
+	_, hand := handMetrics()
+	matured := &experiment.Window{StartDays: 3, EndDays: 5, MaturedOnly: true}
+	defs := metric.Resolved{
+		"revenue": hand["revenue"], "visits": hand["visits"],
+		"ret_d3":  {Name: "ret_d3", EventType: "visit", Aggregation: experiment.Binary, Window: matured},
+		"ret_rpv": {Name: "ret_rpv", Aggregation: experiment.Ratio, Numerator: "revenue", Denominator: "visits", Window: matured},
+	}
+	names := []string{"ret_d3", "ret_rpv"}
+	at := T.Add(5*day + 12*hour)
+	asOf := metric.ExperimentPopulation(handExperiment())
+	asOf.AsOf = at
+	until := metric.ExperimentPopulation(handExperiment())
+	until.Until, until.AsOf = at, T.Add(30*day) // the earlier of the two counts
+	for name, pop := range map[string]metric.Population{"as of": asOf, "until": until} {
+		t.Run(name, func(t *testing.T) {
+			p, err := metric.Compile(pop, names, defs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := eng.Stats(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// Every exposed unit is in Units; the metrics count the matured ones.
+			if w := map[string]int64{"control": 2, "treatment": 3}; !reflect.DeepEqual(st.Units, w) {
+				t.Errorf("units %v, want %v", st.Units, w)
+			}
+			want := map[string][2]raw{
+				"ret_d3":  {{"N": 1}, {"N": 2, "Sum": 1, "SumSquares": 1}},
+				"ret_rpv": {{"N": 1, "Sum": 50, "SumSquares": 2500}, {"N": 2, "DenominatorSum": 0.4, "DenominatorSumSquares": 0.16}},
+			}
+			for _, n := range names {
+				for i, w := range want[n] {
+					checkRaw(t, n+" "+st.Metrics[n][i].Name, Unshift(st.Metrics[n][i]), w, 1e-12)
+				}
+			}
+			up, err := metric.CompileUnitValues(pop, defs["ret_d3"], "metric")
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := eng.UnitValues(ctx, up)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantUV := []metric.UnitValue{uv("a", "control", 0), uv("c", "treatment", 1), uv("d", "treatment", 0)}
+			if len(got.Values) != len(wantUV) {
+				t.Fatalf("ret_d3 unit values %+v, want %v", got.Values, wantUV)
+			}
+			for i, w := range wantUV {
+				if g := got.Values[i]; g.Unit != w.Unit || g.Value != w.Value {
+					t.Errorf("ret_d3 value %d: %+v, want %+v", i, g, w)
+				}
+			}
+			bp, err := metric.CompileBounded(pop, []string{"ret_d3"}, defs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := eng.Bounded(ctx, bp)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantB := []metric.BoundedMetric{{Name: "ret_d3", Bounds: experiment.Bounds{Lower: 0, Upper: 1}, OwnCount: true,
+				Arms: []metric.BoundedArm{ba("control", 1, 0, 0), ba("treatment", 2, 1, 1)}}}
+			if !boundedClose(b.Metrics, wantB, 1e-12) {
+				t.Errorf("bounded %+v, want %+v", b.Metrics, wantB)
+			}
+		})
+	}
+}
+
+func ptr[T any](v T) *T { return &v }
+
 func testHandPanel(t *testing.T, eng metric.Engine) {
 	ctx := context.Background()
 	orders := &experiment.Metric{Name: "orders", EventType: "purchase", Aggregation: experiment.Sum}
@@ -658,6 +813,7 @@ func testGenerated(t *testing.T, newEngine NewEngine) {
 			}
 		})
 	}
+	t.Run("tails and retention", func(t *testing.T) { testGeneratedTails(t, eng, ref, e) })
 	t.Run("bounded", func(t *testing.T) {
 		bdefs := metric.Resolved{}
 		for n, m := range defs {
@@ -705,6 +861,82 @@ func testGenerated(t *testing.T, newEngine NewEngine) {
 			}
 		}
 	})
+}
+
+// testGeneratedTails compares caps at both tails and matured-only windows with
+// the reference engine on generated data, with and without a cut-off.
+func testGeneratedTails(t *testing.T, eng, ref metric.Engine, e *experiment.Experiment) {
+	ctx := context.Background()
+	matured := func(start, end float64) *experiment.Window {
+		return &experiment.Window{StartDays: start, EndDays: end, MaturedOnly: true}
+	}
+	ms := []*experiment.Metric{
+		{Name: "rev_tails", EventType: "purchase", Aggregation: experiment.Sum, Window: &experiment.Window{EndDays: 7}, Cap: &experiment.Cap{LowerPercentile: 0.05, Percentile: 0.95}, Covariate: &experiment.Covariate{Days: 14}},
+		{Name: "aov_tails", EventType: "purchase", Aggregation: experiment.Mean, Cap: &experiment.Cap{Lower: ptr(5.0), Percentile: 0.9}},
+		{Name: "orders_floor", EventType: "purchase", Aggregation: experiment.Count, Cap: &experiment.Cap{LowerPercentile: 0.3, Upper: ptr(6.0)}},
+		{Name: "visits_tails", EventType: "visit", Aggregation: experiment.Count, Cap: &experiment.Cap{LowerPercentile: 0.2, Percentile: 0.9}},
+		{Name: "orders", EventType: "purchase", Aggregation: experiment.Count},
+		{Name: "rpv_tails", Aggregation: experiment.Ratio, Numerator: "rev_tails", Denominator: "visits_tails"},
+		{Name: "ret_d2", EventType: "visit", Aggregation: experiment.Binary, Window: matured(2, 3), Covariate: &experiment.Covariate{Days: 7}},
+		{Name: "ret_ratio", Aggregation: experiment.Ratio, Numerator: "orders", Denominator: "visits_tails", Window: matured(1, 4)},
+	}
+	defs := metric.Resolved{}
+	var names []string
+	for _, m := range ms {
+		defs[m.Name] = m
+		names = append(names, m.Name)
+	}
+	asOf := metric.ExperimentPopulation(e)
+	asOf.AsOf = T.Add(5 * day)
+	cut := asOf
+	cut.Until, cut.AsOf = T.Add(4*day+7*hour), time.Time{}
+	for name, pop := range map[string]metric.Population{"as of": asOf, "until": cut} {
+		t.Run(name, func(t *testing.T) {
+			p, err := metric.Compile(pop, names, defs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := eng.Stats(ctx, p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want, _ := ref.Stats(ctx, p)
+			if !reflect.DeepEqual(got.Units, want.Units) || !reflect.DeepEqual(got.Checksums, want.Checksums) {
+				t.Errorf("units %v checksums %v;\nwant %v %v", got.Units, got.Checksums, want.Units, want.Checksums)
+			}
+			for _, n := range names {
+				for i, w := range want.Metrics[n] {
+					checkRaw(t, n+" "+w.Name+" shifted", armFields(got.Metrics[n][i]), armFields(w), 1e-9)
+				}
+			}
+			// The data must test the exclusion: some units have not matured, some have.
+			for _, n := range []string{"ret_d2", "ret_ratio"} {
+				if a := want.Metrics[n][0]; a.N == 0 || a.N == want.Units[a.Name] {
+					t.Errorf("%s: %d of %d control units matured; the data do not test maturity", n, a.N, want.Units[a.Name])
+				}
+			}
+			for _, n := range []string{"rev_tails", "aov_tails", "ret_d2"} {
+				p, err := metric.CompileUnitValues(pop, defs[n], "metric")
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := eng.UnitValues(ctx, p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := ref.UnitValues(ctx, p)
+				if len(got.Values) != len(want.Values) || len(want.Values) == 0 {
+					t.Fatalf("%s: %d values, want %d", n, len(got.Values), len(want.Values))
+				}
+				for i, w := range want.Values {
+					if g := got.Values[i]; g.Unit != w.Unit || g.Arm != w.Arm || math.Abs(g.Value-w.Value) > 1e-9*math.Max(1, math.Abs(w.Value)) {
+						t.Errorf("%s value %d: %+v, want %+v", n, i, g, w)
+						break
+					}
+				}
+			}
+		})
+	}
 }
 
 // Unshift turns an arm's shifted sums back into raw sums (Σu·v = Σu'v' +
