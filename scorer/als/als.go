@@ -63,6 +63,7 @@ type Dataset struct {
 type entry struct {
 	idx int32
 	r   float64
+	n   int32 // input rows aggregated into r
 }
 
 // Pairs returns the number of distinct (user, item) pairs.
@@ -76,6 +77,7 @@ func NewDataset(inter []Interaction) (*Dataset, error) {
 	items := map[string]int32{}
 	type key struct{ u, i int32 }
 	agg := map[key]float64{}
+	count := map[key]int32{}
 	for row, it := range inter {
 		field := "interactions[" + strconv.Itoa(row) + "]"
 		if it.User == "" || it.Item == "" {
@@ -98,6 +100,7 @@ func NewDataset(inter []Interaction) (*Dataset, error) {
 			d.Items = append(d.Items, it.Item)
 		}
 		agg[key{u, i}] += w
+		count[key{u, i}]++
 		if !it.Time.IsZero() {
 			if d.from.IsZero() || it.Time.Before(d.from) {
 				d.from = it.Time
@@ -114,8 +117,8 @@ func NewDataset(inter []Interaction) (*Dataset, error) {
 	d.byUser = make([][]entry, len(d.Users))
 	d.byItem = make([][]entry, len(d.Items))
 	for k, r := range agg {
-		d.byUser[k.u] = append(d.byUser[k.u], entry{k.i, r})
-		d.byItem[k.i] = append(d.byItem[k.i], entry{k.u, r})
+		d.byUser[k.u] = append(d.byUser[k.u], entry{k.i, r, count[k]})
+		d.byItem[k.i] = append(d.byItem[k.i], entry{k.u, r, count[k]})
 	}
 	for _, es := range [][][]entry{d.byUser, d.byItem} {
 		for _, e := range es {
