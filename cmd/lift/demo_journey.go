@@ -88,7 +88,7 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	fmt.Fprintf(out, "\nPersonalized journey\n  catalog     %d items in %d categories; %d users with %d past views each\n", o.Items, o.Categories, o.Users, o.Views)
 
 	// 2. Train the model from the store, as "lift model train" does, and serve it.
-	inter, _, _, err := readInteractions(ctx, db, []string{"view"}, time.Time{}, time.Time{})
+	inter, _, _, err := readInteractions(ctx, db, []string{"view"}, time.Time{}, time.Time{}, nil)
 	if err != nil {
 		return err
 	}

@@ -27,7 +27,14 @@ Train and inspect personalization models.
       has an "item" (e.g. {"item": "sku-123"}); each event counts 1. Evaluates
       recall@k and NDCG@k on held-out interactions (each user's last item) against
       a most-popular baseline, refits on everything, and writes DIR/NAME.safetensors
-      with its model card DIR/NAME.card.json and DIR/NAME.card.md.
+      with its model card DIR/NAME.card.json and DIR/NAME.card.md. An event's
+      "category" property (e.g. {"item": "sku-123", "category": "books"}) is the
+      item's category, written into the model (per-category opt-outs, category
+      diversity) and reported on the card.
+
+      Gate: a membership-inference attack scores the training events and the
+      held-out ones; above --max-mia-auc (default 0.6) the model is written marked
+      not deployable and the command fails.
 
   lift model card --file DIR/NAME.safetensors [--format markdown|json]
       Print the card of a model file.`
@@ -56,7 +63,7 @@ func runModel(ctx context.Context, e *env, args []string) error {
 type trainConfig struct {
 	db, name, out, eventTypes, version, from, to string
 	factors, iters, k                            int
-	lambda, alpha                                float64
+	lambda, alpha, maxMIAAUC                     float64
 	seed                                         uint64
 	evaluateOnly                                 bool
 }
@@ -78,6 +85,7 @@ func runModelTrain(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.k, "k", 10, "evaluation cut-off k of recall@k and NDCG@k")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the initial factors")
 	fs.BoolVar(&c.evaluateOnly, "evaluate-only", false, "ship the model trained on the training split (skip the refit on all interactions)")
+	fs.Float64Var(&c.maxMIAAUC, "max-mia-auc", als.DefaultMaxMIAAUC, "membership-inference gate: above this attack `AUC` the model is written marked not deployable and training fails (1 or more: report only)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -104,6 +112,8 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 		return bad("--lambda", "must be positive, got %g", c.lambda)
 	case !(c.alpha > 0):
 		return bad("--alpha", "must be positive, got %g", c.alpha)
+	case !(c.maxMIAAUC > 0.5):
+		return bad("--max-mia-auc", "must be above 0.5 (an attack at chance), got %g", c.maxMIAAUC)
 	}
 	var from, to time.Time
 	var err error
@@ -138,7 +148,8 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	if err != nil {
 		return err
 	}
-	inter, first, last, err := readInteractions(ctx, db, types, from, to)
+	cats := map[string]string{}
+	inter, first, last, err := readInteractions(ctx, db, types, from, to, cats)
 	db.Close()
 	if err != nil {
 		return err
@@ -153,6 +164,7 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	m, card, err := als.Build(ctx, inter, als.BuildOptions{
 		Options: als.Options{Factors: c.factors, Iterations: c.iters, Lambda: c.lambda, Alpha: c.alpha, Seed: c.seed},
 		K:       c.k, Name: c.name, Version: c.version, Now: now.UTC(), EvaluateOnly: c.evaluateOnly,
+		MaxMIAAUC: c.maxMIAAUC, ItemCategories: cats,
 		TrainingData: fmt.Sprintf("events of type %s with an \"item\" property, from %s to %s (%s)",
 			strings.Join(types, ", "), first.Format(time.RFC3339), last.Format(time.RFC3339), filepath.Base(c.db)),
 	})
@@ -173,13 +185,25 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	fmt.Fprintf(e.stdout, "  held-out users %d: recall@%d %.4f  NDCG@%d %.4f   (most popular: %.4f / %.4f)\n",
 		ev.Users, ev.K, ev.Recall, ev.K, ev.NDCG, ev.BaselineRecall, ev.BaselineNDCG)
 	fmt.Fprintf(e.stdout, "  exposure Gini@%d %.3f, catalog coverage %.1f%%\n", card.Exposure.K, card.Exposure.Gini, 100*card.Exposure.Coverage)
+	mi := card.Membership
+	fmt.Fprintf(e.stdout, "  membership inference: attack AUC %.3f (95%% interval %.3f to %.3f) over %d training and %d held-out events; gate %.2f\n",
+		mi.AUC, mi.Low, mi.High, mi.Members, mi.NonMembers, mi.MaxAUC)
+	if n := len(card.Fairness.ByCategory); n > 0 {
+		fmt.Fprintf(e.stdout, "  item categories: %d (written to the model; exposure share by category on the card)\n", n)
+	}
 	fmt.Fprintf(e.stdout, "  model  %s\n  card   %s\n         %s\n", path, jsonPath, mdPath)
+	if card.NotDeployable != "" {
+		return experiment.E(op, experiment.Invalid, experiment.Field("--max-mia-auc"), experiment.Errorf(
+			"%s. The model was written marked not deployable: lift serve refuses it unless started with --allow-undeployable", card.NotDeployable))
+	}
 	return nil
 }
 
 // readInteractions reads the interaction events of the store as ALS interactions
-// (weight 1 per event), with the first and last event times.
-func readInteractions(ctx context.Context, db *store.DB, types []string, from, to time.Time) ([]als.Interaction, time.Time, time.Time, error) {
+// (weight 1 per event), with the first and last event times. When cats is not
+// nil it receives each item's category: the "category" property of the item's
+// latest event that has one.
+func readInteractions(ctx context.Context, db *store.DB, types []string, from, to time.Time, cats map[string]string) ([]als.Interaction, time.Time, time.Time, error) {
 	var inter []als.Interaction
 	var first, last time.Time
 	_, err := db.ItemEvents(ctx, types, from, to, func(ev store.ItemEvent) error {
@@ -188,6 +212,9 @@ func readInteractions(ctx context.Context, db *store.DB, types []string, from, t
 		}
 		last = ev.TS.UTC()
 		inter = append(inter, als.Interaction{User: ev.Unit, Item: ev.Item, Weight: 1, Time: ev.TS})
+		if cats != nil && ev.Category != "" {
+			cats[ev.Item] = ev.Category
+		}
 		return nil
 	})
 	return inter, first, last, err

@@ -54,7 +54,7 @@ func TestModelTrainAndCard(t *testing.T) {
 	db := filepath.Join(dir, "lift.duckdb")
 	writeInteractionStore(t, db, 400)
 	out := filepath.Join(dir, "models")
-	code, stdout, stderr := runLift(t, "model", "train", "--db", db, "--name", "shop", "--out", out, "--factors", "8", "--iters", "6", "--version", "v1")
+	code, stdout, stderr := runLift(t, "model", "train", "--db", db, "--name", "shop", "--out", out, "--factors", "8", "--iters", "6", "--lambda", "5", "--alpha", "2", "--version", "v1")
 	if code != 0 {
 		t.Fatalf("train: %d\n%s\n%s", code, stdout, stderr)
 	}
