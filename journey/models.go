@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -29,6 +30,7 @@ type Model struct {
 	batcher *scorer.Batcher
 
 	closeOnce sync.Once
+	stamp     fileStamp    // of Path when it was loaded
 	inflight  atomic.Int64 // requests in the batcher now
 	ewma      atomic.Int64 // smoothed time of a successful batcher call, ns (0: none yet)
 }
@@ -192,6 +194,7 @@ func LoadModels(ctx context.Context, dir string, opt LoadOptions) (*Models, erro
 // allowUndeployable, and the new scorer ranks a probe query (the first user's
 // vector, or the first item's) without error.
 func loadModel(ctx context.Context, path string, opt LoadOptions, allowUndeployable bool) (*Model, error) {
+	st := stampOf(path) // before reading: a change during the load is seen by Watch
 	sm, err := scorer.Load(ctx, path)
 	if err != nil {
 		return nil, fmt.Errorf("model %s: %w", path, err)
@@ -221,7 +224,7 @@ func loadModel(ctx context.Context, path string, opt LoadOptions, allowUndeploya
 		s.Close()
 		return nil, experiment.E(experiment.Unavailable, fmt.Errorf("model %s: the %s scorer failed a probe query: %w", path, s.Name(), err))
 	}
-	m := &Model{Name: name, Path: path, Model: sm, Scorer: s}
+	m := &Model{Name: name, Path: path, Model: sm, Scorer: s, stamp: st}
 	jsonPath, _ := scorer.CardPaths(path)
 	card, err := scorer.LoadCard(ctx, jsonPath)
 	switch {
@@ -343,4 +346,78 @@ func (ms *Models) Close() error {
 	}
 	ms.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// Watch reloads a model whenever its file in the folder of LoadModels changes
+// (size or modification time, polled every period; a new NAME.safetensors file
+// is loaded too), until ctx ends. A file that fails to load is logged and the old
+// version keeps serving; it is tried again when it changes again. Writers should
+// replace a file atomically (scorer.Model.Save does), so that a poll never reads
+// half a file.
+func (ms *Models) Watch(ctx context.Context, period time.Duration, logger *slog.Logger) {
+	if ms == nil || ms.dir == "" || period <= 0 {
+		return
+	}
+	tried := map[string]fileStamp{} // files that failed to load, as they were then
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		entries, err := os.ReadDir(ms.dir)
+		if err != nil {
+			logger.Warn("model watch", "dir", ms.dir, "err", err)
+			continue
+		}
+		loaded := map[string]*Model{}
+		for _, m := range ms.List() {
+			loaded[filepath.Base(m.Path)] = m
+		}
+		for _, e := range entries {
+			file := e.Name()
+			if e.IsDir() || !strings.HasSuffix(file, ".safetensors") {
+				continue
+			}
+			st := stampOf(filepath.Join(ms.dir, file))
+			name := strings.TrimSuffix(file, ".safetensors")
+			if m := loaded[file]; m != nil {
+				if m.stamp == st {
+					continue
+				}
+				name = m.Name // its metadata name may differ from the file's
+			}
+			if tried[file] == st {
+				continue
+			}
+			m, old, err := ms.Reload(ctx, name, false)
+			if err != nil {
+				tried[file] = st
+				logger.Warn("model reload refused: the old version keeps serving", "file", file, "err", err)
+				continue
+			}
+			delete(tried, file)
+			prev := ""
+			if old != nil {
+				prev = old.Version()
+			}
+			logger.Info("model reloaded", "name", m.Name, "version", m.Version(), "previous", prev, "backend", m.Scorer.Name())
+		}
+	}
+}
+
+// fileStamp is what Watch compares to see that a file changed.
+type fileStamp struct {
+	size int64
+	mod  time.Time
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.Size(), fi.ModTime()}
 }

@@ -3,6 +3,7 @@ package journey_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -183,3 +184,34 @@ func TestLoadModelsRefusesUndeployable(t *testing.T) {
 }
 
 func asError(err error, e **experiment.Error) bool { return errors.As(err, e) }
+
+// TestWatchReloads: a changed file is reloaded by the watch; a broken one is
+// refused and the old version keeps serving.
+func TestWatchReloads(t *testing.T) {
+	dir, ms, _ := reloadFixture(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); ms.Watch(ctx, 5*time.Millisecond, slog.New(slog.DiscardHandler)) }()
+	defer func() { cancel(); <-done }()
+	waitFor := func(v string) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+			if m, _ := ms.Get("shop"); m.Version() == v {
+				return
+			}
+		}
+		m, _ := ms.Get("shop")
+		t.Fatalf("serving %s, want %s", m.Version(), v)
+	}
+	writeVersion(t, dir, "v2", "")
+	waitFor("v2")
+	if err := os.WriteFile(filepath.Join(dir, "shop.safetensors"), []byte("not a model"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(50 * time.Millisecond) // ten polls
+	if m, _ := ms.Get("shop"); m.Version() != "v2" {
+		t.Errorf("after a broken file: serving %s, want v2", m.Version())
+	}
+	writeVersion(t, dir, "v3", "")
+	waitFor("v3")
+}

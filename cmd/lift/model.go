@@ -267,9 +267,11 @@ func runModelCard(ctx context.Context, e *env, args []string) error {
 
 // journeyFlags are the flags of "lift serve" that serve journeys.
 type journeyFlags struct {
-	models    string
-	scorer    string
-	scorerURL string
+	models            string
+	scorer            string
+	scorerURL         string
+	allowUndeployable bool
+	watch             time.Duration
 }
 
 // addJourneyFlags declares --models, --scorer and --scorer-url on fs.
@@ -278,6 +280,8 @@ func addJourneyFlags(fs *flag.FlagSet) *journeyFlags {
 	fs.StringVar(&jf.models, "models", "", "`folder` of personalization models (NAME.safetensors with NAME.card.json) served by POST /v1/journeys/KEY/decide; empty: no journeys")
 	fs.StringVar(&jf.scorer, "scorer", scorer.KindAuto, "scorer backend: auto (cuda when a GPU and the CUDA libraries are present, else cpu), cpu, cuda or remote")
 	fs.StringVar(&jf.scorerURL, "scorer-url", "", "base `URL` of the Open Inference Protocol server for --scorer remote, e.g. http://triton:8000")
+	fs.BoolVar(&jf.allowUndeployable, "allow-undeployable", false, "serve models that failed a training gate (marked not deployable by lift model train)")
+	fs.DurationVar(&jf.watch, "models-watch", 0, "poll the --models folder every `period` and reload a model whose file changed (0: only POST /v1/models/NAME/reload)")
 	return &jf
 }
 
@@ -291,7 +295,7 @@ func openJourneys(ctx context.Context, db *store.DB, jf *journeyFlags, logger *s
 	sopt := scorer.DefaultOptions()
 	sopt.Logger = logger
 	sopt.URL = jf.scorerURL
-	ms, err := journey.LoadModels(ctx, jf.models, journey.LoadOptions{Kind: jf.scorer, Scorer: sopt})
+	ms, err := journey.LoadModels(ctx, jf.models, journey.LoadOptions{Kind: jf.scorer, Scorer: sopt, AllowUndeployable: jf.allowUndeployable})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -299,7 +303,14 @@ func openJourneys(ctx context.Context, db *store.DB, jf *journeyFlags, logger *s
 		logger.Info("model loaded", "name", m.Name, "version", m.Version(), "items", m.Model.NItems(), "dim", m.Model.Dim, "backend", m.Scorer.Name())
 	}
 	d := journey.New(db, ms, journey.Options{Logger: logger})
-	return d, func() error { return errors.Join(d.Close(), ms.Close()) }, nil
+	stop := func() {}
+	if jf.watch > 0 {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); ms.Watch(wctx, jf.watch, logger) }()
+		stop = func() { cancel(); <-done }
+	}
+	return d, func() error { stop(); return errors.Join(d.Close(), ms.Close()) }, nil
 }
 
 // journeyRollupTask stores, every period, the daily guardrails of every journey
