@@ -98,7 +98,7 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 		// (the defaults, λ = 0.1 and α = 40, memorize 12 views per user).
 		Options: als.Options{Factors: 16, Iterations: 8, Lambda: 20, Alpha: 5, Seed: o.Seed}, K: 10, Name: "demo-shop", Now: start,
 		ItemCategories: cats,
-		TrainingData: "synthetic views of the lift demo",
+		TrainingData:   "synthetic views of the lift demo",
 	})
 	if err != nil {
 		return fmt.Errorf("journey demo: training: %w", err)

@@ -143,6 +143,9 @@ type Options struct {
 	// per step instead of O(d³ + n_u·d²) per solve.
 	Solver  string
 	CGSteps int // conjugate-gradient steps per solve (default 3)
+	// DP, when set, trains with user-level differential privacy of the item
+	// factors (see DP); the item step is then always solved by Cholesky.
+	DP *DP
 }
 
 // Solvers accepted in Options.Solver.
@@ -202,8 +205,25 @@ func Train(ctx context.Context, ds *Dataset, opts Options) (*scorer.Model, error
 	if opts.Solver != SolverCholesky && opts.Solver != SolverCG {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("solver"), experiment.Errorf("want %q or %q, got %q", SolverCholesky, SolverCG, opts.Solver))
 	}
+	var dp *DP
+	if opts.DP != nil {
+		p := *opts.DP
+		p.fill()
+		if err := p.validate(); err != nil {
+			return nil, experiment.E(op, err)
+		}
+		dp = &p
+		opts.DP = dp
+	}
 	d := opts.Factors
 	nu, ni := len(ds.Users), len(ds.Items)
+	byUser, byItem := ds.byUser, ds.byItem
+	var sigma float64
+	if dp != nil {
+		byUser = limitItems(ds.byUser, dp.MaxItems, opts.Seed)
+		byItem = transpose(byUser, ni)
+		sigma = SigmaFor(dp.Epsilon, dp.Delta, dp.Sensitivity(opts.Alpha), opts.Iterations)
+	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
 	x := make([]float64, nu*d)
 	y := make([]float64, ni*d)
@@ -211,10 +231,16 @@ func Train(ctx context.Context, ds *Dataset, opts Options) (*scorer.Model, error
 		y[j] = 0.01 * rng.NormFloat64()
 	}
 	for it := range opts.Iterations {
-		if err := solveSide(ctx, x, y, ds.byUser, d, opts); err != nil {
+		if err := solveSide(ctx, x, y, byUser, d, opts); err != nil {
 			return nil, experiment.E(op, experiment.Field("iteration "+strconv.Itoa(it)), err)
 		}
-		if err := solveSide(ctx, y, x, ds.byItem, d, opts); err != nil {
+		var err error
+		if dp != nil {
+			err = solveItemsDP(ctx, y, x, byItem, d, opts, sigma, it)
+		} else {
+			err = solveSide(ctx, y, x, byItem, d, opts)
+		}
+		if err != nil {
 			return nil, experiment.E(op, experiment.Field("iteration "+strconv.Itoa(it)), err)
 		}
 	}
