@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -64,6 +65,8 @@ type trainConfig struct {
 	db, name, out, eventTypes, version, from, to string
 	factors, iters, k                            int
 	lambda, alpha, maxMIAAUC                     float64
+	dpEpsilon, dpDelta, dpClip                   float64
+	dpMaxItems                                   int
 	seed                                         uint64
 	evaluateOnly                                 bool
 }
@@ -85,6 +88,10 @@ func runModelTrain(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.k, "k", 10, "evaluation cut-off k of recall@k and NDCG@k")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the initial factors")
 	fs.BoolVar(&c.evaluateOnly, "evaluate-only", false, "ship the model trained on the training split (skip the refit on all interactions)")
+	fs.Float64Var(&c.dpEpsilon, "dp-epsilon", 0, "train with user-level (ε, δ)-differential privacy of the item factors at this `ε` (0: off)")
+	fs.Float64Var(&c.dpDelta, "dp-delta", 1e-6, "δ of --dp-epsilon")
+	fs.Float64Var(&c.dpClip, "dp-clip", 1, "with --dp-epsilon: L2 `bound` of a user factor")
+	fs.IntVar(&c.dpMaxItems, "dp-max-items", 50, "with --dp-epsilon: items kept per user (the rest dropped at random)")
 	fs.Float64Var(&c.maxMIAAUC, "max-mia-auc", als.DefaultMaxMIAAUC, "membership-inference gate: above this attack `AUC` the model is written marked not deployable and training fails (1 or more: report only)")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -114,6 +121,18 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 		return bad("--alpha", "must be positive, got %g", c.alpha)
 	case !(c.maxMIAAUC > 0.5):
 		return bad("--max-mia-auc", "must be above 0.5 (an attack at chance), got %g", c.maxMIAAUC)
+	case c.dpEpsilon < 0 || math.IsInf(c.dpEpsilon, 0):
+		return bad("--dp-epsilon", "must be positive (or 0: no differential privacy), got %g", c.dpEpsilon)
+	case c.dpEpsilon > 0 && !(c.dpDelta > 0 && c.dpDelta < 1):
+		return bad("--dp-delta", "must be in (0, 1), got %g", c.dpDelta)
+	case c.dpEpsilon > 0 && !(c.dpClip > 0):
+		return bad("--dp-clip", "must be positive, got %g", c.dpClip)
+	case c.dpEpsilon > 0 && c.dpMaxItems < 1:
+		return bad("--dp-max-items", "must be at least 1, got %d", c.dpMaxItems)
+	}
+	var dp *als.DP
+	if c.dpEpsilon > 0 {
+		dp = &als.DP{Epsilon: c.dpEpsilon, Delta: c.dpDelta, Clip: c.dpClip, MaxItems: c.dpMaxItems}
 	}
 	var from, to time.Time
 	var err error
@@ -162,7 +181,7 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	fmt.Fprintf(e.stdout, "Training %s on %d interaction events (%s)\n", c.name, len(inter), strings.Join(types, ", "))
 	start := time.Now()
 	m, card, err := als.Build(ctx, inter, als.BuildOptions{
-		Options: als.Options{Factors: c.factors, Iterations: c.iters, Lambda: c.lambda, Alpha: c.alpha, Seed: c.seed},
+		Options: als.Options{Factors: c.factors, Iterations: c.iters, Lambda: c.lambda, Alpha: c.alpha, Seed: c.seed, DP: dp},
 		K:       c.k, Name: c.name, Version: c.version, Now: now.UTC(), EvaluateOnly: c.evaluateOnly,
 		MaxMIAAUC: c.maxMIAAUC, ItemCategories: cats,
 		TrainingData: fmt.Sprintf("events of type %s with an \"item\" property, from %s to %s (%s)",
@@ -185,6 +204,10 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	fmt.Fprintf(e.stdout, "  held-out users %d: recall@%d %.4f  NDCG@%d %.4f   (most popular: %.4f / %.4f)\n",
 		ev.Users, ev.K, ev.Recall, ev.K, ev.NDCG, ev.BaselineRecall, ev.BaselineNDCG)
 	fmt.Fprintf(e.stdout, "  exposure Gini@%d %.3f, catalog coverage %.1f%%\n", card.Exposure.K, card.Exposure.Gini, 100*card.Exposure.Coverage)
+	if p := card.Privacy; p != nil {
+		fmt.Fprintf(e.stdout, "  differential privacy: (ε = %g, δ = %g) per user, noise σ %.4g; recall@%d %.4f against %.4f without noise\n",
+			p.Epsilon, p.Delta, p.Sigma, ev.K, ev.Recall, p.NonPrivateRecall)
+	}
 	mi := card.Membership
 	fmt.Fprintf(e.stdout, "  membership inference: attack AUC %.3f (95%% interval %.3f to %.3f) over %d training and %d held-out events; gate %.2f\n",
 		mi.AUC, mi.Low, mi.High, mi.Members, mi.NonMembers, mi.MaxAUC)

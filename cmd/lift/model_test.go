@@ -169,6 +169,28 @@ func TestModelTrainGate(t *testing.T) {
 	}
 }
 
+// TestModelTrainDP: --dp-epsilon trains with differential privacy and the card
+// states the guarantee and the recall without noise.
+func TestModelTrainDP(t *testing.T) {
+	dir := t.TempDir()
+	db := filepath.Join(dir, "lift.duckdb")
+	writeInteractionStore(t, db, 400)
+	out := filepath.Join(dir, "models")
+	code, stdout, stderr := runLift(t, "model", "train", "--db", db, "--name", "shop", "--out", out, "--factors", "8", "--iters", "4",
+		"--lambda", "5", "--alpha", "2", "--dp-epsilon", "8", "--dp-delta", "1e-5", "--max-mia-auc", "1")
+	if code != 0 || !strings.Contains(stdout, "differential privacy: (ε = 8, δ = 1e-05) per user") {
+		t.Fatalf("train: %d\n%s\n%s", code, stdout, stderr)
+	}
+	card, err := scorer.LoadCard(context.Background(), filepath.Join(out, "shop.card.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := card.Privacy; p == nil || p.Epsilon != 8 || p.Delta != 1e-5 || p.NonPrivateRecall <= 0 || card.Parameters["dp_max_items"] != 50 {
+		t.Errorf("card privacy %+v, parameters %v", p, card.Parameters)
+	}
+	t.Log(stdout)
+}
+
 func TestModelErrors(t *testing.T) {
 	dir := t.TempDir()
 	db := filepath.Join(dir, "lift.duckdb")
@@ -183,6 +205,8 @@ func TestModelErrors(t *testing.T) {
 		{"bad factors", []string{"model", "train", "--db", db, "--name", "x", "--factors", "0"}, "--factors"},
 		{"no interactions", []string{"model", "train", "--db", db, "--name", "x", "--event-type", "click", "--out", dir}, `"item" property`},
 		{"bad from", []string{"model", "train", "--db", db, "--name", "x", "--from", "yesterday"}, "--from"},
+		{"negative epsilon", []string{"model", "train", "--db", db, "--name", "x", "--dp-epsilon", "-1"}, "--dp-epsilon"},
+		{"bad delta", []string{"model", "train", "--db", db, "--name", "x", "--dp-epsilon", "1", "--dp-delta", "2"}, "--dp-delta"},
 		{"gate at chance", []string{"model", "train", "--db", db, "--name", "x", "--max-mia-auc", "0.5"}, "--max-mia-auc"},
 		{"missing card", []string{"model", "card", "--file", filepath.Join(dir, "none.safetensors")}, "--file"},
 		{"unknown subcommand", []string{"model", "fit"}, "unknown subcommand"},
