@@ -4,6 +4,7 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -161,5 +162,60 @@ func TestMembershipInferenceScores(t *testing.T) {
 	}
 	if want := AUC(members, non); math.Abs(r.AUC-want) > 1e-9 {
 		t.Errorf("AUC %g, want %g", r.AUC, want)
+	}
+}
+
+// TestCardFairness: with the planted clusters as item categories, the card's
+// category rows account for every item, training event and recommended slot, and
+// the user segments for every user; the categories' exposure shares are
+// recounted here from the model's top-k lists.
+func TestCardFairness(t *testing.T) {
+	ctx := context.Background()
+	inter := planted(300, 20, 5, 10, 4)
+	cats := map[string]string{}
+	for _, it := range inter {
+		n, _ := strconv.Atoi(strings.TrimPrefix(it.Item, "i"))
+		cats[it.Item] = "c" + strconv.Itoa(n/20)
+	}
+	m, card, err := Build(ctx, inter, BuildOptions{Options: Options{Factors: 5, Iterations: 5, Lambda: 10, Alpha: 5},
+		Name: "shop", Now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), ItemCategories: cats, MIA: MIAOptions{Bootstrap: 50}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := m.CategoryOf("i25"); got != "c1" {
+		t.Errorf("model category of i25 = %q, want c1", got)
+	}
+	f := card.Fairness
+	if len(f.ByCategory) != 5 || len(f.BySegment) != 3 || len(card.Monitoring) == 0 || len(card.Decommission) == 0 {
+		t.Fatalf("fairness %+v", f)
+	}
+	// Recount: every user's top-10 list, training items excluded.
+	ds, _ := NewDataset(inter)
+	cpu, _ := scorer.NewCPU(m, scorer.Options{})
+	perCat := map[string]float64{}
+	total := 0.0
+	if err := topLists(ctx, cpu, m, ds, 10, func(_ int, list []scorer.Scored) {
+		for _, sc := range list {
+			perCat[cats[m.ItemIDs[sc.Item]]]++
+			total++
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	var items, users int
+	var events, slots float64
+	for _, r := range f.ByCategory {
+		items += r.Items
+		events += r.InteractionShare
+		slots += r.ExposureShare
+		if want := perCat[r.Category] / total; math.Abs(r.ExposureShare-want) > 1e-12 {
+			t.Errorf("category %s: exposure share %g, recounted %g", r.Category, r.ExposureShare, want)
+		}
+	}
+	for _, r := range f.BySegment {
+		users += r.Users
+	}
+	if items != m.NItems() || users != m.NUsers() || math.Abs(events-1) > 1e-9 || math.Abs(slots-1) > 1e-9 {
+		t.Errorf("rows cover %d items (of %d), %d users (of %d), interaction shares sum %g, exposure shares %g", items, m.NItems(), users, m.NUsers(), events, slots)
 	}
 }
