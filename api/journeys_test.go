@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -50,6 +51,13 @@ func writeTestModel(t *testing.T, dir string) {
 // newJourneyServer is a test server with a Decider over the models of a fresh folder.
 func newJourneyServer(t *testing.T) *tserver {
 	t.Helper()
+	ts, _ := newJourneyServerIn(t)
+	return ts
+}
+
+// newJourneyServerIn is newJourneyServer, and the models' folder.
+func newJourneyServerIn(t *testing.T) (*tserver, string) {
+	t.Helper()
 	dir := t.TempDir()
 	writeTestModel(t, dir)
 	ms, err := journey.LoadModels(context.Background(), dir, journey.LoadOptions{Kind: scorer.KindCPU})
@@ -63,7 +71,7 @@ func newJourneyServer(t *testing.T) *tserver {
 	})
 	t.Cleanup(func() { dec.Close(); ms.Close() })
 	ts.setupRunning()
-	return ts
+	return ts, dir
 }
 
 var homeJourney = map[string]any{
@@ -298,4 +306,62 @@ func TestDecisionProvenance(t *testing.T) {
 	if after.Provenance != nil || !strings.HasPrefix(after.Unit, "erased_") || string(after.Items) != string(rec.Items) {
 		t.Errorf("after erasure %+v", after)
 	}
+}
+
+// TestModelReloadAPI: POST /v1/models/NAME/reload swaps in the file's new version
+// (admin only); a broken file is a 400 naming the file and leaves the old
+// version serving; a model marked not deployable is a 409 unless forced.
+func TestModelReloadAPI(t *testing.T) {
+	ts, dir := newJourneyServerIn(t)
+	ctx := context.Background()
+	path := filepath.Join(dir, "shop.safetensors")
+	analyst := ts.key("analyst", experiment.RoleAnalyst)
+	version := func() string {
+		var list modelList
+		ts.mustAs(analyst, http.StatusOK, "GET", "/v1/models", nil, &list)
+		return list.Models[0].Version
+	}
+	ts.mustAs(analyst, http.StatusForbidden, "POST", "/v1/models/shop/reload", nil, nil)
+	m, err := scorer.Load(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Meta.Version = "2026-11-21"
+	if err := m.Save(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	var r modelReload
+	ts.must(http.StatusOK, "POST", "/v1/models/shop/reload", nil, &r)
+	if r.Model.Version != "2026-11-21" || r.PreviousVersion != "2026-11-20" || !r.Model.HasCard || version() != "2026-11-21" {
+		t.Errorf("reload %+v, serving %s", r, version())
+	}
+	good, _ := os.ReadFile(path)
+	if err := os.WriteFile(path, good[:len(good)/2], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	status, b := ts.do("POST", "/v1/models/shop/reload", ts.admin, nil)
+	if e := errorOf(t, b); status != http.StatusBadRequest || !strings.Contains(e.Message, path) {
+		t.Errorf("broken file: %d %s; want 400 naming %s", status, b, path)
+	}
+	if v := version(); v != "2026-11-21" {
+		t.Errorf("after a broken file the server serves %s, want the old 2026-11-21", v)
+	}
+	m.Meta.Version = "2026-11-22"
+	m.Meta.Extra = map[string]string{scorer.MetaNotDeployable: "membership-inference AUC 0.93 is above the gate's 0.60"}
+	if err := m.Save(ctx, path); err != nil {
+		t.Fatal(err)
+	}
+	status, b = ts.do("POST", "/v1/models/shop/reload", ts.admin, nil)
+	if e := errorOf(t, b); status != http.StatusConflict || !strings.Contains(e.Message, "not deployable") || !strings.Contains(e.Message, "0.93") {
+		t.Errorf("undeployable: %d %s; want 409 saying why", status, b)
+	}
+	status, b = ts.do("POST", "/v1/models/shop/reload?force=maybe", ts.admin, nil)
+	if e := errorOf(t, b); status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "force:") {
+		t.Errorf("bad force: %d %s", status, b)
+	}
+	ts.must(http.StatusOK, "POST", "/v1/models/shop/reload?force=true", nil, &r)
+	if r.Model.Version != "2026-11-22" || r.Model.NotDeployable == "" {
+		t.Errorf("forced reload %+v", r)
+	}
+	ts.mustAs(ts.admin, http.StatusNotFound, "POST", "/v1/models/shoes/reload", nil, nil)
 }

@@ -2,11 +2,13 @@ package api
 
 import (
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/labstack/echo/v4"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/journey"
 	"github.com/liftlab/lift/scorer"
 )
 
@@ -19,6 +21,21 @@ type modelInfo struct {
 	Dim     int    `json:"dim"`
 	Backend string `json:"backend" doc:"the scorer serving it, e.g. \"cpu (16 workers)\""`
 	HasCard bool   `json:"has_card"`
+	// NotDeployable says why the model failed a training gate (served only
+	// because it was forced).
+	NotDeployable string `json:"not_deployable,omitempty"`
+}
+
+// modelReload is the answer to a reload: the model now serving and the version
+// it replaced.
+type modelReload struct {
+	Model           modelInfo `json:"model"`
+	PreviousVersion string    `json:"previous_version,omitempty" doc:"empty when the model was not loaded before"`
+}
+
+func infoOf(m *journey.Model) modelInfo {
+	return modelInfo{Name: m.Name, Version: m.Version(), Items: m.Model.NItems(), Users: m.Model.NUsers(),
+		Dim: m.Model.Dim, Backend: m.Scorer.Name(), HasCard: m.Card != nil, NotDeployable: m.Model.NotDeployable()}
 }
 
 type modelList struct {
@@ -32,6 +49,39 @@ func (s *Server) modelRoutes() {
 	s.route(http.MethodGet, "/v1/models/:name/card", analyst, s.modelCard, op{
 		Summary: "A model's card (data, offline metrics, intended use, not for pricing, exposure concentration, profile reset)", Response: scorer.Card{},
 		Description: "JSON by default; Markdown when the Accept header asks for text/markdown (or text/plain)."})
+	s.route(http.MethodPost, "/v1/models/:name/reload", experiment.RoleAdmin, s.reloadModel, op{
+		Summary: "Load the model's file again and swap it in without a restart",
+		Description: "Reads NAME.safetensors (and its card) from the server's --models folder, checks it (it decodes and validates, " +
+			"passed its training gates, and its scorer answers a probe query) and swaps it in: decisions already under way finish on the " +
+			"old version, later ones get the new. On any error the old version keeps serving: 404 no such file, 400 a file that does not " +
+			"load (the field names the file or metadata key), 409 a model marked not deployable (force=true loads it anyway), 503 a scorer " +
+			"that fails its probe.",
+		Query:    []param{{Name: "force", Type: "boolean", Description: "load a model that failed a training gate (e.g. the membership-inference test)"}},
+		Response: modelReload{}})
+}
+
+func (s *Server) reloadModel(c echo.Context) error {
+	const op = "api.reloadModel"
+	d, err := s.decider()
+	if err != nil {
+		return err
+	}
+	force := false
+	if v := c.QueryParam("force"); v != "" {
+		if force, err = strconv.ParseBool(v); err != nil {
+			return experiment.E(op, experiment.Invalid, experiment.Field("force"), experiment.Errorf("must be true or false, got %q", v))
+		}
+	}
+	m, old, err := d.Models().Reload(c.Request().Context(), c.Param("name"), force)
+	if err != nil {
+		return experiment.E(op, err)
+	}
+	out := modelReload{Model: infoOf(m)}
+	if old != nil {
+		out.PreviousVersion = old.Version()
+	}
+	s.log.Info("model reloaded", "name", m.Name, "version", m.Version(), "previous", out.PreviousVersion, "backend", m.Scorer.Name())
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) listModels(c echo.Context) error {
@@ -41,8 +91,7 @@ func (s *Server) listModels(c echo.Context) error {
 	}
 	out := modelList{Models: []modelInfo{}}
 	for _, m := range d.Models().List() {
-		out.Models = append(out.Models, modelInfo{Name: m.Name, Version: m.Version(), Items: m.Model.NItems(), Users: m.Model.NUsers(),
-			Dim: m.Model.Dim, Backend: m.Scorer.Name(), HasCard: m.Card != nil})
+		out.Models = append(out.Models, infoOf(m))
 	}
 	return c.JSON(http.StatusOK, out)
 }

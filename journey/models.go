@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -27,8 +29,10 @@ type Model struct {
 	Card    *scorer.Card // nil when the file has no card
 	batcher *scorer.Batcher
 
-	inflight atomic.Int64 // requests in the batcher now
-	ewma     atomic.Int64 // smoothed time of a successful batcher call, ns (0: none yet)
+	closeOnce sync.Once
+	stamp     fileStamp    // of Path when it was loaded
+	inflight  atomic.Int64 // requests in the batcher now
+	ewma      atomic.Int64 // smoothed time of a successful batcher call, ns (0: none yet)
 }
 
 // admit reports whether a request arriving now can be ranked within remaining:
@@ -73,10 +77,29 @@ func (m *Model) done(took time.Duration, ok bool) {
 // Version is the model's version from its metadata.
 func (m *Model) Version() string { return m.Model.Meta.Version }
 
-// Models is the set of models a Decider serves, by name. It is immutable once
-// built and safe for concurrent use.
+// close stops the model's batcher and closes its scorer, once.
+func (m *Model) close() error {
+	var err error
+	m.closeOnce.Do(func() {
+		m.batcher.Close()
+		err = m.Scorer.Close()
+	})
+	return err
+}
+
+// Models is the set of models a Decider serves, by name. It is safe for
+// concurrent use: Get never blocks, and Reload swaps one model for a new version
+// of it (copy on write), so a decision sees either the old or the new model.
 type Models struct {
-	byName map[string]*Model
+	byName atomic.Pointer[map[string]*Model]
+	batch  scorer.BatchOptions
+	load   LoadOptions // of reloads
+	dir    string      // folder of LoadModels ("" for NewModels)
+
+	mu      sync.Mutex    // serializes Reload, Close and the retired list
+	retired []*Model      // replaced models not yet closed
+	timers  []*time.Timer // their retirements
+	closed  bool
 }
 
 // NewModels serves the given models, each through a Batcher with opts. Models
@@ -90,19 +113,21 @@ func NewModels(opts scorer.BatchOptions, ms ...*Model) (*Models, error) {
 	if opts.MaxCallTime == 0 {
 		opts.MaxCallTime = experiment.DefaultLatencyBudget * 3 / 4
 	}
-	out := &Models{byName: map[string]*Model{}}
+	byName := map[string]*Model{}
 	for i, m := range ms {
 		if m.Name == "" || m.Model == nil || m.Scorer == nil {
 			return nil, experiment.E("journey.NewModels", experiment.Invalid, experiment.Field(fmt.Sprintf("models[%d]", i)),
 				experiment.Errorf("a model needs a name, embeddings and a scorer"))
 		}
-		if _, dup := out.byName[m.Name]; dup {
+		if _, dup := byName[m.Name]; dup {
 			return nil, experiment.E("journey.NewModels", experiment.Invalid, experiment.Field(fmt.Sprintf("models[%d].name", i)),
 				experiment.Errorf("duplicate model name %q", m.Name))
 		}
 		m.batcher = scorer.NewBatcher(m.Scorer, opts)
-		out.byName[m.Name] = m
+		byName[m.Name] = m
 	}
+	out := &Models{batch: opts, load: LoadOptions{Kind: scorer.KindCPU, Batch: opts}}
+	out.byName.Store(&byName)
 	return out, nil
 }
 
@@ -111,12 +136,23 @@ type LoadOptions struct {
 	Kind   string              // scorer backend: auto, cpu, cuda or remote (default cpu)
 	Scorer scorer.Options      // backend options
 	Batch  scorer.BatchOptions // dynamic batching
+	// AllowUndeployable loads models that failed a training gate (their metadata
+	// carries scorer.MetaNotDeployable); without it LoadModels refuses them.
+	AllowUndeployable bool
+	// RetireAfter is how long a model replaced by Reload keeps serving the
+	// decisions that already hold it before it is closed (default 30 s, longer
+	// than any latency budget); it is closed only once none is scoring on it.
+	RetireAfter time.Duration
 }
+
+// DefaultRetireAfter is LoadOptions.RetireAfter's default.
+const DefaultRetireAfter = 30 * time.Second
 
 // LoadModels loads every NAME.safetensors file of dir (the model's name is its
 // metadata name, else the file name), opens a scorer of opt.Kind over each, and
 // reads the card NAME.card.json beside it when present. Fold-in is prepared at
-// load so that the first unknown unit does not pay for it.
+// load so that the first unknown unit does not pay for it. A model that failed a
+// training gate is refused unless opt.AllowUndeployable.
 func LoadModels(ctx context.Context, dir string, opt LoadOptions) (*Models, error) {
 	const op = "journey.LoadModels"
 	if opt.Kind == "" {
@@ -136,41 +172,135 @@ func LoadModels(ctx context.Context, dir string, opt LoadOptions) (*Models, erro
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".safetensors") {
 			continue
 		}
-		path := filepath.Join(dir, e.Name())
-		sm, err := scorer.Load(ctx, path)
+		m, err := loadModel(ctx, filepath.Join(dir, e.Name()), opt, opt.AllowUndeployable)
 		if err != nil {
 			closeAll()
-			return nil, experiment.E(op, fmt.Errorf("model %s: %w", path, err))
+			return nil, experiment.E(op, err)
 		}
-		sm.PrepareFoldIn()
-		name := sm.Meta.Name
-		if name == "" {
-			name = strings.TrimSuffix(e.Name(), ".safetensors")
-		}
-		s, err := scorer.Open(ctx, opt.Kind, sm, opt.Scorer)
-		if err != nil {
-			closeAll()
-			return nil, experiment.E(op, fmt.Errorf("model %s: %w", path, err))
-		}
-		m := &Model{Name: name, Path: path, Model: sm, Scorer: s}
 		ms = append(ms, m)
-		jsonPath, _ := scorer.CardPaths(path)
-		card, err := scorer.LoadCard(ctx, jsonPath)
-		switch {
-		case err == nil:
-			m.Card = card
-		case errors.Is(err, fs.ErrNotExist):
-		default:
-			closeAll()
-			return nil, experiment.E(op, fmt.Errorf("model card %s: %w", jsonPath, err))
-		}
 	}
 	out, err := NewModels(opt.Batch, ms...)
 	if err != nil {
 		closeAll()
 		return nil, experiment.E(op, err)
 	}
+	out.load, out.dir = opt, dir
 	return out, nil
+}
+
+// loadModel reads the model file at path and its card, checks it, and opens a
+// scorer over it (the caller makes its batcher). The check: the file decodes and
+// validates (scorer.Load), the model passed its training gates unless
+// allowUndeployable, and the new scorer ranks a probe query (the first user's
+// vector, or the first item's) without error.
+func loadModel(ctx context.Context, path string, opt LoadOptions, allowUndeployable bool) (*Model, error) {
+	st := stampOf(path) // before reading: a change during the load is seen by Watch
+	sm, err := scorer.Load(ctx, path)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	name := sm.Meta.Name
+	if name == "" {
+		name = strings.TrimSuffix(filepath.Base(path), ".safetensors")
+	}
+	if why := sm.NotDeployable(); why != "" && !allowUndeployable {
+		return nil, experiment.E(experiment.Conflict, experiment.Field(scorer.MetaNotDeployable), experiment.Errorf(
+			"model %s (%s) is marked not deployable by its training gate: %s (load it anyway with --allow-undeployable, or force=true on reload)", name, path, why))
+	}
+	sm.PrepareFoldIn()
+	kind := opt.Kind
+	if kind == "" {
+		kind = scorer.KindCPU
+	}
+	s, err := scorer.Open(ctx, kind, sm, opt.Scorer)
+	if err != nil {
+		return nil, fmt.Errorf("model %s: %w", path, err)
+	}
+	probe := sm.Item(0)
+	if sm.NUsers() > 0 {
+		probe = sm.User(0)
+	}
+	if _, err := s.Score(ctx, [][]float32{probe}, min(10, sm.NItems()), nil); err != nil {
+		s.Close()
+		return nil, experiment.E(experiment.Unavailable, fmt.Errorf("model %s: the %s scorer failed a probe query: %w", path, s.Name(), err))
+	}
+	m := &Model{Name: name, Path: path, Model: sm, Scorer: s, stamp: st}
+	jsonPath, _ := scorer.CardPaths(path)
+	card, err := scorer.LoadCard(ctx, jsonPath)
+	switch {
+	case err == nil:
+		m.Card = card
+	case errors.Is(err, fs.ErrNotExist):
+	default:
+		s.Close()
+		return nil, fmt.Errorf("model card %s: %w", jsonPath, err)
+	}
+	return m, nil
+}
+
+// Reload loads the current file of the model named name (its file, or for a
+// model not loaded yet NAME.safetensors in the folder of LoadModels) and card,
+// checks it (see LoadModels; force loads a model that failed a training gate),
+// and swaps it in: decisions that started before keep the old version, later
+// ones get the new. The old version is closed after LoadOptions.RetireAfter, once
+// nothing scores on it. On any error the old version keeps serving, and the
+// error says why: not_found (no such file), invalid (the file does not decode or
+// validate, or names another model), conflict (not deployable), unavailable (the
+// scorer failed its probe). It returns the new model and the replaced one (nil
+// when the name was new).
+func (ms *Models) Reload(ctx context.Context, name string, force bool) (loaded, replaced *Model, err error) {
+	const op = "journey.Models.Reload"
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.closed {
+		return nil, nil, experiment.E(op, experiment.Unavailable, experiment.Errorf("the models are closed"))
+	}
+	old := (*ms.byName.Load())[name]
+	path := ""
+	switch {
+	case old != nil && old.Path != "":
+		path = old.Path
+	case ms.dir != "" && experiment.ValidKey(name):
+		path = filepath.Join(ms.dir, name+".safetensors")
+	default:
+		return nil, nil, experiment.E(op, experiment.NotFound, experiment.Field("name"), experiment.Errorf("model %q has no file to reload from", name))
+	}
+	m, err := loadModel(ctx, path, ms.load, force || ms.load.AllowUndeployable)
+	if err != nil {
+		return nil, nil, experiment.E(op, err)
+	}
+	if m.Name != name {
+		m.Scorer.Close()
+		return nil, nil, experiment.E(op, experiment.Invalid, experiment.Field(scorer.MetaName),
+			experiment.Errorf("%s holds model %q, not %q", path, m.Name, name))
+	}
+	m.batcher = scorer.NewBatcher(m.Scorer, ms.batch)
+	next := make(map[string]*Model, len(*ms.byName.Load())+1)
+	for k, v := range *ms.byName.Load() {
+		next[k] = v
+	}
+	next[name] = m
+	ms.byName.Store(&next)
+	if old != nil {
+		ms.retire(old)
+	}
+	return m, old, nil
+}
+
+// retire closes m after the retirement delay, once no call is scoring on it.
+// The caller holds ms.mu.
+func (ms *Models) retire(m *Model) {
+	ms.retired = append(ms.retired, m)
+	after := ms.load.RetireAfter
+	if after <= 0 {
+		after = DefaultRetireAfter
+	}
+	ms.timers = append(ms.timers, time.AfterFunc(after, func() {
+		for m.inflight.Load() > 0 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		m.close()
+	}))
 }
 
 // Get returns the model named name.
@@ -178,7 +308,7 @@ func (ms *Models) Get(name string) (*Model, bool) {
 	if ms == nil {
 		return nil, false
 	}
-	m, ok := ms.byName[name]
+	m, ok := (*ms.byName.Load())[name]
 	return m, ok
 }
 
@@ -187,23 +317,107 @@ func (ms *Models) List() []*Model {
 	if ms == nil {
 		return nil
 	}
-	out := make([]*Model, 0, len(ms.byName))
-	for _, m := range ms.byName {
+	byName := *ms.byName.Load()
+	out := make([]*Model, 0, len(byName))
+	for _, m := range byName {
 		out = append(out, m)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
 
-// Close stops the batchers and closes the scorers.
+// Close stops the batchers and closes the scorers, those replaced by Reload
+// included (without waiting for their retirement delay).
 func (ms *Models) Close() error {
 	if ms == nil {
 		return nil
 	}
-	var errs []error
-	for _, m := range ms.byName {
-		m.batcher.Close()
-		errs = append(errs, m.Scorer.Close())
+	ms.mu.Lock()
+	ms.closed = true
+	for _, t := range ms.timers {
+		t.Stop()
 	}
+	var errs []error
+	for _, m := range *ms.byName.Load() {
+		errs = append(errs, m.close())
+	}
+	for _, m := range ms.retired {
+		errs = append(errs, m.close())
+	}
+	ms.mu.Unlock()
 	return errors.Join(errs...)
+}
+
+// Watch reloads a model whenever its file in the folder of LoadModels changes
+// (size or modification time, polled every period; a new NAME.safetensors file
+// is loaded too), until ctx ends. A file that fails to load is logged and the old
+// version keeps serving; it is tried again when it changes again. Writers should
+// replace a file atomically (scorer.Model.Save does), so that a poll never reads
+// half a file.
+func (ms *Models) Watch(ctx context.Context, period time.Duration, logger *slog.Logger) {
+	if ms == nil || ms.dir == "" || period <= 0 {
+		return
+	}
+	tried := map[string]fileStamp{} // files that failed to load, as they were then
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		entries, err := os.ReadDir(ms.dir)
+		if err != nil {
+			logger.Warn("model watch", "dir", ms.dir, "err", err)
+			continue
+		}
+		loaded := map[string]*Model{}
+		for _, m := range ms.List() {
+			loaded[filepath.Base(m.Path)] = m
+		}
+		for _, e := range entries {
+			file := e.Name()
+			if e.IsDir() || !strings.HasSuffix(file, ".safetensors") {
+				continue
+			}
+			st := stampOf(filepath.Join(ms.dir, file))
+			name := strings.TrimSuffix(file, ".safetensors")
+			if m := loaded[file]; m != nil {
+				if m.stamp == st {
+					continue
+				}
+				name = m.Name // its metadata name may differ from the file's
+			}
+			if tried[file] == st {
+				continue
+			}
+			m, old, err := ms.Reload(ctx, name, false)
+			if err != nil {
+				tried[file] = st
+				logger.Warn("model reload refused: the old version keeps serving", "file", file, "err", err)
+				continue
+			}
+			delete(tried, file)
+			prev := ""
+			if old != nil {
+				prev = old.Version()
+			}
+			logger.Info("model reloaded", "name", m.Name, "version", m.Version(), "previous", prev, "backend", m.Scorer.Name())
+		}
+	}
+}
+
+// fileStamp is what Watch compares to see that a file changed.
+type fileStamp struct {
+	size int64
+	mod  time.Time
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{}
+	}
+	return fileStamp{fi.Size(), fi.ModTime()}
 }

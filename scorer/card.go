@@ -33,6 +33,95 @@ type Card struct {
 	// ProfileReset tells a user how to reset their profile.
 	ProfileReset string   `json:"profile_reset"`
 	Limitations  []string `json:"limitations,omitempty"`
+
+	// Membership is the membership-inference gate run after training (nil on
+	// cards written before it existed).
+	Membership *CardMembership `json:"membership_inference,omitempty"`
+	// NotDeployable, when set, says why the model failed a training gate: lift
+	// serve refuses to load it unless forced (docs/scorer.md#training-gates).
+	NotDeployable string `json:"not_deployable,omitempty"`
+	// Privacy states the differential-privacy guarantee of the training, when the
+	// model was trained with noise.
+	Privacy *CardPrivacy `json:"differential_privacy,omitempty"`
+	// Fairness is the exposure and coverage of the model's recommendations by item
+	// category and by user segment.
+	Fairness *CardFairness `json:"fairness,omitempty"`
+	// Monitoring is the monitoring plan: what to watch once the model serves.
+	Monitoring []string `json:"monitoring_plan,omitempty"`
+	// Decommission lists the conditions under which the model is withdrawn.
+	Decommission []string `json:"decommission_criteria,omitempty"`
+}
+
+// CardMembership is the result of the membership-inference attack of the training
+// gate: the attack's AUC at telling training interactions from held-out ones by
+// the model's scores, its bootstrap interval, and the gate's threshold.
+type CardMembership struct {
+	Attack     string  `json:"attack"`
+	Members    int     `json:"members"`     // training interactions scored
+	NonMembers int     `json:"non_members"` // held-out interactions scored
+	AUC        float64 `json:"auc"`
+	Low        float64 `json:"auc_low"`
+	High       float64 `json:"auc_high"`
+	Level      float64 `json:"level"`
+	Bootstrap  int     `json:"bootstrap"`
+	MaxAUC     float64 `json:"max_auc"` // the gate: AUC above it fails
+	Passed     bool    `json:"passed"`
+}
+
+// CardPrivacy states a differential-privacy guarantee of the training.
+type CardPrivacy struct {
+	Epsilon   float64 `json:"epsilon"`
+	Delta     float64 `json:"delta"`
+	Unit      string  `json:"unit"`      // what a neighbouring dataset differs by (one user)
+	Mechanism string  `json:"mechanism"` // how the noise was added and calibrated
+	Protects  string  `json:"protects"`  // which released parts the guarantee covers
+	// Sigma is the noise standard deviation per coordinate and sweep; Sensitivity
+	// the L2 sensitivity it is calibrated to.
+	Sigma       float64 `json:"sigma"`
+	Sensitivity float64 `json:"l2_sensitivity"`
+	// NonPrivateRecall is recall@k of the same training without noise, so that the
+	// accuracy cost (Evaluation.Recall against it) is on the card.
+	NonPrivateRecall float64 `json:"non_private_recall_at_k"`
+	NonPrivateNDCG   float64 `json:"non_private_ndcg_at_k"`
+}
+
+// CardFairness is exposure and coverage by segment over the top-k lists of every
+// training user (the lists of CardExposure).
+type CardFairness struct {
+	K int `json:"k"`
+	// ByCategory has one row per item category (items without one under
+	// "(none)"); empty when the model has no item categories.
+	ByCategory []CategoryShare `json:"by_item_category"`
+	// UserSegments says how users are segmented; BySegment has a row per segment.
+	UserSegments string         `json:"user_segments"`
+	BySegment    []SegmentShare `json:"by_user_segment"`
+}
+
+// CategoryShare compares a category's share of the catalog and of the training
+// interactions with its share of the recommendations.
+type CategoryShare struct {
+	Category          string  `json:"category"`
+	Items             int     `json:"items"`
+	CatalogShare      float64 `json:"catalog_share"`
+	InteractionShare  float64 `json:"interaction_share"` // of training events
+	ExposureShare     float64 `json:"exposure_share"`    // of recommended slots
+	Coverage          float64 `json:"coverage"`          // share of its items recommended at least once
+	ExposurePerItem   float64 `json:"exposure_per_item"` // exposures ÷ items
+	AmplificationRate float64 `json:"amplification"`     // exposure share ÷ interaction share (0 when it has no interactions)
+}
+
+// SegmentShare is the recommendations and quality seen by one user segment.
+type SegmentShare struct {
+	Segment    string  `json:"segment"`
+	Users      int     `json:"users"`
+	UserShare  float64 `json:"user_share"`
+	EvalUsers  int     `json:"eval_users"` // of them, evaluated on a held-out item
+	Recall     float64 `json:"recall_at_k"`
+	NDCG       float64 `json:"ndcg_at_k"`
+	HeadShare  float64 `json:"head_share"` // of their recommended slots, share taken by the 10% most interacted-with items
+	Coverage   float64 `json:"coverage"`   // share of the catalog in their lists
+	Exposures  int     `json:"exposures"`
+	ShareOfAll float64 `json:"exposure_share"`
 }
 
 // CardData describes the training data.
@@ -125,6 +214,7 @@ func (c *Card) Markdown() string {
 		p("- %s\n", s)
 	}
 	p("\n## Resetting a profile\n\n%s\n", c.ProfileReset)
+	c.markdownGates(p)
 	if len(c.Limitations) > 0 {
 		p("\n## Limitations\n\n")
 		for _, s := range c.Limitations {
@@ -132,6 +222,51 @@ func (c *Card) Markdown() string {
 		}
 	}
 	return b.String()
+}
+
+func (c *Card) markdownGates(p func(string, ...any)) {
+	if m := c.Membership; m != nil {
+		verdict := "passed"
+		if !m.Passed {
+			verdict = "FAILED"
+		}
+		p("\n## Membership inference\n\n%s\n\nAttack AUC %.3f (%.0f%% bootstrap interval %.3f to %.3f, %d resamples) over %d training and %d held-out interactions; "+
+			"the gate fails above %.2f: %s.\n", m.Attack, m.AUC, 100*m.Level, m.Low, m.High, m.Bootstrap, m.Members, m.NonMembers, m.MaxAUC, verdict)
+	}
+	if c.NotDeployable != "" {
+		p("\n**Not deployable**: %s\n", c.NotDeployable)
+	}
+	if d := c.Privacy; d != nil {
+		p("\n## Differential privacy\n\n(ε = %g, δ = %g)-differential privacy with respect to %s. %s Protects: %s "+
+			"Noise σ = %.4g per coordinate and sweep for an L2 sensitivity of %.4g. Accuracy cost: recall@%d %.4f with noise against %.4f without, NDCG %.4f against %.4f.\n",
+			d.Epsilon, d.Delta, d.Unit, d.Mechanism, d.Protects, d.Sigma, d.Sensitivity, c.Evaluation.K, c.Evaluation.Recall, d.NonPrivateRecall, c.Evaluation.NDCG, d.NonPrivateNDCG)
+	}
+	if f := c.Fairness; f != nil {
+		p("\n## Fairness and coverage by segment\n\nOver the top-%d lists of every training user.\n\n", f.K)
+		if len(f.ByCategory) > 0 {
+			p("| item category | items | catalog share | interaction share | exposure share | amplification | coverage |\n|---|---|---|---|---|---|---|\n")
+			for _, r := range f.ByCategory {
+				p("| %s | %d | %.3f | %.3f | %.3f | %.2f | %.3f |\n", r.Category, r.Items, r.CatalogShare, r.InteractionShare, r.ExposureShare, r.AmplificationRate, r.Coverage)
+			}
+			p("\n")
+		}
+		p("%s\n\n| user segment | users | evaluated | recall@%d | NDCG@%d | head share | catalog coverage | exposure share |\n|---|---|---|---|---|---|---|---|\n", f.UserSegments, f.K, f.K)
+		for _, r := range f.BySegment {
+			p("| %s | %d | %d | %.4f | %.4f | %.3f | %.3f | %.3f |\n", r.Segment, r.Users, r.EvalUsers, r.Recall, r.NDCG, r.HeadShare, r.Coverage, r.ShareOfAll)
+		}
+	}
+	if len(c.Monitoring) > 0 {
+		p("\n## Monitoring plan\n\n")
+		for _, s := range c.Monitoring {
+			p("- %s\n", s)
+		}
+	}
+	if len(c.Decommission) > 0 {
+		p("\n## Decommission criteria\n\n")
+		for _, s := range c.Decommission {
+			p("- %s\n", s)
+		}
+	}
 }
 
 // CardPaths returns where the card of the model file modelPath is written:

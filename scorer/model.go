@@ -36,6 +36,10 @@ const (
 	// MetaItemCategories is optional: a JSON object {"item id": "category"}; journeys
 	// leave out the items of a category a unit opted out of.
 	MetaItemCategories = "item_categories"
+	// MetaNotDeployable is optional: when present and non-empty, the model failed
+	// a training gate (the value says which and why) and serving refuses it unless
+	// forced.
+	MetaNotDeployable = "not_deployable"
 
 	// FormatV1 is the value of the "format" metadata key written by this package.
 	FormatV1 = "lift.embeddings.v1"
@@ -174,6 +178,11 @@ func (m *Model) buildCategories() {
 		}
 	})
 }
+
+// NotDeployable returns why the model failed a training gate ("" when it did not:
+// a model without the MetaNotDeployable key, e.g. one exported from PyTorch, is
+// deployable).
+func (m *Model) NotDeployable() string { return m.Meta.Extra[MetaNotDeployable] }
 
 // ItemsIn returns the rows of the items of category c (nil when none), from
 // the model's MetaItemCategories; the slice is shared, not copied.

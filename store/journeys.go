@@ -492,6 +492,9 @@ type ItemEvent struct {
 	Type  string
 	Value float64
 	TS    time.Time
+	// Category is the event's "category" property ("" when it has none): the
+	// item's category, which lift model train writes into the model.
+	Category string
 }
 
 // ItemEvents calls fn for every event of the given types (none: every type) in
@@ -499,7 +502,8 @@ type ItemEvent struct {
 // ordered by time, then unit. These are the interactions models are trained on.
 func (db *DB) ItemEvents(ctx context.Context, types []string, from, to time.Time, fn func(ItemEvent) error) (int64, error) {
 	const op = "store.ItemEvents"
-	q := `SELECT unit, json_extract_string(properties, '$.item') AS item, type, value, ts FROM events WHERE item IS NOT NULL AND item <> ''`
+	q := `SELECT unit, json_extract_string(properties, '$.item') AS item, type, value, ts,
+		coalesce(json_extract_string(properties, '$.category'), '') FROM events WHERE item IS NOT NULL AND item <> ''`
 	var args []any
 	if len(types) > 0 {
 		q += ` AND type IN (` + strings.TrimSuffix(strings.Repeat("?, ", len(types)), ", ") + `)`
@@ -524,7 +528,7 @@ func (db *DB) ItemEvents(ctx context.Context, types []string, from, to time.Time
 	var n int64
 	for rows.Next() {
 		var ev ItemEvent
-		if err := rows.Scan(&ev.Unit, &ev.Item, &ev.Type, &ev.Value, &ev.TS); err != nil {
+		if err := rows.Scan(&ev.Unit, &ev.Item, &ev.Type, &ev.Value, &ev.TS, &ev.Category); err != nil {
 			return n, internal(op, err)
 		}
 		if err := fn(ev); err != nil {

@@ -224,6 +224,7 @@ func TestPopularItemsAndItemEvents(t *testing.T) {
 		evs = append(evs, experiment.Event{EventID: id, Unit: unit, Type: typ, TS: ts, Value: 1, Properties: props})
 	}
 	add("1", "u1", "view", "x", t0)
+	evs[0].Properties = json.RawMessage(`{"item":"x","category":"books"}`)
 	add("2", "u2", "view", "x", t0.Add(time.Hour))
 	add("3", "u1", "view", "y", t0.Add(2*time.Hour))
 	add("4", "u3", "view", "z", t0.Add(-10*24*time.Hour)) // too old for a 7-day window
@@ -241,11 +242,11 @@ func TestPopularItemsAndItemEvents(t *testing.T) {
 	}
 	var got []string
 	n, err := db.ItemEvents(ctx, []string{"view"}, time.Time{}, time.Time{}, func(ev ItemEvent) error {
-		got = append(got, ev.Unit+"/"+ev.Item)
+		got = append(got, ev.Unit+"/"+ev.Item+"/"+ev.Category)
 		return nil
 	})
-	if err != nil || n != 4 || strings.Join(got, ",") != "u3/z,u1/x,u2/x,u1/y" {
-		t.Errorf("item events %v (%d, %v), want time order u3/z,u1/x,u2/x,u1/y", got, n, err)
+	if err != nil || n != 4 || strings.Join(got, ",") != "u3/z/,u1/x/books,u2/x/,u1/y/" {
+		t.Errorf("item events %v (%d, %v), want time order u3/z,u1/x (category books),u2/x,u1/y", got, n, err)
 	}
 }
 

@@ -29,7 +29,7 @@ func TestDemoJourney(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	s := out.String()
-	for _, want := range []string{"model", "journey     home", "decisions", "guardrails", "personalized vs control", "exposed vs permanent holdout", "withdrawn to tier 1", "left under the id: 0 exposures, 0 events, 0 decisions"} {
+	for _, want := range []string{"model", "journey     home", "gate        membership-inference attack AUC", "deployable true", "decisions", "guardrails", "personalized vs control", "exposed vs permanent holdout", "withdrawn to tier 1", "left under the id: 0 exposures, 0 events, 0 decisions"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("output lacks %q:\n%s", want, s)
 		}

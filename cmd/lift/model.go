@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +28,14 @@ Train and inspect personalization models.
       has an "item" (e.g. {"item": "sku-123"}); each event counts 1. Evaluates
       recall@k and NDCG@k on held-out interactions (each user's last item) against
       a most-popular baseline, refits on everything, and writes DIR/NAME.safetensors
-      with its model card DIR/NAME.card.json and DIR/NAME.card.md.
+      with its model card DIR/NAME.card.json and DIR/NAME.card.md. An event's
+      "category" property (e.g. {"item": "sku-123", "category": "books"}) is the
+      item's category, written into the model (per-category opt-outs, category
+      diversity) and reported on the card.
+
+      Gate: a membership-inference attack scores the training events and the
+      held-out ones; above --max-mia-auc (default 0.6) the model is written marked
+      not deployable and the command fails.
 
   lift model card --file DIR/NAME.safetensors [--format markdown|json]
       Print the card of a model file.`
@@ -56,7 +64,9 @@ func runModel(ctx context.Context, e *env, args []string) error {
 type trainConfig struct {
 	db, name, out, eventTypes, version, from, to string
 	factors, iters, k                            int
-	lambda, alpha                                float64
+	lambda, alpha, maxMIAAUC                     float64
+	dpEpsilon, dpDelta, dpClip                   float64
+	dpMaxItems                                   int
 	seed                                         uint64
 	evaluateOnly                                 bool
 }
@@ -78,6 +88,11 @@ func runModelTrain(ctx context.Context, e *env, args []string) error {
 	fs.IntVar(&c.k, "k", 10, "evaluation cut-off k of recall@k and NDCG@k")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the initial factors")
 	fs.BoolVar(&c.evaluateOnly, "evaluate-only", false, "ship the model trained on the training split (skip the refit on all interactions)")
+	fs.Float64Var(&c.dpEpsilon, "dp-epsilon", 0, "train with user-level (ε, δ)-differential privacy of the item factors at this `ε` (0: off)")
+	fs.Float64Var(&c.dpDelta, "dp-delta", 1e-6, "δ of --dp-epsilon")
+	fs.Float64Var(&c.dpClip, "dp-clip", 1, "with --dp-epsilon: L2 `bound` of a user factor")
+	fs.IntVar(&c.dpMaxItems, "dp-max-items", 50, "with --dp-epsilon: items kept per user (the rest dropped at random)")
+	fs.Float64Var(&c.maxMIAAUC, "max-mia-auc", als.DefaultMaxMIAAUC, "membership-inference gate: above this attack `AUC` the model is written marked not deployable and training fails (1 or more: report only)")
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
@@ -104,6 +119,20 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 		return bad("--lambda", "must be positive, got %g", c.lambda)
 	case !(c.alpha > 0):
 		return bad("--alpha", "must be positive, got %g", c.alpha)
+	case !(c.maxMIAAUC > 0.5):
+		return bad("--max-mia-auc", "must be above 0.5 (an attack at chance), got %g", c.maxMIAAUC)
+	case c.dpEpsilon < 0 || math.IsInf(c.dpEpsilon, 0):
+		return bad("--dp-epsilon", "must be positive (or 0: no differential privacy), got %g", c.dpEpsilon)
+	case c.dpEpsilon > 0 && !(c.dpDelta > 0 && c.dpDelta < 1):
+		return bad("--dp-delta", "must be in (0, 1), got %g", c.dpDelta)
+	case c.dpEpsilon > 0 && !(c.dpClip > 0):
+		return bad("--dp-clip", "must be positive, got %g", c.dpClip)
+	case c.dpEpsilon > 0 && c.dpMaxItems < 1:
+		return bad("--dp-max-items", "must be at least 1, got %d", c.dpMaxItems)
+	}
+	var dp *als.DP
+	if c.dpEpsilon > 0 {
+		dp = &als.DP{Epsilon: c.dpEpsilon, Delta: c.dpDelta, Clip: c.dpClip, MaxItems: c.dpMaxItems}
 	}
 	var from, to time.Time
 	var err error
@@ -138,7 +167,8 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	if err != nil {
 		return err
 	}
-	inter, first, last, err := readInteractions(ctx, db, types, from, to)
+	cats := map[string]string{}
+	inter, first, last, err := readInteractions(ctx, db, types, from, to, cats)
 	db.Close()
 	if err != nil {
 		return err
@@ -151,8 +181,9 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	fmt.Fprintf(e.stdout, "Training %s on %d interaction events (%s)\n", c.name, len(inter), strings.Join(types, ", "))
 	start := time.Now()
 	m, card, err := als.Build(ctx, inter, als.BuildOptions{
-		Options: als.Options{Factors: c.factors, Iterations: c.iters, Lambda: c.lambda, Alpha: c.alpha, Seed: c.seed},
+		Options: als.Options{Factors: c.factors, Iterations: c.iters, Lambda: c.lambda, Alpha: c.alpha, Seed: c.seed, DP: dp},
 		K:       c.k, Name: c.name, Version: c.version, Now: now.UTC(), EvaluateOnly: c.evaluateOnly,
+		MaxMIAAUC: c.maxMIAAUC, ItemCategories: cats,
 		TrainingData: fmt.Sprintf("events of type %s with an \"item\" property, from %s to %s (%s)",
 			strings.Join(types, ", "), first.Format(time.RFC3339), last.Format(time.RFC3339), filepath.Base(c.db)),
 	})
@@ -173,13 +204,29 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 	fmt.Fprintf(e.stdout, "  held-out users %d: recall@%d %.4f  NDCG@%d %.4f   (most popular: %.4f / %.4f)\n",
 		ev.Users, ev.K, ev.Recall, ev.K, ev.NDCG, ev.BaselineRecall, ev.BaselineNDCG)
 	fmt.Fprintf(e.stdout, "  exposure Gini@%d %.3f, catalog coverage %.1f%%\n", card.Exposure.K, card.Exposure.Gini, 100*card.Exposure.Coverage)
+	if p := card.Privacy; p != nil {
+		fmt.Fprintf(e.stdout, "  differential privacy: (ε = %g, δ = %g) per user, noise σ %.4g; recall@%d %.4f against %.4f without noise\n",
+			p.Epsilon, p.Delta, p.Sigma, ev.K, ev.Recall, p.NonPrivateRecall)
+	}
+	mi := card.Membership
+	fmt.Fprintf(e.stdout, "  membership inference: attack AUC %.3f (95%% interval %.3f to %.3f) over %d training and %d held-out events; gate %.2f\n",
+		mi.AUC, mi.Low, mi.High, mi.Members, mi.NonMembers, mi.MaxAUC)
+	if n := len(card.Fairness.ByCategory); n > 0 {
+		fmt.Fprintf(e.stdout, "  item categories: %d (written to the model; exposure share by category on the card)\n", n)
+	}
 	fmt.Fprintf(e.stdout, "  model  %s\n  card   %s\n         %s\n", path, jsonPath, mdPath)
+	if card.NotDeployable != "" {
+		return experiment.E(op, experiment.Invalid, experiment.Field("--max-mia-auc"), experiment.Errorf(
+			"%s. The model was written marked not deployable: lift serve refuses it unless started with --allow-undeployable", card.NotDeployable))
+	}
 	return nil
 }
 
 // readInteractions reads the interaction events of the store as ALS interactions
-// (weight 1 per event), with the first and last event times.
-func readInteractions(ctx context.Context, db *store.DB, types []string, from, to time.Time) ([]als.Interaction, time.Time, time.Time, error) {
+// (weight 1 per event), with the first and last event times. When cats is not
+// nil it receives each item's category: the "category" property of the item's
+// latest event that has one.
+func readInteractions(ctx context.Context, db *store.DB, types []string, from, to time.Time, cats map[string]string) ([]als.Interaction, time.Time, time.Time, error) {
 	var inter []als.Interaction
 	var first, last time.Time
 	_, err := db.ItemEvents(ctx, types, from, to, func(ev store.ItemEvent) error {
@@ -188,6 +235,9 @@ func readInteractions(ctx context.Context, db *store.DB, types []string, from, t
 		}
 		last = ev.TS.UTC()
 		inter = append(inter, als.Interaction{User: ev.Unit, Item: ev.Item, Weight: 1, Time: ev.TS})
+		if cats != nil && ev.Category != "" {
+			cats[ev.Item] = ev.Category
+		}
 		return nil
 	})
 	return inter, first, last, err
@@ -240,10 +290,12 @@ func runModelCard(ctx context.Context, e *env, args []string) error {
 
 // journeyFlags are the flags of "lift serve" that serve journeys.
 type journeyFlags struct {
-	models    string
-	scorer    string
-	scorerURL string
-	precision string
+	models            string
+	scorer            string
+	scorerURL         string
+	precision         string
+	allowUndeployable bool
+	watch             time.Duration
 }
 
 // addJourneyFlags declares --models, --scorer and --scorer-url on fs.
@@ -253,6 +305,8 @@ func addJourneyFlags(fs *flag.FlagSet) *journeyFlags {
 	fs.StringVar(&jf.scorer, "scorer", scorer.KindAuto, "scorer backend: auto (cuda when a GPU and the CUDA libraries are present, else cpu), cpu, cuda or remote")
 	fs.StringVar(&jf.scorerURL, "scorer-url", "", "base `URL` of the Open Inference Protocol server for --scorer remote, e.g. http://triton:8000")
 	fs.StringVar(&jf.precision, "scorer-precision", scorer.PrecisionF32, "what the cpu scorer scores in: f32, or f16 (item vectors in half precision: half the memory; see BENCHMARKS.md)")
+	fs.BoolVar(&jf.allowUndeployable, "allow-undeployable", false, "serve models that failed a training gate (marked not deployable by lift model train)")
+	fs.DurationVar(&jf.watch, "models-watch", 0, "poll the --models folder every `period` and reload a model whose file changed (0: only POST /v1/models/NAME/reload)")
 	return &jf
 }
 
@@ -270,7 +324,7 @@ func openJourneys(ctx context.Context, db *store.DB, jf *journeyFlags, logger *s
 		return nil, nil, experiment.E("serve", experiment.Invalid, experiment.Field("--scorer-precision"), experiment.Errorf(`must be "f32" or "f16", got %q`, jf.precision))
 	}
 	sopt.Precision = jf.precision
-	ms, err := journey.LoadModels(ctx, jf.models, journey.LoadOptions{Kind: jf.scorer, Scorer: sopt})
+	ms, err := journey.LoadModels(ctx, jf.models, journey.LoadOptions{Kind: jf.scorer, Scorer: sopt, AllowUndeployable: jf.allowUndeployable})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -278,7 +332,14 @@ func openJourneys(ctx context.Context, db *store.DB, jf *journeyFlags, logger *s
 		logger.Info("model loaded", "name", m.Name, "version", m.Version(), "items", m.Model.NItems(), "dim", m.Model.Dim, "backend", m.Scorer.Name())
 	}
 	d := journey.New(db, ms, journey.Options{Logger: logger})
-	return d, func() error { return errors.Join(d.Close(), ms.Close()) }, nil
+	stop := func() {}
+	if jf.watch > 0 {
+		wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		done := make(chan struct{})
+		go func() { defer close(done); ms.Watch(wctx, jf.watch, logger) }()
+		stop = func() { cancel(); <-done }
+	}
+	return d, func() error { stop(); return errors.Join(d.Close(), ms.Close()) }, nil
 }
 
 // journeyRollupTask stores, every period, the daily guardrails of every journey

@@ -23,7 +23,7 @@ func startJourneyServer(t *testing.T) (*liftServer, string) {
 	dbPath := filepath.Join(dir, "lift.duckdb")
 	models := filepath.Join(dir, "models")
 	writeInteractionStore(t, dbPath, 400)
-	if code, stdout, stderr := runLift(t, "model", "train", "--db", dbPath, "--name", "shop", "--out", models, "--factors", "8", "--iters", "4", "--version", "v1"); code != 0 {
+	if code, stdout, stderr := runLift(t, "model", "train", "--db", dbPath, "--name", "shop", "--out", models, "--factors", "8", "--iters", "4", "--lambda", "5", "--alpha", "2", "--version", "v1"); code != 0 {
 		t.Fatalf("train: %d\n%s\n%s", code, stdout, stderr)
 	}
 	srv := startServe(t, buildLift(t), "--db", dbPath, "--models", models, "--scorer", "cpu")

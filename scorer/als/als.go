@@ -63,6 +63,7 @@ type Dataset struct {
 type entry struct {
 	idx int32
 	r   float64
+	n   int32 // input rows aggregated into r
 }
 
 // Pairs returns the number of distinct (user, item) pairs.
@@ -76,6 +77,7 @@ func NewDataset(inter []Interaction) (*Dataset, error) {
 	items := map[string]int32{}
 	type key struct{ u, i int32 }
 	agg := map[key]float64{}
+	count := map[key]int32{}
 	for row, it := range inter {
 		field := "interactions[" + strconv.Itoa(row) + "]"
 		if it.User == "" || it.Item == "" {
@@ -98,6 +100,7 @@ func NewDataset(inter []Interaction) (*Dataset, error) {
 			d.Items = append(d.Items, it.Item)
 		}
 		agg[key{u, i}] += w
+		count[key{u, i}]++
 		if !it.Time.IsZero() {
 			if d.from.IsZero() || it.Time.Before(d.from) {
 				d.from = it.Time
@@ -114,8 +117,8 @@ func NewDataset(inter []Interaction) (*Dataset, error) {
 	d.byUser = make([][]entry, len(d.Users))
 	d.byItem = make([][]entry, len(d.Items))
 	for k, r := range agg {
-		d.byUser[k.u] = append(d.byUser[k.u], entry{k.i, r})
-		d.byItem[k.i] = append(d.byItem[k.i], entry{k.u, r})
+		d.byUser[k.u] = append(d.byUser[k.u], entry{k.i, r, count[k]})
+		d.byItem[k.i] = append(d.byItem[k.i], entry{k.u, r, count[k]})
 	}
 	for _, es := range [][][]entry{d.byUser, d.byItem} {
 		for _, e := range es {
@@ -140,6 +143,9 @@ type Options struct {
 	// per step instead of O(d³ + n_u·d²) per solve.
 	Solver  string
 	CGSteps int // conjugate-gradient steps per solve (default 3)
+	// DP, when set, trains with user-level differential privacy of the item
+	// factors (see DP); the item step is then always solved by Cholesky.
+	DP *DP
 }
 
 // Solvers accepted in Options.Solver.
@@ -199,8 +205,25 @@ func Train(ctx context.Context, ds *Dataset, opts Options) (*scorer.Model, error
 	if opts.Solver != SolverCholesky && opts.Solver != SolverCG {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("solver"), experiment.Errorf("want %q or %q, got %q", SolverCholesky, SolverCG, opts.Solver))
 	}
+	var dp *DP
+	if opts.DP != nil {
+		p := *opts.DP
+		p.fill()
+		if err := p.validate(); err != nil {
+			return nil, experiment.E(op, err)
+		}
+		dp = &p
+		opts.DP = dp
+	}
 	d := opts.Factors
 	nu, ni := len(ds.Users), len(ds.Items)
+	byUser, byItem := ds.byUser, ds.byItem
+	var sigma float64
+	if dp != nil {
+		byUser = limitItems(ds.byUser, dp.MaxItems, opts.Seed)
+		byItem = transpose(byUser, ni)
+		sigma = SigmaFor(dp.Epsilon, dp.Delta, dp.Sensitivity(opts.Alpha), opts.Iterations)
+	}
 	rng := rand.New(rand.NewPCG(opts.Seed, 0x5eed))
 	x := make([]float64, nu*d)
 	y := make([]float64, ni*d)
@@ -208,10 +231,16 @@ func Train(ctx context.Context, ds *Dataset, opts Options) (*scorer.Model, error
 		y[j] = 0.01 * rng.NormFloat64()
 	}
 	for it := range opts.Iterations {
-		if err := solveSide(ctx, x, y, ds.byUser, d, opts); err != nil {
+		if err := solveSide(ctx, x, y, byUser, d, opts); err != nil {
 			return nil, experiment.E(op, experiment.Field("iteration "+strconv.Itoa(it)), err)
 		}
-		if err := solveSide(ctx, y, x, ds.byItem, d, opts); err != nil {
+		var err error
+		if dp != nil {
+			err = solveItemsDP(ctx, y, x, byItem, d, opts, sigma, it)
+		} else {
+			err = solveSide(ctx, y, x, byItem, d, opts)
+		}
+		if err != nil {
 			return nil, experiment.E(op, experiment.Field("iteration "+strconv.Itoa(it)), err)
 		}
 	}

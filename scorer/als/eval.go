@@ -2,6 +2,7 @@ package als
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strconv"
 	"time"
@@ -65,6 +66,8 @@ type Metrics struct {
 	NDCG     float64
 	Gini     float64
 	Coverage float64
+
+	perUser map[string][2]float64 // user → (recall, NDCG), for the card's segments
 }
 
 // queryFunc returns the query vector of a user given the user's training items.
@@ -128,7 +131,7 @@ func evaluate(ctx context.Context, s scorer.Scorer, m *scorer.Model, train *Data
 		}
 		held[it.User] = append(held[it.User], idx)
 	}
-	met := Metrics{K: k}
+	met := Metrics{K: k, perUser: make(map[string][2]float64, len(users))}
 	if len(users) == 0 {
 		return met, experiment.E(op, experiment.InsufficientData, experiment.Errorf("no test user has training interactions"))
 	}
@@ -160,6 +163,7 @@ func evaluate(ctx context.Context, s scorer.Scorer, m *scorer.Model, train *Data
 			recall, ndcg := rankQuality(res[j], held[u], k)
 			met.Recall += recall
 			met.NDCG += ndcg
+			met.perUser[u] = [2]float64{recall, ndcg}
 			for _, sc := range res[j] {
 				exposure[sc.Item]++
 			}
@@ -207,6 +211,21 @@ func concentration(exposure []float64) (gini, coverage float64) {
 // (training items excluded), the exposure concentration reported on the card.
 func Exposure(ctx context.Context, s scorer.Scorer, m *scorer.Model, train *Dataset, k int) (gini, coverage float64, err error) {
 	exposure := make([]float64, m.NItems())
+	err = topLists(ctx, s, m, train, k, func(_ int, list []scorer.Scored) {
+		for _, sc := range list {
+			exposure[sc.Item]++
+		}
+	})
+	if err != nil {
+		return 0, 0, experiment.E("als.Exposure", err)
+	}
+	gini, coverage = concentration(exposure)
+	return gini, coverage, nil
+}
+
+// topLists calls fn with the top-k list of every user u of m (training items
+// excluded), in user order.
+func topLists(ctx context.Context, s scorer.Scorer, m *scorer.Model, train *Dataset, k int, fn func(u int, list []scorer.Scored)) error {
 	for lo := 0; lo < m.NUsers(); lo += evalBatch {
 		hi := min(lo+evalBatch, m.NUsers())
 		queries := make([][]float32, 0, hi-lo)
@@ -225,16 +244,13 @@ func Exposure(ctx context.Context, s scorer.Scorer, m *scorer.Model, train *Data
 		}
 		res, err := s.Score(ctx, queries, k, exclude)
 		if err != nil {
-			return 0, 0, experiment.E("als.Exposure", err)
+			return err
 		}
-		for _, list := range res {
-			for _, sc := range list {
-				exposure[sc.Item]++
-			}
+		for j, list := range res {
+			fn(lo+j, list)
 		}
 	}
-	gini, coverage = concentration(exposure)
-	return gini, coverage, nil
+	return nil
 }
 
 // BuildOptions configures Build.
@@ -248,6 +264,14 @@ type BuildOptions struct {
 	// EvaluateOnly skips the final refit on all interactions: the shipped model is
 	// the one trained on the training split.
 	EvaluateOnly bool
+	// MaxMIAAUC is the membership-inference gate: a model whose attack AUC is above
+	// it is marked not deployable (default DefaultMaxMIAAUC; at least 1 disables
+	// the gate, the attack still runs and is reported).
+	MaxMIAAUC float64
+	MIA       MIAOptions
+	// ItemCategories maps item ids to categories; the model carries those of its
+	// items (scorer.MetaItemCategories) and the card reports exposure by category.
+	ItemCategories map[string]string
 }
 
 // Build splits inter with LeaveLastOut, trains on the training part, evaluates the
@@ -279,7 +303,23 @@ func Build(ctx context.Context, inter []Interaction, o BuildOptions) (*scorer.Mo
 	if err != nil {
 		return nil, nil, experiment.E(op, err)
 	}
+	if o.MaxMIAAUC == 0 {
+		o.MaxMIAAUC = DefaultMaxMIAAUC
+	}
+	if !(o.MaxMIAAUC > 0.5) {
+		return nil, nil, experiment.E(op, experiment.Invalid, experiment.Field("max_mia_auc"), experiment.Errorf("must be above 0.5 (chance), got %g", o.MaxMIAAUC))
+	}
 	m, err := Train(ctx, train, o.Options)
+	if err != nil {
+		return nil, nil, experiment.E(op, err)
+	}
+	var private *scorer.CardPrivacy
+	if o.DP != nil {
+		if private, err = privacyCost(ctx, train, test, o); err != nil {
+			return nil, nil, experiment.E(op, err)
+		}
+	}
+	mia, err := MembershipInference(ctx, m, train, test, o.MIA)
 	if err != nil {
 		return nil, nil, experiment.E(op, err)
 	}
@@ -306,6 +346,16 @@ func Build(ctx context.Context, inter []Interaction, o BuildOptions) (*scorer.Mo
 		}
 	}
 	gini, coverage, err := Exposure(ctx, cpu, final, finalData, o.K)
+	if err != nil {
+		return nil, nil, experiment.E(op, err)
+	}
+	if cats := catalogCategories(final, o.ItemCategories); cats != "" {
+		if final.Meta.Extra == nil {
+			final.Meta.Extra = map[string]string{}
+		}
+		final.Meta.Extra[scorer.MetaItemCategories] = cats
+	}
+	fair, err := fairness(ctx, cpu, final, finalData, o.K, o.ItemCategories, met.perUser)
 	if err != nil {
 		return nil, nil, experiment.E(op, err)
 	}
@@ -356,6 +406,33 @@ func Build(ctx context.Context, inter []Interaction, o BuildOptions) (*scorer.Mo
 	if o.Solver == SolverCG {
 		card.Parameters["cg_steps"] = float64(o.CGSteps)
 	}
+	card.Fairness = fair
+	if private != nil {
+		card.Privacy = private
+		card.Parameters["dp_epsilon"], card.Parameters["dp_delta"] = private.Epsilon, private.Delta
+		card.Parameters["dp_clip"], card.Parameters["dp_max_items"] = o.DP.Clip, float64(o.DP.MaxItems)
+		final.Meta.Metrics["dp_epsilon"], final.Meta.Metrics["dp_delta"] = private.Epsilon, private.Delta
+		card.Limitations = append(card.Limitations, "Trained with differential privacy: the card's evaluation, exposure and membership-inference figures are computed from the data without noise and are not covered by the guarantee.")
+	}
+	card.Membership = &scorer.CardMembership{
+		Attack: "Black-box, score-based (Yeom et al. 2018): the model trained on the training split scores every training " +
+			"event of the evaluated users (members) and their held-out events (non-members); the attack guesses membership " +
+			"from the score. AUC = Mann-Whitney U / (members x non-members); 0.5 is chance.",
+		Members: mia.Members, NonMembers: mia.NonMembers, AUC: mia.AUC, Low: mia.Low, High: mia.High,
+		Level: mia.Level, Bootstrap: mia.Bootstrap, MaxAUC: o.MaxMIAAUC, Passed: mia.AUC <= o.MaxMIAAUC,
+	}
+	final.Meta.Metrics["mia_auc"] = mia.AUC
+	if !card.Membership.Passed {
+		card.NotDeployable = fmt.Sprintf("membership-inference AUC %.3f (%.0f%% interval %.3f to %.3f) is above the gate's %.2f: "+
+			"the model's scores tell its training interactions from others; retrain with a larger lambda or fewer factors",
+			mia.AUC, 100*mia.Level, mia.Low, mia.High, o.MaxMIAAUC)
+		if final.Meta.Extra == nil {
+			final.Meta.Extra = map[string]string{}
+		}
+		final.Meta.Extra[scorer.MetaNotDeployable] = card.NotDeployable
+	}
+	card.Monitoring = monitoringPlan(o.K, gini, met.Recall)
+	card.Decommission = decommissionCriteria(o.MaxMIAAUC)
 	return final, card, nil
 }
 
@@ -384,4 +461,36 @@ func popularityExposure(ctx context.Context, s scorer.Scorer, ds *Dataset, k int
 	}
 	g, c := concentration(exposure)
 	return g, c, nil
+}
+
+// privacyCost states the guarantee of o.DP and measures its accuracy cost: the
+// same training without noise, evaluated on the same held-out interactions.
+func privacyCost(ctx context.Context, train *Dataset, test []Interaction, o BuildOptions) (*scorer.CardPrivacy, error) {
+	p := *o.DP
+	p.fill()
+	plain := o.Options
+	plain.DP = nil
+	m, err := Train(ctx, train, plain)
+	if err != nil {
+		return nil, err
+	}
+	cpu, err := scorer.NewCPU(m, scorer.Options{Workers: o.Workers})
+	if err != nil {
+		return nil, err
+	}
+	met, err := Evaluate(ctx, cpu, m, train, test, o.K)
+	if err != nil {
+		return nil, err
+	}
+	sens := p.Sensitivity(o.Alpha)
+	return &scorer.CardPrivacy{
+		Epsilon: p.Epsilon, Delta: p.Delta, Unit: "one user (all of their interactions)",
+		Mechanism: fmt.Sprintf("Gaussian mechanism on the ALS item step's sufficient statistics (the users' Gram matrix, and per item the sums of "+
+			"alpha x x^T and (1+alpha) x over its users), each user's factor clipped to L2 norm %g and at most %d items per user (binary preferences); "+
+			"%d sweeps composed under zero-concentrated DP (Bun & Steinke 2016) and converted to (epsilon, delta).", p.Clip, p.MaxItems, o.Iterations),
+		Protects: "the item factors and every ranking computed from them alone. The user factors in the file are computed from each user's own " +
+			"history and reveal it to whoever reads the file.",
+		Sigma: SigmaFor(p.Epsilon, p.Delta, sens, o.Iterations), Sensitivity: sens,
+		NonPrivateRecall: met.Recall, NonPrivateNDCG: met.NDCG,
+	}, nil
 }
