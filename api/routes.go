@@ -12,6 +12,7 @@ func (s *Server) routes() {
 	s.eventRoutes()
 	s.metricDefRoutes()
 	s.resultRoutes()
+	s.healthRoutes()
 	s.privacyRoutes()
 	s.shareRoutes()
 	s.jobRoutes()
