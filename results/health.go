@@ -272,7 +272,7 @@ type Overlap struct {
 	Layer      string `json:"layer,omitempty"`
 	// Units is the number of units analyzed in both experiments on the first
 	// shared metric (for a mean metric: the units with a value).
-	Units        int64                `json:"units"`
+	Units        int64               `json:"units"`
 	Interactions []MetricInteraction `json:"interactions"`
 }
 
