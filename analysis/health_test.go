@@ -1,11 +1,14 @@
 package analysis
 
 import (
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"testing"
 
 	"gonum.org/v1/gonum/stat/distuv"
+
+	"github.com/liftlab/lift/internal/refdata"
 )
 
 // lbfRef is the log Bayes factor computed outside the project with scipy:
@@ -28,18 +31,21 @@ func TestSRMLogBayesFactorReference(t *testing.T) {
 		{"three arms 1:1:2", []float64{2510, 2475, 5015}, []float64{1, 1, 2}, nil, 10000, -0.6085846639671217},
 		// scipy: lbf([5200,4800],[.5,.5],[5000,5000])
 		{"52/48", []float64{5200, 4800}, []float64{50, 50}, nil, 10000, 3.6538806657263194},
-		// Optimizely's ssrm test_sequential_posteriors (time-aggregated data, prior
-		// dirichlet_probability [1,1,1], concentration 1, null [0.4,0.4,0.2]):
-		// log_marginal_likelihood_M1 − log_marginal_likelihood_M0 after each look,
-		// −7.028201432058012 − (−4.0776406466061985) and so on.
-		{"ssrm look 1", []float64{20, 17, 9}, []float64{.4, .4, .2}, []float64{1, 1, 1}, 1, -7.028201432058012 + 4.0776406466061985},
-		{"ssrm look 2", []float64{38, 38, 17}, []float64{.4, .4, .2}, []float64{1, 1, 1}, 1, -11.947847738358888 + 8.265946861099877},
-		{"ssrm look 3", []float64{42, 44, 21}, []float64{.4, .4, .2}, []float64{1, 1, 1}, 1, -15.471401950257842 + 11.610743519545139},
-		{"ssrm look 4", []float64{60, 63, 32}, []float64{.4, .4, .2}, []float64{1, 1, 1}, 1, -19.96484521090386 + 15.781031228536165},
 		// An arm with weight 0 is skipped, as in SRM: scipy as "50/50 balanced".
 		{"weight 0 skipped", []float64{10123, 55, 9877}, []float64{1, 0, 1}, nil, 10000, 0.4593221141694812},
 		{"one arm", []float64{10}, []float64{1}, nil, 10000, 0},
 		{"no units", []float64{0, 0}, []float64{1, 1}, nil, 10000, 0},
+	}
+	// Optimizely's ssrm test vectors (testdata/ssrm-sequential-posteriors.csv):
+	// ln BF = m1 − m0 after each look.
+	for i, r := range refdata.Table(t, "ssrm-sequential-posteriors.csv") {
+		cases = append(cases, struct {
+			name          string
+			counts, w     []float64
+			alpha         []float64 // the Dirichlet's parameters
+			concentration float64
+			want          float64
+		}{fmt.Sprintf("ssrm look %d", i+1), []float64{r.Float(t, "n1"), r.Float(t, "n2"), r.Float(t, "n3")}, []float64{.4, .4, .2}, []float64{1, 1, 1}, 1, r.Float(t, "m1") - r.Float(t, "m0")})
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
