@@ -3,6 +3,7 @@ package results
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"time"
 
@@ -121,7 +122,7 @@ func (s *Service) ExperimentHealth(ctx context.Context, key string) (*Health, er
 		h.SRM = analysis.SRMResult{PValue: p, Mismatch: p < analysis.DefaultSRMThreshold, Threshold: analysis.DefaultSRMThreshold}
 	}
 	looks := countsOf(h.Looks, pop.Arms)
-	if n := len(looks); n == 0 || fmt.Sprint(looks[n-1]) != fmt.Sprint(counts) {
+	if n := len(looks); n == 0 || !slices.Equal(looks[n-1], counts) {
 		looks = append(looks, counts)
 	}
 	h.SequentialSRM = analysis.SequentialSRM(looks, pop.Weights, 0, analysis.DefaultSRMThreshold)
@@ -221,7 +222,7 @@ func (s *Service) HoldoutHealth(ctx context.Context, name string, version int) (
 	}
 	looks := countsOf(ls, pop.Arms)
 	final := []float64{float64(hu), float64(xu)}
-	if n := len(looks); n == 0 || fmt.Sprint(looks[n-1]) != fmt.Sprint(final) {
+	if n := len(looks); n == 0 || !slices.Equal(looks[n-1], final) {
 		looks = append(looks, final)
 	}
 	out.SequentialSRM = analysis.SequentialSRM(looks, pop.Weights, 0, analysis.DefaultSRMThreshold)
