@@ -25,6 +25,8 @@
 // WelchFromSamples, TTest, Sequential, SRM, HolmAdjust, BHAdjust and Adjust,
 // Power, SampleSize, MDE and Duration, and LinRegression (Lin 2013 regression
 // adjustment with robust standard errors, the one row-level estimator here).
+// Health checks (health.go): SequentialSRM (Lindon & Malek 2022, anytime-valid),
+// PreExposureImbalance, ShareDriftTest and Interaction.
 //
 // Caller bugs (mismatched lengths) panic; bad input is an experiment.Invalid
 // error naming the field; degenerate data (n < 2, zero variance, a zero control

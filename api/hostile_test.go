@@ -292,6 +292,8 @@ func TestJobParams(t *testing.T) {
 		{map[string]any{"stale_after": true}, "params.stale_after"},
 		{map[string]any{"stale_after": "1m"}, "params.stale_after"}, // ambiguous
 		{map[string]any{"stale_after": 5}, "params.stale_after"},    // 5 seconds: below a minute
+		{map[string]any{"srm_concentration": -1}, "params.srm_concentration"},
+		{map[string]any{"srm_concentration": "many"}, "params.srm_concentration"},
 		{[]any{"https://hooks.example.com/x"}, "params"},
 		{"https://hooks.example.com/x", "params"},
 		{map[string]any{"webhook": "ftp://hooks.example.com/x"}, "params.webhook"},

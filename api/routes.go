@@ -13,6 +13,7 @@ func (s *Server) routes() {
 	s.eventRoutes()
 	s.metricDefRoutes()
 	s.resultRoutes()
+	s.healthRoutes()
 	s.privacyRoutes()
 	s.shareRoutes()
 	s.jobRoutes()

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
@@ -217,6 +219,9 @@ func (d Deps) checkMonitor(ctx context.Context, j *experiment.Job) error {
 	if p.StaleAfter != 0 && time.Duration(p.StaleAfter) < MinInterval {
 		return experiment.E(op, experiment.Invalid, experiment.Field("params.stale_after"), experiment.Errorf("must be at least %s, got %s", experiment.Duration(MinInterval), p.StaleAfter))
 	}
+	if p.SRMConcentration < 0 || math.IsInf(p.SRMConcentration, 0) {
+		return experiment.E(op, experiment.Invalid, experiment.Field("params.srm_concentration"), experiment.Errorf("must be a positive number, got %g", p.SRMConcentration))
+	}
 	return d.checkExperimentTarget(ctx, j)
 }
 
@@ -290,9 +295,32 @@ func (d Deps) refresh(ctx context.Context, j *experiment.Job, period time.Time) 
 type MonitorParams struct {
 	Webhook    string              `json:"webhook,omitempty"`     // alerts are POSTed here as JSON (Slack-compatible "text")
 	StaleAfter experiment.Duration `json:"stale_after,omitempty"` // default 24h without new exposures or events
+	// SRMConcentration is the concentration of the sequential SRM's Dirichlet
+	// mixture (analysis.SequentialSRM); default 10,000. Smaller values find
+	// large mismatches in small experiments sooner, larger ones small
+	// mismatches in large experiments.
+	SRMConcentration float64 `json:"srm_concentration,omitempty"`
 }
 
-// monitor checks SRM, guardrail metrics and data freshness of the target experiments.
+// sequentialSRM is the anytime-valid SRM check of an experiment's current
+// exposure counts (ok false for fewer than two arms).
+func (d Deps) sequentialSRM(ctx context.Context, key string, r *results.Results, concentration float64) (analysis.SequentialSRMResult, bool, error) {
+	e, err := d.Store.GetExperiment(ctx, key)
+	if err != nil {
+		return analysis.SequentialSRMResult{}, false, err
+	}
+	if len(e.Variants) < 2 {
+		return analysis.SequentialSRMResult{}, false, nil
+	}
+	counts := make([]float64, len(e.Variants))
+	weights := make([]float64, len(e.Variants))
+	for i, v := range e.Variants {
+		counts[i], weights[i] = float64(r.Exposures[v.Name]), v.Weight
+	}
+	return analysis.SequentialSRM([][]float64{counts}, weights, concentration, analysis.DefaultSRMThreshold), true, nil
+}
+
+// monitor checks SRM (sequentially), guardrail metrics and data freshness of the target experiments.
 func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) (any, error) {
 	var p MonitorParams
 	if len(j.Params) > 0 {
@@ -337,8 +365,15 @@ func (d Deps) monitor(ctx context.Context, j *experiment.Job, period time.Time) 
 				}
 			}
 		}
-		if r.SRM.Mismatch {
-			add("srm", k, "critical", fmt.Sprintf("Experiment %s has a sample-ratio mismatch (p = %.2g < %.2g): exposure counts %v do not match the configured weights; its results cannot be trusted until the cause is found.", k, r.SRM.PValue, r.SRM.Threshold, r.Exposures))
+		// The monitor looks again at every run: a chi-square read at every look
+		// would raise false alarms far above its threshold. The sequential SRM's
+		// Bayes factor at the current counts is anytime-valid (Ville's
+		// inequality bounds the chance that any run ever alarms without a
+		// mismatch by the threshold).
+		if srm, ok, err := d.sequentialSRM(ctx, k, r, p.SRMConcentration); err != nil {
+			return nil, fmt.Errorf("sequential SRM of %s: %w", k, err)
+		} else if ok && srm.Mismatch {
+			add("srm", k, "critical", fmt.Sprintf("Experiment %s has a sample-ratio mismatch (sequential p = %.2g < %.2g): exposure counts %v do not match the configured weights; its results cannot be trusted until the cause is found.", k, srm.PValue, srm.Threshold, r.Exposures))
 		}
 		for _, m := range r.Metrics {
 			if private[m.Name] {

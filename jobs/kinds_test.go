@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
@@ -80,7 +82,11 @@ func TestMonitorAlerts(t *testing.T) {
 
 	now := time.Date(2026, 11, 16, 6, 0, 0, 0, time.UTC) // six days after the last data
 	d := Deps{Store: db, Now: func() time.Time { return now }, Webhooks: loopbackHooks(t)}
-	params, _ := json.Marshal(MonitorParams{Webhook: hook.URL, StaleAfter: experiment.Duration(48 * time.Hour)})
+	// The SRM alert is the sequential one. With concentration 100 its p-value at
+	// 1,000 vs 1,300 is 3.337063362199139e-08 (scipy, with lbf of
+	// analysis/health_test.go: np.exp(-lbf([1000,1300],[.5,.5],[50,50]))), an
+	// alert; TestMonitorSequentialSRM has the default.
+	params, _ := json.Marshal(MonitorParams{Webhook: hook.URL, StaleAfter: experiment.Duration(48 * time.Hour), SRMConcentration: 100})
 	j := &experiment.Job{Name: "watch", Kind: experiment.JobMonitor, Every: experiment.Duration(6 * time.Hour), Params: params}
 	for run := 0; run < 2; run++ { // the second run of the same period must not alert again
 		if _, err := Kinds(d)[experiment.JobMonitor](ctx, j, now); err != nil {
@@ -122,4 +128,45 @@ func loopbackHooks(t *testing.T) *WebhookPolicy {
 		t.Fatal(err)
 	}
 	return p
+}
+
+// The monitor runs again and again, so its SRM check is the sequential one: at
+// the default concentration (10,000) 1,000 vs 1,300 units give the sequential
+// p-value 0.028561797865701052 (scipy: np.exp(-lbf([1000,1300],[.5,.5],[5000,5000]))),
+// no alert at 0.001, though the one-shot chi-square's p is 3.96e-10
+// (scipy.stats.chisquare([1000,1300]).pvalue); at concentration 100 it is
+// 3.337063362199139e-08, an alert.
+func TestMonitorSequentialSRM(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, t.TempDir()+"/lift.duckdb", store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	seedSRM(t, db)
+	now := time.Date(2026, 11, 10, 18, 0, 0, 0, time.UTC)
+	d := Deps{Store: db, Now: func() time.Time { return now }, Webhooks: loopbackHooks(t)}
+	for _, c := range []struct {
+		name          string
+		concentration float64
+		alert         bool
+	}{{"default", 0, false}, {"concentration 100", 100, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			r, err := d.results().ExperimentResults(ctx, "promo", results.Options{NoSnapshot: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !r.SRM.Mismatch {
+				t.Fatalf("fixture: the chi-square should flag (p = %g)", r.SRM.PValue)
+			}
+			srm, ok, err := d.sequentialSRM(ctx, "promo", r, c.concentration)
+			if err != nil || !ok {
+				t.Fatal(ok, err)
+			}
+			want := map[bool]float64{false: 0.028561797865701052, true: 3.337063362199139e-08}[c.alert]
+			if srm.Mismatch != c.alert || math.Abs(srm.PValue-want) > 1e-9*want {
+				t.Errorf("sequential SRM %+v, want p %g", srm, want)
+			}
+		})
+	}
 }

@@ -2,7 +2,8 @@
 // the per-metric analyses with CUPED, sequential intervals and the
 // multiple-testing correction, SRM, freshness, the input hash and the daily
 // series, and keeps each computation as a snapshot so that a report can be
-// reproduced.
+// reproduced; and the health checks (ExperimentHealth, HoldoutHealth,
+// ExperimentOverlaps), which store nothing.
 //
 // A Service reads definitions from a Registry, evaluates metric plans on a
 // metric.Engine (DuckDB by default, ClickHouse at warehouse scale) and stores

@@ -67,18 +67,32 @@ func runAnalyze(ctx context.Context, e *env, args []string) error {
 	if err := e.parse(fs, args); err != nil {
 		return err
 	}
-	res, err := analyzeFile(ctx, f)
+	res, arms, err := analyzeFile(ctx, f)
 	if err != nil {
 		return err
 	}
-	if f.covariates != "" {
+	if f.covariates != "" || f.covariate != "" {
 		out := analyzeOutput{MetricResult: res}
-		if out.Lin, err = linComparisons(ctx, f, res); err != nil {
-			return err
+		if f.covariate != "" {
+			// The CUPED covariate's balance: a check of the randomization.
+			if out.Imbalance, err = analysis.PreExposureImbalance(arms, f.alpha); err != nil {
+				out.ImbalanceError = err.Error()
+			}
+		}
+		if f.covariates != "" {
+			if out.Lin, err = linComparisons(ctx, f, res); err != nil {
+				return err
+			}
 		}
 		if f.format == "text" {
 			if err := writeAnalysisText(e.stdout, res); err != nil {
 				return err
+			}
+			if f.covariate != "" {
+				writeImbalanceText(e.stdout, f.covariate, out.Imbalance, out.ImbalanceError)
+			}
+			if out.Lin == nil {
+				return nil
 			}
 			return writeLinText(e.stdout, out.Lin)
 		}
@@ -98,63 +112,70 @@ func usageError(field, format string, args ...any) error {
 	return experiment.E("analyze", experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
 }
 
-// analyzeFile checks the flags, reads the sums and runs the analysis.
-func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, error) {
+// analyzeFile checks the flags, reads the sums and runs the analysis; it
+// returns the arms' sums too.
+func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, []analysis.Arm, error) {
+	res, in, err := analyzeFileInput(ctx, f)
+	return res, in.Arms, err
+}
+
+func analyzeFileInput(ctx context.Context, f analyzeFlags) (analysis.MetricResult, analysis.Input, error) {
 	var none analysis.MetricResult
+	var in analysis.Input
 	for _, req := range []struct{ name, v string }{{"--data", f.data}, {"--variant", f.variant}, {"--metric", f.metric}} {
 		if req.v == "" {
-			return none, usageError(req.name, "is required")
+			return none, in, usageError(req.name, "is required")
 		}
 	}
 	if f.format != "json" && f.format != "text" {
-		return none, usageError("--format", `must be "json" or "text", got %q`, f.format)
+		return none, in, usageError("--format", `must be "json" or "text", got %q`, f.format)
 	}
 	switch f.typ {
 	case "", "mean", "proportion", "ratio":
 	default:
-		return none, usageError("--type", `must be "mean" or "proportion", got %q`, f.typ)
+		return none, in, usageError("--type", `must be "mean" or "proportion", got %q`, f.typ)
 	}
 	if f.denominator != "" && f.typ != "" && f.typ != "ratio" {
-		return none, usageError("--type", "a metric with --denominator is a ratio metric; leave --type out")
+		return none, in, usageError("--type", "a metric with --denominator is a ratio metric; leave --type out")
 	}
 	if f.denominator == "" && f.typ == "ratio" {
-		return none, usageError("--type", "a ratio metric needs --denominator")
+		return none, in, usageError("--type", "a ratio metric needs --denominator")
 	}
 	if f.denominator != "" && f.covariate != "" {
-		return none, usageError("--covariate", "CUPED for a ratio metric needs the denominator's pre-period too; use --covariate without --denominator")
+		return none, in, usageError("--covariate", "CUPED for a ratio metric needs the denominator's pre-period too; use --covariate without --denominator")
 	}
 	if f.covariates != "" && f.denominator != "" {
-		return none, usageError("--covariates", "Lin's regression adjustment is for a per-unit metric; leave --denominator out")
+		return none, in, usageError("--covariates", "Lin's regression adjustment is for a per-unit metric; leave --denominator out")
 	}
 	if f.covariates != "" && f.alternative != "" && f.alternative != string(analysis.TwoSided) {
-		return none, usageError("--covariates", "Lin's regression adjustment is two-sided; leave --alternative out")
+		return none, in, usageError("--covariates", "Lin's regression adjustment is two-sided; leave --alternative out")
 	}
 	if _, err := covariateList(f.covariates); err != nil {
-		return none, err
+		return none, in, err
 	}
 	if !(f.alpha > 0 && f.alpha < 1) {
-		return none, usageError("--alpha", "must be in (0, 1), got %g", f.alpha)
+		return none, in, usageError("--alpha", "must be in (0, 1), got %g", f.alpha)
 	}
 	if f.sequential && !(f.tuning > 0) {
-		return none, usageError("--tuning", "must be positive, got %g", f.tuning)
+		return none, in, usageError("--tuning", "must be positive, got %g", f.tuning)
 	}
 	weights, err := parseWeights(f.weights)
 	if err != nil {
-		return none, err
+		return none, in, err
 	}
 	sums, err := store.ReadFileStats(ctx, store.FileStatsQuery{Path: f.data, Variant: f.variant, Metric: f.metric, Covariate: f.covariate, Denominator: f.denominator})
 	if err != nil {
-		return none, err
+		return none, in, err
 	}
 	names := make([]string, len(sums.Arms))
 	for i, a := range sums.Arms {
 		names[i] = a.Name
 	}
 	if len(sums.Arms) < 2 {
-		return none, experiment.E("analyze", experiment.InsufficientData, experiment.Field(f.variant),
+		return none, in, experiment.E("analyze", experiment.InsufficientData, experiment.Field(f.variant),
 			experiment.Errorf("column %q has a single variant %q; need a control and at least one treatment", f.variant, names[0]))
 	}
-	in := analysis.Input{
+	in = analysis.Input{
 		Metric: f.metric, Alpha: f.alpha, Alternative: analysis.Alternative(f.alternative),
 		Covariate: f.covariate, SRMThreshold: f.srmThreshold,
 	}
@@ -162,7 +183,7 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 	case f.denominator != "":
 		in.Type = analysis.Ratio
 	case f.typ == "proportion" && !sums.MetricBinary:
-		return none, usageError(f.metric, "--type proportion needs every value of column %q to be 0 or 1", f.metric)
+		return none, in, usageError(f.metric, "--type proportion needs every value of column %q to be 0 or 1", f.metric)
 	case f.typ == "mean" || (f.typ == "" && !sums.MetricBinary):
 		in.Type = analysis.Mean
 	default:
@@ -179,11 +200,11 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 	case "frequentist":
 	case "bayesian":
 		if !(f.priorStddev > 0) || math.IsInf(f.priorStddev, 0) {
-			return none, usageError("--prior-stddev", "must be positive and finite, got %g", f.priorStddev)
+			return none, in, usageError("--prior-stddev", "must be positive and finite, got %g", f.priorStddev)
 		}
 		in.Bayesian = analysis.PriorOf(f.priorMean, f.priorStddev, f.priorProper)
 	default:
-		return none, usageError("--engine", "must be frequentist or bayesian, got %q", f.engine)
+		return none, in, usageError("--engine", "must be frequentist or bayesian, got %q", f.engine)
 	}
 	in.Control = f.control
 	if in.Control == "" {
@@ -195,11 +216,11 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 			}
 		}
 	} else if !contains(names, in.Control) {
-		return none, usageError("--control", "no variant %q in column %q (variants: %s)", in.Control, f.variant, strings.Join(names, ", "))
+		return none, in, usageError("--control", "no variant %q in column %q (variants: %s)", in.Control, f.variant, strings.Join(names, ", "))
 	}
 	for name := range weights {
 		if !contains(names, name) {
-			return none, usageError("--weights", "no variant %q in column %q (variants: %s)", name, f.variant, strings.Join(names, ", "))
+			return none, in, usageError("--weights", "no variant %q in column %q (variants: %s)", name, f.variant, strings.Join(names, ", "))
 		}
 	}
 	for _, a := range sums.Arms {
@@ -207,9 +228,9 @@ func analyzeFile(ctx context.Context, f analyzeFlags) (analysis.MetricResult, er
 	}
 	res, err := analysis.Analyze(in)
 	if err != nil {
-		return none, err
+		return none, in, err
 	}
-	return res, nil
+	return res, in, nil
 }
 
 func contains(xs []string, s string) bool {
@@ -325,7 +346,24 @@ func pText(p float64, adj *analysis.Adjusted, relative bool) string {
 // Lin's regression-adjusted comparisons.
 type analyzeOutput struct {
 	analysis.MetricResult
-	Lin []linComparison `json:"lin"`
+	Lin []linComparison `json:"lin,omitempty"`
+	// With --covariate: the covariate's means by arm and the test of their
+	// equality (analysis.PreExposureImbalance), or why it could not be run.
+	Imbalance      *analysis.Imbalance `json:"imbalance,omitempty"`
+	ImbalanceError string              `json:"imbalance_error,omitempty"`
+}
+
+// writeImbalanceText prints the pre-exposure balance line of --format text.
+func writeImbalanceText(out io.Writer, covariate string, im *analysis.Imbalance, errText string) {
+	if im == nil {
+		fmt.Fprintf(out, "\npre-exposure balance of %s: not tested (%s)\n", covariate, errText)
+		return
+	}
+	verdict := "balanced"
+	if im.Imbalanced {
+		verdict = "IMBALANCED: the arms differed before exposure; check assignment and exposure logging"
+	}
+	fmt.Fprintf(out, "\npre-exposure balance of %s: chi-square %.4g (df %d), p = %.4g (%s)\n", covariate, im.Statistic, im.DF, im.PValue, verdict)
 }
 
 // linComparison is one variant against the control by Lin's (2013) estimator.

@@ -255,3 +255,39 @@ func TestAnalyzeErrors(t *testing.T) {
 		})
 	}
 }
+
+// lift analyze --covariate tests the covariate's balance across the arms, on
+// the data of analysis.TestPreExposureImbalanceReference: numpy/scipy give
+// W = 14.781327176903872 and chi2.sf(W, 2) = 0.0006169863925895406 (the
+// snippet is quoted there).
+func TestAnalyzeImbalance(t *testing.T) {
+	var rows []analyzeRow
+	add := func(v string, n, mul, mod int, off float64) {
+		for i := range n {
+			x := float64((i*mul)%mod)/10 + off
+			rows = append(rows, analyzeRow{variant: v, y: x + 1, x: x, d: 1})
+		}
+	}
+	add("a", 200, 37, 101, 0)
+	add("b", 150, 53, 97, 0.9)
+	add("c", 180, 29, 89, 0.1)
+	path := writeAnalyzeCSV(t, rows)
+	code, out, errOut := runLift(t, "analyze", "--data", path, "--variant", "variant", "--metric", "y", "--covariate", "x", "--control", "a")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var got struct {
+		Imbalance *analysis.Imbalance `json:"imbalance"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil || got.Imbalance == nil {
+		t.Fatalf("%v in %s", err, out)
+	}
+	im := got.Imbalance
+	if math.Abs(im.Statistic-14.781327176903872) > 1e-9 || math.Abs(im.PValue-0.0006169863925895406) > 1e-12 || im.DF != 2 || !im.Imbalanced {
+		t.Errorf("imbalance %+v", im)
+	}
+	code, out, errOut = runLift(t, "analyze", "--data", path, "--variant", "variant", "--metric", "y", "--covariate", "x", "--format", "text")
+	if code != 0 || !strings.Contains(out, "pre-exposure balance of x: chi-square 14.78 (df 2), p = 0.000617 (IMBALANCED") {
+		t.Errorf("text: exit %d\n%s%s", code, out, errOut)
+	}
+}
