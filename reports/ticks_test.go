@@ -143,3 +143,25 @@ func TestChartAxesRoundTicks(t *testing.T) {
 		}
 	}
 }
+
+// TestAllocationTicksAreVersions: the bandit allocation's x axis labels whole
+// weight versions only (there is no version 1.5).
+func TestAllocationTicksAreVersions(t *testing.T) {
+	var vs []BanditVersion
+	for v := 1; v <= 2; v++ {
+		vs = append(vs, BanditVersion{Version: v, Weights: []float64{0.5, 0.5}})
+	}
+	p, err := (&Allocation{Variants: []string{"a", "b"}, Versions: vs}).build()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, tk := range p.X.Tick.Marker.Ticks(p.X.Min, p.X.Max) {
+		if tk.Label != "" {
+			got = append(got, tk.Label)
+		}
+	}
+	if want := []string{"1", "2", "3"}; !slices.Equal(got, want) {
+		t.Errorf("x labels %q, want the versions %q", got, want)
+	}
+}

@@ -138,6 +138,7 @@ func (c *Allocation) build() (*plot.Plot, error) {
 		p.Legend.Add(name, l)
 	}
 	p.X.Min, p.X.Max = float64(c.Versions[0].Version), float64(last+1)
+	p.X.Tick.Marker = integerTicks{} // weight versions are whole numbers
 	p.Y.Min, p.Y.Max = 0, 100
 	legendRoom(p)
 	return p, nil
