@@ -15,6 +15,7 @@ import (
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/assign"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/store"
 )
 
@@ -193,7 +194,16 @@ func (d *demo) register(ctx context.Context) error {
 	if d.exp, err = d.db.StartExperiment(ctx, actor, exp.Key); err != nil {
 		return err
 	}
+	// Privacy budgets, so that viewer keys and share links (DP numbers only) see
+	// the experiment's and the holdout's results: ε 10 in all, 1 per daily release.
+	ledger := privacy.NewLedger(d.db.Ledger())
+	for _, scope := range []string{privacy.ExperimentScope(exp.Key), privacy.HoldoutScope(d.holdout.Name)} {
+		if err := ledger.SetBudget(ctx, scope, privacy.Budget{Epsilon: 10, Delta: 1e-5, ReleaseEpsilon: 1}, actor); err != nil {
+			return err
+		}
+	}
 	fmt.Fprintf(d.out, "  layer       %s\n", d.layer.Name)
+	fmt.Fprintf(d.out, "  privacy     %s and holdout %s: ε 10, δ 1e-5, ε 1 per daily release (what viewer keys see)\n", exp.Key, d.holdout.Name)
 	fmt.Fprintf(d.out, "  holdout     %s: %g%% of all units, version %d (salt %q)\n", d.holdout.Name, 100*d.holdout.Fraction, d.holdout.Version, d.holdout.Salt)
 	fmt.Fprintf(d.out, "  experiment  %s: control 50%% / treatment 50%%, all of layer %s, holdout %s, hash v%d (%s)\n",
 		d.exp.Key, d.exp.Layer, d.exp.Holdout, d.exp.HashVersion, d.exp.Status)

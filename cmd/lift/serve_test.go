@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/analysis"
+	"github.com/liftlab/lift/api"
+	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/store"
 )
 
@@ -162,6 +164,10 @@ func TestDemo(t *testing.T) {
 	counts, err := s.ExposureCounts(context.Background(), "checkout-button")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// The demo sets privacy budgets, so a viewer (DP numbers only) reads results.
+	if _, err := api.PrivateExperimentResults(context.Background(), s, api.ResultsOver(s), "checkout-button", "viewer", privacy.Options{}); err != nil {
+		t.Errorf("the demo's private results: %v", err)
 	}
 	// The whole layer and coverage 1: every unit is in an arm or in the holdout.
 	if n := counts["control"] + counts["treatment"] + counts[""]; n != units {
