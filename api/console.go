@@ -177,7 +177,8 @@ func (s *Server) consoleRoutes() {
 		Summary:     "The console's downloads: report.html, results.csv, results.parquet and the charts (NAME.svg, NAME.png, NAME.pdf)",
 		Description: "The same documents as the /v1/experiments/KEY/ routes, for the signed-in key's role.", ContentType: "application/octet-stream"})
 	s.route(http.MethodGet, "/console.css", Public, s.consoleCSS, op{Summary: "The console's stylesheet", ContentType: "text/css"})
-	s.consoleViewRoutes() // console_views.go
+	s.consoleViewRoutes()   // console_views.go
+	s.consoleMetricRoutes() // console_metrics.go
 }
 
 // signedIn is the key of the request's session, with the session.
@@ -254,6 +255,8 @@ func consoleSections() []section {
 	return []section{
 		{"experiments", "/", "Experiments", viewer},
 		{"holdouts", "/holdouts", "Holdouts", viewer},
+		{"metrics", metricsPath, "Metrics", viewer},       // console_metrics.go
+		{"templates", "/templates", "Templates", analyst}, // console_metrics.go
 		{"journeys", "/journeys", "Journeys", analyst},
 		{"analyses", "/analyses", "Analyses", analyst},
 		{"geo", "/analyses/geo", "Geo", analyst}, // console_views.go

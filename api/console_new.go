@@ -20,8 +20,11 @@ type newExperimentForm struct {
 	Chosen   map[string]bool // metrics ticked
 	Layers   []string
 	Holdouts []string
-	Errors   map[string]string // form field → message
-	Problem  string            // a message that names no field of the form
+	// Templates are the experiment templates; V["template"] is the one the
+	// form was filled from (GET /experiments/new?template=NAME).
+	Templates []string
+	Errors    map[string]string // form field → message
+	Problem   string            // a message that names no field of the form
 }
 
 func (s *Server) newExperimentData(c echo.Context) (*newExperimentForm, error) {
@@ -48,6 +51,9 @@ func (s *Server) newExperimentData(c echo.Context) (*newExperimentForm, error) {
 	for _, h := range hs {
 		f.Holdouts = append(f.Holdouts, h.Name)
 	}
+	if f.Templates, err = s.templateNames(c); err != nil {
+		return nil, err
+	}
 	return f, nil
 }
 
@@ -60,7 +66,16 @@ func (s *Server) consoleNewExperiment(c echo.Context, k *experiment.APIKey, se *
 		return err
 	}
 	f.V["variants"], f.V["alpha"], f.V["correction"] = "control=0.5, treatment=0.5", "0.05", "holm"
-	return s.render(c, http.StatusOK, "new.html", page2(k, se, "New experiment", "experiments", f))
+	status := http.StatusOK
+	if t := strings.TrimSpace(c.QueryParam("template")); t != "" {
+		if err := s.fillFromTemplate(c, f, t); err != nil {
+			return err
+		}
+		if len(f.Errors) > 0 {
+			status = http.StatusBadRequest
+		}
+	}
+	return s.render(c, status, "new.html", page2(k, se, "New experiment", "experiments", f))
 }
 
 // formFields maps the API's field paths to the form's fields.
@@ -68,7 +83,7 @@ var formFields = map[string]string{
 	"key": "key", "name": "name", "description": "description", "variants": "variants", "metrics": "metrics",
 	"layer": "layer", "layer_range": "layer_range", "holdout": "holdout",
 	"analysis.alpha": "alpha", "analysis.correction": "correction", "analysis.mde": "mde", "analysis.primary_metric": "metrics",
-	"analysis.sequential_tuning": "sequential",
+	"analysis.sequential_tuning": "sequential", "template": "template", "guardrails": "metrics",
 }
 
 // formField is the form field of an API error's field path ("variants[1].weight" → variants).
@@ -102,13 +117,28 @@ func (s *Server) consoleCreateExperiment(c echo.Context, k *experiment.APIKey, s
 	if err != nil {
 		return err
 	}
-	for _, n := range []string{"key", "name", "description", "variants", "primary", "layer", "layer_start", "layer_end", "holdout", "alpha", "correction", "mde", "sequential", "start"} {
+	for _, n := range []string{"key", "name", "description", "variants", "primary", "layer", "layer_start", "layer_end", "holdout", "alpha", "correction", "mde", "sequential", "start", "template"} {
 		f.V[n] = strings.TrimSpace(c.FormValue(n))
 	}
 	form, _ := c.FormParams()
 	req := experimentRequest{Key: f.V["key"], Name: f.V["name"], Description: f.V["description"], Layer: f.V["layer"], Holdout: f.V["holdout"], Analysis: &experiment.AnalysisPlan{}}
+	if f.V["template"] != "" {
+		// The form was filled from the template: what it shows is the
+		// design; the plan's fields the form has no input for (the engine,
+		// its prior) are the template's.
+		t, err := s.db.GetTemplate(c.Request().Context(), f.V["template"])
+		switch {
+		case experiment.Is(err, experiment.NotFound):
+		case err != nil:
+			return err
+		case t.Analysis != nil:
+			*req.Analysis = *t.Analysis
+		}
+		req.Guardrails = []string{} // ticked among the metrics
+	}
 	req.Analysis.Correction = f.V["correction"]
 	req.Analysis.Sequential = f.V["sequential"] != ""
+	req.Analysis.Alpha, req.Analysis.MDE, req.Analysis.PrimaryMetric = 0, 0, ""
 	num := func(field, v string, dst *float64) {
 		if v == "" {
 			return
@@ -140,6 +170,7 @@ func (s *Server) consoleCreateExperiment(c echo.Context, k *experiment.APIKey, s
 		}
 		req.Variants = append(req.Variants, experiment.Variant{Name: strings.TrimSpace(name), Weight: x})
 	}
+	req.Metrics = []experiment.MetricRef{}
 	for _, m := range form["metrics"] {
 		f.Chosen[m] = true
 		req.Metrics = append(req.Metrics, experiment.MetricRef{Name: m, Primary: m == f.V["primary"]})
@@ -148,7 +179,7 @@ func (s *Server) consoleCreateExperiment(c echo.Context, k *experiment.APIKey, s
 		err = s.metricsExist(c.Request().Context(), req.Metrics, "metrics")
 		var e *experiment.Experiment
 		if err == nil {
-			e, err = s.db.CreateExperimentFrom(c.Request().Context(), actor(c), req.experiment(), "", req.given())
+			e, err = s.db.CreateExperimentFrom(c.Request().Context(), actor(c), req.experiment(), f.V["template"], req.given())
 		}
 		if err == nil && f.V["start"] != "" {
 			_, err = s.db.StartExperimentAt(c.Request().Context(), actor(c), e.Key, time.Time{})
