@@ -549,6 +549,9 @@ type experimentData struct {
 	Downloads []download
 	Privacy   *experiment.PrivacyAccount // nil: no budget set
 	Progress  *progressOut               // nil: the plan has no MDE
+	// Definitions are the versions of its metric definitions the experiment
+	// reads (pinned at its start) beside the current ones.
+	Definitions []reports.MetricDefinition
 }
 
 type download struct{ Name, File string }
@@ -560,6 +563,9 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		return err
 	}
 	d := experimentData{E: e, Private: !k.Role.SeesExact()}
+	if d.Definitions, err = reportDefinitions(ctx, s.db, e, nil); err != nil {
+		return err
+	}
 	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")}
 	var err2 error
 	if !d.Private {

@@ -1,14 +1,18 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"html"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/reports"
 )
 
 // fieldError is the message the page shows next to form field f, "" when none.
@@ -363,5 +367,53 @@ func TestConsoleTemplates(t *testing.T) {
 	// An unknown template is said next to the picker.
 	if resp := b.do("/experiments/new?template=nope", nil); resp.StatusCode != 400 || !strings.HasPrefix(fieldError(b.last, "template"), `template: unknown template "nope"`) {
 		t.Errorf("unknown template: %d %q", resp.StatusCode, fieldError(b.last, "template"))
+	}
+}
+
+// TestReportMetricVersions: the report (HTML, Markdown, exact and private)
+// and the console's experiment page say which version of each metric
+// definition the results read and flag a newer one; a draft reads the
+// current version.
+func TestReportMetricVersions(t *testing.T) {
+	ts := newTestServer(t)
+	setupConsole(t, ts)
+	viewer := ts.key("vic", experiment.RoleViewer)
+	ts.must(http.StatusOK, "PUT", "/v1/metrics/revenue", map[string]any{"event_type": "purchase", "aggregation": "sum", "bounds": map[string]float64{"lower": 0, "upper": 60}}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "next", "variants": twoArms, "metrics": []string{"revenue"}}, nil)
+	ctx := context.Background()
+	want := []reports.MetricDefinition{{Metric: "revenue", Version: 1, Current: 2, Pinned: true}, {Metric: "converted", Version: 1, Current: 1, Pinned: true}, {Metric: "visits", Version: 1, Current: 1, Pinned: true}}
+	for _, private := range []bool{false, true} {
+		r, err := BuildReport(ctx, ts.db, ts.srv.results, "checkout", ReportOptions{Private: private, Who: "test", TableOnly: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(r.Definitions, want) {
+			t.Errorf("private %v: definitions %+v, want %+v", private, r.Definitions, want)
+		}
+		var md bytes.Buffer
+		if err := r.Markdown(&md, ""); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(md.String(), "- revenue v1 (pinned at the start; v2 is current and is not used here)\n- converted v1 (pinned at the start; current)") {
+			t.Errorf("private %v: Markdown\n%s", private, md.String())
+		}
+	}
+	for _, key := range []string{ts.admin, viewer} {
+		status, page := ts.do("GET", "/v1/experiments/checkout/report.html", key, nil)
+		row := regexp.MustCompile(`(?s)<tr data-definition="revenue" class="newer">.*?</tr>`).FindString(string(page))
+		if status != 200 || !strings.Contains(row, `<td class="version">v1</td><td class="current">v2</td>`) || !strings.Contains(row, "a newer version exists") {
+			t.Errorf("report.html: %d, revenue's row %q", status, row)
+		}
+	}
+	vb := newBrowser(t, ts)
+	vb.signIn(viewer)
+	vb.do("/experiments/checkout", nil)
+	if d := regexp.MustCompile(`(?s)<dd id="metric-versions">.*?</dd>`).FindString(vb.last); !strings.Contains(d, `revenue</a> v1 <span class="badge outdated"`) || !strings.Contains(d, "v2 is current") ||
+		!strings.Contains(d, `visits</a> v1</span>`) {
+		t.Errorf("the experiment page's versions: %s", d)
+	}
+	vb.do("/experiments/next", nil)
+	if d := regexp.MustCompile(`(?s)<dd id="metric-versions">.*?</dd>`).FindString(vb.last); !strings.Contains(d, `revenue</a> v2 (current; pinned at the start)`) {
+		t.Errorf("a draft's versions: %s", d)
 	}
 }

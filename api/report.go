@@ -156,6 +156,7 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 		}
 	}
 	var charts []reports.Chart
+	used := map[string]int{} // the definitions' versions the exact results read
 	if o.Private {
 		if o.Privacy.Now == nil {
 			o.Privacy.Now = o.Now
@@ -239,6 +240,7 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 				r.Notes = append(r.Notes, "Metric "+m.Name+" could not be analyzed: "+m.Error)
 				continue
 			}
+			used[m.Name] = m.Version
 			if m.Primary || primary == "" {
 				primary = m.Name
 			}
@@ -347,6 +349,9 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 		all = append(all, exposures)
 	}
 	r.Charts = all
+	if r.Definitions, err = reportDefinitions(ctx, db, e, used); err != nil {
+		return nil, err
+	}
 	return r, nil
 }
 

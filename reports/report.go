@@ -141,6 +141,9 @@ type Report struct {
 	// Hidden says which views this report leaves out and why (a DP report:
 	// they have no DP release).
 	Hidden []string `json:"hidden_views,omitempty"`
+	// Definitions are the versions of the metric definitions the results
+	// read (definitions.go).
+	Definitions []MetricDefinition `json:"metric_definitions,omitempty"`
 }
 
 // LeaveOut records that the chart name is not in the report, and why.
@@ -662,11 +665,12 @@ tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9re
 {{end}}</tbody></table>
 <p class="meta">{{if .Adjusted}}Verdicts use the {{.AdjustedName}}-values{{else}}Verdicts use the p-values{{end}} at α = {{.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
 {{template "views" .}}
+{{template "definitions" .}}
 <h2>Methods</h2>
 <ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
 {{end}}{{if .Notes}}<h2>Notes</h2><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{end}}` + viewsHTML))
+{{end}}` + viewsHTML + definitionsHTML))
 
 type htmlChart struct {
 	Name, Note string
@@ -784,7 +788,9 @@ func (r *Report) Markdown(w io.Writer, plotDir string) error {
 		}
 		fmt.Fprintf(&b, " %s |\n", verdict)
 	}
-	fmt.Fprintf(&b, "\nNumbers are %s.\n\n## Methods\n\n", r.Privacy.Caption())
+	fmt.Fprintf(&b, "\nNumbers are %s.\n\n", r.Privacy.Caption())
+	r.definitionsMarkdown(&b)
+	b.WriteString("## Methods\n\n")
 	for _, m := range r.methods() {
 		fmt.Fprintf(&b, "- %s\n", md.Replace(m))
 	}
