@@ -51,7 +51,7 @@ func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
 		h.Set("Cache-Control", "no-store")
 		h.Set("Referrer-Policy", "no-referrer") // the token is in the URL
 		h.Set("X-Robots-Tag", "noindex")
-		return BuildReport(ctx, s.db, s.results, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now})
+		return BuildReport(ctx, s.db, s.results, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")})
 	}
 	return BuildReport(ctx, s.db, s.results, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
 }
@@ -215,6 +215,15 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 		r.LeaveOut("cumulative", "The cumulative daily chart is left out of private reports: each day would be another release spending budget.")
 		if r.Hidden, err = hiddenViews(ctx, db, e); err != nil {
 			return nil, err
+		}
+		if !o.TableOnly {
+			seg, err := addPrivateSegments(ctx, db, rs, e, r, o)
+			if err != nil {
+				return nil, err
+			}
+			if seg {
+				r.Hidden = privateSegmentsShown(r.Hidden, r.PrivateSegments.Metric)
+			}
 		}
 	} else {
 		res := o.Results

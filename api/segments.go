@@ -196,6 +196,13 @@ func PrivateSegments(ctx context.Context, db *store.DB, rs *results.Service, e *
 	now := opt.Now().UTC().Truncate(time.Microsecond)
 	subject := fmt.Sprintf("segments %s by %s (%s vs %s)", metricName, attribute, treatment, control)
 	sc, err := privacy.NewLedger(db.Ledger()).ReleaseSegments(ctx, privacy.ExperimentScope(e.Key), subject, now, who, func(p privacy.Params) (*privacy.Segments, error) {
+		if p.Delta == 0 {
+			// Not the request's fault: the budget's (privacy.ReleaseSegments
+			// would name its own parameter, delta, which no request has).
+			return nil, experiment.E(op, experiment.Conflict, experiment.Field("privacy.delta"), experiment.Errorf(
+				"the privacy budget of experiment %q has δ = 0, and a segment breakdown needs δ > 0 for partition selection: "+
+					"set delta (or release_delta) with PUT /v1/experiments/%s/privacy, e.g. \"delta\": 1e-6", e.Key, e.Key))
+		}
 		values, bounds, err := db.BoundedUnitValues(ctx, rs.Engine(), e, []string{control, treatment}, metricName, "metric", now)
 		if err != nil {
 			return nil, err

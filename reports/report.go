@@ -144,6 +144,9 @@ type Report struct {
 	// Definitions are the versions of the metric definitions the results
 	// read (definitions.go).
 	Definitions []MetricDefinition `json:"metric_definitions,omitempty"`
+	// PrivateSegments is a DP report's segment breakdown
+	// (private_segments.go), nil when it has none.
+	PrivateSegments *PrivateSegments `json:"private_segments,omitempty"`
 }
 
 // LeaveOut records that the chart name is not in the report, and why.
@@ -665,12 +668,13 @@ tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9re
 {{end}}</tbody></table>
 <p class="meta">{{if .Adjusted}}Verdicts use the {{.AdjustedName}}-values{{else}}Verdicts use the p-values{{end}} at α = {{.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
 {{template "views" .}}
+{{template "privsegments" .}}
 {{template "definitions" .}}
 <h2>Methods</h2>
 <ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
 {{end}}{{if .Notes}}<h2>Notes</h2><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{end}}` + viewsHTML + definitionsHTML))
+{{end}}` + viewsHTML + definitionsHTML + privateSegmentsHTML))
 
 type htmlChart struct {
 	Name, Note string
@@ -789,6 +793,7 @@ func (r *Report) Markdown(w io.Writer, plotDir string) error {
 		fmt.Fprintf(&b, " %s |\n", verdict)
 	}
 	fmt.Fprintf(&b, "\nNumbers are %s.\n\n", r.Privacy.Caption())
+	r.privateSegmentsMarkdown(&b)
 	r.definitionsMarkdown(&b)
 	b.WriteString("## Methods\n\n")
 	for _, m := range r.methods() {
