@@ -552,6 +552,10 @@ type experimentData struct {
 	// Definitions are the versions of its metric definitions the experiment
 	// reads (pinned at its start) beside the current ones.
 	Definitions []reports.MetricDefinition
+	// Attributes are the unit attributes the report's segments can be
+	// broken down by (?segment=), SegmentBy the one asked for.
+	Attributes []string
+	SegmentBy  string
 }
 
 type download struct{ Name, File string }
@@ -565,6 +569,12 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 	d := experimentData{E: e, Private: !k.Role.SeesExact()}
 	if d.Definitions, err = reportDefinitions(ctx, s.db, e, nil); err != nil {
 		return err
+	}
+	if len(e.Variants) == 2 {
+		if d.Attributes, err = s.db.UnitAttributeNames(ctx, 100); err != nil {
+			return err
+		}
+		d.SegmentBy = c.QueryParam("segment")
 	}
 	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")}
 	var err2 error

@@ -1,6 +1,7 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -160,6 +161,26 @@ func TestPrivateSegmentsReport(t *testing.T) {
 	ts.mustAs("", http.StatusOK, "GET", "/shared/"+sh.Token+"/segments.json?metric=buyers&attribute=device", nil, &dev)
 	if rows := privateSegmentRows(string(byDevice)); len(rows) != 2 || len(dev.Segments) != 2 {
 		t.Errorf("by device: %v, the API's %+v", rows, dev.Segments)
+	}
+	r, err := BuildReport(context.Background(), ts.db, ts.srv.results, "promo", ReportOptions{Private: true, Who: "vic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	if err := r.Markdown(&md, ""); err != nil {
+		t.Fatal(err)
+	}
+	us := api.Segments[0]
+	if want := fmt.Sprintf("## Segments of buyers by country (differentially private)\n\n| segment |"); !strings.Contains(md.String(), want) ||
+		!strings.Contains(md.String(), fmt.Sprintf("| US | %d | %d | %d |", us.N, us.Release.Units[0].N, us.Release.Units[1].N)) {
+		t.Errorf("Markdown lacks the private segments:\n%s", md.String())
+	}
+	// The console's picker offers the attributes.
+	vb := newBrowser(t, ts)
+	vb.signIn(viewer)
+	vb.do("/experiments/promo?segment=device", nil)
+	if !strings.Contains(vb.last, `<option selected>device</option>`) || len(privateSegmentRows(vb.last)) != 2 {
+		t.Errorf("the viewer's page by device: %v", privateSegmentRows(vb.last))
 	}
 	_, analystPage := ts.do("GET", "/v1/experiments/promo/report.html", analyst, nil)
 	if strings.Contains(string(analystPage), "data-private-segment") || !strings.Contains(string(analystPage), `id="segments-table"`) {
