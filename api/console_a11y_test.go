@@ -220,9 +220,10 @@ func TestConsoleLabels(t *testing.T) {
 		key   string
 		paths []string
 	}{
-		{ts.admin, []string{"/", "/experiments/new", "/experiments/checkout", "/holdouts", "/journeys", "/analyses", "/privacy", "/experiments/nope"}},
-		{analyst, []string{"/", "/experiments/checkout"}},
-		{ts.key("exec", experiment.RoleViewer), []string{"/", "/experiments/checkout", "/holdouts", "/privacy"}},
+		{ts.admin, []string{"/", "/experiments/new", "/experiments/checkout", "/holdouts", "/journeys", "/analyses", "/privacy", "/experiments/nope",
+			"/metric-definitions", "/metric-definitions/revenue", "/templates", "/experiments/new?template=nope"}},
+		{analyst, []string{"/", "/experiments/checkout", "/metric-definitions/revenue", "/templates"}},
+		{ts.key("exec", experiment.RoleViewer), []string{"/", "/experiments/checkout", "/holdouts", "/privacy", "/metric-definitions", "/metric-definitions/revenue"}},
 	} {
 		b := newBrowser(t, ts)
 		b.signIn(c.key)
@@ -237,6 +238,12 @@ func TestConsoleLabels(t *testing.T) {
 			b.do("/analyses", nil)
 			b.do("/analyses", url.Values{"csrf": {b.csrf()}, "kind": {"did"}, "from": {"x"}})
 			pages["/analyses (errors)"] = b.last
+			b.do("/metric-definitions/revenue", nil)
+			b.do("/metric-definitions/revenue/versions", url.Values{"csrf": {b.csrf()}, "aggregation": {"sum"}, "event_type": {"purchase"}, "cap_percentile": {"2"}})
+			pages["/metric-definitions/revenue (errors)"] = b.last
+			b.do("/templates", nil)
+			b.do("/templates", url.Values{"csrf": {b.csrf()}, "name": {"a b"}})
+			pages["/templates (errors)"] = b.last
 		}
 	}
 	for name, p := range pages {

@@ -417,3 +417,58 @@ func TestReportMetricVersions(t *testing.T) {
 		t.Errorf("a draft's versions: %s", d)
 	}
 }
+
+// TestConsoleMetricsInChromium: the metrics, metric, templates and
+// filled new-experiment pages, rendered by Debian's headless Chromium, show
+// the versions, the flag on an outdated pin, a refused form's message next to
+// its field, and the form filled from a template. Screenshots are saved
+// (docs/console.md shows them).
+func TestConsoleMetricsInChromium(t *testing.T) {
+	browse := chromium(t)
+	if browse == nil {
+		t.Skip("chromium not installed (apt-get install chromium; LIFT_REQUIRE_CHROMIUM=1 makes this a failure)")
+	}
+	ts := newTestServer(t)
+	for _, m := range []map[string]any{
+		{"name": "revenue", "event_type": "purchase", "aggregation": "sum", "description": "money in"},
+		{"name": "unsubscribes", "event_type": "unsubscribe", "aggregation": "binary", "higher_is_better": false},
+	} {
+		ts.must(http.StatusCreated, "POST", "/v1/metrics", m, nil)
+	}
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "checkout", "variants": twoArms, "metrics": []string{"revenue", "unsubscribes"}}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/checkout/start", nil, nil)
+	ts.must(http.StatusOK, "PUT", "/v1/metrics/revenue", map[string]any{"event_type": "purchase", "aggregation": "sum", "description": "money in, net of refunds",
+		"cap": map[string]any{"percentile": 0.99}, "window": map[string]any{"start_days": 0, "end_days": 14}}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/templates", map[string]any{"name": "checkout-std", "description": "checkout tests",
+		"metrics": []map[string]any{{"name": "revenue", "primary": true}}, "guardrails": []string{"unsubscribes"}, "analysis": map[string]any{"alpha": 0.1, "mde": 0.05}}, nil)
+	b := newBrowser(t, ts)
+	base := sessionProxy(t, ts.http.URL, b.signIn(ts.admin))
+
+	dom := string(browse("--dump-dom", base+"/metric-definitions"))
+	if row := regexp.MustCompile(`(?s)<tr data-metric="revenue">.*?</tr>`).FindString(dom); !strings.Contains(row, "v2 is current") || !strings.Contains(row, `<td class="version">v2</td>`) {
+		t.Errorf("the metrics page's revenue row: %s", row)
+	}
+	screenshot(t, browse, base+"/metric-definitions", "console-metrics.png")
+	dom = string(browse("--dump-dom", base+"/metric-definitions/revenue"))
+	if !strings.Contains(dom, `data-field="cap.percentile" class="added"`) || !strings.Contains(dom, `data-field="description" class="changed"`) {
+		t.Errorf("the metric page does not set v2 beside v1")
+	}
+	screenshotSized(t, browse, base+"/metric-definitions/revenue", "console-metric.png", 2400)
+	// A refused form, as the server answers it.
+	b.do("/metric-definitions/revenue", nil)
+	form := formOf(t, b.last, "/metric-definitions/revenue/versions")
+	form.Set("cap_percentile", "1.5")
+	b.do("/metric-definitions/revenue/versions", form)
+	replay := replayServer(t, base, []byte(b.last))
+	dom = string(browse("--dump-dom", replay+"/page"))
+	if !strings.Contains(htmlText(dom), `<p class="error" id="cap-error" role="alert">cap.percentile: must be in (0, 1), got 1.5</p>`) {
+		t.Errorf("the refused form's message is not next to the cap fields")
+	}
+	screenshotSized(t, browse, replay+"/page", "console-metric-refused.png", 2400)
+	screenshot(t, browse, base+"/templates", "console-templates.png")
+	dom = string(browse("--dump-dom", base+"/experiments/new?template=checkout-std"))
+	if !strings.Contains(dom, `value="unsubscribes" checked`) || !strings.Contains(dom, `id="alpha" name="alpha" inputmode="decimal" value="0.1"`) {
+		t.Errorf("the new-experiment form is not filled from the template")
+	}
+	screenshot(t, browse, base+"/experiments/new?template=checkout-std", "console-new-from-template.png")
+}

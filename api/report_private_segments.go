@@ -125,7 +125,7 @@ func privateSegmentsShown(hidden []string, metric string) []string {
 		if strings.HasPrefix(h, "Segment breakdowns and quantiles of ") {
 			h = "The exact segment breakdown (adjusted p-values, the test against the rest, post-stratification) and the quantiles of " +
 				strings.TrimSuffix(strings.TrimPrefix(h, "Segment breakdowns and quantiles of "), ": they have no differentially private release; analysts see them.") +
-				": they have no differentially private release; analysts see them. The segments of " + metric + " above are differentially private."
+				": they have no differentially private release; analysts see them. The segments of " + metric + " in this report are differentially private."
 		}
 		out = append(out, h)
 	}
