@@ -14,7 +14,8 @@
 //
 // Evaluate measures recall@k and NDCG@k on held-out interactions (LeaveLastOut),
 // against a most-popular baseline, and the exposure concentration (Gini) of the
-// recommendations. Build does all of it and returns a scorer.Model with its
+// recommendations; MembershipInference attacks a model trained without some users
+// (SplitUsers) to gate memorization. Build does all of it and returns a scorer.Model with its
 // scorer.Card. Everything is deterministic given Options.Seed.
 package als
 

@@ -275,7 +275,9 @@ type BuildOptions struct {
 }
 
 // Build splits inter with LeaveLastOut, trains on the training part, evaluates the
-// model and the most-popular baseline on the held-out part, refits on all the
+// model and the most-popular baseline on the held-out part, runs the
+// membership-inference gate (a model trained with o.Options on the users of
+// SplitUsers' members, attacked by MembershipInference), refits on all the
 // interactions (unless EvaluateOnly), measures the exposure concentration of the
 // final model's recommendations, and returns the model (metrics in its metadata)
 // and its card.

@@ -114,6 +114,9 @@ func TestMIAGate(t *testing.T) {
 		if mi.MaxAUC != DefaultMaxMIAAUC || !(mi.Low <= mi.AUC && mi.AUC <= mi.High) || mi.CannotDetect == "" {
 			t.Errorf("%s: gate %g, interval [%g, %g] around %g, cannot detect %q", c.name, mi.MaxAUC, mi.Low, mi.High, mi.AUC, mi.CannotDetect)
 		}
+		if md := card.Markdown(); !strings.Contains(md, "What it cannot detect: "+MIACannotDetect) || !strings.Contains(md, "member and") {
+			t.Errorf("%s: the Markdown card lacks the attack's users or what it cannot detect", c.name)
+		}
 		if !c.deployable && !strings.Contains(card.Markdown(), "FAILED") {
 			t.Errorf("%s: the Markdown card does not say the gate failed", c.name)
 		}
