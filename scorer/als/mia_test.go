@@ -157,12 +157,18 @@ func TestMembershipInferenceScores(t *testing.T) {
 		t.Fatal(err)
 	}
 	recount := func(rows []Interaction) []float64 {
+		// Items in order of first appearance, as the attack folds them in: users
+		// with the same history then get bit-identical scores (ties) both ways.
 		var order []string
 		str := map[string]map[string]float32{}
+		items := map[string][]string{}
 		for _, it := range rows {
 			if str[it.User] == nil {
 				str[it.User] = map[string]float32{}
 				order = append(order, it.User)
+			}
+			if _, ok := str[it.User][it.Item]; !ok {
+				items[it.User] = append(items[it.User], it.Item)
 			}
 			str[it.User][it.Item] += it.Weight
 		}
@@ -170,9 +176,9 @@ func TestMembershipInferenceScores(t *testing.T) {
 		for _, u := range order {
 			var idx []int32
 			var w []float32
-			for item, v := range str[u] {
+			for _, item := range items[u] {
 				if i, ok := m.ItemIndex(item); ok {
-					idx, w = append(idx, i), append(w, v)
+					idx, w = append(idx, i), append(w, str[u][item])
 				}
 			}
 			if len(idx) == 0 {
