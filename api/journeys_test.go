@@ -364,4 +364,37 @@ func TestModelReloadAPI(t *testing.T) {
 		t.Errorf("forced reload %+v", r)
 	}
 	ts.mustAs(ts.admin, http.StatusNotFound, "POST", "/v1/models/shoes/reload", nil, nil)
+	// Every attempt that reached the models is in the audit log, with who asked.
+	ops := ts.key("ops", experiment.RoleAdmin)
+	ts.mustAs(ops, http.StatusOK, "POST", "/v1/models/shop/reload?force=true", nil, &r)
+	var audit auditList
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/audit?entity=model&key=shop", nil, &audit)
+	want := []struct{ action, old, new, result, code string }{ // newest first
+		{"model.reload", "2026-11-22", "2026-11-22", "loaded", ""},
+		{"model.reload", "2026-11-21", "2026-11-22", "loaded", ""},
+		{"model.reload_refused", "2026-11-21", "2026-11-22", "refused", "conflict"},
+		{"model.reload_refused", "2026-11-21", "", "refused", "invalid"},
+		{"model.reload", "2026-11-20", "2026-11-21", "loaded", ""},
+	}
+	if len(audit.Entries) != len(want) {
+		t.Fatalf("audit of model shop: %d entries, want %d: %+v", len(audit.Entries), len(want), audit.Entries)
+	}
+	for k, w := range want {
+		e := audit.Entries[k]
+		var rec journey.ReloadRecord
+		if err := json.Unmarshal(e.After, &rec); err != nil {
+			t.Fatal(err)
+		}
+		if actor := map[bool]string{true: "ops", false: e.Actor}[k == 0]; e.Action != w.action || e.Actor != actor || rec.Trigger != journey.TriggerAPI ||
+			rec.OldVersion != w.old || rec.NewVersion != w.new || rec.Result != w.result || rec.Code != w.code {
+			t.Errorf("audit entry %d: %+v %s, want %+v", k, e, e.After, w)
+		}
+	}
+	if audit.Entries[1].Actor == "ops" || audit.Entries[1].Actor == "" {
+		t.Errorf("the earlier reloads were by the bootstrap admin, got actor %q", audit.Entries[1].Actor)
+	}
+	ts.mustAs(analyst, http.StatusOK, "GET", "/v1/audit?entity=model&key=shoes", nil, &audit)
+	if len(audit.Entries) != 1 || audit.Entries[0].Action != "model.reload_refused" || !strings.Contains(string(audit.Entries[0].After), `"code":"not_found"`) {
+		t.Errorf("audit of the reload of an unknown model: %+v", audit.Entries)
+	}
 }

@@ -55,7 +55,8 @@ func (s *Server) modelRoutes() {
 			"passed its training gates, and its scorer answers a probe query) and swaps it in: decisions already under way finish on the " +
 			"old version, later ones get the new. On any error the old version keeps serving: 404 no such file, 400 a file that does not " +
 			"load (the field names the file or metadata key), 409 a model marked not deployable (force=true loads it anyway), 503 a scorer " +
-			"that fails its probe.",
+			"that fails its probe. Every attempt, refused ones included, is in the audit log (GET /v1/audit?entity=model&key=NAME): " +
+			"who, when, the version serving before and the file's version, and the result.",
 		Query:    []param{{Name: "force", Type: "boolean", Description: "load a model that failed a training gate (e.g. the membership-inference test)"}},
 		Response: modelReload{}})
 }
@@ -72,7 +73,7 @@ func (s *Server) reloadModel(c echo.Context) error {
 			return experiment.E(op, experiment.Invalid, experiment.Field("force"), experiment.Errorf("must be true or false, got %q", v))
 		}
 	}
-	m, old, err := d.Models().Reload(c.Request().Context(), c.Param("name"), force)
+	m, old, err := d.Models().Reload(c.Request().Context(), journey.ReloadRequest{Name: c.Param("name"), Force: force, Actor: actor(c), Trigger: journey.TriggerAPI})
 	if err != nil {
 		return experiment.E(op, err)
 	}

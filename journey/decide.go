@@ -295,8 +295,13 @@ type popularList struct {
 }
 
 // New returns a Decider over db serving models. Close it before closing db.
+// Unless the models' LoadOptions.Audit is set, their reloads are audited in db
+// from now on (StoreAudit).
 func New(db *store.DB, models *Models, opt Options) *Decider {
 	opt.fill()
+	if models != nil && db != nil {
+		models.auditDefault(StoreAudit(db))
+	}
 	return &Decider{
 		db: db, models: models, opt: opt, log: db.NewDecisionLog(opt.DecisionLog),
 		journeys: map[string]*loaded{}, popular: map[string]*popularList{}, rewards: map[string]*itemRewards{}, stats: map[string]*liveStats{},

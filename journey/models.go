@@ -16,6 +16,7 @@ import (
 
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/scorer"
+	"github.com/liftlab/lift/store"
 )
 
 // Model is a loaded personalization model: the embeddings, the backend that ranks
@@ -143,6 +144,77 @@ type LoadOptions struct {
 	// decisions that already hold it before it is closed (default 30 s, longer
 	// than any latency budget); it is closed only once none is scoring on it.
 	RetireAfter time.Duration
+	// Audit, when set, records every reload attempt (by Reload and Watch), the
+	// refused ones included (StoreAudit writes them to the store's audit log).
+	// A loaded model is swapped in only once its record is written: when Audit
+	// fails, the old version keeps serving and Reload returns the error.
+	Audit func(ctx context.Context, r ReloadRecord) error
+}
+
+// Reload triggers (ReloadRecord.Trigger).
+const (
+	TriggerAPI   = "api"   // POST /v1/models/NAME/reload
+	TriggerWatch = "watch" // lift serve --models-watch
+)
+
+// Reload results (ReloadRecord.Result).
+const (
+	ReloadLoaded  = "loaded"
+	ReloadRefused = "refused"
+)
+
+// ReloadRequest is one request to reload a model.
+type ReloadRequest struct {
+	Name    string
+	Force   bool   // load a model that failed a training gate
+	Actor   string // who asked: the API key's name, or "system" for the watch
+	Trigger string // TriggerAPI or TriggerWatch
+}
+
+// ReloadRecord is the audit record of one reload attempt: who asked (Actor,
+// Trigger), which model, the version that served before and the version the
+// file holds, and the result; a refusal says why (Code is the error's kind:
+// conflict for a model marked not deployable, invalid for a file that does not
+// load, not_found, unavailable for a scorer that failed its probe).
+type ReloadRecord struct {
+	Model      string `json:"model"`
+	Actor      string `json:"actor"`
+	Trigger    string `json:"trigger"`
+	Force      bool   `json:"force,omitempty"`
+	File       string `json:"file,omitempty"`
+	OldVersion string `json:"old_version,omitempty"` // serving before ("" when the model was not loaded)
+	NewVersion string `json:"new_version,omitempty"` // the file's version ("" when the file did not decode)
+	Serving    string `json:"serving"`               // the version serving after the attempt ("" when none)
+	Result     string `json:"result"`                // ReloadLoaded or ReloadRefused
+	Code       string `json:"code,omitempty"`
+	Error      string `json:"error,omitempty"`
+	// NotDeployable is the training gate's verdict carried by the file, when any
+	// (a forced reload loads it anyway).
+	NotDeployable string `json:"not_deployable,omitempty"`
+}
+
+// Audit actions of StoreAudit.
+const (
+	ActionModelReload        = "model.reload"
+	ActionModelReloadRefused = "model.reload_refused"
+)
+
+// StoreAudit returns a LoadOptions.Audit that writes each reload attempt to db's
+// audit log: entity "model", key the model's name, action ActionModelReload or
+// ActionModelReloadRefused, before {"version": old} (absent when the model was
+// not loaded), after the ReloadRecord.
+func StoreAudit(db *store.DB) func(ctx context.Context, r ReloadRecord) error {
+	return func(ctx context.Context, r ReloadRecord) error {
+		action := ActionModelReload
+		if r.Result != ReloadLoaded {
+			action = ActionModelReloadRefused
+		}
+		var before any
+		if r.OldVersion != "" {
+			before = map[string]string{"version": r.OldVersion}
+		}
+		return db.RecordAudit(ctx, r.Actor, action, "model", r.Model, before, r)
+	}
 }
 
 // DefaultRetireAfter is LoadOptions.RetireAfter's default.
@@ -194,17 +266,25 @@ func LoadModels(ctx context.Context, dir string, opt LoadOptions) (*Models, erro
 // allowUndeployable, and the new scorer ranks a probe query (the first user's
 // vector, or the first item's) without error.
 func loadModel(ctx context.Context, path string, opt LoadOptions, allowUndeployable bool) (*Model, error) {
+	m, _, err := loadModelFile(ctx, path, opt, allowUndeployable)
+	return m, err
+}
+
+// loadModelFile is loadModel that also returns the file's metadata once it
+// decoded (nil before), for the audit record of a refusal.
+func loadModelFile(ctx context.Context, path string, opt LoadOptions, allowUndeployable bool) (*Model, *scorer.Metadata, error) {
 	st := stampOf(path) // before reading: a change during the load is seen by Watch
 	sm, err := scorer.Load(ctx, path)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", path, err)
+		return nil, nil, fmt.Errorf("model %s: %w", path, err)
 	}
+	meta := &sm.Meta
 	name := sm.Meta.Name
 	if name == "" {
 		name = strings.TrimSuffix(filepath.Base(path), ".safetensors")
 	}
 	if why := sm.NotDeployable(); why != "" && !allowUndeployable {
-		return nil, experiment.E(experiment.Conflict, experiment.Field(scorer.MetaNotDeployable), experiment.Errorf(
+		return nil, meta, experiment.E(experiment.Conflict, experiment.Field(scorer.MetaNotDeployable), experiment.Errorf(
 			"model %s (%s) is marked not deployable by its training gate: %s (load it anyway with --allow-undeployable, or force=true on reload)", name, path, why))
 	}
 	sm.PrepareFoldIn()
@@ -214,7 +294,7 @@ func loadModel(ctx context.Context, path string, opt LoadOptions, allowUndeploya
 	}
 	s, err := scorer.Open(ctx, kind, sm, opt.Scorer)
 	if err != nil {
-		return nil, fmt.Errorf("model %s: %w", path, err)
+		return nil, meta, fmt.Errorf("model %s: %w", path, err)
 	}
 	probe := sm.Item(0)
 	if sm.NUsers() > 0 {
@@ -222,7 +302,7 @@ func loadModel(ctx context.Context, path string, opt LoadOptions, allowUndeploya
 	}
 	if _, err := s.Score(ctx, [][]float32{probe}, min(10, sm.NItems()), nil); err != nil {
 		s.Close()
-		return nil, experiment.E(experiment.Unavailable, fmt.Errorf("model %s: the %s scorer failed a probe query: %w", path, s.Name(), err))
+		return nil, meta, experiment.E(experiment.Unavailable, fmt.Errorf("model %s: the %s scorer failed a probe query: %w", path, s.Name(), err))
 	}
 	m := &Model{Name: name, Path: path, Model: sm, Scorer: s, stamp: st}
 	jsonPath, _ := scorer.CardPaths(path)
@@ -233,46 +313,51 @@ func loadModel(ctx context.Context, path string, opt LoadOptions, allowUndeploya
 	case errors.Is(err, fs.ErrNotExist):
 	default:
 		s.Close()
-		return nil, fmt.Errorf("model card %s: %w", jsonPath, err)
+		return nil, meta, fmt.Errorf("model card %s: %w", jsonPath, err)
 	}
-	return m, nil
+	return m, meta, nil
 }
 
-// Reload loads the current file of the model named name (its file, or for a
+// Reload loads the current file of the model named r.Name (its file, or for a
 // model not loaded yet NAME.safetensors in the folder of LoadModels) and card,
-// checks it (see LoadModels; force loads a model that failed a training gate),
+// checks it (see LoadModels; r.Force loads a model that failed a training gate),
 // and swaps it in: decisions that started before keep the old version, later
 // ones get the new. The old version is closed after LoadOptions.RetireAfter, once
 // nothing scores on it. On any error the old version keeps serving, and the
 // error says why: not_found (no such file), invalid (the file does not decode or
 // validate, or names another model), conflict (not deployable), unavailable (the
-// scorer failed its probe). It returns the new model and the replaced one (nil
-// when the name was new).
-func (ms *Models) Reload(ctx context.Context, name string, force bool) (loaded, replaced *Model, err error) {
+// scorer failed its probe). Every attempt, refused or not, is given to
+// LoadOptions.Audit (with r's actor and trigger) before Reload returns. It
+// returns the new model and the replaced one (nil when the name was new).
+func (ms *Models) Reload(ctx context.Context, r ReloadRequest) (loaded, replaced *Model, err error) {
 	const op = "journey.Models.Reload"
 	ms.mu.Lock()
 	defer ms.mu.Unlock()
 	if ms.closed {
 		return nil, nil, experiment.E(op, experiment.Unavailable, experiment.Errorf("the models are closed"))
 	}
+	name := r.Name
 	old := (*ms.byName.Load())[name]
-	path := ""
-	switch {
-	case old != nil && old.Path != "":
-		path = old.Path
-	case ms.dir != "" && experiment.ValidKey(name):
-		path = filepath.Join(ms.dir, name+".safetensors")
-	default:
-		return nil, nil, experiment.E(op, experiment.NotFound, experiment.Field("name"), experiment.Errorf("model %q has no file to reload from", name))
+	rec := ReloadRecord{Model: name, Actor: r.Actor, Trigger: r.Trigger, Force: r.Force, Result: ReloadRefused}
+	if rec.Actor == "" {
+		rec.Actor = "system"
 	}
-	m, err := loadModel(ctx, path, ms.load, force || ms.load.AllowUndeployable)
+	if old != nil {
+		rec.OldVersion, rec.Serving = old.Version(), old.Version()
+	}
+	m, err := ms.load1(ctx, name, old, r.Force, &rec)
 	if err != nil {
-		return nil, nil, experiment.E(op, err)
+		err = experiment.E(op, err)
+		rec.Code, rec.Error = experiment.KindOf(err).String(), err.Error()
+		if aerr := ms.audit(ctx, rec); aerr != nil {
+			err = errors.Join(err, aerr)
+		}
+		return nil, nil, err
 	}
-	if m.Name != name {
+	rec.Result, rec.Serving = ReloadLoaded, m.Version()
+	if err := ms.audit(ctx, rec); err != nil {
 		m.Scorer.Close()
-		return nil, nil, experiment.E(op, experiment.Invalid, experiment.Field(scorer.MetaName),
-			experiment.Errorf("%s holds model %q, not %q", path, m.Name, name))
+		return nil, nil, experiment.E(op, experiment.Unavailable, experiment.Errorf("the reload could not be audited, so the old version keeps serving: %w", err))
 	}
 	m.batcher = scorer.NewBatcher(m.Scorer, ms.batch)
 	next := make(map[string]*Model, len(*ms.byName.Load())+1)
@@ -285,6 +370,51 @@ func (ms *Models) Reload(ctx context.Context, name string, force bool) (loaded, 
 		ms.retire(old)
 	}
 	return m, old, nil
+}
+
+// load1 loads and checks the file of the model name for Reload, filling rec's
+// file, new version and gate verdict as far as it got.
+func (ms *Models) load1(ctx context.Context, name string, old *Model, force bool, rec *ReloadRecord) (*Model, error) {
+	path := ""
+	switch {
+	case old != nil && old.Path != "":
+		path = old.Path
+	case ms.dir != "" && experiment.ValidKey(name):
+		path = filepath.Join(ms.dir, name+".safetensors")
+	default:
+		return nil, experiment.E(experiment.NotFound, experiment.Field("name"), experiment.Errorf("model %q has no file to reload from", name))
+	}
+	rec.File = path
+	m, meta, err := loadModelFile(ctx, path, ms.load, force || ms.load.AllowUndeployable)
+	if meta != nil {
+		rec.NewVersion, rec.NotDeployable = meta.Version, meta.Extra[scorer.MetaNotDeployable]
+	}
+	if err != nil {
+		return nil, err
+	}
+	if m.Name != name {
+		m.Scorer.Close()
+		return nil, experiment.E(experiment.Invalid, experiment.Field(scorer.MetaName),
+			experiment.Errorf("%s holds model %q, not %q", path, m.Name, name))
+	}
+	return m, nil
+}
+
+// auditDefault sets LoadOptions.Audit to f when it is not set.
+func (ms *Models) auditDefault(f func(ctx context.Context, r ReloadRecord) error) {
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	if ms.load.Audit == nil {
+		ms.load.Audit = f
+	}
+}
+
+// audit gives rec to LoadOptions.Audit, when set.
+func (ms *Models) audit(ctx context.Context, rec ReloadRecord) error {
+	if ms.load.Audit == nil {
+		return nil
+	}
+	return ms.load.Audit(ctx, rec)
 }
 
 // retire closes m after the retirement delay, once no call is scoring on it.
@@ -392,7 +522,7 @@ func (ms *Models) Watch(ctx context.Context, period time.Duration, logger *slog.
 			if tried[file] == st {
 				continue
 			}
-			m, old, err := ms.Reload(ctx, name, false)
+			m, old, err := ms.Reload(ctx, ReloadRequest{Name: name, Actor: "system", Trigger: TriggerWatch})
 			if err != nil {
 				tried[file] = st
 				logger.Warn("model reload refused: the old version keeps serving", "file", file, "err", err)

@@ -2,6 +2,7 @@ package journey_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"os"
@@ -20,6 +21,13 @@ import (
 // reloadFixture writes model "shop" version v1 to a folder, loads it with
 // LoadModels and serves journey "home" (every unit personalized) from it.
 func reloadFixture(t *testing.T) (dir string, ms *journey.Models, dec *journey.Decider) {
+	t.Helper()
+	dir, ms, dec, _ = reloadFixtureDB(t)
+	return dir, ms, dec
+}
+
+// reloadFixtureDB is reloadFixture, and the store the Decider writes to.
+func reloadFixtureDB(t *testing.T) (dir string, ms *journey.Models, dec *journey.Decider, db *store.DB) {
 	t.Helper()
 	ctx := context.Background()
 	dir = t.TempDir()
@@ -49,7 +57,7 @@ func reloadFixture(t *testing.T) (dir string, ms *journey.Models, dec *journey.D
 	t.Cleanup(func() { ms.Close() })
 	dec = journey.New(db, ms, journey.Options{})
 	t.Cleanup(func() { dec.Close() })
-	return dir, ms, dec
+	return dir, ms, dec, db
 }
 
 // writeVersion saves the test model as version v (marked not deployable when
@@ -105,7 +113,7 @@ func TestReloadUnderLoad(t *testing.T) {
 	for i := range 20 {
 		v := "v" + strconv.Itoa(i%2+1)
 		writeVersion(t, dir, v, "")
-		m, old, err := ms.Reload(ctx, "shop", false)
+		m, old, err := ms.Reload(ctx, journey.ReloadRequest{Name: "shop"})
 		if err != nil || m.Version() != v || old == nil {
 			t.Fatalf("reload %d: %v (version %v, replaced %v)", i, err, m, old)
 		}
@@ -149,7 +157,7 @@ func TestReloadRefusesBadFiles(t *testing.T) {
 		{"good file", func() { writeVersion(t, dir, "v4", "") }, false, 0, "", "v4"},
 	} {
 		c.write()
-		_, _, err := ms.Reload(ctx, "shop", c.force)
+		_, _, err := ms.Reload(ctx, journey.ReloadRequest{Name: "shop", Force: c.force})
 		var e *experiment.Error
 		switch {
 		case c.kind == 0 && err != nil:
@@ -162,7 +170,7 @@ func TestReloadRefusesBadFiles(t *testing.T) {
 			t.Errorf("%s: decision %+v, %v; want personalized by %s", c.name, d, err, c.want)
 		}
 	}
-	if _, _, err := ms.Reload(ctx, "nope", false); experiment.KindOf(err) != experiment.NotFound {
+	if _, _, err := ms.Reload(ctx, journey.ReloadRequest{Name: "nope"}); experiment.KindOf(err) != experiment.NotFound {
 		t.Errorf("reload of a model without a file: %v, want not_found", err)
 	}
 }
@@ -214,4 +222,68 @@ func TestWatchReloads(t *testing.T) {
 	}
 	writeVersion(t, dir, "v3", "")
 	waitFor("v3")
+}
+
+// TestReloadsAudited: every reload attempt, by the API's caller or by the watch,
+// loaded or refused, is an audit entry of entity "model" saying who, the version
+// serving before, the file's version and the result.
+func TestReloadsAudited(t *testing.T) {
+	ctx := context.Background()
+	dir, ms, _, db := reloadFixtureDB(t)
+	api := func(force bool) journey.ReloadRequest {
+		return journey.ReloadRequest{Name: "shop", Force: force, Actor: "alice", Trigger: journey.TriggerAPI}
+	}
+	writeVersion(t, dir, "v2", "")
+	if _, _, err := ms.Reload(ctx, api(false)); err != nil {
+		t.Fatal(err)
+	}
+	writeVersion(t, dir, "v3", "membership-inference AUC 0.9")
+	if _, _, err := ms.Reload(ctx, api(false)); experiment.KindOf(err) != experiment.Conflict {
+		t.Fatalf("undeployable reload: %v, want conflict", err)
+	}
+	if _, _, err := ms.Reload(ctx, api(true)); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); ms.Watch(wctx, 5*time.Millisecond, slog.New(slog.DiscardHandler)) }()
+	writeVersion(t, dir, "v4", "")
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if m, _ := ms.Get("shop"); m.Version() == "v4" {
+			break
+		}
+	}
+	cancel()
+	<-done
+	es, err := db.Audit(ctx, "model", "shop", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		action, actor, trigger, before, old, new, serving, result, code string
+		force                                                           bool
+	}{ // oldest first
+		{journey.ActionModelReload, "alice", "api", `{"version":"v1"}`, "v1", "v2", "v2", "loaded", "", false},
+		{journey.ActionModelReloadRefused, "alice", "api", `{"version":"v2"}`, "v2", "v3", "v2", "refused", "conflict", false},
+		{journey.ActionModelReload, "alice", "api", `{"version":"v2"}`, "v2", "v3", "v3", "loaded", "", true},
+		{journey.ActionModelReload, "system", "watch", `{"version":"v3"}`, "v3", "v4", "v4", "loaded", "", false},
+	}
+	if len(es) != len(want) {
+		t.Fatalf("%d audit entries, want %d: %+v", len(es), len(want), es)
+	}
+	for k, w := range want {
+		e := es[len(es)-1-k]
+		var r journey.ReloadRecord
+		if err := json.Unmarshal(e.After, &r); err != nil {
+			t.Fatal(err)
+		}
+		if e.Action != w.action || e.Actor != w.actor || e.Entity != "model" || e.Key != "shop" || string(e.Before) != w.before || e.At.IsZero() ||
+			r.Trigger != w.trigger || r.OldVersion != w.old || r.NewVersion != w.new || r.Serving != w.serving || r.Result != w.result ||
+			r.Code != w.code || r.Force != w.force || r.File != filepath.Join(dir, "shop.safetensors") {
+			t.Errorf("entry %d: %+v after %s; want %+v", k, e, e.After, w)
+		}
+		if w.code == "conflict" && (r.NotDeployable != "membership-inference AUC 0.9" || r.Error == "") {
+			t.Errorf("entry %d: the refusal should carry the gate's verdict and the error: %+v", k, r)
+		}
+	}
 }

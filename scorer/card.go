@@ -53,12 +53,13 @@ type Card struct {
 }
 
 // CardMembership is the result of the membership-inference attack of the training
-// gate: the attack's AUC at telling training interactions from held-out ones by
-// the model's scores, its bootstrap interval, and the gate's threshold.
+// gate: the attack's AUC at telling users the model was trained on (members) from
+// users held out of its training (non-members) by the model's scores, its
+// bootstrap interval over users, and the gate's threshold.
 type CardMembership struct {
 	Attack     string  `json:"attack"`
-	Members    int     `json:"members"`     // training interactions scored
-	NonMembers int     `json:"non_members"` // held-out interactions scored
+	Members    int     `json:"members"`     // member users scored
+	NonMembers int     `json:"non_members"` // non-member users scored
 	AUC        float64 `json:"auc"`
 	Low        float64 `json:"auc_low"`
 	High       float64 `json:"auc_high"`
@@ -66,6 +67,8 @@ type CardMembership struct {
 	Bootstrap  int     `json:"bootstrap"`
 	MaxAUC     float64 `json:"max_auc"` // the gate: AUC above it fails
 	Passed     bool    `json:"passed"`
+	// CannotDetect says what a passed gate does not show.
+	CannotDetect string `json:"cannot_detect,omitempty"`
 }
 
 // CardPrivacy states a differential-privacy guarantee of the training.
@@ -230,8 +233,11 @@ func (c *Card) markdownGates(p func(string, ...any)) {
 		if !m.Passed {
 			verdict = "FAILED"
 		}
-		p("\n## Membership inference\n\n%s\n\nAttack AUC %.3f (%.0f%% bootstrap interval %.3f to %.3f, %d resamples) over %d training and %d held-out interactions; "+
+		p("\n## Membership inference\n\n%s\n\nAttack AUC %.3f (%.0f%% bootstrap interval over users %.3f to %.3f, %d resamples) over %d member and %d non-member users; "+
 			"the gate fails above %.2f: %s.\n", m.Attack, m.AUC, 100*m.Level, m.Low, m.High, m.Bootstrap, m.Members, m.NonMembers, m.MaxAUC, verdict)
+		if m.CannotDetect != "" {
+			p("\nWhat it cannot detect: %s\n", m.CannotDetect)
+		}
 	}
 	if c.NotDeployable != "" {
 		p("\n**Not deployable**: %s\n", c.NotDeployable)

@@ -49,7 +49,7 @@ func TestCardSaveLoad(t *testing.T) {
 		t.Errorf("loaded gates and sections %+v", got)
 	}
 	for _, want := range []string{"# Model card: shop (version 3)", "| this model | 0.5000 | 0.2500 |", "Gini of item exposures 0.400", "pricing",
-		"Attack AUC 0.710 (95% bootstrap interval 0.650 to 0.770, 1000 resamples) over 300 training and 9 held-out interactions; the gate fails above 0.60: FAILED",
+		"Attack AUC 0.710 (95% bootstrap interval over users 0.650 to 0.770, 1000 resamples) over 300 member and 9 non-member users; the gate fails above 0.60: FAILED",
 		"**Not deployable**: membership-inference AUC 0.710", "(ε = 2, δ = 1e-06)-differential privacy with respect to one user",
 		"recall@10 0.5000 with noise against 0.6000 without", "| books | 3 | 0.600 | 0.500 | 0.700 | 1.40 | 1.000 |",
 		"| 1-4 items | 10 | 9 | 0.5000 |", "## Monitoring plan\n\n- watch the Gini", "## Decommission criteria\n\n- worse than control"} {

@@ -755,6 +755,20 @@ func (db *DB) RotateDueHoldouts(ctx context.Context, actor string) ([]*experimen
 
 // ---- audit ----
 
+// RecordAudit writes one audit entry on its own, for an action that changes no
+// stored state (e.g. a model reload: the model lives in a file, and the entry
+// is the record of who swapped it). It is committed when RecordAudit returns.
+func (db *DB) RecordAudit(ctx context.Context, actor, action, entity, key string, before, after any) error {
+	const op = "store.RecordAudit"
+	if action == "" || entity == "" || key == "" {
+		return experiment.E(op, experiment.Invalid, experiment.Errorf("an audit entry needs an action, an entity and a key (got %q, %q, %q)", action, entity, key))
+	}
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		return db.audit(ctx, tx, db.now(), actor, action, entity, key, before, after)
+	})
+	return internal(op, err)
+}
+
 // Audit returns audit entries, newest first, for one entity kind ("experiment",
 // "holdout", "layer", "key", ...) and key; "" matches all. limit <= 0 means no limit.
 func (db *DB) Audit(ctx context.Context, entity, key string, limit int) ([]experiment.AuditEntry, error) {

@@ -37,6 +37,9 @@ type journeyDemo struct {
 	// items for every demo user, budget 0.2).
 	Exploration experiment.Exploration
 	ModelDir    string // where the model is written (default a new temporary folder)
+	// Model is the training's options (zero fields: lift model train's
+	// defaults, als.DefaultOptions); Seed defaults to the simulation's.
+	Model als.Options
 	// Clock, when set, is the store's clock: the registrations are dated back
 	// to just before the simulated decisions.
 	Clock *demoClock
@@ -64,6 +67,9 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 	}
 	if o.Rounds <= 0 {
 		o.Rounds = 4
+	}
+	if o.Model.Seed == 0 {
+		o.Model.Seed = o.Seed
 	}
 	if o.Exploration.Kind == "" {
 		// Every demo user has 5 recent items: min_history 6 makes them all new units.
@@ -108,9 +114,9 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 		return err
 	}
 	m, card, err := als.Build(ctx, inter, als.BuildOptions{
-		// λ = 20 and α = 5 regularize enough to pass the membership-inference gate
-		// (the defaults, λ = 0.1 and α = 40, memorize 12 views per user).
-		Options: als.Options{Factors: 16, Iterations: 8, Lambda: 20, Alpha: 5, Seed: o.Seed}, K: 10, Name: "demo-shop", Now: start,
+		// lift model train's defaults (als.DefaultOptions: 64 factors, 15 sweeps,
+		// λ = 50, α = 5), behind its membership-inference gate.
+		Options: o.Model, K: 10, Name: "demo-shop", Now: start,
 		ItemCategories: cats,
 		TrainingData:   "synthetic views of the lift demo",
 	})
@@ -134,8 +140,8 @@ func demoJourney(ctx context.Context, e *env, db *store.DB, o journeyDemo) error
 		return err
 	}
 	ev := card.Evaluation
-	fmt.Fprintf(out, "  model       %s (ALS, d=16): recall@10 %.3f vs %.3f most-popular; NDCG@10 %.3f vs %.3f; exposure Gini %.2f\n",
-		path, ev.Recall, ev.BaselineRecall, ev.NDCG, ev.BaselineNDCG, card.Exposure.Gini)
+	fmt.Fprintf(out, "  model       %s (ALS, d=%d): recall@10 %.3f vs %.3f most-popular; NDCG@10 %.3f vs %.3f; exposure Gini %.2f\n",
+		path, m.Dim, ev.Recall, ev.BaselineRecall, ev.NDCG, ev.BaselineNDCG, card.Exposure.Gini)
 	mi := card.Membership
 	fmt.Fprintf(out, "  gate        membership-inference attack AUC %.3f (95%% interval %.3f to %.3f; fails above %.2f): deployable %v\n",
 		mi.AUC, mi.Low, mi.High, mi.MaxAUC, mi.Passed)

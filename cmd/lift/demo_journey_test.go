@@ -25,7 +25,7 @@ func TestDemoJourney(t *testing.T) {
 	defer db.Close()
 	var out bytes.Buffer
 	e := &env{stdout: &out, stderr: io.Discard}
-	if err := demoJourney(ctx, e, db, journeyDemo{Users: 800, Items: 400, Categories: 10, ModelDir: t.TempDir()}); err != nil {
+	if err := demoJourney(ctx, e, db, journeyDemo{ModelDir: t.TempDir()}); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	s := out.String()
@@ -63,7 +63,7 @@ func TestDemoJourneyExploration(t *testing.T) {
 			defer db.Close()
 			var out bytes.Buffer
 			e := &env{stdout: &out, stderr: io.Discard}
-			if err := demoJourney(ctx, e, db, journeyDemo{Users: 800, Items: 400, Categories: 10, ModelDir: t.TempDir(), Exploration: tc.x}); err != nil {
+			if err := demoJourney(ctx, e, db, journeyDemo{ModelDir: t.TempDir(), Exploration: tc.x}); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
 			var line string

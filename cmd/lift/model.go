@@ -33,9 +33,12 @@ Train and inspect personalization models.
       item's category, written into the model (per-category opt-outs, category
       diversity) and reported on the card.
 
-      Gate: a membership-inference attack scores the training events and the
-      held-out ones; above --max-mia-auc (default 0.6) the model is written marked
-      not deployable and the command fails.
+      Gate: a membership-inference attack on users. A second model is trained with
+      the same flags on 80% of the users; each user's vector is folded in from all
+      of the user's events, and the attack tells the trained-on users from the
+      held-out ones by how well the model predicts their items. Above
+      --max-mia-auc (default 0.6) the model is written marked not deployable and
+      the command fails.
 
   lift model card --file DIR/NAME.safetensors [--format markdown|json]
       Print the card of a model file.`
@@ -83,8 +86,8 @@ func runModelTrain(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&c.version, "version", "", "model `version` (default the training time, 20060102T150405Z)")
 	fs.IntVar(&c.factors, "factors", 64, "embedding `dimension` d")
 	fs.IntVar(&c.iters, "iters", 15, "ALS `sweeps`")
-	fs.Float64Var(&c.lambda, "lambda", 0.1, "L2 regularization λ")
-	fs.Float64Var(&c.alpha, "alpha", 40, "confidence scale α (c = 1 + α·r)")
+	fs.Float64Var(&c.lambda, "lambda", als.DefaultLambda, "L2 regularization λ")
+	fs.Float64Var(&c.alpha, "alpha", als.DefaultAlpha, "confidence scale α (c = 1 + α·r)")
 	fs.IntVar(&c.k, "k", 10, "evaluation cut-off k of recall@k and NDCG@k")
 	fs.Uint64Var(&c.seed, "seed", 1, "seed of the initial factors")
 	fs.BoolVar(&c.evaluateOnly, "evaluate-only", false, "ship the model trained on the training split (skip the refit on all interactions)")
@@ -209,7 +212,7 @@ func trainModel(ctx context.Context, e *env, c trainConfig, now time.Time) error
 			p.Epsilon, p.Delta, p.Sigma, ev.K, ev.Recall, p.NonPrivateRecall)
 	}
 	mi := card.Membership
-	fmt.Fprintf(e.stdout, "  membership inference: attack AUC %.3f (95%% interval %.3f to %.3f) over %d training and %d held-out events; gate %.2f\n",
+	fmt.Fprintf(e.stdout, "  membership inference: attack AUC %.3f (95%% interval %.3f to %.3f) over %d trained-on and %d held-out users; gate %.2f\n",
 		mi.AUC, mi.Low, mi.High, mi.Members, mi.NonMembers, mi.MaxAUC)
 	if n := len(card.Fairness.ByCategory); n > 0 {
 		fmt.Fprintf(e.stdout, "  item categories: %d (written to the model; exposure share by category on the card)\n", n)

@@ -224,7 +224,7 @@ func TestBuild(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The model folds in a new user from recent items with the trained λ and α.
-	if m.Meta.Alpha != 10 || m.Meta.Lambda != 0.1 {
+	if m.Meta.Alpha != 10 || m.Meta.Lambda != DefaultLambda {
 		t.Errorf("fold-in parameters not recorded: λ=%g α=%g", m.Meta.Lambda, m.Meta.Alpha)
 	}
 }

@@ -275,7 +275,9 @@ type BuildOptions struct {
 }
 
 // Build splits inter with LeaveLastOut, trains on the training part, evaluates the
-// model and the most-popular baseline on the held-out part, refits on all the
+// model and the most-popular baseline on the held-out part, runs the
+// membership-inference gate (a model trained with o.Options on the users of
+// SplitUsers' members, attacked by MembershipInference), refits on all the
 // interactions (unless EvaluateOnly), measures the exposure concentration of the
 // final model's recommendations, and returns the model (metrics in its metadata)
 // and its card.
@@ -319,7 +321,7 @@ func Build(ctx context.Context, inter []Interaction, o BuildOptions) (*scorer.Mo
 			return nil, nil, experiment.E(op, err)
 		}
 	}
-	mia, err := MembershipInference(ctx, m, train, test, o.MIA)
+	mia, err := membership(ctx, inter, o)
 	if err != nil {
 		return nil, nil, experiment.E(op, err)
 	}
@@ -415,16 +417,19 @@ func Build(ctx context.Context, inter []Interaction, o BuildOptions) (*scorer.Mo
 		card.Limitations = append(card.Limitations, "Trained with differential privacy: the card's evaluation, exposure and membership-inference figures are computed from the data without noise and are not covered by the guarantee.")
 	}
 	card.Membership = &scorer.CardMembership{
-		Attack: "Black-box, score-based (Yeom et al. 2018): the model trained on the training split scores every training " +
-			"event of the evaluated users (members) and their held-out events (non-members); the attack guesses membership " +
-			"from the score. AUC = Mann-Whitney U / (members x non-members); 0.5 is chance.",
+		Attack: fmt.Sprintf("Black-box, score-based, on users (Shokri et al. 2017; for recommenders Zhang et al., CCS 2021): a model is trained "+
+			"with the same parameters on %.0f%% of the users (members), the other users held out whole (non-members). Each user's vector "+
+			"is folded in (one ALS user step, item factors fixed) from all of the user's events, the same way for both groups; "+
+			"the user's score is %s. AUC = Mann-Whitney U / (members x non-members) over users; 0.5 is chance. "+
+			"The interval resamples users; the model is not refitted per resample.", 100*(1-mia.Holdout), miaScoreText),
 		Members: mia.Members, NonMembers: mia.NonMembers, AUC: mia.AUC, Low: mia.Low, High: mia.High,
 		Level: mia.Level, Bootstrap: mia.Bootstrap, MaxAUC: o.MaxMIAAUC, Passed: mia.AUC <= o.MaxMIAAUC,
+		CannotDetect: MIACannotDetect,
 	}
 	final.Meta.Metrics["mia_auc"] = mia.AUC
 	if !card.Membership.Passed {
 		card.NotDeployable = fmt.Sprintf("membership-inference AUC %.3f (%.0f%% interval %.3f to %.3f) is above the gate's %.2f: "+
-			"the model's scores tell its training interactions from others; retrain with a larger lambda or fewer factors",
+			"the model's scores tell the users it was trained on from others; retrain with a larger lambda, a smaller alpha or fewer factors",
 			mia.AUC, 100*mia.Level, mia.Low, mia.High, o.MaxMIAAUC)
 		if final.Meta.Extra == nil {
 			final.Meta.Extra = map[string]string{}
@@ -493,4 +498,25 @@ func privacyCost(ctx context.Context, train *Dataset, test []Interaction, o Buil
 		Sigma: SigmaFor(p.Epsilon, p.Delta, sens, o.Iterations), Sensitivity: sens,
 		NonPrivateRecall: met.Recall, NonPrivateNDCG: met.NDCG,
 	}, nil
+}
+
+// membership runs the membership-inference gate's attack for Build: a model
+// trained with o.Options on the interactions of the member users (SplitUsers),
+// attacked with the members and the held-out users.
+func membership(ctx context.Context, inter []Interaction, o BuildOptions) (MIA, error) {
+	mo := o.MIA
+	mo.fill()
+	members, non := SplitUsers(inter, mo.Holdout, mo.Seed)
+	if len(non) == 0 {
+		return MIA{}, experiment.E(experiment.InsufficientData, experiment.Errorf("the membership-inference attack needs at least 2 users"))
+	}
+	ds, err := NewDataset(members)
+	if err != nil {
+		return MIA{}, err
+	}
+	m, err := Train(ctx, ds, o.Options)
+	if err != nil {
+		return MIA{}, err
+	}
+	return MembershipInference(ctx, m, members, non, mo)
 }
