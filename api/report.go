@@ -311,6 +311,9 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 			if alloc != nil {
 				charts = append(charts, alloc)
 			}
+			if err := addHealth(ctx, rs, key, r); err != nil {
+				return nil, err
+			}
 		}
 	}
 	// The primary metric first, in the table and on the chart.
