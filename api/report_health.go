@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"sort"
 
 	"github.com/liftlab/lift/reports"
 	"github.com/liftlab/lift/results"
@@ -63,4 +64,32 @@ func addHealth(ctx context.Context, rs *results.Service, key string, r *reports.
 	}
 	r.Health = h
 	return nil
+}
+
+// reportMaturity is the maturity table of a daily series (nil when its
+// metric has no matured-only window).
+func reportMaturity(d *results.Daily) *reports.DailyMaturity {
+	var m *reports.DailyMaturity
+	for _, day := range d.Days {
+		x := day.Maturity
+		if x == nil {
+			continue
+		}
+		if m == nil {
+			m = &reports.DailyMaturity{Metric: d.Metric, WindowEndDays: x.WindowEndDays}
+		}
+		row := reports.MaturityDay{Date: day.Date, Share: x.Share, CohortMatured: x.CohortMatured}
+		arms := make([]string, 0, len(x.Denominators))
+		for a := range x.Denominators {
+			arms = append(arms, a)
+		}
+		sort.Strings(arms)
+		for _, a := range arms {
+			row.Arms = append(row.Arms, a)
+			row.Units = append(row.Units, day.Units[a])
+			row.Denominators = append(row.Denominators, x.Denominators[a])
+		}
+		m.Days = append(m.Days, row)
+	}
+	return m
 }

@@ -140,6 +140,9 @@ type Report struct {
 	Quantiles *Quantiles `json:"quantiles,omitempty"`
 	// Health is the health section (health.go), exact reports only.
 	Health *Health `json:"health,omitempty"`
+	// Maturity is the daily series' maturity (maturity.go), for a primary
+	// metric with a matured-only window.
+	Maturity *DailyMaturity `json:"maturity,omitempty"`
 	// Hidden says which views this report leaves out and why (a DP report:
 	// they have no DP release).
 	Hidden []string `json:"hidden_views,omitempty"`
@@ -664,12 +667,13 @@ tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9re
 {{end}}</tbody></table>
 <p class="meta">{{if .Adjusted}}Verdicts use the {{.AdjustedName}}-values{{else}}Verdicts use the p-values{{end}} at α = {{.Alpha}}.{{if .Weak}} Grey rows have not enough signal to read (see the notes).{{end}} Numbers are {{.R.Privacy.Caption}}.</p>{{end}}
 {{template "views" .}}
+{{template "maturity" .}}
 {{template "health" .}}
 <h2>Methods</h2>
 <ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
 {{end}}{{if .Notes}}<h2>Notes</h2><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{end}}` + viewsHTML + healthHTML))
+{{end}}` + viewsHTML + healthHTML + maturityHTML))
 
 type htmlChart struct {
 	Name, Note string
@@ -705,7 +709,8 @@ func (r *Report) execute(w io.Writer, name string, svgs rendered) error {
 		Charts                 []htmlChart
 		V                      views
 		H                      *healthView
-	}{R: r, V: r.views(), H: r.health(), Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
+		M                      *maturityView
+	}{R: r, V: r.views(), H: r.health(), M: r.maturity(), Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
 	data.SRM, data.SRMAlarm = r.srmText()
 	data.Adjusted, data.AdjustedName = r.adjusted()
 	data.Units = r.unitsText()
