@@ -67,14 +67,17 @@ func TestSRMLogBayesFactorReference(t *testing.T) {
 // raise it.
 func TestSequentialSRMRunningMinimum(t *testing.T) {
 	looks := [][]float64{{5000, 5000}, {5200, 4800}, {10123, 9877}}
-	r := SequentialSRM(looks, []float64{1, 1}, 0, 0)
+	r := SequentialSRM(looks, []float64{1, 1}, 10000, 0)
 	// scipy (lbf above): BF at look 2 is exp(3.6538806657263194); look 3's
 	// larger p-value does not replace it.
 	if want := math.Exp(-3.6538806657263194); math.Abs(r.PValue-want) > 1e-12 {
 		t.Errorf("p = %v, want %v", r.PValue, want)
 	}
-	if r.LogBayesFactor != SRMLogBayesFactor(looks[2], []float64{1, 1}, 0) || r.Looks != 3 || r.Concentration != DefaultSRMConcentration || r.Threshold != DefaultSRMThreshold {
+	if r.LogBayesFactor != SRMLogBayesFactor(looks[2], []float64{1, 1}, 10000) || r.Looks != 3 || r.Concentration != 10000 || r.Threshold != DefaultSRMThreshold {
 		t.Errorf("result %+v", r)
+	}
+	if d := SequentialSRM(looks, []float64{1, 1}, 0, 0); d.Concentration != DefaultSRMConcentration || d.LogBayesFactor != SRMLogBayesFactor(looks[2], []float64{1, 1}, 0) {
+		t.Errorf("default concentration: %+v", d)
 	}
 	if r.Mismatch {
 		t.Error("mismatch at p = 0.026 with threshold 0.001")

@@ -97,6 +97,7 @@ type cohortView struct {
 	Unready      string // why there are no numbers
 	ReleasedAt   *time.Time
 	EpsilonSpent float64
+	Health       *cohortHealth // console_health.go
 }
 
 type cohortRow struct {
@@ -190,6 +191,9 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 			return cv, nil, err
 		}
 		cv.Units = fmt.Sprintf("holdout %d · exposed %d", r.Exposures["holdout"], r.Exposures["exposed"])
+		if cv.Health, err = s.consoleHoldoutHealth(ctx, h.Name, ver); err != nil {
+			return cv, nil, err
+		}
 		for _, m := range r.Metrics {
 			row := cohortRow{Metric: m.Name, Primary: m.Name == primary, Note: m.Error}
 			if len(m.Comparisons) > 0 {
@@ -216,6 +220,11 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 		return cv, nil, err
 	}
 	cv.Units = fmt.Sprintf("holdout %d · exposed %d (noised)", pr.Exposures["holdout"], pr.Exposures["exposed"])
+	now := time.Now
+	if s.opt.Now != nil {
+		now = s.opt.Now
+	}
+	cv.Health = privateHoldoutHealth(h, ver, pr.Exposures, now())
 	released := pr.Private.ReleasedAt
 	cv.ReleasedAt, cv.EpsilonSpent = &released, pr.Private.EpsilonSpent
 	for _, m := range pr.Metrics {

@@ -101,13 +101,14 @@ func TestExperimentHealth(t *testing.T) {
 	}
 	// scipy: chisquare((160, 202)).pvalue = 0.027281171477618125: the one-shot
 	// chi-square would flag at 0.05; the sequential p-value over the four
-	// looks, min(1, min exp(-lbf(look, [.5,.5], [5000,5000]))) with scipy's
-	// gammaln (analysis/health_test.go), is 0.934871502089585.
+	// looks, min(1, min exp(-lbf(look, [.5,.5], [500,500]))) at the default
+	// concentration 1,000 with scipy's gammaln (analysis/health_test.go), is
+	// 0.6104174977840039, ln BF at the last look 0.4936121333283836.
 	if !near(h.SRM.PValue, 0.027281171477618125, 1e-9) || h.SRM.Mismatch {
 		t.Errorf("srm %+v", h.SRM)
 	}
 	s := h.SequentialSRM
-	if !near(s.PValue, 0.934871502089585, 1e-9) || !near(s.LogBayesFactor, 0.06734619005817422, 1e-9) || s.Looks != 4 || s.Mismatch {
+	if !near(s.PValue, 0.6104174977840039, 1e-9) || !near(s.LogBayesFactor, 0.4936121333283836, 1e-9) || s.Looks != 4 || s.Mismatch {
 		t.Errorf("sequential srm %+v", s)
 	}
 	// numpy: pre-period means by arm [2.65, 2.6683168316831685];

@@ -295,6 +295,7 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 			r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s could not be computed: %v.", primary, err))
 		} else {
 			cum := &reports.Cumulative{Metric: primary, Unit: "relative lift, %", Level: 1 - r.Alpha}
+			r.Maturity = reportMaturity(d)
 			var days []string
 			for _, day := range d.Days {
 				t, err := time.Parse("2006-01-02", day.Date)
@@ -321,6 +322,9 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 			}
 			if alloc != nil {
 				charts = append(charts, alloc)
+			}
+			if err := addHealth(ctx, rs, key, r); err != nil {
+				return nil, err
 			}
 		}
 	}

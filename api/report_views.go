@@ -147,7 +147,7 @@ func reportSegments(s *analysis.SegmentReport) *reports.Segments {
 // hiddenViews are the sentences of a private report on the views it leaves
 // out: they have no DP release.
 func hiddenViews(ctx context.Context, db *store.DB, e *experiment.Experiment) ([]string, error) {
-	var out []string
+	out := []string{healthHidden}
 	if e.IsBandit() {
 		out = append(out, "The bandit's allocation over time, its chance each arm is best and its regret: they have no differentially private release; analysts see them.")
 	}

@@ -296,7 +296,7 @@ type MonitorParams struct {
 	Webhook    string              `json:"webhook,omitempty"`     // alerts are POSTed here as JSON (Slack-compatible "text")
 	StaleAfter experiment.Duration `json:"stale_after,omitempty"` // default 24h without new exposures or events
 	// SRMConcentration is the concentration of the sequential SRM's Dirichlet
-	// mixture (analysis.SequentialSRM); default 10,000. Smaller values find
+	// mixture (analysis.SequentialSRM); default analysis.DefaultSRMConcentration (1,000). Smaller values find
 	// large mismatches in small experiments sooner, larger ones small
 	// mismatches in large experiments.
 	SRMConcentration float64 `json:"srm_concentration,omitempty"`

@@ -130,12 +130,13 @@ func loopbackHooks(t *testing.T) *WebhookPolicy {
 	return p
 }
 
-// The monitor runs again and again, so its SRM check is the sequential one: at
-// the default concentration (10,000) 1,000 vs 1,300 units give the sequential
-// p-value 0.028561797865701052 (scipy: np.exp(-lbf([1000,1300],[.5,.5],[5000,5000]))),
-// no alert at 0.001, though the one-shot chi-square's p is 3.96e-10
-// (scipy.stats.chisquare([1000,1300]).pvalue); at concentration 100 it is
-// 3.337063362199139e-08, an alert.
+// The monitor runs again and again, so its SRM check is the sequential one:
+// 1,000 vs 1,300 units (the one-shot chi-square's p is 3.96e-10,
+// scipy.stats.chisquare([1000,1300]).pvalue) give at the default
+// concentration (1,000) the sequential p-value 2.1239698674368496e-06, an
+// alert at 0.001; at ssrm's 10,000 it is 0.028561797865701052, no alert (the
+// reason for the default: analysis.TestSRMConcentrationChoice); at 100 it is
+// 3.337063362199139e-08.
 func TestMonitorSequentialSRM(t *testing.T) {
 	ctx := context.Background()
 	db, err := store.Open(ctx, t.TempDir()+"/lift.duckdb", store.DefaultOptions())
@@ -150,7 +151,12 @@ func TestMonitorSequentialSRM(t *testing.T) {
 		name          string
 		concentration float64
 		alert         bool
-	}{{"default", 0, false}, {"concentration 100", 100, true}} {
+		want          float64 // scipy: exp(-lbf((1000, 1300), [.5, .5], c)) with gammaln (analysis/health_test.go)
+	}{
+		{"default (1,000)", 0, true, 2.1239698674368496e-06},
+		{"concentration 10,000 (ssrm's) misses it", 10000, false, 0.028561797865701052},
+		{"concentration 100", 100, true, 3.337063362199139e-08},
+	} {
 		t.Run(c.name, func(t *testing.T) {
 			r, err := d.results().ExperimentResults(ctx, "promo", results.Options{NoSnapshot: true})
 			if err != nil {
@@ -163,9 +169,8 @@ func TestMonitorSequentialSRM(t *testing.T) {
 			if err != nil || !ok {
 				t.Fatal(ok, err)
 			}
-			want := map[bool]float64{false: 0.028561797865701052, true: 3.337063362199139e-08}[c.alert]
-			if srm.Mismatch != c.alert || math.Abs(srm.PValue-want) > 1e-9*want {
-				t.Errorf("sequential SRM %+v, want p %g", srm, want)
+			if srm.Mismatch != c.alert || math.Abs(srm.PValue-c.want) > 1e-9*c.want {
+				t.Errorf("sequential SRM %+v, want p %g", srm, c.want)
 			}
 		})
 	}

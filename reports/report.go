@@ -138,6 +138,11 @@ type Report struct {
 	Bandit    *Bandit    `json:"bandit,omitempty"`
 	Segments  *Segments  `json:"segments,omitempty"`
 	Quantiles *Quantiles `json:"quantiles,omitempty"`
+	// Health is the health section (health.go), exact reports only.
+	Health *Health `json:"health,omitempty"`
+	// Maturity is the daily series' maturity (maturity.go), for a primary
+	// metric with a matured-only window.
+	Maturity *DailyMaturity `json:"maturity,omitempty"`
 	// Hidden says which views this report leaves out and why (a DP report:
 	// they have no DP release).
 	Hidden []string `json:"hidden_views,omitempty"`
@@ -670,11 +675,13 @@ tr.nes td{color:#777}figure{margin:1.5rem 0}figcaption{color:#555;font-size:.9re
 {{template "views" .}}
 {{template "privsegments" .}}
 {{template "definitions" .}}
+{{template "maturity" .}}
+{{template "health" .}}
 <h2>Methods</h2>
 <ul id="methods">{{range .Methods}}<li>{{.}}</li>{{end}}</ul>
 {{range .Charts}}<figure>{{.SVG}}<figcaption>{{.Name}} · {{$.R.Privacy.Caption}}{{if .Note}} · {{.Note}}{{end}}</figcaption></figure>
 {{end}}{{if .Notes}}<h2>Notes</h2><ul>{{range .Notes}}<li>{{.}}</li>{{end}}</ul>{{end}}
-{{end}}` + viewsHTML + definitionsHTML + privateSegmentsHTML))
+{{end}}` + viewsHTML + definitionsHTML + privateSegmentsHTML + healthHTML + maturityHTML))
 
 type htmlChart struct {
 	Name, Note string
@@ -709,7 +716,9 @@ func (r *Report) execute(w io.Writer, name string, svgs rendered) error {
 		Methods, Notes         []string
 		Charts                 []htmlChart
 		V                      views
-	}{R: r, V: r.views(), Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
+		H                      *healthView
+		M                      *maturityView
+	}{R: r, V: r.views(), H: r.health(), M: r.maturity(), Notes: r.notes(), Generated: r.GeneratedAt.UTC().Format("2006-01-02 15:04 MST"), Banner: r.banner(), Level: r.level(), Alpha: r.alpha(), Rows: r.rows(), Methods: r.methods()}
 	data.SRM, data.SRMAlarm = r.srmText()
 	data.Adjusted, data.AdjustedName = r.adjusted()
 	data.Units = r.unitsText()

@@ -468,6 +468,8 @@ type DailyPoint struct {
 	Variants    []analysis.VariantSummary `json:"variants,omitempty"`
 	Comparisons []analysis.Comparison     `json:"comparisons,omitempty"`
 	Error       string                    `json:"error,omitempty"`
+	// Maturity is set for a metric with a matured-only window (maturity.go).
+	Maturity *DayMaturity `json:"maturity,omitempty"`
 }
 
 // MaxDailyPoints bounds the days of a daily series (the most recent are kept).
@@ -519,6 +521,7 @@ func (s *Service) DailyResults(ctx context.Context, key, name string) (*Daily, e
 	}
 	plan := planOf(e)
 	plan.Correction = "none"
+	now := s.now()
 	for day := start; !day.After(end); day = day.Add(24 * time.Hour) {
 		cut := day.Add(24 * time.Hour)
 		p := pop
@@ -527,7 +530,7 @@ func (s *Service) DailyResults(ctx context.Context, key, name string) (*Daily, e
 		if err != nil {
 			return nil, experiment.E(op, err)
 		}
-		pt := DailyPoint{Date: day.Format("2006-01-02"), Units: st.Units}
+		pt := DailyPoint{Date: day.Format("2006-01-02"), Units: st.Units, Maturity: dayMaturity(name, defs, pop, st, cut, now)}
 		ms, err := AnalyzeStats(st, []string{name}, defs, "", plan)
 		switch {
 		case err != nil:

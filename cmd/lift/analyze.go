@@ -32,7 +32,11 @@ Every variant is compared with the control: absolute and relative effects with
 Welch t intervals and p-values (or always-valid sequential intervals), a
 sample-ratio-mismatch check against the weights, and with --covariate the
 CUPED-adjusted effects. The metric type is "proportion" when every value is 0
-or 1, "ratio" with --denominator, and "mean" otherwise.`
+or 1, "ratio" with --denominator, and "mean" otherwise.
+
+"lift analyze health --db PATH --experiment KEY" (or --holdout NAME) runs the
+health checks of a stored experiment or holdout instead: see
+"lift analyze health --help".`
 
 // analyzeFlags are the parsed flags of "lift analyze".
 type analyzeFlags struct {
@@ -43,6 +47,9 @@ type analyzeFlags struct {
 }
 
 func runAnalyze(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "health" {
+		return runAnalyzeHealth(ctx, e, args[1:])
+	}
 	var f analyzeFlags
 	fs := e.flags("analyze", "--data FILE --variant COL --metric COL [flags]", analyzeDescription)
 	fs.StringVar(&f.data, "data", "", "CSV (.csv, .tsv, .csv.gz) or Parquet file, one row per unit (required)")
