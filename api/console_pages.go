@@ -182,7 +182,7 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 		return false
 	}
 	if k.Role.SeesExact() {
-		r, err := s.results.HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true})
+		r, err := s.cachedResults().HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true})
 		if unready(err) {
 			return cv, nil, nil
 		}
@@ -278,10 +278,13 @@ func (s *Server) consoleJourneys(c echo.Context, k *experiment.APIKey, se *conso
 		if e, err := s.db.GetExperiment(ctx, j.Experiment); err == nil {
 			v.Primary = e.Primary()
 		}
-		cmp, err := journey.Compare(ctx, s.db, s.results, j.Key, from, to)
+		// Computed once per version of the data (after the flush above):
+		// the roll-up of the window's decisions and the two results.
+		key := viewKey{What: "journey comparison " + strconv.Quote(j.Key) + " " + from.Format(time.RFC3339) + " " + to.Format(time.RFC3339), Version: s.db.DataVersion()}
+		cmp, err := s.views.get(ctx, key, func() (any, error) { return journey.Compare(ctx, s.db, s.cachedResults(), j.Key, from, to) })
 		switch {
 		case err == nil:
-			v.Comparison = cmp
+			v.Comparison = cmp.(*journey.Comparison)
 		case experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
 			_, _, v.Error = describe(err)
 		default:
