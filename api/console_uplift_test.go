@@ -1,11 +1,18 @@
 package api
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 )
@@ -138,4 +145,105 @@ func TestConsoleUpliftForm(t *testing.T) {
 	if resp := vb.do("/analyses", vf); resp.StatusCode != http.StatusForbidden || strings.Contains(vb.last, `id="uplift-result"`) {
 		t.Errorf("a viewer's uplift form: %d, want 403 and no result", resp.StatusCode)
 	}
+}
+
+// TestConsoleUpliftPlaywright runs the uplift form in Debian's Chromium
+// through Playwright (testdata/console_uplift.cjs) on the stored data of
+// plantUplift: the numbers shown are the API's POST /v1/analyses/uplift JSON
+// for the same request, both charts are drawn, and an attribute that no unit
+// has gets the API's message next to the features field. NODE_PATH must reach
+// playwright-core (LIFT_REQUIRE_PLAYWRIGHT=1 makes its absence a failure, as
+// for TestConsolePlaywright).
+func TestConsoleUpliftPlaywright(t *testing.T) {
+	node := playwrightNode(t)
+	ts := newTestServer(t)
+	plantUplift(t, ts, 600)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	body := map[string]any{"experiment": "promo", "metric": "revenue", "features": []string{"age", "segment"}, "learner": "t", "base": "ridge", "bootstrap": 50, "seed": 7}
+	var api upliftResult
+	ts.mustAs(analyst, http.StatusOK, "POST", "/v1/analyses/uplift", body, &api)
+	body["features"] = []string{"age", "height"}
+	status, raw := ts.do("POST", "/v1/analyses/uplift", analyst, body)
+	if status != http.StatusBadRequest {
+		t.Fatalf("the API's answer to an absent attribute: %d %s", status, raw)
+	}
+	apiErr := errorOf(t, raw).Message
+
+	dir := filepath.Join(testArtifacts(), "playwright-uplift")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "testdata/console_uplift.cjs", ts.http.URL, analyst, dir)
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	stdout, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("playwright: %v\n%s", err, stderr.String())
+	}
+	var got struct {
+		Summary, Heading, FeaturesError, Invalid, Kept string
+		Charts                                         []struct {
+			Name  string
+			SVG   bool
+			Width float64
+		}
+		ResultAfterError int
+		Problems         []string
+	}
+	if err := json.Unmarshal(stdout, &got); err != nil {
+		t.Fatalf("playwright's answer: %v\n%s", err, stdout)
+	}
+	if !strings.HasPrefix(got.Summary, upliftSummary(api)) || !strings.Contains(got.Summary, itoa(api.NTrain)+" training units, "+itoa(api.NTest)+" held out") {
+		t.Errorf("Chromium shows %q, the API's %q (%d training, %d held out)", got.Summary, upliftSummary(api), api.NTrain, api.NTest)
+	}
+	if want := "Uplift of revenue: " + api.Treated + " vs " + api.Control; got.Heading != want {
+		t.Errorf("heading %q, want %q", got.Heading, want)
+	}
+	if len(got.Charts) != 2 || got.Charts[0].Name != "qini" || got.Charts[1].Name != "uplift" {
+		t.Errorf("charts %+v, want qini and uplift", got.Charts)
+	}
+	for _, ch := range got.Charts {
+		if !ch.SVG || !(ch.Width > 100) {
+			t.Errorf("chart %s: drawn %v, %g px wide", ch.Name, ch.SVG, ch.Width)
+		}
+	}
+	if got.FeaturesError != apiErr || got.Invalid != "true" || got.Kept != "age, height" || got.ResultAfterError != 0 {
+		t.Errorf("after an absent attribute: message %q (the API's %q), aria-invalid %q, field %q, results shown %d",
+			got.FeaturesError, apiErr, got.Invalid, got.Kept, got.ResultAfterError)
+	}
+	if len(got.Problems) > 0 {
+		t.Errorf("the browser reported: %q", got.Problems)
+	}
+	t.Logf("screenshots: %s", dir)
+}
+
+// playwrightNode is node, when it finds playwright-core (NODE_PATH) and
+// /usr/bin/chromium is installed; otherwise the test skips, or fails under
+// LIFT_REQUIRE_PLAYWRIGHT=1.
+func playwrightNode(t *testing.T) string {
+	t.Helper()
+	node, err := exec.LookPath("node")
+	if err == nil {
+		err = exec.Command(node, "-e", "require('playwright-core')").Run()
+	}
+	if _, cerr := os.Stat("/usr/bin/chromium"); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		if os.Getenv("LIFT_REQUIRE_PLAYWRIGHT") != "" {
+			t.Fatalf("node with playwright-core on NODE_PATH and /usr/bin/chromium are needed: %v", err)
+		}
+		t.Skipf("node with playwright-core on NODE_PATH (npm install playwright-core) and /usr/bin/chromium are needed: %v", err)
+	}
+	return node
+}
+
+// testArtifacts is the folder of the tests' screenshots ($LIFT_TEST_ARTIFACTS).
+func testArtifacts() string {
+	if out := os.Getenv("LIFT_TEST_ARTIFACTS"); out != "" {
+		return out
+	}
+	return filepath.Join(os.TempDir(), "lift-test-artifacts")
 }
