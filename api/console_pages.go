@@ -575,8 +575,13 @@ type privacyData struct {
 
 type scopeView struct {
 	Scope, Label, Link string
-	A                  *experiment.PrivacyAccount
+	A                  *experiment.PrivacyAccount // its Entries: one page of the ledger, newest first
+	Prev, NextPage     string                     // links to the ledger's newer and older pages
 }
+
+// ledgerPage is how many ledger entries of a scope the privacy page shows at
+// once; ?scope=SCOPE&page=N pages through the rest.
+const ledgerPage = 20
 
 func (s *Server) consolePrivacy(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
 	ctx := c.Request().Context()
@@ -595,10 +600,25 @@ func (s *Server) consolePrivacy(c echo.Context, k *experiment.APIKey, se *consol
 	for _, h := range hs {
 		scopes = append(scopes, scopeView{Scope: privacy.HoldoutScope(h.Name), Label: "holdout " + h.Name, Link: "/holdouts#holdout-" + h.Name})
 	}
+	page, err := pageParam(c)
+	if err != nil {
+		return err
+	}
+	if only := c.QueryParam("scope"); only != "" {
+		i := slices.IndexFunc(scopes, func(sc scopeView) bool { return sc.Scope == only })
+		if i < 0 {
+			return experiment.E("api.console", experiment.NotFound, experiment.Field("scope"), experiment.Errorf("no experiment or holdout has the privacy scope %q", only))
+		}
+		scopes = scopes[i : i+1]
+	} else if page > 1 {
+		return experiment.E("api.console", experiment.Invalid, experiment.Field("page"), experiment.Errorf("a page of the ledger is a page of one scope: give scope too"))
+	}
 	var d privacyData
 	ledger := privacy.NewLedger(s.db.Ledger())
 	for _, sc := range scopes {
-		a, err := ledger.Account(ctx, sc.Scope, 100)
+		// The newest entries up to this page's, and one more: whether
+		// there is an older page.
+		a, err := ledger.Account(ctx, sc.Scope, page*ledgerPage+1)
 		switch {
 		case experiment.Is(err, experiment.NotFound):
 			d.NoBudget = append(d.NoBudget, sc.Label)
@@ -606,6 +626,16 @@ func (s *Server) consolePrivacy(c echo.Context, k *experiment.APIKey, se *consol
 		case err != nil:
 			return err
 		}
+		link := func(p int) string {
+			return "/privacy?" + url.Values{"scope": {sc.Scope}, "page": {strconv.Itoa(p)}}.Encode()
+		}
+		if len(a.Entries) > page*ledgerPage {
+			sc.NextPage = link(page + 1)
+		}
+		if page > 1 {
+			sc.Prev = link(page - 1)
+		}
+		a.Entries = a.Entries[min((page-1)*ledgerPage, len(a.Entries)):min(page*ledgerPage, len(a.Entries))]
 		sc.A = a
 		d.Scopes = append(d.Scopes, sc)
 	}
