@@ -36,7 +36,8 @@ func (s *Server) consolePageRoutes() {
 	s.route(http.MethodGet, "/journeys", Public, s.consolePage(s.consoleJourneys), op{Summary: "The console: each journey's guardrails by day, the personalized-vs-control comparison and the model card (analysts)", ContentType: html})
 	s.route(http.MethodGet, "/analyses", Public, s.consolePage(s.consoleAnalyses), op{Summary: "The console: forms that run difference-in-differences and uplift on stored data (analysts)", ContentType: html})
 	s.route(http.MethodPost, "/analyses", Public, s.consolePage(s.consoleRunAnalysis), op{Summary: "Run a difference-in-differences or an uplift analysis from the console's form (field kind: did or uplift); the API's messages are shown next to the fields", ContentType: html})
-	s.route(http.MethodGet, "/privacy", Public, s.consolePage(s.consolePrivacy), op{Summary: "The console: every privacy scope's budget, what has been spent, by whom and when", ContentType: html})
+	s.route(http.MethodGet, "/privacy", Public, s.consolePage(s.consolePrivacy), op{Summary: "The console: every privacy scope's budget, what has been spent, by whom and when", ContentType: html,
+		Query: []param{{Name: "scope", Type: "string", Description: "one scope alone (experiment:KEY or holdout:NAME)"}, {Name: "page", Type: "integer", Description: "page of the scope's ledger, 20 entries, from 1 (with scope)"}}})
 }
 
 // needs refuses a page to a key below role.

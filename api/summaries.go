@@ -419,7 +419,7 @@ func (s *Server) jobRoutes() {
 	s.route(http.MethodGet, "/v1/summaries/:id/pdf", viewer, s.getSummaryPDF, op{Summary: "One summary as PDF", ContentType: "application/pdf"})
 	s.route(http.MethodGet, "/summaries", Public, s.summariesPage, op{Summary: "The summaries web page for viewer keys",
 		Description: "Open /summaries?key=KEY once: the key is kept in an HttpOnly cookie and removed from the address. The Authorization header works too.", ContentType: "text/html",
-		Query: []param{{Name: "key", Type: "string", Description: "a viewer (or analyst/admin) API key"}}})
+		Query: []param{{Name: "key", Type: "string", Description: "a viewer (or analyst/admin) API key"}, {Name: "page", Type: "integer", Description: "page of 50 summaries, newest first, from 1"}}})
 	s.route(http.MethodGet, "/summaries/:id", Public, s.summaryPage, op{Summary: "One summary page (same authentication as /summaries)", ContentType: "text/html"})
 	s.route(http.MethodGet, "/summaries/:id/pdf", Public, s.summaryPDF, op{Summary: "One summary as PDF (same authentication as /summaries)", ContentType: "application/pdf"})
 }
