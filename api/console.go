@@ -415,11 +415,10 @@ func (s *Server) consoleExperiments(c echo.Context, k *experiment.APIKey, se *co
 	if d.Status != "" && !slices.Contains(d.Statuses, d.Status) {
 		return experiment.E("api.console", experiment.Invalid, experiment.Field("status"), experiment.Errorf("must be draft, running or stopped, got %q", d.Status))
 	}
-	page, _ := strconv.Atoi(c.QueryParam("page"))
-	if c.QueryParam("page") != "" && page < 1 {
-		return experiment.E("api.console", experiment.Invalid, experiment.Field("page"), experiment.Errorf("must be a whole number from 1, got %q", c.QueryParam("page")))
+	page, err := pageParam(c)
+	if err != nil {
+		return err
 	}
-	page = max(page, 1)
 	q := strings.ToLower(d.Q)
 	for _, e := range es {
 		if e.Layer != "" && !slices.Contains(d.Layers, e.Layer) {
@@ -460,6 +459,19 @@ func (s *Server) consoleExperiments(c echo.Context, k *experiment.APIKey, se *co
 		d.NextPage = link(page + 1)
 	}
 	return s.render(c, http.StatusOK, "experiments.html", page2(k, se, "Experiments", "experiments", d))
+}
+
+// pageParam is a list's page number (?page=N, from 1; default 1).
+func pageParam(c echo.Context) (int, error) {
+	v := c.QueryParam("page")
+	if v == "" {
+		return 1, nil
+	}
+	page, err := strconv.Atoi(v)
+	if err != nil || page < 1 {
+		return 0, experiment.E("api.console", experiment.Invalid, experiment.Field("page"), experiment.Errorf("must be a whole number from 1, got %q", v))
+	}
+	return page, nil
 }
 
 // verdictBadge is an experiment's verdict in the list: Class is better,

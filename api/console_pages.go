@@ -36,7 +36,8 @@ func (s *Server) consolePageRoutes() {
 	s.route(http.MethodGet, "/journeys", Public, s.consolePage(s.consoleJourneys), op{Summary: "The console: each journey's guardrails by day, the personalized-vs-control comparison and the model card (analysts)", ContentType: html})
 	s.route(http.MethodGet, "/analyses", Public, s.consolePage(s.consoleAnalyses), op{Summary: "The console: forms that run difference-in-differences and uplift on stored data (analysts)", ContentType: html})
 	s.route(http.MethodPost, "/analyses", Public, s.consolePage(s.consoleRunAnalysis), op{Summary: "Run a difference-in-differences or an uplift analysis from the console's form (field kind: did or uplift); the API's messages are shown next to the fields", ContentType: html})
-	s.route(http.MethodGet, "/privacy", Public, s.consolePage(s.consolePrivacy), op{Summary: "The console: every privacy scope's budget, what has been spent, by whom and when", ContentType: html})
+	s.route(http.MethodGet, "/privacy", Public, s.consolePage(s.consolePrivacy), op{Summary: "The console: every privacy scope's budget, what has been spent, by whom and when", ContentType: html,
+		Query: []param{{Name: "scope", Type: "string", Description: "one scope alone (experiment:KEY or holdout:NAME)"}, {Name: "page", Type: "integer", Description: "page of the scope's ledger, 20 entries, from 1 (with scope)"}}})
 }
 
 // needs refuses a page to a key below role.
@@ -183,7 +184,7 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 		return false
 	}
 	if k.Role.SeesExact() {
-		r, err := s.results.HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true})
+		r, err := s.cachedResults().HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true})
 		if unready(err) {
 			return cv, nil, nil
 		}
@@ -287,10 +288,13 @@ func (s *Server) consoleJourneys(c echo.Context, k *experiment.APIKey, se *conso
 		if e, err := s.db.GetExperiment(ctx, j.Experiment); err == nil {
 			v.Primary = e.Primary()
 		}
-		cmp, err := journey.Compare(ctx, s.db, s.results, j.Key, from, to)
+		// Computed once per version of the data (after the flush above):
+		// the roll-up of the window's decisions and the two results.
+		key := viewKey{What: "journey comparison " + strconv.Quote(j.Key) + " " + from.Format(time.RFC3339) + " " + to.Format(time.RFC3339), Version: s.db.DataVersion()}
+		cmp, err := s.views.get(ctx, key, func() (any, error) { return journey.Compare(ctx, s.db, s.cachedResults(), j.Key, from, to) })
 		switch {
 		case err == nil:
-			v.Comparison = cmp
+			v.Comparison = cmp.(*journey.Comparison)
 		case experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
 			_, _, v.Error = describe(err)
 		default:
@@ -581,8 +585,13 @@ type privacyData struct {
 
 type scopeView struct {
 	Scope, Label, Link string
-	A                  *experiment.PrivacyAccount
+	A                  *experiment.PrivacyAccount // its Entries: one page of the ledger, newest first
+	Prev, NextPage     string                     // links to the ledger's newer and older pages
 }
+
+// ledgerPage is how many ledger entries of a scope the privacy page shows at
+// once; ?scope=SCOPE&page=N pages through the rest.
+const ledgerPage = 20
 
 func (s *Server) consolePrivacy(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
 	ctx := c.Request().Context()
@@ -601,10 +610,25 @@ func (s *Server) consolePrivacy(c echo.Context, k *experiment.APIKey, se *consol
 	for _, h := range hs {
 		scopes = append(scopes, scopeView{Scope: privacy.HoldoutScope(h.Name), Label: "holdout " + h.Name, Link: "/holdouts#holdout-" + h.Name})
 	}
+	page, err := pageParam(c)
+	if err != nil {
+		return err
+	}
+	if only := c.QueryParam("scope"); only != "" {
+		i := slices.IndexFunc(scopes, func(sc scopeView) bool { return sc.Scope == only })
+		if i < 0 {
+			return experiment.E("api.console", experiment.NotFound, experiment.Field("scope"), experiment.Errorf("no experiment or holdout has the privacy scope %q", only))
+		}
+		scopes = scopes[i : i+1]
+	} else if page > 1 {
+		return experiment.E("api.console", experiment.Invalid, experiment.Field("page"), experiment.Errorf("a page of the ledger is a page of one scope: give scope too"))
+	}
 	var d privacyData
 	ledger := privacy.NewLedger(s.db.Ledger())
 	for _, sc := range scopes {
-		a, err := ledger.Account(ctx, sc.Scope, 100)
+		// The newest entries up to this page's, and one more: whether
+		// there is an older page.
+		a, err := ledger.Account(ctx, sc.Scope, page*ledgerPage+1)
 		switch {
 		case experiment.Is(err, experiment.NotFound):
 			d.NoBudget = append(d.NoBudget, sc.Label)
@@ -612,6 +636,16 @@ func (s *Server) consolePrivacy(c echo.Context, k *experiment.APIKey, se *consol
 		case err != nil:
 			return err
 		}
+		link := func(p int) string {
+			return "/privacy?" + url.Values{"scope": {sc.Scope}, "page": {strconv.Itoa(p)}}.Encode()
+		}
+		if len(a.Entries) > page*ledgerPage {
+			sc.NextPage = link(page + 1)
+		}
+		if page > 1 {
+			sc.Prev = link(page - 1)
+		}
+		a.Entries = a.Entries[min((page-1)*ledgerPage, len(a.Entries)):min(page*ledgerPage, len(a.Entries))]
 		sc.A = a
 		d.Scopes = append(d.Scopes, sc)
 	}

@@ -42,6 +42,10 @@ type Options struct {
 	Jobs             *jobs.Scheduler  // the job scheduler; nil answers the job routes 503
 	Journeys         *journey.Decider // journey decisions and model cards (docs/journeys.md); nil answers decide and model routes 503
 	SessionTTL       time.Duration    // how long a console session lasts after sign-in, default 12h
+	// ResultCacheTTL is the longest the console reuses exact results
+	// computed at the data's current version (store.DataVersion), default
+	// 1m; negative: never reused.
+	ResultCacheTTL time.Duration
 }
 
 // DefaultOptions returns the documented defaults (without a store).
@@ -56,6 +60,7 @@ func DefaultOptions() Options {
 		MaxExposureBatch: 100_000,
 		PlanTTL:          5 * time.Second,
 		SessionTTL:       12 * time.Hour,
+		ResultCacheTTL:   time.Minute,
 	}
 }
 
@@ -88,6 +93,9 @@ func (o *Options) fill() {
 	if o.PlanTTL <= 0 {
 		o.PlanTTL = d.PlanTTL
 	}
+	if o.ResultCacheTTL == 0 {
+		o.ResultCacheTTL = d.ResultCacheTTL
+	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = d.SessionTTL
 	}
@@ -102,6 +110,7 @@ type Server struct {
 	echo    *echo.Echo
 	metrics *metrics
 	plans   *planCache
+	views   *viewCache // the console's exact results (viewcache.go)
 	bufs    bufferPool // response buffers of the assignment routes
 	table   []route    // every declared route, in declaration order (for /openapi.json)
 
@@ -136,6 +145,7 @@ func New(opt Options) (*Server, error) {
 	}
 	s.metrics = m
 	s.plans = newPlanCache(s.db, opt.PlanTTL)
+	s.views = newViewCache(opt.Now, opt.ResultCacheTTL)
 
 	e := echo.New()
 	e.HideBanner = true

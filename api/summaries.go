@@ -419,7 +419,7 @@ func (s *Server) jobRoutes() {
 	s.route(http.MethodGet, "/v1/summaries/:id/pdf", viewer, s.getSummaryPDF, op{Summary: "One summary as PDF", ContentType: "application/pdf"})
 	s.route(http.MethodGet, "/summaries", Public, s.summariesPage, op{Summary: "The summaries web page for viewer keys",
 		Description: "Open /summaries?key=KEY once: the key is kept in an HttpOnly cookie and removed from the address. The Authorization header works too.", ContentType: "text/html",
-		Query: []param{{Name: "key", Type: "string", Description: "a viewer (or analyst/admin) API key"}}})
+		Query: []param{{Name: "key", Type: "string", Description: "a viewer (or analyst/admin) API key"}, {Name: "page", Type: "integer", Description: "page of 50 summaries, newest first, from 1"}}})
 	s.route(http.MethodGet, "/summaries/:id", Public, s.summaryPage, op{Summary: "One summary page (same authentication as /summaries)", ContentType: "text/html"})
 	s.route(http.MethodGet, "/summaries/:id/pdf", Public, s.summaryPDF, op{Summary: "One summary as PDF (same authentication as /summaries)", ContentType: "application/pdf"})
 }
@@ -611,13 +611,21 @@ li{margin:1.1em 0}.meta{color:#666;font-size:.9em}a{color:#2a6ebb}.title{font-si
 <p class="meta"><a href="/">Lift console</a></p>
 <h1>Incrementality summaries</h1>
 <p class="meta">Every number here is differentially private. Each summary's ε is its privacy guarantee: adding or removing any one unit's data changes the chance of any number in it by at most a factor of e^ε, so no individual can be singled out; a smaller ε means more privacy and more noise.</p>
-{{if .}}<ul id="summaries">{{range .}}<li><a class="title" href="/summaries/{{.ID}}">{{.Title}}</a><br>
+{{if .Items}}<ul id="summaries">{{range .Items}}<li><a class="title" href="/summaries/{{.ID}}">{{.Title}}</a><br>
 <span class="meta">period {{.Period.Format "2006-01-02 15:04 MST"}} · {{.D.Privacy.Caption}} · <a href="/summaries/{{.ID}}">page</a> · <a href="/summaries/{{.ID}}/pdf">PDF</a></span><br>
 {{with .D.DatesText}}<span class="facts">{{.}}</span><br>{{end}}{{with .D.UnitsText}}<span class="facts">{{.}}</span><br>{{end}}
 {{if .D.Headline}}<b class="headline">{{.D.HeadlineText}}</b><br>{{end}}{{.Verdict}}</li>{{end}}</ul>
 {{else}}<p>No summary has been published yet. Summaries are published by digest jobs.</p>{{end}}
+{{if or .Prev .NextPage}}<nav aria-label="Pages">{{with .Prev}}<a href="{{.}}" rel="prev">Previous page</a>{{end}} {{with .NextPage}}<a href="{{.}}" rel="next">Next page</a>{{end}}</nav>{{end}}
 </body></html>
 `))
+
+// summariesList is a page of the summaries list, newest first, with the
+// links to the pages before and after it.
+type summariesList struct {
+	Items          []listedSummary
+	Prev, NextPage string
+}
 
 // listedSummary is a published digest with its document, for the summaries page.
 type listedSummary struct {
@@ -629,14 +637,27 @@ func (s *Server) summariesPage(c echo.Context) error {
 	if done, err := s.pageAuth(c); done || err != nil {
 		return err
 	}
-	ds, err := s.db.ListDigests(c.Request().Context(), 200)
+	page, err := pageParam(c)
 	if err != nil {
 		return err
 	}
-	list := make([]listedSummary, len(ds))
+	// One more than a page: whether there is a next one.
+	ds, err := s.db.ListDigestsPage(c.Request().Context(), (page-1)*pageSize, pageSize+1)
+	if err != nil {
+		return err
+	}
+	var list summariesList
+	if len(ds) > pageSize {
+		ds = ds[:pageSize]
+		list.NextPage = "/summaries?page=" + strconv.Itoa(page+1)
+	}
+	if page > 1 {
+		list.Prev = "/summaries?page=" + strconv.Itoa(page-1)
+	}
+	list.Items = make([]listedSummary, len(ds))
 	for i, d := range ds {
-		list[i].Digest = d
-		if err := json.Unmarshal(d.JSON, &list[i].D); err != nil {
+		list.Items[i].Digest = d
+		if err := json.Unmarshal(d.JSON, &list.Items[i].D); err != nil {
 			return experiment.E("api.summariesPage", experiment.Internal, fmt.Errorf("summary %s: %w", d.ID, err))
 		}
 	}

@@ -86,13 +86,20 @@ type Summary struct {
 	GiniLast  float64 `json:"gini_last"`
 }
 
+// Results computes the experiment's and the holdout's results of a
+// comparison: *results.Service, or a cache in front of it (the console's).
+type Results interface {
+	ExperimentResults(ctx context.Context, key string, opt results.Options) (*results.Results, error)
+	HoldoutResults(ctx context.Context, name string, version int, metrics []string, opt results.Options) (*results.Results, error)
+}
+
 // Compare computes the comparison of journey key over [from, to), widened to
 // whole UTC days as Rollup does (From and To say which): it rolls up
 // (and stores) the window's daily guardrails, and computes the experiment's and
 // the holdout's results with the results service rs.
 // A results computation that fails on the data (for example no exposures yet) is
 // reported in ResultsError / HoldoutError rather than failing the comparison.
-func Compare(ctx context.Context, db *store.DB, rs *results.Service, key string, from, to time.Time) (*Comparison, error) {
+func Compare(ctx context.Context, db *store.DB, rs Results, key string, from, to time.Time) (*Comparison, error) {
 	const op = "journey.Compare"
 	if !to.After(from) {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("to"), experiment.Errorf("must be after from (%s), got %s", from.Format(time.RFC3339), to.Format(time.RFC3339)))

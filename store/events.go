@@ -296,7 +296,11 @@ func (db *DB) lockedTxOnce(ctx context.Context, conn *sql.Conn, f func(tx *sql.T
 	if err := f(tx, base-1); err != nil {
 		return err
 	}
-	return tx.Commit()
+	if err := tx.Commit(); err != nil {
+		return err
+	}
+	db.writes.Add(1)
+	return nil
 }
 
 // fallback is the error of a direct load that gave up (see ingestDirect): why

@@ -310,6 +310,16 @@ func (db *DB) ListDigests(ctx context.Context, limit int) ([]*experiment.Digest,
 	return ds, internal("store.ListDigests", err)
 }
 
+// ListDigestsPage returns at most limit digests without their HTML and PDF,
+// newest period first, after skipping the first offset: the pages of a list.
+func (db *DB) ListDigestsPage(ctx context.Context, offset, limit int) ([]*experiment.Digest, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	ds, err := db.digests(ctx, `ORDER BY period DESC, id LIMIT ? OFFSET ?`, false, limit, max(offset, 0))
+	return ds, internal("store.ListDigestsPage", err)
+}
+
 func (db *DB) digests(ctx context.Context, where string, blobs bool, args ...any) ([]*experiment.Digest, error) {
 	cols := `id, job, period, target, title, verdict, published_at, summary`
 	if blobs {

@@ -408,6 +408,7 @@ func (w *decisionAppender) commit(group []Decision) error {
 	}()
 	if err == nil {
 		if _, err = w.conn.ExecContext(ctx, "COMMIT"); err == nil {
+			w.db.writes.Add(1) // a change of the data (DataVersion): roll-ups read decisions
 			return nil
 		}
 	}
@@ -637,7 +638,7 @@ SELECT day, count(*) FROM (
 func (db *DB) SaveJourneyDays(ctx context.Context, days []JourneyDay) error {
 	const op = "store.SaveJourneyDays"
 	now := db.now()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.outputTx(ctx, func(tx *sql.Tx) error {
 		for _, d := range days {
 			day := d.Day.UTC().Format(time.DateOnly)
 			if _, err := tx.ExecContext(ctx, `DELETE FROM journey_daily WHERE journey = ? AND day = CAST(? AS DATE)`, d.Journey, day); err != nil {

@@ -18,7 +18,7 @@ import (
 func (db *DB) SaveSnapshot(ctx context.Context, kind, subject string, computedAt time.Time, inputHash, codeVersion string, doc func(id int64) ([]byte, error)) (int64, error) {
 	const op = "store.SaveSnapshot"
 	var id int64
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err := db.outputTx(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT nextval('result_snapshot_id')`).Scan(&id); err != nil {
 			return err
 		}

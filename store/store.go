@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/liftlab/lift/experiment"
@@ -142,6 +143,8 @@ type DB struct {
 
 	w         *writer
 	eventSeqs *seqs // the numbers of event rows (events.seq)
+
+	writes atomic.Uint64 // committed transactions that analyses may read (DataVersion)
 
 	closeOnce sync.Once
 	closeErr  error
@@ -409,8 +412,21 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// tx runs f in a transaction, committing when it returns nil and rolling back otherwise.
+// tx runs f in a transaction, committing when it returns nil and rolling back
+// otherwise. A commit counts as a change of the data (DataVersion): a write
+// that no analysis reads uses outputTx instead.
 func (db *DB) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
+	if err := db.outputTx(ctx, f); err != nil {
+		return err
+	}
+	db.writes.Add(1)
+	return nil
+}
+
+// outputTx is tx for the writes of what analyses produce (result snapshots,
+// journey day roll-ups): they leave DataVersion as it is, so that storing a
+// result does not make it stale.
+func (db *DB) outputTx(ctx context.Context, f func(tx *sql.Tx) error) error {
 	tx, err := db.db.BeginTx(ctx, nil)
 	if err != nil {
 		return err
@@ -420,4 +436,31 @@ func (db *DB) tx(ctx context.Context, f func(tx *sql.Tx) error) error {
 		return err
 	}
 	return tx.Commit()
+}
+
+// DataVersion says where the file's data stands, for caches of what is
+// computed from it (the console's exact results): two equal versions read
+// the same exposures, events, journey decisions, registry, metric
+// definitions, units' consent, attributes and erasures. It changes when an
+// exposure group commits (the exposure watermark), when an event load commits
+// (the event watermark), when a group of decisions commits, and on every
+// other committed write transaction, except those of analyses' outputs
+// (result snapshots, journey day roll-ups) and of the ε ledger; a
+// rolled-back write may change it too, which only costs a recomputation.
+// It is not persisted: it starts again when the file is opened, and a
+// process other than this one writing the file is not seen (lift serve is
+// the one writer).
+type DataVersion struct {
+	Exposures, Events int64  // the watermarks (ExposureWatermark, EventWatermark)
+	Writes            uint64 // other committed writes since the file was opened
+}
+
+// DataVersion is the data's version now. Read it before computing from the
+// data: a write that commits during the computation then changes the version
+// that the next reader sees.
+func (db *DB) DataVersion() DataVersion {
+	// Writes first: a write counted after the watermarks are read is seen
+	// by the next call, never lost between the two reads.
+	w := db.writes.Load()
+	return DataVersion{Exposures: db.ExposureWatermark(), Events: db.EventWatermark(), Writes: w}
 }
