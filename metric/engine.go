@@ -121,3 +121,34 @@ type UnitValues struct {
 	Values       []UnitValue
 	MultipleArms int64
 }
+
+// SeriesEngine is an Engine that also evaluates one set of metrics at many
+// cut-offs in one pass over the data (the daily series of a report).
+type SeriesEngine interface {
+	Engine
+	// StatsSeries evaluates plans of CompileSeries: out[i] is what Stats(plans[i])
+	// returns, except that Freshness and Checksums are left zero (a series
+	// point is not a snapshot and has no input hash).
+	StatsSeries(ctx context.Context, plans []*Plan) ([]*Stats, error)
+}
+
+// CompileSeries compiles the named metrics over pop at each cut-off of until
+// (ascending, none zero): plan i is Compile over pop with Until = until[i], so
+// that each point follows the one definition of the per-unit metric (units,
+// windows, caps and matured-only windows as of that cut-off). The plans differ
+// only in Population.Until and Column.MatureAt.
+func CompileSeries(pop Population, names []string, defs Resolved, until []time.Time) ([]*Plan, error) {
+	out := make([]*Plan, len(until))
+	for i, t := range until {
+		if t.IsZero() || (i > 0 && !t.After(until[i-1])) {
+			panic("metric: CompileSeries needs ascending cut-offs")
+		}
+		p := pop
+		p.Until = t
+		var err error
+		if out[i], err = Compile(p, names, defs); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -374,6 +374,49 @@ func TestDailyResults(t *testing.T) {
 	}
 }
 
+// perDay hides the engine's StatsSeries: the results service then computes
+// a series one Stats per day, as it does over an engine without series.
+type perDay struct{ metric.Engine }
+
+// TestDailyResultsOneQuery: the daily series computed in one query
+// (metric.SeriesEngine) must equal, day by day, the series computed one
+// cut-off at a time, for every metric of testMetrics (caps, CUPED, ratios).
+func TestDailyResultsOneQuery(t *testing.T) {
+	db, _ := openTest(t, nil)
+	ctx := context.Background()
+	ms := testMetrics()
+	s := genSynth(rand.New(rand.NewPCG(11, 12)), "series", 300, t0)
+	e := loadSynth(t, db, "series", s, ms)
+	if _, ok := db.Engine().(metric.SeriesEngine); !ok {
+		t.Fatal("the DuckDB engine does not evaluate series")
+	}
+	slow := results.New(db, db, perDay{db.Engine()}, db.opt.Now)
+	for _, m := range e.Metrics {
+		got, err := svc(db).DailyResults(ctx, e.Key, m.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := slow.DailyResults(ctx, e.Key, m.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got.Days) != len(want.Days) || len(want.Days) < 5 {
+			t.Fatalf("%s: %d days, want %d (at least 5)", m.Name, len(got.Days), len(want.Days))
+		}
+		compared := 0
+		for i, w := range want.Days {
+			g := got.Days[i]
+			if g.Date != w.Date || !reflect.DeepEqual(g.Units, w.Units) || g.Error != w.Error || !closeComparisons(g.Comparisons, w.Comparisons) {
+				t.Errorf("%s %s: units %v error %q comparisons %+v;\nper day: %s units %v error %q comparisons %+v", m.Name, g.Date, g.Units, g.Error, g.Comparisons, w.Date, w.Units, w.Error, w.Comparisons)
+			}
+			compared += len(w.Comparisons)
+		}
+		if compared < 3 {
+			t.Errorf("%s: %d days with a comparison: the series tests nothing", m.Name, compared)
+		}
+	}
+}
+
 // BenchmarkResults computes the results of a generated experiment
 // (LIFT_BENCH_UNITS exposed units, default 100,000; LIFT_BENCH_EVENTS events,
 // default 5,000,000; 3 metrics with CUPED) with ExperimentResults (metric SQL,

@@ -89,18 +89,37 @@ func armList(pop metric.Population) string {
 
 // perUnit renders the CTEs pop, u (the analyzed units) and w (the per-unit
 // values c0, c1… after caps or clamps, with arm, and unit when withUnit).
-func perUnit(p *metric.Plan, withUnit bool) (string, []any) {
+func perUnit(p *metric.Plan, withUnit bool) (string, []any) { return renderUnits(p, nil, withUnit) }
+
+// renderUnits is perUnit, and with series (plans of metric.CompileSeries, p
+// their first) the same per-unit values at every cut-off k at once: pop and u
+// hold one row per cut-off and unit present by then, and w one per cut-off
+// and analyzed unit, with its k. A unit's events are aggregated once per
+// cut-off interval (bucket b: the first cut-off after the event, or after the
+// unit's first exposure when that is later) and cumulated over k by a window,
+// so the events are read once whatever the number of cut-offs; caps, the
+// matured-only condition and (in StatsSeries) pilots and sums are per k.
+func renderUnits(p *metric.Plan, series []*metric.Plan, withUnit bool) (string, []any) {
 	pop := p.Population
-	popSQL, args := population(pop)
-	head := `WITH pop AS MATERIALIZED (` + popSQL + `),
+	var head string
+	var args []any
+	kCol := ""
+	if series == nil {
+		var popSQL string
+		popSQL, args = population(pop)
+		head = `WITH pop AS MATERIALIZED (` + popSQL + `),
 u AS (SELECT unit, arm, t0 FROM pop WHERE arms = 1 AND ` + armList(pop) + `)`
+	} else {
+		head, args = seriesPopulation(series)
+		kCol = "u.k, "
+	}
 	unitCol := ""
 	if withUnit {
 		unitCol = "u.unit, "
 	}
 	if len(p.Columns) == 0 {
 		return head + `,
-w AS (SELECT ` + unitCol + `arm FROM u)`, args
+w AS (SELECT ` + kCol + unitCol + `arm FROM u)`, args
 	}
 	var agg, vals, capped, caps []string
 	aggOf := map[string]string{}
@@ -140,8 +159,12 @@ w AS (SELECT ` + unitCol + `arm FROM u)`, args
 		if c.MatureAt != 0 {
 			// The window has not ended by the analysis time: no value yet.
 			k := len(vals) - 1
-			vals[k] = fmt.Sprintf("CASE WHEN epoch_us(u.t0) + %d > %d THEN NULL ELSE %s END AS %s",
-				c.Hi, c.MatureAt, strings.TrimSuffix(vals[k], " AS "+name), name)
+			at := strconv.FormatInt(c.MatureAt, 10)
+			if series != nil {
+				at = "u.mature" // the cut-off's (seriesPopulation)
+			}
+			vals[k] = fmt.Sprintf("CASE WHEN epoch_us(u.t0) + %d > %s THEN NULL ELSE %s END AS %s",
+				c.Hi, at, strings.TrimSuffix(vals[k], " AS "+name), name)
 		}
 		v := name
 		limit := func(cp metric.Cap, q string) string {
@@ -190,35 +213,131 @@ w AS (SELECT ` + unitCol + `arm FROM u)`, args
 	}
 	capsCTE, capsJoin := "", ""
 	if len(caps) > 0 {
-		capsCTE = ",\ncaps AS (SELECT " + strings.Join(caps, ", ") + " FROM v)"
-		capsJoin = ", caps"
+		if series == nil {
+			capsCTE = ",\ncaps AS (SELECT " + strings.Join(caps, ", ") + " FROM v)"
+			capsJoin = ", caps"
+		} else {
+			capsCTE = ",\ncaps AS (SELECT k, " + strings.Join(caps, ", ") + " FROM v GROUP BY k)"
+			capsJoin = " JOIN caps USING (k)"
+		}
 	}
 	wUnit := ""
 	if withUnit {
 		wUnit = "unit, "
 	}
-	return head + `,
-ev AS (
+	typeIn := strings.Join(typeList, ", ")
+	var evSQL string
+	join := "u LEFT JOIN pu ON u.unit = pu.unit"
+	if series == nil {
+		evSQL = `ev AS (
 	SELECT e.unit, e.type, e.value, epoch_us(e.ts) - epoch_us(u.t0) AS dt
 	FROM events e JOIN u ON e.unit = u.unit
-	WHERE e.type IN (` + strings.Join(typeList, ", ") + `) AND ` + untilCond(pop, "e.ts") + `
+	WHERE e.type IN (` + typeIn + `) AND ` + untilCond(pop, "e.ts") + `
 ),
 pu AS (
 	SELECT unit, ` + strings.Join(agg, ",\n\t\t") + `
 	FROM ev WHERE ` + dtFilter + ` GROUP BY unit
+)`
+	} else {
+		// pb: per unit and bucket; pu: cumulated over the unit's cut-offs
+		// (its rows of u are the consecutive k from its first).
+		// seg: the unit's values are constant from one bucket with events
+		// to the next (NULL aggregates before the first), until k2; ug
+		// expands each segment to its cut-offs.
+		var cum, nulls, aNames []string
+		for i := range len(aggOf) {
+			cum = append(cum, fmt.Sprintf("sum(a%d) OVER win AS a%d", i, i))
+			nulls = append(nulls, fmt.Sprintf("NULL::DOUBLE AS a%d", i))
+			aNames = append(aNames, fmt.Sprintf("pu.a%d", i))
+		}
+		kEnd := "coalesce(ut.k2, " + strconv.Itoa(len(series)) + ")"
+		evSQL = `ev0 AS (
+	SELECT ut.uid, e.type, e.value, e.ts, epoch_us(e.ts) - epoch_us(ut.t0) AS dt, ut.k0
+	FROM events e JOIN ut ON e.unit = ut.unit
+	WHERE e.type IN (` + typeIn + `) AND e.ts < (SELECT max(cut) FROM cuts)
 ),
+ev AS (SELECT ev0.uid, ev0.type, ev0.value, ev0.dt, greatest(cuts.k, ev0.k0) AS b FROM ev0 ASOF JOIN cuts ON ev0.ts < cuts.cut),
+pb AS (
+	SELECT uid, b, ` + strings.Join(agg, ",\n\t\t") + `
+	FROM ev WHERE ` + dtFilter + ` GROUP BY uid, b
+),
+pu AS (
+	SELECT uid, b, lead(b) OVER (PARTITION BY uid ORDER BY b) AS b_next, ` + strings.Join(cum, ", ") + `
+	FROM pb WINDOW win AS (PARTITION BY uid ORDER BY b ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+seg AS (
+	SELECT ut.uid, ut.t0, ut.arm, ut.k0 AS lo, least(coalesce(f.b, ` + kEnd + `), ` + kEnd + `) AS hi, ` + strings.Join(nulls, ", ") + `
+	FROM ut LEFT JOIN (SELECT uid, min(b) AS b FROM pb GROUP BY uid) f ON ut.uid = f.uid WHERE ` + armList(pop) + `
+	UNION ALL
+	SELECT ut.uid, ut.t0, ut.arm, pu.b, least(coalesce(pu.b_next, ` + kEnd + `), ` + kEnd + `), ` + strings.Join(aNames, ", ") + `
+	FROM pu JOIN ut ON pu.uid = ut.uid WHERE ` + armList(pop) + `
+),
+ug AS (SELECT g.*, cuts.mature FROM (SELECT *, unnest(range(lo, hi)) AS k FROM seg) g JOIN cuts USING (k))`
+		join = "ug AS u"
+		for i := range vals {
+			vals[i] = strings.ReplaceAll(vals[i], "pu.", "u.")
+		}
+	}
+	return head + `,
+` + evSQL + `,
 v AS (
-	SELECT ` + unitCol + `u.arm, ` + strings.Join(vals, ", ") + `
-	FROM u LEFT JOIN pu ON u.unit = pu.unit
+	SELECT ` + kCol + unitCol + `u.arm, ` + strings.Join(vals, ", ") + `
+	FROM ` + join + `
 )` + capsCTE + `,
-w AS MATERIALIZED (SELECT ` + wUnit + `arm, ` + strings.Join(capped, ", ") + ` FROM v` + capsJoin + `)`, args
+w AS MATERIALIZED (SELECT ` + strings.TrimPrefix(kCol, "u.") + wUnit + `arm, ` + strings.Join(capped, ", ") + ` FROM v` + capsJoin + `)`, args
 }
 
-// Stats implements metric.Engine: one query for the whole plan.
-func (e *Engine) Stats(ctx context.Context, p *metric.Plan) (*metric.Stats, error) {
-	const op = "duckdb.Stats"
-	ctes, args := perUnit(p, false)
-	var sums, pilots, checks []string
+// seriesPopulation renders the CTEs cuts (k, cut, mature: each plan's
+// cut-off and its matured-only analysis time), ut (per unit first exposed
+// before the last cut-off: an integer id uid, t0, the arm of its first
+// exposure, k0 the first cut-off after t0 and k2 the first after its first
+// exposure to a second arm, NULL when none) and u (one row per cut-off k and
+// analyzed unit: k0 ≤ k < k2, with the cut-off's mature). A unit's arms at a
+// cut-off are those it was first exposed to before it: it is in one arm
+// from k0 and in several from k2 on.
+func seriesPopulation(plans []*metric.Plan) (string, []any) {
+	pop := plans[0].Population
+	var rows []string
+	for k, p := range plans {
+		mature := int64(0)
+		for _, c := range p.Columns {
+			mature = max(mature, c.MatureAt)
+		}
+		rows = append(rows, fmt.Sprintf("(%d, TIMESTAMPTZ %s, %d)", k, sqlString(p.Population.Until.UTC().Format("2006-01-02 15:04:05.999999+00")), mature))
+	}
+	var fv string
+	var args []any
+	if pop.Holdout == nil {
+		fv = `SELECT unit, variant AS arm, min(ts) AS f FROM exposures
+	WHERE experiment = ? AND variant IS NOT NULL AND ts < (SELECT max(cut) FROM cuts) GROUP BY unit, variant`
+		args = []any{pop.Experiment}
+	} else {
+		exps := pop.Holdout.Experiments
+		if exps == nil {
+			exps = []string{}
+		}
+		fv = `SELECT unit, CASE WHEN in_holdout THEN '` + metric.HoldoutArm + `' ELSE '` + metric.ExposedArm + `' END AS arm, min(ts) AS f FROM exposures
+	WHERE experiment IN (SELECT unnest(?::VARCHAR[])) AND holdout_version = ? AND ts < (SELECT max(cut) FROM cuts) GROUP BY 1, 2`
+		args = []any{exps, pop.Holdout.Version}
+	}
+	return `WITH cuts(k, cut, mature) AS (VALUES ` + strings.Join(rows, ", ") + `),
+fv AS (` + fv + `),
+uf AS (
+	SELECT row_number() OVER () AS uid, unit, t0, arm, t2 FROM (
+		SELECT unit, min(f) AS t0, arg_min(arm, f) AS arm, CASE WHEN count(*) > 1 THEN list_sort(list(f))[2] END AS t2
+		FROM fv GROUP BY unit)
+),
+ut0 AS (SELECT uf.*, cuts.k AS k0 FROM uf ASOF JOIN cuts ON uf.t0 < cuts.cut),
+ut AS MATERIALIZED (SELECT ut0.uid, ut0.unit, ut0.t0, ut0.arm, ut0.k0, cuts.k AS k2 FROM ut0 ASOF LEFT JOIN cuts ON ut0.t2 < cuts.cut),
+u AS (
+	SELECT ut.uid, ut.t0, ut.arm, cuts.k, cuts.mature FROM ut JOIN cuts ON cuts.k >= ut.k0 AND cuts.k < coalesce(ut.k2, ` + strconv.Itoa(len(plans)) + `)
+	WHERE ` + armList(pop) + `
+)`, args
+}
+
+// sumsOf renders the per-arm sums of a plan's metrics over w and the
+// pilots, its pilot means, and checks, the checksums of its columns.
+func sumsOf(p *metric.Plan) (sums, pilots, checks []string) {
 	for i := range p.Columns {
 		c := fmt.Sprintf("c%d", i)
 		pilots = append(pilots, fmt.Sprintf("coalesce(avg(%s), 0) AS p_%s", c, c))
@@ -247,6 +366,14 @@ func (e *Engine) Stats(ctx context.Context, p *metric.Plan) (*metric.Stats, erro
 			sums = append(sums, expr)
 		}
 	}
+	return sums, pilots, checks
+}
+
+// Stats implements metric.Engine: one query for the whole plan.
+func (e *Engine) Stats(ctx context.Context, p *metric.Plan) (*metric.Stats, error) {
+	const op = "duckdb.Stats"
+	ctes, args := perUnit(p, false)
+	sums, pilots, checks := sumsOf(p)
 	from := "w"
 	if len(pilots) > 0 {
 		ctes += ",\npilot AS (SELECT " + strings.Join(pilots, ", ") + " FROM w)"
@@ -311,6 +438,83 @@ SELECT NULL, (SELECT count(*) FROM pop WHERE arms > 1), (SELECT epoch_us(min(t0)
 		return nil, queryErr(ctx, op, err)
 	}
 	return st, nil
+}
+
+var _ metric.SeriesEngine = (*Engine)(nil)
+
+// StatsSeries implements metric.SeriesEngine: one query for every cut-off
+// (renderUnits), whose pilots and sums are grouped by cut-off.
+func (e *Engine) StatsSeries(ctx context.Context, plans []*metric.Plan) ([]*metric.Stats, error) {
+	const op = "duckdb.StatsSeries"
+	out := make([]*metric.Stats, len(plans))
+	for i, p := range plans {
+		out[i] = metric.NewStats(p)
+		out[i].Checksums = nil
+	}
+	if len(plans) == 0 {
+		return out, nil
+	}
+	p := plans[0]
+	ctes, args := renderUnits(p, plans, false)
+	sums, pilots, _ := sumsOf(p)
+	from := "w"
+	if len(pilots) > 0 {
+		ctes += ",\npilot AS (SELECT k, " + strings.Join(pilots, ", ") + " FROM w GROUP BY k)"
+		from = "w JOIN pilot USING (k)"
+	}
+	sel := ""
+	if len(sums) > 0 {
+		sel = ",\n\t" + strings.Join(sums, ",\n\t")
+	}
+	q := ctes + `
+SELECT k, arm, count(*) AS units` + sel + `
+FROM ` + from + ` GROUP BY k, arm
+UNION ALL
+SELECT k2, NULL, count(*)` + strings.Repeat(", NULL", len(sums)) + ` FROM ut WHERE k2 IS NOT NULL GROUP BY k2`
+	rows, err := e.db.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, queryErr(ctx, op, err)
+	}
+	defer rows.Close()
+	armIdx := map[string]int{}
+	for i, a := range p.Population.Arms {
+		armIdx[a] = i
+	}
+	vals := make([]sql.NullFloat64, len(sums))
+	for rows.Next() {
+		var k int
+		var arm sql.NullString
+		var units int64
+		dst := []any{&k, &arm, &units}
+		for i := range vals {
+			dst = append(dst, &vals[i])
+		}
+		if err := rows.Scan(dst...); err != nil {
+			return nil, experiment.E(op, experiment.Internal, err)
+		}
+		st := out[k]
+		if !arm.Valid {
+			// units in two arms from k2 = k on
+			for _, st := range out[k:] {
+				st.MultipleArms += units
+			}
+			continue
+		}
+		i := armIdx[arm.String]
+		st.Units[arm.String] = units
+		j := 0
+		for _, m := range p.Metrics {
+			a := &st.Metrics[m.Name][i]
+			for _, s := range m.Sums {
+				s.Field.Set(a, vals[j].Float64)
+				j++
+			}
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, queryErr(ctx, op, err)
+	}
+	return out, nil
 }
 
 // Bounded implements metric.Engine: one query for the whole plan.

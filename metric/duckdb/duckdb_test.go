@@ -70,3 +70,7 @@ func load(ctx context.Context, db *sql.DB, d metric.Dataset) error {
 func TestConformance(t *testing.T) {
 	metrictest.Run(t, func(t *testing.T, d metric.Dataset) metric.Engine { return duckdb.New(open(t, d).SQL()) })
 }
+
+func TestSeriesConformance(t *testing.T) {
+	metrictest.RunSeries(t, func(t *testing.T, d metric.Dataset) metric.SeriesEngine { return duckdb.New(open(t, d).SQL()) })
+}
