@@ -56,6 +56,12 @@ func (s *Server) postQuantiles(c echo.Context) error {
 // quantileAnalysis is the quantile comparison of a request: POST
 // /v1/analyses/quantiles and the report's quantiles view.
 func quantileAnalysis(ctx context.Context, db *store.DB, eng metric.Engine, req quantilesRequest) (*quantilesResult, error) {
+	return quantileAnalysisOf(ctx, db, eng, req, nil)
+}
+
+// quantileAnalysisOf is quantileAnalysis over the values pre when not nil
+// (those of req's metric and arms).
+func quantileAnalysisOf(ctx context.Context, db *store.DB, eng metric.Engine, req quantilesRequest, pre *unitValues) (*quantilesResult, error) {
 	const op = "api.quantiles"
 	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}} {
 		if r.v == "" {
@@ -69,7 +75,7 @@ func quantileAnalysis(ctx context.Context, db *store.DB, eng metric.Engine, req 
 	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
 		return nil, err
 	}
-	values, multi, err := db.UnitValues(ctx, eng, e, []string{req.Control, req.Treatment}, req.Metric, "metric")
+	values, multi, err := readUnitValues(ctx, db, eng, e, req.Control, req.Treatment, req.Metric, pre)
 	if err != nil {
 		return nil, err
 	}

@@ -100,8 +100,16 @@ func addExactViews(ctx context.Context, db *store.DB, rs *results.Service, e *ex
 			attr = names[0]
 		}
 	}
+	// One read of the per-unit values for both views (the same metric and
+	// arms: the experiment's two variants, the first the control).
+	var pre *unitValues
+	if values, multi, err := db.UnitValues(ctx, rs.Engine(), e, []string{e.Variants[0].Name, e.Variants[1].Name}, name, "metric"); err == nil {
+		pre = &unitValues{values, multi}
+	} else if !dataProblem(err) {
+		return nil, err
+	} // else each view says what is wrong with the data
 	if attr != "" {
-		seg, err := segmentAnalysis(ctx, db, rs.Engine(), segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha})
+		seg, err := segmentAnalysisOf(ctx, db, rs.Engine(), segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha}, pre)
 		switch {
 		case err != nil && dataProblem(err):
 			r.Notes = append(r.Notes, fmt.Sprintf("There is no segment breakdown of %s by %s: %v.", name, attr, err))
@@ -111,7 +119,7 @@ func addExactViews(ctx context.Context, db *store.DB, rs *results.Service, e *ex
 			r.Segments = reportSegments(seg.SegmentReport)
 		}
 	}
-	q, err := quantileAnalysis(ctx, db, rs.Engine(), quantilesRequest{Experiment: e.Key, Metric: name, Alpha: r.Alpha})
+	q, err := quantileAnalysisOf(ctx, db, rs.Engine(), quantilesRequest{Experiment: e.Key, Metric: name, Alpha: r.Alpha}, pre)
 	switch {
 	case err != nil && dataProblem(err):
 		r.Notes = append(r.Notes, fmt.Sprintf("There are no quantiles of %s: %v.", name, err))

@@ -277,6 +277,28 @@ func (s *Server) postSegments(c echo.Context) error {
 // segmentAnalysis is the segment breakdown of a request: POST
 // /v1/analyses/segments and the report's segments view.
 func segmentAnalysis(ctx context.Context, db *store.DB, eng metric.Engine, req segmentsRequest) (*segmentsResult, error) {
+	return segmentAnalysisOf(ctx, db, eng, req, nil)
+}
+
+// unitValues are the per-unit values of one metric in two arms
+// (store.DB.UnitValues), read once for the report's segments and quantiles.
+type unitValues struct {
+	values []store.UnitValue
+	multi  int
+}
+
+// readUnitValues reads the values an analysis of metric name in arms control
+// and treatment reads, unless pre already holds them.
+func readUnitValues(ctx context.Context, db *store.DB, eng metric.Engine, e *experiment.Experiment, control, treatment, name string, pre *unitValues) ([]store.UnitValue, int, error) {
+	if pre != nil {
+		return pre.values, pre.multi, nil
+	}
+	return db.UnitValues(ctx, eng, e, []string{control, treatment}, name, "metric")
+}
+
+// segmentAnalysisOf is segmentAnalysis over the values pre when not nil
+// (those of req's metric and arms).
+func segmentAnalysisOf(ctx context.Context, db *store.DB, eng metric.Engine, req segmentsRequest, pre *unitValues) (*segmentsResult, error) {
 	const op = "api.segments"
 	invalid := func(field, format string, args ...any) error {
 		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
@@ -299,7 +321,7 @@ func segmentAnalysis(ctx context.Context, db *store.DB, eng metric.Engine, req s
 	if req.Control, req.Treatment, err = twoVariants(op, e, req.Control, req.Treatment); err != nil {
 		return nil, err
 	}
-	values, multi, err := db.UnitValues(ctx, eng, e, []string{req.Control, req.Treatment}, req.Metric, "metric")
+	values, multi, err := readUnitValues(ctx, db, eng, e, req.Control, req.Treatment, req.Metric, pre)
 	if err != nil {
 		return nil, err
 	}
