@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -269,5 +270,33 @@ func geoOverClickHouse(t *testing.T, duck, ch *liftServer) {
 	}
 	if diff := numbersClose(got, want, 1e-9); diff != "" {
 		t.Errorf("geo over ClickHouse differs from DuckDB's: %s", diff)
+	}
+}
+
+// TestNumbersClose: the comparison passes differences within tol and
+// nothing more.
+func TestNumbersClose(t *testing.T) {
+	for _, c := range []struct {
+		got, want string
+		same      bool
+	}{
+		{`{"se":0.1961099678671519}`, `{"se":0.19610996786715165}`, true},
+		{`{"a":[1,2,{"b":"x"}]}`, `{"a":[1,2,{"b":"x"}]}`, true},
+		{`{"se":0.19610996786}`, `{"se":0.19610996787}`, false},
+		{`{"a":[1,2]}`, `{"a":[1,2,3]}`, false},
+		{`{"a":1}`, `{"a":1,"b":2}`, false},
+		{`{"a":"x"}`, `{"a":"y"}`, false},
+		{`{"a":true}`, `{"a":1}`, false},
+	} {
+		var g, w any
+		if err := json.Unmarshal([]byte(c.got), &g); err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal([]byte(c.want), &w); err != nil {
+			t.Fatal(err)
+		}
+		if d := numbersClose(g, w, 1e-12); (d == "") != c.same {
+			t.Errorf("%s vs %s: %q, want same=%v", c.got, c.want, d, c.same)
+		}
 	}
 }
