@@ -391,11 +391,56 @@ type runList struct {
 }
 
 type alertList struct {
-	Alerts []*experiment.Alert `json:"alerts"`
+	Alerts   []*experiment.Alert `json:"alerts"`
+	NextPage int                 `json:"next_page,omitempty"` // the page after this one, when more follow
 }
 
 type summaryList struct {
 	Summaries []*experiment.Digest `json:"summaries"`
+	NextPage  int                  `json:"next_page,omitempty"` // the page after this one, when more follow
+}
+
+// listQuery documents listPage's parameters.
+func listQuery(what string) []param {
+	return []param{{Name: "limit", Type: "integer", Description: what + " per page, 1 to 500, default 100"},
+		{Name: "page", Type: "integer", Description: "page from 1; next_page in the answer names the next, absent on the last"}}
+}
+
+// listPaging is the paging of an API list: ?limit=N (default 100, at most
+// 500) and ?page=K (from 1). Lists ask the store for limit+1 rows and report
+// next_page when the extra one came back.
+type listPaging struct{ page, limit int }
+
+func listPage(c echo.Context) (listPaging, error) {
+	const op = "api.listPage"
+	p := listPaging{page: 1, limit: 100}
+	if v := c.QueryParam("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return p, experiment.E(op, experiment.Invalid, experiment.Field("limit"), experiment.Errorf("must be a whole number from 1 to 500, got %q", v))
+		}
+		p.limit = n
+	}
+	page, err := pageParam(c)
+	if err != nil {
+		return p, err
+	}
+	p.page = page
+	return p, nil
+}
+
+func (p listPaging) offset() int { return (p.page - 1) * p.limit }
+
+// trim cuts a list read with limit+1 rows to the page and says which page
+// follows (0: none).
+func trim[T any](p listPaging, rows []T) ([]T, int) {
+	if len(rows) > p.limit {
+		return rows[:p.limit], p.page + 1
+	}
+	if rows == nil {
+		rows = []T{}
+	}
+	return rows, 0
 }
 
 // jobRoutes: admins schedule and trigger jobs; analysts read runs and alerts;
@@ -412,8 +457,8 @@ func (s *Server) jobRoutes() {
 			"or when it is still running after half the request timeout. Follow the run at /v1/jobs/NAME/runs."})
 	s.route(http.MethodGet, "/v1/jobs/:name/runs", analyst, s.listRuns, op{Summary: "A job's runs, newest first", Response: runList{},
 		Query: []param{{Name: "limit", Type: "integer", Description: "most runs to list, default 100"}}})
-	s.route(http.MethodGet, "/v1/alerts", analyst, s.listAlerts, op{Summary: "The alert log, newest first", Response: alertList{}})
-	s.route(http.MethodGet, "/v1/summaries", viewer, s.listSummaries, op{Summary: "Published executive summaries (DP numbers only)", Response: summaryList{}})
+	s.route(http.MethodGet, "/v1/alerts", analyst, s.listAlerts, op{Summary: "The alert log, newest first, a page at a time", Response: alertList{}, Query: listQuery("alerts")})
+	s.route(http.MethodGet, "/v1/summaries", viewer, s.listSummaries, op{Summary: "Published executive summaries (DP numbers only), newest first, a page at a time", Response: summaryList{}, Query: listQuery("summaries")})
 	s.route(http.MethodGet, "/v1/summaries/:id", viewer, s.getSummary, op{Summary: "One summary as JSON", Response: experiment.Digest{}})
 	s.route(http.MethodGet, "/v1/summaries/:id/html", viewer, s.getSummaryHTML, op{Summary: "One summary as a self-contained HTML page", ContentType: "text/html"})
 	s.route(http.MethodGet, "/v1/summaries/:id/pdf", viewer, s.getSummaryPDF, op{Summary: "One summary as PDF", ContentType: "application/pdf"})
@@ -513,25 +558,31 @@ func (s *Server) listRuns(c echo.Context) error {
 }
 
 func (s *Server) listAlerts(c echo.Context) error {
-	as, err := s.db.ListAlerts(c.Request().Context(), 200)
+	p, err := listPage(c)
 	if err != nil {
 		return err
 	}
-	if as == nil {
-		as = []*experiment.Alert{}
+	as, err := s.db.ListAlertsPage(c.Request().Context(), p.offset(), p.limit+1)
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, alertList{Alerts: as})
+	var out alertList
+	out.Alerts, out.NextPage = trim(p, as)
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) listSummaries(c echo.Context) error {
-	ds, err := s.db.ListDigests(c.Request().Context(), 200)
+	p, err := listPage(c)
 	if err != nil {
 		return err
 	}
-	if ds == nil {
-		ds = []*experiment.Digest{}
+	ds, err := s.db.ListDigestsPage(c.Request().Context(), p.offset(), p.limit+1)
+	if err != nil {
+		return err
 	}
-	return c.JSON(http.StatusOK, summaryList{Summaries: ds})
+	var out summaryList
+	out.Summaries, out.NextPage = trim(p, ds)
+	return c.JSON(http.StatusOK, out)
 }
 
 func (s *Server) getSummary(c echo.Context) error {

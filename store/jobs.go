@@ -252,7 +252,16 @@ func (db *DB) ListAlerts(ctx context.Context, limit int) ([]*experiment.Alert, e
 	if limit <= 0 {
 		limit = 100
 	}
-	return queryAll(ctx, db.db, "store.ListAlerts", scanAlert, `SELECT `+alertColumns+alertsFrom+` ORDER BY a.id DESC LIMIT ?`, limit)
+	return db.ListAlertsPage(ctx, 0, limit)
+}
+
+// ListAlertsPage returns at most limit alerts, newest first, after skipping
+// the first offset: the pages of the alert log.
+func (db *DB) ListAlertsPage(ctx context.Context, offset, limit int) ([]*experiment.Alert, error) {
+	if limit <= 0 {
+		limit = 100
+	}
+	return queryAll(ctx, db.db, "store.ListAlertsPage", scanAlert, `SELECT `+alertColumns+alertsFrom+` ORDER BY a.id DESC LIMIT ? OFFSET ?`, limit, max(offset, 0))
 }
 
 // UndeliveredAlerts lists the alerts of a job's period that no webhook has
