@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
-	"encoding/hex"
 	"fmt"
 	"html/template"
 	"math"
@@ -17,7 +15,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -27,14 +24,15 @@ import (
 	"github.com/liftlab/lift/privacy"
 	"github.com/liftlab/lift/reports"
 	"github.com/liftlab/lift/results"
+	"github.com/liftlab/lift/store"
 )
 
 // The console: server-rendered pages at / for people with an API key
 // (docs/console.md). A key is typed once into the sign-in form; the browser
 // then holds only a session id (cookie lift_session: HttpOnly, SameSite=Strict,
-// Secure over TLS), which maps in this server's memory to the key's id, never
-// to its secret. Sessions end at logout, after Options.SessionTTL, when the key
-// is revoked, or when the server restarts. Every form carries a CSRF token.
+// Secure over TLS); the store keeps the id's SHA-256 with the key's id, never
+// its secret, so a restart signs nobody out. Sessions end at logout, after
+// Options.SessionTTL, or when the key is revoked. Every form carries a CSRF token.
 // Pages read through the same compositions as the API (BuildReport) under the
 // key's role: viewers see DP numbers only.
 
@@ -98,17 +96,6 @@ type consoleSession struct {
 	expires time.Time
 }
 
-// sessions holds the console's sessions by the SHA-256 of their id.
-type sessions struct {
-	mu sync.Mutex
-	m  map[string]*consoleSession
-}
-
-func hashID(id string) string {
-	h := sha256.Sum256([]byte(id))
-	return hex.EncodeToString(h[:])
-}
-
 func randomToken() (string, error) {
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -117,8 +104,10 @@ func randomToken() (string, error) {
 	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
-// start opens a session for the key and returns its id.
-func (ss *sessions) start(keyID string, expires time.Time) (string, error) {
+// startSession opens a session for the key and returns its id. The store
+// keeps the session under the SHA-256 of the id, so that sessions outlive a
+// restart of the server.
+func (s *Server) startSession(ctx context.Context, keyID string) (string, error) {
 	id, err := randomToken()
 	if err != nil {
 		return "", err
@@ -127,37 +116,24 @@ func (ss *sessions) start(keyID string, expires time.Time) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	if ss.m == nil {
-		ss.m = map[string]*consoleSession{}
+	now := s.opt.Now()
+	if err := s.db.StartConsoleSession(ctx, id, store.ConsoleSession{KeyID: keyID, CSRF: csrf, Expires: now.Add(s.opt.SessionTTL)}, now); err != nil {
+		return "", err
 	}
-	ss.m[hashID(id)] = &consoleSession{keyID: keyID, csrf: csrf, expires: expires}
 	return id, nil
 }
 
-// get returns the live session of id, dropping it (and any other expired one
-// it meets) when expired.
-func (ss *sessions) get(id string, now time.Time) *consoleSession {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	h := hashID(id)
-	se, ok := ss.m[h]
-	if !ok {
-		return nil
+// session returns the live session of id, or nil when there is none (unknown,
+// ended or expired).
+func (s *Server) session(ctx context.Context, id string) (*consoleSession, error) {
+	se, err := s.db.GetConsoleSession(ctx, id, s.opt.Now())
+	if experiment.KindOf(err) == experiment.NotFound {
+		return nil, nil
 	}
-	if !now.Before(se.expires) {
-		delete(ss.m, h)
-		return nil
+	if err != nil {
+		return nil, err
 	}
-	c := *se
-	return &c
-}
-
-func (ss *sessions) end(id string) {
-	ss.mu.Lock()
-	defer ss.mu.Unlock()
-	delete(ss.m, hashID(id))
+	return &consoleSession{keyID: se.KeyID, csrf: se.CSRF, expires: se.Expires}, nil
 }
 
 // consoleRoutes: the console's pages. They are Public in the route table
@@ -187,9 +163,9 @@ func (s *Server) signedIn(c echo.Context) (*experiment.APIKey, *consoleSession, 
 	if err != nil || ck.Value == "" {
 		return nil, nil, nil
 	}
-	se := s.sessions.get(ck.Value, s.opt.Now())
-	if se == nil {
-		return nil, nil, nil
+	se, err := s.session(c.Request().Context(), ck.Value)
+	if se == nil || err != nil {
+		return nil, nil, err
 	}
 	keys, err := s.db.ListKeys(c.Request().Context())
 	if err != nil {
@@ -200,8 +176,8 @@ func (s *Server) signedIn(c echo.Context) (*experiment.APIKey, *consoleSession, 
 			return k, se, nil
 		}
 	}
-	s.sessions.end(ck.Value) // the key was revoked
-	return nil, nil, nil
+	// The key was revoked.
+	return nil, nil, s.db.EndConsoleSession(c.Request().Context(), ck.Value)
 }
 
 type consoleHandler func(c echo.Context, k *experiment.APIKey, se *consoleSession) error
@@ -371,7 +347,7 @@ func (s *Server) login(c echo.Context) error {
 	if !k.Role.Allows(experiment.RoleViewer) {
 		return s.showLogin(c, http.StatusForbidden, next, fmt.Sprintf("key: API key %q has role %q; the console needs role viewer, analyst or admin", k.Name, k.Role))
 	}
-	id, err := s.sessions.start(k.ID, s.opt.Now().Add(s.opt.SessionTTL))
+	id, err := s.startSession(c.Request().Context(), k.ID)
 	if err != nil {
 		return experiment.E(op, experiment.Internal, err)
 	}
@@ -387,7 +363,9 @@ func (s *Server) logout(c echo.Context, k *experiment.APIKey, se *consoleSession
 		return experiment.E("api.logout", experiment.Forbidden, experiment.Field("csrf"), experiment.Errorf("the form's token does not match this session; reload the page"))
 	}
 	if ck, err := c.Cookie(sessionCookie); err == nil {
-		s.sessions.end(ck.Value)
+		if err := s.db.EndConsoleSession(c.Request().Context(), ck.Value); err != nil {
+			return err
+		}
 	}
 	c.SetCookie(&http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteStrictMode, Secure: c.Scheme() == "https"})
 	return c.Redirect(http.StatusSeeOther, "/login")

@@ -3,7 +3,9 @@ package api
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -710,5 +712,67 @@ func TestConsoleNewExperiment(t *testing.T) {
 	ab.signIn(analyst)
 	if resp := ab.do("/experiments/new", nil); resp.StatusCode != 403 {
 		t.Errorf("an analyst opens the form: %d, want 403", resp.StatusCode)
+	}
+}
+
+// TestConsoleSessionSurvivesRestart: a browser signed in to one server is still
+// signed in to a new server over the same store (a restart of lift serve), and
+// signed out of both after logout. The store keeps the session id's SHA-256,
+// never the id or the key's secret.
+func TestConsoleSessionSurvivesRestart(t *testing.T) {
+	ts := newTestServer(t)
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	b := newBrowser(t, ts)
+	ck := b.signIn(analyst)
+
+	// The "restarted" server: a new Server, nothing shared but the store.
+	opt := DefaultOptions()
+	opt.Store, opt.Logger = ts.db, slog.New(slog.DiscardHandler)
+	srv2, err := New(opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs2 := httptest.NewServer(srv2.Handler())
+	defer hs2.Close()
+	get := func(base string) int {
+		req, _ := http.NewRequest("GET", base+"/", nil)
+		req.AddCookie(&http.Cookie{Name: sessionCookie, Value: ck.Value})
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(hs2.URL); code != http.StatusOK {
+		t.Fatalf("after the restart: %d, want 200 (still signed in)", code)
+	}
+
+	var hashes, keyIDs []string
+	rows, err := ts.db.SQL().QueryContext(context.Background(), `SELECT hash, key_id FROM console_sessions`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var h, k string
+		if err := rows.Scan(&h, &k); err != nil {
+			t.Fatal(err)
+		}
+		hashes, keyIDs = append(hashes, h), append(keyIDs, k)
+	}
+	rows.Close()
+	sum := sha256.Sum256([]byte(ck.Value))
+	if len(hashes) != 1 || hashes[0] != hex.EncodeToString(sum[:]) || strings.Contains(keyIDs[0], analyst) || hashes[0] == ck.Value {
+		t.Errorf("stored sessions %v %v: want one, the SHA-256 of the cookie, with the key's id", hashes, keyIDs)
+	}
+
+	b.do("/", nil)
+	if resp := b.do("/logout", url.Values{"csrf": {b.csrf()}}, "Origin", ts.http.URL); resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout: %d %s", resp.StatusCode, b.last)
+	}
+	for _, base := range []string{ts.http.URL, hs2.URL} {
+		if code := get(base); code != http.StatusSeeOther {
+			t.Errorf("%s after logout: %d, want 303 to the sign-in form", base, code)
+		}
 	}
 }

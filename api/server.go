@@ -114,8 +114,6 @@ type Server struct {
 	bufs    bufferPool // response buffers of the assignment routes
 	table   []route    // every declared route, in declaration order (for /openapi.json)
 
-	sessions sessions // the console's signed-in browsers
-
 	docOnce sync.Once // the OpenAPI document, built on first request
 	doc     []byte
 	docErr  error

@@ -644,7 +644,7 @@ func (s *Server) pageAuth(c echo.Context) (redirected bool, err error) {
 	}
 	c.Set(ctxKey, k)
 	if fromQuery {
-		id, err := s.sessions.start(k.ID, s.opt.Now().Add(s.opt.SessionTTL))
+		id, err := s.startSession(c.Request().Context(), k.ID)
 		if err != nil {
 			return false, experiment.E(op, experiment.Internal, err)
 		}
