@@ -22,7 +22,7 @@ type ConsoleSession struct {
 // expired by now (the server's clock).
 func (db *DB) StartConsoleSession(ctx context.Context, id string, se ConsoleSession, now time.Time) error {
 	const op = "store.StartConsoleSession"
-	return internal(op, db.tx(ctx, func(tx *sql.Tx) error {
+	return internal(op, db.outputTx(ctx, func(tx *sql.Tx) error { // no analysis reads sessions: DataVersion stays
 		if _, err := tx.ExecContext(ctx, `DELETE FROM console_sessions WHERE expires_at <= ?`, now); err != nil {
 			return err
 		}

@@ -15,11 +15,15 @@ func TestConsoleSessions(t *testing.T) {
 	c := newClock()
 	db, _ := openTest(t, c)
 	now := c.Now()
+	v := db.DataVersion()
 	if err := db.StartConsoleSession(ctx, "id-a", ConsoleSession{KeyID: "key_1", CSRF: "tok-a", Expires: now.Add(time.Hour)}, now); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.StartConsoleSession(ctx, "id-b", ConsoleSession{KeyID: "key_2", CSRF: "tok-b", Expires: now.Add(2 * time.Hour)}, now); err != nil {
 		t.Fatal(err)
+	}
+	if got := db.DataVersion(); got != v {
+		t.Errorf("signing in changed DataVersion %v → %v: it would drop the cached results", v, got)
 	}
 	if n := count(t, db, `SELECT count(*) FROM console_sessions WHERE hash IN ('id-a', 'id-b')`); n != 0 {
 		t.Errorf("%d sessions stored under their raw id", n)
