@@ -50,12 +50,16 @@ func addHealth(ctx context.Context, rs *results.Service, key string, r *reports.
 	case err != nil:
 		return err
 	default:
+		h.OverlapCorrection = ov.Correction
 		for _, o := range ov.Overlaps {
 			x := reports.Overlap{Experiment: o.Experiment, Layer: o.Layer, Units: o.Units}
 			for _, mi := range o.Interactions {
 				y := reports.Interaction{Metric: mi.Metric, Arm: mi.Arm, Other: mi.Other, Error: mi.Error}
 				if ir := mi.InteractionResult; ir != nil {
-					y.Estimate, y.CILow, y.CIHigh, y.PValue, y.Interacts = ir.Estimate, ir.CILow, ir.CIHigh, ir.PValue, ir.Interacts
+					y.Estimate, y.CILow, y.CIHigh, y.PValue, y.Interacts = ir.Estimate, ir.CILow, ir.CIHigh, ir.PValue, mi.Flagged
+					if mi.AdjustedPValue != nil {
+						y.AdjustedPValue = *mi.AdjustedPValue
+					}
 				}
 				x.Interactions = append(x.Interactions, y)
 			}

@@ -87,6 +87,15 @@ func TestReportHealth(t *testing.T) {
 	if got := cellOf(t, page, "health-overlaps", row, "estimate"); !shows(got, in.Estimate, in.CILow, in.CIHigh) {
 		t.Errorf("interaction: the report shows %q, the API %v [%v, %v]", got, in.Estimate, in.CILow, in.CIHigh)
 	}
+	// The verdict reads the p-value adjusted across all the overlap tests.
+	if in.AdjustedPValue == nil || o.Correction != "holm" || *in.AdjustedPValue < in.PValue {
+		t.Errorf("the API's interaction has adjusted p %v (%q) for p %v, want Holm's, at least p", in.AdjustedPValue, o.Correction, in.PValue)
+	} else if got := cellOf(t, page, "health-overlaps", row, "adjusted"); !shows(got, *in.AdjustedPValue) {
+		t.Errorf("adjusted interaction p: the report shows %q, the API %v", got, *in.AdjustedPValue)
+	}
+	if v := cellOf(t, page, "health-overlaps", row, "verdict"); (v == "INTERACTS") != in.Flagged {
+		t.Errorf("verdict %q, the API flags %v", v, in.Flagged)
+	}
 
 	// The exact counts the health section is made of: none may reach a
 	// viewer (the looks' units per arm, the overlap's shared units).

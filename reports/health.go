@@ -56,15 +56,18 @@ type Imbalance struct {
 // Interaction is the interaction test of one metric between a treatment of
 // this experiment and one of another.
 type Interaction struct {
-	Metric    string  `json:"metric"`
-	Arm       string  `json:"arm"`
-	Other     string  `json:"other_arm"`
-	Estimate  float64 `json:"estimate"`
-	CILow     float64 `json:"ci_low"`
-	CIHigh    float64 `json:"ci_high"`
-	PValue    float64 `json:"p_value"`
-	Interacts bool    `json:"interacts"`
-	Error     string  `json:"error,omitempty"`
+	Metric   string  `json:"metric"`
+	Arm      string  `json:"arm"`
+	Other    string  `json:"other_arm"`
+	Estimate float64 `json:"estimate"`
+	CILow    float64 `json:"ci_low"`
+	CIHigh   float64 `json:"ci_high"`
+	PValue   float64 `json:"p_value"`
+	// AdjustedPValue is PValue adjusted across all the experiment's overlap
+	// tests (Health.OverlapCorrection); Interacts is AdjustedPValue < alpha.
+	AdjustedPValue float64 `json:"adjusted_p_value"`
+	Interacts      bool    `json:"interacts"`
+	Error          string  `json:"error,omitempty"`
 }
 
 // Overlap is another experiment sharing units and metrics with this one.
@@ -80,17 +83,21 @@ type Health struct {
 	SequentialSRM *SequentialSRM `json:"sequential_srm,omitempty"`
 	Imbalance     []Imbalance    `json:"imbalance,omitempty"`
 	Overlaps      []Overlap      `json:"overlaps"`
+	// OverlapCorrection is the multiple-testing correction across the
+	// overlaps' interaction tests: "holm", "bh" or "none".
+	OverlapCorrection string `json:"overlap_correction,omitempty"`
 	// Notes say what could not be checked.
 	Notes []string `json:"notes,omitempty"`
 }
 
 // healthView is what the template shows of Health.
 type healthView struct {
-	SRM       *srmRow
-	Imbalance []imbalanceRow
-	Overlaps  []overlapRow
-	Notes     []string
-	Level     string
+	SRM        *srmRow
+	Imbalance  []imbalanceRow
+	Overlaps   []overlapRow
+	Correction string // of the overlaps' tests, in words
+	Notes      []string
+	Level      string
 }
 
 type srmRow struct {
@@ -105,8 +112,21 @@ type imbalanceRow struct {
 }
 
 type overlapRow struct {
-	Experiment, Layer, Units, Metric, Arms, Estimate, P, Verdict, Error string
-	Interacts                                                           bool
+	Experiment, Layer, Units, Metric, Arms, Estimate, P, Adjusted, Verdict, Error string
+	Interacts                                                                     bool
+}
+
+// correctionWords names a multiple-testing correction for a table heading.
+func correctionWords(c string) string {
+	switch c {
+	case "holm":
+		return "Holm"
+	case "bh":
+		return "Benjamini–Hochberg"
+	case "none", "":
+		return "none"
+	}
+	return c
 }
 
 // fmtBF prints a Bayes factor from its logarithm: "2.345", "1.2e+05".
@@ -122,7 +142,7 @@ func (r *Report) health() *healthView {
 	if h == nil {
 		return nil
 	}
-	v := &healthView{Notes: h.Notes, Level: r.level()}
+	v := &healthView{Notes: h.Notes, Level: r.level(), Correction: correctionWords(h.OverlapCorrection)}
 	if s := h.SequentialSRM; s != nil {
 		row := &srmRow{P: fmtP(s.PValue), BF: fmtBF(s.LogBayesFactor), Posterior: fmtShare(s.PosteriorMismatch()),
 			Threshold: strconv.FormatFloat(s.Threshold, 'g', -1, 64), Concentration: strconv.FormatFloat(s.Concentration, 'f', -1, 64),
@@ -160,7 +180,7 @@ func (r *Report) health() *healthView {
 			row.Metric, row.Arms, row.Error, row.Interacts = x.Metric, x.Arm+" × "+x.Other, x.Error, x.Interacts
 			if x.Error == "" {
 				row.Estimate = fmt.Sprintf("%s [%s, %s]", fmtNum(x.Estimate), fmtNum(x.CILow), fmtNum(x.CIHigh))
-				row.P = fmtP(x.PValue)
+				row.P, row.Adjusted = fmtP(x.PValue), fmtP(x.AdjustedPValue)
 				row.Verdict = "no interaction"
 				if x.Interacts {
 					row.Verdict = "INTERACTS"
@@ -182,8 +202,8 @@ const healthHTML = `{{define "health"}}{{with .H}}
 {{if .Imbalance}}<table id="health-imbalance"><caption class="meta">Pre-exposure balance: each CUPED covariate's pre-period mean by arm (Wald test of equal means)</caption><thead><tr><th>metric</th><th>covariate</th><th>means by arm</th><th>p-value</th><th>verdict</th></tr></thead><tbody>
 {{range .Imbalance}}<tr class="{{if .Imbalanced}}worse{{end}}" data-imbalance="{{.Metric}}"><td>{{.Metric}}</td><td>{{.Covariate}}</td><td class="means">{{with .Error}}{{.}}{{else}}{{.Means}}{{end}}</td><td class="p">{{with .P}}{{.}}{{else}}–{{end}}</td><td class="verdict">{{.Verdict}}</td></tr>
 {{end}}</tbody></table>{{else}}<p class="meta" id="health-no-imbalance">Pre-exposure balance: no metric of this experiment has a CUPED covariate to check.</p>{{end}}
-{{if .Overlaps}}<table id="health-overlaps"><caption class="meta">Experiments of other layers sharing units and metrics with this one: the interaction test of y = b0 + b1·A + b2·B + b3·A·B over the units in both</caption><thead><tr><th>experiment</th><th>layer</th><th>shared units</th><th>metric</th><th>arms</th><th>interaction b3 [{{.Level}} CI]</th><th>p-value</th><th>verdict</th></tr></thead><tbody>
-{{range .Overlaps}}<tr class="{{if .Interacts}}worse{{end}}" data-overlap="{{.Experiment}}" data-metric="{{.Metric}}"><td>{{.Experiment}}</td><td>{{with .Layer}}{{.}}{{else}}none{{end}}</td><td class="units">{{.Units}}</td><td>{{.Metric}}</td><td>{{.Arms}}</td><td class="estimate">{{with .Error}}{{.}}{{else}}{{.Estimate}}{{end}}</td><td class="p">{{with .P}}{{.}}{{else}}–{{end}}</td><td class="verdict">{{.Verdict}}</td></tr>
-{{end}}</tbody></table>{{else}}<p class="meta" id="health-no-overlaps">Overlaps: no experiment of another layer shares units and a metric with this one.</p>{{end}}
+{{if .Overlaps}}<table id="health-overlaps"><caption class="meta">Experiments of other layers sharing units and metrics with this one: the interaction test of y = b0 + b1·A + b2·B + b3·A·B over the units in both</caption><thead><tr><th>experiment</th><th>layer</th><th>shared units</th><th>metric</th><th>arms</th><th>interaction b3 [{{.Level}} CI]</th><th>p-value</th><th>adjusted p ({{.Correction}})</th><th>verdict</th></tr></thead><tbody>
+{{range .Overlaps}}<tr class="{{if .Interacts}}worse{{end}}" data-overlap="{{.Experiment}}" data-metric="{{.Metric}}"><td>{{.Experiment}}</td><td>{{with .Layer}}{{.}}{{else}}none{{end}}</td><td class="units">{{.Units}}</td><td>{{.Metric}}</td><td>{{.Arms}}</td><td class="estimate">{{with .Error}}{{.}}{{else}}{{.Estimate}}{{end}}</td><td class="p">{{with .P}}{{.}}{{else}}–{{end}}</td><td class="adjusted">{{with .Adjusted}}{{.}}{{else}}–{{end}}</td><td class="verdict">{{.Verdict}}</td></tr>
+{{end}}</tbody></table><p class="meta">The verdict reads the adjusted p-value: the tests with every overlapping experiment, metric and pair of arms are one family.</p>{{else}}<p class="meta" id="health-no-overlaps">Overlaps: no experiment of another layer shares units and a metric with this one.</p>{{end}}
 {{with .Notes}}<ul class="meta" id="health-notes">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{end}}{{end}}`

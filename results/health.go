@@ -263,6 +263,11 @@ type Overlaps struct {
 	Experiment string    `json:"experiment"`
 	Layer      string    `json:"layer,omitempty"`
 	Overlaps   []Overlap `json:"overlaps"`
+	// Correction is the multiple-testing correction applied across every
+	// interaction test above (the experiment's analysis.correction: "holm",
+	// "bh" or "none"): an experiment overlapping many others runs many tests,
+	// and some would pass alpha by chance alone.
+	Correction string `json:"correction"`
 }
 
 // Overlap is one other experiment, of another layer (or of none), that shares
@@ -281,13 +286,42 @@ type Overlap struct {
 // arm of each experiment (each against its own control), over the units
 // analyzed in both; the metric's value is the one of the first experiment (its
 // window runs from the unit's exposure to it). Error says why it could not be
-// computed.
+// computed. The test's own p_value and interacts are those of one test;
+// AdjustedPValue and Flagged account for all the experiment's overlap tests.
 type MetricInteraction struct {
 	Metric string `json:"metric"`
 	Arm    string `json:"arm"`       // the first experiment's treatment
 	Other  string `json:"other_arm"` // the other's
 	*analysis.InteractionResult
-	Error string `json:"error,omitempty"`
+	AdjustedPValue *float64 `json:"adjusted_p_value,omitempty"` // by Overlaps.Correction; absent when the test did not run
+	Flagged        bool     `json:"flagged"`                    // AdjustedPValue < alpha: read this, not interacts
+	Error          string   `json:"error,omitempty"`
+}
+
+// adjustInteractions adjusts the p-values of every interaction test of ov
+// that ran, as one family, by plan's correction, and flags those below alpha.
+func adjustInteractions(ov *Overlaps, plan analysisPlan) {
+	ov.Correction = plan.Correction
+	var ps []float64
+	var tests []*MetricInteraction
+	for i := range ov.Overlaps {
+		for j := range ov.Overlaps[i].Interactions {
+			if mi := &ov.Overlaps[i].Interactions[j]; mi.InteractionResult != nil {
+				ps, tests = append(ps, mi.PValue), append(tests, mi)
+			}
+		}
+	}
+	adj := ps
+	switch analysis.Correction(plan.Correction) {
+	case analysis.Holm:
+		adj = analysis.HolmAdjust(ps)
+	case analysis.BenjaminiHochberg:
+		adj = analysis.BHAdjust(ps)
+	}
+	for k, mi := range tests {
+		p := adj[k]
+		mi.AdjustedPValue, mi.Flagged = &p, p < plan.Alpha
+	}
 }
 
 // ExperimentOverlaps finds the experiments of other layers (or without one:
@@ -395,6 +429,7 @@ func (s *Service) ExperimentOverlaps(ctx context.Context, key string) (*Overlaps
 			out.Overlaps = append(out.Overlaps, ov)
 		}
 	}
+	adjustInteractions(out, plan)
 	return out, nil
 }
 
