@@ -37,6 +37,8 @@ type SegmentRow struct {
 	Segment string
 	Arm     string
 	Value   float64
+	// Covariate is the unit's pre-exposure covariate (SegmentOptions.Covariate).
+	Covariate float64
 }
 
 // SegmentOptions configure SegmentRun. Zero values mean the documented
@@ -53,6 +55,12 @@ type SegmentOptions struct {
 	// MaxSegments caps the segments shown (default 20): the largest
 	// MaxSegments−1 by units are kept and the rest merged into OtherSegment.
 	MaxSegments int
+	// Covariate: the rows carry a pre-exposure covariate, and the report adds
+	// the effect post-stratified on the segments with each segment's effect
+	// regression-adjusted on it (GrowthBook's CUPEDps, PostStratify).
+	Covariate bool
+	// CovariateName is copied to the report.
+	CovariateName string
 }
 
 // SegmentEffect is one segment's comparison of treatment with control.
@@ -107,13 +115,19 @@ type SegmentReport struct {
 	// the HC2 variance of Lin's regression on centered segment indicators).
 	// The interval and p-value are normal (large-sample; dof 0). Valid as an
 	// adjustment only for an attribute fixed before exposure.
-	PostStratified *Effect  `json:"post_stratified,omitempty"`
-	Flags          []string `json:"flags,omitempty"`
+	PostStratified *Effect `json:"post_stratified,omitempty"`
+	// CUPEDPostStratified, with a covariate, is GrowthBook's CUPEDps over the
+	// same segments (PostStratify): the segments' regression-adjusted effects
+	// weighted by their shares, the shares' randomness in the variance.
+	CUPEDPostStratified *PostStratified `json:"cuped_post_stratified,omitempty"`
+	Covariate           string          `json:"covariate,omitempty"`
+	Flags               []string        `json:"flags,omitempty"`
 }
 
 type segSums struct {
 	name string
-	arm  [2]Arm // control, treatment
+	arm  [2]Arm   // control, treatment
+	ps   [2]PSArm // the same units' sums with the covariate, for PostStratify
 }
 
 func (s *segSums) units() int64 { return s.arm[0].N + s.arm[1].N }
@@ -152,8 +166,8 @@ func SegmentRun(ctx context.Context, rows []SegmentRow, o SegmentOptions) (*Segm
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("treatment"), experiment.Errorf("control and treatment must be two different arms, got %q and %q", o.Control, o.Treatment))
 	}
 
-	// Pilot shift: the mean of the analyzed values.
-	var shift float64
+	// Pilot shifts: the means of the analyzed values and covariates.
+	var shift, xshift float64
 	var count int
 	for _, r := range rows {
 		if r.Arm != o.Control && r.Arm != o.Treatment {
@@ -162,8 +176,12 @@ func SegmentRun(ctx context.Context, rows []SegmentRow, o SegmentOptions) (*Segm
 		if math.IsNaN(r.Value) || math.IsInf(r.Value, 0) {
 			return nil, experiment.E(op, experiment.Invalid, experiment.Field("value"), experiment.Errorf("unit in segment %q: value %g is not finite", r.Segment, r.Value))
 		}
+		if o.Covariate && (math.IsNaN(r.Covariate) || math.IsInf(r.Covariate, 0)) {
+			return nil, experiment.E(op, experiment.Invalid, experiment.Field("covariate"), experiment.Errorf("unit in segment %q: covariate %g is not finite", r.Segment, r.Covariate))
+		}
 		count++
 		shift += (r.Value - shift) / float64(count)
+		xshift += (r.Covariate - xshift) / float64(count)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -192,6 +210,10 @@ func SegmentRun(ctx context.Context, rows []SegmentRow, o SegmentOptions) (*Segm
 			a.Sum += d
 			a.SumSquares += d * d
 		}
+		if o.Covariate {
+			x := r.Covariate - xshift
+			segs[k].ps[j].add(PSArm{N: 1, Y: d, YY: d * d, X: x, XX: x * x, XY: x * d})
+		}
 	}
 	if total.arm[0].N == 0 || total.arm[1].N == 0 {
 		return nil, experiment.E(op, experiment.InsufficientData, experiment.Errorf("arms %q and %q need units, have %d and %d", o.Control, o.Treatment, total.arm[0].N, total.arm[1].N))
@@ -210,6 +232,7 @@ func SegmentRun(ctx context.Context, rows []SegmentRow, o SegmentOptions) (*Segm
 				other.arm[j].N += s.arm[j].N
 				other.arm[j].Sum += s.arm[j].Sum
 				other.arm[j].SumSquares += s.arm[j].SumSquares
+				other.ps[j].add(s.ps[j])
 			}
 		}
 		merged = len(segs) - (o.MaxSegments - 1)
@@ -311,6 +334,18 @@ func SegmentRun(ctx context.Context, rows []SegmentRow, o SegmentOptions) (*Segm
 		}
 		h.Heterogeneous = h.PValue < o.Alpha
 		rep.Heterogeneity = h
+	}
+	if o.Covariate {
+		cells := make([]PSCell, len(segs))
+		for k, s := range segs {
+			cells[k] = PSCell{Name: s.name, Control: s.ps[0], Treated: s.ps[1]}
+		}
+		cps, err := PostStratify(cells, true, o.Alpha, shift)
+		if err != nil && experiment.KindOf(err) != experiment.InsufficientData {
+			return nil, err
+		}
+		rep.CUPEDPostStratified = cps // nil when an arm has no variance
+		rep.Covariate = o.CovariateName
 	}
 	if postStrat && psVar > 0 {
 		se := math.Sqrt(psVar)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/liftlab/lift/experiment"
@@ -198,8 +199,9 @@ func TestSegmentRunInvalid(t *testing.T) {
 		{"cap", segmentRows(0), func(o *SegmentOptions) { o.MaxSegments = 1 }, "max_segments", experiment.Invalid},
 		{"correction", segmentRows(0), func(o *SegmentOptions) { o.Correction = "bonferroni" }, "correction", experiment.Invalid},
 		{"type", segmentRows(0), func(o *SegmentOptions) { o.Type = Ratio }, "type", experiment.Invalid},
-		{"nan", []SegmentRow{{"a", "control", math.NaN()}}, func(*SegmentOptions) {}, "value", experiment.Invalid},
-		{"empty arm", []SegmentRow{{"a", "control", 1}}, func(*SegmentOptions) {}, "", experiment.InsufficientData},
+		{"nan", []SegmentRow{{Segment: "a", Arm: "control", Value: math.NaN()}}, func(*SegmentOptions) {}, "value", experiment.Invalid},
+		{"nan covariate", []SegmentRow{{Segment: "a", Arm: "control", Value: 1, Covariate: math.Inf(1)}}, func(o *SegmentOptions) { o.Covariate = true }, "covariate", experiment.Invalid},
+		{"empty arm", []SegmentRow{{Segment: "a", Arm: "control", Value: 1}}, func(*SegmentOptions) {}, "", experiment.InsufficientData},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := good
@@ -210,5 +212,83 @@ func TestSegmentRunInvalid(t *testing.T) {
 				t.Fatalf("err = %v, want kind %s field %q", err, tc.kind, tc.field)
 			}
 		})
+	}
+}
+
+// TestSegmentRunCUPEDps: with a covariate, the report's cuped_post_stratified
+// is PostStratify (checked against GrowthBook's vectors in
+// TestPostStratifyGBStats) over the segments' sums, recounted here from the
+// rows; and rows offset by 1e9 (metric) and −5e8 (covariate) give the same
+// absolute effect (the sums are over values shifted by their means).
+func TestSegmentRunCUPEDps(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	var rows []SegmentRow
+	for i := range 3000 {
+		seg := []string{"us", "de", "fr", "jp"}[i%4]
+		x := rng.ExpFloat64() * 10
+		arm := "control"
+		y := 2 + 0.6*x + float64(i%4) + rng.NormFloat64()*3
+		if rng.IntN(2) == 1 {
+			arm = "treatment"
+			y += 0.4
+		}
+		rows = append(rows, SegmentRow{Segment: seg, Arm: arm, Value: y, Covariate: x})
+	}
+	o := SegmentOptions{Control: "control", Treatment: "treatment", Covariate: true, CovariateName: "x_pre"}
+	rep, err := SegmentRun(context.Background(), rows, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := rep.CUPEDPostStratified
+	if got == nil || rep.Covariate != "x_pre" || !got.CUPED || got.Cells != 4 || got.Adjusted != 4 {
+		t.Fatalf("cuped_post_stratified %+v, covariate %q", got, rep.Covariate)
+	}
+	by := map[string]*PSCell{}
+	var cells []PSCell
+	for _, s := range []string{"us", "de", "fr", "jp"} {
+		cells = append(cells, PSCell{Name: s})
+	}
+	for i := range cells {
+		by[cells[i].Name] = &cells[i]
+	}
+	for _, r := range rows {
+		a := &by[r.Segment].Control
+		if r.Arm == "treatment" {
+			a = &by[r.Segment].Treated
+		}
+		a.add(PSArm{N: 1, Y: r.Value, YY: r.Value * r.Value, X: r.Covariate, XX: r.Covariate * r.Covariate, XY: r.Covariate * r.Value})
+	}
+	want, err := PostStratify(cells, true, 0.05, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]float64{{got.Absolute.Estimate, want.Absolute.Estimate}, {got.Absolute.SE, want.Absolute.SE},
+		{got.Relative.Estimate, want.Relative.Estimate}, {got.Relative.SE, want.Relative.SE}} {
+		if math.Abs(c[0]-c[1]) > 1e-9*math.Abs(c[1]) {
+			t.Errorf("SegmentRun %v, PostStratify over the sums %v", c[0], c[1])
+		}
+	}
+	// The covariate predicts y: CUPEDps is narrower than plain post-stratification.
+	if got.Absolute.SE >= rep.PostStratified.SE {
+		t.Errorf("CUPEDps SE %v not below the post-stratified %v", got.Absolute.SE, rep.PostStratified.SE)
+	}
+	far := make([]SegmentRow, len(rows))
+	for i, r := range rows {
+		r.Value += 1e9
+		r.Covariate -= 5e8
+		far[i] = r
+	}
+	repFar, err := SegmentRun(context.Background(), far, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := repFar.CUPEDPostStratified.Absolute
+	if math.Abs(f.Estimate-got.Absolute.Estimate) > 1e-6*math.Abs(got.Absolute.Estimate) || math.Abs(f.SE-got.Absolute.SE) > 1e-6*got.Absolute.SE {
+		t.Errorf("offset rows: %+v, want %+v", f, got.Absolute)
+	}
+	// Without the option there is none.
+	o.Covariate = false
+	if rep, err := SegmentRun(context.Background(), rows, o); err != nil || rep.CUPEDPostStratified != nil {
+		t.Errorf("without a covariate: %v, %+v", err, rep.CUPEDPostStratified)
 	}
 }

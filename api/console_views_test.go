@@ -804,3 +804,63 @@ func TestConsoleGeoStored(t *testing.T) {
 		t.Errorf("the page does not name the metric")
 	}
 }
+
+// TestReportSegmentsCUPEDps: for a metric with a pre-exposure covariate the
+// report's segments view adds CUPEDps, with the numbers POST
+// /v1/analyses/segments answers with "cuped": true (their method is checked
+// against GrowthBook's vectors in analysis.TestPostStratifyGBStats).
+func TestReportSegmentsCUPEDps(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	analyst := ts.key("ana", experiment.RoleAnalyst)
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "spend", "event_type": "order", "aggregation": "sum",
+		"covariate": map[string]any{"days": 14}}, nil)
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "cps", "variants": twoArms,
+		"metrics": []map[string]any{{"name": "spend", "primary": true}}}, nil)
+	ts.must(http.StatusOK, "POST", "/v1/experiments/cps/start", nil, nil)
+	t0 := time.Now().UTC().Add(-2 * time.Hour).Truncate(time.Second)
+	var xs []experiment.Exposure
+	var evs []experiment.Event
+	var attrs []store.UnitAttributes
+	for i := range 600 {
+		u := fmt.Sprintf("c%04d", i)
+		arm := []string{"control", "treatment"}[i%2]
+		pre := float64((i*37)%23) + 1
+		y := 0.8*pre + float64(i%5)
+		if arm == "treatment" {
+			y += 2
+		}
+		xs = append(xs, experiment.Exposure{Experiment: "cps", Unit: u, Variant: arm, TS: t0})
+		evs = append(evs, experiment.Event{EventID: "pre" + u, Unit: u, Type: "order", TS: t0.Add(-48 * time.Hour), Value: pre},
+			experiment.Event{EventID: "post" + u, Unit: u, Type: "order", TS: t0.Add(time.Hour), Value: y})
+		attrs = append(attrs, store.UnitAttributes{Unit: u, Attributes: map[string]any{"plan": []string{"free", "pro", "team"}[(i/2)%3]}})
+	}
+	if err := ts.db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.db.UpsertUnitAttributes(ctx, attrs); err != nil {
+		t.Fatal(err)
+	}
+	var seg segmentsResult
+	ts.mustAs(analyst, http.StatusOK, "POST", "/v1/analyses/segments", map[string]any{"experiment": "cps", "metric": "spend", "attribute": "plan", "cuped": true}, &seg)
+	c := seg.CUPEDPostStratified
+	if c == nil || !c.CUPED || c.Adjusted != 3 || seg.Covariate != "spend over the 14 days before exposure" {
+		t.Fatalf("cuped_post_stratified %+v, covariate %q", c, seg.Covariate)
+	}
+	_, page := ts.do("GET", "/v1/experiments/cps/report.html", analyst, nil)
+	m := regexp.MustCompile(`With CUPED \(CUPEDps\): ([^<]*?), each segment regression-adjusted on ([^<.]*)\.`).FindStringSubmatch(string(page))
+	if m == nil {
+		t.Fatalf("the report has no CUPEDps sentence")
+	}
+	checkNumbers(t, "report CUPEDps", m[1], c.Absolute.Estimate, c.Absolute.CILow, c.Absolute.CIHigh)
+	if m[2] != seg.Covariate {
+		t.Errorf("report covariate %q, API %q", m[2], seg.Covariate)
+	}
+	// The pre-period explains most of the variance: narrower than post-stratification alone.
+	if c.Absolute.SE >= seg.PostStratified.SE {
+		t.Errorf("CUPEDps SE %v not below the post-stratified %v", c.Absolute.SE, seg.PostStratified.SE)
+	}
+}

@@ -123,3 +123,18 @@ func TestPrivateSegmentsAPI(t *testing.T) {
 		}
 	}
 }
+
+// TestSegmentsCUPEDNeedsCovariate: "cuped": true on a metric without a
+// pre-exposure covariate is a 400 naming cuped (CUPEDps itself is checked in
+// analysis.TestPostStratifyGBStats and cmd/lift TestSegmentsCLIMatchesAPI).
+func TestSegmentsCUPEDNeedsCovariate(t *testing.T) {
+	ts := newTestServer(t)
+	if _, err := ts.db.CreateMetric(context.Background(), "test", &experiment.Metric{Name: "buyers", EventType: "order", Aggregation: experiment.Binary}); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "promo", "variants": twoArms}, nil)
+	status, b := ts.do("POST", "/v1/analyses/segments", ts.admin, map[string]any{"experiment": "promo", "metric": "buyers", "attribute": "country", "cuped": true})
+	if e := errorOf(t, b); status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "cuped: ") || !strings.Contains(e.Message, "no pre-exposure covariate") {
+		t.Errorf("status %d, error %+v", status, e)
+	}
+}

@@ -109,7 +109,12 @@ func addExactViews(ctx context.Context, db *store.DB, rs *results.Service, e *ex
 		return nil, err
 	} // else each view says what is wrong with the data
 	if attr != "" {
-		seg, err := segmentAnalysisOf(ctx, db, rs.Engine(), segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha}, pre)
+		// CUPEDps when the metric has a pre-exposure covariate, as its results have CUPED.
+		cuped := false
+		if defs, err := db.ResolveExperimentMetrics(ctx, e, []string{name}); err == nil && defs[name] != nil && defs[name].Covariate != nil && defs[name].Covariate.Days > 0 {
+			cuped = true
+		}
+		seg, err := segmentAnalysisOf(ctx, db, rs.Engine(), segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha, CUPED: cuped}, pre)
 		switch {
 		case err != nil && dataProblem(err):
 			r.Notes = append(r.Notes, fmt.Sprintf("There is no segment breakdown of %s by %s: %v.", name, attr, err))
@@ -148,6 +153,11 @@ func reportSegments(s *analysis.SegmentReport) *reports.Segments {
 	if ps := s.PostStratified; ps != nil {
 		est := estimate(*ps)
 		v.PostStratified = &est
+	}
+	if c := s.CUPEDPostStratified; c != nil && c.CUPED { // not when the covariate never varies
+		est := estimate(c.Absolute)
+		v.CUPEDPostStratified = &est
+		v.Covariate = s.Covariate
 	}
 	return v
 }

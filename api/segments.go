@@ -35,6 +35,7 @@ type segmentsRequest struct {
 	Alpha       float64 `json:"alpha,omitempty" doc:"1 − confidence level, default 0.05"`
 	Correction  string  `json:"correction,omitempty" doc:"holm (default) or bh, across segments"`
 	MaxSegments int     `json:"max_segments,omitempty" doc:"most segments shown, default 20; the smallest others are merged into \"(other)\""`
+	CUPED       bool    `json:"cuped,omitempty" doc:"also answer cuped_post_stratified, GrowthBook's CUPEDps: each segment's effect regression-adjusted on the metric's pre-exposure covariate (its covariate.days before first exposure), then post-stratified; the metric needs a covariate"`
 }
 
 // segmentsResult is the answer of POST /v1/analyses/segments: the report of
@@ -325,13 +326,25 @@ func segmentAnalysisOf(ctx context.Context, db *store.DB, eng metric.Engine, req
 	if err != nil {
 		return nil, err
 	}
+	var covs map[string]float64
+	covName := ""
+	if req.CUPED {
+		if covs, err = db.UnitCovariates(ctx, eng, e, []string{req.Control, req.Treatment}, req.Metric, "cuped"); err != nil {
+			return nil, err
+		}
+		covName = req.Metric + " before exposure"
+		if m.Covariate != nil {
+			covName = fmt.Sprintf("%s over the %g days before exposure", req.Metric, m.Covariate.Days)
+		}
+	}
 	rows := make([]analysis.SegmentRow, len(values))
 	for i, v := range values {
-		rows[i] = analysis.SegmentRow{Segment: analysis.SegmentOf(v.Attributes[req.Attribute]), Arm: v.Arm, Value: v.Value}
+		rows[i] = analysis.SegmentRow{Segment: analysis.SegmentOf(v.Attributes[req.Attribute]), Arm: v.Arm, Value: v.Value, Covariate: covs[v.Unit]}
 	}
 	rep, err := analysis.SegmentRun(ctx, rows, analysis.SegmentOptions{
 		Metric: req.Metric, Attribute: req.Attribute, Control: req.Control, Treatment: req.Treatment,
 		Type: analysis.Type(req.Type), Alpha: req.Alpha, Correction: analysis.Correction(req.Correction), MaxSegments: req.MaxSegments,
+		Covariate: req.CUPED, CovariateName: covName,
 	})
 	if err != nil {
 		if ctx.Err() != nil {

@@ -254,6 +254,28 @@ func CompileUnitValues(pop Population, m *experiment.Metric, field string) (*Pla
 	return c.plan, nil
 }
 
+// CompileUnitCovariate plans the per-unit CUPED covariate of one sum, count,
+// binary or mean metric over pop: the metric over its Covariate.Days before
+// each unit's first exposure, the column Compile uses as the covariate x.
+// Invalid naming field for a ratio metric or one without a covariate.
+func CompileUnitCovariate(pop Population, m *experiment.Metric, field string) (*Plan, error) {
+	if m.Aggregation == experiment.Ratio {
+		return nil, experiment.E(experiment.Invalid, experiment.Field(field),
+			experiment.Errorf("metric %q is a ratio metric: per-unit analyses need a sum, count, binary or mean metric", m.Name))
+	}
+	if m.Covariate == nil || m.Covariate.Days <= 0 {
+		return nil, experiment.E(experiment.Invalid, experiment.Field(field),
+			experiment.Errorf("metric %q has no pre-exposure covariate: give it \"covariate\": {\"days\": N} (PUT /v1/metrics/%s) for CUPED", m.Name, m.Name))
+	}
+	c := newCompiler(pop)
+	x, err := c.column(m, nil, m.Covariate.Days, nil, experiment.Field(field))
+	if err != nil {
+		return nil, err
+	}
+	c.plan.Metrics = []MetricPlan{{Name: m.Name, Def: m, Y: x, X: -1, D: -1, D0: -1}}
+	return c.plan, nil
+}
+
 // capsOf is the upper and lower caps of a definition's cap.
 func capsOf(cp *experiment.Cap) (upper, lower Cap) {
 	if v, ok := cp.UpperValue(); ok {

@@ -78,6 +78,11 @@ type Segments struct {
 	Merged         int       `json:"merged_segments"`
 	HeterogeneityP *float64  `json:"heterogeneity_p_value,omitempty"` // Cochran's Q
 	PostStratified *Estimate `json:"post_stratified,omitempty"`       // the overall effect post-stratified on the segments
+	// CUPEDPostStratified is GrowthBook's CUPEDps over the same segments, each
+	// segment's effect regression-adjusted on Covariate (the metric has a
+	// pre-exposure covariate).
+	CUPEDPostStratified *Estimate `json:"cuped_post_stratified,omitempty"`
+	Covariate           string    `json:"covariate,omitempty"`
 }
 
 // Quantile is one quantile's difference.
@@ -151,6 +156,7 @@ type views struct {
 	SegRows   []segRow
 	SegHet    string // the heterogeneity p-value
 	SegPS     string // the post-stratified effect
+	SegCPS    string // CUPEDps
 	Quantiles *Quantiles
 	QRows     []qRow
 	Bayes     []bayesRow
@@ -250,6 +256,9 @@ func (r *Report) views() views {
 		if s.PostStratified != nil {
 			v.SegPS = fmtCI(*s.PostStratified, false)
 		}
+		if s.CUPEDPostStratified != nil {
+			v.SegCPS = fmtCI(*s.CUPEDPostStratified, false) + ", each segment regression-adjusted on " + s.Covariate
+		}
 	}
 	if q := r.Quantiles; q != nil {
 		for _, x := range q.Quantiles {
@@ -286,7 +295,7 @@ const viewsHTML = `{{define "views"}}{{with .V}}
 <table id="segments-table"><thead><tr><th>segment</th><th>units ({{.Control}})</th><th>units ({{.Treatment}})</th><th>absolute effect [{{$.V.Level}} CI]</th><th>adjusted p ({{.Correction}})</th><th>differs from the rest (adjusted p)</th></tr></thead><tbody>
 {{range $.V.SegRows}}<tr data-segment="{{.Segment}}"><td>{{.Segment}}</td><td>{{.Control}}</td><td>{{.Treated}}</td><td>{{.Effect}}</td><td>{{.P}}</td><td>{{.Interaction}}{{if .Differs}} · differs{{end}}</td></tr>
 {{end}}</tbody></table>
-<p class="meta" id="segments-summary">{{with $.V.SegHet}}Heterogeneity (Cochran's Q): {{.}}.{{end}}{{with $.V.SegPS}} Post-stratified overall effect: {{.}}.{{end}}{{if .Merged}} {{.Merged}} small segments are merged into "(other)".{{end}}</p>{{end}}
+<p class="meta" id="segments-summary">{{with $.V.SegHet}}Heterogeneity (Cochran's Q): {{.}}.{{end}}{{with $.V.SegPS}} Post-stratified overall effect: {{.}}.{{end}}{{with $.V.SegCPS}} With CUPED (CUPEDps): {{.}}.{{end}}{{if .Merged}} {{.Merged}} small segments are merged into "(other)".{{end}}</p>{{end}}
 {{with .Quantiles}}<h2 id="quantiles">Quantiles of {{.Metric}}</h2>
 <table id="quantiles-table"><thead><tr><th>quantile</th><th>{{.Control}}</th><th>{{.Treatment}}</th><th>difference [{{$.V.Level}} CI]</th></tr></thead><tbody>
 {{range $.V.QRows}}<tr data-quantile="{{.Q}}"><td>{{.Q}}</td><td>{{.Control}}</td><td>{{.Treated}}</td><td>{{.Diff}}</td></tr>

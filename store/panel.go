@@ -140,6 +140,40 @@ func (db *DB) UnitValues(ctx context.Context, eng metric.Engine, e *experiment.E
 	return values, multipleArms, nil
 }
 
+// UnitCovariates returns, by unit, the CUPED covariate of metric for the
+// analyzed units of experiment e in arms (metric.CompileUnitCovariate: the
+// metric over its covariate's days before the unit's first exposure, as the
+// experiment's CUPED reads it); a unit without a value there has none in the
+// map (its covariate is 0). Invalid naming field for an unknown or ratio metric
+// or one without a covariate.
+func (db *DB) UnitCovariates(ctx context.Context, eng metric.Engine, e *experiment.Experiment, arms []string, metricName, field string) (map[string]float64, error) {
+	const op = "store.UnitCovariates"
+	m, err := db.panelMetric(ctx, e, metricName, field)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	pop := metric.ExperimentPopulation(e)
+	pop.AsOf = db.now()
+	plan, err := metric.CompileUnitCovariate(pop, m, field)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	if eng == nil {
+		eng = db.engine
+	}
+	uv, err := eng.UnitValues(ctx, plan)
+	if err != nil {
+		return nil, experiment.E(op, err)
+	}
+	out := make(map[string]float64, len(uv.Values))
+	for _, v := range uv.Values {
+		if slices.Contains(arms, v.Arm) {
+			out[v.Unit] = v.Value
+		}
+	}
+	return out, nil
+}
+
 // BoundedUnitValues is UnitValues for a differentially private analysis: the
 // data until until only, each value the metric's per-unit value without its
 // cap (a percentile cap depends on the other units) clamped to the metric's

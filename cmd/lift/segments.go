@@ -24,13 +24,16 @@ effect against the effect in all other segments ("differs"); Cochran's Q tests
 that every segment has the same effect. The largest --max-segments − 1 segments
 are shown and the rest merged into "(other)". "post_stratified" is the overall
 effect post-stratified on the segments (Miratrix, Sekhon & Yu 2013): a valid
-variance reduction only when the attribute was fixed before exposure.
+variance reduction only when the attribute was fixed before exposure. With
+--covariate COL (a pre-exposure value, usually the metric before the experiment)
+"cuped_post_stratified" adds GrowthBook's CUPEDps: each segment's effect
+regression-adjusted on the covariate, then post-stratified.
 POST /v1/analyses/segments runs the same pipeline on an experiment in the store.`
 
 type segmentsFlags struct {
-	data, treatment, outcome, segment, control, treated, typ, correction, format string
-	alpha                                                                        float64
-	maxSegments                                                                  int
+	data, treatment, outcome, segment, control, treated, typ, correction, format, covariate string
+	alpha                                                                                   float64
+	maxSegments                                                                             int
 }
 
 const segmentsOp = "segments"
@@ -48,6 +51,7 @@ func runSegments(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.correction, "correction", "holm", "adjustment across segments: holm or bh")
 	fs.Float64Var(&f.alpha, "alpha", 0.05, "significance level; intervals have coverage 1-alpha")
 	fs.IntVar(&f.maxSegments, "max-segments", analysis.DefaultMaxSegments, "most segments shown; the smallest others are merged")
+	fs.StringVar(&f.covariate, "covariate", "", "numeric pre-exposure covariate column: adds CUPEDps (cuped_post_stratified)")
 	fs.StringVar(&f.format, "format", "json", "output format: json or text")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -69,7 +73,7 @@ func segmentsInvalid(flag, format string, args ...any) error {
 }
 
 // segmentFlag maps a field of analysis.SegmentOptions to its flag.
-var segmentFlag = map[string]string{"type": "--type", "alpha": "--alpha", "correction": "--correction", "max_segments": "--max-segments", "treatment": "--treated", "value": "--outcome"}
+var segmentFlag = map[string]string{"type": "--type", "alpha": "--alpha", "correction": "--correction", "max_segments": "--max-segments", "treatment": "--treated", "value": "--outcome", "covariate": "--covariate"}
 
 func segmentsFile(ctx context.Context, f segmentsFlags) (*analysis.SegmentReport, error) {
 	for _, req := range []struct{ flag, v string }{{"--data", f.data}, {"--treatment", f.treatment}, {"--outcome", f.outcome}, {"--segment", f.segment}} {
@@ -103,6 +107,12 @@ func segmentsFile(ctx context.Context, f segmentsFlags) (*analysis.SegmentReport
 	if err != nil {
 		return nil, err
 	}
+	var x []float64
+	if f.covariate != "" {
+		if x, err = t.floats(segmentsOp, "--covariate", f.covariate); err != nil {
+			return nil, err
+		}
+	}
 	var rows []analysis.SegmentRow
 	for i, a := range arms {
 		if a != control && a != treated {
@@ -115,11 +125,19 @@ func segmentsFile(ctx context.Context, f segmentsFlags) (*analysis.SegmentReport
 		if missing(s) {
 			s = analysis.MissingSegment
 		}
-		rows = append(rows, analysis.SegmentRow{Segment: s, Arm: a, Value: y[i]})
+		r := analysis.SegmentRow{Segment: s, Arm: a, Value: y[i]}
+		if x != nil {
+			if math.IsNaN(x[i]) {
+				return nil, segmentsInvalid("--covariate", "%s line %d, column %q: missing value", f.data, t.line(i), f.covariate)
+			}
+			r.Covariate = x[i]
+		}
+		rows = append(rows, r)
 	}
 	rep, err := analysis.SegmentRun(ctx, rows, analysis.SegmentOptions{
 		Metric: f.outcome, Attribute: f.segment, Control: control, Treatment: treated,
 		Type: analysis.Type(f.typ), Alpha: f.alpha, Correction: analysis.Correction(f.correction), MaxSegments: f.maxSegments,
+		Covariate: x != nil, CovariateName: f.covariate,
 	})
 	if err != nil {
 		var e *experiment.Error
@@ -138,6 +156,10 @@ func writeSegmentsText(w io.Writer, r *analysis.SegmentReport) error {
 	fmt.Fprintf(&b, "overall           %.6g   CI [%.6g, %.6g]   p %.4g\n", o.Estimate, o.CILow, o.CIHigh, o.PValue)
 	if ps := r.PostStratified; ps != nil {
 		fmt.Fprintf(&b, "post-stratified   %.6g   CI [%.6g, %.6g]   p %.4g\n", ps.Estimate, ps.CILow, ps.CIHigh, ps.PValue)
+	}
+	if c := r.CUPEDPostStratified; c != nil {
+		a := c.Absolute
+		fmt.Fprintf(&b, "CUPEDps (%s)   %.6g   CI [%.6g, %.6g]   p %.4g\n", r.Covariate, a.Estimate, a.CILow, a.CIHigh, a.PValue)
 	}
 	if h := r.Heterogeneity; h != nil {
 		fmt.Fprintf(&b, "heterogeneity     Q %.4g on %d dof   p %.4g   I² %.2f\n", h.Q, h.DF, h.PValue, h.I2)

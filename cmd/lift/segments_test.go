@@ -29,6 +29,9 @@ func TestSegmentsCLIMatchesAPI(t *testing.T) {
 	}{
 		{"defaults", nil, nil},
 		{"bh capped", []string{"--correction", "bh", "--max-segments", "4"}, map[string]any{"correction": "bh", "max_segments": 4}},
+		// CUPEDps: the file's pre column is each unit's order before exposure,
+		// which the API reads as revenue's 14-day covariate.
+		{"cuped", []string{"--covariate", "pre"}, map[string]any{"cuped": true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			args := append([]string{"segments", "--data", data, "--treatment", "arm", "--outcome", "revenue", "--segment", "country"}, tc.args...)
@@ -45,6 +48,23 @@ func TestSegmentsCLIMatchesAPI(t *testing.T) {
 				body[k] = v
 			}
 			got := postJSON(t, hs, "/v1/analyses/segments", body)
+			if tc.name == "cuped" {
+				// The covariate's name is the file's column or the metric's window.
+				if cli["covariate"] != "pre" || got["covariate"] != "revenue over the 14 days before exposure" {
+					t.Errorf("covariate: CLI %v, API %v", cli["covariate"], got["covariate"])
+				}
+				delete(cli, "covariate")
+				c, _ := got["cuped_post_stratified"].(map[string]any)
+				if c == nil || c["adjusted_cells"] != 7.0 {
+					t.Fatalf("cuped_post_stratified %v", got["cuped_post_stratified"])
+				}
+				// The pre-exposure order predicts revenue: CUPEDps is narrower.
+				if se, ps := c["absolute"].(map[string]any)["se"].(float64), got["post_stratified"].(map[string]any)["se"].(float64); se >= ps {
+					t.Errorf("CUPEDps SE %v not below the post-stratified %v", se, ps)
+				}
+			} else if _, ok := got["cuped_post_stratified"]; ok {
+				t.Errorf("cuped_post_stratified without cuped")
+			}
 			sameFields(t, "segments", got, cli)
 			segs, _ := got["segments"].([]any)
 			var names []string
@@ -95,7 +115,8 @@ func unitsFixture(t *testing.T) (*httptest.Server, string) {
 	t.Helper()
 	ctx := context.Background()
 	db, hs := pipelineServer(t)
-	if _, err := db.CreateMetric(ctx, "test", &experiment.Metric{Name: "revenue", EventType: "order", Aggregation: experiment.Sum}); err != nil {
+	if _, err := db.CreateMetric(ctx, "test", &experiment.Metric{Name: "revenue", EventType: "order", Aggregation: experiment.Sum,
+		Covariate: &experiment.Covariate{Days: 14}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := db.CreateExperiment(ctx, "test", &experiment.Experiment{Key: "promo", Name: "Promo",
@@ -108,24 +129,26 @@ func unitsFixture(t *testing.T) (*httptest.Server, string) {
 	var evs []experiment.Event
 	var attrs []store.UnitAttributes
 	var b strings.Builder
-	b.WriteString("unit,arm,revenue,country\n")
+	b.WriteString("unit,arm,revenue,country,pre\n")
 	countries := []string{"de", "fr", "us", "jp", "br", "in"}
 	for i := range 800 {
 		u := fmt.Sprintf("u%05d", i) // sorted as the store returns them
 		arm := []string{"control", "treatment"}[r.IntN(2)]
 		c := countries[r.IntN(len(countries))]
-		y := 10 + r.NormFloat64()
+		pre := 5 + 2*r.NormFloat64()
+		y := 10 + 0.5*(pre-5) + r.NormFloat64()
 		if arm == "treatment" && c == "us" {
 			y += 2
 		}
 		xs = append(xs, experiment.Exposure{Experiment: "promo", Unit: u, Variant: arm, TS: start})
-		evs = append(evs, experiment.Event{EventID: u, Unit: u, Type: "order", TS: start.Add(time.Hour), Value: y})
+		evs = append(evs, experiment.Event{EventID: u, Unit: u, Type: "order", TS: start.Add(time.Hour), Value: y},
+			experiment.Event{EventID: u + "-pre", Unit: u, Type: "order", TS: start.Add(-48 * time.Hour), Value: pre})
 		if i%50 == 0 { // no attribute: the "(missing)" segment
 			c = ""
 		} else {
 			attrs = append(attrs, store.UnitAttributes{Unit: u, Attributes: map[string]any{"country": c}})
 		}
-		fmt.Fprintf(&b, "%s,%s,%s,%s\n", u, arm, strconv.FormatFloat(y, 'g', -1, 64), c)
+		fmt.Fprintf(&b, "%s,%s,%s,%s,%s\n", u, arm, strconv.FormatFloat(y, 'g', -1, 64), c, strconv.FormatFloat(pre, 'g', -1, 64))
 	}
 	if err := db.LogExposures(ctx, xs); err != nil {
 		t.Fatal(err)
