@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/store"
 )
@@ -136,5 +137,105 @@ func TestSegmentsCUPEDNeedsCovariate(t *testing.T) {
 	status, b := ts.do("POST", "/v1/analyses/segments", ts.admin, map[string]any{"experiment": "promo", "metric": "buyers", "attribute": "country", "cuped": true})
 	if e := errorOf(t, b); status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "cuped: ") || !strings.Contains(e.Message, "no pre-exposure covariate") {
 		t.Errorf("status %d, error %+v", status, e)
+	}
+}
+
+// TestSegmentsByEventProperty: segments read from a property of the units'
+// events equal the breakdown by a unit attribute holding the same values
+// (each unit's first "visit" event's device; units without one in
+// "(missing)"), count the units whose segment event came after their
+// exposure, and bad requests name their field.
+func TestSegmentsByEventProperty(t *testing.T) {
+	ts := newTestServer(t)
+	ctx := context.Background()
+	if _, err := ts.db.CreateMetric(ctx, "test", &experiment.Metric{Name: "revenue", EventType: "order", Aggregation: experiment.Sum}); err != nil {
+		t.Fatal(err)
+	}
+	ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": "promo", "variants": twoArms,
+		"metrics": []map[string]any{{"name": "revenue", "primary": true}}}, nil)
+	start := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Second)
+	var xs []experiment.Exposure
+	var evs []experiment.Event
+	var attrs []store.UnitAttributes
+	after := 0
+	for i := range 900 {
+		u := fmt.Sprintf("u%04d", i)
+		arm := []string{"control", "treatment"}[i%2]
+		device := []string{"ios", "android", "web"}[(i/2)%3]
+		xs = append(xs, experiment.Exposure{Experiment: "promo", Unit: u, Variant: arm, TS: start})
+		y := float64(i%11) + 1
+		if arm == "treatment" && device == "ios" {
+			y += 4
+		}
+		evs = append(evs, experiment.Event{EventID: "o" + u, Unit: u, Type: "order", TS: start.Add(time.Hour), Value: y})
+		switch {
+		case i%30 == 7: // no visit with a device: "(missing)"
+			evs = append(evs, experiment.Event{EventID: "v" + u, Unit: u, Type: "visit", TS: start.Add(-time.Hour), Value: 1, Properties: []byte(`{"page": "home"}`)})
+			continue
+		case i%10 == 3: // the first visit with a device comes after exposure
+			after++
+			evs = append(evs, experiment.Event{EventID: "v" + u, Unit: u, Type: "visit", TS: start.Add(time.Minute), Value: 1, Properties: []byte(`{"device": "` + device + `"}`)})
+		default: // before exposure, and a later visit from another device that does not count
+			evs = append(evs, experiment.Event{EventID: "v" + u, Unit: u, Type: "visit", TS: start.Add(-time.Hour), Value: 1, Properties: []byte(`{"device": "` + device + `"}`)},
+				experiment.Event{EventID: "w" + u, Unit: u, Type: "visit", TS: start.Add(2 * time.Hour), Value: 1, Properties: []byte(`{"device": "tv"}`)})
+		}
+		attrs = append(attrs, store.UnitAttributes{Unit: u, Attributes: map[string]any{"device": device}})
+	}
+	if err := ts.db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := ts.db.IngestEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ts.db.UpsertUnitAttributes(ctx, attrs); err != nil {
+		t.Fatal(err)
+	}
+	var byEvent, byAttr segmentsResult
+	ts.must(http.StatusOK, "POST", "/v1/analyses/segments", map[string]any{"experiment": "promo", "metric": "revenue", "event_property": "device", "event_type": "visit"}, &byEvent)
+	ts.must(http.StatusOK, "POST", "/v1/analyses/segments", map[string]any{"experiment": "promo", "metric": "revenue", "attribute": "device"}, &byAttr)
+	if byEvent.Attribute != "visit.device" || byEvent.EventProperty != "device" || byEvent.EventType != "visit" || byEvent.SegmentAfterExposure != after {
+		t.Errorf("attribute %q, event_property %q, event_type %q, after exposure %d (want %d)", byEvent.Attribute, byEvent.EventProperty, byEvent.EventType, byEvent.SegmentAfterExposure, after)
+	}
+	if len(byEvent.Segments) != len(byAttr.Segments) {
+		t.Fatalf("segments %d by event, %d by attribute", len(byEvent.Segments), len(byAttr.Segments))
+	}
+	for k, s := range byEvent.Segments {
+		a := byAttr.Segments[k]
+		if s.Segment == analysis.MissingSegment {
+			if s.Control+s.Treated != 30 {
+				t.Errorf("(missing): %d units, want 30", s.Control+s.Treated)
+			}
+			continue
+		}
+		if s.Segment != a.Segment || s.Absolute != a.Absolute || s.Adjusted != a.Adjusted {
+			t.Errorf("segment %d: by event %+v, by attribute %+v", k, s, a)
+		}
+	}
+	// The report's segments view (the console's ?segment=event:visit.device).
+	r, err := BuildReport(ctx, ts.db, ts.srv.results, "promo", ReportOptions{Who: "test", SegmentBy: "event:visit.device"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Segments == nil || r.Segments.Attribute != "visit.device" || len(r.Segments.Segments) != len(byEvent.Segments) {
+		t.Fatalf("report segments %+v", r.Segments)
+	}
+	for k, s := range r.Segments.Segments {
+		if w := byEvent.Segments[k]; s.Segment != w.Segment || s.Absolute.Estimate != w.Absolute.Estimate {
+			t.Errorf("report segment %d %+v, API %+v", k, s, w)
+		}
+	}
+	for _, tc := range []struct {
+		body  map[string]any
+		field string
+	}{
+		{map[string]any{"experiment": "promo", "metric": "revenue"}, "attribute"},
+		{map[string]any{"experiment": "promo", "metric": "revenue", "attribute": "device", "event_property": "device"}, "event_property"},
+		{map[string]any{"experiment": "promo", "metric": "revenue", "event_property": `dev"ice`}, "event_property"},
+		{map[string]any{"experiment": "promo", "metric": "revenue", "attribute": "device", "event_type": "visit"}, "event_type"},
+	} {
+		status, b := ts.do("POST", "/v1/analyses/segments", ts.admin, tc.body)
+		if e := errorOf(t, b); status != http.StatusBadRequest || !strings.HasPrefix(e.Message, tc.field+": ") {
+			t.Errorf("%v: status %d, error %+v; want 400 naming %s", tc.body, status, e, tc.field)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/liftlab/lift/analysis"
 	"github.com/liftlab/lift/experiment"
@@ -114,7 +115,17 @@ func addExactViews(ctx context.Context, db *store.DB, rs *results.Service, e *ex
 		if defs, err := db.ResolveExperimentMetrics(ctx, e, []string{name}); err == nil && defs[name] != nil && defs[name].Covariate != nil && defs[name].Covariate.Days > 0 {
 			cuped = true
 		}
-		seg, err := segmentAnalysisOf(ctx, db, rs.Engine(), segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha, CUPED: cuped}, pre)
+		sr := segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha, CUPED: cuped}
+		// "event:TYPE.PROPERTY" breaks down by a property of the units' events.
+		if rest, ok := strings.CutPrefix(attr, "event:"); ok {
+			sr.Attribute = ""
+			if typ, prop, ok := strings.Cut(rest, "."); ok {
+				sr.EventType, sr.EventProperty = typ, prop
+			} else {
+				sr.EventProperty = rest // of the metric's event type
+			}
+		}
+		seg, err := segmentAnalysisOf(ctx, db, rs.Engine(), sr, pre)
 		switch {
 		case err != nil && dataProblem(err):
 			r.Notes = append(r.Notes, fmt.Sprintf("There is no segment breakdown of %s by %s: %v.", name, attr, err))

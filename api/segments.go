@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -26,16 +27,19 @@ import (
 // per-unit values (the metric engine) and unit attributes.
 
 type segmentsRequest struct {
-	Experiment  string  `json:"experiment" required:"true"`
-	Metric      string  `json:"metric" required:"true" doc:"a sum, count, binary or mean metric, per unit as in the experiment's results"`
-	Attribute   string  `json:"attribute" required:"true" doc:"the unit attribute (POST /v1/units) whose values are the segments; a unit without it is in \"(missing)\""`
-	Control     string  `json:"control,omitempty" doc:"control variant; default the experiment's first variant"`
-	Treatment   string  `json:"treatment,omitempty" doc:"treated variant; default the other variant of a two-variant experiment"`
-	Type        string  `json:"type,omitempty" doc:"mean or proportion; default proportion for a binary metric, else mean"`
-	Alpha       float64 `json:"alpha,omitempty" doc:"1 − confidence level, default 0.05"`
-	Correction  string  `json:"correction,omitempty" doc:"holm (default) or bh, across segments"`
-	MaxSegments int     `json:"max_segments,omitempty" doc:"most segments shown, default 20; the smallest others are merged into \"(other)\""`
-	CUPED       bool    `json:"cuped,omitempty" doc:"also answer cuped_post_stratified, GrowthBook's CUPEDps: each segment's effect regression-adjusted on the metric's pre-exposure covariate (its covariate.days before first exposure), then post-stratified; the metric needs a covariate"`
+	Experiment string `json:"experiment" required:"true"`
+	Metric     string `json:"metric" required:"true" doc:"a sum, count, binary or mean metric, per unit as in the experiment's results"`
+	Attribute  string `json:"attribute,omitempty" doc:"the unit attribute (POST /v1/units) whose values are the segments; a unit without it is in \"(missing)\". Required unless event_property is given"`
+	// EventProperty segments units by a property of their events instead.
+	EventProperty string  `json:"event_property,omitempty" doc:"segment by this property of the units' events instead of an attribute: each unit's value on its first event of event_type that has it (letters, digits, _ . -; at most 64)"`
+	EventType     string  `json:"event_type,omitempty" doc:"the event type of event_property; default the metric's"`
+	Control       string  `json:"control,omitempty" doc:"control variant; default the experiment's first variant"`
+	Treatment     string  `json:"treatment,omitempty" doc:"treated variant; default the other variant of a two-variant experiment"`
+	Type          string  `json:"type,omitempty" doc:"mean or proportion; default proportion for a binary metric, else mean"`
+	Alpha         float64 `json:"alpha,omitempty" doc:"1 − confidence level, default 0.05"`
+	Correction    string  `json:"correction,omitempty" doc:"holm (default) or bh, across segments"`
+	MaxSegments   int     `json:"max_segments,omitempty" doc:"most segments shown, default 20; the smallest others are merged into \"(other)\""`
+	CUPED         bool    `json:"cuped,omitempty" doc:"also answer cuped_post_stratified, GrowthBook's CUPEDps: each segment's effect regression-adjusted on the metric's pre-exposure covariate (its covariate.days before first exposure), then post-stratified; the metric needs a covariate"`
 }
 
 // segmentsResult is the answer of POST /v1/analyses/segments: the report of
@@ -44,6 +48,11 @@ type segmentsResult struct {
 	*analysis.SegmentReport
 	Experiment   string `json:"experiment"`
 	MultipleArms int    `json:"multiple_arms" doc:"units exposed to more than one variant, left out"`
+	// With event_property: where the segments came from, and how many units'
+	// segment came from an event after their first exposure.
+	EventProperty        string `json:"event_property,omitempty"`
+	EventType            string `json:"event_type,omitempty"`
+	SegmentAfterExposure int    `json:"segment_after_exposure,omitempty" doc:"units whose segment is the value of an event after their first exposure: the treatment may have changed it, and then neither the per-segment effects nor the post-stratified ones are unbiased"`
 }
 
 func (s *Server) segmentRoutes() {
@@ -304,14 +313,27 @@ func segmentAnalysisOf(ctx context.Context, db *store.DB, eng metric.Engine, req
 	invalid := func(field, format string, args ...any) error {
 		return experiment.E(op, experiment.Invalid, experiment.Field(field), experiment.Errorf(format, args...))
 	}
-	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}, {"attribute", req.Attribute}} {
+	for _, r := range []struct{ field, v string }{{"experiment", req.Experiment}, {"metric", req.Metric}} {
 		if r.v == "" {
 			return nil, invalid(r.field, "is required")
 		}
 	}
+	switch {
+	case req.Attribute == "" && req.EventProperty == "":
+		return nil, invalid("attribute", "is required (or event_property, to segment by a property of the units' events)")
+	case req.Attribute != "" && req.EventProperty != "":
+		return nil, invalid("event_property", "give attribute or event_property, not both")
+	case req.EventProperty != "" && !propertyName.MatchString(req.EventProperty):
+		return nil, invalid("event_property", "must be 1 to 64 letters, digits, _ . or -, got %q", req.EventProperty)
+	case req.EventProperty == "" && req.EventType != "":
+		return nil, invalid("event_type", "is only for event_property")
+	}
 	e, m, err := analysisExperiment(ctx, db, op, req.Experiment, req.Metric)
 	if err != nil {
 		return nil, err
+	}
+	if req.EventProperty != "" && req.EventType == "" {
+		req.EventType = m.EventType
 	}
 	if req.Type == "" {
 		req.Type = string(analysis.Mean)
@@ -337,12 +359,33 @@ func segmentAnalysisOf(ctx context.Context, db *store.DB, eng metric.Engine, req
 			covName = fmt.Sprintf("%s over the %g days before exposure", req.Metric, m.Covariate.Days)
 		}
 	}
+	attribute := req.Attribute
+	var props map[string]store.EventProperty
+	if req.EventProperty != "" {
+		units := make([]string, len(values))
+		for i, v := range values {
+			units[i] = v.Unit
+		}
+		if props, err = db.UnitEventProperties(ctx, e.Key, req.EventType, req.EventProperty, units); err != nil {
+			return nil, err
+		}
+		attribute = req.EventType + "." + req.EventProperty
+	}
+	after := 0
 	rows := make([]analysis.SegmentRow, len(values))
 	for i, v := range values {
-		rows[i] = analysis.SegmentRow{Segment: analysis.SegmentOf(v.Attributes[req.Attribute]), Arm: v.Arm, Value: v.Value, Covariate: covs[v.Unit]}
+		seg := analysis.SegmentOf(v.Attributes[req.Attribute])
+		if props != nil {
+			p := props[v.Unit]
+			seg = analysis.SegmentOf(p.Value)
+			if p.AfterExposure {
+				after++
+			}
+		}
+		rows[i] = analysis.SegmentRow{Segment: seg, Arm: v.Arm, Value: v.Value, Covariate: covs[v.Unit]}
 	}
 	rep, err := analysis.SegmentRun(ctx, rows, analysis.SegmentOptions{
-		Metric: req.Metric, Attribute: req.Attribute, Control: req.Control, Treatment: req.Treatment,
+		Metric: req.Metric, Attribute: attribute, Control: req.Control, Treatment: req.Treatment,
 		Type: analysis.Type(req.Type), Alpha: req.Alpha, Correction: analysis.Correction(req.Correction), MaxSegments: req.MaxSegments,
 		Covariate: req.CUPED, CovariateName: covName,
 	})
@@ -356,8 +399,15 @@ func segmentAnalysisOf(ctx context.Context, db *store.DB, eng metric.Engine, req
 		}
 		return nil, experiment.E(op, err)
 	}
-	return &segmentsResult{SegmentReport: rep, Experiment: e.Key, MultipleArms: multi}, nil
+	out := &segmentsResult{SegmentReport: rep, Experiment: e.Key, MultipleArms: multi}
+	if props != nil {
+		out.EventProperty, out.EventType, out.SegmentAfterExposure = req.EventProperty, req.EventType, after
+	}
+	return out, nil
 }
+
+// propertyName is what an event_property may be: it goes into a JSON path.
+var propertyName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // twoVariants resolves the control (default the first variant) and treated
 // variant (default the other of a two-variant experiment) of an analysis

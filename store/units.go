@@ -167,3 +167,52 @@ func (db *DB) UnitAttributeNames(ctx context.Context, limit int) ([]string, erro
 	}
 	return out, internal(op, rows.Err())
 }
+
+// EventProperty is a unit's segment read from its events
+// (UnitEventProperties): the property's value (JSON-decoded; nil for JSON
+// null) on the unit's first event of the type, and whether that event came
+// after the unit's first exposure to the experiment.
+type EventProperty struct {
+	Value         any
+	AfterExposure bool
+}
+
+// UnitEventProperties returns, for those of units exposed to experiment that
+// have an event of eventType carrying property, the property's value on the
+// first such event (by time, then event id) and whether it came after the
+// unit's first exposure. The store's events are read (not a team's own
+// ClickHouse events table).
+func (db *DB) UnitEventProperties(ctx context.Context, experimentKey, eventType, property string, units []string) (map[string]EventProperty, error) {
+	const op = "store.UnitEventProperties"
+	out := map[string]EventProperty{}
+	if len(units) == 0 {
+		return out, nil
+	}
+	path := `$."` + property + `"` // the caller checks property (no quotes)
+	rows, err := db.db.QueryContext(ctx, `
+WITH u AS (SELECT unnest(?::VARCHAR[]) AS unit),
+fx AS (SELECT unit, min(ts) AS first FROM exposures WHERE experiment = ? AND unit IN (SELECT unit FROM u) GROUP BY unit),
+ev AS (
+	SELECT unit, json_extract(properties, ?)::VARCHAR AS v, ts,
+		row_number() OVER (PARTITION BY unit ORDER BY ts, event_id) AS k
+	FROM events
+	WHERE type = ? AND unit IN (SELECT unit FROM u) AND json_extract(properties, ?) IS NOT NULL)
+SELECT ev.unit, ev.v, ev.ts > fx.first FROM ev JOIN fx USING (unit) WHERE ev.k = 1`, units, experimentKey, path, eventType, path)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var unit, v string
+		var after bool
+		if err := rows.Scan(&unit, &v, &after); err != nil {
+			return nil, internal(op, err)
+		}
+		var x any
+		if err := json.Unmarshal([]byte(v), &x); err != nil {
+			return nil, internal(op, fmt.Errorf("unit %q: %w", unit, err))
+		}
+		out[unit] = EventProperty{Value: x, AfterExposure: after}
+	}
+	return out, internal(op, rows.Err())
+}
