@@ -1,6 +1,7 @@
 package analysis
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
@@ -29,8 +30,11 @@ const FlagQuantileTooFew = "quantile_too_few_units"
 
 // ArmQuantile is one arm's sample quantile and its standard error.
 type ArmQuantile struct {
-	Arm      string  `json:"arm"`
-	N        int     `json:"n"`
+	Arm string `json:"arm"`
+	N   int    `json:"n"`
+	// Units, for quantiles of events, is the number of units the N events
+	// belong to (the clusters of the standard error).
+	Units    int     `json:"units,omitempty"`
 	Estimate float64 `json:"estimate"`
 	SE       float64 `json:"se"`
 }
@@ -58,6 +62,9 @@ type QuantileReport struct {
 // QuantileMethod names the method in the report.
 const QuantileMethod = "sample quantile (Hyndman & Fan type 6), Maritz-Jarrett standard errors, normal interval for the difference"
 
+// QuantileEventMethod names the method of quantiles of events.
+const QuantileEventMethod = "sample quantile of the events (Hyndman & Fan type 6), Woodruff (1952) interval with the events clustered by unit (R survey's svyquantile, interval.type \"mean\"), normal interval for the difference"
+
 // QuantileOptions configure QuantileRun.
 type QuantileOptions struct {
 	Metric    string
@@ -65,6 +72,52 @@ type QuantileOptions struct {
 	Treatment string    // required
 	Quantiles []float64 // each in (0, 1); default 0.5, 0.9, 0.99
 	Alpha     float64   // default 0.05
+	// Clusters, when not nil, makes the values events: Clusters[i] is the
+	// unit of values[i], and each arm's standard error is Woodruff's with the
+	// events clustered by unit (WoodruffSE) instead of Maritz–Jarrett's.
+	Clusters []string
+}
+
+// WoodruffSE is the standard error of the p-quantile q of x from Woodruff's
+// (1952) interval with the values clustered (R survey's svyquantile with
+// interval.type "mean" and qrule "hf6", one-stage cluster design, normal
+// critical value): p̂ = the share of values ≤ q, its variance
+// c/(c−1)·Σ_k (Σ_{i∈k} (1{x_i ≤ q} − p̂))² / n² over the c clusters k, the
+// interval [Q(p̂ − z·se), Q(p̂ + z·se)] with Q the type-6 quantile of x
+// (SampleQuantile), and SE its length over 2z. sorted is x in increasing
+// order and cluster[i] the cluster of sorted[i]; z is the critical value.
+// ok is false below two clusters or when the interval for p̂ leaves [0, 1].
+func WoodruffSE(sorted []float64, cluster []int, q, z float64) (se float64, ok bool) {
+	n := float64(len(sorted))
+	below := 0
+	for _, x := range sorted {
+		if x <= q {
+			below++
+		}
+	}
+	ph := float64(below) / n
+	tot := map[int]float64{}
+	for i, x := range sorted {
+		d := -ph
+		if x <= q {
+			d = 1 - ph
+		}
+		tot[cluster[i]] += d
+	}
+	c := float64(len(tot))
+	if c < 2 {
+		return 0, false
+	}
+	var ss float64
+	for _, t := range tot {
+		ss += t * t
+	}
+	sp := math.Sqrt(c / (c - 1) * ss / (n * n))
+	lo, hi := ph-z*sp, ph+z*sp
+	if lo < 0 || hi > 1 {
+		return 0, false
+	}
+	return (SampleQuantile(sorted, hi) - SampleQuantile(sorted, lo)) / (2 * z), true
 }
 
 // SampleQuantile is the sample quantile of sorted x, Hyndman & Fan's (1996)
@@ -135,15 +188,35 @@ func QuantileRun(ctx context.Context, arms []string, values []float64, o Quantil
 	if len(arms) != len(values) {
 		panic("analysis.QuantileRun: arms and values differ in length")
 	}
+	if o.Clusters != nil && len(o.Clusters) != len(values) {
+		panic("analysis.QuantileRun: clusters and values differ in length")
+	}
+	type obs struct {
+		x float64
+		c int
+	}
+	ids := map[string]int{}
 	var xa, xb []float64
+	var oa, ob []obs
 	for i, v := range values {
+		var ob2 *[]obs
 		switch arms[i] {
 		case o.Control:
 			xa = append(xa, v)
+			ob2 = &oa
 		case o.Treatment:
 			xb = append(xb, v)
+			ob2 = &ob
 		default:
 			continue
+		}
+		if o.Clusters != nil {
+			id, ok := ids[o.Clusters[i]]
+			if !ok {
+				id = len(ids)
+				ids[o.Clusters[i]] = id
+			}
+			*ob2 = append(*ob2, obs{v, id})
 		}
 		if math.IsNaN(v) || math.IsInf(v, 0) {
 			return nil, experiment.E(op, experiment.Invalid, experiment.Field("value"), experiment.Errorf("row %d: value %g is not finite", i, v))
@@ -157,6 +230,24 @@ func QuantileRun(ctx context.Context, arms []string, values []float64, o Quantil
 	z := distuv.UnitNormal
 	q := z.Quantile(1 - o.Alpha/2)
 	rep := &QuantileReport{Metric: o.Metric, Control: o.Control, Treatment: o.Treatment, Alpha: o.Alpha, Method: QuantileMethod}
+	// Events: each arm's clusters in the order of its sorted values, and its units.
+	var ca, cb []int
+	unitsA, unitsB := 0, 0
+	if o.Clusters != nil {
+		rep.Method = QuantileEventMethod
+		order := func(os []obs) ([]int, int) {
+			slices.SortStableFunc(os, func(a, b obs) int { return cmp.Compare(a.x, b.x) })
+			cs := make([]int, len(os))
+			seen := map[int]bool{}
+			for i, v := range os {
+				cs[i] = v.c
+				seen[v.c] = true
+			}
+			return cs, len(seen)
+		}
+		ca, unitsA = order(oa)
+		cb, unitsB = order(ob)
+	}
 	for _, p := range o.Quantiles {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -166,8 +257,14 @@ func QuantileRun(ctx context.Context, arms []string, values []float64, o Quantil
 			Treated: ArmQuantile{Arm: o.Treatment, N: len(xb), Estimate: SampleQuantile(xb, p)},
 		}
 		var okA, okB bool
-		e.Control.SE, okA = MaritzJarrettSE(xa, p)
-		e.Treated.SE, okB = MaritzJarrettSE(xb, p)
+		if o.Clusters != nil {
+			e.Control.Units, e.Treated.Units = unitsA, unitsB
+			e.Control.SE, okA = WoodruffSE(xa, ca, e.Control.Estimate, q)
+			e.Treated.SE, okB = WoodruffSE(xb, cb, e.Treated.Estimate, q)
+		} else {
+			e.Control.SE, okA = MaritzJarrettSE(xa, p)
+			e.Treated.SE, okB = MaritzJarrettSE(xb, p)
+		}
 		e.Absolute, e.Relative = Effect{PValue: 1}, Effect{PValue: 1}
 		normal := func(est, se float64) Effect {
 			return Effect{Estimate: est, SE: se, CILow: est - q*se, CIHigh: est + q*se, PValue: 2 * z.Survival(math.Abs(est)/se)}

@@ -3,8 +3,10 @@ package analysis
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"testing"
 
 	"github.com/liftlab/lift/experiment"
@@ -136,5 +138,79 @@ func TestQuantileRunEdges(t *testing.T) {
 				t.Fatalf("err = %v, want kind %s field %q", err, tc.kind, tc.field)
 			}
 		})
+	}
+}
+
+// eventRows are the events of TestQuantileEventsReference, built by the same
+// loops as the R snippet there: 120 units, unit u with 1 + 7u mod 5 events,
+// event j's value (31u + 17j mod 97)/4 + u mod 6, plus 2 for even j in the
+// treatment (units 60–119).
+func eventRows() (arms, units []string, values []float64) {
+	for u := range 120 {
+		for j := range 1 + (u*7)%5 {
+			y := float64((u*31+j*17)%97)/4 + float64(u%6)
+			arm := "control"
+			if u >= 60 {
+				arm = "treatment"
+				if j%2 == 0 {
+					y += 2
+				}
+			}
+			arms, units, values = append(arms, arm), append(units, strconv.Itoa(u)), append(values, y)
+		}
+	}
+	return arms, units, values
+}
+
+// TestQuantileEventsReference: quantiles of events with Woodruff's interval,
+// the events clustered by unit, against R's survey package (4.1.1):
+//
+//	library(survey)   # d: the rows of eventRows (unit, arm, y)
+//	for (a in c("control", "treatment")) {
+//	  des <- svydesign(ids = ~unit, data = d[d$arm == a, ])
+//	  print(svyquantile(~y, des, c(0.5, 0.9, 0.25), qrule = "hf6",
+//	                    interval.type = "mean", df = Inf, se = TRUE))
+//	}
+//
+// each arm's quantile and standard error to 1e-12; the difference's SE is
+// √(SE_a² + SE_b²).
+func TestQuantileEventsReference(t *testing.T) {
+	arms, units, values := eventRows()
+	rep, err := QuantileRun(context.Background(), arms, values, QuantileOptions{Control: "control", Treatment: "treatment",
+		Quantiles: []float64{0.5, 0.9, 0.25}, Clusters: units})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct{ qa, sea, qb, seb float64 }{ // R: quantile, se per arm
+		{14.5, 0.75349533392349266, 15.874999999999998, 0.8970583613096681},
+		{24.25, 0.63171127371315183, 25.474999999999998, 0.67604497084104409},
+		{8.5625, 0.54452675104454284, 9.75, 0.82909686750256284},
+	}
+	if rep.Method != QuantileEventMethod || len(rep.Quantiles) != 3 {
+		t.Fatalf("%+v", rep)
+	}
+	close := func(what string, got, w float64) {
+		if math.Abs(got-w) > 1e-12*math.Max(1, math.Abs(w)) {
+			t.Errorf("%s = %.17g, R %.17g", what, got, w)
+		}
+	}
+	for i, w := range want {
+		e := rep.Quantiles[i]
+		close(fmt.Sprintf("p%g control", e.Quantile), e.Control.Estimate, w.qa)
+		close(fmt.Sprintf("p%g control se", e.Quantile), e.Control.SE, w.sea)
+		close(fmt.Sprintf("p%g treated", e.Quantile), e.Treated.Estimate, w.qb)
+		close(fmt.Sprintf("p%g treated se", e.Quantile), e.Treated.SE, w.seb)
+		close(fmt.Sprintf("p%g difference se", e.Quantile), e.Absolute.SE, math.Hypot(w.sea, w.seb))
+		if e.Control.Units != 60 || e.Treated.Units != 60 || e.Control.N+e.Treated.N != len(values) {
+			t.Errorf("p%g: units %d and %d, events %d and %d", e.Quantile, e.Control.Units, e.Treated.Units, e.Control.N, e.Treated.N)
+		}
+	}
+	// The same values as units (no clusters): Maritz–Jarrett, another SE.
+	plain, err := QuantileRun(context.Background(), arms, values, QuantileOptions{Control: "control", Treatment: "treatment", Quantiles: []float64{0.5}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if plain.Method != QuantileMethod || plain.Quantiles[0].Control.SE == rep.Quantiles[0].Control.SE {
+		t.Errorf("without clusters: %+v", plain.Quantiles[0])
 	}
 }

@@ -138,6 +138,11 @@ func TestSegmentsCUPEDNeedsCovariate(t *testing.T) {
 	if e := errorOf(t, b); status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "cuped: ") || !strings.Contains(e.Message, "no pre-exposure covariate") {
 		t.Errorf("status %d, error %+v", status, e)
 	}
+	// Quantiles of events need events with values: not a binary metric.
+	status, b = ts.do("POST", "/v1/analyses/quantiles", ts.admin, map[string]any{"experiment": "promo", "metric": "buyers", "per_event": true})
+	if e := errorOf(t, b); status != http.StatusBadRequest || !strings.HasPrefix(e.Message, "per_event: ") {
+		t.Errorf("quantiles per_event of a binary metric: status %d, error %+v", status, e)
+	}
 }
 
 // TestSegmentsByEventProperty: segments read from a property of the units'

@@ -22,6 +22,7 @@ type quantilesRequest struct {
 	Treatment  string    `json:"treatment,omitempty" doc:"treated variant; default the other variant of a two-variant experiment"`
 	Quantiles  []float64 `json:"quantiles,omitempty" doc:"quantiles in (0, 1); default [0.5, 0.9, 0.99]"`
 	Alpha      float64   `json:"alpha,omitempty" doc:"1 − confidence level, default 0.05"`
+	PerEvent   bool      `json:"per_event,omitempty" doc:"quantiles of the metric's events (each event's value, in the metric's window from the unit's first exposure) instead of the per-unit values, with Woodruff intervals clustered by unit; a sum or mean metric"`
 }
 
 // quantilesResult is the answer of POST /v1/analyses/quantiles: the report of
@@ -83,7 +84,26 @@ func quantileAnalysisOf(ctx context.Context, db *store.DB, eng metric.Engine, re
 	for i, v := range values {
 		arms[i], ys[i] = v.Arm, v.Value
 	}
-	rep, err := analysis.QuantileRun(ctx, arms, ys, analysis.QuantileOptions{Metric: req.Metric, Control: req.Control, Treatment: req.Treatment, Quantiles: req.Quantiles, Alpha: req.Alpha})
+	var clusters []string
+	if req.PerEvent {
+		armOf := make(map[string]string, len(values))
+		units := make([]string, len(values))
+		for i, v := range values {
+			armOf[v.Unit], units[i] = v.Arm, v.Unit
+		}
+		if clusters, ys, err = db.EventValues(ctx, e, req.Metric, "per_event", units); err != nil {
+			return nil, err
+		}
+		arms = make([]string, len(clusters))
+		for i, u := range clusters {
+			arms[i] = armOf[u]
+		}
+		if clusters == nil {
+			clusters = []string{} // events mode even without events
+		}
+	}
+	rep, err := analysis.QuantileRun(ctx, arms, ys, analysis.QuantileOptions{Metric: req.Metric, Control: req.Control, Treatment: req.Treatment, Quantiles: req.Quantiles, Alpha: req.Alpha,
+		Clusters: clusters})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()

@@ -174,6 +174,54 @@ func (db *DB) UnitCovariates(ctx context.Context, eng metric.Engine, e *experime
 	return out, nil
 }
 
+// EventValues returns the events behind a per-event analysis of metric (a sum
+// or mean metric, whose events carry values) for units of experiment e: each
+// event of the metric's type whose time falls in the metric's window from the
+// unit's first exposure to e (from the exposure on when it has none), as
+// (unit, value) pairs sorted by unit, time and event id. The metric's cap is
+// per unit and does not apply. Invalid naming field for an unknown metric or
+// one of another aggregation.
+func (db *DB) EventValues(ctx context.Context, e *experiment.Experiment, metricName, field string, units []string) (eventUnits []string, values []float64, err error) {
+	const op = "store.EventValues"
+	m, err := db.panelMetric(ctx, e, metricName, field)
+	if err != nil {
+		return nil, nil, experiment.E(op, err)
+	}
+	if m.Aggregation != experiment.Sum && m.Aggregation != experiment.Mean {
+		return nil, nil, experiment.E(op, experiment.Invalid, experiment.Field(field),
+			experiment.Errorf("metric %q is a %s metric: quantiles of events need a sum or mean metric, whose events carry values", m.Name, m.Aggregation))
+	}
+	lo, hi := int64(0), int64(math.MaxInt64)
+	if w := m.Window; w != nil {
+		lo, hi = int64(math.Round(w.StartDays*metric.DayMicros)), int64(math.Round(w.EndDays*metric.DayMicros))
+	}
+	if len(units) == 0 {
+		return nil, nil, nil
+	}
+	rows, err := db.db.QueryContext(ctx, `
+WITH u AS (SELECT unnest(?::VARCHAR[]) AS unit),
+fx AS (SELECT unit, min(ts) AS first FROM exposures WHERE experiment = ? AND unit IN (SELECT unit FROM u) GROUP BY unit)
+SELECT ev.unit, ev.value FROM events ev JOIN fx USING (unit)
+WHERE ev.type = ? AND epoch_us(ev.ts) - epoch_us(fx.first) >= ? AND epoch_us(ev.ts) - epoch_us(fx.first) < ?
+ORDER BY ev.unit, ev.ts, ev.event_id`, units, e.Key, m.EventType, lo, hi)
+	if err != nil {
+		return nil, nil, experiment.E(op, experiment.Internal, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var u string
+		var v float64
+		if err := rows.Scan(&u, &v); err != nil {
+			return nil, nil, experiment.E(op, experiment.Internal, err)
+		}
+		eventUnits, values = append(eventUnits, u), append(values, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, nil, experiment.E(op, experiment.Internal, err)
+	}
+	return eventUnits, values, nil
+}
+
 // BoundedUnitValues is UnitValues for a differentially private analysis: the
 // data until until only, each value the metric's per-unit value without its
 // cap (a percentile cap depends on the other units) clamped to the metric's

@@ -22,12 +22,15 @@ arms are left out. Each quantile is the sample quantile of Hyndman & Fan's
 type 6 (R's type = 6, scipy's mquantiles(alphap=0, betap=0)); its standard
 error is Maritz & Jarrett's (1978); the difference treated − control has the
 normal large-sample interval with the arms' variances added, and the relative
-difference its delta-method interval. POST /v1/analyses/quantiles runs the same
-pipeline on an experiment in the store.`
+difference its delta-method interval. With --cluster COL the rows are events
+and COL their unit: each arm's standard error is then Woodruff's (1952), with
+the events clustered by unit (R survey's svyquantile, interval.type "mean").
+POST /v1/analyses/quantiles runs the same pipeline on an experiment in the store
+("per_event": true for events).`
 
 type quantilesFlags struct {
-	data, treatment, outcome, control, treated, quantiles, format string
-	alpha                                                         float64
+	data, treatment, outcome, control, treated, quantiles, format, cluster string
+	alpha                                                                  float64
 }
 
 const quantilesOp = "quantiles"
@@ -42,6 +45,7 @@ func runQuantiles(ctx context.Context, e *env, args []string) error {
 	fs.StringVar(&f.treated, "treated", "", "treated arm value (default: the only other value)")
 	fs.StringVar(&f.quantiles, "quantiles", "0.5,0.9,0.99", "comma-separated quantiles in (0, 1)")
 	fs.Float64Var(&f.alpha, "alpha", 0.05, "significance level; intervals have coverage 1-alpha")
+	fs.StringVar(&f.cluster, "cluster", "", "column of each row's unit: the rows are events, clustered by unit")
 	fs.StringVar(&f.format, "format", "json", "output format: json or text")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -98,7 +102,13 @@ func quantilesFile(ctx context.Context, f quantilesFlags) (*analysis.QuantileRep
 	if err != nil {
 		return nil, err
 	}
-	var arms []string
+	var unitCol []string
+	if f.cluster != "" {
+		if unitCol, err = t.strings(quantilesOp, "--cluster", f.cluster); err != nil {
+			return nil, err
+		}
+	}
+	var arms, clusters []string
 	var values []float64
 	for i, a := range armCol {
 		if a != control && a != treated {
@@ -108,8 +118,18 @@ func quantilesFile(ctx context.Context, f quantilesFlags) (*analysis.QuantileRep
 			return nil, quantilesInvalid("--outcome", "%s line %d, column %q: missing value", f.data, t.line(i), f.outcome)
 		}
 		arms, values = append(arms, a), append(values, y[i])
+		if unitCol != nil {
+			if missing(unitCol[i]) {
+				return nil, quantilesInvalid("--cluster", "%s line %d, column %q: missing value", f.data, t.line(i), f.cluster)
+			}
+			clusters = append(clusters, unitCol[i])
+		}
 	}
-	rep, err := analysis.QuantileRun(ctx, arms, values, analysis.QuantileOptions{Metric: f.outcome, Control: control, Treatment: treated, Quantiles: ps, Alpha: f.alpha})
+	if unitCol != nil && clusters == nil {
+		clusters = []string{}
+	}
+	rep, err := analysis.QuantileRun(ctx, arms, values, analysis.QuantileOptions{Metric: f.outcome, Control: control, Treatment: treated, Quantiles: ps, Alpha: f.alpha,
+		Clusters: clusters})
 	if err != nil {
 		var e *experiment.Error
 		if experiment.KindOf(err) == experiment.Invalid && errors.As(err, &e) {

@@ -21,7 +21,7 @@ import (
 // one pipeline, analysis.SegmentRun. Its numbers are checked against scipy and
 // statsmodels in analysis.TestSegmentRunReference.
 func TestSegmentsCLIMatchesAPI(t *testing.T) {
-	hs, data := unitsFixture(t)
+	hs, data, _ := unitsFixture(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -109,9 +109,10 @@ func TestSegmentsErrors(t *testing.T) {
 
 // unitsFixture stores 800 units of experiment "promo" (exposures, "order" events
 // of metric "revenue", attribute "country", missing for every 50th unit) and
-// writes the same units to a CSV (unit,arm,revenue,country), for comparing the
-// CLI with the API.
-func unitsFixture(t *testing.T) (*httptest.Server, string) {
+// writes the same units to a CSV (unit,arm,revenue,country,pre) and their
+// post-exposure orders to another (unit,arm,revenue), for comparing the CLI
+// with the API.
+func unitsFixture(t *testing.T) (*httptest.Server, string, string) {
 	t.Helper()
 	ctx := context.Background()
 	db, hs := pipelineServer(t)
@@ -130,6 +131,8 @@ func unitsFixture(t *testing.T) (*httptest.Server, string) {
 	var attrs []store.UnitAttributes
 	var b strings.Builder
 	b.WriteString("unit,arm,revenue,country,pre\n")
+	var ev strings.Builder
+	ev.WriteString("unit,arm,revenue\n")
 	countries := []string{"de", "fr", "us", "jp", "br", "in"}
 	for i := range 800 {
 		u := fmt.Sprintf("u%05d", i) // sorted as the store returns them
@@ -143,6 +146,13 @@ func unitsFixture(t *testing.T) (*httptest.Server, string) {
 		xs = append(xs, experiment.Exposure{Experiment: "promo", Unit: u, Variant: arm, TS: start})
 		evs = append(evs, experiment.Event{EventID: u, Unit: u, Type: "order", TS: start.Add(time.Hour), Value: y},
 			experiment.Event{EventID: u + "-pre", Unit: u, Type: "order", TS: start.Add(-48 * time.Hour), Value: pre})
+		fmt.Fprintf(&ev, "%s,%s,%s\n", u, arm, strconv.FormatFloat(y, 'g', -1, 64))
+		if i%3 == 0 { // a second order: revenue is their sum
+			y2 := float64(1 + i%7)
+			evs = append(evs, experiment.Event{EventID: u + "-2", Unit: u, Type: "order", TS: start.Add(2 * time.Hour), Value: y2})
+			fmt.Fprintf(&ev, "%s,%s,%s\n", u, arm, strconv.FormatFloat(y2, 'g', -1, 64))
+			y += y2
+		}
 		if i%50 == 0 { // no attribute: the "(missing)" segment
 			c = ""
 		} else {
@@ -159,7 +169,7 @@ func unitsFixture(t *testing.T) (*httptest.Server, string) {
 	if _, err := db.UpsertUnitAttributes(ctx, attrs); err != nil {
 		t.Fatal(err)
 	}
-	return hs, writeTemp(t, "units.csv", b.String())
+	return hs, writeTemp(t, "units.csv", b.String()), writeTemp(t, "orders.csv", ev.String())
 }
 
 // TestQuantilesCLIMatchesAPI: "lift quantiles" on a CSV and POST
@@ -167,7 +177,7 @@ func unitsFixture(t *testing.T) (*httptest.Server, string) {
 // engine) answer the same JSON: one pipeline, analysis.QuantileRun, whose
 // numbers are checked against scipy and R in analysis.TestQuantileRunReference.
 func TestQuantilesCLIMatchesAPI(t *testing.T) {
-	hs, data := unitsFixture(t)
+	hs, data, events := unitsFixture(t)
 	for _, tc := range []struct {
 		name string
 		args []string
@@ -175,6 +185,10 @@ func TestQuantilesCLIMatchesAPI(t *testing.T) {
 	}{
 		{"defaults", nil, nil},
 		{"p25 p75 at 90%", []string{"--quantiles", "0.25,0.75", "--alpha", "0.1"}, map[string]any{"quantiles": []float64{0.25, 0.75}, "alpha": 0.1}},
+		// The orders themselves (the file's rows are events, --cluster their
+		// unit), against per_event on the store's orders in revenue's window
+		// (the pre-exposure orders are outside it).
+		{"per event", []string{"--data", events, "--cluster", "unit", "--quantiles", "0.5,0.9"}, map[string]any{"per_event": true, "quantiles": []float64{0.5, 0.9}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			code, out, errs := runQuasi(t, append([]string{"quantiles", "--data", data, "--treatment", "arm", "--outcome", "revenue"}, tc.args...)...)
