@@ -138,6 +138,10 @@ type Input struct {
 	// Bayesian, when set, adds GrowthBook's Bayesian view of every comparison
 	// under this prior on the relative effect (Comparison.Bayesian).
 	Bayesian *Prior `json:"bayesian,omitempty"`
+	// LowerIsBetter marks a metric whose desired direction is down
+	// (GrowthBook's inverse metrics): the Bayesian view's chance to win is
+	// then P(effect < 0) and its two risks swap.
+	LowerIsBetter bool `json:"lower_is_better,omitempty"`
 }
 
 // VariantSummary describes one arm: its size, its (unadjusted) mean and per-unit
@@ -239,7 +243,7 @@ func Analyze(in Input) (MetricResult, error) {
 		}
 		c := in.compare(&in.Arms[ctrl], &in.Arms[i])
 		if in.Bayesian != nil {
-			c.Bayesian = bayesian(&c, res.Variants[ctrl].Mean, *in.Bayesian, in.Alpha)
+			c.Bayesian = bayesian(&c, res.Variants[ctrl].Mean, *in.Bayesian, in.Alpha, in.LowerIsBetter)
 		}
 		res.Comparisons = append(res.Comparisons, c)
 		if res.CUPED == nil && c.CUPED != nil {

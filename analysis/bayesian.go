@@ -53,7 +53,11 @@ type BayesianEffect struct {
 
 // Bayesian is the Bayesian view of a comparison.
 type Bayesian struct {
-	Prior    Prior          `json:"prior"`
+	Prior Prior `json:"prior"`
+	// Inverse: the metric is lower-is-better, so ChanceToWin is P(effect < 0)
+	// and RiskControl, RiskTreatment are E[max(−δ, 0)] and E[max(δ, 0)]
+	// (gbstats' inverse metrics: chance_to_win and risk flipped).
+	Inverse  bool           `json:"inverse,omitempty"`
 	Absolute BayesianEffect `json:"absolute"`
 	Relative BayesianEffect `json:"relative"`
 }
@@ -90,9 +94,18 @@ func Posterior(est, se float64, prior Prior, alpha float64) BayesianEffect {
 // controlMean: the posteriors of the absolute and relative effects from the
 // frequentist estimates and standard errors (as gbstats, which feeds its
 // frequentist moments to the Bayesian test), or the uninformative default for
-// an effect that could not be estimated.
-func bayesian(c *Comparison, controlMean float64, prior Prior, alpha float64) *Bayesian {
-	b := &Bayesian{Prior: prior, Absolute: defaultBayesian(), Relative: defaultBayesian()}
+// an effect that could not be estimated. inverse flips the chance to win and
+// swaps the risks, for a lower-is-better metric.
+func bayesian(c *Comparison, controlMean float64, prior Prior, alpha float64, inverse bool) *Bayesian {
+	b := &Bayesian{Prior: prior, Absolute: defaultBayesian(), Relative: defaultBayesian(), Inverse: inverse}
+	if inverse {
+		defer func() {
+			for _, e := range []*BayesianEffect{&b.Absolute, &b.Relative} {
+				e.ChanceToWin = 1 - e.ChanceToWin
+				e.RiskControl, e.RiskTreatment = e.RiskTreatment, e.RiskControl
+			}
+		}()
+	}
 	bad := func(flags ...string) bool {
 		for _, f := range c.Flags {
 			for _, g := range flags {

@@ -38,6 +38,23 @@ func TestBayesianGBStats(t *testing.T) {
 			near(t, "chance_to_win", rel.ChanceToWin, f("chance_to_win"), tol)
 			near(t, "risk_ctrl", rel.RiskControl, f("risk_ctrl"), tol)
 			near(t, "risk_trt", rel.RiskTreatment, f("risk_trt"), tol)
+			// An inverse (lower-is-better) metric, as gbstats flips it
+			// (BayesianABTest.chance_to_win: 1 − P(δ > 0); relative_risk:
+			// risk[1], risk[0]): the same posterior, the chance to win and
+			// the risks of the published case flipped.
+			in.LowerIsBetter = true
+			inv, err := Analyze(in)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ib := inv.Comparisons[0].Bayesian
+			if !ib.Inverse || b.Inverse {
+				t.Errorf("inverse %v, not inverse %v", ib.Inverse, b.Inverse)
+			}
+			near(t, "inverse expected", ib.Relative.Expected, f("expected"), tol)
+			near(t, "inverse chance_to_win", ib.Relative.ChanceToWin, 1-f("chance_to_win"), tol)
+			near(t, "inverse risk_ctrl", ib.Relative.RiskControl, f("risk_trt"), tol)
+			near(t, "inverse risk_trt", ib.Relative.RiskTreatment, f("risk_ctrl"), tol)
 		})
 	}
 }

@@ -20,6 +20,8 @@ import (
 func TestBayesianEngine(t *testing.T) {
 	ts := newTestServerAt(t, time.Date(2026, 3, 1, 7, 0, 0, 0, time.UTC))
 	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "revenue", "event_type": "purchase", "aggregation": "sum"}, nil)
+	// The same events as a metric that should go down: gbstats' inverse flip.
+	ts.must(http.StatusCreated, "POST", "/v1/metrics", map[string]any{"name": "cost", "event_type": "purchase", "aggregation": "sum", "higher_is_better": false}, nil)
 	arms := []map[string]any{{"name": "control", "weight": 0.5}, {"name": "treatment", "weight": 0.5}}
 	for _, e := range []struct {
 		key  string
@@ -28,7 +30,7 @@ func TestBayesianEngine(t *testing.T) {
 		{"bayes", map[string]any{"engine": "bayesian", "prior_mean": 0.1, "prior_stddev": 0.2, "prior_proper": true}},
 		{"freq", map[string]any{}},
 	} {
-		ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": e.key, "metrics": []string{"revenue"}, "variants": arms, "analysis": e.plan}, nil)
+		ts.must(http.StatusCreated, "POST", "/v1/experiments", map[string]any{"key": e.key, "metrics": []string{"revenue", "cost"}, "variants": arms, "analysis": e.plan}, nil)
 		ts.must(http.StatusOK, "POST", "/v1/experiments/"+e.key+"/start", nil, nil)
 	}
 	start := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
@@ -55,8 +57,13 @@ func TestBayesianEngine(t *testing.T) {
 	if b := c.Bayesian.Relative; math.Abs(b.Expected-want.Expected) > 1e-12 || math.Abs(b.ChanceToWin-want.ChanceToWin) > 1e-12 || b.ChanceToWin < 0.99 {
 		t.Errorf("relative posterior %+v, want %+v (a clear win)", b, want)
 	}
-	if c.Bayesian.Prior != prior {
-		t.Errorf("prior %+v, want %+v", c.Bayesian.Prior, prior)
+	if c.Bayesian.Prior != prior || c.Bayesian.Inverse {
+		t.Errorf("prior %+v, want %+v; inverse %v", c.Bayesian.Prior, prior, c.Bayesian.Inverse)
+	}
+	ci := r.Metrics[1].Comparisons[0].Bayesian
+	if r.Metrics[1].Name != "cost" || ci == nil || !ci.Inverse || math.Abs(ci.Relative.ChanceToWin-(1-want.ChanceToWin)) > 1e-12 ||
+		ci.Relative.RiskControl != want.RiskTreatment || ci.Relative.RiskTreatment != want.RiskControl {
+		t.Errorf("lower-is-better metric %s: %+v, want chance to win %v and the risks swapped", r.Metrics[1].Name, ci, 1-want.ChanceToWin)
 	}
 	var fr results.Results
 	ts.must(http.StatusOK, "GET", "/v1/experiments/freq/results", nil, &fr)

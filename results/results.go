@@ -186,6 +186,7 @@ func AnalyzeStats(st *metric.Stats, names []string, defs map[string]*experiment.
 		in := analysis.Input{Metric: n, Type: typeOf(m.Aggregation), Arms: arms, Alpha: plan.Alpha}
 		if plan.Bayesian {
 			in.Bayesian = &plan.Prior
+			in.LowerIsBetter = !m.HigherIsBetter()
 		}
 		if plan.Sequential {
 			in.SequentialTuning = plan.Tuning

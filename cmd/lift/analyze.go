@@ -43,7 +43,7 @@ type analyzeFlags struct {
 	data, variant, metric, covariate, denominator, covariates string
 	control, typ, weights, format, alternative, engine        string
 	alpha, tuning, srmThreshold, priorMean, priorStddev       float64
-	sequential, priorProper                                   bool
+	sequential, priorProper, lowerIsBetter                    bool
 }
 
 func runAnalyze(ctx context.Context, e *env, args []string) error {
@@ -70,6 +70,7 @@ func runAnalyze(ctx context.Context, e *env, args []string) error {
 	fs.Float64Var(&f.priorMean, "prior-mean", 0, "with --engine bayesian: prior mean of the relative effect")
 	fs.Float64Var(&f.priorStddev, "prior-stddev", analysis.DefaultPriorStddev, "with --engine bayesian: prior standard deviation of the relative effect")
 	fs.BoolVar(&f.priorProper, "prior-proper", false, "with --engine bayesian: use the prior (default: flat, GrowthBook's default)")
+	fs.BoolVar(&f.lowerIsBetter, "lower-is-better", false, "with --engine bayesian: the metric should go down (chance to win is P(effect < 0), risks swapped)")
 	fs.StringVar(&f.format, "format", "json", "output format: json or text")
 	if err := e.parse(fs, args); err != nil {
 		return err
@@ -210,6 +211,7 @@ func analyzeFileInput(ctx context.Context, f analyzeFlags) (analysis.MetricResul
 			return none, in, usageError("--prior-stddev", "must be positive and finite, got %g", f.priorStddev)
 		}
 		in.Bayesian = analysis.PriorOf(f.priorMean, f.priorStddev, f.priorProper)
+		in.LowerIsBetter = f.lowerIsBetter
 	default:
 		return none, in, usageError("--engine", "must be frequentist or bayesian, got %q", f.engine)
 	}
