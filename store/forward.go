@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"time"
 
 	"github.com/liftlab/lift/experiment"
 )
@@ -83,11 +84,114 @@ func (db *DB) ForwardCursor(ctx context.Context, target string) (int64, error) {
 }
 
 // SetForwardCursor records that target has acknowledged every row up to seq.
+// A forwarder sets its cursor (to 0 at first) before it reads rows: EraseUnit
+// records a pending erasure for the forwarder (PendingErasures) only when a
+// cursor exists, and the two are ordered by a lock, so an erasure either sees
+// the cursor or commits before the forwarder reads the unit's rows.
 func (db *DB) SetForwardCursor(ctx context.Context, target string, seq int64) error {
+	db.fwdMu.Lock()
+	defer db.fwdMu.Unlock()
 	_, err := db.db.ExecContext(ctx, `INSERT INTO forward_cursors (target, seq, updated_at) VALUES (?, ?, ?)
 ON CONFLICT (target) DO UPDATE SET seq = excluded.seq, updated_at = excluded.updated_at`, target, seq, db.now())
 	if err != nil {
 		return internal("store.SetForwardCursor", err)
 	}
 	return nil
+}
+
+// ForwardErasure is an erasure (EraseUnit) that a forwarder still has to
+// apply to its warehouse: the unit's raw id, which the warehouse's rows still
+// carry, and the pseudonym that replaced it in the store.
+type ForwardErasure struct {
+	Pseudonym   string
+	Unit        string
+	RequestedAt time.Time
+}
+
+// PendingErasures are the erasures no forwarder has finished, oldest first.
+func (db *DB) PendingErasures(ctx context.Context) ([]ForwardErasure, error) {
+	const op = "store.PendingErasures"
+	rows, err := db.db.QueryContext(ctx, `SELECT pseudonym, unit, requested_at FROM forward_erasures ORDER BY requested_at, pseudonym`)
+	if err != nil {
+		return nil, internal(op, err)
+	}
+	defer rows.Close()
+	var out []ForwardErasure
+	for rows.Next() {
+		var e ForwardErasure
+		if err := rows.Scan(&e.Pseudonym, &e.Unit, &e.RequestedAt); err != nil {
+			return nil, internal(op, err)
+		}
+		e.RequestedAt = e.RequestedAt.UTC()
+		out = append(out, e)
+	}
+	return out, internal(op, rows.Err())
+}
+
+// UnitExposures returns, in seq order, unit's exposure rows with seq ≤ upto
+// (those a forwarder at cursor upto has sent), and their numbers.
+func (db *DB) UnitExposures(ctx context.Context, unit string, upto int64) ([]int64, []experiment.Exposure, error) {
+	const op = "store.UnitExposures"
+	rows, err := db.db.QueryContext(ctx, `SELECT seq, experiment, unit, coalesce(variant, ''), ts, in_holdout, coalesce(holdout_version, 0), coalesce(source, '')
+FROM exposures WHERE unit = ? AND seq <= ? ORDER BY seq`, unit, upto)
+	if err != nil {
+		return nil, nil, internal(op, err)
+	}
+	defer rows.Close()
+	var seqs []int64
+	var out []experiment.Exposure
+	for rows.Next() {
+		var s int64
+		var x experiment.Exposure
+		if err := rows.Scan(&s, &x.Experiment, &x.Unit, &x.Variant, &x.TS, &x.InHoldout, &x.HoldoutVersion, &x.Source); err != nil {
+			return nil, nil, internal(op, err)
+		}
+		x.TS = x.TS.UTC()
+		seqs, out = append(seqs, s), append(out, x)
+	}
+	return seqs, out, internal(op, rows.Err())
+}
+
+// UnitEvents returns, in seq order, unit's event rows with seq ≤ upto, and
+// their numbers (without properties).
+func (db *DB) UnitEvents(ctx context.Context, unit string, upto int64) ([]int64, []experiment.Event, error) {
+	const op = "store.UnitEvents"
+	rows, err := db.db.QueryContext(ctx, `SELECT seq, event_id, unit, type, ts, value FROM events WHERE unit = ? AND seq <= ? ORDER BY seq`, unit, upto)
+	if err != nil {
+		return nil, nil, internal(op, err)
+	}
+	defer rows.Close()
+	var seqs []int64
+	var out []experiment.Event
+	for rows.Next() {
+		var s int64
+		var e experiment.Event
+		if err := rows.Scan(&s, &e.EventID, &e.Unit, &e.Type, &e.TS, &e.Value); err != nil {
+			return nil, nil, internal(op, err)
+		}
+		e.TS = e.TS.UTC()
+		seqs, out = append(seqs, s), append(out, e)
+	}
+	return seqs, out, internal(op, rows.Err())
+}
+
+// FinishErasure records that the forwarder has applied the erasure of
+// pseudonym to its warehouse, with report (which must not name the raw id) as
+// the after of its audit entry ("unit.erase.clickhouse", keyed by the
+// pseudonym), in one transaction that deletes the pending row, and with it the
+// last copy of the raw id. An erasure requested again since requested (a later
+// EraseUnit) stays pending.
+func (db *DB) FinishErasure(ctx context.Context, pseudonym string, requested time.Time, report any) error {
+	const op = "store.FinishErasure"
+	err := db.tx(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `DELETE FROM forward_erasures WHERE pseudonym = ? AND requested_at <= ?`, pseudonym, requested)
+		if err != nil {
+			return err
+		}
+		if n, _ := r.RowsAffected(); n == 0 {
+			return nil
+		}
+		return db.audit(ctx, tx, db.now(), "forwarder", "unit.erase.clickhouse", "unit", pseudonym, nil, report)
+	})
+	return internal(op, err)
 }

@@ -124,6 +124,9 @@ type DB struct {
 
 	regMu    sync.Mutex // serializes registry and key changes (checks then writes)
 	banditMu sync.Mutex // serializes bandit state writes (insert-if-absent of units, the next version)
+	// fwdMu orders an erasure against a forwarder's cursor writes: an erasure
+	// that sees no cursor has committed before any forwarder reads a row.
+	fwdMu sync.Mutex
 
 	releaseMu    sync.Mutex               // guards releaseLocks
 	releaseLocks map[string]chan struct{} // privacy scope -> its release lock (Ledger.Exclusive)

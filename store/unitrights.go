@@ -19,6 +19,17 @@ type UnitData struct {
 	Attributes map[string]any        `json:"attributes"`
 	Consent    []experiment.Consent  `json:"consent"` // every version, oldest first
 	ResetAt    *time.Time            `json:"profile_reset_at,omitempty"`
+	Erasure    *ErasureState         `json:"erasure,omitempty"` // set once the id was erased
+}
+
+// ErasureState is where the erasure of a unit stands.
+type ErasureState struct {
+	Pseudonym string    `json:"pseudonym"`
+	ErasedAt  time.Time `json:"erased_at"` // the first erasure
+	// ClickHouse is "pending" while the forwarder has still to erase the unit
+	// there, "done" once it has (the audit entry "unit.erase.clickhouse" under
+	// the pseudonym says what it removed), empty when nothing was forwarded.
+	ClickHouse string `json:"clickhouse,omitempty"`
 }
 
 // DecisionRecord is a stored decision as exported to its unit.
@@ -43,8 +54,12 @@ func (db *DB) ExportUnit(ctx context.Context, unit string) (*UnitData, error) {
 	if p := experiment.IdentProblem(unit); p != "" || unit == "" {
 		return nil, experiment.E(op, experiment.Invalid, experiment.Field("unit"), experiment.Errorf("must be a non-empty UTF-8 string without control characters"))
 	}
+	ps, err := db.pseudonymIfKeyed(ctx, unit)
+	if err != nil {
+		return nil, internal(op, err)
+	}
 	out := &UnitData{Unit: unit, Exposures: []experiment.Exposure{}, Events: []experiment.Event{}, Decisions: []DecisionRecord{}, Attributes: map[string]any{}}
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	err = db.tx(ctx, func(tx *sql.Tx) error {
 		rows, err := tx.QueryContext(ctx, `SELECT experiment, coalesce(variant, ''), ts, in_holdout, coalesce(holdout_version, 0), coalesce(source, '') FROM exposures WHERE unit = ? ORDER BY ts`, unit)
 		if err != nil {
 			return err
@@ -119,6 +134,25 @@ FROM journey_decisions WHERE unit = ? ORDER BY ts, decision_id`, unit); err != n
 			t := reset.Time.UTC()
 			out.ResetAt = &t
 		}
+		if ps == "" {
+			return nil
+		}
+		var at sql.NullTime
+		var pending, done bool
+		if err := tx.QueryRowContext(ctx, `SELECT (SELECT max(erased_at) FROM unit_erasures WHERE pseudonym = $1),
+  EXISTS (SELECT 1 FROM forward_erasures WHERE pseudonym = $1),
+  EXISTS (SELECT 1 FROM audit WHERE entity = 'unit' AND key = $1 AND action = 'unit.erase.clickhouse')`, ps).Scan(&at, &pending, &done); err != nil {
+			return err
+		}
+		if at.Valid {
+			out.Erasure = &ErasureState{Pseudonym: ps, ErasedAt: at.Time.UTC()}
+			switch {
+			case pending:
+				out.Erasure.ClickHouse = "pending"
+			case done:
+				out.Erasure.ClickHouse = "done"
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -133,6 +167,11 @@ type Erasure struct {
 	ErasedAt  time.Time `json:"erased_at"` // the first erasure of this id
 	Already   bool      `json:"already_erased"`
 	Removed   Purged    `json:"removed"` // what this call removed (zeros when nothing was left)
+	// ClickHouse is "pending" when rows were forwarded to a warehouse
+	// (a forward cursor exists): the forwarder still has to delete the unit's
+	// rows there and store its exposures under the pseudonym (PendingErasures).
+	// Empty when nothing was ever forwarded.
+	ClickHouse string `json:"clickhouse,omitempty"`
 }
 
 // EraseUnit erases unit, in one transaction with its audit entry ("unit.erase",
@@ -144,7 +183,10 @@ type Erasure struct {
 //     reproducible, and its earlier audit entries (key replaced, before/after
 //     cleared, since they hold the consent documents);
 //   - recorded: the pseudonym and the time, in unit_erasures, so that decisions
-//     serve the id as unknown to any model trained before then.
+//     serve the id as unknown to any model trained before then; and, when rows
+//     are forwarded to a warehouse (a forward cursor exists), the id and its
+//     pseudonym in forward_erasures, the one place the id stays, until the
+//     forwarder has erased it there too (FinishErasure).
 //
 // Decisions keep the items they showed (the journey's exposure Gini counts them)
 // and their policy, but lose their inputs (the provenance: session items, consent). Erasing again is harmless:
@@ -164,7 +206,20 @@ func (db *DB) EraseUnit(ctx context.Context, actor, unit string) (*Erasure, erro
 	out := &Erasure{Pseudonym: ps, ErasedAt: now}
 	db.regMu.Lock()
 	defer db.regMu.Unlock()
+	db.fwdMu.Lock()
+	defer db.fwdMu.Unlock()
 	err = db.tx(ctx, func(tx *sql.Tx) error {
+		var fwd bool
+		if err := tx.QueryRowContext(ctx, `SELECT count(*) > 0 FROM forward_cursors`).Scan(&fwd); err != nil {
+			return err
+		}
+		if fwd {
+			if _, err := tx.ExecContext(ctx, `INSERT INTO forward_erasures VALUES (?, ?, ?)
+ON CONFLICT (pseudonym) DO UPDATE SET requested_at = excluded.requested_at`, ps, unit, now); err != nil {
+				return err
+			}
+			out.ClickHouse = "pending"
+		}
 		var first sql.NullTime
 		if err := tx.QueryRowContext(ctx, `SELECT erased_at FROM unit_erasures WHERE pseudonym = ?`, ps).Scan(&first); err != nil && err != sql.ErrNoRows {
 			return err
