@@ -118,3 +118,12 @@ func identList(field string, xs []string, max int) error {
 	}
 	return nil
 }
+
+// PendingErasure is a unit's erasure that a forwarder still has to apply to
+// its warehouse: the raw id, which the warehouse's rows still carry, the
+// pseudonym that replaced it in the store, and when it was requested.
+type PendingErasure struct {
+	Pseudonym   string
+	Unit        string
+	RequestedAt time.Time
+}

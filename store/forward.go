@@ -99,26 +99,17 @@ ON CONFLICT (target) DO UPDATE SET seq = excluded.seq, updated_at = excluded.upd
 	return nil
 }
 
-// ForwardErasure is an erasure (EraseUnit) that a forwarder still has to
-// apply to its warehouse: the unit's raw id, which the warehouse's rows still
-// carry, and the pseudonym that replaced it in the store.
-type ForwardErasure struct {
-	Pseudonym   string
-	Unit        string
-	RequestedAt time.Time
-}
-
 // PendingErasures are the erasures no forwarder has finished, oldest first.
-func (db *DB) PendingErasures(ctx context.Context) ([]ForwardErasure, error) {
+func (db *DB) PendingErasures(ctx context.Context) ([]experiment.PendingErasure, error) {
 	const op = "store.PendingErasures"
 	rows, err := db.db.QueryContext(ctx, `SELECT pseudonym, unit, requested_at FROM forward_erasures ORDER BY requested_at, pseudonym`)
 	if err != nil {
 		return nil, internal(op, err)
 	}
 	defer rows.Close()
-	var out []ForwardErasure
+	var out []experiment.PendingErasure
 	for rows.Next() {
-		var e ForwardErasure
+		var e experiment.PendingErasure
 		if err := rows.Scan(&e.Pseudonym, &e.Unit, &e.RequestedAt); err != nil {
 			return nil, internal(op, err)
 		}

@@ -231,7 +231,7 @@ func TestEraseForwardedUnit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if er.ClickHouse != "pending" || len(pend) != 1 || pend[0] != (ForwardErasure{Pseudonym: ps, Unit: "victim-unit", RequestedAt: c.Now()}) {
+	if er.ClickHouse != "pending" || len(pend) != 1 || pend[0] != (experiment.PendingErasure{Pseudonym: ps, Unit: "victim-unit", RequestedAt: c.Now()}) {
 		t.Fatalf("erasure %+v, pending %+v; want victim-unit pending at %v", er, pend, c.Now())
 	}
 	if m := textMentions(t, db.SQL(), "victim-unit"); len(m) != 1 || m[0] != "forward_erasures.unit (1 rows)" {

@@ -79,6 +79,8 @@ type Engine struct {
 	// several shards, the local tables on a single server; evLocal is what
 	// per-shard queries read of events.
 	exp, ev, evLocal string
+	// team is the team's own events table (Options.Events.Local), "" if none.
+	team string
 }
 
 var _ metric.Engine = (*Engine)(nil)
@@ -107,7 +109,7 @@ func Open(ctx context.Context, o Options) (*Engine, error) {
 				return nil, experiment.E(experiment.Invalid, experiment.Field("events.columns"), experiment.Errorf("no event column %q (the columns are %s)", c, strings.Join(EventColumns, ", ")))
 			}
 		}
-		e.evLocal, e.ev = t.from(t.Local), t.from(t.Local)
+		e.evLocal, e.ev, e.team = t.from(t.Local), t.from(t.Local), t.Local
 		if len(o.Shards) > 1 {
 			e.ev = t.from(t.Distributed)
 		}

@@ -20,6 +20,16 @@ type Source interface {
 	EventsAfter(ctx context.Context, after, upto int64, limit int) ([]int64, []experiment.Event, error)
 	ForwardCursor(ctx context.Context, target string) (int64, error)
 	SetForwardCursor(ctx context.Context, target string, seq int64) error
+
+	// PendingErasures are the units erased in the store (their rows there
+	// under a pseudonym, or gone) whose forwarded rows still carry the id.
+	PendingErasures(ctx context.Context) ([]experiment.PendingErasure, error)
+	// UnitExposures and UnitEvents are unit's rows with seq ≤ upto.
+	UnitExposures(ctx context.Context, unit string, upto int64) ([]int64, []experiment.Exposure, error)
+	UnitEvents(ctx context.Context, unit string, upto int64) ([]int64, []experiment.Event, error)
+	// FinishErasure records that the erasure of pseudonym requested at
+	// requested is done, with report as its audit entry.
+	FinishErasure(ctx context.Context, pseudonym string, requested time.Time, report any) error
 }
 
 // ForwardOptions configure a Forwarder.
@@ -98,14 +108,19 @@ func (f *Forwarder) Run(ctx context.Context) {
 	}
 }
 
-// Sync forwards every row committed up to the watermarks now, and returns
-// how many rows it sent.
+// Sync forwards every row committed up to the watermarks now, then applies
+// the pending erasures (Erase), and returns how many rows it sent.
 func (f *Forwarder) Sync(ctx context.Context) (exposures, events int, err error) {
 	exposures, err = f.table(ctx, ExposuresCursor, ExposuresLocal, f.src.ExposureWatermark(), f.exposures)
-	if err != nil || !f.o.Events {
+	if err != nil {
 		return exposures, 0, err
 	}
-	events, err = f.table(ctx, EventsCursor, EventsLocal, f.src.EventWatermark(), f.events)
+	if f.o.Events {
+		if events, err = f.table(ctx, EventsCursor, EventsLocal, f.src.EventWatermark(), f.events); err != nil {
+			return exposures, events, err
+		}
+	}
+	_, err = f.Erase(ctx)
 	return exposures, events, err
 }
 
@@ -118,6 +133,13 @@ func (f *Forwarder) table(ctx context.Context, cursor, local string, upto int64,
 	cur, err := f.src.ForwardCursor(ctx, cursor)
 	if err != nil {
 		return 0, err
+	}
+	if cur == 0 {
+		// The cursor exists before the first row is read, so that an erasure
+		// from now on is recorded for this forwarder (store.EraseUnit).
+		if err := f.src.SetForwardCursor(ctx, cursor, 0); err != nil {
+			return 0, err
+		}
 	}
 	total := 0
 	for cur < upto {
@@ -175,23 +197,8 @@ func (f *Forwarder) exposures(ctx context.Context, cursor, upto int64, have []in
 		if len(mine) == 0 {
 			return nil
 		}
-		b, err := f.e.shards[i].PrepareBatch(ctx, "INSERT INTO "+ExposuresLocal+" (experiment, unit, variant, ts, in_holdout, holdout_version, seq)")
-		if err != nil {
-			return wrap("forward exposures", err)
-		}
-		for _, k := range mine {
-			x := &xs[k]
-			h := uint8(0)
-			if x.InHoldout {
-				h = 1
-			}
-			if err := b.Append(x.Experiment, x.Unit, x.Variant, x.TS.UnixMicro(), h, int64(x.HoldoutVersion), seqs[k]); err != nil {
-				b.Abort()
-				return wrap("forward exposures", err)
-			}
-		}
-		if err := b.Send(); err != nil {
-			return wrap("forward exposures", err)
+		if err := f.insertExposures(ctx, i, seqs, xs, mine); err != nil {
+			return err
 		}
 		have[i] = seqs[mine[len(mine)-1]]
 		return nil
@@ -200,6 +207,27 @@ func (f *Forwarder) exposures(ctx context.Context, cursor, upto int64, have []in
 		return 0, 0, err
 	}
 	return len(xs), seqs[len(seqs)-1], nil
+}
+
+// insertExposures inserts the rows xs[k], k in mine, into shard i's local
+// table, as one block.
+func (f *Forwarder) insertExposures(ctx context.Context, i int, seqs []int64, xs []experiment.Exposure, mine []int) error {
+	b, err := f.e.shards[i].PrepareBatch(ctx, "INSERT INTO "+ExposuresLocal+" (experiment, unit, variant, ts, in_holdout, holdout_version, seq)")
+	if err != nil {
+		return wrap("forward exposures", err)
+	}
+	for _, k := range mine {
+		x := &xs[k]
+		h := uint8(0)
+		if x.InHoldout {
+			h = 1
+		}
+		if err := b.Append(x.Experiment, x.Unit, x.Variant, x.TS.UnixMicro(), h, int64(x.HoldoutVersion), seqs[k]); err != nil {
+			b.Abort()
+			return wrap("forward exposures", err)
+		}
+	}
+	return wrap("forward exposures", b.Send())
 }
 
 func (f *Forwarder) events(ctx context.Context, cursor, upto int64, have []int64) (int, int64, error) {
@@ -218,19 +246,8 @@ func (f *Forwarder) events(ctx context.Context, cursor, upto int64, have []int64
 		if len(mine) == 0 {
 			return nil
 		}
-		b, err := f.e.shards[i].PrepareBatch(ctx, "INSERT INTO "+EventsLocal+" (event_id, unit, type, ts, value, seq)")
-		if err != nil {
-			return wrap("forward events", err)
-		}
-		for _, k := range mine {
-			v := &evs[k]
-			if err := b.Append(v.EventID, v.Unit, v.Type, v.TS.UnixMicro(), v.Value, seqs[k]); err != nil {
-				b.Abort()
-				return wrap("forward events", err)
-			}
-		}
-		if err := b.Send(); err != nil {
-			return wrap("forward events", err)
+		if err := f.insertEvents(ctx, i, seqs, evs, mine); err != nil {
+			return err
 		}
 		have[i] = seqs[mine[len(mine)-1]]
 		return nil
@@ -239,4 +256,21 @@ func (f *Forwarder) events(ctx context.Context, cursor, upto int64, have []int64
 		return 0, 0, err
 	}
 	return len(evs), seqs[len(seqs)-1], nil
+}
+
+// insertEvents inserts the rows evs[k], k in mine, into shard i's local
+// table, as one block.
+func (f *Forwarder) insertEvents(ctx context.Context, i int, seqs []int64, evs []experiment.Event, mine []int) error {
+	b, err := f.e.shards[i].PrepareBatch(ctx, "INSERT INTO "+EventsLocal+" (event_id, unit, type, ts, value, seq)")
+	if err != nil {
+		return wrap("forward events", err)
+	}
+	for _, k := range mine {
+		v := &evs[k]
+		if err := b.Append(v.EventID, v.Unit, v.Type, v.TS.UnixMicro(), v.Value, seqs[k]); err != nil {
+			b.Abort()
+			return wrap("forward events", err)
+		}
+	}
+	return wrap("forward events", b.Send())
 }

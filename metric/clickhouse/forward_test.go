@@ -172,6 +172,15 @@ func TestTeamEventsTable(t *testing.T) {
 	if _, _, err := clickhouse.NewForwarder(db, eng, clickhouse.ForwardOptions{Events: true}).Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { // the next tests scan every table of the shards
+		for _, s := range sharded.Servers[:2] {
+			for _, q := range []string{`DROP TABLE IF EXISTS shop_events`, `DROP TABLE IF EXISTS shop_events_local`} {
+				if _, err := sharded.Query(ctx, s, q); err != nil {
+					t.Error(err)
+				}
+			}
+		}
+	})
 	for _, s := range sharded.Servers[:2] {
 		for _, q := range []string{
 			`DROP TABLE IF EXISTS shop_events`,
