@@ -162,7 +162,9 @@ func compareStats(t *testing.T, got, want *metric.Stats, tol float64) {
 // TestTeamEventsTable: the engine reads the team's own events table through a
 // column mapping (other names, the value in cents, a Distributed table of
 // their own), with the exposures forwarded from the store, and answers the
-// DuckDB engine's statistics over the store, to 1e-9.
+// DuckDB engine's statistics over the store, to 1e-9. An erasure then
+// deletes the unit's forwarded exposures and leaves the team's table as it is,
+// which its audit entry says.
 func TestTeamEventsTable(t *testing.T) {
 	if skip != "" {
 		t.Skip(skip)
@@ -212,6 +214,42 @@ func TestTeamEventsTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	compareStats(t, got, want, 1e-9)
+
+	// Erasure: Lift deletes the unit's forwarded exposures and leaves the
+	// team's table as it is, saying so in the audit entry.
+	var victim string
+	if err := db.SQL().QueryRowContext(ctx, `SELECT min(unit) FROM exposures WHERE unit IN (SELECT unit FROM events)`).Scan(&victim); err != nil {
+		t.Fatal(err)
+	}
+	er, err := db.EraseUnit(ctx, "admin", victim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := clickhouse.NewForwarder(db, team, clickhouse.ForwardOptions{}).Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var theirs, ours int
+	for _, s := range sharded.Servers[:2] {
+		for _, q := range []struct {
+			sql string
+			n   *int
+		}{{"SELECT count() FROM shop_events_local WHERE user_id = '" + victim + "'", &theirs}, {"SELECT count() FROM exposures_local WHERE unit = '" + victim + "'", &ours}} {
+			v, err := sharded.Query(ctx, s, q.sql)
+			if err != nil {
+				t.Fatal(err)
+			}
+			k, _ := strconv.Atoi(strings.TrimSpace(v))
+			*q.n += k
+		}
+	}
+	if theirs == 0 || ours != 0 {
+		t.Errorf("after the erasure: %d rows of the unit in the team's table (want them kept), %d exposures under its id (want 0)", theirs, ours)
+	}
+	audit, err := db.Audit(ctx, "unit", er.Pseudonym, 0)
+	if err != nil || len(audit) == 0 || audit[0].Action != "unit.erase.clickhouse" ||
+		!strings.Contains(string(audit[0].After), `"team_events":"not erased: shop_events_local is the team's table, which Lift only reads"`) {
+		t.Errorf("audit %+v, %v; want the ClickHouse erasure naming the team's table as not erased", audit, err)
+	}
 	for _, bad := range []*clickhouse.EventsTable{
 		{Local: "shop_events_local"},
 		{Local: "shop_events_local", Distributed: "shop_events", Columns: map[string]string{"user": "user_id"}},
