@@ -41,13 +41,16 @@ func (s *Server) unitRoutes() {
 		Summary: "A unit's consent history", Also: []experiment.Role{admin, ingest}, Response: consentHistory{}})
 	s.route(http.MethodGet, "/v1/units/:unit/data", admin, s.exportUnit, op{
 		Summary: "Everything Lift holds about a unit (data-subject access)", Response: store.UnitData{},
-		Description: "Exposures, events, journey decisions, attributes and consent history, read in one transaction."})
+		Description: "Exposures, events, journey decisions, attributes and consent history, read in one transaction; " +
+			"for an erased id, its erasure (pseudonym, time, and whether ClickHouse's part is pending or done)."})
 	s.route(http.MethodDelete, "/v1/units/:unit", admin, s.eraseUnit, op{
 		Summary: "Erase a unit (data-subject erasure)", Response: store.Erasure{},
 		Description: "Deletes its events, attributes and consent history; replaces its id by a keyed pseudonym in its " +
 			"exposures, decisions and audit entries, so that experiment counts and past results stay as they were. " +
 			"Audited under the pseudonym; erasing again removes what arrived since and says already_erased. " +
-			"Models trained before the erasure no longer use its vector. See docs/privacy.md#data-subject-rights."})
+			"Models trained before the erasure no longer use its vector. With rows forwarded to ClickHouse, clickhouse " +
+			"is \"pending\" until the forwarder has deleted them there and stored the exposures under the pseudonym " +
+			"(GET /v1/units/ID/data then says \"done\"). See docs/privacy.md#data-subject-rights."})
 	s.route(http.MethodPost, "/v1/units/:unit/reset", ingest, s.resetUnit, op{
 		Summary: "Reset a unit's personalization profile", Also: []experiment.Role{admin}, Response: store.ProfileReset{},
 		OptionalBody: true,

@@ -153,6 +153,7 @@ func TestServeClickHouseEndToEnd(t *testing.T) {
 	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
 		t.Fatalf("after a restart: ClickHouse results differ from DuckDB's: exposures %v vs %v; %s", got["exposures"], want["exposures"], diff)
 	}
+	eraseOverClickHouse(t, ctx, c, duck, ch, want, evs[0]["unit"].(string))
 	// The answer is ClickHouse's: a unit that only ClickHouse holds counts.
 	only := "only-in-clickhouse"
 	ins := fmt.Sprintf("INSERT INTO %s (experiment, unit, variant, ts, in_holdout, holdout_version) SELECT 'checkout', '%s', 'control', %d, 0, 0",
@@ -166,6 +167,55 @@ func TestServeClickHouseEndToEnd(t *testing.T) {
 		t.Errorf("with a unit inserted into ClickHouse only, control has %v units, want %v", g, w)
 	}
 	ch.stop(t)
+}
+
+// eraseOverClickHouse: DELETE /v1/units/ID of a forwarded unit with events,
+// on both servers. The ClickHouse server's answer says its ClickHouse part is
+// pending, and GET /v1/units/ID/data says done once the forwarder has run;
+// then no row of either shard has the id (unit, or an event id of the unit),
+// the exposure counts are those of before (before) and the results equal
+// DuckDB's after the same erasure, to 1e-9.
+func eraseOverClickHouse(t *testing.T, ctx context.Context, c *chcluster.Cluster, duck, ch *liftServer, before map[string]any, unit string) {
+	t.Helper()
+	var de, ce map[string]any
+	duck.mustCall(t, "DELETE", "/v1/units/"+unit, nil, &de)
+	ch.mustCall(t, "DELETE", "/v1/units/"+unit, nil, &ce)
+	if de["clickhouse"] != nil || ce["clickhouse"] != "pending" || ce["pseudonym"] == nil {
+		t.Errorf("erasure answers: DuckDB %v, ClickHouse %v; want clickhouse pending on the second only", de, ce)
+	}
+	var data map[string]any
+	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		data = nil
+		ch.mustCall(t, "GET", "/v1/units/"+unit+"/data", nil, &data)
+		if e, _ := data["erasure"].(map[string]any); e != nil && e["clickhouse"] == "done" || time.Now().After(deadline) {
+			break
+		}
+	}
+	if e, _ := data["erasure"].(map[string]any); e == nil || e["clickhouse"] != "done" || e["pseudonym"] != ce["pseudonym"] {
+		t.Fatalf("the unit's data after the forwarder ran: erasure %v, want ClickHouse done under %v", data["erasure"], ce["pseudonym"])
+	}
+	for i, s := range c.Servers[:2] {
+		for _, q := range []string{
+			fmt.Sprintf("SELECT count() FROM %s WHERE unit = '%s'", clickhouse.ExposuresLocal, unit),
+			fmt.Sprintf("SELECT count() FROM %s WHERE unit = '%s' OR startsWith(event_id, '%s-')", clickhouse.EventsLocal, unit, unit),
+		} {
+			if n, err := c.Query(ctx, s, q); err != nil || strings.TrimSpace(n) != "0" {
+				t.Errorf("shard %d: %s = %q, %v; want 0", i, q, n, err)
+			}
+		}
+	}
+	var want, got map[string]any
+	duck.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &want)
+	ch.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &got)
+	if !reflect.DeepEqual(want["exposures"], before["exposures"]) || !reflect.DeepEqual(got["exposures"], before["exposures"]) {
+		t.Errorf("exposures after the erasure: DuckDB %v, ClickHouse %v; before %v", want["exposures"], got["exposures"], before["exposures"])
+	}
+	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" {
+		t.Errorf("after the erasure ClickHouse's results differ from DuckDB's: %s", diff)
+	}
+	if diff := numbersClose(want["metrics"], before["metrics"], 1e-9); diff == "" {
+		t.Errorf("the erased unit's events changed no result: choose a unit with purchases")
+	}
 }
 
 // numbersClose compares two decoded JSON values: numbers to a relative tol
