@@ -10,7 +10,8 @@ import (
 
 // TestDataVersion: every committed write an analysis reads changes
 // DataVersion (exposures, events, decisions, the registry, metric
-// definitions, consent, erasure); reads and the writes of analyses' outputs
+// definitions, consent, erasure, an erasure's ClickHouse part); reads, a
+// forwarder's cursor and the writes of analyses' outputs
 // (result snapshots, journey day roll-ups) leave it as it is.
 func TestDataVersion(t *testing.T) {
 	c := newClock()
@@ -57,6 +58,20 @@ func TestDataVersion(t *testing.T) {
 		{"an erasure", true, func() error {
 			_, err := db.EraseUnit(ctx, "admin", "u-1")
 			return err
+		}},
+		// A forwarder's cursor is not data an analysis reads; the end of an
+		// erasure in ClickHouse changes what the ClickHouse engine answers.
+		{"a forward cursor", false, func() error { return db.SetForwardCursor(ctx, "clickhouse:exposures", 0) }},
+		{"an erasure of a forwarded unit", true, func() error {
+			_, err := db.EraseUnit(ctx, "admin", "u-2")
+			return err
+		}},
+		{"its ClickHouse part done", true, func() error {
+			ps, err := db.Pseudonym(ctx, "u-2")
+			if err != nil {
+				return err
+			}
+			return db.FinishErasure(ctx, ps, c.Now(), map[string]int{"shards": 1})
 		}},
 	} {
 		before := db.DataVersion()
