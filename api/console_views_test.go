@@ -552,7 +552,8 @@ func TestConsoleGeo(t *testing.T) {
 // its profile and erases it through forms that need the session's CSRF token
 // and a confirmation, and an analyst or viewer cannot; a decision's page
 // shows why the unit saw its items, as GET /v1/journeys/KEY/decisions/ID
-// says. Rendered in Chromium, with screenshots.
+// says; with rows forwarded to ClickHouse, the erasure says its ClickHouse
+// part is pending. Rendered in Chromium, with screenshots.
 func TestConsoleUnitPages(t *testing.T) {
 	ts := newJourneyServer(t)
 	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, nil)
@@ -723,13 +724,21 @@ func TestConsoleUnitPages(t *testing.T) {
 	if data.ResetAt == nil {
 		t.Errorf("the console's reset left no profile_reset_at in the export")
 	}
+	// Rows are forwarded to ClickHouse (a forward cursor exists): the page says
+	// the ClickHouse part is pending, as the API's answer does.
+	if err := ts.db.SetForwardCursor(context.Background(), "clickhouse:exposures", 0); err != nil {
+		t.Fatal(err)
+	}
 	if resp := admin.do("/units/erase", url.Values{"csrf": {unitTok}, "unit": {unit}, "confirm": {unit}}); resp.StatusCode != 200 {
 		t.Fatalf("erase: %d\n%s", resp.StatusCode, admin.last)
+	}
+	if !strings.Contains(admin.last, `<p id="erase-clickhouse">ClickHouse: pending.`) {
+		t.Errorf("the erasure page does not say the ClickHouse part is pending:\n%s", admin.last)
 	}
 	shown := regexp.MustCompile(`<code id="pseudonym">([^<]+)</code>`).FindStringSubmatch(admin.last)
 	var again store.Erasure
 	ts.must(http.StatusOK, "DELETE", "/v1/units/"+unit, nil, &again)
-	if shown == nil || shown[1] != again.Pseudonym || !again.Already {
+	if shown == nil || shown[1] != again.Pseudonym || !again.Already || again.ClickHouse != "pending" {
 		t.Errorf("the page shows pseudonym %q; erasing again through the API says %+v", shown, again)
 	}
 	removed := regexp.MustCompile(`<tr data-removed="consents"><td>[^<]*</td><td>([0-9]+)</td>`).FindStringSubmatch(admin.last)
