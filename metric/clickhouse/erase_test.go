@@ -89,9 +89,10 @@ func (s *failFinish) FinishErasure(ctx context.Context, ps string, at time.Time,
 // String column of any shard's tables, its exposures are there exactly once
 // under the pseudonym, on the pseudonym's shard, and the ClickHouse engine's
 // statistics equal the DuckDB engine's over the store (to 1e-9) and keep the
-// units per arm of before the erasure. A crash after the rows were rewritten
-// and before the store recorded it, and a second erasure of the same id, are
-// redone from the start, storing nothing twice.
+// units per arm of before the erasure; its audit entry counts the rows
+// deleted. Two more erased together, with a crash after ClickHouse has the
+// rows and before the store recorded it, are redone from the start; and the
+// first erased again is redone too: nothing is stored twice.
 func TestForwarderErase(t *testing.T) {
 	if skip != "" {
 		t.Skip(skip)
@@ -107,41 +108,64 @@ func TestForwarderErase(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The erased unit: exposed, with events, its id distinct enough that no
-	// other value contains it.
-	var victim string
-	var nx, ne int
-	if err := db.SQL().QueryRowContext(ctx, `SELECT x.unit, count(DISTINCT x.seq), count(DISTINCT v.seq) FROM exposures x JOIN events v USING (unit)
-GROUP BY x.unit HAVING count(DISTINCT v.seq) >= 2 ORDER BY x.unit LIMIT 1`).Scan(&victim, &nx, &ne); err != nil {
-		t.Fatal(err)
+	// The erased units: exposed, with events, their ids (u-NNN) distinct
+	// enough that no other value contains them.
+	type victim struct {
+		unit, ps string
+		nx, ne   int
 	}
-	rows := unitRows(t, sharded, victim)
-	if h := clickhouse.Shard(victim, 2); rows[h] != [2]int{nx, ne} || rows[1-h] != [2]int{} {
-		t.Fatalf("before the erasure %s has rows %v, want %d exposures and %d events on shard %d", victim, rows, nx, ne, h)
-	}
-	if len(mentions(t, sharded, victim)) == 0 {
-		t.Fatalf("the scan finds no row of %s before the erasure", victim)
-	}
-
-	er, err := db.EraseUnit(ctx, "admin", victim)
+	var vs []victim
+	rows, err := db.SQL().QueryContext(ctx, `SELECT x.unit, count(DISTINCT x.seq), count(DISTINCT v.seq) FROM exposures x JOIN events v USING (unit)
+GROUP BY x.unit HAVING count(DISTINCT v.seq) >= 2 ORDER BY x.unit LIMIT 3`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps := er.Pseudonym
-	if er.ClickHouse != "pending" {
-		t.Fatalf("erasure %+v, want clickhouse pending", er)
-	}
-	// check: the id nowhere, the pseudonym's exposures once on its shard, no
-	// pending erasure, the statistics the store's and the counts unchanged.
-	check := func(when string) {
-		t.Helper()
-		if m := mentions(t, sharded, victim); len(m) != 0 {
-			t.Errorf("%s: %s still in %v", when, victim, m)
+	for rows.Next() {
+		var v victim
+		if err := rows.Scan(&v.unit, &v.nx, &v.ne); err != nil {
+			t.Fatal(err)
 		}
-		want := make([][2]int, 2)
-		want[clickhouse.Shard(ps, 2)] = [2]int{nx, 0}
-		if got := unitRows(t, sharded, ps); fmt.Sprint(got) != fmt.Sprint(want) {
-			t.Errorf("%s: rows under the pseudonym per shard %v, want %v", when, got, want)
+		vs = append(vs, v)
+	}
+	rows.Close()
+	if len(vs) != 3 {
+		t.Fatalf("%d units with events, want 3", len(vs))
+	}
+	for _, v := range vs {
+		got := unitRows(t, sharded, v.unit)
+		if h := clickhouse.Shard(v.unit, 2); got[h] != [2]int{v.nx, v.ne} || got[1-h] != [2]int{} {
+			t.Fatalf("before the erasure %s has rows %v, want %d exposures and %d events on shard %d", v.unit, got, v.nx, v.ne, h)
+		}
+		if len(mentions(t, sharded, v.unit)) == 0 {
+			t.Fatalf("the scan finds no row of %s before the erasure", v.unit)
+		}
+	}
+	erase := func(k int) {
+		t.Helper()
+		er, err := db.EraseUnit(ctx, "admin", vs[k].unit)
+		if err != nil || er.ClickHouse != "pending" {
+			t.Fatalf("erasure %+v, %v; want clickhouse pending", er, err)
+		}
+		vs[k].ps = er.Pseudonym
+	}
+	// check: the ids of vs[:k] nowhere, their pseudonyms' exposures once on
+	// their shards, no pending erasure, the statistics the store's and the
+	// counts unchanged.
+	check := func(when string, k int) {
+		t.Helper()
+		for _, v := range vs[:k] {
+			if m := mentions(t, sharded, v.unit); len(m) != 0 {
+				t.Errorf("%s: %s still in %v", when, v.unit, m)
+			}
+			want := make([][2]int, 2)
+			want[clickhouse.Shard(v.ps, 2)] = [2]int{v.nx, 0}
+			if got := unitRows(t, sharded, v.ps); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("%s: rows under %s's pseudonym per shard %v, want %v", when, v.unit, got, want)
+			}
+			d, err := db.ExportUnit(ctx, v.unit)
+			if err != nil || d.Erasure == nil || d.Erasure.ClickHouse != "done" {
+				t.Errorf("%s: export of %s: %+v, %v; want the ClickHouse erasure done", when, v.unit, d.Erasure, err)
+			}
 		}
 		if pend, err := db.PendingErasures(ctx); err != nil || len(pend) != 0 {
 			t.Errorf("%s: pending erasures %v, %v", when, pend, err)
@@ -161,56 +185,72 @@ GROUP BY x.unit HAVING count(DISTINCT v.seq) >= 2 ORDER BY x.unit LIMIT 1`).Scan
 			}
 		}
 	}
+	// reports are the unit.erase.clickhouse entries of a pseudonym, newest first.
+	reports := func(ps string) []clickhouse.ErasureReport {
+		t.Helper()
+		audit, err := db.Audit(ctx, "unit", ps, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []clickhouse.ErasureReport
+		for _, a := range audit {
+			if a.Action == "unit.erase.clickhouse" {
+				var r clickhouse.ErasureReport
+				if err := json.Unmarshal(a.After, &r); err != nil {
+					t.Fatal(err)
+				}
+				out = append(out, r)
+			}
+		}
+		return out
+	}
 
-	// A crash after ClickHouse took the rows, before the store recorded it.
+	erase(0)
+	if _, _, err := f.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	check("after the first erasure", 1)
+	if r := reports(vs[0].ps); len(r) != 1 || r[0] != (clickhouse.ErasureReport{Shards: 2, ExposuresDeleted: uint64(vs[0].nx), EventsDeleted: uint64(vs[0].ne), ExposuresPseudonymized: vs[0].nx}) {
+		t.Errorf("audit reports %+v, want 2 shards, %d exposures and %d events deleted, %d exposures pseudonymized", r, vs[0].nx, vs[0].ne, vs[0].nx)
+	}
+
+	// Two at once, and a crash after ClickHouse took the rows, before the
+	// store recorded it.
+	erase(1)
+	erase(2)
 	src.fail = true
 	if _, _, err := f.Sync(ctx); err == nil {
 		t.Fatal("a sync whose FinishErasure failed succeeded")
 	}
-	if pend, err := db.PendingErasures(ctx); err != nil || len(pend) != 1 {
-		t.Fatalf("after the crash: pending %v, %v; want the erasure", pend, err)
+	if pend, err := db.PendingErasures(ctx); err != nil || len(pend) != 2 {
+		t.Fatalf("after the crash: pending %v, %v; want both erasures", pend, err)
 	}
 	src.fail = false
 	if _, _, err := f.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	check("after the erasure")
-	d, err := db.ExportUnit(ctx, victim)
-	if err != nil || d.Erasure == nil || d.Erasure.ClickHouse != "done" {
-		t.Errorf("export: %+v, %v; want the ClickHouse erasure done", d.Erasure, err)
-	}
-	audit, err := db.Audit(ctx, "unit", ps, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rep *clickhouse.ErasureReport
-	for _, a := range audit {
-		if a.Action == "unit.erase.clickhouse" {
-			if rep != nil {
-				t.Errorf("two unit.erase.clickhouse entries")
-			}
-			rep = new(clickhouse.ErasureReport)
-			if err := json.Unmarshal(a.After, rep); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	check("after the crash", 3)
 	// The retry found the rows the crashed attempt had already deleted: none.
-	if rep == nil || *rep != (clickhouse.ErasureReport{Shards: 2, ExposuresPseudonymized: nx}) {
-		t.Errorf("audit report %+v, want 2 shards, %d exposures pseudonymized, nothing left to delete", rep, nx)
+	for _, v := range vs[1:] {
+		if r := reports(v.ps); len(r) != 1 || r[0] != (clickhouse.ErasureReport{Shards: 2, ExposuresPseudonymized: v.nx}) {
+			t.Errorf("audit reports of %s %+v, want 2 shards, %d exposures pseudonymized, nothing left to delete", v.unit, r, v.nx)
+		}
 	}
 
 	// Erased again: pending again, redone, nothing twice.
 	counts := rowCounts(t)
-	if er, err := db.EraseUnit(ctx, "admin", victim); err != nil || er.ClickHouse != "pending" || !er.Already {
+	if er, err := db.EraseUnit(ctx, "admin", vs[0].unit); err != nil || er.ClickHouse != "pending" || !er.Already {
 		t.Fatalf("second erasure %+v, %v", er, err)
 	}
 	if _, _, err := f.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
-	check("after erasing again")
+	check("after erasing again", 3)
 	if got := rowCounts(t); got != counts {
 		t.Errorf("rows per shard %v after erasing again, want %v", got, counts)
+	}
+	if r := reports(vs[0].ps); len(r) != 2 || r[0] != (clickhouse.ErasureReport{Shards: 2, ExposuresPseudonymized: vs[0].nx}) {
+		t.Errorf("audit reports after erasing again %+v, want a second with nothing deleted", r)
 	}
 }
 
