@@ -53,8 +53,19 @@ func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
 		h.Set("X-Robots-Tag", "noindex")
 		return BuildReport(ctx, s.db, s.results, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")})
 	}
-	return BuildReport(ctx, s.db, s.results, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
+	if private := wantsPrivate(c); private {
+		return BuildReport(ctx, s.db, s.results, c.Param("key"), ReportOptions{Private: private, Who: actor(c), Now: s.opt.Now})
+	}
+	// Exact: the console's downloads may be of the newest cached report
+	// (it says as of when); the API's routes are of the data now.
+	recent, _ := c.Get(consoleRecent).(bool)
+	r, _, err := s.cachedReport(ctx, c.Param("key"), "", recent)
+	return r, err
 }
+
+// consoleRecent is the echo context's key that marks a console download:
+// its report may be the newest cached one (Server.cachedReport).
+const consoleRecent = "lift.console_recent"
 
 func (s *Server) getReportHTML(c echo.Context) error {
 	r, err := s.reportFor(c)
