@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liftlab/lift/experiment"
 	"github.com/liftlab/lift/reports"
 	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
@@ -257,6 +258,63 @@ func (c cachedResults) HoldoutResults(ctx context.Context, name string, version 
 		return nil, err
 	}
 	return v.(*results.Results), nil
+}
+
+// HoldoutHealth is results.Service.HoldoutHealth, cached.
+func (c cachedResults) HoldoutHealth(ctx context.Context, name string, version int) (*results.HoldoutHealth, error) {
+	k := viewKey{What: "holdout health " + strconv.Quote(name) + " v" + strconv.Itoa(version), Version: c.db.DataVersion()}
+	v, err := c.vc.get(ctx, k, func() (any, error) { return c.rs.HoldoutHealth(ctx, name, version) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*results.HoldoutHealth), nil
+}
+
+// WarmCache computes, into the console's cache, what an analyst's first
+// clicks read: the exact report of every running experiment (its page's
+// default view and its downloads) and every holdout cohort's results and
+// health (the holdouts page). lift serve runs it in the background when it
+// starts. A view the data cannot give yet is skipped; it stops at the first
+// other error, or when ctx ends.
+func (s *Server) WarmCache(ctx context.Context) error {
+	const op = "api.WarmCache"
+	if s.views.maxAge <= 0 {
+		return nil
+	}
+	skip := func(err error) error {
+		if err == nil || dataProblem(err) || experiment.Is(err, experiment.BudgetExceeded) {
+			return nil
+		}
+		return experiment.E(op, err)
+	}
+	es, err := s.db.ListExperiments(ctx)
+	if err != nil {
+		return experiment.E(op, err)
+	}
+	for _, e := range es {
+		if e.Status != experiment.Running {
+			continue
+		}
+		if _, _, err := s.cachedReport(ctx, e.Key, "", false); skip(err) != nil {
+			return skip(err)
+		}
+	}
+	hs, err := s.db.ListHoldouts(ctx)
+	if err != nil {
+		return experiment.E(op, err)
+	}
+	c := s.cachedResults()
+	for _, h := range hs {
+		for ver := 1; ver <= h.Version; ver++ {
+			if _, err := c.HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true}); skip(err) != nil {
+				return skip(err)
+			}
+			if _, err := c.HoldoutHealth(ctx, h.Name, ver); skip(err) != nil {
+				return skip(err)
+			}
+		}
+	}
+	return nil
 }
 
 // exactReport is an experiment's exact report (its segments view by one
