@@ -567,18 +567,20 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		d.SegmentBy = c.QueryParam("segment")
 	}
 	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")}
-	var err2 error
-	if !d.Private {
-		// Computed once, for the report and the power progress, and stored
-		// as a snapshot (as the API's results are), which the list's
-		// verdict reads.
-		o.Results, err2 = s.results.ExperimentResults(ctx, e.Key, s.resultOptions())
-	}
 	var r *reports.Report
-	if err2 == nil {
+	if d.Private {
 		r, err = BuildReport(ctx, s.db, s.results, e.Key, o)
 	} else {
-		err = err2
+		// The newest cached report (Server.cachedReport: computed once per
+		// version of the data for the page and its downloads, its results
+		// stored as a snapshot, which the list's verdict reads), and its
+		// results for the power progress. The default attribute is keyed
+		// as "" so that naming it shares the default's report.
+		seg := o.SegmentBy
+		if len(d.Attributes) > 0 && seg == d.Attributes[0] {
+			seg = ""
+		}
+		r, o.Results, err = s.cachedReport(ctx, e.Key, seg, true)
 	}
 	switch {
 	case experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
@@ -671,6 +673,7 @@ func (s *Server) consoleProgress(ctx context.Context, e *experiment.Experiment, 
 // the same handlers, with the session's key.
 func (s *Server) consoleDownload(c echo.Context, k *experiment.APIKey, se *consoleSession) error {
 	f := c.Param("file")
+	c.Set(consoleRecent, true)
 	c.Response().Header().Set("Content-Disposition", fmt.Sprintf("attachment; filename=%q", c.Param("key")+"-"+f))
 	switch f {
 	case "report.html":

@@ -37,9 +37,9 @@ type cohortHealthDay struct {
 }
 
 // consoleHoldoutHealth is the exact health of a cohort (keys that see exact
-// numbers).
+// numbers), reused while the data stays the same (cachedResults).
 func (s *Server) consoleHoldoutHealth(ctx context.Context, name string, ver int) (*cohortHealth, error) {
-	hh, err := s.results.HoldoutHealth(ctx, name, ver)
+	hh, err := s.cachedResults().HoldoutHealth(ctx, name, ver)
 	if err != nil {
 		if dataProblem(err) {
 			_, _, msg := describe(err)

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -53,8 +54,19 @@ func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
 		h.Set("X-Robots-Tag", "noindex")
 		return BuildReport(ctx, s.db, s.results, l.Experiment, ReportOptions{Private: true, Who: "share:" + l.ID, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")})
 	}
-	return BuildReport(ctx, s.db, s.results, c.Param("key"), ReportOptions{Private: wantsPrivate(c), Who: actor(c), Now: s.opt.Now})
+	if private := wantsPrivate(c); private {
+		return BuildReport(ctx, s.db, s.results, c.Param("key"), ReportOptions{Private: private, Who: actor(c), Now: s.opt.Now})
+	}
+	// Exact: the console's downloads may be of the newest cached report
+	// (it says as of when); the API's routes are of the data now.
+	recent, _ := c.Get(consoleRecent).(bool)
+	r, _, err := s.cachedReport(ctx, c.Param("key"), "", recent)
+	return r, err
 }
+
+// consoleRecent is the echo context's key that marks a console download:
+// its report may be the newest cached one (Server.cachedReport).
+const consoleRecent = "lift.console_recent"
 
 func (s *Server) getReportHTML(c echo.Context) error {
 	r, err := s.reportFor(c)
@@ -284,48 +296,12 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 		}
 		addExposures(res.Exposures)
 		exposures.SRMPValue = p
-		if o.TableOnly {
-			// no daily series
-		} else if primary == "" {
-			r.LeaveOut("cumulative", "There is no cumulative chart: no metric of this experiment could be analyzed.")
-		} else if d, err := rs.DailyResults(ctx, key, primary); err != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s could not be computed: %v.", primary, err))
-		} else {
-			cum := &reports.Cumulative{Metric: primary, Unit: "relative lift, %", Level: 1 - r.Alpha}
-			r.Maturity = reportMaturity(d)
-			var days []string
-			for _, day := range d.Days {
-				t, err := time.Parse("2006-01-02", day.Date)
-				if err != nil || len(day.Comparisons) == 0 || !finiteEffect(day.Comparisons[0].Relative) {
-					continue
-				}
-				days = append(days, day.Date)
-				rel := day.Comparisons[0].Relative
-				cum.Points = append(cum.Points, reports.TimeEffect{Time: t.Add(24 * time.Hour), Interval: reports.Interval{Estimate: 100 * rel.Estimate, Low: 100 * rel.CILow, High: 100 * rel.CIHigh}})
-			}
-			switch len(cum.Points) {
-			case 0:
-				r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s needs at least two days of data; this experiment has none with a result in both arms yet.", primary))
-			case 1:
-				r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s needs at least two days of data; this experiment has one (%s).", primary, days[0]))
-			default:
-				charts = append(charts, cum)
-			}
-		}
 		if !o.TableOnly {
-			alloc, err := addExactViews(ctx, db, rs, e, r, o)
+			extra, err := addExactParts(ctx, db, rs, e, r, primary, o)
 			if err != nil {
 				return nil, err
 			}
-			if alloc != nil {
-				charts = append(charts, alloc)
-			}
-			if err := addHealth(ctx, rs, key, r); err != nil {
-				return nil, err
-			}
+			charts = append(charts, extra...)
 		}
 	}
 	// The primary metric first, in the table and on the chart.
@@ -366,6 +342,90 @@ func BuildReport(ctx context.Context, db *store.DB, rs *results.Service, key str
 		return nil, err
 	}
 	return r, nil
+}
+
+// addExactParts adds the parts of an exact report past its results table:
+// the daily series of the primary metric (the cumulative chart and the
+// maturity table), the further views (addExactViews) and the health section
+// (addHealth). They read the data independently, so they run at once, each
+// on its own connection (DuckDB is embedded: a query of one overlaps the Go
+// work of another), into a report of its own; their notes are added in this
+// order, whichever ends first. It returns their charts: the cumulative one,
+// then a bandit's allocation.
+func addExactParts(ctx context.Context, db *store.DB, rs *results.Service, e *experiment.Experiment, r *reports.Report, primary string, o ReportOptions) ([]reports.Chart, error) {
+	key := e.Key
+	type part struct {
+		r     *reports.Report
+		chart reports.Chart
+		err   error
+	}
+	var daily, views, health part
+	for _, p := range []*part{&daily, &views, &health} {
+		p.r = &reports.Report{Alpha: r.Alpha, Privacy: r.Privacy}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() { daily.chart, daily.err = addCumulative(ctx, rs, key, primary, daily.r) })
+	wg.Go(func() { views.chart, views.err = addExactViews(ctx, db, rs, e, views.r, o) })
+	wg.Go(func() { health.err = addHealth(ctx, rs, key, health.r) })
+	wg.Wait()
+	var charts []reports.Chart
+	for _, p := range []*part{&daily, &views, &health} {
+		if p.err != nil {
+			return nil, p.err
+		}
+		if p.chart != nil {
+			charts = append(charts, p.chart)
+		}
+		r.Notes = append(r.Notes, p.r.Notes...)
+		for name, why := range p.r.Missing {
+			if r.Missing == nil {
+				r.Missing = map[string]string{}
+			}
+			r.Missing[name] = why
+		}
+	}
+	r.Maturity = daily.r.Maturity
+	r.Bandit, r.Segments, r.Quantiles = views.r.Bandit, views.r.Segments, views.r.Quantiles
+	r.Health = health.r.Health
+	return charts, nil
+}
+
+// addCumulative adds the cumulative daily effect of the primary metric (its
+// chart, returned, or why there is none) and the maturity of its days to r.
+func addCumulative(ctx context.Context, rs *results.Service, key, primary string, r *reports.Report) (reports.Chart, error) {
+	if primary == "" {
+		r.LeaveOut("cumulative", "There is no cumulative chart: no metric of this experiment could be analyzed.")
+		return nil, nil
+	}
+	d, err := rs.DailyResults(ctx, key, primary)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s could not be computed: %v.", primary, err))
+		return nil, nil
+	}
+	cum := &reports.Cumulative{Metric: primary, Unit: "relative lift, %", Level: 1 - r.Alpha}
+	r.Maturity = reportMaturity(d)
+	var days []string
+	for _, day := range d.Days {
+		t, err := time.Parse("2006-01-02", day.Date)
+		if err != nil || len(day.Comparisons) == 0 || !finiteEffect(day.Comparisons[0].Relative) {
+			continue
+		}
+		days = append(days, day.Date)
+		rel := day.Comparisons[0].Relative
+		cum.Points = append(cum.Points, reports.TimeEffect{Time: t.Add(24 * time.Hour), Interval: reports.Interval{Estimate: 100 * rel.Estimate, Low: 100 * rel.CILow, High: 100 * rel.CIHigh}})
+	}
+	switch len(cum.Points) {
+	case 0:
+		r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s needs at least two days of data; this experiment has none with a result in both arms yet.", primary))
+	case 1:
+		r.LeaveOut("cumulative", fmt.Sprintf("The cumulative chart of %s needs at least two days of data; this experiment has one (%s).", primary, days[0]))
+	default:
+		return cum, nil
+	}
+	return nil, nil
 }
 
 // unestimable says why a comparison's effects could not be estimated (its

@@ -7,32 +7,48 @@ import (
 	"sync"
 	"time"
 
+	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/reports"
 	"github.com/liftlab/lift/results"
 	"github.com/liftlab/lift/store"
 )
 
 // viewCache keeps what the console's pages compute from the data (exact
-// results) between requests. An entry is reused while its key is the same:
-// the key (viewKey) names what was computed and the store's DataVersion it
-// was computed at, so new exposures, events, registry or metric definition
-// changes, consent changes and erasures make a new key; MaxAge bounds how
-// long an entry lives even so (the analysis time moves: windows mature,
-// and a secondary engine such as ClickHouse receives forwarded rows
-// without a write to the file). Entries of an older DataVersion are
-// dropped when a newer one is stored; at most maxEntries are kept.
+// results, exact reports) between requests. An entry is reused while its key
+// is the same: the key (viewKey) names what was computed and the store's
+// DataVersion it was computed at, so new exposures, events, registry or
+// metric definition changes, consent changes and erasures make a new key;
+// MaxAge bounds how long an entry lives even so (the analysis time moves:
+// windows mature, and a secondary engine such as ClickHouse receives
+// forwarded rows without a write to the file). Entries of an older
+// DataVersion are dropped when a newer one is stored; at most maxEntries are
+// kept.
+//
+// get answers for the key's own data version (waiting for it to be
+// computed). recent may answer with older numbers: the newest value computed
+// for the same What, if it was computed less than MaxAge ago, while the
+// key's is computed in the background; so a page over data that changes every
+// second (a live experiment) is served from the last computation instead of
+// waiting for a new one, and MaxAge is the most the numbers it shows can lag.
 //
 // Only role-independent values go in: exact results are the same for every
 // key that sees exact numbers (analyst, admin); viewers read the period's DP
 // release, which store keeps. Cached values are shared and must not be
 // modified by their readers.
 //
-// Concurrent misses of one key compute once: the others wait for it.
+// Concurrent misses of one key compute once: the others wait for it; recent
+// computes at most one value of a What at a time.
 type viewCache struct {
 	now    func() time.Time
 	maxAge time.Duration // <= 0: nothing is cached
 
 	mu      sync.Mutex
 	entries map[viewKey]*viewEntry
+	// latest is, per What, the newest value computed without error (of any
+	// data version); running, the computation recent started and that has
+	// not finished.
+	latest  map[string]*viewEntry
+	running map[string]*viewEntry
 }
 
 // maxEntries bounds the cache: the demo's pages need a few dozen.
@@ -45,14 +61,36 @@ type viewKey struct {
 }
 
 type viewEntry struct {
-	done chan struct{} // closed once v and err are set
-	at   time.Time
-	v    any
-	err  error
+	done    chan struct{} // closed once v and err are set
+	at      time.Time     // when its computation started: the numbers are of the data then
+	version store.DataVersion
+	v       any
+	err     error
+}
+
+// finished reports whether e's computation has ended.
+func (e *viewEntry) finished() bool {
+	select {
+	case <-e.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait waits for e's computation, or for ctx.
+func (e *viewEntry) wait(ctx context.Context) error {
+	select {
+	case <-e.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 func newViewCache(now func() time.Time, maxAge time.Duration) *viewCache {
-	return &viewCache{now: now, maxAge: maxAge, entries: map[viewKey]*viewEntry{}}
+	return &viewCache{now: now, maxAge: maxAge, entries: map[viewKey]*viewEntry{},
+		latest: map[string]*viewEntry{}, running: map[string]*viewEntry{}}
 }
 
 // get returns the value of key, computing it with f when there is none, or
@@ -65,17 +103,82 @@ func (vc *viewCache) get(ctx context.Context, key viewKey, f func() (any, error)
 	vc.mu.Lock()
 	if e, ok := vc.entries[key]; ok && now.Sub(e.at) < vc.maxAge {
 		vc.mu.Unlock()
-		select {
-		case <-e.done:
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		if err := e.wait(ctx); err != nil {
+			return nil, err
 		}
 		if e.err == nil {
 			return e.v, nil
 		}
 		return f() // the computation this one waited for failed: try again
 	}
-	e := &viewEntry{done: make(chan struct{}), at: now}
+	e := vc.add(key, now)
+	vc.mu.Unlock()
+	vc.fill(key, e, f)
+	return e.v, e.err
+}
+
+// cachedValue is a value of recent with what it was computed from.
+type cachedValue struct {
+	V  any
+	At time.Time // when its computation started
+	// Stale says V is of an older data version than the one asked for
+	// (whose value is being computed).
+	Stale bool
+}
+
+// recent returns the value of key or, while that is computed (started here
+// in the background with f, unless a computation of key.What is already
+// under way), the newest value of key.What computed less than maxAge ago.
+// With none such it waits for the computation under way (which may be of an
+// older version than key's, if it started first: then Stale is set). f runs
+// without ctx's cancellation, so that a reader who leaves still leaves the
+// value for the next. Errors are not kept.
+func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Context) (any, error)) (cachedValue, error) {
+	if vc == nil || vc.maxAge <= 0 {
+		now := time.Now
+		if vc != nil {
+			now = vc.now
+		}
+		at := now()
+		v, err := f(ctx)
+		return cachedValue{V: v, At: at}, err
+	}
+	now := vc.now()
+	vc.mu.Lock()
+	young := func(e *viewEntry) bool { return e != nil && now.Sub(e.at) < vc.maxAge }
+	e := vc.entries[key]
+	switch {
+	case young(e) && e.finished() && e.err == nil:
+		vc.mu.Unlock()
+		return cachedValue{V: e.v, At: e.at}, nil
+	case young(e):
+		// under way (or just failed, and about to be dropped)
+	case vc.running[key.What] != nil:
+		e = vc.running[key.What] // another version's, started earlier
+	default:
+		e = vc.add(key, now)
+		vc.running[key.What] = e
+		bg := context.WithoutCancel(ctx)
+		go vc.fill(key, e, func() (any, error) { return f(bg) })
+	}
+	if l := vc.latest[key.What]; young(l) && l != e {
+		vc.mu.Unlock()
+		return cachedValue{V: l.v, At: l.at, Stale: l.version != key.Version}, nil
+	}
+	vc.mu.Unlock()
+	if err := e.wait(ctx); err != nil {
+		return cachedValue{}, err
+	}
+	if e.err != nil {
+		return cachedValue{}, e.err
+	}
+	return cachedValue{V: e.v, At: e.at, Stale: e.version != key.Version}, nil
+}
+
+// add stores a new entry of key, started at now, dropping entries of other
+// data versions and, beyond maxEntries, the oldest. vc.mu is held.
+func (vc *viewCache) add(key viewKey, now time.Time) *viewEntry {
+	e := &viewEntry{done: make(chan struct{}), at: now, version: key.Version}
 	for k := range vc.entries {
 		if k.Version != key.Version {
 			delete(vc.entries, k)
@@ -91,18 +194,32 @@ func (vc *viewCache) get(ctx context.Context, key viewKey, f func() (any, error)
 		}
 		delete(vc.entries, oldest)
 	}
+	for what, l := range vc.latest {
+		if now.Sub(l.at) >= vc.maxAge || len(vc.latest) > maxEntries {
+			delete(vc.latest, what)
+		}
+	}
 	vc.entries[key] = e
-	vc.mu.Unlock()
+	return e
+}
+
+// fill computes e's value with f, keeps it as key.What's latest (or drops e
+// on an error) and wakes e's waiters.
+func (vc *viewCache) fill(key viewKey, e *viewEntry, f func() (any, error)) {
 	e.v, e.err = f()
+	vc.mu.Lock()
+	if vc.running[key.What] == e {
+		delete(vc.running, key.What)
+	}
 	if e.err != nil {
-		vc.mu.Lock()
 		if vc.entries[key] == e {
 			delete(vc.entries, key)
 		}
-		vc.mu.Unlock()
+	} else if l := vc.latest[key.What]; l == nil || !l.at.After(e.at) {
+		vc.latest[key.What] = e
 	}
+	vc.mu.Unlock()
 	close(e.done)
-	return e.v, e.err
 }
 
 // cachedResults is the results service behind the console's cache: the
@@ -141,4 +258,118 @@ func (c cachedResults) HoldoutResults(ctx context.Context, name string, version 
 		return nil, err
 	}
 	return v.(*results.Results), nil
+}
+
+// HoldoutHealth is results.Service.HoldoutHealth, cached.
+func (c cachedResults) HoldoutHealth(ctx context.Context, name string, version int) (*results.HoldoutHealth, error) {
+	k := viewKey{What: "holdout health " + strconv.Quote(name) + " v" + strconv.Itoa(version), Version: c.db.DataVersion()}
+	v, err := c.vc.get(ctx, k, func() (any, error) { return c.rs.HoldoutHealth(ctx, name, version) })
+	if err != nil {
+		return nil, err
+	}
+	return v.(*results.HoldoutHealth), nil
+}
+
+// WarmCache computes, into the console's cache, what an analyst's first
+// clicks read: the exact report of every running experiment (its page's
+// default view and its downloads) and every holdout cohort's results and
+// health (the holdouts page). lift serve runs it in the background when it
+// starts. A view the data cannot give yet is skipped; it stops at the first
+// other error, or when ctx ends.
+func (s *Server) WarmCache(ctx context.Context) error {
+	const op = "api.WarmCache"
+	if s.views.maxAge <= 0 {
+		return nil
+	}
+	skip := func(err error) error {
+		if err == nil || dataProblem(err) || experiment.Is(err, experiment.BudgetExceeded) {
+			return nil
+		}
+		return experiment.E(op, err)
+	}
+	es, err := s.db.ListExperiments(ctx)
+	if err != nil {
+		return experiment.E(op, err)
+	}
+	for _, e := range es {
+		if e.Status != experiment.Running {
+			continue
+		}
+		if _, _, err := s.cachedReport(ctx, e.Key, "", false); skip(err) != nil {
+			return skip(err)
+		}
+	}
+	hs, err := s.db.ListHoldouts(ctx)
+	if err != nil {
+		return experiment.E(op, err)
+	}
+	c := s.cachedResults()
+	for _, h := range hs {
+		for ver := 1; ver <= h.Version; ver++ {
+			if _, err := c.HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true}); skip(err) != nil {
+				return skip(err)
+			}
+			if _, err := c.HoldoutHealth(ctx, h.Name, ver); skip(err) != nil {
+				return skip(err)
+			}
+		}
+	}
+	return nil
+}
+
+// exactReport is an experiment's exact report (its segments view by one
+// attribute) with the results it was built from (the console's power
+// progress reads them), as the cache keeps it.
+type exactReport struct {
+	r   *reports.Report
+	res *results.Results
+	at  time.Time // when its computation started
+}
+
+// cachedReport is the exact report of experiment key (segments by segment, ""
+// the first attribute) for the console's page, its downloads and the API's
+// report routes: one computation per data version, kept in the console's
+// cache. The results are stored as a snapshot when computed (as the
+// console's page always did; the list's verdict reads it). With recent (the
+// console) it may be the newest report computed less than
+// Options.ResultCacheTTL ago while one over newer data is computed
+// (viewCache.recent); otherwise it is of the data's version now. The report
+// returned is a copy with GeneratedAt now and ComputedAt when its numbers
+// were computed (and Stale when newer data has arrived since); the results
+// are shared and must not be modified.
+func (s *Server) cachedReport(ctx context.Context, key, segment string, recent bool) (*reports.Report, *results.Results, error) {
+	k := viewKey{What: "report " + strconv.Quote(key) + " segment " + strconv.Quote(segment) + " " + optionsKey(s.resultOptions()), Version: s.db.DataVersion()}
+	compute := func(ctx context.Context) (any, error) {
+		at := s.opt.Now()
+		res, err := s.results.ExperimentResults(ctx, key, s.resultOptions())
+		if err != nil {
+			return nil, err
+		}
+		r, err := BuildReport(ctx, s.db, s.results, key, ReportOptions{Results: res, SegmentBy: segment, Now: s.opt.Now})
+		if err != nil {
+			return nil, err
+		}
+		return &exactReport{r: r, res: res, at: at}, nil
+	}
+	var (
+		v     any
+		stale bool
+		err   error
+	)
+	if recent {
+		var c cachedValue
+		c, err = s.views.recent(ctx, k, compute)
+		v, stale = c.V, c.Stale
+	} else {
+		v, err = s.views.get(ctx, k, func() (any, error) { return compute(ctx) })
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	x := v.(*exactReport)
+	r := *x.r
+	r.GeneratedAt = s.opt.Now().UTC()
+	at := x.at.UTC()
+	r.ComputedAt, r.Stale = &at, stale
+	return &r, x.res, nil
 }

@@ -194,3 +194,159 @@ func TestConsoleJourneysCache(t *testing.T) {
 		}
 	}
 }
+
+// TestViewCacheRecent: recent answers at once with the newest value of the
+// same view while the one of a newer data version is computed in the
+// background (Stale, with the time its computation started), never with one
+// computed maxAge ago or earlier, runs one computation of a view at a time
+// whatever the versions asked for, finishes it for the next reader when the
+// first leaves, and keeps no failure.
+func TestViewCacheRecent(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	const maxAge = time.Minute
+	ver := func(w uint64) store.DataVersion { return store.DataVersion{Exposures: 10, Events: 20, Writes: w} }
+	// A computation of version w ("vW") ends once its gate is open.
+	type rig struct {
+		now     time.Time
+		vc      *viewCache
+		gates   map[uint64]chan struct{}
+		mu      sync.Mutex
+		started []string
+	}
+	newRig := func() *rig {
+		r := &rig{now: t0, gates: map[uint64]chan struct{}{}}
+		r.vc = newViewCache(func() time.Time { return r.now }, maxAge)
+		for w := uint64(1); w <= 3; w++ {
+			r.gates[w] = make(chan struct{})
+		}
+		return r
+	}
+	f := func(r *rig, w uint64, fail bool) func(context.Context) (any, error) {
+		return func(context.Context) (any, error) {
+			r.mu.Lock()
+			r.started = append(r.started, fmt.Sprintf("v%d", w))
+			r.mu.Unlock()
+			<-r.gates[w]
+			if fail {
+				return nil, errors.New("boom")
+			}
+			return fmt.Sprintf("v%d", w), nil
+		}
+	}
+	// settle waits for the computation under way if its gate is open.
+	settle := func(r *rig) {
+		r.vc.mu.Lock()
+		e := r.vc.running["a"]
+		r.vc.mu.Unlock()
+		if e == nil {
+			return
+		}
+		select {
+		case <-r.gates[e.version.Writes]:
+			<-e.done
+		default:
+		}
+	}
+	type step struct {
+		at      time.Duration // the clock, from t0
+		open    []uint64      // gates opened before the get
+		version uint64        // the version asked for
+		want    string
+		stale   bool
+		asOf    time.Duration // the answer's computation's start, from t0
+	}
+	for _, c := range []struct {
+		name    string
+		steps   []step
+		started string // the computations, in order
+	}{
+		{"the first reader waits; the same version is reused", []step{
+			{0, []uint64{1}, 1, "v1", false, 0},
+			{10 * time.Second, nil, 1, "v1", false, 0},
+		}, "[v1]"},
+		{"new data: the old value at once, stale, then the new one", []step{
+			{0, []uint64{1}, 1, "v1", false, 0},
+			{10 * time.Second, []uint64{2}, 2, "v1", true, 0},
+			{11 * time.Second, nil, 2, "v2", false, 10 * time.Second},
+		}, "[v1 v2]"},
+		{"one computation of a view at a time", []step{
+			{0, []uint64{1}, 1, "v1", false, 0},
+			{10 * time.Second, nil, 2, "v1", true, 0},                        // v2's starts
+			{11 * time.Second, nil, 3, "v1", true, 0},                        // v2's is under way: nothing starts
+			{12 * time.Second, []uint64{2}, 3, "v2", true, 10 * time.Second}, // v2's ended; v3's starts
+			{13 * time.Second, []uint64{3}, 3, "v3", false, 12 * time.Second},
+		}, "[v1 v2 v3]"},
+		{"nothing computed maxAge ago or earlier is shown", []step{
+			{0, []uint64{1}, 1, "v1", false, 0},
+			{maxAge - time.Nanosecond, nil, 2, "v1", true, 0},
+			// v2's started just under maxAge ago when it ends, v1's over: the reader waits for v3's
+			{2 * maxAge, []uint64{2, 3}, 3, "v3", false, 2 * maxAge},
+		}, "[v1 v2 v3]"},
+		{"the same version at maxAge: computed again, the reader waits", []step{
+			{0, []uint64{1}, 1, "v1", false, 0},
+			{maxAge, nil, 1, "v1", false, maxAge},
+		}, "[v1 v1]"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := newRig()
+			for i, s := range c.steps {
+				r.now = t0.Add(s.at)
+				for _, w := range s.open {
+					close(r.gates[w])
+				}
+				settle(r)
+				got, err := r.vc.recent(context.Background(), viewKey{"a", ver(s.version)}, f(r, s.version, false))
+				if err != nil || got.V != s.want || got.Stale != s.stale || !got.At.Equal(t0.Add(s.asOf)) {
+					t.Errorf("step %d: %v (stale %v, computed at %v), %v; want %s (stale %v, at %v)", i, got.V, got.Stale, got.At.Sub(t0), err, s.want, s.stale, s.asOf)
+				}
+			}
+			for w, g := range r.gates { // end what is left, then compare
+				select {
+				case <-g:
+				default:
+					close(r.gates[w])
+				}
+			}
+			settle(r)
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			if fmt.Sprint(r.started) != c.started {
+				t.Errorf("computations %v, want %s", r.started, c.started)
+			}
+		})
+	}
+	t.Run("a reader who leaves leaves the value for the next", func(t *testing.T) {
+		r := newRig()
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := r.vc.recent(ctx, viewKey{"a", ver(1)}, f(r, 1, false)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a cancelled reader: %v, want context.Canceled", err)
+		}
+		close(r.gates[1])
+		got, err := r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false))
+		if err != nil || got.V != "v1" || got.Stale || fmt.Sprint(r.started) != "[v1]" {
+			t.Errorf("the next reader: %v, %v after computations %v, want v1 of the one computation", got, err, r.started)
+		}
+	})
+	t.Run("a failure is not kept", func(t *testing.T) {
+		r := newRig()
+		close(r.gates[1])
+		r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false))
+		r.now = t0.Add(time.Second)
+		close(r.gates[2])
+		if got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, true)); err != nil || got.V != "v1" || !got.Stale {
+			t.Fatalf("while v2's computes: %v, %v, want v1, stale", got, err)
+		}
+		settle(r)
+		r.now = t0.Add(2 * time.Second)
+		// v2's failed: a stale v1 again while v2 is computed once more, which now fails no more
+		got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, false))
+		settle(r)
+		if err != nil || got.V != "v1" || !got.Stale || fmt.Sprint(r.started) != "[v1 v2 v2]" {
+			t.Errorf("after the failure: %v, %v after computations %v, want v1 (stale) and v2 computed again", got, err, r.started)
+		}
+		if got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, false)); err != nil || got.V != "v2" || got.Stale {
+			t.Errorf("then: %v, %v, want v2", got, err)
+		}
+	})
+}

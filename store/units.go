@@ -120,6 +120,10 @@ func checkUnitAttributes(i int, u UnitAttributes) error {
 	return nil
 }
 
+// manyUnits is the number of units above which GetUnitAttributes scans the
+// whole table rather than look the units up.
+const manyUnits = 1000
+
 // GetUnitAttributes returns the stored attributes of the named units; units
 // without attributes are absent from the map.
 func (db *DB) GetUnitAttributes(ctx context.Context, units []string) (map[string]map[string]any, error) {
@@ -128,7 +132,21 @@ func (db *DB) GetUnitAttributes(ctx context.Context, units []string) (map[string
 	if len(units) == 0 {
 		return out, nil
 	}
-	rows, err := db.db.QueryContext(ctx, `SELECT unit, attrs FROM unit_attributes WHERE unit IN (SELECT unnest(?::VARCHAR[]))`, units)
+	// Many units (a report's segments read every analyzed unit's): one
+	// scan of the table, the units kept in Go, instead of binding them all
+	// as a parameter, which costs more than the scan.
+	var want map[string]bool
+	var rows *sql.Rows
+	var err error
+	if len(units) > manyUnits {
+		want = make(map[string]bool, len(units))
+		for _, u := range units {
+			want[u] = true
+		}
+		rows, err = db.db.QueryContext(ctx, `SELECT unit, attrs::VARCHAR FROM unit_attributes`)
+	} else {
+		rows, err = db.db.QueryContext(ctx, `SELECT unit, attrs::VARCHAR FROM unit_attributes WHERE unit IN (SELECT unnest(?::VARCHAR[]))`, units)
+	}
 	if err != nil {
 		return nil, internal(op, err)
 	}
@@ -138,6 +156,9 @@ func (db *DB) GetUnitAttributes(ctx context.Context, units []string) (map[string
 		var doc jsonText
 		if err := rows.Scan(&unit, &doc); err != nil {
 			return nil, internal(op, err)
+		}
+		if want != nil && !want[unit] {
+			continue
 		}
 		var m map[string]any
 		if err := json.Unmarshal(doc, &m); err != nil {

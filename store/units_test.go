@@ -102,3 +102,37 @@ func TestUpsertUnitAttributesManyChunks(t *testing.T) {
 		t.Errorf("sum of i = %d, want %d", s, len(in)*(len(in)-1)/2)
 	}
 }
+
+// TestGetUnitAttributesMany: the same answer whether the units are looked up
+// (at most manyUnits) or the table is scanned (more): exactly the asked units
+// that have attributes, with their values as stored.
+func TestGetUnitAttributesMany(t *testing.T) {
+	db, _ := openTest(t, newClock())
+	ctx := context.Background()
+	var in []UnitAttributes
+	for i := range 3 * manyUnits {
+		in = append(in, UnitAttributes{Unit: "u" + strconv.Itoa(i), Attributes: map[string]any{"i": float64(i), "even": i%2 == 0}})
+	}
+	if _, err := db.UpsertUnitAttributes(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []int{manyUnits, manyUnits + 1, 2 * manyUnits} {
+		var ask []string
+		want := map[string]map[string]any{}
+		for i := range n {
+			j := 2*i + 1 // every other stored unit, then units never stored
+			u := "u" + strconv.Itoa(j)
+			ask = append(ask, u)
+			if j < 3*manyUnits {
+				want[u] = map[string]any{"i": float64(j), "even": false}
+			}
+		}
+		got, err := db.GetUnitAttributes(ctx, ask)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("%d units: %d answered, want %d", n, len(got), len(want))
+		}
+	}
+}

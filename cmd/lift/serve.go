@@ -203,7 +203,16 @@ type backgroundTask struct {
 // backgroundTasks lists the tasks "lift serve" runs beside the API. Areas that
 // need background work add theirs here, one line each.
 func backgroundTasks(db *store.DB, srv *api.Server, logger *slog.Logger) []backgroundTask {
-	return nil
+	return []backgroundTask{
+		{"console cache warm-up", func(ctx context.Context) error { // the running experiments' reports and the holdouts, once at start
+			t0 := time.Now()
+			if err := srv.WarmCache(ctx); err != nil {
+				return err
+			}
+			logger.Info("console cache warmed", "took", time.Since(t0).Round(time.Millisecond).String())
+			return nil
+		}},
+	}
 }
 
 // serveUntilDone serves HTTP on ln and runs the background tasks until ctx is
