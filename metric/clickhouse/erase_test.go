@@ -366,3 +366,69 @@ func TestForwarderEraseShardOutage(t *testing.T) {
 		t.Errorf("pending after the outage %v, %v", pend, err)
 	}
 }
+
+// TestForwarderEraseStuckMutation: a mutation the shard cannot apply (18.16
+// retries it forever, and the erasure's delete waits behind it) does not stop
+// the forwarding of new rows: Sync returns within EraseWait saying mutations
+// are still running, the rows committed since are on the shards, and the
+// erasure stays pending.
+func TestForwarderEraseStuckMutation(t *testing.T) {
+	if skip != "" {
+		t.Skip(skip)
+	}
+	if os.Getenv(chcluster.Env) != "" {
+		t.Skip("leaves a mutation that never finishes; " + chcluster.Env + " names shared servers")
+	}
+	ctx := context.Background()
+	c, err := chcluster.Start(ctx, t.TempDir(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	db, err := store.Open(ctx, t.TempDir()+"/lift.duckdb", store.DefaultOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.CreateExperiment(ctx, "t", &experiment.Experiment{Key: "e", Name: "e",
+		Variants: []experiment.Variant{{Name: "control", Weight: 0.5}, {Name: "treatment", Weight: 0.5}}}); err != nil {
+		t.Fatal(err)
+	}
+	ts := time.Now().Add(-time.Hour).UTC().Truncate(time.Microsecond)
+	xs := []experiment.Exposure{{Experiment: "e", Unit: "a", Variant: "control", TS: ts}, {Experiment: "e", Unit: "b", Variant: "treatment", TS: ts}}
+	if err := db.LogExposures(ctx, xs); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := clickhouse.Open(ctx, clickhouse.Options{Shards: c.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer eng.Close()
+	f := clickhouse.NewForwarder(db, eng, clickhouse.ForwardOptions{Events: true, EraseWait: 2 * time.Second})
+	if _, _, err := f.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Query(ctx, c.Servers[0], "ALTER TABLE "+clickhouse.ExposuresLocal+" DELETE WHERE throwIf(unit = 'a') = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.EraseUnit(ctx, "admin", "b"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.LogExposures(ctx, []experiment.Exposure{{Experiment: "e", Unit: "c", Variant: "control", TS: ts}}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, _, err = f.Sync(ctx)
+	if err == nil || !strings.Contains(err.Error(), "mutations still running") {
+		t.Fatalf("sync behind a stuck mutation: %v", err)
+	}
+	if d := time.Since(start); d > time.Minute {
+		t.Errorf("sync took %v, past EraseWait", d)
+	}
+	if got, err := c.Query(ctx, c.Servers[0], "SELECT count() FROM "+clickhouse.Exposures+" WHERE unit = 'c'"); err != nil || strings.TrimSpace(got) != "1" {
+		t.Errorf("the exposure committed after the erasure: %q rows, %v; want it forwarded", got, err)
+	}
+	if pend, err := db.PendingErasures(ctx); err != nil || len(pend) != 1 {
+		t.Errorf("pending %v, %v; want the erasure", pend, err)
+	}
+}

@@ -41,8 +41,14 @@ type ForwardOptions struct {
 	// 50,000; one INSERT block, which a MergeTree stores whole or not at all).
 	Batch int
 	// Every is how often Run forwards what has committed since (default 1 s).
-	Every  time.Duration
-	Logger *slog.Logger // default slog.Default()
+	Every time.Duration
+	// EraseWait bounds how long one Sync waits for its erasures' mutations
+	// (default 1 minute): a mutation ClickHouse cannot apply (18.16 retries a
+	// failing one forever, and later mutations of the table wait behind it)
+	// then leaves the erasures pending and the error says so, instead of
+	// stopping the forwarding of new rows.
+	EraseWait time.Duration
+	Logger    *slog.Logger // default slog.Default()
 }
 
 // Forwarder copies the rows the Lift store has committed into the local
@@ -71,6 +77,9 @@ func NewForwarder(src Source, e *Engine, o ForwardOptions) *Forwarder {
 	}
 	if o.Every <= 0 {
 		o.Every = time.Second
+	}
+	if o.EraseWait <= 0 {
+		o.EraseWait = time.Minute
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
@@ -120,7 +129,9 @@ func (f *Forwarder) Sync(ctx context.Context) (exposures, events int, err error)
 			return exposures, events, err
 		}
 	}
-	_, err = f.Erase(ctx)
+	ectx, cancel := context.WithTimeout(ctx, f.o.EraseWait)
+	defer cancel()
+	_, err = f.Erase(ectx)
 	return exposures, events, err
 }
 
