@@ -37,9 +37,9 @@ type cohortHealthDay struct {
 }
 
 // consoleHoldoutHealth is the exact health of a cohort (keys that see exact
-// numbers), reused while the data stays the same (cachedResults).
-func (s *Server) consoleHoldoutHealth(ctx context.Context, name string, ver int) (*cohortHealth, error) {
-	hh, err := s.cachedResults().HoldoutHealth(ctx, name, ver)
+// numbers), from the console's cache (recentResults; its age noted in age).
+func (s *Server) consoleHoldoutHealth(ctx context.Context, name string, ver int, age *viewAge) (*cohortHealth, error) {
+	hh, err := s.recentResults(age).HoldoutHealth(ctx, name, ver)
 	if err != nil {
 		if dataProblem(err) {
 			_, _, msg := describe(err)

@@ -77,6 +77,9 @@ func fmtEffect(est, lo, hi float64) string {
 type holdoutsData struct {
 	Private  bool
 	Holdouts []holdoutView
+	// AsOf is when the exact numbers shown were computed, Stale the sentence
+	// saying newer ones are being computed (viewAge.shown).
+	AsOf, Stale string
 }
 
 type holdoutView struct {
@@ -118,6 +121,7 @@ func (s *Server) consoleHoldouts(c echo.Context, k *experiment.APIKey, se *conso
 		return err
 	}
 	d := holdoutsData{Private: !k.Role.SeesExact()}
+	age := &viewAge{}
 	for _, h := range hs {
 		v := holdoutView{H: h}
 		for _, e := range es {
@@ -134,7 +138,7 @@ func (s *Server) consoleHoldouts(c echo.Context, k *experiment.APIKey, se *conso
 		forest := &reports.Forest{Title: "Long-run incrementality of " + v.Primary + " by cohort", Unit: "relative lift, %", Level: 0.95, Privacy: pr}
 		line := &reports.Incrementality{Title: "Incrementality of " + v.Primary + " by cohort start", Holdout: h.Name, Metric: v.Primary, Unit: "relative lift, %", Level: 0.95, Dots: true, Privacy: pr}
 		for ver := 1; ver <= h.Version; ver++ {
-			cv, pt, err := s.cohort(c, k, h, ver, v.Primary)
+			cv, pt, err := s.cohort(c, k, h, ver, v.Primary, age)
 			if err != nil {
 				return err
 			}
@@ -159,14 +163,17 @@ func (s *Server) consoleHoldouts(c echo.Context, k *experiment.APIKey, se *conso
 		}
 		d.Holdouts = append(d.Holdouts, v)
 	}
+	d.AsOf, d.Stale = age.shown()
 	return s.render(c, http.StatusOK, "holdouts.html", page2(k, se, "Holdouts", "holdouts", d))
 }
 
 // cohort is a holdout version's incrementality: the exact results
 // (results.Service.HoldoutResults) or, for viewers, the version's DP release
 // (PrivateHoldoutResults, the API's private holdout results), and the
-// primary metric's relative effect as a point of the holdout's chart.
-func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Holdout, ver int, primary string) (cohortView, *reports.TimeEffect, error) {
+// primary metric's relative effect as a point of the holdout's chart. The
+// exact numbers come from the console's cache (recentResults), their age
+// noted in age.
+func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Holdout, ver int, primary string, age *viewAge) (cohortView, *reports.TimeEffect, error) {
 	ctx := c.Request().Context()
 	cv := cohortView{Version: ver}
 	cv.Start, cv.End = cohortDates(h, ver)
@@ -184,7 +191,7 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 		return false
 	}
 	if k.Role.SeesExact() {
-		r, err := s.cachedResults().HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true})
+		r, err := s.recentResults(age).HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true})
 		if unready(err) {
 			return cv, nil, nil
 		}
@@ -192,7 +199,7 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 			return cv, nil, err
 		}
 		cv.Units = fmt.Sprintf("holdout %d · exposed %d", r.Exposures["holdout"], r.Exposures["exposed"])
-		if cv.Health, err = s.consoleHoldoutHealth(ctx, h.Name, ver); err != nil {
+		if cv.Health, err = s.consoleHoldoutHealth(ctx, h.Name, ver, age); err != nil {
 			return cv, nil, err
 		}
 		for _, m := range r.Metrics {

@@ -43,8 +43,10 @@ type Options struct {
 	Journeys         *journey.Decider // journey decisions and model cards (docs/journeys.md); nil answers decide and model routes 503
 	SessionTTL       time.Duration    // how long a console session lasts after sign-in, default 12h
 	// ResultCacheTTL is the longest the console reuses exact results
-	// computed at the data's current version (store.DataVersion), default
-	// 1m; negative: never reused.
+	// computed at the data's current version (store.DataVersion) as current,
+	// default 1m; negative: never reused. Older ones are shown, said to be
+	// old, while new ones are computed, and views being read are computed
+	// again in the background at half of it (Server.RefreshCache).
 	ResultCacheTTL time.Duration
 }
 

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -26,10 +27,15 @@ import (
 //
 // get answers for the key's own data version (waiting for it to be
 // computed). recent may answer with older numbers: the newest value computed
-// for the same What, if it was computed less than MaxAge ago, while the
-// key's is computed in the background; so a page over data that changes every
-// second (a live experiment) is served from the last computation instead of
-// waiting for a new one, and MaxAge is the most the numbers it shows can lag.
+// for the same What, of any age, while the key's is computed in the
+// background; so a page over data that changes every second (a live
+// experiment), or one opened again after a while, is served from the last
+// computation instead of waiting for a new one, and says how old its numbers
+// are. refresh (lift serve runs it every quarter of MaxAge) computes again,
+// one at a time, the views recent was asked for in the last refreshIdle whose
+// newest value is of an older data version or older than half of MaxAge, so
+// that a reader who keeps a page open is shown numbers at most about MaxAge
+// old.
 //
 // Only role-independent values go in: exact results are the same for every
 // key that sees exact numbers (analyst, admin); viewers read the period's DP
@@ -49,10 +55,21 @@ type viewCache struct {
 	// not finished.
 	latest  map[string]*viewEntry
 	running map[string]*viewEntry
+	// read is, per What, when recent was last asked for it, and fns the
+	// function it was given: what refresh computes again.
+	read map[string]time.Time
+	fns  map[string]func(context.Context) (any, error)
 }
 
-// maxEntries bounds the cache: the demo's pages need a few dozen.
-const maxEntries = 512
+// refreshIdle is how long after its last reader refresh keeps a view fresh.
+const refreshIdle = 15 * time.Minute
+
+// maxEntries bounds the cache: the demo's pages need a few dozen. At most
+// maxLatest views keep their newest value past its data version (recent).
+const (
+	maxEntries = 512
+	maxLatest  = 128
+)
 
 // viewKey is what a cached value was computed from.
 type viewKey struct {
@@ -90,7 +107,8 @@ func (e *viewEntry) wait(ctx context.Context) error {
 
 func newViewCache(now func() time.Time, maxAge time.Duration) *viewCache {
 	return &viewCache{now: now, maxAge: maxAge, entries: map[viewKey]*viewEntry{},
-		latest: map[string]*viewEntry{}, running: map[string]*viewEntry{}}
+		latest: map[string]*viewEntry{}, running: map[string]*viewEntry{},
+		read: map[string]time.Time{}, fns: map[string]func(context.Context) (any, error){}}
 }
 
 // get returns the value of key, computing it with f when there is none, or
@@ -124,15 +142,20 @@ type cachedValue struct {
 	// Stale says V is of an older data version than the one asked for
 	// (whose value is being computed).
 	Stale bool
+	// Old says V is of the data version asked for but was computed MaxAge
+	// ago or earlier (the analysis time has moved since: windows mature, a
+	// secondary engine receives forwarded rows), and is being computed again.
+	Old bool
 }
 
 // recent returns the value of key or, while that is computed (started here
 // in the background with f, unless a computation of key.What is already
-// under way), the newest value of key.What computed less than maxAge ago.
+// under way), the newest value of key.What computed before, of any age.
 // With none such it waits for the computation under way (which may be of an
 // older version than key's, if it started first: then Stale is set). f runs
 // without ctx's cancellation, so that a reader who leaves still leaves the
-// value for the next. Errors are not kept.
+// value for the next. Errors are not kept. A value of key computed less than
+// MaxAge ago is key's; an older one is computed again.
 func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Context) (any, error)) (cachedValue, error) {
 	if vc == nil || vc.maxAge <= 0 {
 		now := time.Now
@@ -145,25 +168,22 @@ func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Con
 	}
 	now := vc.now()
 	vc.mu.Lock()
-	young := func(e *viewEntry) bool { return e != nil && now.Sub(e.at) < vc.maxAge }
+	vc.noteRead(key.What, now, f)
 	e := vc.entries[key]
+	young := e != nil && now.Sub(e.at) < vc.maxAge
 	switch {
-	case young(e) && e.finished() && e.err == nil:
+	case young && e.finished() && e.err == nil:
 		vc.mu.Unlock()
 		return cachedValue{V: e.v, At: e.at}, nil
-	case young(e):
+	case young:
 		// under way (or just failed, and about to be dropped)
-	case vc.running[key.What] != nil:
-		e = vc.running[key.What] // another version's, started earlier
 	default:
-		e = vc.add(key, now)
-		vc.running[key.What] = e
-		bg := context.WithoutCancel(ctx)
-		go vc.fill(key, e, func() (any, error) { return f(bg) })
+		e = vc.start(context.WithoutCancel(ctx), key, now, f)
 	}
-	if l := vc.latest[key.What]; young(l) && l != e {
+	if l := vc.latest[key.What]; l != nil && l != e {
 		vc.mu.Unlock()
-		return cachedValue{V: l.v, At: l.at, Stale: l.version != key.Version}, nil
+		stale := l.version != key.Version
+		return cachedValue{V: l.v, At: l.at, Stale: stale, Old: !stale && now.Sub(l.at) >= vc.maxAge}, nil
 	}
 	vc.mu.Unlock()
 	if err := e.wait(ctx); err != nil {
@@ -173,6 +193,80 @@ func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Con
 		return cachedValue{}, e.err
 	}
 	return cachedValue{V: e.v, At: e.at, Stale: e.version != key.Version}, nil
+}
+
+// noteRead records that recent was asked for what at now, with f; at most
+// maxEntries views are kept, the least recently read dropped. vc.mu is held.
+func (vc *viewCache) noteRead(what string, now time.Time, f func(context.Context) (any, error)) {
+	vc.read[what], vc.fns[what] = now, f
+	for len(vc.read) > maxEntries {
+		var oldest string
+		var at time.Time
+		for w, t := range vc.read {
+			if at.IsZero() || t.Before(at) {
+				oldest, at = w, t
+			}
+		}
+		delete(vc.read, oldest)
+		delete(vc.fns, oldest)
+	}
+}
+
+// start returns the computation of key.What under way or, with none, starts
+// one of key with f in the background, with ctx (a reader's passes
+// context.WithoutCancel). vc.mu is held.
+func (vc *viewCache) start(ctx context.Context, key viewKey, now time.Time, f func(context.Context) (any, error)) *viewEntry {
+	if r := vc.running[key.What]; r != nil {
+		return r // another version's, started earlier
+	}
+	e := vc.add(key, now)
+	vc.running[key.What] = e
+	go vc.fill(key, e, func() (any, error) { return f(ctx) })
+	return e
+}
+
+// refresh computes again, one after the other, the views recent was asked
+// for less than idle ago whose newest value is of a data version other than
+// version or was computed half of MaxAge ago or earlier, and returns how
+// many it computed. A view without a value (its computations failed) is left
+// to its readers. It returns when they are done or ctx ends.
+func (vc *viewCache) refresh(ctx context.Context, version store.DataVersion, idle time.Duration) int {
+	if vc == nil || vc.maxAge <= 0 {
+		return 0
+	}
+	now := vc.now()
+	vc.mu.Lock()
+	var due []string
+	for what, at := range vc.read {
+		if now.Sub(at) >= idle {
+			delete(vc.read, what)
+			delete(vc.fns, what)
+			continue
+		}
+		l := vc.latest[what]
+		if l == nil || vc.running[what] != nil || l.version == version && now.Sub(l.at) < vc.maxAge/2 {
+			continue
+		}
+		due = append(due, what)
+	}
+	vc.mu.Unlock()
+	slices.Sort(due)
+	n := 0
+	for _, what := range due {
+		vc.mu.Lock()
+		f := vc.fns[what]
+		if f == nil {
+			vc.mu.Unlock()
+			continue
+		}
+		e := vc.start(ctx, viewKey{What: what, Version: version}, vc.now(), f)
+		vc.mu.Unlock()
+		if e.wait(ctx) != nil {
+			return n
+		}
+		n++
+	}
+	return n
 }
 
 // add stores a new entry of key, started at now, dropping entries of other
@@ -194,10 +288,15 @@ func (vc *viewCache) add(key viewKey, now time.Time) *viewEntry {
 		}
 		delete(vc.entries, oldest)
 	}
-	for what, l := range vc.latest {
-		if now.Sub(l.at) >= vc.maxAge || len(vc.latest) > maxEntries {
-			delete(vc.latest, what)
+	for len(vc.latest) > maxLatest {
+		var oldest string
+		var at time.Time
+		for what, l := range vc.latest {
+			if at.IsZero() || l.at.Before(at) {
+				oldest, at = what, l.at
+			}
 		}
+		delete(vc.latest, oldest)
 	}
 	vc.entries[key] = e
 	return e
@@ -224,15 +323,79 @@ func (vc *viewCache) fill(key viewKey, e *viewEntry, f func() (any, error)) {
 
 // cachedResults is the results service behind the console's cache: the
 // exact results of experiments and holdout versions, reused while the data
-// stays the same (journey.Results).
+// stays the same (journey.Results). With age set (a console page) it answers
+// from viewCache.recent, the newest values computed, of older data while the
+// new are computed, and age collects how old they are for the page to say.
 type cachedResults struct {
-	rs *results.Service
-	db *store.DB
-	vc *viewCache
+	rs  *results.Service
+	db  *store.DB
+	vc  *viewCache
+	age *viewAge
 }
 
 func (s *Server) cachedResults() cachedResults {
 	return cachedResults{rs: s.results, db: s.db, vc: s.views}
+}
+
+// recentResults is cachedResults for a console page, whose values' age is
+// collected in age.
+func (s *Server) recentResults(age *viewAge) cachedResults {
+	c := s.cachedResults()
+	c.age = age
+	return c
+}
+
+// lookup is the value of what (at the data's version now) computed by f,
+// from the cache.
+func (c cachedResults) lookup(ctx context.Context, what string, f func(context.Context) (any, error)) (any, error) {
+	k := viewKey{What: what, Version: c.db.DataVersion()}
+	if c.age == nil {
+		return c.vc.get(ctx, k, func() (any, error) { return f(ctx) })
+	}
+	v, err := c.vc.recent(ctx, k, f)
+	if err != nil {
+		return nil, err
+	}
+	c.age.note(v)
+	return v.V, nil
+}
+
+// viewAge is how old the cached values a page was built from are: when the
+// oldest was computed, and whether any is of older data (stale) or being
+// computed again for the time (old).
+type viewAge struct {
+	mu         sync.Mutex
+	at         time.Time
+	stale, old bool
+}
+
+func (a *viewAge) note(v cachedValue) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.at.IsZero() || v.At.Before(a.at) {
+		a.at = v.At
+	}
+	a.stale = a.stale || v.Stale
+	a.old = a.old || v.Old
+}
+
+// shown is what a page says of its numbers' age: when they were computed
+// ("" when nothing cached was read) and, when newer ones are being computed,
+// the sentence that says so (as a report's, reports.Report.Stale).
+func (a *viewAge) shown() (asOf, banner string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.at.IsZero() {
+		return "", ""
+	}
+	asOf = a.at.UTC().Format("2006-01-02 15:04:05 MST")
+	switch {
+	case a.stale:
+		banner = "These results are of the data as of " + asOf + ": data has arrived since, and the newer results are being computed; reload to see them."
+	case a.old:
+		banner = "These results were computed at " + asOf + ": no data has arrived since, but they are being computed again for the time now (analysis windows mature); reload to see them."
+	}
+	return asOf, banner
 }
 
 func optionsKey(opt results.Options) string {
@@ -241,8 +404,7 @@ func optionsKey(opt results.Options) string {
 
 // ExperimentResults is results.Service.ExperimentResults, cached.
 func (c cachedResults) ExperimentResults(ctx context.Context, key string, opt results.Options) (*results.Results, error) {
-	k := viewKey{What: "experiment " + strconv.Quote(key) + " " + optionsKey(opt), Version: c.db.DataVersion()}
-	v, err := c.vc.get(ctx, k, func() (any, error) { return c.rs.ExperimentResults(ctx, key, opt) })
+	v, err := c.lookup(ctx, "experiment "+strconv.Quote(key)+" "+optionsKey(opt), func(ctx context.Context) (any, error) { return c.rs.ExperimentResults(ctx, key, opt) })
 	if err != nil {
 		return nil, err
 	}
@@ -251,9 +413,8 @@ func (c cachedResults) ExperimentResults(ctx context.Context, key string, opt re
 
 // HoldoutResults is results.Service.HoldoutResults, cached.
 func (c cachedResults) HoldoutResults(ctx context.Context, name string, version int, metrics []string, opt results.Options) (*results.Results, error) {
-	k := viewKey{What: "holdout " + strconv.Quote(name) + " v" + strconv.Itoa(version) + " metrics " + strconv.Quote(strings.Join(metrics, ",")) + " " + optionsKey(opt),
-		Version: c.db.DataVersion()}
-	v, err := c.vc.get(ctx, k, func() (any, error) { return c.rs.HoldoutResults(ctx, name, version, metrics, opt) })
+	what := "holdout " + strconv.Quote(name) + " v" + strconv.Itoa(version) + " metrics " + strconv.Quote(strings.Join(metrics, ",")) + " " + optionsKey(opt)
+	v, err := c.lookup(ctx, what, func(ctx context.Context) (any, error) { return c.rs.HoldoutResults(ctx, name, version, metrics, opt) })
 	if err != nil {
 		return nil, err
 	}
@@ -262,8 +423,8 @@ func (c cachedResults) HoldoutResults(ctx context.Context, name string, version 
 
 // HoldoutHealth is results.Service.HoldoutHealth, cached.
 func (c cachedResults) HoldoutHealth(ctx context.Context, name string, version int) (*results.HoldoutHealth, error) {
-	k := viewKey{What: "holdout health " + strconv.Quote(name) + " v" + strconv.Itoa(version), Version: c.db.DataVersion()}
-	v, err := c.vc.get(ctx, k, func() (any, error) { return c.rs.HoldoutHealth(ctx, name, version) })
+	what := "holdout health " + strconv.Quote(name) + " v" + strconv.Itoa(version)
+	v, err := c.lookup(ctx, what, func(ctx context.Context) (any, error) { return c.rs.HoldoutHealth(ctx, name, version) })
 	if err != nil {
 		return nil, err
 	}
@@ -317,6 +478,29 @@ func (s *Server) WarmCache(ctx context.Context) error {
 	return nil
 }
 
+// RefreshCache keeps the console's views fresh while they are read: every
+// quarter of Options.ResultCacheTTL (at least a second) it computes again,
+// one at a time, the views read in the last 15 minutes whose numbers are of
+// older data or half the TTL old (viewCache.refresh), so that a reader gets
+// numbers at most about the TTL old without waiting for them. lift serve
+// runs it in the background; it returns when ctx ends.
+func (s *Server) RefreshCache(ctx context.Context) error {
+	if s.views.maxAge <= 0 {
+		return nil
+	}
+	every := max(s.views.maxAge/4, time.Second)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		s.views.refresh(ctx, s.db.DataVersion(), refreshIdle)
+	}
+}
+
 // exactReport is an experiment's exact report (its segments view by one
 // attribute) with the results it was built from (the console's power
 // progress reads them), as the cache keeps it.
@@ -331,11 +515,12 @@ type exactReport struct {
 // report routes: one computation per data version, kept in the console's
 // cache. The results are stored as a snapshot when computed (as the
 // console's page always did; the list's verdict reads it). With recent (the
-// console) it may be the newest report computed less than
-// Options.ResultCacheTTL ago while one over newer data is computed
-// (viewCache.recent); otherwise it is of the data's version now. The report
-// returned is a copy with GeneratedAt now and ComputedAt when its numbers
-// were computed (and Stale when newer data has arrived since); the results
+// console) it may be the newest report computed before while one over newer
+// data, or of the time now, is computed (viewCache.recent); otherwise it is of
+// the data's version now, computed less than Options.ResultCacheTTL ago. The
+// report returned is a copy with GeneratedAt now and ComputedAt when its
+// numbers were computed (Stale when newer data has arrived since,
+// Recomputing when it is computed again for the time); the results
 // are shared and must not be modified.
 func (s *Server) cachedReport(ctx context.Context, key, segment string, recent bool) (*reports.Report, *results.Results, error) {
 	k := viewKey{What: "report " + strconv.Quote(key) + " segment " + strconv.Quote(segment) + " " + optionsKey(s.resultOptions()), Version: s.db.DataVersion()}
@@ -352,14 +537,14 @@ func (s *Server) cachedReport(ctx context.Context, key, segment string, recent b
 		return &exactReport{r: r, res: res, at: at}, nil
 	}
 	var (
-		v     any
-		stale bool
-		err   error
+		v          any
+		stale, old bool
+		err        error
 	)
 	if recent {
 		var c cachedValue
 		c, err = s.views.recent(ctx, k, compute)
-		v, stale = c.V, c.Stale
+		v, stale, old = c.V, c.Stale, c.Old
 	} else {
 		v, err = s.views.get(ctx, k, func() (any, error) { return compute(ctx) })
 	}
@@ -370,6 +555,6 @@ func (s *Server) cachedReport(ctx context.Context, key, segment string, recent b
 	r := *x.r
 	r.GeneratedAt = s.opt.Now().UTC()
 	at := x.at.UTC()
-	r.ComputedAt, r.Stale = &at, stale
+	r.ComputedAt, r.Stale, r.Recomputing = &at, stale, old
 	return &r, x.res, nil
 }

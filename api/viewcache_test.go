@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -118,6 +119,24 @@ func TestConsoleHoldoutsCache(t *testing.T) {
 		ts.mustAs(analyst, http.StatusOK, "GET", "/v1/holdouts/global/results?version=1", nil, &exact)
 		if resp := ab.do("/holdouts", nil); resp.StatusCode != 200 {
 			t.Fatalf("%s: holdouts %d\n%s", when, resp.StatusCode, ab.last)
+		}
+		if stale := strings.Contains(ab.last, `id="stale"`); stale != (when != "first" && when != "again") {
+			t.Errorf("%s: the page says it is stale: %v", when, stale)
+		}
+		if strings.Contains(ab.last, `id="stale"`) {
+			// the older numbers at once, the new ones computed in the background
+			ts.srv.views.mu.Lock()
+			var running []*viewEntry
+			for _, e := range ts.srv.views.running {
+				running = append(running, e)
+			}
+			ts.srv.views.mu.Unlock()
+			for _, e := range running {
+				<-e.done
+			}
+			if resp := ab.do("/holdouts", nil); resp.StatusCode != 200 || strings.Contains(ab.last, `id="stale"`) {
+				t.Fatalf("%s: holdouts %d after the computation, stale again:\n%s", when, resp.StatusCode, ab.last)
+			}
 		}
 		cmp := exact.Metrics[0].Comparisons[0]
 		row := rowRE.FindStringSubmatch(ab.last)
@@ -276,15 +295,17 @@ func TestViewCacheRecent(t *testing.T) {
 			{12 * time.Second, []uint64{2}, 3, "v2", true, 10 * time.Second}, // v2's ended; v3's starts
 			{13 * time.Second, []uint64{3}, 3, "v3", false, 12 * time.Second},
 		}, "[v1 v2 v3]"},
-		{"nothing computed maxAge ago or earlier is shown", []step{
+		{"an older value of any age is shown while the new one is computed", []step{
 			{0, []uint64{1}, 1, "v1", false, 0},
 			{maxAge - time.Nanosecond, nil, 2, "v1", true, 0},
-			// v2's started just under maxAge ago when it ends, v1's over: the reader waits for v3's
-			{2 * maxAge, []uint64{2, 3}, 3, "v3", false, 2 * maxAge},
+			// v2's ended: v3's starts, and v2, older than maxAge by now, is shown meanwhile
+			{2 * maxAge, []uint64{2, 3}, 3, "v2", true, maxAge - time.Nanosecond},
+			{2*maxAge + time.Second, nil, 3, "v3", false, 2 * maxAge},
 		}, "[v1 v2 v3]"},
-		{"the same version at maxAge: computed again, the reader waits", []step{
+		{"the same version at maxAge: the old value, said old, while it is computed again", []step{
 			{0, []uint64{1}, 1, "v1", false, 0},
-			{maxAge, nil, 1, "v1", false, maxAge},
+			{maxAge, nil, 1, "v1 old", false, 0},
+			{maxAge + time.Second, nil, 1, "v1", false, maxAge},
 		}, "[v1 v1]"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
@@ -296,8 +317,9 @@ func TestViewCacheRecent(t *testing.T) {
 				}
 				settle(r)
 				got, err := r.vc.recent(context.Background(), viewKey{"a", ver(s.version)}, f(r, s.version, false))
-				if err != nil || got.V != s.want || got.Stale != s.stale || !got.At.Equal(t0.Add(s.asOf)) {
-					t.Errorf("step %d: %v (stale %v, computed at %v), %v; want %s (stale %v, at %v)", i, got.V, got.Stale, got.At.Sub(t0), err, s.want, s.stale, s.asOf)
+				want, old := strings.CutSuffix(s.want, " old") // "vW old": said to be old
+				if err != nil || got.V != want || got.Stale != s.stale || got.Old != old || !got.At.Equal(t0.Add(s.asOf)) {
+					t.Errorf("step %d: %v (stale %v, old %v, computed at %v), %v; want %s (stale %v, at %v)", i, got.V, got.Stale, got.Old, got.At.Sub(t0), err, s.want, s.stale, s.asOf)
 				}
 			}
 			for w, g := range r.gates { // end what is left, then compare
@@ -349,4 +371,53 @@ func TestViewCacheRecent(t *testing.T) {
 			t.Errorf("then: %v, %v, want v2", got, err)
 		}
 	})
+}
+
+// TestViewCacheRefresh: refresh computes again the views read in the last
+// idle period whose newest value is of another data version or half MaxAge
+// old, one at a time, so that the next reader gets the new value without
+// waiting; views not read for idle, or that never had a value, are left.
+func TestViewCacheRefresh(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	const maxAge, idle = time.Minute, 15 * time.Minute
+	now := t0
+	vc := newViewCache(func() time.Time { return now }, maxAge)
+	ctx := context.Background()
+	v1 := store.DataVersion{Exposures: 10, Events: 20, Writes: 1}
+	v2 := v1
+	v2.Events++
+	var calls atomic.Int32
+	f := func(context.Context) (any, error) { return fmt.Sprintf("c%d", calls.Add(1)), nil }
+	fail := func(context.Context) (any, error) { calls.Add(1); return nil, errors.New("boom") }
+	if got, err := vc.recent(ctx, viewKey{"a", v1}, f); err != nil || got.V != "c1" {
+		t.Fatalf("first read: %v, %v", got, err)
+	}
+	if _, err := vc.recent(ctx, viewKey{"b", v1}, fail); err == nil {
+		t.Fatal("the failing view did not fail")
+	}
+	for i, s := range []struct {
+		at      time.Duration
+		version store.DataVersion
+		n       int    // views refreshed
+		want    string // a's value read then, at once and not stale
+	}{
+		{10 * time.Second, v1, 0, "c1"},                     // fresh: nothing to do
+		{20 * time.Second, v2, 1, "c3"},                     // new data: a (not b, which has no value) computed again
+		{20*time.Second + maxAge/2, v2, 1, "c4"},            // half MaxAge old: computed again for the time
+		{30*time.Second + maxAge/2, v2, 0, "c4"},            // fresh again
+		{30*time.Second + maxAge/2 + idle, v2, 0, "c4 old"}, // a was last read idle ago: left (read again here, it is old, and computed again)
+	} {
+		now = t0.Add(s.at)
+		before := calls.Load()
+		if n := vc.refresh(ctx, s.version, idle); n != s.n {
+			t.Errorf("step %d: refreshed %d views, want %d", i, n, s.n)
+		}
+		if s.n == 0 && calls.Load() != before {
+			t.Errorf("step %d: %d computations, want none", i, calls.Load()-before)
+		}
+		want, old := strings.CutSuffix(s.want, " old")
+		if got, err := vc.recent(ctx, viewKey{"a", s.version}, f); err != nil || got.V != want || got.Stale || got.Old != old {
+			t.Errorf("step %d: a read after the refresh: %+v, %v; want %s", i, got, err, s.want)
+		}
+	}
 }

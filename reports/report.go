@@ -108,9 +108,12 @@ type Report struct {
 	// ComputedAt, when set, is when the numbers were computed: the data is
 	// as of then (a report kept by the console's cache is rendered later,
 	// at GeneratedAt). Stale says data has arrived since, and newer numbers
-	// are being computed.
-	ComputedAt *time.Time `json:"computed_at,omitempty"`
-	Stale      bool       `json:"stale,omitempty"`
+	// are being computed; Recomputing, that no data has arrived but the
+	// numbers are old enough to be computed again (the analysis time has
+	// moved: windows mature).
+	ComputedAt  *time.Time `json:"computed_at,omitempty"`
+	Stale       bool       `json:"stale,omitempty"`
+	Recomputing bool       `json:"recomputing,omitempty"`
 	Alpha      float64    `json:"alpha"`
 	Privacy    Privacy    `json:"privacy"`
 	// EpsilonLeft is the experiment's remaining ε after this report's release (DP reports only).
@@ -751,8 +754,11 @@ func (r *Report) asOf() (at, stale string) {
 		return "", ""
 	}
 	at = r.ComputedAt.UTC().Format("2006-01-02 15:04:05 MST")
-	if r.Stale {
+	switch {
+	case r.Stale:
 		stale = "These results are of the data as of " + at + ": data has arrived since, and the newer results are being computed; reload to see them."
+	case r.Recomputing:
+		stale = "These results were computed at " + at + ": no data has arrived since, but they are being computed again for the time now (analysis windows mature); reload to see them."
 	}
 	return at, stale
 }

@@ -212,6 +212,7 @@ func backgroundTasks(db *store.DB, srv *api.Server, logger *slog.Logger) []backg
 			logger.Info("console cache warmed", "took", time.Since(t0).Round(time.Millisecond).String())
 			return nil
 		}},
+		{"console cache refresh", srv.RefreshCache}, // the views read lately, computed again as data arrives
 	}
 }
 
