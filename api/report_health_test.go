@@ -1,6 +1,8 @@
 package api
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"math"
 	"net/http"
@@ -95,6 +97,37 @@ func TestReportHealth(t *testing.T) {
 	}
 	if v := cellOf(t, page, "health-overlaps", row, "verdict"); (v == "INTERACTS") != in.Flagged {
 		t.Errorf("verdict %q, the API flags %v", v, in.Flagged)
+	}
+
+	// report.md (lift report's folder) has the same health section.
+	rep, err := BuildReport(context.Background(), ts.db, ts.srv.results, "checkout", ReportOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var md bytes.Buffer
+	if err := rep.Markdown(&md, "plots"); err != nil {
+		t.Fatal(err)
+	}
+	mdLine := func(prefix string) string {
+		for _, l := range strings.Split(md.String(), "\n") {
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		}
+		t.Errorf("report.md has no line starting %q:\n%s", prefix, md.String())
+		return ""
+	}
+	if !strings.Contains(md.String(), "\n## Health\n") {
+		t.Errorf("report.md has no health section:\n%s", md.String())
+	}
+	if l := mdLine("| Sequential sample-ratio check |"); !shows(l, float64(s.Looks), s.PValue, math.Exp(s.LogBayesFactor)) || !strings.Contains(l, "no mismatch") {
+		t.Errorf("report.md's sequential SRM %q, the API's looks %d p %v BF %v", l, s.Looks, s.PValue, math.Exp(s.LogBayesFactor))
+	}
+	if l := mdLine("| Imbalance of revenue |"); !shows(l, im.PValue) {
+		t.Errorf("report.md's imbalance %q, the API's p %v", l, im.PValue)
+	}
+	if l := mdLine("| Overlap with " + ov.Experiment + " |"); !shows(l, float64(ov.Units), in.PValue, *in.AdjustedPValue) {
+		t.Errorf("report.md's overlap %q, the API's units %d p %v adjusted %v", l, ov.Units, in.PValue, *in.AdjustedPValue)
 	}
 
 	// The exact counts the health section is made of: none may reach a

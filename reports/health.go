@@ -1,9 +1,11 @@
 package reports
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // The report's health section: the checks that stay valid when read
@@ -207,3 +209,40 @@ const healthHTML = `{{define "health"}}{{with .H}}
 {{end}}</tbody></table><p class="meta">The verdict reads the adjusted p-value: the tests with every overlapping experiment, metric and pair of arms are one family.</p>{{else}}<p class="meta" id="health-no-overlaps">Overlaps: no experiment of another layer shares units and a metric with this one.</p>{{end}}
 {{with .Notes}}<ul class="meta" id="health-notes">{{range .}}<li>{{.}}</li>{{end}}</ul>{{end}}
 {{end}}{{end}}`
+
+// healthMarkdown writes the health section (as healthHTML) for report.md:
+// one row per check, the figures of the HTML's cells.
+func (r *Report) healthMarkdown(b *bytes.Buffer) {
+	v := r.health()
+	if v == nil {
+		return
+	}
+	md := strings.NewReplacer("|", `\|`, "\n", " ")
+	b.WriteString("## Health\n\n| check | figures | verdict |\n|---|---|---|\n")
+	if s := v.SRM; s != nil {
+		fmt.Fprintf(b, "| Sequential sample-ratio check | looks %d · p %s · Bayes factor %s | %s |\n", s.Looks, s.P, s.BF, s.Verdict)
+	}
+	for _, x := range v.Imbalance {
+		figures := x.Error
+		if figures == "" {
+			figures = "p " + x.P
+		}
+		fmt.Fprintf(b, "| Imbalance of %s | %s | %s |\n", md.Replace(x.Metric), md.Replace(figures), md.Replace(x.Verdict))
+	}
+	for _, x := range v.Overlaps {
+		figures := "shared units " + x.Units
+		if x.Error != "" {
+			figures += " · " + x.Error
+		} else {
+			figures += " · interaction p " + x.P + " · adjusted (" + v.Correction + ") " + x.Adjusted
+		}
+		fmt.Fprintf(b, "| Overlap with %s | %s | %s |\n", md.Replace(x.Experiment), md.Replace(figures), md.Replace(x.Verdict))
+	}
+	b.WriteString("\nThe sequential sample-ratio check is anytime-valid (Lindon & Malek 2022); imbalance is each CUPED covariate's pre-period mean by arm (Wald test); overlaps test the interaction with experiments of other layers, the verdict reading the adjusted p-value.\n\n")
+	for _, n := range v.Notes {
+		fmt.Fprintf(b, "- %s\n", md.Replace(n))
+	}
+	if len(v.Notes) > 0 {
+		b.WriteString("\n")
+	}
+}

@@ -114,8 +114,8 @@ type Report struct {
 	ComputedAt  *time.Time `json:"computed_at,omitempty"`
 	Stale       bool       `json:"stale,omitempty"`
 	Recomputing bool       `json:"recomputing,omitempty"`
-	Alpha      float64    `json:"alpha"`
-	Privacy    Privacy    `json:"privacy"`
+	Alpha       float64    `json:"alpha"`
+	Privacy     Privacy    `json:"privacy"`
 	// EpsilonLeft is the experiment's remaining ε after this report's release (DP reports only).
 	EpsilonLeft *float64 `json:"epsilon_left,omitempty"`
 	// ReleasedAt is when a DP report's release was made (it covers the data until
@@ -840,6 +840,7 @@ func (r *Report) Markdown(w io.Writer, plotDir string) error {
 	}
 	fmt.Fprintf(&b, "\nNumbers are %s.\n\n", r.Privacy.Caption())
 	r.privateSegmentsMarkdown(&b)
+	r.healthMarkdown(&b)
 	r.definitionsMarkdown(&b)
 	b.WriteString("## Methods\n\n")
 	for _, m := range r.methods() {
