@@ -23,21 +23,28 @@ func (db *DB) BanditVersions(ctx context.Context, key string) ([]experiment.Band
 	var out []experiment.BanditVersion
 	db.banditMu.Lock()
 	defer db.banditMu.Unlock()
-	err := db.tx(ctx, func(tx *sql.Tx) error {
+	created := false
+	// A read once version 0 is stored: it leaves DataVersion as it is.
+	err := db.outputTx(ctx, func(tx *sql.Tx) error {
 		var err error
-		out, err = banditVersions(ctx, tx, db, key)
+		out, created, err = banditVersions(ctx, tx, db, key)
 		return err
 	})
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}
+	if created {
+		db.writes.Add(1)
+	}
 	return out, nil
 }
 
-func banditVersions(ctx context.Context, tx *sql.Tx, db *DB, key string) ([]experiment.BanditVersion, error) {
+// banditVersions reads the versions of key in tx, storing version 0 when
+// there is none (created).
+func banditVersions(ctx context.Context, tx *sql.Tx, db *DB, key string) (_ []experiment.BanditVersion, created bool, _ error) {
 	rows, err := tx.QueryContext(ctx, `SELECT version, CAST(weights AS VARCHAR), CAST(prob_best AS VARCHAR), burn_in, created_at FROM bandit_versions WHERE experiment = ? ORDER BY version`, key)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	defer rows.Close()
 	var out []experiment.BanditVersion
@@ -45,36 +52,36 @@ func banditVersions(ctx context.Context, tx *sql.Tx, db *DB, key string) ([]expe
 		v := experiment.BanditVersion{Experiment: key}
 		var w, p string
 		if err := rows.Scan(&v.Version, &w, &p, &v.BurnIn, &v.CreatedAt); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if err := json.Unmarshal([]byte(w), &v.Weights); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		if err := json.Unmarshal([]byte(p), &v.ProbBest); err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		v.CreatedAt = v.CreatedAt.UTC()
 		out = append(out, v)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if len(out) > 0 {
-		return out, nil
+		return out, false, nil
 	}
 	e, err := db.GetExperiment(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if !e.IsBandit() {
-		return nil, experiment.E(experiment.Invalid, experiment.Field("experiment"), experiment.Errorf("experiment %q is not a bandit (allocation.kind is not \"bandit\")", key))
+		return nil, false, experiment.E(experiment.Invalid, experiment.Field("experiment"), experiment.Errorf("experiment %q is not a bandit (allocation.kind is not \"bandit\")", key))
 	}
 	w := e.Weights()
 	v0 := experiment.BanditVersion{Experiment: key, Version: 0, Weights: w, ProbBest: w, BurnIn: true, CreatedAt: db.now().UTC()}
 	if err := insertBanditVersion(ctx, tx, v0); err != nil {
-		return nil, err
+		return nil, false, err
 	}
-	return []experiment.BanditVersion{v0}, nil
+	return []experiment.BanditVersion{v0}, true, nil
 }
 
 func insertBanditVersion(ctx context.Context, tx *sql.Tx, v experiment.BanditVersion) error {
@@ -100,7 +107,7 @@ func (db *DB) AppendBanditVersion(ctx context.Context, key string, weights, prob
 	db.banditMu.Lock()
 	defer db.banditMu.Unlock()
 	err := db.tx(ctx, func(tx *sql.Tx) error {
-		vs, err := banditVersions(ctx, tx, db, key)
+		vs, _, err := banditVersions(ctx, tx, db, key)
 		if err != nil {
 			return err
 		}

@@ -10,8 +10,8 @@ import (
 
 // TestDataVersion: every committed write an analysis reads changes
 // DataVersion (exposures, events, decisions, the registry, metric
-// definitions, consent, erasure, an erasure's ClickHouse part); reads, a
-// forwarder's cursor and the writes of analyses' outputs
+// definitions, consent, erasure, an erasure's ClickHouse part, a bandit's
+// first version); reads (a bandit's versions once stored), a forwarder's cursor and the writes of analyses' outputs
 // (result snapshots, journey day roll-ups) leave it as it is.
 func TestDataVersion(t *testing.T) {
 	c := newClock()
@@ -37,6 +37,20 @@ func TestDataVersion(t *testing.T) {
 		}},
 		{"a read", false, func() error {
 			_, err := db.ListExperiments(ctx)
+			return err
+		}},
+		{"a bandit", true, func() error {
+			_, err := db.CreateExperiment(ctx, "admin", banditExp("arms"))
+			return err
+		}},
+		{"its versions' first read, which stores version 0", true, func() error {
+			_, err := db.BanditVersions(ctx, "arms")
+			return err
+		}},
+		// A report of the bandit reads them: were that a change, the
+		// console's report would be stale as soon as computed.
+		{"its versions read again", false, func() error {
+			_, err := db.BanditVersions(ctx, "arms")
 			return err
 		}},
 		{"exposures", true, func() error { return db.LogExposures(ctx, batch("u", 10, ts)) }},
