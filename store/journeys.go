@@ -634,10 +634,13 @@ SELECT day, count(*) FROM (
 	return days, internal(op, items.Err())
 }
 
-// SaveJourneyDays stores (replacing) the guardrails of the given days in one transaction.
+// SaveJourneyDays stores (replacing) the guardrails of the given days in one
+// transaction; roll-ups stored at once are written one after the other.
 func (db *DB) SaveJourneyDays(ctx context.Context, days []JourneyDay) error {
 	const op = "store.SaveJourneyDays"
 	now := db.now()
+	db.rollupMu.Lock()
+	defer db.rollupMu.Unlock()
 	err := db.outputTx(ctx, func(tx *sql.Tx) error {
 		for _, d := range days {
 			day := d.Day.UTC().Format(time.DateOnly)

@@ -297,3 +297,47 @@ func TestDecisionLogRepeatedIDFailsAlone(t *testing.T) {
 		t.Errorf("%d of the group's 7 good decisions stored, want 7", n)
 	}
 }
+
+// TestSaveJourneyDaysConcurrent: roll-ups of the same days stored at once
+// (the console's comparison computed in the background while the API's
+// compare runs) all succeed, and the days hold one of the roll-ups, whole.
+func TestSaveJourneyDaysConcurrent(t *testing.T) {
+	c := newClock()
+	db, _ := openTest(t, c)
+	ctx := context.Background()
+	day := c.t.Truncate(24 * time.Hour)
+	const writers = 8
+	var wg sync.WaitGroup
+	errs := make([]error, writers)
+	for i := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			days := []JourneyDay{
+				{Journey: "home", Day: day.Add(-24 * time.Hour), Decisions: int64(10 + i), Personalized: int64(i)},
+				{Journey: "home", Day: day, Decisions: int64(10 + i), Personalized: int64(i)},
+			}
+			for range 5 {
+				if err := db.SaveJourneyDays(ctx, days); err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("writer %d: %v", i, err)
+		}
+	}
+	saved, err := db.SavedJourneyDays(ctx, "home", day.Add(-24*time.Hour), day.Add(24*time.Hour))
+	if err != nil || len(saved) != 2 {
+		t.Fatalf("saved %+v, %v; want the 2 days", saved, err)
+	}
+	for _, d := range saved {
+		if d.Decisions != 10+d.Personalized {
+			t.Errorf("day %v: decisions %d, personalized %d: not one writer's row", d.Day, d.Decisions, d.Personalized)
+		}
+	}
+}

@@ -124,6 +124,10 @@ type DB struct {
 
 	regMu    sync.Mutex // serializes registry and key changes (checks then writes)
 	banditMu sync.Mutex // serializes bandit state writes (insert-if-absent of units, the next version)
+	// rollupMu serializes the journey roll-ups' writes (each replaces its
+	// days), so that two comparisons computed at once (the console's in the
+	// background, the API's) do not conflict.
+	rollupMu sync.Mutex
 	// fwdMu orders an erasure against a forwarder's cursor writes: an erasure
 	// that sees no cursor has committed before any forwarder reads a row.
 	fwdMu sync.Mutex
