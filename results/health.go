@@ -50,7 +50,8 @@ type MetricImbalance struct {
 
 // looks computes the cumulative units per arm at the end of each UTC day of the
 // population's exposures (at most MaxDailyPoints, the latest kept) and at now,
-// from one statistics query per day without metrics.
+// from the statistics without metrics at those cut-offs (series: one pass
+// over the exposures on an engine that evaluates series).
 func (s *Service) looks(ctx context.Context, pop metric.Population) ([]Look, error) {
 	f, err := s.eng.Freshness(ctx, pop)
 	if err != nil {
@@ -65,14 +66,17 @@ func (s *Service) looks(ctx context.Context, pop metric.Population) ([]Look, err
 	if n := int(end.Sub(start)/(24*time.Hour)) + 1; n > MaxDailyPoints {
 		start = end.Add(-time.Duration(MaxDailyPoints-1) * 24 * time.Hour)
 	}
+	var cuts []time.Time
 	for day := start; !day.After(end); day = day.Add(24 * time.Hour) {
-		p := pop
-		p.Until = day.Add(24 * time.Hour)
-		st, err := s.stats(ctx, p, nil, metric.Resolved{})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, Look{Until: p.Until, Units: st.Units})
+		cuts = append(cuts, day.Add(24*time.Hour))
+	}
+	// One pass over the exposures for every look (the daily series').
+	sts, err := s.series(ctx, pop, nil, metric.Resolved{}, cuts)
+	if err != nil {
+		return nil, err
+	}
+	for i, st := range sts {
+		out = append(out, Look{Until: cuts[i], Units: st.Units})
 	}
 	return out, nil
 }

@@ -453,15 +453,16 @@ func (s *Service) ResultSnapshot(ctx context.Context, kind, subject string, id i
 	return &r, nil
 }
 
-// series is the statistics of one metric at each cut-off: in one pass when
+// series is the statistics of the named metrics (none: the units alone) at
+// each cut-off: in one pass when
 // the engine evaluates series (metric.SeriesEngine), else one evaluation per
 // cut-off; the same numbers either way (metrictest.RunSeries). A population
 // without an analysis time gets the clock's, as in stats.
-func (s *Service) series(ctx context.Context, pop metric.Population, name string, defs metric.Resolved, cuts []time.Time) ([]*metric.Stats, error) {
+func (s *Service) series(ctx context.Context, pop metric.Population, names []string, defs metric.Resolved, cuts []time.Time) ([]*metric.Stats, error) {
 	if pop.AsOf.IsZero() {
 		pop.AsOf = s.now()
 	}
-	plans, err := metric.CompileSeries(pop, []string{name}, defs, cuts)
+	plans, err := metric.CompileSeries(pop, names, defs, cuts)
 	if err != nil {
 		return nil, err
 	}
@@ -552,7 +553,7 @@ func (s *Service) DailyResults(ctx context.Context, key, name string) (*Daily, e
 	for day := start; !day.After(end); day = day.Add(24 * time.Hour) {
 		days, cuts = append(days, day), append(cuts, day.Add(24*time.Hour))
 	}
-	series, err := s.series(ctx, pop, name, defs, cuts)
+	series, err := s.series(ctx, pop, []string{name}, defs, cuts)
 	if err != nil {
 		return nil, experiment.E(op, err)
 	}

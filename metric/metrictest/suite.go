@@ -1044,7 +1044,8 @@ func uv(unit, arm string, v float64) metric.UnitValue {
 // arms), for an experiment and a holdout population, every metric of
 // GeneratedMetrics and a matured-only retention metric, each point must equal
 // the reference engine's Stats at that cut-off (units, units in two arms,
-// every shifted sum to 1e-9 relative), and the engine's own Stats too.
+// every shifted sum to 1e-9 relative), and the engine's own Stats too; the
+// series of the units alone (no metric) has the same units.
 func RunSeries(t *testing.T, newEngine func(t *testing.T, d metric.Dataset) metric.SeriesEngine) {
 	ctx := context.Background()
 	d := Generate(3, 400)
@@ -1075,6 +1076,21 @@ func RunSeries(t *testing.T, newEngine func(t *testing.T, d metric.Dataset) metr
 			}
 			if len(got) != len(plans) {
 				t.Fatalf("%d points, want %d", len(got), len(plans))
+			}
+			// The units alone (no metric: a health check's looks) are the
+			// same at each cut-off.
+			bare, err := metric.CompileSeries(pop, nil, metric.Resolved{}, cuts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			units, err := eng.StatsSeries(ctx, bare)
+			if err != nil || len(units) != len(plans) {
+				t.Fatalf("the units alone: %d points, %v; want %d", len(units), err, len(plans))
+			}
+			for k := range plans {
+				if !reflect.DeepEqual(units[k].Units, got[k].Units) || units[k].MultipleArms != got[k].MultipleArms {
+					t.Errorf("%s, the units alone: %v, %d in two arms; with the metrics %v, %d", cuts[k].Format(time.DateTime), units[k].Units, units[k].MultipleArms, got[k].Units, got[k].MultipleArms)
+				}
 			}
 			multi, empty := false, 0
 			for k, p := range plans {
