@@ -69,6 +69,10 @@ func newTestServerWithStore(t testing.TB, sopt store.Options, opts ...func(*Opti
 	opt := DefaultOptions()
 	opt.Store = db
 	opt.Logger = slog.New(slog.DiscardHandler)
+	// The tests' console pages wait for their numbers, which they read;
+	// TestConsoleComputing sends them before they are computed, as lift
+	// serve's default does after 120 ms.
+	opt.ConsoleWait = -1
 	for _, f := range opts {
 		f(&opt)
 	}
@@ -79,6 +83,7 @@ func newTestServerWithStore(t testing.TB, sopt store.Options, opts ...func(*Opti
 	hs := httptest.NewServer(srv.Handler())
 	t.Cleanup(func() {
 		hs.Close()
+		srv.Close()
 		if err := db.Close(); err != nil {
 			t.Errorf("closing the store: %v", err)
 		}

@@ -7,6 +7,7 @@ import (
 	"crypto/subtle"
 	"embed"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"html/template"
 	"math"
@@ -215,6 +216,9 @@ type page struct {
 	Nav      string    // the current section
 	Sections []section // the navigation: the sections the key's role may open
 	Data     any
+	// Refresh, when set, is how many seconds the browser waits before it
+	// loads the page again: a page whose numbers are being computed.
+	Refresh int
 }
 
 // section is one entry of the console's navigation.
@@ -532,10 +536,13 @@ func page2(k *experiment.APIKey, se *consoleSession, title, nav string, d any) p
 
 // experimentData is the experiment page: the design and the report.
 type experimentData struct {
-	E         *experiment.Experiment
-	Private   bool
-	Report    template.HTML // reports.Report.HTMLBody
-	Unready   string        // why there is no report
+	E       *experiment.Experiment
+	Private bool
+	Report  template.HTML // reports.Report.HTMLBody
+	Unready string        // why there is no report
+	// Computing says the report is being computed (the first look at this
+	// view): the page reloads itself until it is there.
+	Computing bool
 	Downloads []download
 	Privacy   *experiment.PrivacyAccount // nil: no budget set
 	Progress  *progressOut               // nil: the plan has no MDE
@@ -568,6 +575,7 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 	}
 	o := ReportOptions{Private: d.Private, Who: k.Name, Now: s.opt.Now, SegmentBy: c.QueryParam("segment")}
 	var r *reports.Report
+	age := s.newViewAge()
 	if d.Private {
 		r, err = BuildReport(ctx, s.db, s.results, e.Key, o)
 	} else {
@@ -580,9 +588,11 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 		if len(d.Attributes) > 0 && seg == d.Attributes[0] {
 			seg = ""
 		}
-		r, o.Results, err = s.cachedReport(ctx, e.Key, seg, true)
+		r, o.Results, err = s.cachedReport(ctx, e.Key, seg, age)
 	}
 	switch {
+	case errors.Is(err, errComputing):
+		d.Computing = true
 	case experiment.Is(err, experiment.BudgetExceeded) || experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
 		_, _, d.Unready = describe(err)
 	case err != nil:
@@ -616,7 +626,11 @@ func (s *Server) consoleExperiment(c echo.Context, k *experiment.APIKey, se *con
 	if title == "" {
 		title = e.Key
 	}
-	return s.render(c, http.StatusOK, "experiment.html", page2(k, se, title, "experiments", d))
+	p := page2(k, se, title, "experiments", d)
+	if d.Computing {
+		p.Refresh = consoleRefresh
+	}
+	return s.render(c, http.StatusOK, "experiment.html", p)
 }
 
 // consoleProgress is the power progress of the experiment page: the API's

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"time"
@@ -40,6 +41,9 @@ type cohortHealthDay struct {
 // numbers), from the console's cache (recentResults; its age noted in age).
 func (s *Server) consoleHoldoutHealth(ctx context.Context, name string, ver int, age *viewAge) (*cohortHealth, error) {
 	hh, err := s.recentResults(age).HoldoutHealth(ctx, name, ver)
+	if errors.Is(err, errComputing) {
+		return &cohortHealth{Note: "Health checks: " + computingText}, nil
+	}
 	if err != nil {
 		if dataProblem(err) {
 			_, _, msg := describe(err)

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -121,7 +122,7 @@ func (s *Server) consoleHoldouts(c echo.Context, k *experiment.APIKey, se *conso
 		return err
 	}
 	d := holdoutsData{Private: !k.Role.SeesExact()}
-	age := &viewAge{}
+	age := s.newViewAge()
 	for _, h := range hs {
 		v := holdoutView{H: h}
 		for _, e := range es {
@@ -164,7 +165,11 @@ func (s *Server) consoleHoldouts(c echo.Context, k *experiment.APIKey, se *conso
 		d.Holdouts = append(d.Holdouts, v)
 	}
 	d.AsOf, d.Stale = age.shown()
-	return s.render(c, http.StatusOK, "holdouts.html", page2(k, se, "Holdouts", "holdouts", d))
+	p := page2(k, se, "Holdouts", "holdouts", d)
+	if age.pending() {
+		p.Refresh = consoleRefresh
+	}
+	return s.render(c, http.StatusOK, "holdouts.html", p)
 }
 
 // cohort is a holdout version's incrementality: the exact results
@@ -192,6 +197,12 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 	}
 	if k.Role.SeesExact() {
 		r, err := s.recentResults(age).HoldoutResults(ctx, h.Name, ver, nil, results.Options{NoSnapshot: true})
+		if errors.Is(err, errComputing) {
+			// The health is computed meanwhile too, for the reload.
+			cv.Unready = computingText
+			cv.Health, err = s.consoleHoldoutHealth(ctx, h.Name, ver, age)
+			return cv, nil, err
+		}
 		if unready(err) {
 			return cv, nil, nil
 		}
@@ -260,6 +271,9 @@ func (s *Server) cohort(c echo.Context, k *experiment.APIKey, h *experiment.Hold
 // journeysData is the journeys page.
 type journeysData struct {
 	Journeys []journeyView
+	// AsOf is when the comparisons shown were computed; Stale, when newer
+	// ones are being computed, says so (viewAge.shown).
+	AsOf, Stale string
 }
 
 type journeyView struct {
@@ -290,16 +304,22 @@ func (s *Server) consoleJourneys(c echo.Context, k *experiment.APIKey, se *conso
 		}
 	}
 	var d journeysData
+	age := s.newViewAge()
 	for _, j := range js {
 		v := journeyView{J: j}
 		if e, err := s.db.GetExperiment(ctx, j.Experiment); err == nil {
 			v.Primary = e.Primary()
 		}
 		// Computed once per version of the data (after the flush above):
-		// the roll-up of the window's decisions and the two results.
-		key := viewKey{What: "journey comparison " + strconv.Quote(j.Key) + " " + from.Format(time.RFC3339) + " " + to.Format(time.RFC3339), Version: s.db.DataVersion()}
-		cmp, err := s.views.get(ctx, key, func() (any, error) { return journey.Compare(ctx, s.db, s.cachedResults(), j.Key, from, to) })
+		// the roll-up of the window's decisions and the two results; the
+		// newest comparison is shown while a newer one is computed.
+		what := "journey comparison " + strconv.Quote(j.Key) + " " + from.Format(time.RFC3339) + " " + to.Format(time.RFC3339)
+		cmp, err := s.recentResults(age).lookup(ctx, what, func(ctx context.Context) (any, error) {
+			return journey.Compare(ctx, s.db, s.cachedResults(), j.Key, from, to)
+		})
 		switch {
+		case errors.Is(err, errComputing):
+			v.Error = computingText
 		case err == nil:
 			v.Comparison = cmp.(*journey.Comparison)
 		case experiment.Is(err, experiment.InsufficientData) || experiment.Is(err, experiment.NotFound):
@@ -326,7 +346,12 @@ func (s *Server) consoleJourneys(c echo.Context, k *experiment.APIKey, se *conso
 		}
 		d.Journeys = append(d.Journeys, v)
 	}
-	return s.render(c, http.StatusOK, "journeys.html", page2(k, se, "Journeys", "journeys", d))
+	d.AsOf, d.Stale = age.shown()
+	p := page2(k, se, "Journeys", "journeys", d)
+	if age.pending() {
+		p.Refresh = consoleRefresh
+	}
+	return s.render(c, http.StatusOK, "journeys.html", p)
 }
 
 // analysesData is the analyses page: the two forms with what was typed, the

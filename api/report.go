@@ -59,8 +59,12 @@ func (s *Server) reportFor(c echo.Context) (*reports.Report, error) {
 	}
 	// Exact: the console's downloads may be of the newest cached report
 	// (it says as of when); the API's routes are of the data now.
-	recent, _ := c.Get(consoleRecent).(bool)
-	r, _, err := s.cachedReport(ctx, c.Param("key"), "", recent)
+	// A download waits for a report never computed (it is a file).
+	var age *viewAge
+	if recent, _ := c.Get(consoleRecent).(bool); recent {
+		age = &viewAge{}
+	}
+	r, _, err := s.cachedReport(ctx, c.Param("key"), "", age)
 	return r, err
 }
 

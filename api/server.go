@@ -48,6 +48,12 @@ type Options struct {
 	// old, while new ones are computed, and views being read are computed
 	// again in the background at half of it (Server.RefreshCache).
 	ResultCacheTTL time.Duration
+	// ConsoleWait is how long a console page waits for exact numbers never
+	// computed before (the first look at a view since the server started)
+	// before it is sent saying they are being computed, and reloads itself
+	// until they are shown; default 120 ms, so that a page answers within
+	// its 200 ms; negative: until they are.
+	ConsoleWait time.Duration
 }
 
 // DefaultOptions returns the documented defaults (without a store).
@@ -63,6 +69,7 @@ func DefaultOptions() Options {
 		PlanTTL:          5 * time.Second,
 		SessionTTL:       12 * time.Hour,
 		ResultCacheTTL:   time.Minute,
+		ConsoleWait:      120 * time.Millisecond,
 	}
 }
 
@@ -97,6 +104,9 @@ func (o *Options) fill() {
 	}
 	if o.ResultCacheTTL == 0 {
 		o.ResultCacheTTL = d.ResultCacheTTL
+	}
+	if o.ConsoleWait == 0 {
+		o.ConsoleWait = d.ConsoleWait
 	}
 	if o.SessionTTL <= 0 {
 		o.SessionTTL = d.SessionTTL
@@ -159,6 +169,13 @@ func New(opt Options) (*Server, error) {
 
 // Handler returns the HTTP handler serving every route.
 func (s *Server) Handler() http.Handler { return s.echo }
+
+// Close cancels the computations the console started in the background (its
+// cache's: reports, results and comparisons computed behind a page) and
+// waits for them, so that no transaction of theirs is left open when the
+// store closes. Call it once the HTTP server has stopped; the Server
+// computes nothing in the background afterwards.
+func (s *Server) Close() { s.views.close() }
 
 // InvalidatePlans drops every cached assignment plan, so that registry changes
 // made outside this server (for example a scheduled holdout rotation) take effect

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"strconv"
 	"strings"
@@ -48,6 +49,12 @@ type viewCache struct {
 	now    func() time.Time
 	maxAge time.Duration // <= 0: nothing is cached
 
+	// life ends (end) when the server closes: the computations started in
+	// the background (bg) are cancelled then, and waited for.
+	life context.Context
+	end  context.CancelFunc
+	bg   sync.WaitGroup
+
 	mu      sync.Mutex
 	entries map[viewKey]*viewEntry
 	// latest is, per What, the newest value computed without error (of any
@@ -59,6 +66,8 @@ type viewCache struct {
 	// function it was given: what refresh computes again.
 	read map[string]time.Time
 	fns  map[string]func(context.Context) (any, error)
+	// closed: close was called; nothing more is started.
+	closed bool
 }
 
 // refreshIdle is how long after its last reader refresh keeps a view fresh.
@@ -106,7 +115,8 @@ func (e *viewEntry) wait(ctx context.Context) error {
 }
 
 func newViewCache(now func() time.Time, maxAge time.Duration) *viewCache {
-	return &viewCache{now: now, maxAge: maxAge, entries: map[viewKey]*viewEntry{},
+	life, end := context.WithCancel(context.Background())
+	return &viewCache{now: now, maxAge: maxAge, life: life, end: end, entries: map[viewKey]*viewEntry{},
 		latest: map[string]*viewEntry{}, running: map[string]*viewEntry{},
 		read: map[string]time.Time{}, fns: map[string]func(context.Context) (any, error){}}
 }
@@ -156,7 +166,13 @@ type cachedValue struct {
 // without ctx's cancellation, so that a reader who leaves still leaves the
 // value for the next. Errors are not kept. A value of key computed less than
 // MaxAge ago is key's; an older one is computed again.
-func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Context) (any, error)) (cachedValue, error) {
+//
+// With until set (a console page's deadline), a reader with nothing older to
+// be shown waits for the computation only until then, and is answered
+// errComputing if it has not finished: the page says the numbers are being
+// computed and reloads itself, instead of keeping its reader waiting for
+// seconds; the computation goes on, for the reload.
+func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Context) (any, error), until time.Time) (cachedValue, error) {
 	if vc == nil || vc.maxAge <= 0 {
 		now := time.Now
 		if vc != nil {
@@ -186,7 +202,16 @@ func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Con
 		return cachedValue{V: l.v, At: l.at, Stale: stale, Old: !stale && now.Sub(l.at) >= vc.maxAge}, nil
 	}
 	vc.mu.Unlock()
-	if err := e.wait(ctx); err != nil {
+	wctx := ctx
+	if !until.IsZero() {
+		var cancel context.CancelFunc
+		wctx, cancel = context.WithDeadline(ctx, until)
+		defer cancel()
+	}
+	if err := e.wait(wctx); err != nil {
+		if ctx.Err() == nil && wctx.Err() != nil {
+			return cachedValue{}, errComputing
+		}
 		return cachedValue{}, err
 	}
 	if e.err != nil {
@@ -194,6 +219,10 @@ func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Con
 	}
 	return cachedValue{V: e.v, At: e.at, Stale: e.version != key.Version}, nil
 }
+
+// errComputing is recent's answer to a reader whose deadline passed before
+// the view's first value was computed.
+var errComputing = errors.New("api: the numbers are being computed")
 
 // noteRead records that recent was asked for what at now, with f; at most
 // maxEntries views are kept, the least recently read dropped. vc.mu is held.
@@ -213,16 +242,44 @@ func (vc *viewCache) noteRead(what string, now time.Time, f func(context.Context
 }
 
 // start returns the computation of key.What under way or, with none, starts
-// one of key with f in the background, with ctx (a reader's passes
-// context.WithoutCancel). vc.mu is held.
+// one of key with f in the background, with ctx's values (a reader's, whose
+// cancellation it does not follow) until the cache closes. vc.mu is held.
 func (vc *viewCache) start(ctx context.Context, key viewKey, now time.Time, f func(context.Context) (any, error)) *viewEntry {
 	if r := vc.running[key.What]; r != nil {
 		return r // another version's, started earlier
 	}
 	e := vc.add(key, now)
+	if vc.closed {
+		delete(vc.entries, key)
+		e.err = experiment.E("api.viewCache", experiment.Unavailable, experiment.Errorf("the server is stopping"))
+		close(e.done)
+		return e
+	}
 	vc.running[key.What] = e
-	go vc.fill(key, e, func() (any, error) { return f(ctx) })
+	ctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(vc.life, cancel)
+	vc.bg.Add(1)
+	go func() {
+		defer vc.bg.Done()
+		defer cancel()
+		defer stop()
+		vc.fill(key, e, func() (any, error) { return f(ctx) })
+	}()
 	return e
+}
+
+// close cancels the computations started in the background and waits for
+// them; nothing more is started afterwards (recent's readers get an
+// Unavailable error).
+func (vc *viewCache) close() {
+	if vc == nil {
+		return
+	}
+	vc.mu.Lock()
+	vc.closed = true
+	vc.mu.Unlock()
+	vc.end()
+	vc.bg.Wait()
 }
 
 // refresh computes again, one after the other, the views recent was asked
@@ -352,7 +409,10 @@ func (c cachedResults) lookup(ctx context.Context, what string, f func(context.C
 	if c.age == nil {
 		return c.vc.get(ctx, k, func() (any, error) { return f(ctx) })
 	}
-	v, err := c.vc.recent(ctx, k, f)
+	v, err := c.vc.recent(ctx, k, f, c.age.until)
+	if errors.Is(err, errComputing) {
+		c.age.noteComputing()
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -362,11 +422,46 @@ func (c cachedResults) lookup(ctx context.Context, what string, f func(context.C
 
 // viewAge is how old the cached values a page was built from are: when the
 // oldest was computed, and whether any is of older data (stale) or being
-// computed again for the time (old).
+// computed again for the time (old); until is how long the page waits for a
+// value never computed before (zero: until it is), and computing says one
+// was not there in time (errComputing).
 type viewAge struct {
-	mu         sync.Mutex
-	at         time.Time
-	stale, old bool
+	until time.Time
+
+	mu                    sync.Mutex
+	at                    time.Time
+	stale, old, computing bool
+}
+
+// computingText is what a console page says in place of numbers being
+// computed (errComputing).
+const computingText = "Being computed for the first time since the server started: this page reloads itself until the numbers are shown."
+
+// consoleRefresh is how often, in seconds, a page waiting for its numbers
+// reloads itself (page.Refresh).
+const consoleRefresh = 1
+
+// newViewAge is a console page's viewAge, whose values never computed
+// before are waited for Options.ConsoleWait from now (negative: until they
+// are). The wait is of the real clock, not Options.Now.
+func (s *Server) newViewAge() *viewAge {
+	if s.opt.ConsoleWait < 0 {
+		return &viewAge{}
+	}
+	return &viewAge{until: time.Now().Add(s.opt.ConsoleWait)}
+}
+
+func (a *viewAge) noteComputing() {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.computing = true
+}
+
+// pending reports whether a value of the page was not computed in time.
+func (a *viewAge) pending() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.computing
 }
 
 func (a *viewAge) note(v cachedValue) {
@@ -456,7 +551,7 @@ func (s *Server) WarmCache(ctx context.Context) error {
 		if e.Status != experiment.Running {
 			continue
 		}
-		if _, _, err := s.cachedReport(ctx, e.Key, "", false); skip(err) != nil {
+		if _, _, err := s.cachedReport(ctx, e.Key, "", nil); skip(err) != nil {
 			return skip(err)
 		}
 	}
@@ -514,15 +609,17 @@ type exactReport struct {
 // the first attribute) for the console's page, its downloads and the API's
 // report routes: one computation per data version, kept in the console's
 // cache. The results are stored as a snapshot when computed (as the
-// console's page always did; the list's verdict reads it). With recent (the
+// console's page always did; the list's verdict reads it). With age (the
 // console) it may be the newest report computed before while one over newer
-// data, or of the time now, is computed (viewCache.recent); otherwise it is of
-// the data's version now, computed less than Options.ResultCacheTTL ago. The
+// data, or of the time now, is computed (viewCache.recent, until age.until;
+// errComputing when a report never computed is not ready then); with age nil
+// it is of the data's version now, computed less than
+// Options.ResultCacheTTL ago. The
 // report returned is a copy with GeneratedAt now and ComputedAt when its
 // numbers were computed (Stale when newer data has arrived since,
 // Recomputing when it is computed again for the time); the results
 // are shared and must not be modified.
-func (s *Server) cachedReport(ctx context.Context, key, segment string, recent bool) (*reports.Report, *results.Results, error) {
+func (s *Server) cachedReport(ctx context.Context, key, segment string, age *viewAge) (*reports.Report, *results.Results, error) {
 	k := viewKey{What: "report " + strconv.Quote(key) + " segment " + strconv.Quote(segment) + " " + optionsKey(s.resultOptions()), Version: s.db.DataVersion()}
 	compute := func(ctx context.Context) (any, error) {
 		at := s.opt.Now()
@@ -541,9 +638,12 @@ func (s *Server) cachedReport(ctx context.Context, key, segment string, recent b
 		stale, old bool
 		err        error
 	)
-	if recent {
+	if age != nil {
 		var c cachedValue
-		c, err = s.views.recent(ctx, k, compute)
+		c, err = s.views.recent(ctx, k, compute, age.until)
+		if errors.Is(err, errComputing) {
+			age.noteComputing()
+		}
 		v, stale, old = c.V, c.Stale, c.Old
 	} else {
 		v, err = s.views.get(ctx, k, func() (any, error) { return compute(ctx) })

@@ -179,14 +179,24 @@ func TestConsoleHoldoutsCache(t *testing.T) {
 }
 
 // TestConsoleJourneysCache: the journeys page reuses its comparison while
-// no decision or data arrives, and shows the API's new daily decisions
-// (GET /v1/journeys/KEY/comparison) once more are made.
+// no decision or data arrives; once more decisions are made it shows the
+// previous comparison at once, said stale, while the new one is computed,
+// and then the API's new daily decisions (GET /v1/journeys/KEY/comparison).
 func TestConsoleJourneysCache(t *testing.T) {
 	ts := newJourneyServer(t)
 	ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, nil)
 	b := newBrowser(t, ts)
 	b.signIn(ts.admin)
-	decided := 0
+	shown := func() int64 {
+		var sum int64
+		for _, m := range regexp.MustCompile(`<tr data-day="[^"]+"><td>[^<]+</td><td class="n">(\d+)</td>`).FindAllStringSubmatch(b.last, -1) {
+			var n int64
+			fmt.Sscan(m[1], &n)
+			sum += n
+		}
+		return sum
+	}
+	decided, before := 0, 0
 	for _, more := range []int{30, 0, 12} {
 		for range more {
 			ts.must(http.StatusOK, "POST", "/v1/journeys/home/decide", map[string]any{"unit": fmt.Sprintf("user-%d", decided)}, nil)
@@ -195,6 +205,18 @@ func TestConsoleJourneysCache(t *testing.T) {
 		if resp := b.do("/journeys", nil); resp.StatusCode != 200 {
 			t.Fatalf("%d\n%s", resp.StatusCode, b.last)
 		}
+		if stale := strings.Contains(b.last, `id="stale"`); stale != (before > 0 && more > 0) {
+			t.Errorf("after %d decisions (%d before): the page says stale %v", decided, before, stale)
+		}
+		if strings.Contains(b.last, `id="stale"`) {
+			if got := shown(); got != int64(before) {
+				t.Errorf("stale, after %d decisions: the page's days add up to %d, want the previous %d", decided, got, before)
+			}
+			settleViews(ts)
+			if resp := b.do("/journeys", nil); resp.StatusCode != 200 || strings.Contains(b.last, `id="stale"`) {
+				t.Fatalf("after the computation: %d, stale again\n%s", resp.StatusCode, b.last)
+			}
+		}
 		var cmp struct {
 			Summary struct{ Decisions int64 } `json:"summary"`
 		}
@@ -202,15 +224,10 @@ func TestConsoleJourneysCache(t *testing.T) {
 		if cmp.Summary.Decisions != int64(decided) {
 			t.Fatalf("the API's comparison counts %d decisions, %d were made", cmp.Summary.Decisions, decided)
 		}
-		var shown int64
-		for _, m := range regexp.MustCompile(`<tr data-day="[^"]+"><td>[^<]+</td><td class="n">(\d+)</td>`).FindAllStringSubmatch(b.last, -1) {
-			var n int64
-			fmt.Sscan(m[1], &n)
-			shown += n
+		if got := shown(); got != int64(decided) {
+			t.Errorf("after %d decisions the page's days add up to %d", decided, got)
 		}
-		if shown != int64(decided) {
-			t.Errorf("after %d decisions the page's days add up to %d", decided, shown)
-		}
+		before = decided
 	}
 }
 
@@ -316,7 +333,7 @@ func TestViewCacheRecent(t *testing.T) {
 					close(r.gates[w])
 				}
 				settle(r)
-				got, err := r.vc.recent(context.Background(), viewKey{"a", ver(s.version)}, f(r, s.version, false))
+				got, err := r.vc.recent(context.Background(), viewKey{"a", ver(s.version)}, f(r, s.version, false), time.Time{})
 				want, old := strings.CutSuffix(s.want, " old") // "vW old": said to be old
 				if err != nil || got.V != want || got.Stale != s.stale || got.Old != old || !got.At.Equal(t0.Add(s.asOf)) {
 					t.Errorf("step %d: %v (stale %v, old %v, computed at %v), %v; want %s (stale %v, at %v)", i, got.V, got.Stale, got.Old, got.At.Sub(t0), err, s.want, s.stale, s.asOf)
@@ -341,33 +358,57 @@ func TestViewCacheRecent(t *testing.T) {
 		r := newRig()
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if _, err := r.vc.recent(ctx, viewKey{"a", ver(1)}, f(r, 1, false)); !errors.Is(err, context.Canceled) {
+		if _, err := r.vc.recent(ctx, viewKey{"a", ver(1)}, f(r, 1, false), time.Time{}); !errors.Is(err, context.Canceled) {
 			t.Fatalf("a cancelled reader: %v, want context.Canceled", err)
 		}
 		close(r.gates[1])
-		got, err := r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false))
+		got, err := r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false), time.Time{})
 		if err != nil || got.V != "v1" || got.Stale || fmt.Sprint(r.started) != "[v1]" {
 			t.Errorf("the next reader: %v, %v after computations %v, want v1 of the one computation", got, err, r.started)
+		}
+	})
+	t.Run("a reader with a deadline and nothing older is told it is being computed", func(t *testing.T) {
+		r := newRig()
+		until := time.Now().Add(20 * time.Millisecond)
+		if got, err := r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false), until); !errors.Is(err, errComputing) {
+			t.Fatalf("before the deadline's end: %+v, %v; want errComputing", got, err)
+		}
+		// A second reader while it computes: told the same, without a
+		// second computation.
+		if _, err := r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false), time.Now().Add(time.Millisecond)); !errors.Is(err, errComputing) {
+			t.Fatalf("the second reader: %v; want errComputing", err)
+		}
+		// A reader who leaves is told so, not errComputing.
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if _, err := r.vc.recent(ctx, viewKey{"a", ver(1)}, f(r, 1, false), time.Now().Add(time.Hour)); !errors.Is(err, context.Canceled) {
+			t.Fatalf("a cancelled reader: %v; want context.Canceled", err)
+		}
+		close(r.gates[1])
+		settle(r)
+		got, err := r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false), time.Now().Add(time.Millisecond))
+		if err != nil || got.V != "v1" || got.Stale || fmt.Sprint(r.started) != "[v1]" {
+			t.Errorf("the reload: %+v, %v after computations %v; want v1 of the one computation", got, err, r.started)
 		}
 	})
 	t.Run("a failure is not kept", func(t *testing.T) {
 		r := newRig()
 		close(r.gates[1])
-		r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false))
+		r.vc.recent(context.Background(), viewKey{"a", ver(1)}, f(r, 1, false), time.Time{})
 		r.now = t0.Add(time.Second)
 		close(r.gates[2])
-		if got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, true)); err != nil || got.V != "v1" || !got.Stale {
+		if got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, true), time.Time{}); err != nil || got.V != "v1" || !got.Stale {
 			t.Fatalf("while v2's computes: %v, %v, want v1, stale", got, err)
 		}
 		settle(r)
 		r.now = t0.Add(2 * time.Second)
 		// v2's failed: a stale v1 again while v2 is computed once more, which now fails no more
-		got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, false))
+		got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, false), time.Time{})
 		settle(r)
 		if err != nil || got.V != "v1" || !got.Stale || fmt.Sprint(r.started) != "[v1 v2 v2]" {
 			t.Errorf("after the failure: %v, %v after computations %v, want v1 (stale) and v2 computed again", got, err, r.started)
 		}
-		if got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, false)); err != nil || got.V != "v2" || got.Stale {
+		if got, err := r.vc.recent(context.Background(), viewKey{"a", ver(2)}, f(r, 2, false), time.Time{}); err != nil || got.V != "v2" || got.Stale {
 			t.Errorf("then: %v, %v, want v2", got, err)
 		}
 	})
@@ -389,10 +430,10 @@ func TestViewCacheRefresh(t *testing.T) {
 	var calls atomic.Int32
 	f := func(context.Context) (any, error) { return fmt.Sprintf("c%d", calls.Add(1)), nil }
 	fail := func(context.Context) (any, error) { calls.Add(1); return nil, errors.New("boom") }
-	if got, err := vc.recent(ctx, viewKey{"a", v1}, f); err != nil || got.V != "c1" {
+	if got, err := vc.recent(ctx, viewKey{"a", v1}, f, time.Time{}); err != nil || got.V != "c1" {
 		t.Fatalf("first read: %v, %v", got, err)
 	}
-	if _, err := vc.recent(ctx, viewKey{"b", v1}, fail); err == nil {
+	if _, err := vc.recent(ctx, viewKey{"b", v1}, fail, time.Time{}); err == nil {
 		t.Fatal("the failing view did not fail")
 	}
 	for i, s := range []struct {
@@ -416,8 +457,150 @@ func TestViewCacheRefresh(t *testing.T) {
 			t.Errorf("step %d: %d computations, want none", i, calls.Load()-before)
 		}
 		want, old := strings.CutSuffix(s.want, " old")
-		if got, err := vc.recent(ctx, viewKey{"a", s.version}, f); err != nil || got.V != want || got.Stale || got.Old != old {
+		if got, err := vc.recent(ctx, viewKey{"a", s.version}, f, time.Time{}); err != nil || got.V != want || got.Stale || got.Old != old {
 			t.Errorf("step %d: a read after the refresh: %+v, %v; want %s", i, got, err, s.want)
 		}
+	}
+}
+
+// settleViews waits for the console cache's computations under way.
+func settleViews(ts *tserver) {
+	ts.srv.views.mu.Lock()
+	var running []*viewEntry
+	for _, e := range ts.srv.views.running {
+		running = append(running, e)
+	}
+	ts.srv.views.mu.Unlock()
+	for _, e := range running {
+		<-e.done
+	}
+}
+
+var refreshRE = regexp.MustCompile(`<meta http-equiv="refresh" content="1">`)
+
+// TestConsoleComputing: a page whose exact numbers were never computed
+// answers within Options.ConsoleWait (here 1 ns, so that none is ready in
+// time) saying they are being computed, with a reload every second and
+// no number; the computation goes on without the reader, and the reload
+// shows the API's numbers, without the reload. The experiment page, the
+// holdouts page and the journeys page (whose comparison stores its roll-up
+// in the background while the API's comparison may run: they do not
+// conflict).
+func TestConsoleComputing(t *testing.T) {
+	t.Run("experiment and holdouts", func(t *testing.T) {
+		ts := newJobServer(t)
+		setupConsolePages(t, ts)
+		ts.srv.opt.ConsoleWait = time.Nanosecond
+		analyst := ts.key("ana", experiment.RoleAnalyst)
+		ab := newBrowser(t, ts)
+		ab.signIn(analyst)
+
+		if resp := ab.do("/experiments/checkout", nil); resp.StatusCode != 200 {
+			t.Fatalf("experiment page: %d\n%s", resp.StatusCode, ab.last)
+		}
+		if !strings.Contains(ab.last, `id="computing"`) || !refreshRE.MatchString(ab.last) || strings.Contains(ab.last, `aria-label="Report"`) || strings.Contains(ab.last, `id="unready"`) {
+			t.Fatalf("the first look: want the computing card and the reload, no report:\n%s", ab.last)
+		}
+		settleViews(ts)
+		if resp := ab.do("/experiments/checkout", nil); resp.StatusCode != 200 || strings.Contains(ab.last, `id="computing"`) || refreshRE.MatchString(ab.last) {
+			t.Fatalf("the reload: %d, still computing or reloading:\n%s", resp.StatusCode, ab.last)
+		}
+		var exact results.Results
+		ts.mustAs(analyst, http.StatusOK, "GET", "/v1/experiments/checkout/results", nil, &exact)
+		rows := map[string]string{}
+		for _, m := range rowRE.FindAllStringSubmatch(ab.last, -1) { // metric, variant, n, …
+			if cells := cellRE.FindAllStringSubmatch(m[3], -1); len(cells) > 2 {
+				rows[m[1]+"/"+m[2]] = strings.ReplaceAll(tagRE.ReplaceAllString(cells[2][1], ""), ",", "")
+			}
+		}
+		n := 0
+		for _, m := range exact.Metrics {
+			for _, v := range m.Variants[1:] {
+				if got := rows[m.Name+"/"+v.Name]; got != fmt.Sprint(v.N) {
+					t.Errorf("%s/%s: the page's n %q, the API's %d", m.Name, v.Name, got, v.N)
+				}
+				n++
+			}
+		}
+		if n == 0 {
+			t.Fatal("no row compared")
+		}
+
+		if resp := ab.do("/holdouts", nil); resp.StatusCode != 200 {
+			t.Fatalf("holdouts: %d\n%s", resp.StatusCode, ab.last)
+		}
+		if !strings.Contains(ab.last, computingText) || !refreshRE.MatchString(ab.last) || strings.Contains(ab.last, `data-metric="converted"`) {
+			t.Fatalf("the holdouts' first look: want the computing note and the reload, no numbers:\n%s", ab.last)
+		}
+		settleViews(ts)
+		if resp := ab.do("/holdouts", nil); resp.StatusCode != 200 || strings.Contains(ab.last, computingText) || refreshRE.MatchString(ab.last) || !strings.Contains(ab.last, `data-metric="converted"`) {
+			t.Fatalf("the holdouts' reload: %d, still computing or without numbers:\n%s", resp.StatusCode, ab.last)
+		}
+	})
+	t.Run("journeys", func(t *testing.T) {
+		ts := newJourneyServer(t)
+		ts.srv.opt.ConsoleWait = time.Nanosecond
+		ts.must(http.StatusCreated, "POST", "/v1/journeys", homeJourney, nil)
+		for i := range 40 {
+			ts.must(http.StatusOK, "POST", "/v1/journeys/home/decide", map[string]any{"unit": fmt.Sprintf("user-%d", i)}, nil)
+		}
+		b := newBrowser(t, ts)
+		b.signIn(ts.admin)
+		if resp := b.do("/journeys", nil); resp.StatusCode != 200 {
+			t.Fatalf("%d\n%s", resp.StatusCode, b.last)
+		}
+		if !strings.Contains(b.last, computingText) || !refreshRE.MatchString(b.last) || strings.Contains(b.last, `class="n p50"`) {
+			t.Fatalf("the first look: want the computing note and the reload, no guardrails:\n%s", b.last)
+		}
+		// The API's comparison while the page's is computed: both succeed.
+		var cmp struct {
+			Days []struct {
+				Decisions int64
+				P50       float64 `json:"latency_p50_ms"`
+			} `json:"days"`
+		}
+		ts.must(http.StatusOK, "GET", "/v1/journeys/home/comparison", nil, &cmp)
+		settleViews(ts)
+		if resp := b.do("/journeys", nil); resp.StatusCode != 200 || strings.Contains(b.last, computingText) || refreshRE.MatchString(b.last) {
+			t.Fatalf("the reload: %d, still computing:\n%s", resp.StatusCode, b.last)
+		}
+		if len(cmp.Days) == 0 {
+			t.Fatal("the API's comparison has no day")
+		}
+		for _, d := range cmp.Days {
+			if want := fmt.Sprintf(`<td class="n p50">%s</td>`, consoleNum(d.P50)); !strings.Contains(b.last, want) || !strings.Contains(b.last, fmt.Sprintf(`<td class="n">%d</td>`, d.Decisions)) {
+				t.Errorf("the page lacks the API's day: %s, %d decisions", want, d.Decisions)
+			}
+		}
+	})
+}
+
+// TestViewCacheClose: close cancels a computation started in the background
+// and returns once it has ended (lift serve then closes the store with no
+// transaction of it left); nothing is started afterwards.
+func TestViewCacheClose(t *testing.T) {
+	vc := newViewCache(time.Now, time.Minute)
+	ended := make(chan error, 1)
+	f := func(ctx context.Context) (any, error) {
+		<-ctx.Done()
+		ended <- ctx.Err()
+		return nil, ctx.Err()
+	}
+	if _, err := vc.recent(context.Background(), viewKey{What: "a"}, f, time.Now().Add(time.Millisecond)); !errors.Is(err, errComputing) {
+		t.Fatalf("the first look: %v, want errComputing", err)
+	}
+	vc.close()
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("the computation ended with %v, want context.Canceled", err)
+		}
+	default:
+		t.Fatal("close returned before the computation ended")
+	}
+	calls := 0
+	g := func(context.Context) (any, error) { calls++; return "v", nil }
+	if _, err := vc.recent(context.Background(), viewKey{What: "b"}, g, time.Time{}); !experiment.Is(err, experiment.Unavailable) || calls != 0 {
+		t.Errorf("after close: %v with %d computations, want Unavailable and none", err, calls)
 	}
 }

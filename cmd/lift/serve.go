@@ -218,8 +218,9 @@ func backgroundTasks(db *store.DB, srv *api.Server, logger *slog.Logger) []backg
 
 // serveUntilDone serves HTTP on ln and runs the background tasks until ctx is
 // done (a signal), then shuts down in order: stop accepting and drain in-flight
-// requests (at most drain), then stop the background tasks. The caller closes the
-// store afterwards, which flushes the exposure queue.
+// requests (at most drain), then stop the background tasks and the console's
+// computations (api.Server.Close). The caller closes the store afterwards,
+// which flushes the exposure queue.
 func serveUntilDone(ctx context.Context, ln net.Listener, srv *api.Server, cfg serveConfig, logger *slog.Logger, tasks []backgroundTask) error {
 	drain := cfg.drain
 	// No ReadTimeout: it would cancel a request's context when it passes even
@@ -264,6 +265,7 @@ func serveUntilDone(ctx context.Context, ln net.Listener, srv *api.Server, cfg s
 	}
 	stopTasks()
 	wg.Wait()
+	srv.Close() // the console's computations behind its pages, before the store closes
 	return err
 }
 

@@ -69,6 +69,19 @@ async function tabWalk(page) {
 	return seen;
 }
 
+// settle waits, as a reader does, while the page says its numbers are being
+// computed (the first look at a view since lift serve started): such a page
+// reloads itself every second (a meta refresh) until they are shown; here
+// it is reloaded after half a second, for a minute at most. It returns the
+// last load's response (resp, the first's, when there was no reload).
+async function settle(page, resp) {
+	for (let i = 0; i < 120 && await page.locator('meta[http-equiv="refresh"]').count() > 0; i++) {
+		await page.waitForTimeout(500);
+		resp = await page.reload();
+	}
+	return resp;
+}
+
 (async () => {
 	const browser = await chromium.launch({
 		executablePath: '/usr/bin/chromium',
@@ -91,7 +104,7 @@ async function tabWalk(page) {
 
 	const pages = { '/login': login };
 	for (const p of paths) {
-		const resp = await page.goto(base + p);
+		const resp = await settle(page, await page.goto(base + p));
 		const name = p === '/' ? 'experiments' : p.replace(/^\//, '').replace(/\//g, '-');
 		await page.screenshot({ path: out + '/' + name + '.png', fullPage: true });
 		pages[p] = { status: resp.status(), dom: await page.content(), survey: await page.evaluate(survey), tabs: await tabWalk(page) };
@@ -101,6 +114,7 @@ async function tabWalk(page) {
 	await page.goto(base + '/');
 	await page.locator('#experiments a[href="/experiments/' + exp + '"]').click();
 	await page.waitForURL(base + '/experiments/' + exp);
+	await settle(page);
 	const experimentDom = await page.content();
 	await page.screenshot({ path: out + '/experiment.png', fullPage: true });
 	const downloads = {};
@@ -117,6 +131,7 @@ async function tabWalk(page) {
 	const narrow = {};
 	for (const p of ['/summaries', '/', '/experiments/' + exp]) {
 		await pp.goto(base + p);
+		await settle(pp);
 		const name = p === '/' ? 'experiments' : p.replace(/^\//, '').replace(/\//g, '-');
 		await pp.screenshot({ path: out + '/phone-' + name + '.png', fullPage: true });
 		narrow[p] = await pp.evaluate(survey);
