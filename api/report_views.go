@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/liftlab/lift/analysis"
@@ -109,31 +110,8 @@ func addExactViews(ctx context.Context, db *store.DB, rs *results.Service, e *ex
 	} else if !dataProblem(err) {
 		return nil, err
 	} // else each view says what is wrong with the data
-	if attr != "" {
-		// CUPEDps when the metric has a pre-exposure covariate, as its results have CUPED.
-		cuped := false
-		if defs, err := db.ResolveExperimentMetrics(ctx, e, []string{name}); err == nil && defs[name] != nil && defs[name].Covariate != nil && defs[name].Covariate.Days > 0 {
-			cuped = true
-		}
-		sr := segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha, CUPED: cuped}
-		// "event:TYPE.PROPERTY" breaks down by a property of the units' events.
-		if rest, ok := strings.CutPrefix(attr, "event:"); ok {
-			sr.Attribute = ""
-			if typ, prop, ok := strings.Cut(rest, "."); ok {
-				sr.EventType, sr.EventProperty = typ, prop
-			} else {
-				sr.EventProperty = rest // of the metric's event type
-			}
-		}
-		seg, err := segmentAnalysisOf(ctx, db, rs.Engine(), sr, pre)
-		switch {
-		case err != nil && dataProblem(err):
-			r.Notes = append(r.Notes, fmt.Sprintf("There is no segment breakdown of %s by %s: %v.", name, attr, err))
-		case err != nil:
-			return nil, err
-		default:
-			r.Segments = reportSegments(seg.SegmentReport)
-		}
+	if r.Segments, err = addSegments(ctx, db, rs, e, r, name, attr, pre); err != nil {
+		return nil, err
 	}
 	q, err := quantileAnalysisOf(ctx, db, rs.Engine(), quantilesRequest{Experiment: e.Key, Metric: name, Alpha: r.Alpha}, pre)
 	switch {
@@ -149,6 +127,76 @@ func addExactViews(ctx context.Context, db *store.DB, rs *results.Service, e *ex
 		r.Quantiles = v
 	}
 	return chart, nil
+}
+
+// noSegments starts the note of a report whose segments view by an attribute
+// could not be computed.
+const noSegments = "There is no segment breakdown of "
+
+// addSegments is the segments view of metric name by attribute attr (none
+// when attr is ""), over the per-unit values pre (nil: read here); a
+// breakdown the data cannot give is a note of r (noSegments).
+func addSegments(ctx context.Context, db *store.DB, rs *results.Service, e *experiment.Experiment, r *reports.Report, name, attr string, pre *unitValues) (*reports.Segments, error) {
+	if attr == "" {
+		return nil, nil
+	}
+	// CUPEDps when the metric has a pre-exposure covariate, as its results have CUPED.
+	cuped := false
+	if defs, err := db.ResolveExperimentMetrics(ctx, e, []string{name}); err == nil && defs[name] != nil && defs[name].Covariate != nil && defs[name].Covariate.Days > 0 {
+		cuped = true
+	}
+	sr := segmentsRequest{Experiment: e.Key, Metric: name, Attribute: attr, Alpha: r.Alpha, CUPED: cuped}
+	// "event:TYPE.PROPERTY" breaks down by a property of the units' events.
+	if rest, ok := strings.CutPrefix(attr, "event:"); ok {
+		sr.Attribute = ""
+		if typ, prop, ok := strings.Cut(rest, "."); ok {
+			sr.EventType, sr.EventProperty = typ, prop
+		} else {
+			sr.EventProperty = rest // of the metric's event type
+		}
+	}
+	seg, err := segmentAnalysisOf(ctx, db, rs.Engine(), sr, pre)
+	switch {
+	case err != nil && dataProblem(err):
+		r.Notes = append(r.Notes, fmt.Sprintf(noSegments+"%s by %s: %v.", name, attr, err))
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	return reportSegments(seg.SegmentReport), nil
+}
+
+// segmentView is the report by segments of attr made from base, the exact
+// report of the same experiment and data by another attribute (its results,
+// daily series, health, bandit and quantiles do not depend on it): base's
+// segments view and its note replaced by attr's, computed here. base is not
+// modified.
+func segmentView(ctx context.Context, db *store.DB, rs *results.Service, base *reports.Report, attr string) (*reports.Report, error) {
+	e, err := db.GetExperiment(ctx, base.Experiment)
+	if err != nil {
+		return nil, err
+	}
+	r := *base
+	r.Notes, r.Segments = nil, nil
+	at := len(base.Notes) // where base's segments note was
+	for i, n := range base.Notes {
+		if strings.HasPrefix(n, noSegments) {
+			at = i
+			continue
+		}
+		r.Notes = append(r.Notes, n)
+	}
+	name, err := viewMetric(ctx, db, e)
+	if err != nil || name == "" || len(e.Variants) != 2 {
+		return &r, err
+	}
+	x := &reports.Report{Alpha: r.Alpha}
+	if r.Segments, err = addSegments(ctx, db, rs, e, x, name, attr, nil); err != nil {
+		return nil, err
+	}
+	at = min(at, len(r.Notes))
+	r.Notes = slices.Concat(r.Notes[:at:at], x.Notes, r.Notes[at:])
+	return &r, nil
 }
 
 func reportSegments(s *analysis.SegmentReport) *reports.Segments {

@@ -608,7 +608,9 @@ type exactReport struct {
 // cachedReport is the exact report of experiment key (segments by segment, ""
 // the first attribute) for the console's page, its downloads and the API's
 // report routes: one computation per data version, kept in the console's
-// cache. The results are stored as a snapshot when computed (as the
+// cache. A report by another segment is the default one's (of the same data
+// version, computed first if need be) with its segments view alone computed
+// again (segmentView). The results are stored as a snapshot when computed (as the
 // console's page always did; the list's verdict reads it). With age (the
 // console) it may be the newest report computed before while one over newer
 // data, or of the time now, is computed (viewCache.recent, until age.until;
@@ -622,6 +624,19 @@ type exactReport struct {
 func (s *Server) cachedReport(ctx context.Context, key, segment string, age *viewAge) (*reports.Report, *results.Results, error) {
 	k := viewKey{What: "report " + strconv.Quote(key) + " segment " + strconv.Quote(segment) + " " + optionsKey(s.resultOptions()), Version: s.db.DataVersion()}
 	compute := func(ctx context.Context) (any, error) {
+		if segment != "" {
+			// The default view's report of the same data (from the
+			// cache, or computed now) with its segments by segment.
+			base, res, err := s.cachedReport(ctx, key, "", nil)
+			if err != nil {
+				return nil, err
+			}
+			r, err := segmentView(ctx, s.db, s.results, base, segment)
+			if err != nil {
+				return nil, err
+			}
+			return &exactReport{r: r, res: res, at: *base.ComputedAt}, nil
+		}
 		at := s.opt.Now()
 		res, err := s.results.ExperimentResults(ctx, key, s.resultOptions())
 		if err != nil {
