@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
@@ -140,37 +141,45 @@ func TestConsoleReportCache(t *testing.T) {
 
 // TestWarmCache: after WarmCache (lift serve runs it at start) an
 // analyst's first experiment page and holdouts page compute nothing: no new
-// results snapshot, no new cache entry, and the page is not stale.
+// results snapshot, no new cache entry, and the page is not stale; for a
+// running experiment and for a stopped one (whose final results are read).
 func TestWarmCache(t *testing.T) {
-	ts := newJobServer(t)
-	setupConsolePages(t, ts)
-	ctx := context.Background()
-	b := newBrowser(t, ts)
-	b.signIn(ts.key("ana", experiment.RoleAnalyst)) // a new key is a write of the registry: before the warm-up
-	if err := ts.srv.WarmCache(ctx); err != nil {
-		t.Fatal(err)
-	}
-	snaps, err := ts.db.ResultSnapshots(ctx, "experiment", "checkout", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	entries := len(ts.srv.views.entries)
-	if len(snaps) != 1 || entries == 0 {
-		t.Fatalf("after the warm-up: %d snapshots of checkout, %d cache entries; want 1 and some", len(snaps), entries)
-	}
-	for _, p := range []string{"/experiments/checkout", "/holdouts", "/experiments/checkout/files/results.csv"} {
-		if resp := b.do(p, nil); resp.StatusCode != 200 {
-			t.Fatalf("%s: %d\n%s", p, resp.StatusCode, b.last)
-		}
-		if strings.Contains(b.last, `id="stale"`) {
-			t.Errorf("%s is stale", p)
-		}
-	}
-	after, err := ts.db.ResultSnapshots(ctx, "experiment", "checkout", 100)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(after) != len(snaps) || len(ts.srv.views.entries) != entries {
-		t.Errorf("the pages computed: %d snapshots (was %d), %d cache entries (was %d)", len(after), len(snaps), len(ts.srv.views.entries), entries)
+	for _, stopped := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stopped=%v", stopped), func(t *testing.T) {
+			ts := newJobServer(t)
+			setupConsolePages(t, ts)
+			ctx := context.Background()
+			if stopped {
+				ts.must(http.StatusOK, "POST", "/v1/experiments/checkout/stop", nil, nil)
+			}
+			b := newBrowser(t, ts)
+			b.signIn(ts.key("ana", experiment.RoleAnalyst)) // a new key is a write of the registry: before the warm-up
+			if err := ts.srv.WarmCache(ctx); err != nil {
+				t.Fatal(err)
+			}
+			snaps, err := ts.db.ResultSnapshots(ctx, "experiment", "checkout", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			entries := len(ts.srv.views.entries)
+			if len(snaps) != 1 || entries == 0 {
+				t.Fatalf("after the warm-up: %d snapshots of checkout, %d cache entries; want 1 and some", len(snaps), entries)
+			}
+			for _, p := range []string{"/experiments/checkout", "/holdouts", "/experiments/checkout/files/results.csv"} {
+				if resp := b.do(p, nil); resp.StatusCode != 200 {
+					t.Fatalf("%s: %d\n%s", p, resp.StatusCode, b.last)
+				}
+				if strings.Contains(b.last, `id="stale"`) {
+					t.Errorf("%s is stale", p)
+				}
+			}
+			after, err := ts.db.ResultSnapshots(ctx, "experiment", "checkout", 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(after) != len(snaps) || len(ts.srv.views.entries) != entries {
+				t.Errorf("the pages computed: %d snapshots (was %d), %d cache entries (was %d)", len(after), len(snaps), len(ts.srv.views.entries), entries)
+			}
+		})
 	}
 }

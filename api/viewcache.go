@@ -528,8 +528,9 @@ func (c cachedResults) HoldoutHealth(ctx context.Context, name string, version i
 
 // WarmCache computes, into the console's cache, what an analyst's first
 // clicks read: the exact report of every running experiment (its page's
-// default view and its downloads) and every holdout cohort's results and
-// health (the holdouts page). lift serve runs it in the background when it
+// default view and its downloads), every holdout cohort's results and
+// health (the holdouts page), then the reports of the 16 experiments stopped
+// most recently (their final results). lift serve runs it in the background when it
 // starts. A view the data cannot give yet is skipped; it stops at the first
 // other error, or when ctx ends.
 func (s *Server) WarmCache(ctx context.Context) error {
@@ -547,12 +548,19 @@ func (s *Server) WarmCache(ctx context.Context) error {
 	if err != nil {
 		return experiment.E(op, err)
 	}
+	report := func(key string) error {
+		_, _, err := s.cachedReport(ctx, key, "", nil)
+		return skip(err)
+	}
+	var stopped []*experiment.Experiment
 	for _, e := range es {
-		if e.Status != experiment.Running {
-			continue
-		}
-		if _, _, err := s.cachedReport(ctx, e.Key, "", nil); skip(err) != nil {
-			return skip(err)
+		switch e.Status {
+		case experiment.Running:
+			if err := report(e.Key); err != nil {
+				return err
+			}
+		case experiment.Stopped:
+			stopped = append(stopped, e)
 		}
 	}
 	hs, err := s.db.ListHoldouts(ctx)
@@ -570,7 +578,33 @@ func (s *Server) WarmCache(ctx context.Context) error {
 			}
 		}
 	}
+	// Last, the final results of the experiments stopped most recently.
+	slices.SortStableFunc(stopped, func(a, b *experiment.Experiment) int {
+		return cmpTime(b.StoppedAt, a.StoppedAt)
+	})
+	for _, e := range stopped[:min(len(stopped), maxWarmStopped)] {
+		if err := report(e.Key); err != nil {
+			return err
+		}
+	}
 	return nil
+}
+
+// maxWarmStopped is how many stopped experiments WarmCache computes the
+// report of (the most recently stopped).
+const maxWarmStopped = 16
+
+// cmpTime orders times, nil first.
+func cmpTime(a, b *time.Time) int {
+	switch {
+	case a == nil && b == nil:
+		return 0
+	case a == nil:
+		return -1
+	case b == nil:
+		return 1
+	}
+	return a.Compare(*b)
 }
 
 // RefreshCache keeps the console's views fresh while they are read: every

@@ -204,7 +204,7 @@ type backgroundTask struct {
 // need background work add theirs here, one line each.
 func backgroundTasks(db *store.DB, srv *api.Server, logger *slog.Logger) []backgroundTask {
 	return []backgroundTask{
-		{"console cache warm-up", func(ctx context.Context) error { // the running experiments' reports and the holdouts, once at start
+		{"console cache warm-up", func(ctx context.Context) error { // the running and lately stopped experiments' reports and the holdouts, once at start
 			t0 := time.Now()
 			if err := srv.WarmCache(ctx); err != nil {
 				return err
