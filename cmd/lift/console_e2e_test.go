@@ -396,7 +396,7 @@ func BenchmarkConsoleDemoPages(b *testing.B) {
 	for _, e := range es.Experiments {
 		both("experiment_"+e.Key, "/experiments/"+e.Key, true)
 	}
-	both("experiment_checkout-button_segment", "/experiments/checkout-button?segment=device", false)
+	both("experiment_checkout-button_segment", "/experiments/checkout-button?segment=device", true)
 	pages = append(pages, pageCase{"analyst", "experiment_checkout-button_live", "/experiments/checkout-button", true},
 		pageCase{"analyst", "holdouts_live", "/holdouts", true})
 	both("download_checkout-button_report.html", "/experiments/checkout-button/files/report.html", true)
