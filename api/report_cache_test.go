@@ -55,17 +55,7 @@ func TestConsoleReportCache(t *testing.T) {
 		}
 		return len(s)
 	}
-	settle := func() { // the background computation, if one is under way
-		ts.srv.views.mu.Lock()
-		var running []*viewEntry
-		for _, e := range ts.srv.views.running {
-			running = append(running, e)
-		}
-		ts.srv.views.mu.Unlock()
-		for _, e := range running {
-			<-e.done
-		}
-	}
+	settle := func() { settleViews(ts) } // the background computation, if one is under way
 
 	// fixtureMean is the mean revenue of the arm of units i with i mod 2 == odd.
 	fixtureMean := func(odd int, price, more float64) float64 {

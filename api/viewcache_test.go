@@ -125,15 +125,7 @@ func TestConsoleHoldoutsCache(t *testing.T) {
 		}
 		if strings.Contains(ab.last, `id="stale"`) {
 			// the older numbers at once, the new ones computed in the background
-			ts.srv.views.mu.Lock()
-			var running []*viewEntry
-			for _, e := range ts.srv.views.running {
-				running = append(running, e)
-			}
-			ts.srv.views.mu.Unlock()
-			for _, e := range running {
-				<-e.done
-			}
+			settleViews(ts)
 			if resp := ab.do("/holdouts", nil); resp.StatusCode != 200 || strings.Contains(ab.last, `id="stale"`) {
 				t.Fatalf("%s: holdouts %d after the computation, stale again:\n%s", when, resp.StatusCode, ab.last)
 			}
