@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/internal/jsoncmp"
 	"github.com/liftlab/lift/reports"
 	"github.com/liftlab/lift/store"
 )
@@ -65,7 +66,7 @@ func TestSegmentView(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if d := jsonDiff("", doc(got), doc(want)); d != "" {
+		if d := jsoncmp.Diff(doc(got), doc(want), 1e-9); d != "" {
 			t.Errorf("%s: the cached report differs from BuildReport's: %s", c.attr, d)
 		}
 		if c.note {
@@ -91,41 +92,4 @@ func TestSegmentView(t *testing.T) {
 			}
 		}
 	}
-}
-
-// jsonDiff describes the first difference between two decoded JSON
-// documents, numbers equal to 1e-9 relative; "" when there is none.
-func jsonDiff(path string, a, b any) string {
-	switch x := a.(type) {
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return fmt.Sprintf("%s: %v vs %v", path, a, b)
-		}
-		for k, v := range x {
-			if d := jsonDiff(path+"."+k, v, y[k]); d != "" {
-				return d
-			}
-		}
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return fmt.Sprintf("%s: %d items vs %v", path, len(x), b)
-		}
-		for i := range x {
-			if d := jsonDiff(fmt.Sprintf("%s[%d]", path, i), x[i], y[i]); d != "" {
-				return d
-			}
-		}
-	case float64:
-		y, ok := b.(float64)
-		if !ok || math.Abs(x-y) > 1e-9*math.Max(1, math.Max(math.Abs(x), math.Abs(y))) {
-			return fmt.Sprintf("%s: %v vs %v", path, a, b)
-		}
-	default:
-		if a != b {
-			return fmt.Sprintf("%s: %v vs %v", path, a, b)
-		}
-	}
-	return ""
 }

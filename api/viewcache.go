@@ -194,7 +194,7 @@ func (vc *viewCache) recent(ctx context.Context, key viewKey, f func(context.Con
 	case young:
 		// under way (or just failed, and about to be dropped)
 	default:
-		e = vc.start(context.WithoutCancel(ctx), key, now, f)
+		e = vc.start(ctx, key, now, f) // without ctx's cancellation
 	}
 	if l := vc.latest[key.What]; l != nil && l != e {
 		vc.mu.Unlock()

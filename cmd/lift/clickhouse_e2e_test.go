@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/liftlab/lift/internal/chcluster"
+	"github.com/liftlab/lift/internal/jsoncmp"
 	"github.com/liftlab/lift/metric/clickhouse"
 )
 
@@ -110,7 +111,7 @@ func TestServeClickHouseEndToEnd(t *testing.T) {
 		for deadline := time.Now().Add(60 * time.Second); ; {
 			got = nil
 			s.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &got)
-			if reflect.DeepEqual(got["exposures"], want["exposures"]) && numbersClose(got["metrics"], want["metrics"], 1e-9) == "" {
+			if reflect.DeepEqual(got["exposures"], want["exposures"]) && jsoncmp.Diff(got["metrics"], want["metrics"], 1e-9) == "" {
 				return got
 			}
 			if time.Now().After(deadline) {
@@ -123,7 +124,7 @@ func TestServeClickHouseEndToEnd(t *testing.T) {
 	if got["input_hash"] != want["input_hash"] {
 		t.Errorf("input hash %v, want DuckDB's %v (the same per-unit values)", got["input_hash"], want["input_hash"])
 	}
-	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
+	if diff := jsoncmp.Diff(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
 		t.Fatalf("ClickHouse results differ from DuckDB's: exposures %v vs %v; %s", got["exposures"], want["exposures"], diff)
 	}
 	geoOverClickHouse(t, duck, ch)
@@ -150,7 +151,7 @@ func TestServeClickHouseEndToEnd(t *testing.T) {
 	want = nil
 	duck.mustCall(t, "GET", "/v1/experiments/checkout/results", nil, &want)
 	got = answer(ch)
-	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
+	if diff := jsoncmp.Diff(got["metrics"], want["metrics"], 1e-9); diff != "" || !reflect.DeepEqual(got["exposures"], want["exposures"]) {
 		t.Fatalf("after a restart: ClickHouse results differ from DuckDB's: exposures %v vs %v; %s", got["exposures"], want["exposures"], diff)
 	}
 	eraseOverClickHouse(t, ctx, c, duck, ch, want, evs[0]["unit"].(string))
@@ -210,56 +211,12 @@ func eraseOverClickHouse(t *testing.T, ctx context.Context, c *chcluster.Cluster
 	if !reflect.DeepEqual(want["exposures"], before["exposures"]) || !reflect.DeepEqual(got["exposures"], before["exposures"]) {
 		t.Errorf("exposures after the erasure: DuckDB %v, ClickHouse %v; before %v", want["exposures"], got["exposures"], before["exposures"])
 	}
-	if diff := numbersClose(got["metrics"], want["metrics"], 1e-9); diff != "" {
+	if diff := jsoncmp.Diff(got["metrics"], want["metrics"], 1e-9); diff != "" {
 		t.Errorf("after the erasure ClickHouse's results differ from DuckDB's: %s", diff)
 	}
-	if diff := numbersClose(want["metrics"], before["metrics"], 1e-9); diff == "" {
+	if diff := jsoncmp.Diff(want["metrics"], before["metrics"], 1e-9); diff == "" {
 		t.Errorf("the erased unit's events changed no result: choose a unit with purchases")
 	}
-}
-
-// numbersClose compares two decoded JSON values: numbers to a relative tol
-// (absolute below 1), everything else exactly; it names the first difference.
-func numbersClose(got, want any, tol float64) string {
-	return jsonDiff("", got, want, tol)
-}
-
-func jsonDiff(path string, got, want any, tol float64) string {
-	switch w := want.(type) {
-	case map[string]any:
-		g, ok := got.(map[string]any)
-		if !ok {
-			return fmt.Sprintf("%s: %v, want an object", path, got)
-		}
-		for k, wv := range w {
-			if d := jsonDiff(path+"."+k, g[k], wv, tol); d != "" {
-				return d
-			}
-		}
-		if len(g) != len(w) {
-			return fmt.Sprintf("%s: %d keys, want %d", path, len(g), len(w))
-		}
-	case []any:
-		g, ok := got.([]any)
-		if !ok || len(g) != len(w) {
-			return fmt.Sprintf("%s: %v, want %d items", path, got, len(w))
-		}
-		for i := range w {
-			if d := jsonDiff(fmt.Sprintf("%s[%d]", path, i), g[i], w[i], tol); d != "" {
-				return d
-			}
-		}
-	case float64:
-		g, ok := got.(float64)
-		if !ok || math.Abs(g-w) > tol*math.Max(1, math.Abs(w)) {
-			return fmt.Sprintf("%s: %v, want %v", path, got, w)
-		}
-	default:
-		if !reflect.DeepEqual(got, want) {
-			return fmt.Sprintf("%s: %v, want %v", path, got, want)
-		}
-	}
-	return ""
 }
 
 // geoOverClickHouse: a geo analysis over stored events (POST /v1/analyses/geo
@@ -311,14 +268,14 @@ func geoOverClickHouse(t *testing.T, duck, ch *liftServer) {
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		got = nil
 		_, err = ch.call("POST", "/v1/analyses/geo", e2eAdminKey, body, &got)
-		if err == nil && numbersClose(got, want, 1e-9) == "" || time.Now().After(deadline) {
+		if err == nil && jsoncmp.Diff(got, want, 1e-9) == "" || time.Now().After(deadline) {
 			break
 		}
 	}
 	if err != nil {
 		t.Fatalf("geo over ClickHouse: %v", err)
 	}
-	if diff := numbersClose(got, want, 1e-9); diff != "" {
+	if diff := jsoncmp.Diff(got, want, 1e-9); diff != "" {
 		t.Errorf("geo over ClickHouse differs from DuckDB's: %s", diff)
 	}
 }
@@ -345,7 +302,7 @@ func TestNumbersClose(t *testing.T) {
 		if err := json.Unmarshal([]byte(c.want), &w); err != nil {
 			t.Fatal(err)
 		}
-		if d := numbersClose(g, w, 1e-12); (d == "") != c.same {
+		if d := jsoncmp.Diff(g, w, 1e-12); (d == "") != c.same {
 			t.Errorf("%s vs %s: %q, want same=%v", c.got, c.want, d, c.same)
 		}
 	}

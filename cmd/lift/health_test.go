@@ -15,6 +15,7 @@ import (
 
 	"github.com/liftlab/lift/api"
 	"github.com/liftlab/lift/experiment"
+	"github.com/liftlab/lift/internal/jsoncmp"
 	"github.com/liftlab/lift/store"
 )
 
@@ -158,7 +159,7 @@ func TestAnalyzeHealthMatchesAPI(t *testing.T) {
 		// threads, and its compensated sums (fsum) of the same values in
 		// another order can differ in the last bit, which the variance's
 		// cancellation brings up to about 1e-15.
-		if d := numbersClose(got, want, 1e-12); d != "" {
+		if d := jsoncmp.Diff(got, want, 1e-12); d != "" {
 			t.Errorf("%v: %s", c.args, d)
 			t.Logf("the CLI answers\n%s\nthe API\n%s", cli[i], b)
 		}

@@ -61,6 +61,7 @@ var homes = map[string][]string{
 	"github.com/ClickHouse/ch-go":             {"metric/clickhouse"},
 	"github.com/go-faster/city":               {"metric/clickhouse"}, // the sharding key's hash
 	module + "/internal/refdata":              {},                    // tests only (_test.go files are not listed in Imports)
+	module + "/internal/jsoncmp":              {},                    // tests only
 	// The one group-commit loop: the append logs of store use it, and the
 	// forwarding of committed exposure groups to a warehouse may.
 	module + "/internal/groupcommit": {"store", "metric/clickhouse"},
